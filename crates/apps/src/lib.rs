@@ -1,0 +1,2 @@
+//! Real programs built on weft, and the library APIs behind the `weft` command line.
+#![forbid(unsafe_code)]

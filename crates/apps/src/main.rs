@@ -1,0 +1,5 @@
+//! The `weft` command line.
+
+fn main() {
+    println!("weft: subcommands are being built");
+}

@@ -1,0 +1,142 @@
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+
+/// Why a [`Context`](super::Context) is done: Go's `context.Canceled` and
+/// `context.DeadlineExceeded`.
+///
+/// Returned by [`Context::err`](super::Context::err) and
+/// [`Context::run`](super::Context::run). It is `Copy` and cheap to compare; the
+/// richer reason, if the canceller gave one, is the [`Cause`] returned by
+/// [`Context::cause`](super::Context::cause).
+///
+/// # Examples
+///
+/// ```
+/// use weft_core::context::{Context, ContextError};
+///
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// assert_eq!(ctx.err(), None);
+/// cancel.cancel();
+/// assert_eq!(ctx.err(), Some(ContextError::Canceled));
+/// assert_eq!(ContextError::Canceled.to_string(), "context canceled");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContextError {
+    /// The context, or one of its parents, was cancelled.
+    #[error("context canceled")]
+    Canceled,
+    /// The deadline of the context, or of one of its parents, passed.
+    #[error("context deadline exceeded")]
+    DeadlineExceeded,
+}
+
+impl ContextError {
+    /// Returns `true` for [`ContextError::Canceled`].
+    ///
+    /// ```
+    /// use weft_core::context::ContextError;
+    /// assert!(ContextError::Canceled.is_canceled());
+    /// ```
+    #[must_use]
+    pub fn is_canceled(&self) -> bool {
+        matches!(self, ContextError::Canceled)
+    }
+
+    /// Returns `true` for [`ContextError::DeadlineExceeded`].
+    ///
+    /// ```
+    /// use weft_core::context::ContextError;
+    /// assert!(ContextError::DeadlineExceeded.is_deadline_exceeded());
+    /// ```
+    #[must_use]
+    pub fn is_deadline_exceeded(&self) -> bool {
+        matches!(self, ContextError::DeadlineExceeded)
+    }
+}
+
+/// The reason a context was cancelled (Go 1.20's `context.Cause`).
+///
+/// A cause is any error, shared: a [`CancelFn::cancel_with`](super::CancelFn::cancel_with)
+/// call sets it, and every child of the cancelled context sees the same cause. When a context
+/// is cancelled without a cause, its cause is its [`ContextError`], as in Go.
+///
+/// Use [`Cause::downcast_ref`] to get the original error type back.
+///
+/// # Examples
+///
+/// ```
+/// use weft_core::context::{Context, ContextError};
+///
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// cancel.cancel_with("disk full");
+/// assert_eq!(ctx.cause().unwrap().to_string(), "disk full");
+///
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// cancel.cancel();
+/// assert_eq!(ctx.cause().unwrap().downcast_ref::<ContextError>(), Some(&ContextError::Canceled));
+/// ```
+#[derive(Clone)]
+pub struct Cause(Arc<dyn Error + Send + Sync + 'static>);
+
+impl Cause {
+    /// Wraps an error (or a message: `&str` and `String` convert) as a cause.
+    ///
+    /// ```
+    /// use weft_core::context::Cause;
+    /// let cause = Cause::new("shutting down");
+    /// assert_eq!(cause.to_string(), "shutting down");
+    /// ```
+    pub fn new(error: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Self {
+        Cause(Arc::from(error.into()))
+    }
+
+    /// Returns the cause as its original error type, if it is one.
+    ///
+    /// ```
+    /// use weft_core::context::Cause;
+    /// let cause = Cause::new(std::io::Error::other("gone"));
+    /// assert!(cause.downcast_ref::<std::io::Error>().is_some());
+    /// ```
+    #[must_use]
+    pub fn downcast_ref<E: Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref::<E>()
+    }
+
+    /// Returns the shared error.
+    ///
+    /// ```
+    /// use weft_core::context::Cause;
+    /// let err = Cause::new("x").into_inner();
+    /// assert_eq!(err.to_string(), "x");
+    /// ```
+    #[must_use]
+    pub fn into_inner(self) -> Arc<dyn Error + Send + Sync + 'static> {
+        self.0
+    }
+}
+
+impl From<ContextError> for Cause {
+    fn from(err: ContextError) -> Self {
+        Cause(Arc::new(err))
+    }
+}
+
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl Error for Cause {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.0.source()
+    }
+}

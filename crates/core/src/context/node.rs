@@ -1,0 +1,149 @@
+//! The private core behind [`Context`](super::Context): a tree of cancellation nodes.
+//!
+//! A `Context` is a light handle (two `Arc`s) over a `Node` and an optional chain of values,
+//! the way tokio-util's `CancellationToken` is a handle over its `TreeNode`.
+//!
+//! # Invariants
+//!
+//! 1. A node's `token` is a child token of its parent's token, or a fresh root token for
+//!    `background()` and `without_cancel()`. Cancelling a node's token therefore cancels
+//!    every node below it, synchronously and before `cancel` returns, and never one above it.
+//! 2. Whoever cancels a node sets its `reason` (once) *before* cancelling its token. So a node
+//!    whose token is cancelled has a reason on itself or on an ancestor whose token is cancelled.
+//! 3. `deadline` is the effective deadline, `min(own_deadline, parent.deadline)`, fixed at
+//!    creation. The nearest node (self first, then upward) whose `own_deadline` equals it is the
+//!    deadline's *owner*; expiry cancels the owner, so everything below the owner ends with it.
+//! 4. Deadlines are lazy: no task or timer exists per node. A deadline is noticed by whoever
+//!    looks (`is_done`, `err`, `cause`, or a polled `Done` future, which races the token against
+//!    a `Sleep`), and the first to notice expires the owner (invariant 2 then holds for it).
+//!
+//! There are no locks here beyond the token tree's own (tokio-util locks parent before child)
+//! and the `OnceLock`s, which never block while another lock is held.
+
+use std::sync::{Arc, OnceLock};
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::error::{Cause, ContextError};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Reason {
+    pub(crate) err: ContextError,
+    pub(crate) cause: Cause,
+}
+
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) token: CancellationToken,
+    parent: Option<Arc<Node>>,
+    own_deadline: Option<Instant>,
+    pub(crate) deadline: Option<Instant>,
+    reason: OnceLock<Reason>,
+}
+
+impl Node {
+    /// A node that nothing above can cancel.
+    pub(crate) fn root() -> Arc<Node> {
+        Arc::new(Node {
+            token: CancellationToken::new(),
+            parent: None,
+            own_deadline: None,
+            deadline: None,
+            reason: OnceLock::new(),
+        })
+    }
+
+    /// A node cancelled with `self`, with an optional deadline of its own.
+    pub(crate) fn child(self: &Arc<Self>, own_deadline: Option<Instant>) -> Arc<Node> {
+        let deadline = match (own_deadline, self.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Arc::new(Node {
+            token: self.token.child_token(),
+            parent: Some(Arc::clone(self)),
+            own_deadline,
+            deadline,
+            reason: OnceLock::new(),
+        })
+    }
+
+    fn deadline_passed(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Cancels this node and its subtree, unless it is already done.
+    pub(crate) fn cancel(&self, err: ContextError, cause: Cause) {
+        if self.token.is_cancelled() {
+            return;
+        }
+        // A deadline that has passed ended the context first, even if nobody looked yet.
+        if self.deadline_passed() {
+            self.expire();
+            return;
+        }
+        // Invariant 2: reason first, then the token. A concurrent canceller may win the
+        // `set`; the first reason stays, as Go keeps the first cancel's cause.
+        let _ = self.reason.set(Reason { err, cause });
+        self.token.cancel();
+    }
+
+    /// Ends the owner of this node's deadline (invariant 3) with `DeadlineExceeded`.
+    pub(crate) fn expire(&self) {
+        let Some(deadline) = self.deadline else {
+            return;
+        };
+        let mut node = self;
+        loop {
+            if node.own_deadline == Some(deadline) {
+                break;
+            }
+            match &node.parent {
+                Some(parent) => node = parent,
+                // Unreachable by invariant 3, but cancelling `self` is the safe fallback.
+                None => {
+                    node = self;
+                    break;
+                }
+            }
+        }
+        if node.token.is_cancelled() {
+            return;
+        }
+        let _ = node.reason.set(Reason {
+            err: ContextError::DeadlineExceeded,
+            cause: Cause::from(ContextError::DeadlineExceeded),
+        });
+        node.token.cancel();
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.token.is_cancelled() || self.deadline_passed()
+    }
+
+    /// Why this node is done, or `None` while it is not.
+    pub(crate) fn reason(&self) -> Option<Reason> {
+        if !self.token.is_cancelled() {
+            if !self.deadline_passed() {
+                return None;
+            }
+            self.expire();
+        }
+        // Invariant 2: the canceller is this node or an ancestor with a cancelled token.
+        let mut node = Some(self);
+        while let Some(n) = node {
+            if n.token.is_cancelled()
+                && let Some(reason) = n.reason.get()
+            {
+                return Some(reason.clone());
+            }
+            node = n.parent.as_deref();
+        }
+        // Only reachable if the token was cancelled behind our back (never done by weft).
+        Some(Reason {
+            err: ContextError::Canceled,
+            cause: Cause::from(ContextError::Canceled),
+        })
+    }
+}

@@ -1,0 +1,21 @@
+//! Go's concurrency patterns for async Rust on tokio, with Rust's guarantees.
+//!
+//! - [`context`]: Go's `context` package: cancellation with causes, deadlines without a task per
+//!   context, typed values, propagation down a tree.
+//!
+//! weft-core is the bottom layer of [weft](https://github.com/weft-rs/weft): pipelines
+//! (`weft-pipeline`), the worker pool (`weft-pool`) and the apps build on it, and it knows
+//! nothing of them.
+//!
+//! ```
+//! use weft_core::context::Context;
+//! let (ctx, cancel) = Context::background().with_cancel();
+//! cancel.cancel();
+//! assert!(ctx.is_done());
+//! ```
+#![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod context;
+
+pub use context::{Context, ContextError};
