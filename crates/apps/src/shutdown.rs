@@ -20,7 +20,6 @@ use weft_core::context::{CancelFn, Context};
 /// eprintln!("stopping: {}", ctx.cause().map(|c| c.to_string()).unwrap_or_default());
 /// # }
 /// ```
-#[must_use]
 pub fn ctrl_c_context() -> (Context, CancelFn) {
     let (ctx, cancel) = Context::background().with_cancel();
     let on_signal = cancel.clone();
