@@ -1,5 +1,43 @@
-//! The `weft` command line.
+//! The `weft` command line: thin glue over the `weft_apps` library (see `src/cli/`).
 
-fn main() {
-    println!("weft: subcommands are being built");
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// weft: Go's concurrency patterns on tokio, as real tools.
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+// One variant per subcommand; each lives in `src/cli/<name>.rs` as `Args` + `run`.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Analyze web server and application logs: traffic, errors, latency percentiles.
+    Logs(cli::logs::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli::init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("weft: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Logs(args) => cli::logs::run(args).await,
+        }
+    });
+    cli::finish(result)
 }
