@@ -89,7 +89,10 @@ where
     /// Takes a slot if one is free: `Err(())` when the group is at its limit.
     pub(super) fn try_acquire(&self) -> Result<Option<OwnedSemaphorePermit>, ()> {
         match &self.limit {
-            Some(sem) => Arc::clone(sem).try_acquire_owned().map(Some).map_err(|_| ()),
+            Some(sem) => Arc::clone(sem)
+                .try_acquire_owned()
+                .map(Some)
+                .map_err(|_| ()),
             None => Ok(None),
         }
     }

@@ -300,10 +300,7 @@ where
     }
 }
 
-fn place<T, E>(
-    slots: &mut [Option<Outcome<T, E>>],
-    finished: Finished<T, E>,
-) {
+fn place<T, E>(slots: &mut [Option<Outcome<T, E>>], finished: Finished<T, E>) {
     let Finished {
         index,
         ticket,
