@@ -30,7 +30,7 @@ impl Drop for DropFlag {
 }
 
 fn limit(n: usize) -> NonZeroUsize {
-    NonZeroUsize::new(n).unwrap()
+    NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
 }
 
 // ---------------------------------------------------------------- WaitGroup

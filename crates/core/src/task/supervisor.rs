@@ -450,6 +450,11 @@ where
                 return RunOutcome::Stopped;
             }
         };
+        if ctx.is_done() {
+            // The run ended because (or just as) the context ended, for example by watching
+            // it: that is stopping, not a failure to restart or a completion.
+            return RunOutcome::Stopped;
+        }
         match outcome {
             Ok(Ok(())) => RunOutcome::Completed,
             Ok(Err(e)) => RunOutcome::Failed(Failure::Error(e)),
