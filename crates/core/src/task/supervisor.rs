@@ -476,7 +476,10 @@ where
         if self.jitter == 0.0 {
             return base;
         }
-        base.mul_f64(1.0 - self.jitter * rand::random::<f64>())
+        // `try_from`: near `Duration::MAX` the f64 round trip can overflow; keep `base` then.
+        let factor = 1.0 - self.jitter * rand::random::<f64>();
+        Duration::try_from_secs_f64(base.as_secs_f64() * factor)
+            .map_or(base, |jittered| jittered.min(base))
     }
 }
 
@@ -589,5 +592,40 @@ impl<E> fmt::Debug for SupervisorHandle<E> {
         f.debug_struct("SupervisorHandle")
             .field("finished", &self.inner.is_finished())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_doubles_then_saturates_at_max_without_overflow() {
+        let sup = Supervisor::<String>::new("t")
+            .backoff(Duration::from_secs(1), Duration::from_secs(30))
+            .jitter(0.0);
+        let secs: Vec<u64> = [0, 1, 4, 5, 31, 32, 10_000, usize::MAX]
+            .into_iter()
+            .map(|n| sup.delay(n).as_secs())
+            .collect();
+        assert_eq!(secs, [1, 2, 16, 30, 30, 30, 30, 30]);
+    }
+
+    #[test]
+    fn jitter_is_clamped() {
+        let nan = Supervisor::<String>::new("t")
+            .backoff(Duration::from_secs(4), Duration::from_secs(4))
+            .jitter(f64::NAN);
+        assert_eq!(
+            nan.delay(0),
+            Duration::from_secs(4),
+            "NaN counts as no jitter"
+        );
+        let full = Supervisor::<String>::new("t")
+            .backoff(Duration::from_secs(4), Duration::from_secs(4))
+            .jitter(7.0);
+        assert!((0..100).all(|_| full.delay(0) <= Duration::from_secs(4)));
+        let huge = Supervisor::<String>::new("t").backoff(Duration::MAX, Duration::MAX);
+        assert!(huge.delay(3) <= Duration::MAX, "no overflow panic");
     }
 }
