@@ -763,3 +763,29 @@ async fn result_group_wait_all_is_cancel_safe() {
         [Ok(1), Err(GroupError::Failed("late".to_string()))]
     );
 }
+
+#[tokio::test]
+async fn result_group_go_is_cancel_safe_and_takes_no_place() {
+    let mut group = ResultGroup::<&str, String>::new();
+    group.set_limit(limit(1));
+    let (tx, rx) = oneshot::channel::<()>();
+    group
+        .go(async move {
+            rx.await.unwrap();
+            Ok("kept")
+        })
+        .await;
+    let dropped = Arc::new(AtomicBool::new(false));
+    let guard = DropFlag(Arc::clone(&dropped));
+    tokio::select! {
+        biased;
+        () = group.go(async move {
+            let _guard = guard;
+            Ok("never spawned")
+        }) => panic!("no slot is free"),
+        () = std::future::ready(()) => {}
+    }
+    assert!(dropped.load(Ordering::SeqCst));
+    tx.send(()).unwrap();
+    assert_eq!(group.wait().await.unwrap(), ["kept"]);
+}
