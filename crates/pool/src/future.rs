@@ -88,6 +88,10 @@ impl<Resp, E> JobHandle<Resp, E> {
         self.cell.is_done()
     }
 
+    /// Lets the job run on without waiting for it (the same as dropping the handle, but says
+    /// so; clippy flags `let _ = handle`). Its outcome is still counted in the pool's stats.
+    pub fn detach(self) {}
+
     /// Cancels the job. A queued job is removed from the queue and resolves
     /// [`JobError::Cancelled`] at once; a running job has its Context cancelled and its future
     /// dropped by its worker, and resolves `Cancelled` (unless it finished in the meantime, in
