@@ -58,6 +58,10 @@ pub(crate) struct State<Req, Resp, E> {
     pub(crate) max: usize,
     /// Parked workers: (worker id, waker).
     pub(crate) idle: Vec<(usize, Waker)>,
+    /// Workers woken by a submit that have not fetched yet. A submit wakes another worker only
+    /// when the queue holds more than a batch per woken worker (a woken worker that leaves jobs
+    /// behind wakes the next): one wake-up per batch, not per job.
+    pub(crate) woken: Vec<usize>,
     next_worker: usize,
 }
 
@@ -238,6 +242,7 @@ where
                 min,
                 max,
                 idle: Vec::new(),
+                woken: Vec::new(),
                 next_worker: 0,
             }),
             capacity,
@@ -320,9 +325,18 @@ where
         st.accepted += 1;
         let cell = Arc::new(Cell::new(id, level));
         st.queue.push(job, Arc::clone(&cell), now, key);
-        let wake = st.idle.pop();
-        let grow =
-            wake.is_none() && st.workers < st.max && st.queue.len() >= self.config.scale_up_depth;
+        let wake = if st.woken.len() * self.config.batch < st.queue.len() {
+            st.idle.pop()
+        } else {
+            None
+        };
+        if let Some((w, _)) = &wake {
+            st.woken.push(*w);
+        }
+        let grow = st.idle.is_empty()
+            && wake.is_none()
+            && st.workers < st.max
+            && st.queue.len() >= self.config.scale_up_depth;
         if grow {
             st.workers += 1;
         }
@@ -405,6 +419,11 @@ where
             }
         }
         self.ctx_cancel.cancel_with("pool shut down");
+        self.wake_runners();
+    }
+
+    /// Wakes every worker's task (cheap and rare: cancels of running jobs, shutdown).
+    pub(crate) fn wake_runners(&self) {
         let runners: Vec<Arc<RunnerWaker>> = lock(&self.registry)
             .slots
             .iter()
@@ -482,6 +501,10 @@ where
             self.release(level, 1);
         }
         self.counters.bump_shared(Outcome::Cancelled, 1);
+    }
+
+    fn wake_workers(&self) {
+        self.wake_runners();
     }
 }
 
