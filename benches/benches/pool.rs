@@ -189,6 +189,12 @@ fn bench(c: &mut Criterion) {
             s.run_time.p50,
             s.run_time.p99
         );
+        for (level, l) in s.queue_wait_by_priority.iter().enumerate() {
+            eprintln!(
+                "  priority {level}: {} jobs, queue wait p50 {:?} p90 {:?} p99 {:?} max {:?}",
+                l.count, l.p50, l.p90, l.p99, l.max
+            );
+        }
     }
 }
 

@@ -232,6 +232,7 @@ where
         parent: &Context,
     ) -> Self {
         let (ctx, ctx_cancel) = parent.with_cancel();
+        let levels = config.levels as usize;
         Shared {
             state: Mutex::new(State {
                 queue: Queue::new(config.levels as usize, aging),
@@ -247,11 +248,11 @@ where
             }),
             capacity,
             config,
-            counters: Counters::new(),
+            counters: Counters::new(levels),
             refused: AtomicU64::new(0),
             registry: Mutex::new(Registry {
                 slots: Vec::new(),
-                retired: Counters::new(),
+                retired: Counters::new(levels),
             }),
             blacklist: blacklist.map(BlacklistState::new),
             cancel_all: AtomicBool::new(false),
@@ -362,7 +363,7 @@ where
         };
         let slot = Arc::new(WorkerSlot {
             id,
-            counters: Counters::new(),
+            counters: Counters::new(self.config.levels as usize),
             busy: AtomicBool::new(false),
             claimed_len: AtomicUsize::new(0),
             claimed: Mutex::new(Vec::new()),
@@ -461,7 +462,7 @@ where
             let st = lock(&self.state);
             (st.queue.level_lens(), st.workers, st.accepted)
         };
-        let mut acc = Acc::new();
+        let mut acc = Acc::new(self.config.levels as usize);
         let (mut busy, mut claimed) = (0, 0);
         {
             let reg = lock(&self.registry);
@@ -481,7 +482,20 @@ where
             submitted: accepted + self.refused.load(Ordering::Relaxed),
             outcomes: acc.outcomes,
             restarts: acc.restarts,
-            queue_wait: Histogram::latency(&acc.queue_wait),
+            queue_wait: {
+                let mut all = Histogram::zeroed_acc();
+                for level in &acc.queue_wait {
+                    for (a, b) in all.iter_mut().zip(level) {
+                        *a += b;
+                    }
+                }
+                Histogram::latency(&all)
+            },
+            queue_wait_by_priority: acc
+                .queue_wait
+                .iter()
+                .map(|h| Histogram::latency(h))
+                .collect(),
             run_time: Histogram::latency(&acc.run_time),
         }
     }

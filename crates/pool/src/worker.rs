@@ -260,8 +260,7 @@ where
     let span = tracing::debug_span!("job", id = cell.id, priority = cell.level);
     let start = last_end.take().unwrap_or_else(Instant::now);
     let enqueued = crate::queue::Queue::<Req, H::Response, H::Error>::enqueued_at(origin, stamp);
-    slot.counters
-        .queue_wait
+    slot.counters.queue_wait[cell.level as usize]
         .record_single_writer(start.saturating_duration_since(enqueued));
     slot.busy.store(true, Ordering::Relaxed);
 

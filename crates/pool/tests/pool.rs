@@ -143,6 +143,24 @@ async fn aging_lets_a_waiting_low_job_pass_newer_high_ones() {
     gate.open();
     pool.shutdown(Shutdown::drain(Duration::from_secs(1))).await;
     assert_eq!(*log.lock().unwrap(), [2, 1, 3]);
+    // Queue waits per level (paused clock, so exact up to the histogram's 12.5% buckets): the
+    // gate and the low job at level 0 (0 s and 1.5 s), the high jobs at level 1 (1 s and 0 s).
+    let stats = pool.stats();
+    let (low, high) = (
+        stats.queue_wait_by_priority[0],
+        stats.queue_wait_by_priority[1],
+    );
+    assert_eq!((low.count, high.count), (2, 2));
+    assert!(
+        low.max >= Duration::from_millis(1500) && low.max < Duration::from_millis(1700),
+        "{low:?}"
+    );
+    assert!(
+        high.max >= Duration::from_secs(1) && high.max < Duration::from_millis(1130),
+        "{high:?}"
+    );
+    assert_eq!(stats.queue_wait.count, 4);
+    assert_eq!(stats.queue_wait.max, low.max);
 }
 
 #[tokio::test(start_paused = true)]
