@@ -126,7 +126,7 @@ impl<E> JobError<E> {
 }
 
 /// The error of [`Pool::submit`](crate::Pool::submit) and
-/// [`Permit::submit`](crate::Permit::submit): the job was not accepted and is handed back.
+/// [`Pool::submit_with`](crate::Pool::submit_with): the job was not accepted and is handed back.
 ///
 /// The job still counts as submitted, with the outcome [`Outcome::Rejected`] or
 /// [`Outcome::Blacklisted`].

@@ -143,6 +143,10 @@ impl<Resp, E> fmt::Debug for JobHandle<Resp, E> {
 ///
 /// A thin wrapper over [`JobHandle`] (see [`ResponseFuture::into_handle`]); dropping it detaches
 /// the job rather than cancelling it, as with tower's `Buffer`.
+///
+/// # Cancel safety
+///
+/// As for [`JobHandle`]: dropping the `.await` loses nothing; the job runs on and is counted.
 #[must_use = "futures do nothing unless polled"]
 pub struct ResponseFuture<Resp, E> {
     handle: JobHandle<Resp, E>,
