@@ -743,6 +743,26 @@ async fn composes_with_service_builder_retry_and_timeout() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn composes_with_a_rate_limit_in_front() {
+    let (pool, log) = pool_with(Pool::builder().workers(2));
+    let mut svc = ServiceBuilder::new()
+        .rate_limit(2, Duration::from_secs(1))
+        .service(pool);
+    let t0 = tokio::time::Instant::now();
+    for n in 0..5 {
+        svc.ready()
+            .await
+            .unwrap()
+            .call(Job::Record(n))
+            .await
+            .unwrap();
+    }
+    // 2 per second: the 5th call starts in the third window (paused clock, virtual time).
+    assert_eq!(tokio::time::Instant::now() - t0, Duration::from_secs(2));
+    assert_eq!(*log.lock().unwrap(), [0, 1, 2, 3, 4]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_context_service_gets_each_jobs_context() {
     let (ctx, _cancel) = Context::background().with_cancel();
     #[derive(Debug, PartialEq)]
