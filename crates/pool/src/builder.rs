@@ -323,6 +323,11 @@ where
     /// does not see a per-job Context (none is created): cancelling or timing out a running
     /// job drops its future.
     ///
+    /// Each worker drives its own clone with tower's contract: `poll_ready` before it takes a
+    /// job, then `call`. A clone whose `poll_ready` fails or panics is replaced by a fresh clone
+    /// of `service` (counted in [`Stats::restarts`](crate::Stats)); one that stays `Pending`
+    /// holds its worker back, so the other workers take the jobs.
+    ///
     /// # Panics
     ///
     /// Outside a tokio runtime.

@@ -14,8 +14,9 @@
 //!    counters into `registry.retired` under the registry lock before its slot goes.
 //! 4. Outcomes: a job's outcome is counted once, by whoever resolves its cell (see `Cell`).
 //!
-//! Lock order: `state` is never held while taking `registry`, a cell's slot or the blacklist,
-//! except `registry` inside nothing else; wakers are woken after the lock is released.
+//! Lock order: the only nesting is `registry` then a worker's `claimed` list (cancel by id).
+//! `state` is never held while another lock is taken (cells, blacklist, registry, semaphores),
+//! and wakers are woken after the lock that found them is released.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
