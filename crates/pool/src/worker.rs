@@ -55,21 +55,34 @@ pub(crate) async fn run<Req, H>(
     // clock read per job instead of two).
     let mut last_end: Option<Instant> = None;
     let origin = lock(&shared.state).queue.origin;
+    // Whether this worker still counts in `state.workers` when the loop ends.
+    let mut counted = true;
     tracing::trace!(worker = slot.id, "worker started");
 
     loop {
         // 1. The handler must be ready before a job is taken.
         let ready = poll_fn(|cx| {
+            // A cancelling shutdown must reach a worker whose handler never gets ready.
+            if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                slot.runner.register(cx.waker());
+                registered = Some(cx.waker().clone());
+            }
+            if shared.cancel_all.load(Ordering::Relaxed) {
+                return Poll::Ready(None);
+            }
             match std::panic::catch_unwind(AssertUnwindSafe(|| handler.poll_ready(cx))) {
                 Ok(Poll::Pending) => {
                     last_end = None;
                     Poll::Pending
                 }
-                Ok(Poll::Ready(Ok(()))) => Poll::Ready(true),
-                Ok(Poll::Ready(Err(_))) | Err(_) => Poll::Ready(false),
+                Ok(Poll::Ready(Ok(()))) => Poll::Ready(Some(true)),
+                Ok(Poll::Ready(Err(_))) | Err(_) => Poll::Ready(Some(false)),
             }
         })
         .await;
+        let Some(ready) = ready else {
+            break;
+        };
         if !ready {
             tracing::warn!(
                 worker = slot.id,
@@ -106,6 +119,7 @@ pub(crate) async fn run<Req, H>(
                 )
                 .await
                 {
+                    counted = false; // `fetch` took this worker off the count
                     break;
                 }
                 continue;
@@ -131,6 +145,18 @@ pub(crate) async fn run<Req, H>(
         }
     }
 
+    // Leaving on a cancelling shutdown: jobs claimed but not started end here, cancelled.
+    for e in local.drain(..) {
+        if e.cell.cancel().0 {
+            slot.counters.bump_single_writer(Outcome::Cancelled);
+            e.cell.resolve(Err(JobError::Cancelled));
+        }
+    }
+    if counted {
+        let mut st = lock(&shared.state);
+        st.workers -= 1;
+        st.unpark(slot.id);
+    }
     if let Some((_, cancel)) = worker_ctx {
         cancel.cancel_with("worker stopped");
     }

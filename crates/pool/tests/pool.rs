@@ -444,6 +444,57 @@ async fn replace_worker_policy_gives_a_fresh_handler_after_a_panic() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_handler_whose_poll_ready_fails_is_replaced_and_counted_as_a_restart() {
+    #[derive(Clone)]
+    struct FailsFirst(Arc<AtomicUsize>);
+    impl Service<u32> for FailsFirst {
+        type Response = u32;
+        type Error = &'static str;
+        type Future = std::future::Ready<Result<u32, &'static str>>;
+        fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), &'static str>> {
+            if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+                Poll::Ready(Err("broken connection"))
+            } else {
+                Poll::Ready(Ok(()))
+            }
+        }
+        fn call(&mut self, n: u32) -> Self::Future {
+            std::future::ready(Ok(n))
+        }
+    }
+    let pool = Pool::builder()
+        .workers(1)
+        .build(FailsFirst(Arc::new(AtomicUsize::new(0))));
+    assert_eq!(pool.submit(4).await.unwrap().await, Ok(4));
+    let stats = pool.stats();
+    assert_eq!(stats.restarts, 1);
+    assert_eq!(stats.workers, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_shutdown_stops_workers_whose_handler_never_gets_ready() {
+    #[derive(Clone)]
+    struct NeverReady;
+    impl Service<u32> for NeverReady {
+        type Response = ();
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<(), Infallible>>;
+        fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Pending
+        }
+        fn call(&mut self, _: u32) -> Self::Future {
+            unreachable!("never ready")
+        }
+    }
+    let pool = Pool::builder().workers(2).build(NeverReady);
+    let h = pool.submit(1).await.unwrap();
+    let stats = pool.shutdown(Shutdown::Cancel).await;
+    assert_eq!(h.await, Err(JobError::Cancelled));
+    assert_eq!(stats.workers, 0);
+    assert_eq!(stats.submitted, stats.finished());
+}
+
+#[tokio::test(start_paused = true)]
 async fn keys_that_keep_panicking_are_blacklisted_until_the_cooldown_ends() {
     let (pool, _log) = pool_with(
         Pool::builder()
