@@ -2,6 +2,8 @@
 //! queued and running, queue-full backpressure, graceful shutdown with re-queueing, recovery
 //! after a restart, and a kill -9 of the real binary in which every accepted job still ends.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
