@@ -1,0 +1,99 @@
+//! Runs every example with small arguments and checks what it prints.
+//!
+//! `cargo test` builds the examples before it runs this file; each test runs the built binary
+//! from `target/<profile>/examples/`, so the examples are tested exactly as users run them.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn example(name: &str) -> Command {
+    // target/<profile>/deps/examples-<hash> -> target/<profile>/examples/<name>
+    let mut path: PathBuf = std::env::current_exe().expect("test binary path");
+    path.pop();
+    if path.ends_with("deps") {
+        path.pop();
+    }
+    path.push("examples");
+    path.push(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test`, which builds the examples",
+        path.display()
+    );
+    Command::new(path)
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("example runs");
+    let stdout = String::from_utf8_lossy(&stdout).into_owned();
+    assert!(
+        status.success(),
+        "example failed: {status}\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&stderr)
+    );
+    stdout
+}
+
+#[test]
+fn context_example_shows_propagation_timeout_values_and_after_func() {
+    let out = run_ok(example("context").args(["--timeout-ms", "300", "--workers", "4"]));
+    assert!(
+        out.contains("cancel child -> parent done: false, child done: true, grandchild done: true"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Some(Canceled) (server shutting down)"),
+        "{out}"
+    );
+    // Worker k steps every 40*(k+1) ms: workers 0 and 1 finish 3 steps within 300 ms, 3 cannot.
+    assert!(out.contains("worker 0: finished 3 steps"), "{out}");
+    assert!(out.contains("worker 3: stopped after"), "{out}");
+    assert!(out.contains("context deadline exceeded"), "{out}");
+    assert!(
+        out.contains("request context: Some(DeadlineExceeded)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "without_cancel keeps values (req-42) and is not done: true; shadowed: req-42/retry"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("connection closed"), "{out}");
+}
+
+#[test]
+fn web_server_serves_a_concurrent_burst_and_shuts_down_gracefully() {
+    let out = run_ok(example("web_server").args(["--requests", "40", "--work-ms", "50"]));
+    assert!(out.contains("40/40 requests of 50 ms work each"), "{out}");
+    assert!(
+        out.contains("shut down (burst finished): served 40, in flight at exit 0"),
+        "{out}"
+    );
+    // Requests overlapped: more than one was in flight at some point.
+    let peak: usize = out
+        .split("peak concurrency ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("peak concurrency printed");
+    assert!(peak > 1, "requests were served one at a time: {out}");
+}
+
+#[test]
+fn million_tasks_counts_live_tasks_and_joins_them_all() {
+    let out = run_ok(example("million_tasks").args(["--tasks", "20000", "--every", "5000"]));
+    for n in [5000, 10000, 15000, 20000] {
+        assert!(
+            out.contains(&format!("spawned {n:>9}  live tasks {n:>9}")),
+            "live count at {n} not exact: {out}"
+        );
+    }
+    assert!(out.contains("20000 tasks spawned"), "{out}");
+    assert!(out.contains("live after join: 0"), "{out}");
+    assert!(out.contains("bytes per task"), "{out}");
+}
