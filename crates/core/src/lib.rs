@@ -2,6 +2,10 @@
 //!
 //! - [`context`]: Go's `context` package: cancellation with causes, deadlines without a task per
 //!   context, typed values, propagation down a tree.
+//! - [`group`]: Go's `sync.WaitGroup` and `errgroup`: wait for tasks, stop at the first error,
+//!   bound concurrency, collect results in order; panics reported, never lost.
+//! - [`task`]: panic-safe spawn (Go's "SafeGo") and a [`Supervisor`](task::Supervisor) that
+//!   restarts a failing task with backoff.
 //!
 //! weft-core is the bottom layer of [weft](https://github.com/weft-rs/weft): pipelines
 //! (`weft-pipeline`), the worker pool (`weft-pool`) and the apps build on it, and it knows
@@ -17,5 +21,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod context;
+pub mod group;
+pub mod task;
 
 pub use context::{Context, ContextError};
