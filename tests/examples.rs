@@ -97,3 +97,87 @@ fn million_tasks_counts_live_tasks_and_joins_them_all() {
     assert!(out.contains("live after join: 0"), "{out}");
     assert!(out.contains("bytes per task"), "{out}");
 }
+
+#[test]
+fn channels_example_shows_rendezvous_buffering_and_close() {
+    let out = run_ok(example("channels").args(["--items", "200", "--capacity", "10"]));
+    assert!(
+        out.contains("(it sleeps 20 ms first): synchronised"),
+        "{out}"
+    );
+    assert!(out.contains("received Some(\"ping\")"), "{out}");
+    assert!(
+        out.contains("try_send with no receiver waiting: full (value handed back)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("send 2 completed, buffered 2/Some(2)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("try_send 3: full (value handed back)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("send 3 with a 10 ms timeout: timed out, value handed back"),
+        "{out}"
+    );
+    assert!(
+        out.contains("receive Some(1) -> room for one more: sent"),
+        "{out}"
+    );
+    assert!(
+        out.contains("send 4 on a closed channel returned the value 4"),
+        "{out}"
+    );
+    assert!(
+        out.contains("drained [2, 3], then recv() = None; is_closed = true"),
+        "{out}"
+    );
+    assert!(out.contains("buffered(10):"), "{out}");
+}
+
+#[test]
+fn task_scheduler_accounts_for_every_task_and_acks_control_on_the_right_channel() {
+    let out = run_ok(example("task_scheduler").args([
+        "--tasks",
+        "40",
+        "--workers",
+        "3",
+        "--work-ms",
+        "5",
+        "--grace-ms",
+        "20",
+    ]));
+    assert!(
+        out.contains("control request acknowledged by worker "),
+        "{out}"
+    );
+    assert!(
+        out.contains("queue is full"),
+        "40 instant submits overflow 8+16 slots: {out}"
+    );
+    assert!(
+        out.contains("submit after shutdown: scheduler is shutting down"),
+        "{out}"
+    );
+    assert!(out.contains("none lost"), "{out}");
+    // The accounting line's numbers really add up (not just the verdict text).
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("completed "))
+        .expect("summary line");
+    let nums: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .take(3)
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let submitted: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("submitted "))
+        .and_then(|l| l.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .expect("submitted count");
+    assert_eq!(nums.iter().sum::<usize>(), submitted, "{out}");
+}

@@ -29,10 +29,10 @@
 pub mod chan;
 pub mod context;
 pub mod group;
-pub mod task;
 mod loom;
 pub mod rate;
 pub mod select;
+pub mod task;
 pub mod time;
 
 pub use context::{Context, ContextError};

@@ -103,7 +103,11 @@ async fn run(name: &str, tx: Sender<usize>, rx: Receiver<usize>) {
         .unwrap_or_else(|_| panic!("{name}: hung: a wake-up was lost"));
 
     for (v, n) in seen.iter().enumerate() {
-        assert_eq!(n.load(Ordering::Relaxed), 1, "{name}: value {v} received {n:?} times");
+        assert_eq!(
+            n.load(Ordering::Relaxed),
+            1,
+            "{name}: value {v} received {n:?} times"
+        );
     }
     let cancelled = counts.cancelled_recvs.load(Ordering::Relaxed);
     assert!(cancelled > 0, "{name}: the test must cancel receives");
