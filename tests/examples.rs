@@ -181,3 +181,57 @@ fn task_scheduler_accounts_for_every_task_and_acks_control_on_the_right_channel(
         .expect("submitted count");
     assert_eq!(nums.iter().sum::<usize>(), submitted, "{out}");
 }
+
+#[test]
+fn system_monitor_runs_cycles_with_real_figures_and_writes_json_lines() {
+    let dir = std::env::temp_dir().join(format!("weft-monitor-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jsonl = dir.join("metrics.jsonl");
+    let _ = std::fs::remove_file(&jsonl);
+    let out = run_ok(
+        example("system_monitor")
+            .args(["--interval-ms", "200", "--cycles", "3", "--jsonl"])
+            .arg(&jsonl),
+    );
+    assert!(out.contains("monitored 3 cycles"), "{out}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for (i, row) in lines.iter().enumerate() {
+        assert_eq!(row["cycle"], i as u64 + 1);
+        if row["partial"] == false {
+            // Real figures: memory in use is a percentage strictly between 0 and 100.
+            let mem = row["memory_used_percent"].as_f64().unwrap();
+            assert!(mem > 0.0 && mem < 100.0, "{row}");
+        }
+    }
+    // Rates need a previous cycle: none in the first, present afterwards (unless partial).
+    assert!(lines[0]["net_rx_bytes_per_sec"].is_null());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn request_service_shows_every_status_and_stops_abandoned_work() {
+    let out = run_ok(example("request_service").args([
+        "--max-concurrent",
+        "4",
+        "--rate",
+        "40",
+        "--timeout-ms",
+        "200",
+    ]));
+    assert!(out.contains("ok: {\"200\": 3}"), "{out}");
+    assert!(out.contains("failure: {\"500\": 1}"), "{out}");
+    assert!(out.contains("timeout: {\"504\": 1}"), "{out}");
+    assert!(out.contains("overload: {\"200\": 4, \"503\": 8}"), "{out}");
+    assert!(
+        out.contains("client gone: {\"client gave up\": 1}"),
+        "{out}"
+    );
+    let rate = out.lines().find(|l| l.contains("rate limit:")).unwrap();
+    assert!(rate.contains("\"429\""), "{out}");
+    assert!(out.contains("timed_out=1 client_gone=1"), "{out}");
+}
