@@ -235,3 +235,51 @@ fn request_service_shows_every_status_and_stops_abandoned_work() {
     assert!(rate.contains("\"429\""), "{out}");
     assert!(out.contains("timed_out=1 client_gone=1"), "{out}");
 }
+
+/// A small tree: two text files (3 lines in all) and one file that is not UTF-8.
+fn file_tree() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "weft-fp-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("a.txt"), "a\nb\n").unwrap();
+    std::fs::write(dir.join("sub/c.txt"), "x\n").unwrap();
+    std::fs::write(dir.join("sub/bin.dat"), [0xff, 0xfe]).unwrap();
+    std::fs::write(dir.join(".hidden"), "skipped\n").unwrap();
+    dir
+}
+
+#[test]
+fn file_processor_joins_workers_and_reports_every_error() {
+    let dir = file_tree();
+    let out = run_ok(example("file_processor").arg(&dir).args(["--workers", "2"]));
+    assert!(out.contains("processed 2 files, 3 lines, 6 bytes"), "{out}");
+    assert!(out.contains("1 errors:"), "{out}");
+    assert!(out.contains("bin.dat: not UTF-8 text (byte 0)"), "{out}");
+    assert!(!out.contains("run ended by its context"), "{out}");
+
+    // Past the deadline every file's work stops, and each stop is reported, none dropped.
+    let out = run_ok(example("file_processor").arg(&dir).args([
+        "--workers",
+        "2",
+        "--delay-ms",
+        "5000",
+        "--timeout-ms",
+        "100",
+    ]));
+    assert!(out.contains("processed 0 files"), "{out}");
+    assert!(
+        out.contains("run ended by its context: context deadline exceeded"),
+        "{out}"
+    );
+    assert!(out.contains("3 errors:"), "{out}");
+    assert_eq!(
+        out.matches("stopped: context deadline exceeded").count(),
+        3,
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
