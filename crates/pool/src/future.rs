@@ -30,6 +30,8 @@ impl fmt::Display for JobId {
 /// Removes a cancelled job from the queue and accounts for it; implemented by the pool.
 pub(crate) trait CancelQueued: Send + Sync {
     fn cancelled_while_queued(&self, id: u64, level: u8);
+    /// Wakes the workers so the one running a job flagged for cancellation sees the flag.
+    fn wake_workers(&self);
 }
 
 /// A handle to one submitted job: await it for the job's result, or cancel it.
@@ -88,6 +90,10 @@ impl<Resp, E> JobHandle<Resp, E> {
         self.cell.is_done()
     }
 
+    /// Lets the job run on without waiting for it (the same as dropping the handle, but says
+    /// so; clippy flags `let _ = handle`). Its outcome is still counted in the pool's stats.
+    pub fn detach(self) {}
+
     /// Cancels the job. A queued job is removed from the queue and resolves
     /// [`JobError::Cancelled`] at once; a running job has its Context cancelled and its future
     /// dropped by its worker, and resolves `Cancelled` (unless it finished in the meantime, in
@@ -106,6 +112,8 @@ pub(crate) fn cancel_cell<Resp, E>(cell: &Cell<Resp, E>, pool: Option<&dyn Cance
             pool.cancelled_while_queued(cell.id, cell.level);
         }
         cell.resolve(Err(JobError::Cancelled));
+    } else if took_effect && let Some(pool) = pool {
+        pool.wake_workers();
     }
     took_effect
 }

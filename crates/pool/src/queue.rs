@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::Waker;
 
 use tokio::time::Instant;
@@ -22,9 +22,10 @@ use crate::lock;
 pub(crate) struct Entry<Req, Resp, E> {
     pub(crate) req: Req,
     pub(crate) cell: Arc<Cell<Resp, E>>,
-    pub(crate) enqueued: Instant,
+    /// When it was enqueued, in ns since the queue's origin (smaller than an `Instant`, and
+    /// the sort key derives from it).
+    pub(crate) stamp: i64,
     pub(crate) key: Option<String>,
-    sort_key: i128,
 }
 
 pub(crate) const QUEUED: u8 = 0;
@@ -40,13 +41,12 @@ pub(crate) const DONE: u8 = 3;
 ///    (cancelled while queued), only forward, by compare-and-swap.
 /// 2. Whoever moves it to `DONE` from `QUEUED` (a canceller) or from `RUNNING`/`CANCEL_REQUESTED`
 ///    (the worker) stores the result exactly once: so each job has exactly one outcome.
-/// 3. `runner` is set by the worker before it moves `QUEUED -> RUNNING`, so whoever sees
-///    `RUNNING` can wake that worker.
+/// 3. A canceller that moves `RUNNING -> CANCEL_REQUESTED` then wakes the workers (they check
+///    the flag at every poll of the job).
 pub(crate) struct Cell<Resp, E> {
     pub(crate) id: u64,
     pub(crate) level: u8,
     state: AtomicU8,
-    runner: OnceLock<Arc<RunnerWaker>>,
     slot: Mutex<Slot<Resp, E>>,
 }
 
@@ -80,7 +80,6 @@ impl<Resp, E> Cell<Resp, E> {
             id,
             level,
             state: AtomicU8::new(QUEUED),
-            runner: OnceLock::new(),
             slot: Mutex::new(Slot {
                 result: None,
                 waker: None,
@@ -97,9 +96,7 @@ impl<Resp, E> Cell<Resp, E> {
     }
 
     /// Worker: claims the job to run it. False if it was cancelled while queued.
-    pub(crate) fn start(&self, runner: &Arc<RunnerWaker>) -> bool {
-        let _ = self.runner.set(Arc::clone(runner));
-        // Release: publishes `runner` to whoever later sees RUNNING (invariant 3).
+    pub(crate) fn start(&self) -> bool {
         self.state
             .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
@@ -111,8 +108,9 @@ impl<Resp, E> Cell<Resp, E> {
         self.state.load(Ordering::Relaxed) == CANCEL_REQUESTED
     }
 
-    /// Canceller: cancels a queued job (true: the caller must resolve it and account for it), or
-    /// asks the worker running it to stop. Returns `(was_queued, took_effect)`.
+    /// Canceller: cancels a queued job (the caller must then resolve it and account for it), or
+    /// flags a running one (the caller must then wake the workers). Returns
+    /// `(was_queued, took_effect)`.
     pub(crate) fn cancel(&self) -> (bool, bool) {
         match self
             .state
@@ -130,9 +128,6 @@ impl<Resp, E> Cell<Resp, E> {
                     )
                     .is_ok()
                 {
-                    if let Some(r) = self.runner.get() {
-                        r.wake();
-                    }
                     (false, true)
                 } else {
                     (false, false)
@@ -176,8 +171,8 @@ impl<Resp, E> Cell<Resp, E> {
 pub(crate) struct Queue<Req, Resp, E> {
     levels: Vec<VecDeque<Entry<Req, Resp, E>>>,
     len: usize,
-    origin: Instant,
-    aging_ns: Option<i128>,
+    pub(crate) origin: Instant,
+    aging_ns: Option<i64>,
 }
 
 impl<Req, Resp, E> Queue<Req, Resp, E> {
@@ -186,7 +181,7 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
             levels: (0..levels).map(|_| VecDeque::new()).collect(),
             len: 0,
             origin: Instant::now(),
-            aging_ns: aging.map(|d| d.as_nanos().max(1) as i128),
+            aging_ns: aging.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX).max(1)),
         }
     }
 
@@ -209,35 +204,37 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
         enqueued: Instant,
         key: Option<String>,
     ) {
-        let level = cell.level as usize;
-        let sort_key = match self.aging_ns {
-            Some(a) => {
-                enqueued.saturating_duration_since(self.origin).as_nanos() as i128
-                    - level as i128 * a
-            }
-            None => 0,
-        };
-        self.levels[level].push_back(Entry {
+        let stamp = i64::try_from(enqueued.saturating_duration_since(self.origin).as_nanos())
+            .unwrap_or(i64::MAX);
+        self.levels[cell.level as usize].push_back(Entry {
             req,
             cell,
-            enqueued,
+            stamp,
             key,
-            sort_key,
         });
         self.len += 1;
     }
 
+    /// When an entry was enqueued.
+    pub(crate) fn enqueued_at(origin: Instant, stamp: i64) -> Instant {
+        origin + std::time::Duration::from_nanos(stamp.max(0) as u64)
+    }
+
     /// Which level to pop next (see the module docs).
     fn pick(&self) -> Option<usize> {
-        let mut best: Option<(usize, i128)> = None;
+        let mut best: Option<(usize, i64)> = None;
         for (level, q) in self.levels.iter().enumerate().rev() {
             let Some(front) = q.front() else { continue };
             if self.aging_ns.is_none() {
                 return Some(level);
             }
+            let aging = self.aging_ns.unwrap_or(0);
+            let key = front
+                .stamp
+                .saturating_sub((level as i64).saturating_mul(aging));
             // Strictly smaller: ties go to the higher level, visited first.
-            if best.is_none_or(|(_, k)| front.sort_key < k) {
-                best = Some((level, front.sort_key));
+            if best.is_none_or(|(_, k)| key < k) {
+                best = Some((level, key));
             }
         }
         best.map(|(l, _)| l)

@@ -382,7 +382,7 @@ where
     ///     Ok::<_, Infallible>(())
     /// });
     /// for ms in [10, 10, 10_000] {
-    ///     let _ = pool.submit(ms).await.unwrap(); // detached
+    ///     pool.submit(ms).await.unwrap().detach();
     /// }
     /// let stats = pool.shutdown(Shutdown::drain(Duration::from_secs(1))).await;
     /// assert_eq!(stats.count(Outcome::Completed), 2);

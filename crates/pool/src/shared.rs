@@ -58,6 +58,10 @@ pub(crate) struct State<Req, Resp, E> {
     pub(crate) max: usize,
     /// Parked workers: (worker id, waker).
     pub(crate) idle: Vec<(usize, Waker)>,
+    /// Workers woken by a submit that have not fetched yet. A submit wakes another worker only
+    /// when the queue holds more than a batch per woken worker (a woken worker that leaves jobs
+    /// behind wakes the next): one wake-up per batch, not per job.
+    pub(crate) woken: Vec<usize>,
     next_worker: usize,
 }
 
@@ -228,6 +232,7 @@ where
         parent: &Context,
     ) -> Self {
         let (ctx, ctx_cancel) = parent.with_cancel();
+        let levels = config.levels as usize;
         Shared {
             state: Mutex::new(State {
                 queue: Queue::new(config.levels as usize, aging),
@@ -238,15 +243,16 @@ where
                 min,
                 max,
                 idle: Vec::new(),
+                woken: Vec::new(),
                 next_worker: 0,
             }),
             capacity,
             config,
-            counters: Counters::new(),
+            counters: Counters::new(levels),
             refused: AtomicU64::new(0),
             registry: Mutex::new(Registry {
                 slots: Vec::new(),
-                retired: Counters::new(),
+                retired: Counters::new(levels),
             }),
             blacklist: blacklist.map(BlacklistState::new),
             cancel_all: AtomicBool::new(false),
@@ -320,9 +326,18 @@ where
         st.accepted += 1;
         let cell = Arc::new(Cell::new(id, level));
         st.queue.push(job, Arc::clone(&cell), now, key);
-        let wake = st.idle.pop();
-        let grow =
-            wake.is_none() && st.workers < st.max && st.queue.len() >= self.config.scale_up_depth;
+        let wake = if st.woken.len() * self.config.batch < st.queue.len() {
+            st.idle.pop()
+        } else {
+            None
+        };
+        if let Some((w, _)) = &wake {
+            st.woken.push(*w);
+        }
+        let grow = st.idle.is_empty()
+            && wake.is_none()
+            && st.workers < st.max
+            && st.queue.len() >= self.config.scale_up_depth;
         if grow {
             st.workers += 1;
         }
@@ -348,7 +363,7 @@ where
         };
         let slot = Arc::new(WorkerSlot {
             id,
-            counters: Counters::new(),
+            counters: Counters::new(self.config.levels as usize),
             busy: AtomicBool::new(false),
             claimed_len: AtomicUsize::new(0),
             claimed: Mutex::new(Vec::new()),
@@ -405,6 +420,11 @@ where
             }
         }
         self.ctx_cancel.cancel_with("pool shut down");
+        self.wake_runners();
+    }
+
+    /// Wakes every worker's task (cheap and rare: cancels of running jobs, shutdown).
+    pub(crate) fn wake_runners(&self) {
         let runners: Vec<Arc<RunnerWaker>> = lock(&self.registry)
             .slots
             .iter()
@@ -442,7 +462,7 @@ where
             let st = lock(&self.state);
             (st.queue.level_lens(), st.workers, st.accepted)
         };
-        let mut acc = Acc::new();
+        let mut acc = Acc::new(self.config.levels as usize);
         let (mut busy, mut claimed) = (0, 0);
         {
             let reg = lock(&self.registry);
@@ -462,7 +482,20 @@ where
             submitted: accepted + self.refused.load(Ordering::Relaxed),
             outcomes: acc.outcomes,
             restarts: acc.restarts,
-            queue_wait: Histogram::latency(&acc.queue_wait),
+            queue_wait: {
+                let mut all = Histogram::zeroed_acc();
+                for level in &acc.queue_wait {
+                    for (a, b) in all.iter_mut().zip(level) {
+                        *a += b;
+                    }
+                }
+                Histogram::latency(&all)
+            },
+            queue_wait_by_priority: acc
+                .queue_wait
+                .iter()
+                .map(|h| Histogram::latency(h))
+                .collect(),
             run_time: Histogram::latency(&acc.run_time),
         }
     }
@@ -482,6 +515,10 @@ where
             self.release(level, 1);
         }
         self.counters.bump_shared(Outcome::Cancelled, 1);
+    }
+
+    fn wake_workers(&self) {
+        self.wake_runners();
     }
 }
 

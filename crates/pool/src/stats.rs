@@ -56,6 +56,8 @@ pub struct Stats {
     pub restarts: u64,
     /// Time from submission to start, over the jobs that started.
     pub queue_wait: Latency,
+    /// The same per priority level (index = level): what aging buys low levels.
+    pub queue_wait_by_priority: Vec<Latency>,
     /// Time from start to end, over the jobs that started.
     pub run_time: Latency,
 }
@@ -192,16 +194,17 @@ impl Histogram {
 pub(crate) struct Counters {
     outcomes: [AtomicU64; 7],
     restarts: AtomicU64,
-    pub(crate) queue_wait: Histogram,
+    /// Per priority level; the overall distribution is their sum.
+    pub(crate) queue_wait: Box<[Histogram]>,
     pub(crate) run_time: Histogram,
 }
 
 impl Counters {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(levels: usize) -> Self {
         Counters {
             outcomes: Default::default(),
             restarts: AtomicU64::new(0),
-            queue_wait: Histogram::new(),
+            queue_wait: (0..levels).map(|_| Histogram::new()).collect(),
             run_time: Histogram::new(),
         }
     }
@@ -228,7 +231,9 @@ impl Counters {
         }
         self.restarts
             .fetch_add(other.restarts.load(Ordering::Relaxed), Ordering::Relaxed);
-        self.queue_wait.absorb(&other.queue_wait);
+        for (a, b) in self.queue_wait.iter().zip(other.queue_wait.iter()) {
+            a.absorb(b);
+        }
         self.run_time.absorb(&other.run_time);
     }
 
@@ -237,7 +242,9 @@ impl Counters {
             *a += b.load(Ordering::Relaxed);
         }
         acc.restarts += self.restarts.load(Ordering::Relaxed);
-        self.queue_wait.add_to(&mut acc.queue_wait);
+        for (h, acc) in self.queue_wait.iter().zip(acc.queue_wait.iter_mut()) {
+            h.add_to(acc);
+        }
         self.run_time.add_to(&mut acc.run_time);
     }
 }
@@ -246,16 +253,16 @@ impl Counters {
 pub(crate) struct Acc {
     pub(crate) outcomes: [u64; 7],
     pub(crate) restarts: u64,
-    pub(crate) queue_wait: Vec<u64>,
+    pub(crate) queue_wait: Vec<Vec<u64>>,
     pub(crate) run_time: Vec<u64>,
 }
 
 impl Acc {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(levels: usize) -> Self {
         Acc {
             outcomes: [0; 7],
             restarts: 0,
-            queue_wait: Histogram::zeroed_acc(),
+            queue_wait: (0..levels).map(|_| Histogram::zeroed_acc()).collect(),
             run_time: Histogram::zeroed_acc(),
         }
     }

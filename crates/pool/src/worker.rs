@@ -51,13 +51,20 @@ pub(crate) async fn run<Req, H>(
     let mut avg_run = Duration::ZERO;
     let mut registered: Option<Waker> = None;
     let mut backoff = Duration::from_millis(1);
+    // When the previous job ended, if nothing waited since: the next job's start time (one
+    // clock read per job instead of two).
+    let mut last_end: Option<Instant> = None;
+    let origin = lock(&shared.state).queue.origin;
     tracing::trace!(worker = slot.id, "worker started");
 
     loop {
         // 1. The handler must be ready before a job is taken.
         let ready = poll_fn(|cx| {
             match std::panic::catch_unwind(AssertUnwindSafe(|| handler.poll_ready(cx))) {
-                Ok(Poll::Pending) => Poll::Pending,
+                Ok(Poll::Pending) => {
+                    last_end = None;
+                    Poll::Pending
+                }
                 Ok(Poll::Ready(Ok(()))) => Poll::Ready(true),
                 Ok(Poll::Ready(Err(_))) | Err(_) => Poll::Ready(false),
             }
@@ -95,6 +102,7 @@ pub(crate) async fn run<Req, H>(
                     &mut release,
                     batch,
                     &mut registered,
+                    &mut last_end,
                 )
                 .await
                 {
@@ -114,6 +122,8 @@ pub(crate) async fn run<Req, H>(
             worker_ctx.as_ref().map(|(c, _)| c),
             entry,
             &mut registered,
+            &mut last_end,
+            origin,
         )
         .await;
         if let Some(t) = run_time {
@@ -138,6 +148,7 @@ async fn fetch<Req, Resp, E>(
     release: &mut [usize],
     batch: usize,
     registered: &mut Option<Waker>,
+    last_end: &mut Option<Instant>,
 ) -> bool
 where
     Req: Send + 'static,
@@ -151,13 +162,29 @@ where
             *registered = Some(cx.waker().clone());
         }
         let mut st = lock(&shared.state);
+        if let Some(i) = st.woken.iter().position(|w| *w == slot.id) {
+            st.woken.swap_remove(i);
+        }
         let leave = st.workers > st.max;
         if !leave && !st.queue.is_empty() {
             st.unpark(slot.id);
             // Fair share: never take more than our part of what is queued.
             let share = st.queue.len().div_ceil(st.workers.max(1));
             pop_batch(&mut st.queue, batch.min(share).max(1), local, release);
+            // Jobs left and nobody on the way for them: wake the next worker (submits wake
+            // one worker per batch, so the chain continues here).
+            let next = if !st.queue.is_empty() && st.woken.is_empty() {
+                st.idle.pop()
+            } else {
+                None
+            };
+            if let Some((w, _)) = &next {
+                st.woken.push(*w);
+            }
             drop(st);
+            if let Some((_, w)) = next {
+                w.wake();
+            }
             let mut claimed = lock(&slot.claimed);
             claimed.clear();
             claimed.extend(local.iter().map(|e| Arc::clone(&e.cell)));
@@ -181,6 +208,7 @@ where
             st.unpark(slot.id);
             return Poll::Ready(false);
         }
+        *last_end = None; // it waits: the next start needs its own clock read
         st.park(slot.id, cx.waker());
         Poll::Pending
     })
@@ -197,6 +225,8 @@ async fn run_one<Req, H>(
     worker_ctx: Option<&Context>,
     entry: Entry<Req, H::Response, H::Error>,
     registered: &mut Option<Waker>,
+    last_end: &mut Option<Instant>,
+    origin: Instant,
 ) -> Option<Duration>
 where
     Req: Send + 'static,
@@ -205,11 +235,10 @@ where
     let Entry {
         req,
         cell,
-        enqueued,
+        stamp,
         key,
-        ..
     } = entry;
-    if !cell.start(&slot.runner) {
+    if !cell.start() {
         return None; // cancelled while claimed: the canceller resolved and counted it
     }
     let early = if shared.cancel_all.load(Ordering::Relaxed) {
@@ -229,9 +258,9 @@ where
     }
 
     let span = tracing::debug_span!("job", id = cell.id, priority = cell.level);
-    let start = Instant::now();
-    slot.counters
-        .queue_wait
+    let start = last_end.take().unwrap_or_else(Instant::now);
+    let enqueued = crate::queue::Queue::<Req, H::Response, H::Error>::enqueued_at(origin, stamp);
+    slot.counters.queue_wait[cell.level as usize]
         .record_single_writer(start.saturating_duration_since(enqueued));
     slot.busy.store(true, Ordering::Relaxed);
 
@@ -281,7 +310,9 @@ where
             .await
         }
     };
-    let run_time = Instant::now().saturating_duration_since(start);
+    let end = Instant::now();
+    let run_time = end.saturating_duration_since(start);
+    *last_end = Some(end);
     slot.counters.run_time.record_single_writer(run_time);
 
     let result = match ran {
