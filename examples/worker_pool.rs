@@ -12,6 +12,8 @@
 //!
 //! Run: `cargo run --example worker_pool [-- --jobs 30 --workers 2]`
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
@@ -32,7 +34,7 @@ struct Args {
 
 #[derive(Debug, Clone)]
 enum Job {
-    Work { id: u32, ms: u64 },
+    Work { ms: u64 },
     Panic,
     Hang,
 }
@@ -40,6 +42,9 @@ enum Job {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // The panics below are expected and caught by the pool: print one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| eprintln!("(job panicked: {info})")));
+    let order = Arc::new(AtomicU32::new(0));
     let pool = Pool::builder()
         .workers(args.workers.max(1))
         .priorities(3)
@@ -47,39 +52,61 @@ async fn main() -> anyhow::Result<()> {
         .timeout(Duration::from_millis(200))
         .job_key(|job: &Job| matches!(job, Job::Panic).then(|| "panicky".to_owned()))
         .blacklist(Blacklist::after_panics(2))
-        .build_fn(|ctx, job: Job| async move {
-            match job {
-                Job::Work { id, ms } => {
-                    ctx.run(tokio::time::sleep(Duration::from_millis(ms))).await.map_err(|e| e.to_string())?;
-                    Ok(id)
-                }
-                Job::Panic => panic!("corrupt input"),
-                Job::Hang => {
-                    ctx.done().await; // stops when the pool's timeout cancels its Context
-                    Err("hung job noticed its cancellation".to_owned())
+        .build_fn(move |ctx, job: Job| {
+            let order = Arc::clone(&order);
+            async move {
+                match job {
+                    Job::Work { ms } => {
+                        let work = tokio::time::sleep(Duration::from_millis(ms));
+                        ctx.run(work).await.map_err(|e| e.to_string())?;
+                        // The job's place in the order of completion.
+                        Ok(order.fetch_add(1, Ordering::SeqCst))
+                    }
+                    Job::Panic => panic!("corrupt input"),
+                    Job::Hang => {
+                        ctx.done().await; // stops when the pool's timeout cancels its Context
+                        Err("hung job noticed its cancellation".to_owned())
+                    }
                 }
             }
         });
 
     // Hold every worker for a moment so that the queue fills and priorities decide the order.
+    let mut blockers = Vec::new();
+    for _ in 0..args.workers.max(1) {
+        blockers.push(pool.submit_with(2, Job::Work { ms: 100 }).await?);
+    }
     let mut handles = Vec::new();
     for id in 0..args.jobs {
         let priority = (id % 3) as u8;
-        let handle = pool.submit_with(priority, Job::Work { id, ms: args.work_ms }).await?;
+        let handle = pool
+            .submit_with(priority, Job::Work { ms: args.work_ms })
+            .await?;
         handles.push((priority, handle));
     }
-    let panics = [pool.submit(Job::Panic).await?, pool.submit(Job::Panic).await?];
+    let panics = [
+        pool.submit(Job::Panic).await?,
+        pool.submit(Job::Panic).await?,
+    ];
     let hang = pool.submit_with(2, Job::Hang).await?;
 
-    println!("resize: {} -> {} workers while the queue is full", args.workers, args.workers * 2);
+    println!(
+        "resize: {} -> {} workers while the queue is full",
+        args.workers,
+        args.workers * 2
+    );
     pool.resize(args.workers * 2);
 
     let mut completion = Vec::new();
     for (priority, handle) in handles {
-        if let Ok(id) = handle.await {
-            completion.push((priority, id));
+        if let Ok(seq) = handle.await {
+            completion.push((seq, priority));
         }
     }
+    for b in blockers {
+        let _ = b.await;
+    }
+    completion.sort_unstable();
     for p in panics {
         match p.await {
             Err(JobError::Panicked { message }) => println!("panicked job resolved: {message}"),
@@ -88,7 +115,9 @@ async fn main() -> anyhow::Result<()> {
     }
     match pool.submit(Job::Panic).await {
         Ok(h) => match h.await {
-            Err(JobError::Blacklisted { key }) => println!("third panicky job rejected: key {key:?} is blacklisted"),
+            Err(JobError::Blacklisted { key }) => {
+                println!("third panicky job rejected: key {key:?} is blacklisted")
+            }
             other => println!("third panicky job: {other:?}"),
         },
         Err(e) => println!("third panicky job refused at submit: {e}"),
@@ -98,7 +127,11 @@ async fn main() -> anyhow::Result<()> {
         other => println!("hung job: unexpected {other:?}"),
     }
     pool.resize(args.workers);
-    let high_first = completion.iter().take(args.jobs as usize / 3).filter(|(p, _)| *p == 2).count();
+    let high_first = completion
+        .iter()
+        .take(args.jobs as usize / 3)
+        .filter(|(_, p)| *p == 2)
+        .count();
     println!(
         "completed {} ordinary jobs; {} of the first {} completions were high priority",
         completion.len(),

@@ -283,3 +283,33 @@ fn file_processor_joins_workers_and_reports_every_error() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn worker_pool_isolates_panics_times_out_blacklists_and_counts_add_up() {
+    let out =
+        run_ok(example("worker_pool").args(["--jobs", "30", "--workers", "2", "--work-ms", "5"]));
+    assert_eq!(
+        out.matches("panicked job resolved: corrupt input").count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        out.contains("third panicky job refused at submit: job key \"panicky\" is blacklisted"),
+        "{out}"
+    );
+    assert!(
+        out.contains("hung job resolved: timed out, its Context cancelled"),
+        "{out}"
+    );
+    // Everything queued behind the blockers: the ten high jobs finish before any other.
+    assert!(
+        out.contains(
+            "completed 30 ordinary jobs; 10 of the first 10 completions were high priority"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("stats: submitted 36 = completed 32 + failed 0 + timed out 1 + panicked 2 + blacklisted 1 + cancelled 0 (in flight 0)"),
+        "{out}"
+    );
+}
