@@ -313,3 +313,34 @@ fn worker_pool_isolates_panics_times_out_blacklists_and_counts_add_up() {
         "{out}"
     );
 }
+
+#[test]
+fn number_pipeline_matches_the_sequential_answer_and_stops_early_cleanly() {
+    let out = run_ok(example("number_pipeline").args([
+        "--count",
+        "2000",
+        "--workers",
+        "3",
+        "--take",
+        "5",
+    ]));
+    let expected: u64 = (1..=2000u64).map(|x| x * x).filter(|x| x % 2 == 1).sum();
+    assert!(
+        out.contains(&format!(
+            "sum of odd squares up to 2000: {expected} (expected {expected})"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("2000 squares, in order: true"), "{out}");
+    assert!(
+        out.contains(&format!("merged sum: {expected} (same as 1: true)")),
+        "{out}"
+    );
+    assert!(out.contains("fan-out[2]/square"), "{out}");
+    assert!(out.contains("took [1, 4, 9, 16, 25]"), "{out}");
+    // Each report passed `check()` (the example fails otherwise); the filter dropped half.
+    assert!(
+        out.contains("odd        received    2000 emitted    1000 filtered    1000"),
+        "{out}"
+    );
+}

@@ -737,9 +737,10 @@ impl<T: Send + 'static> Pipeline<T> {
                             match r {
                                 Ok(Ok(u)) => return ItemDone::Ok(u, attempt),
                                 Ok(Err(e)) => {
-                                    if let Some(r) = retry.as_ref().filter(|r| {
-                                        attempt < r.max_retries && r.applies_to(&e)
-                                    }) {
+                                    if let Some(r) = retry
+                                        .as_ref()
+                                        .filter(|r| attempt < r.max_retries && r.applies_to(&e))
+                                    {
                                         attempt += 1;
                                         tokio::time::sleep(r.backoff.delay(attempt)).await;
                                         continue;
@@ -901,9 +902,12 @@ impl<T: Send + 'static> Pipeline<T> {
         U: Send + 'static,
         F: FnMut(usize, Pipeline<T>) -> Pipeline<U> + Send + 'static,
     {
-        self.fan_out(stage.into_stage(), branches, branch, |rx, senders, meter, shared| {
-            tasks::broadcast_stage(rx, senders, meter, shared)
-        })
+        self.fan_out(
+            stage.into_stage(),
+            branches,
+            branch,
+            |rx, senders, meter, shared| tasks::broadcast_stage(rx, senders, meter, shared),
+        )
     }
 
     /// Sends each item to one of `branches` branches, chosen by hashing `key(item)`, so items
@@ -960,12 +964,7 @@ impl<T: Send + 'static> Pipeline<T> {
     where
         U: Send + 'static,
         F: FnMut(usize, Pipeline<T>) -> Pipeline<U> + Send + 'static,
-        R: FnOnce(
-                crate::chan::Receiver<T>,
-                Vec<Sender<T>>,
-                Meter,
-                Arc<run::Shared>,
-            ) -> RF
+        R: FnOnce(crate::chan::Receiver<T>, Vec<Sender<T>>, Meter, Arc<run::Shared>) -> RF
             + Send
             + 'static,
         RF: Future<Output = ()> + Send + 'static,
@@ -997,12 +996,11 @@ impl<T: Send + 'static> Pipeline<T> {
                     env.with_prefix(&format!("{}[{i}]/", stage.name), |env| (p.build)(env, tx));
                 }
                 drop(tx_out);
-                let senders: Vec<Sender<T>> = std::mem::take(
-                    &mut *slots.lock().unwrap_or_else(|e| e.into_inner()),
-                )
-                .into_iter()
-                .flatten()
-                .collect();
+                let senders: Vec<Sender<T>> =
+                    std::mem::take(&mut *slots.lock().unwrap_or_else(|e| e.into_inner()))
+                        .into_iter()
+                        .flatten()
+                        .collect();
                 for s in &senders {
                     env.link(&c, s);
                 }
@@ -1065,15 +1063,21 @@ impl<T: Send + 'static> Pipeline<T> {
     where
         C: Default + Extend<T>,
     {
-        run::run_to(self.build, self.opts, self.progress, ctx, |mut sink: SinkIn<T>| async move {
-            let mut out = C::default();
-            while let Some(chunk) = sink.next().await {
-                let n = chunk.len();
-                out.extend(chunk);
-                sink.meter.emitted(n as u64, n);
-            }
-            out
-        })
+        run::run_to(
+            self.build,
+            self.opts,
+            self.progress,
+            ctx,
+            |mut sink: SinkIn<T>| async move {
+                let mut out = C::default();
+                while let Some(chunk) = sink.next().await {
+                    let n = chunk.len();
+                    out.extend(chunk);
+                    sink.meter.emitted(n as u64, n);
+                }
+                out
+            },
+        )
         .await
     }
 
@@ -1086,21 +1090,32 @@ impl<T: Send + 'static> Pipeline<T> {
     /// # Cancel safety
     ///
     /// Not cancel safe, as [`collect`](Pipeline::collect).
-    pub async fn fold<A, F>(self, ctx: &Context, init: A, mut f: F) -> Result<Finished<A>, PipelineError>
+    pub async fn fold<A, F>(
+        self,
+        ctx: &Context,
+        init: A,
+        mut f: F,
+    ) -> Result<Finished<A>, PipelineError>
     where
         F: FnMut(A, T) -> A,
     {
-        run::run_to(self.build, self.opts, self.progress, ctx, |mut sink: SinkIn<T>| async move {
-            let mut acc = init;
-            while let Some(chunk) = sink.next().await {
-                let n = chunk.len();
-                for x in chunk {
-                    acc = f(acc, x);
+        run::run_to(
+            self.build,
+            self.opts,
+            self.progress,
+            ctx,
+            |mut sink: SinkIn<T>| async move {
+                let mut acc = init;
+                while let Some(chunk) = sink.next().await {
+                    let n = chunk.len();
+                    for x in chunk {
+                        acc = f(acc, x);
+                    }
+                    sink.meter.emitted(n as u64, n);
                 }
-                sink.meter.emitted(n as u64, n);
-            }
-            acc
-        })
+                acc
+            },
+        )
         .await
     }
 
@@ -1157,10 +1172,13 @@ impl<T: Send + 'static> Pipeline<T> {
         ctx: Context,
         tx: mpsc::Sender<T>,
     ) -> Result<Finished<()>, PipelineError> {
-        self.into_sink(ctx, futures_util::sink::unfold(tx, |tx, x: T| async move {
-            tx.send(x).await.map_err(|_| SinkClosed)?;
-            Ok::<_, SinkClosed>(tx)
-        }))
+        self.into_sink(
+            ctx,
+            futures_util::sink::unfold(tx, |tx, x: T| async move {
+                tx.send(x).await.map_err(|_| SinkClosed)?;
+                Ok::<_, SinkClosed>(tx)
+            }),
+        )
         .await
     }
 
@@ -1181,40 +1199,46 @@ impl<T: Send + 'static> Pipeline<T> {
         S::Error: std::error::Error + Send + Sync + 'static,
     {
         use futures_util::SinkExt;
-        run::run_to(self.build, self.opts, self.progress, &ctx, |mut si: SinkIn<T>| async move {
-            let mut sink = std::pin::pin!(sink);
-            while let Some(chunk) = si.next().await {
-                let mut sent = 0usize;
-                for x in chunk {
-                    let r = tokio::select! {
-                        biased;
-                        () = si.shared.abort.cancelled() => None,
-                        r = sink.feed(x) => Some(r),
-                    };
-                    match r {
-                        Some(Ok(())) => sent += 1,
-                        Some(Err(e)) => {
-                            si.meter.emitted(sent as u64, sent);
-                            si.meter.failed(1);
-                            si.shared.fail(Fatal::Sink(Box::new(e)));
-                            return;
-                        }
-                        None => {
-                            si.meter.emitted(sent as u64, sent);
-                            return;
+        run::run_to(
+            self.build,
+            self.opts,
+            self.progress,
+            &ctx,
+            |mut si: SinkIn<T>| async move {
+                let mut sink = std::pin::pin!(sink);
+                while let Some(chunk) = si.next().await {
+                    let mut sent = 0usize;
+                    for x in chunk {
+                        let r = tokio::select! {
+                            biased;
+                            () = si.shared.abort.cancelled() => None,
+                            r = sink.feed(x) => Some(r),
+                        };
+                        match r {
+                            Some(Ok(())) => sent += 1,
+                            Some(Err(e)) => {
+                                si.meter.emitted(sent as u64, sent);
+                                si.meter.failed(1);
+                                si.shared.fail(Fatal::Sink(Box::new(e)));
+                                return;
+                            }
+                            None => {
+                                si.meter.emitted(sent as u64, sent);
+                                return;
+                            }
                         }
                     }
+                    si.meter.emitted(sent as u64, sent);
+                    if let Err(e) = sink.flush().await {
+                        si.shared.fail(Fatal::Sink(Box::new(e)));
+                        return;
+                    }
                 }
-                si.meter.emitted(sent as u64, sent);
-                if let Err(e) = sink.flush().await {
+                if let Err(e) = sink.close().await {
                     si.shared.fail(Fatal::Sink(Box::new(e)));
-                    return;
                 }
-            }
-            if let Err(e) = sink.close().await {
-                si.shared.fail(Fatal::Sink(Box::new(e)));
-            }
-        })
+            },
+        )
         .await
         .map(|f| Finished {
             output: (),

@@ -126,7 +126,11 @@ impl Env {
         )
     }
 
-    pub(crate) fn spawn(&mut self, name: &Arc<str>, fut: impl Future<Output = ()> + Send + 'static) {
+    pub(crate) fn spawn(
+        &mut self,
+        name: &Arc<str>,
+        fut: impl Future<Output = ()> + Send + 'static,
+    ) {
         self.tasks.push((name.clone(), Box::pin(fut)));
     }
 
@@ -393,7 +397,9 @@ impl<T: Send + 'static> PipelineStream<T> {
         let (sink_in, mut control) = start(build, opts, progress, ctx);
         let shared = sink_in.shared.clone();
         let SinkIn {
-            rx, meter, shared: s2,
+            rx,
+            meter,
+            shared: s2,
         } = sink_in;
         let chunks = futures_util::stream::unfold((rx, s2), |(mut rx, s)| async move {
             let c = tokio::select! {
@@ -487,7 +493,14 @@ impl<T> futures_core::Stream for PipelineStream<T> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.current.len(), if self.ended { Some(self.current.len()) } else { None })
+        (
+            self.current.len(),
+            if self.ended {
+                Some(self.current.len())
+            } else {
+                None
+            },
+        )
     }
 }
 

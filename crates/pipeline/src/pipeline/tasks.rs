@@ -834,7 +834,16 @@ pub(crate) async fn batch_stage<T>(
         }
         if !out.is_empty() {
             let inputs = out.iter().map(|b| b.len() as u64).sum();
-            if !hand_off(&tx, std::mem::take(&mut out), inputs, false, &mut meter, &shared).await {
+            if !hand_off(
+                &tx,
+                std::mem::take(&mut out),
+                inputs,
+                false,
+                &mut meter,
+                &shared,
+            )
+            .await
+            {
                 return;
             }
         }
