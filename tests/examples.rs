@@ -3,6 +3,8 @@
 //! `cargo test` builds the examples before it runs this file; each test runs the built binary
 //! from `target/<profile>/examples/`, so the examples are tested exactly as users run them.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -343,4 +345,41 @@ fn number_pipeline_matches_the_sequential_answer_and_stops_early_cleanly() {
         out.contains("odd        received    2000 emitted    1000 filtered    1000"),
         "{out}"
     );
+}
+
+#[test]
+fn parallel_search_finds_every_matching_line_including_very_long_ones() {
+    let dir = std::env::temp_dir().join(format!("weft-ps-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("a/b")).unwrap();
+    std::fs::write(dir.join("one.txt"), "needle here\nnothing\nNEEDLE upper\n").unwrap();
+    // A 100 KiB line: Go's bufio.Scanner gives up on it; this search must not.
+    let long = format!("{}needle{}\n", "x".repeat(100_000), "y".repeat(10));
+    std::fs::write(dir.join("a/b/long.txt"), long).unwrap();
+    std::fs::write(dir.join("a/bin.dat"), b"needle\0\x01\x02").unwrap();
+    std::fs::write(dir.join("a/none.txt"), "haystack only\n").unwrap();
+
+    let out = run_ok(
+        example("parallel_search")
+            .arg("needle")
+            .arg(&dir)
+            .args(["--workers", "3"]),
+    );
+    assert!(out.contains("one.txt (1 lines)"), "{out}");
+    assert!(out.contains("long.txt (1 lines)"), "{out}");
+    assert!(!out.contains("bin.dat"), "binary files are skipped: {out}");
+    assert!(out.contains("searched 4 files with 3 workers"), "{out}");
+    assert!(out.contains(": 2 matching lines in 2 files"), "{out}");
+
+    let out =
+        run_ok(
+            example("parallel_search")
+                .arg("needle")
+                .arg(&dir)
+                .args(["--workers", "2", "-i"]),
+        );
+    assert!(out.contains("one.txt (2 lines)"), "{out}");
+    assert!(out.contains("  3: NEEDLE upper"), "{out}");
+    assert!(out.contains(": 3 matching lines in 2 files"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
