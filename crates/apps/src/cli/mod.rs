@@ -36,3 +36,4 @@ pub(crate) fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
 }
 
 pub(crate) mod logs;
+pub(crate) mod serve;
