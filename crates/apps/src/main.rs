@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Analyze web server and application logs: traffic, errors, latency percentiles.
     Logs(cli::logs::Args),
+    /// Search files for a regex in parallel, respecting .gitignore (exit 0 match, 1 none, 2 error).
+    Grep(cli::grep::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Logs(args) => cli::logs::run(args).await,
+            Command::Grep(args) => cli::grep::run(args).await,
         }
     });
     cli::finish(result)
