@@ -8,20 +8,21 @@ use assert_cmd::Command;
 
 fn write(root: &Path, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
     let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, contents).unwrap();
+    std::fs::create_dir_all(path.parent().expect("fixture paths have a parent"))
+        .expect("create fixture dir");
+    std::fs::write(&path, contents).expect("write fixture file");
     path
 }
 
 /// `weft grep ARGS...` run in `dir`.
 fn grep(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::cargo_bin("weft").unwrap();
+    let mut cmd = Command::cargo_bin("weft").expect("the weft binary is built");
     cmd.current_dir(dir).arg("grep").args(args);
     cmd
 }
 
 fn fixture() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("create a tempdir");
     let root = dir.path();
     write(root, "src/main.rs", "fn main() {\n    hello();\n}\n");
     write(root, "src/lib.rs", "pub fn hello() {}\n// hello again\n");

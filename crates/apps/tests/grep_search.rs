@@ -1,5 +1,7 @@
 //! `weft_apps::search`: the library behind `weft grep`, against fixture trees in tempdirs.
 
+#![allow(clippy::single_range_in_vec_init)] // a one-range list of match spans is what is meant
+
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 

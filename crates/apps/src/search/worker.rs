@@ -152,9 +152,9 @@ impl Sink for Collect<'_> {
             }
             Report::Lines => {
                 // Without multi-line mode a match is one line, but iterate to be exact.
-                let mut number = mat.line_number().unwrap_or(0);
+                let first = mat.line_number().unwrap_or(0);
                 let mut offset = mat.absolute_byte_offset();
-                for line in mat.lines() {
+                for (number, line) in (first..).zip(mat.lines()) {
                     let text = line.strip_suffix(b"\n").unwrap_or(line);
                     let matcher = &self.shared.matcher;
                     self.out.push_line(number, offset, text, |text, spans| {
@@ -166,7 +166,6 @@ impl Sink for Collect<'_> {
                         });
                     });
                     self.out.add_count(1);
-                    number += 1;
                     offset += line.len() as u64;
                 }
             }
