@@ -411,3 +411,16 @@ async fn cancelling_next_mid_flight_loses_no_result() {
         assert_eq!(seen, 200, "sorted: {sorted}");
     }
 }
+
+#[tokio::test]
+async fn match_ranges_can_be_turned_off_keeping_the_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "f.txt", "ab ab\n");
+    let mut b = Search::builder("ab");
+    let (files, _) = collect(b.match_ranges(false), &[file.as_path()]).await;
+    let line = files[0].lines().next().unwrap();
+    assert_eq!((line.number(), line.bytes()), (1, &b"ab ab"[..]));
+    assert!(line.matches().is_empty());
+    let (files, _) = collect(b.match_ranges(true), &[file.as_path()]).await;
+    assert_eq!(files[0].lines().next().unwrap().matches(), [0..2, 3..5]);
+}

@@ -101,7 +101,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .ignore_files(!args.no_ignore)
         .follow_links(args.follow)
         .sort_by_path(args.sort == Sort::Path)
-        .report(report);
+        .report(report)
+        // Whole lines are printed, without highlighting: no need to locate the matches.
+        .match_ranges(false);
     for glob in &args.globs {
         builder.glob(glob.as_str());
     }

@@ -43,6 +43,7 @@ pub struct SearchBuilder {
     sort_by_path: bool,
     threads: Option<NonZeroUsize>,
     report: Report,
+    match_ranges: bool,
 }
 
 impl SearchBuilder {
@@ -59,6 +60,7 @@ impl SearchBuilder {
             sort_by_path: false,
             threads: None,
             report: Report::Lines,
+            match_ranges: true,
         }
     }
 
@@ -132,6 +134,15 @@ impl SearchBuilder {
     /// What to record for each file. By default, [`Report::Lines`].
     pub fn report(&mut self, report: Report) -> &mut SearchBuilder {
         self.report = report;
+        self
+    }
+
+    /// With [`Report::Lines`], also record where each match is within its line
+    /// ([`Line::matches`](super::Line::matches)). That runs the regex a second time over each
+    /// matching line; a caller that only prints whole lines (as `weft grep` does) can turn it
+    /// off, and then `matches()` is empty. By default, this is enabled.
+    pub fn match_ranges(&mut self, yes: bool) -> &mut SearchBuilder {
+        self.match_ranges = yes;
         self
     }
 
@@ -264,6 +275,7 @@ impl Search {
             matcher: self.matcher.clone(),
             searcher: self.searcher.clone(),
             report: self.options.report,
+            match_ranges: self.options.match_ranges,
             ctx: ctx.clone(),
             stop: AtomicBool::new(false),
             counters: Counters::default(),

@@ -9,6 +9,21 @@ use super::error::FileError;
 
 /// How much the search records for each file. Less is faster: [`Report::Count`] skips the line
 /// bytes and match positions, [`Report::Files`] stops reading a file at its first match.
+///
+/// ```
+/// use futures::StreamExt;
+/// use weft_apps::search::{Report, Search};
+/// use weft_core::context::Context;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("a.txt"), "x\nx\ny\n")?;
+/// let search = Search::builder("x").report(Report::Count).build()?;
+/// let files: Vec<_> = search.run(&Context::background(), [dir.path()]).collect().await;
+/// assert_eq!(files[0].match_count(), 2);
+/// assert_eq!(files[0].lines().len(), 0); // counted, not kept
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Report {
@@ -22,6 +37,23 @@ pub enum Report {
 }
 
 /// One matching line, borrowed from its [`FileResult`].
+///
+/// ```
+/// use futures::StreamExt;
+/// use weft_apps::search::Search;
+/// use weft_core::context::Context;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("a.txt"), "skip\nto be or not to be\n")?;
+/// let search = Search::new(r"\bbe\b")?;
+/// let files: Vec<_> = search.run(&Context::background(), [dir.path()]).collect().await;
+/// let line = files[0].lines().next().expect("line 2 matches");
+/// assert_eq!((line.number(), line.byte_offset()), (2, 5));
+/// assert_eq!(line.bytes(), b"to be or not to be");
+/// assert_eq!(line.matches(), [3..5, 16..18]);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Line<'a> {
     number: u64,
@@ -69,6 +101,27 @@ struct LineRecord {
 ///
 /// All lines are kept in one buffer (and all match ranges in one vector), so a file costs a
 /// handful of allocations however many lines match.
+///
+/// ```
+/// use futures::StreamExt;
+/// use weft_apps::search::Search;
+/// use weft_core::context::Context;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("a.txt"), "needle\nhay\nneedle\n")?;
+/// let missing = dir.path().join("missing.txt");
+/// let search = Search::builder("needle").sort_by_path(true).build()?;
+/// let files: Vec<_> = search
+///     .run(&Context::background(), [dir.path().join("a.txt"), missing.clone()])
+///     .collect()
+///     .await;
+/// assert!(files[0].is_match() && files[0].error().is_none());
+/// assert_eq!(files[0].match_count(), 2);
+/// assert_eq!(files[1].path(), missing);
+/// assert!(!files[1].is_match() && files[1].error().is_some());
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct FileResult {
     path: PathBuf,
@@ -187,6 +240,23 @@ impl FileResult {
 /// Counters of a running search, read with [`SearchStream::stats`](super::SearchStream::stats).
 /// Binary files and unreadable files are among the searched ones; `errors` also counts walk
 /// errors (unreadable directories, link loops), which are not files.
+///
+/// ```
+/// use futures::StreamExt;
+/// use weft_apps::search::Search;
+/// use weft_core::context::Context;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("text.txt"), "needle\n")?;
+/// std::fs::write(dir.path().join("blob.bin"), b"needle\0")?;
+/// let mut stream = Search::new("needle")?.run(&Context::background(), [dir.path()]);
+/// while stream.next().await.is_some() {}
+/// let stats = stream.stats();
+/// assert_eq!((stats.files_searched, stats.files_matched, stats.binary_skipped), (2, 1, 1));
+/// assert_eq!(stats.to_string(), "2 files searched, 1 matched, 1 binary skipped, 0 errors");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct SearchStats {

@@ -45,6 +45,25 @@ pub(super) enum Inner {
 /// the poll that returns it, so dropping a pending `next()` loses nothing and the next call
 /// yields the same result.
 ///
+/// ```
+/// use futures::StreamExt;
+/// use weft_apps::search::Search;
+/// use weft_core::context::Context;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// for i in 0..100 {
+///     std::fs::write(dir.path().join(format!("{i}.txt")), "needle\n")?;
+/// }
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// let mut stream = Search::new("needle")?.run(&ctx, [dir.path()]);
+/// assert!(stream.next().await.is_some());
+/// cancel.cancel(); // e.g. the user pressed Ctrl-C
+/// assert!(stream.next().await.is_none());
+/// assert!(ctx.err().is_some());
+/// # Ok(()) }
+/// ```
+///
 /// [`Context`]: weft_core::context::Context
 #[must_use = "streams do nothing unless polled"]
 pub struct SearchStream {

@@ -35,6 +35,7 @@ pub(super) struct Shared {
     pub(super) matcher: RegexMatcher,
     pub(super) searcher: SearcherBuilder,
     pub(super) report: Report,
+    pub(super) match_ranges: bool,
     pub(super) ctx: Context,
     /// Set when the stream ends or is dropped. Relaxed: it is a hint polled between files and
     /// matches; no data is published through it.
@@ -157,7 +158,11 @@ impl Sink for Collect<'_> {
                 for (number, line) in (first..).zip(mat.lines()) {
                     let text = line.strip_suffix(b"\n").unwrap_or(line);
                     let matcher = &self.shared.matcher;
+                    let ranges = self.shared.match_ranges;
                     self.out.push_line(number, offset, text, |text, spans| {
+                        if !ranges {
+                            return;
+                        }
                         // The line matched as a whole, so finding the spans cannot fail;
                         // grep-regex's error type for this is uninhabited.
                         let _ = matcher.find_iter(text, |m| {
