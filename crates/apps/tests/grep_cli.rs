@@ -221,3 +221,28 @@ fn a_closed_pipe_is_a_clean_exit() {
 fn stderr_of(assert: &assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
 }
+
+/// On a terminal, line numbers and headings are on by default. util-linux's `script` gives the
+/// command a pseudo-terminal as stdout (which turns `\n` into `\r\n`).
+#[cfg(unix)]
+#[test]
+fn line_numbers_and_headings_are_on_by_default_on_a_terminal() {
+    if StdCommand::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    }
+    let dir = fixture();
+    let weft = assert_cmd::cargo::cargo_bin("weft");
+    let cmd = format!("'{}' grep --sort path hello", weft.display());
+    let output = StdCommand::new("script")
+        .current_dir(dir.path())
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "src/lib.rs\r\n1:pub fn hello() {}\r\n2:// hello again\r\n\r\nsrc/main.rs\r\n2:    hello();\r\n"
+    );
+}
