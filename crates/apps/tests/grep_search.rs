@@ -424,3 +424,29 @@ async fn match_ranges_can_be_turned_off_keeping_the_lines() {
     let (files, _) = collect(b.match_ranges(true), &[file.as_path()]).await;
     assert_eq!(files[0].lines().next().unwrap().matches(), [0..2, 3..5]);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sort_by_path_keeps_walk_errors_in_their_place() {
+    // Files go to the searchers in chunks; an error between two chunks' worth of files must
+    // still come out between them.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut expected: Vec<PathBuf> = (0..100)
+        .map(|i| write(root, &format!("a/{i:03}.txt"), "needle\n"))
+        .collect();
+    std::fs::create_dir(root.join("m")).unwrap();
+    std::os::unix::fs::symlink("..", root.join("m/loop")).unwrap();
+    expected.push(root.join("m/loop"));
+    expected.extend((0..100).map(|i| write(root, &format!("z/{i:03}.txt"), "needle\n")));
+
+    let mut b = Search::builder("needle");
+    b.sort_by_path(true)
+        .follow_links(true)
+        .threads(NonZeroUsize::new(3).unwrap());
+    let (files, stats) = collect(&b, &[root]).await;
+    let got: Vec<PathBuf> = files.iter().map(|f| f.path().to_path_buf()).collect();
+    assert_eq!(got, expected);
+    assert!(files[100].error().is_some());
+    assert_eq!((stats.files_matched, stats.errors), (200, 1));
+}

@@ -281,13 +281,15 @@ impl Search {
             counters: Counters::default(),
         });
         let threads = self.threads;
-        // Enough to keep every searcher busy while the reader prints a burst of results.
+        // Enough to keep every searcher busy while the reader prints a burst of results. (In
+        // path order it counts chunks of up to 32 files.)
         let capacity = threads * 32;
         let (inner, spawned) = if self.options.sort_by_path {
             let (tx, rx) = mpsc::channel(capacity);
             let inner = Inner::Ordered {
                 slots: rx,
                 head: None,
+                ready: Vec::new().into_iter(),
             };
             let shared = Arc::clone(&shared);
             let spawned = std::thread::Builder::new()

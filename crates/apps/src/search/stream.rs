@@ -8,19 +8,21 @@ use std::sync::atomic::Ordering;
 use std::task::{Context as TaskContext, Poll, ready};
 
 use futures::stream::{FusedStream, Stream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use weft_core::context::Done;
 
 use super::result::{Counters, FileResult, SearchStats};
-use super::worker::Shared;
+use super::worker::{Shared, Slot};
 
 pub(super) enum Inner {
     /// Results in the order the searcher threads finish them.
     Unordered(mpsc::Receiver<FileResult>),
-    /// Reply slots in path order; `head` is the one being awaited.
+    /// Reply slots in path order, one per chunk of files; `head` is the one being awaited,
+    /// `ready` what is left of the last chunk's results.
     Ordered {
-        slots: mpsc::Receiver<oneshot::Receiver<FileResult>>,
-        head: Option<oneshot::Receiver<FileResult>>,
+        slots: mpsc::Receiver<Slot>,
+        head: Option<Slot>,
+        ready: std::vec::IntoIter<FileResult>,
     },
 }
 
@@ -41,9 +43,10 @@ pub(super) enum Inner {
 ///
 /// # Cancel safety
 ///
-/// `next()` (and `poll_next`) is cancel safe: a result is taken out of the channel only inside
-/// the poll that returns it, so dropping a pending `next()` loses nothing and the next call
-/// yields the same result.
+/// `next()` (and `poll_next`) is cancel safe: whatever it has received and not yet returned
+/// (in path order, the rest of a chunk of results) is kept by the stream itself, not by the
+/// `next()` future, so dropping a pending `next()` loses nothing and the next call yields the
+/// same result.
 ///
 /// ```
 /// use futures::StreamExt;
@@ -137,16 +140,17 @@ impl Stream for SearchStream {
         }
         let item = match &mut this.inner {
             Inner::Unordered(rx) => ready!(rx.poll_recv(cx)),
-            Inner::Ordered { slots, head } => loop {
+            Inner::Ordered { slots, head, ready } => loop {
+                if let Some(result) = ready.next() {
+                    break Some(result);
+                }
                 if let Some(slot) = head {
-                    let result = ready!(Pin::new(slot).poll(cx));
+                    let results = ready!(Pin::new(slot).poll(cx));
                     *head = None;
-                    match result {
-                        Ok(r) if r.is_reportable() => break Some(r),
-                        // Nothing to report, or a searcher stopped before filling the slot
-                        // (only when the search is stopping).
-                        _ => continue,
-                    }
+                    // An error means a searcher stopped before filling the slot, which happens
+                    // only when the search is stopping.
+                    *ready = results.unwrap_or_default().into_iter();
+                    continue;
                 }
                 match ready!(slots.poll_recv(cx)) {
                     Some(slot) => *head = Some(slot),

@@ -7,10 +7,10 @@
 //! - Unordered ([`run_unordered`]): ignore's parallel walker *is* the fan-out. Each walker thread
 //!   searches the files it visits and sends interesting results into one bounded channel (the
 //!   fan-in). This is ripgrep's own shape, and the fastest.
-//! - Ordered ([`run_ordered`]): one thread walks in path order and hands each file to a pool of
-//!   searcher threads together with a one-shot reply slot; the slot's receiving half goes, in
-//!   walk order, into a bounded channel the stream reads from. The stream awaits the slots in
-//!   order, so results come out sorted while files are still searched in parallel (ripgrep
+//! - Ordered ([`run_ordered`]): one thread walks in path order and hands chunks of consecutive
+//!   files to a pool of searcher threads, each chunk with a one-shot reply slot; the slot's
+//!   receiving half goes, in walk order, into a bounded channel the stream reads from. The
+//!   stream awaits the slots in order, so results come out sorted while files are still searched in parallel (ripgrep
 //!   falls back to one thread for `--sort path`). The bound on that channel bounds how far the
 //!   searchers can run ahead of the reader, and with it the memory held by finished results.
 
@@ -219,10 +219,16 @@ pub(super) fn run_unordered(
     });
 }
 
-type Slot = oneshot::Receiver<FileResult>;
+/// The reply to one chunk of files: the results worth reporting, in the chunk's order.
+pub(super) type Slot = oneshot::Receiver<Vec<FileResult>>;
+
+/// Largest chunk of files handed to a searcher at once. Chunks amortize the per-hand-off cost
+/// (a reply slot, two channel operations, a wake-up of the reader) over many files, most of
+/// which have nothing to report.
+const MAX_CHUNK: usize = 32;
 
 /// Ordered fan-out/fan-in: one walking thread, `threads` searching threads, reply slots in walk
-/// order.
+/// order, files handed out in chunks of consecutive paths.
 pub(super) fn run_ordered(
     walk: Walk,
     shared: &Arc<Shared>,
@@ -230,50 +236,88 @@ pub(super) fn run_ordered(
     threads: usize,
 ) {
     // Small: the order channel, not this one, is what bounds the work in flight.
-    let (jobs, queue) =
-        async_channel::bounded::<(PathBuf, oneshot::Sender<FileResult>)>(threads * 2);
+    let (jobs, queue) = async_channel::bounded::<Job>(threads * 2);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let queue = queue.clone();
             let mut searcher = FileSearcher::new(Arc::clone(shared));
             scope.spawn(move || {
-                while let Ok((path, reply)) = queue.recv_blocking() {
-                    if searcher.shared.should_stop() {
-                        break;
+                while let Ok((paths, reply)) = queue.recv_blocking() {
+                    let mut results = Vec::new();
+                    for path in paths {
+                        if searcher.shared.should_stop() {
+                            return;
+                        }
+                        let result = searcher.search(path);
+                        if result.is_reportable() {
+                            results.push(result);
+                        }
                     }
-                    // The stream may have ended meanwhile; then the result has nowhere to go.
-                    let _ = reply.send(searcher.search(path));
+                    // The stream may have ended meanwhile; then the results have nowhere to go.
+                    let _ = reply.send(results);
                 }
             });
         }
         drop(queue);
-        for entry in walk {
-            if shared.should_stop() {
-                break;
-            }
-            match entry {
-                Ok(entry) if is_searchable(&entry) => {
-                    let (reply, slot) = oneshot::channel();
-                    // Slot first, job second: every slot in the channel has its job queued, so
-                    // the reader never waits on a job this thread is blocked from sending.
-                    if order.blocking_send(slot).is_err()
-                        || jobs.send_blocking((entry.into_path(), reply)).is_err()
-                    {
-                        break;
+        // Returning drops `jobs`: closing the queue lets the searchers finish what is queued
+        // and exit, which the scope waits for.
+        walk_in_order(walk, shared, order, jobs);
+    });
+}
+
+type Job = (Vec<PathBuf>, oneshot::Sender<Vec<FileResult>>);
+
+/// The walking half of [`run_ordered`]: owns the job queue's sender, so that leaving it by any
+/// path closes the queue.
+fn walk_in_order(
+    walk: Walk,
+    shared: &Shared,
+    order: &mpsc::Sender<Slot>,
+    jobs: async_channel::Sender<Job>,
+) {
+    // Slot first, job second: every slot in the channel has its job queued, so the reader
+    // never waits on a job this thread is blocked from sending.
+    let dispatch = |chunk: &mut Vec<PathBuf>| -> bool {
+        if chunk.is_empty() {
+            return true;
+        }
+        let (reply, slot) = oneshot::channel();
+        order.blocking_send(slot).is_ok()
+            && jobs.send_blocking((std::mem::take(chunk), reply)).is_ok()
+    };
+    // Chunks start at one file and double up to MAX_CHUNK, so a small tree still spreads
+    // over every searcher and the first results come quickly, while a large tree pays the
+    // hand-off once per MAX_CHUNK files.
+    let mut limit = 1;
+    let mut chunk = Vec::with_capacity(MAX_CHUNK);
+    for entry in walk {
+        if shared.should_stop() {
+            return;
+        }
+        match entry {
+            Ok(entry) if is_searchable(&entry) => {
+                chunk.push(entry.into_path());
+                if chunk.len() >= limit {
+                    if !dispatch(&mut chunk) {
+                        return;
                     }
+                    limit = (limit * 2).min(MAX_CHUNK);
                 }
-                Ok(_) => {}
-                Err(err) => {
-                    Counters::bump(&shared.counters.errors);
-                    let (reply, slot) = oneshot::channel();
-                    let _ = reply.send(walk_error(err));
-                    if order.blocking_send(slot).is_err() {
-                        break;
-                    }
+            }
+            Ok(_) => {}
+            Err(err) => {
+                // The files before the error come first.
+                if !dispatch(&mut chunk) {
+                    return;
+                }
+                Counters::bump(&shared.counters.errors);
+                let (reply, slot) = oneshot::channel();
+                let _ = reply.send(vec![walk_error(err)]);
+                if order.blocking_send(slot).is_err() {
+                    return;
                 }
             }
         }
-        // Closing the job queue lets the searchers finish what is queued and exit.
-        drop(jobs);
-    });
+    }
+    dispatch(&mut chunk);
 }
