@@ -6,4 +6,5 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod serve;
+pub mod search;
 pub mod shutdown;

@@ -21,6 +21,8 @@ enum Command {
     Logs(cli::logs::Args),
     /// Run the HTTP job server on weft-pool; accepted jobs survive restarts.
     Serve(cli::serve::Args),
+    /// Search files for a regex in parallel, respecting .gitignore (exit 0 match, 1 none, 2 error).
+    Grep(cli::grep::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Logs(args) => cli::logs::run(args).await,
             Command::Serve(args) => cli::serve::run(args).await,
+            Command::Grep(args) => cli::grep::run(args).await,
         }
     });
     cli::finish(result)

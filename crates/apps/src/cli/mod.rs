@@ -35,5 +35,6 @@ pub(crate) fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     }
 }
 
+pub(crate) mod grep;
 pub(crate) mod logs;
 pub(crate) mod serve;
