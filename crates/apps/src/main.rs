@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Analyze web server and application logs: traffic, errors, latency percentiles.
     Logs(cli::logs::Args),
+    /// Download files concurrently, resumably, never leaving a truncated file at a final name.
+    Download(cli::download::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Logs(args) => cli::logs::run(args).await,
+            Command::Download(args) => cli::download::run(args).await,
         }
     });
     cli::finish(result)

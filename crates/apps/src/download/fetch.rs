@@ -32,6 +32,8 @@ pub(crate) struct Job {
     pub(crate) request: Request,
     /// The URL-derived name, unique in this run: the partial file is `base.part`.
     pub(crate) base: String,
+    /// The URL-derived name: the final name unless `Content-Disposition` gives one.
+    pub(crate) url_name: String,
 }
 
 /// Runs all attempts of `job`. `done` is the context's `done()` future, shared by all awaits.
@@ -216,7 +218,7 @@ async fn attempt(
             }
         }
     };
-    let name = final_name(&headers).unwrap_or_else(|| job.base.clone());
+    let name = final_name(&headers).unwrap_or_else(|| job.url_name.clone());
     tracker.attempt(offset, total);
     let remaining = total.map(|t| t.saturating_sub(offset));
     let mut writer = PartWriter::new(paths.clone(), mode, hasher, remaining);

@@ -294,7 +294,11 @@ impl Downloader {
             let shared = self.shared.clone();
             let progress = progress.clone();
             let done = ctx.done();
-            let job = fetch::Job { request, base };
+            let job = fetch::Job {
+                request,
+                base,
+                url_name,
+            };
             let handle = tasks.spawn(async move {
                 tokio::pin!(done);
                 let permits = tokio::select! {
