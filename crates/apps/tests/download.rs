@@ -1,4 +1,5 @@
 //! `weft_apps::download` against a loopback fixture server: every behaviour of issue 7.
+#![allow(clippy::unwrap_used)] // test helpers, not only #[test] fns
 
 mod fixture;
 
@@ -98,8 +99,7 @@ async fn max_concurrency(jobs: usize, per_host: usize, files: usize) -> usize {
     }
     let report = runner.await.unwrap();
     assert_eq!(report.counts(), (files, 0, 0));
-    let max = active.borrow().1;
-    max
+    active.borrow().1
 }
 
 #[tokio::test]

@@ -224,11 +224,16 @@ impl PartWriter {
             .ok_or_else(|| self.err(io::Error::other("partial file lost after an earlier error")))
     }
 
-    /// Appends `chunk`; once [`FLUSH_AT`] bytes are gathered they are written on a blocking
-    /// thread while the caller goes on receiving.
+    /// Appends `chunk`; once about [`FLUSH_AT`] bytes are gathered they are written on a
+    /// blocking thread while the caller goes on receiving.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: if dropped while it waits for the previous write, the chunk and the
+    /// buffered bytes are lost (callers await it to completion).
     pub(crate) async fn push(&mut self, chunk: &[u8]) -> Result<(), DownloadError> {
-        self.buf.extend_from_slice(chunk);
-        if self.buf.len() >= FLUSH_AT {
+        // Hand the buffer off before it would have to grow, so it is never reallocated.
+        if !self.buf.is_empty() && self.buf.len() + chunk.len() > FLUSH_AT {
             let mut sink = self.reclaim().await?;
             let buf = std::mem::replace(&mut self.buf, Vec::with_capacity(FLUSH_AT));
             self.inflight = Some(tokio::task::spawn_blocking(move || {
@@ -236,6 +241,7 @@ impl PartWriter {
                 (sink, r)
             }));
         }
+        self.buf.extend_from_slice(chunk);
         Ok(())
     }
 
