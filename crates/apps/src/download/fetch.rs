@@ -34,6 +34,8 @@ pub(crate) struct Job {
     pub(crate) base: String,
     /// The URL-derived name: the final name unless `Content-Disposition` gives one.
     pub(crate) url_name: String,
+    /// Whether `base.part` or its metadata existed when the batch started.
+    pub(crate) had_part: bool,
 }
 
 /// Runs all attempts of `job`. `done` is the context's `done()` future, shared by all awaits.
@@ -50,9 +52,23 @@ pub(crate) async fn fetch(
     let mut failures = 0u32;
     let mut allow_resume = true;
     let mut resumed_from = 0;
+    // Whether a partial file may exist; false spares a file-system check per download.
+    let mut maybe_part = job.had_part;
     let outcome = loop {
         attempts += 1;
-        match attempt(shared, job, &paths, done.as_mut(), tracker, allow_resume).await {
+        let result = attempt(
+            shared,
+            job,
+            &paths,
+            done.as_mut(),
+            tracker,
+            allow_resume,
+            maybe_part,
+        )
+        .await;
+        // A failed attempt may have kept bytes.
+        maybe_part = true;
+        match result {
             Ok((path, bytes, from)) => {
                 return FileResult {
                     url: job.request.url.clone(),
@@ -127,10 +143,11 @@ async fn attempt(
     mut done: Pin<&mut Done>,
     tracker: &mut dyn Tracker,
     allow_resume: bool,
+    maybe_part: bool,
 ) -> Result<(PathBuf, u64, u64), (Stop, u64)> {
     let config = &shared.config;
     let url = &job.request.url;
-    let resume = if allow_resume {
+    let resume = if allow_resume && maybe_part {
         let (paths, url) = (paths.clone(), url.clone());
         tokio::task::spawn_blocking(move || paths.resumable(&url))
             .await
@@ -178,6 +195,7 @@ async fn attempt(
             let mode = Mode::Create {
                 url: url.clone(),
                 validator: validator.clone(),
+                stale_meta: maybe_part,
             };
             (mode, 0, response.content_length())
         }

@@ -266,6 +266,14 @@ impl Downloader {
             };
         }
 
+        // One directory listing tells which downloads may have partial files, instead of a
+        // file-system check per download.
+        let parts: HashSet<String> = {
+            let dir = config.dir.clone();
+            tokio::task::spawn_blocking(move || partial_bases(&dir))
+                .await
+                .unwrap_or_default()
+        };
         let global = Arc::new(Semaphore::new(config.jobs.get()));
         let mut hosts: HashMap<String, Arc<Semaphore>> = HashMap::new();
         // Partial-file names are fixed in input order, so a rerun of the same list finds its
@@ -296,6 +304,7 @@ impl Downloader {
             let done = ctx.done();
             let job = fetch::Job {
                 request,
+                had_part: parts.contains(&base),
                 base,
                 url_name,
             };
@@ -370,4 +379,21 @@ fn not_started(url: Url, outcome: Outcome) -> FileResult {
 
 fn io_clone(e: &std::io::Error) -> std::io::Error {
     std::io::Error::new(e.kind(), e.to_string())
+}
+
+/// The `BASE` of every `BASE.part` and `BASE.part.meta` in `dir`.
+fn partial_bases(dir: &std::path::Path) -> HashSet<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return HashSet::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let base = name
+                .strip_suffix(".part")
+                .or_else(|| name.strip_suffix(".part.meta"))?;
+            Some(base.to_owned())
+        })
+        .collect()
 }

@@ -111,10 +111,12 @@ impl PartPaths {
 /// How the partial file is opened on the first write.
 #[derive(Debug)]
 pub(crate) enum Mode {
-    /// Start over: drop old metadata, truncate, then record `validator` (if any) for resume.
+    /// Start over: drop old metadata (when `stale_meta` says there may be some), truncate,
+    /// then record `validator` (if any) for resume.
     Create {
         url: Url,
         validator: Option<Validator>,
+        stale_meta: bool,
     },
     /// Continue after the first `offset` bytes.
     Append { offset: u64 },
@@ -128,21 +130,30 @@ struct Sink {
     mode: Option<Mode>,
     file: Option<File>,
     hasher: Option<Sha256>,
+    /// Whether a `.part.meta` may exist (to be removed once the file is placed).
+    meta_maybe: bool,
 }
 
 impl Sink {
     fn open(&mut self) -> io::Result<&mut File> {
         if let Some(mode) = self.mode.take() {
             let file = match mode {
-                Mode::Create { url, validator } => {
+                Mode::Create {
+                    url,
+                    validator,
+                    stale_meta,
+                } => {
                     // Invariant 2: old meta goes before the data it describes.
-                    match fs::remove_file(&self.paths.meta) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(e),
+                    if stale_meta {
+                        match fs::remove_file(&self.paths.meta) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(e),
+                        }
                     }
                     let file = File::create(&self.paths.part)?;
                     if let Some(v) = validator {
+                        self.meta_maybe = true;
                         let (key, value) = match &v {
                             Validator::ETag(e) => ("etag", e),
                             Validator::LastModified(l) => ("last-modified", l),
@@ -155,6 +166,7 @@ impl Sink {
                     file
                 }
                 Mode::Append { offset } => {
+                    self.meta_maybe = true;
                     let mut file = OpenOptions::new().write(true).open(&self.paths.part)?;
                     file.set_len(offset)?;
                     file.seek(SeekFrom::Start(offset))?;
@@ -195,6 +207,13 @@ impl PartWriter {
         expected_len: Option<u64>,
     ) -> Self {
         let cap = expected_len.map_or(64 * 1024, |l| usize::try_from(l).unwrap_or(FLUSH_AT));
+        let meta_maybe = matches!(
+            mode,
+            Mode::Create {
+                stale_meta: true,
+                ..
+            }
+        );
         Self {
             path: paths.part.clone(),
             sink: Some(Sink {
@@ -202,6 +221,7 @@ impl PartWriter {
                 mode: Some(mode),
                 file: None,
                 hasher,
+                meta_maybe,
             }),
             inflight: None,
             buf: Vec::with_capacity(cap.min(FLUSH_AT)),
@@ -281,6 +301,11 @@ impl PartWriter {
         let buf = std::mem::take(&mut self.buf);
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
+            // A body that arrives whole in one buffer needs no resume metadata: the file is
+            // complete before anything could interrupt it.
+            if let Some(Mode::Create { validator, .. }) = &mut sink.mode {
+                *validator = None;
+            }
             // Opens the file even for an empty body.
             sink.write(&buf)
                 .map_err(|e| DownloadError::file(&path, e))?;
@@ -302,7 +327,9 @@ impl PartWriter {
                 drop(file);
             }
             let placed = place(&path, &target).map_err(|e| DownloadError::file(&path, e))?;
-            let _ = fs::remove_file(&sink.paths.meta);
+            if sink.meta_maybe {
+                let _ = fs::remove_file(&sink.paths.meta);
+            }
             if fsync {
                 File::open(&target.dir)
                     .and_then(|d| d.sync_all())
