@@ -7,4 +7,5 @@
 
 pub mod serve;
 pub mod search;
+pub mod download;
 pub mod shutdown;

@@ -23,6 +23,8 @@ enum Command {
     Serve(cli::serve::Args),
     /// Search files for a regex in parallel, respecting .gitignore (exit 0 match, 1 none, 2 error).
     Grep(cli::grep::Args),
+    /// Download files concurrently, resumably, never leaving a truncated file at a final name.
+    Download(cli::download::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
             Command::Logs(args) => cli::logs::run(args).await,
             Command::Serve(args) => cli::serve::run(args).await,
             Command::Grep(args) => cli::grep::run(args).await,
+            Command::Download(args) => cli::download::run(args).await,
         }
     });
     cli::finish(result)
