@@ -35,4 +35,5 @@ pub(crate) fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     }
 }
 
+pub(crate) mod crawl;
 pub(crate) mod logs;
