@@ -20,7 +20,7 @@ enum Command {
     /// Analyze web server and application logs: traffic, errors, latency percentiles.
     Logs(cli::logs::Args),
     /// Crawl web sites politely and concurrently; one JSON line per page.
-    Crawl(cli::crawl::Args),
+    Crawl(Box<cli::crawl::Args>),
 }
 
 fn main() -> ExitCode {
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Logs(args) => cli::logs::run(args).await,
-            Command::Crawl(args) => cli::crawl::run(args).await,
+            Command::Crawl(args) => cli::crawl::run(*args).await,
         }
     });
     cli::finish(result)

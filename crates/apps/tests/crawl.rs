@@ -13,7 +13,7 @@ use weft_apps::crawl::{CrawlConfig, Crawler, PageError, PageRecord, StopReason, 
 use weft_core::context::Context;
 
 fn nz(n: usize) -> NonZeroUsize {
-    NonZeroUsize::new(n).unwrap()
+    NonZeroUsize::new(n).expect("not zero")
 }
 
 /// Small timeouts and backoff so the failure paths run fast.
@@ -26,8 +26,10 @@ fn test_config() -> CrawlConfig {
 }
 
 async fn crawl_all(config: CrawlConfig, seeds: &[String]) -> (Vec<PageRecord>, Summary) {
-    let crawler = Crawler::new(config).unwrap();
-    let mut crawl = crawler.crawl(&Context::background(), seeds).unwrap();
+    let crawler = Crawler::new(config).expect("client");
+    let mut crawl = crawler
+        .crawl(&Context::background(), seeds)
+        .expect("valid seeds");
     let mut pages = Vec::new();
     while let Some(page) = crawl.next().await {
         pages.push(page);

@@ -33,19 +33,31 @@ use super::url::{Scope, normalize};
 /// A configured crawler; [`crawl`](Crawler::crawl) starts crawls with it. Crawls started from
 /// one crawler share its HTTP connection pool.
 ///
-/// ```no_run
+/// ```
 /// use futures::StreamExt;
-/// use weft_apps::crawl::{CrawlConfig, Crawler};
+/// use weft_apps::crawl::{CrawlConfig, Crawler, StopReason};
 /// use weft_core::context::Context;
 ///
 /// # #[tokio::main]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let crawler = Crawler::new(CrawlConfig::new().max_depth(2))?;
-/// let mut crawl = crawler.crawl(&Context::background(), ["https://example.com/"])?;
+/// # // A two-page site on loopback.
+/// # use axum::{Router, response::Html, routing::get};
+/// # let app = Router::new()
+/// #     .route("/", get(|| async { Html(r#"<title>Home</title><a href="about#team">us</a>"#) }))
+/// #     .route("/about", get(|| async { Html(r#"<title>About</title><a href="/">home</a>"#) }));
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let site = format!("http://{}/", listener.local_addr()?);
+/// # tokio::spawn(async move { axum::serve(listener, app).await });
+/// let crawler = Crawler::new(CrawlConfig::new().max_depth(3))?;
+/// let mut crawl = crawler.crawl(&Context::background(), [&site])?;
+/// let mut titles = Vec::new();
 /// while let Some(page) = crawl.next().await {
-///     println!("{} {:?} {:?}", page.url, page.status, page.title);
+///     titles.push(page.title.unwrap_or_default());
 /// }
-/// println!("{}", crawl.summary().unwrap());
+/// titles.sort();
+/// assert_eq!(titles, ["About", "Home"]); // the cycle back to "/" is not fetched again
+/// let summary = crawl.summary().unwrap();
+/// assert_eq!((summary.stats.pages, &summary.stop), (2, &StopReason::Finished));
 /// # Ok(())
 /// # }
 /// ```
@@ -200,6 +212,39 @@ impl Crawl {
     ///
     /// This method is cancel safe: a page is taken from the crawl only in the poll that
     /// returns it, so a cancelled call loses nothing and the crawl goes on.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weft_apps::crawl::{CrawlConfig, Crawler};
+    /// use weft_core::context::Context;
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use axum::{Router, response::Html, routing::get};
+    /// # let app = Router::new().route("/", get(|| async { Html("<title>Home</title>") }));
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let site = format!("http://{}/", listener.local_addr()?);
+    /// # tokio::spawn(async move { axum::serve(listener, app).await });
+    /// let mut crawl = Crawler::new(CrawlConfig::new())?.crawl(&Context::background(), [&site])?;
+    /// let progress = crawl.progress();
+    /// let mut pages = 0;
+    /// loop {
+    ///     tokio::select! {
+    ///         page = crawl.next_page() => match page {
+    ///             Some(_) => pages += 1,
+    ///             None => break,
+    ///         },
+    ///         // Losing this race drops a pending `next_page`, which loses no page.
+    ///         _ = tokio::time::sleep(Duration::from_millis(1)) => {
+    ///             let _now = progress.snapshot();
+    ///         }
+    ///     }
+    /// }
+    /// assert_eq!(pages, 1);
+    /// assert_eq!(progress.snapshot().pages, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn next_page(&mut self) -> Option<PageRecord> {
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
@@ -232,7 +277,8 @@ impl Stream for Crawl {
 }
 
 enum TaskDone {
-    Page(HostId, PageOutcome),
+    // Boxed: a page outcome is ~300 bytes, a robots verdict far less.
+    Page(HostId, Box<PageOutcome>),
     Robots(HostId, Robots),
 }
 
@@ -318,7 +364,7 @@ async fn coordinate(
                                     redirect: None,
                                 }
                             });
-                        TaskDone::Page(host, outcome)
+                        TaskDone::Page(host, Box::new(outcome))
                     });
                 }
                 None => break,
@@ -370,7 +416,7 @@ async fn coordinate(
                     record,
                     follow,
                     redirect,
-                } = outcome;
+                } = *outcome;
                 add(&counters.pages, 1);
                 add(&counters.bytes, record.bytes);
                 if record.error.is_some() {

@@ -68,7 +68,7 @@ impl Scope {
             }),
             Some(host @ (Host::Ipv4(_) | Host::Ipv6(_))) => {
                 let host = host.to_string();
-                self.domains.iter().any(|d| *d == host)
+                self.domains.contains(&host)
             }
             None => false,
         }

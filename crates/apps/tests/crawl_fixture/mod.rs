@@ -76,10 +76,15 @@ pub struct Seen {
 
 impl Seen {
     pub fn hits(&self, path: &str) -> usize {
-        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+        self.hits
+            .lock()
+            .expect("fixture set-up")
+            .get(path)
+            .copied()
+            .unwrap_or(0)
     }
     pub fn paths(&self) -> HashMap<String, usize> {
-        self.hits.lock().unwrap().clone()
+        self.hits.lock().expect("fixture set-up").clone()
     }
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight.load(Ordering::SeqCst)
@@ -140,8 +145,8 @@ struct App {
 pub async fn start(spec: Spec) -> Site {
     let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::from(spec.ip), 0u16))
         .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
+        .expect("fixture set-up");
+    let addr = listener.local_addr().expect("fixture set-up");
     let seen = Arc::new(Seen::default());
     let mut huge = String::with_capacity(3 << 20);
     huge.push_str("<html><head><title>Huge</title></head><body>");
@@ -157,7 +162,7 @@ pub async fn start(spec: Spec) -> Site {
     });
     let router = Router::new().fallback(handle).with_state(app);
     let server = tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
+        axum::serve(listener, router).await.expect("fixture set-up");
     });
     Site { addr, seen, server }
 }
@@ -195,7 +200,12 @@ async fn handle(State(app): State<Arc<App>>, uri: Uri) -> Response {
     seen.max_in_flight.fetch_max(now, Ordering::SeqCst);
     seen.in_flight_changed.notify_waiters();
     let _guard = InFlight(Arc::clone(seen));
-    *seen.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    *seen
+        .hits
+        .lock()
+        .expect("fixture set-up")
+        .entry(path.clone())
+        .or_default() += 1;
     seen.total.fetch_add(1, Ordering::SeqCst);
     seen.request.notify_waiters();
 
