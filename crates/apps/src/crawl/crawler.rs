@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll, ready};
 
+use futures::stream::FusedStream;
 use futures::{FutureExt, Stream};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
@@ -162,6 +163,7 @@ impl Crawler {
             task,
             progress: Progress(counters),
             summary: None,
+            ended: false,
         })
     }
 }
@@ -185,6 +187,7 @@ pub struct Crawl {
     task: JoinHandle<()>,
     progress: Progress,
     summary: Option<Summary>,
+    ended: bool,
 }
 
 impl std::fmt::Debug for Crawl {
@@ -265,14 +268,27 @@ impl Stream for Crawl {
     type Item = PageRecord;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<PageRecord>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
         match ready!(self.rx.poll_recv(cx)) {
             Some(Event::Page(page)) => Poll::Ready(Some(page)),
             Some(Event::Done(summary)) => {
                 self.summary = Some(summary);
+                self.ended = true;
                 Poll::Ready(None)
             }
-            None => Poll::Ready(None),
+            None => {
+                self.ended = true;
+                Poll::Ready(None)
+            }
         }
+    }
+}
+
+impl FusedStream for Crawl {
+    fn is_terminated(&self) -> bool {
+        self.ended
     }
 }
 

@@ -335,7 +335,7 @@ async fn handle(State(app): State<Arc<App>>, uri: Uri) -> Response {
 }
 
 /// Page `n` of the generated graph: ten links (relative, absolute, with fragments; forward,
-/// backward, to the root) and some filler text, about 2 KB.
+/// backward, to the root) and some filler text, about 1 KB.
 fn graph_page(base: &str, n: usize, size: usize) -> String {
     let targets = [
         (n + 1) % size,
