@@ -8,4 +8,5 @@
 pub mod serve;
 pub mod search;
 pub mod download;
+pub mod crawl;
 pub mod shutdown;

@@ -25,6 +25,8 @@ enum Command {
     Grep(cli::grep::Args),
     /// Download files concurrently, resumably, never leaving a truncated file at a final name.
     Download(cli::download::Args),
+    /// Crawl web sites politely and concurrently; one JSON line per page.
+    Crawl(Box<cli::crawl::Args>),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => cli::serve::run(args).await,
             Command::Grep(args) => cli::grep::run(args).await,
             Command::Download(args) => cli::download::run(args).await,
+            Command::Crawl(args) => cli::crawl::run(*args).await,
         }
     });
     cli::finish(result)
