@@ -15,7 +15,9 @@ use weft_core::chan::{
 };
 use weft_core::context::{Context, ContextError};
 
-fn flavours() -> Vec<(&'static str, (Sender<u32>, Receiver<u32>))> {
+type Pair = (Sender<u32>, Receiver<u32>);
+
+fn flavours() -> Vec<(&'static str, Pair)> {
     vec![
         ("rendezvous", chan::rendezvous()),
         ("bounded(0)", chan::bounded(0)),

@@ -94,7 +94,7 @@ async fn run(name: &str, tx: Sender<usize>, rx: Receiver<usize>) {
     drop(tx);
     let all = async {
         for t in tasks {
-            t.await.unwrap();
+            t.await.expect("no task panics");
         }
     };
     // A hang guard only (a lost wake-up would hang), not a timing assertion.
@@ -103,7 +103,11 @@ async fn run(name: &str, tx: Sender<usize>, rx: Receiver<usize>) {
         .unwrap_or_else(|_| panic!("{name}: hung: a wake-up was lost"));
 
     for (v, n) in seen.iter().enumerate() {
-        assert_eq!(n.load(Ordering::Relaxed), 1, "{name}: value {v} received {n:?} times");
+        assert_eq!(
+            n.load(Ordering::Relaxed),
+            1,
+            "{name}: value {v} received {n:?} times"
+        );
     }
     let cancelled = counts.cancelled_recvs.load(Ordering::Relaxed);
     assert!(cancelled > 0, "{name}: the test must cancel receives");

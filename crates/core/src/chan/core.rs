@@ -42,7 +42,6 @@ use crate::loom::{AtomicUsize, Mutex, MutexGuard};
 
 pub(super) const UNBOUNDED: usize = usize::MAX;
 
-#[derive(Debug)]
 pub(super) struct Shared<T> {
     state: Mutex<State<T>>,
     /// Counts of live `Sender`s and `Receiver`s: the last one of either closes the channel.
@@ -173,6 +172,14 @@ impl<T> State<T> {
             wakers.extend(self.recv_waiters.get_mut(key).take());
         }
         wakers
+    }
+}
+
+impl<T> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("cap", &self.cap)
+            .finish_non_exhaustive()
     }
 }
 
