@@ -50,11 +50,11 @@ macro_rules! mpmc {
         }
         drop(rx);
         for p in producers {
-            p.await.unwrap();
+            p.await.expect("producer task");
         }
         let mut total = 0;
         for c in consumers {
-            total += c.await.unwrap();
+            total += c.await.expect("consumer task");
         }
         std::hint::black_box(total);
     }};
@@ -65,7 +65,7 @@ async fn weft(p: usize, c: usize, cap: usize) {
         p,
         c,
         weft_core::chan::bounded::<u64>(cap),
-        |tx, v| async { tx.send(v).await.unwrap() },
+        |tx, v| async { tx.send(v).await.expect("receivers outlive senders") },
         |rx| rx.recv().await
     )
 }
@@ -75,7 +75,7 @@ async fn async_channel(p: usize, c: usize, cap: usize) {
         p,
         c,
         async_channel::bounded::<u64>(cap),
-        |tx, v| async { tx.send(v).await.unwrap() },
+        |tx, v| async { tx.send(v).await.expect("receivers outlive senders") },
         |rx| rx.recv().await.ok()
     )
 }
@@ -85,7 +85,7 @@ async fn flume(p: usize, c: usize, cap: usize) {
         p,
         c,
         flume::bounded::<u64>(cap),
-        |tx, v| async { tx.send_async(v).await.unwrap() },
+        |tx, v| async { tx.send_async(v).await.expect("receivers outlive senders") },
         |rx| rx.recv_async().await.ok()
     )
 }
@@ -95,7 +95,7 @@ async fn kanal(p: usize, c: usize, cap: usize) {
         p,
         c,
         kanal::bounded_async::<u64>(cap),
-        |tx, v| async { tx.send(v).await.unwrap() },
+        |tx, v| async { tx.send(v).await.expect("receivers outlive senders") },
         |rx| rx.recv().await.ok()
     )
 }
@@ -104,7 +104,7 @@ async fn tokio_mpsc_1x1(cap: usize) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(cap);
     let producer = tokio::spawn(async move {
         for v in 0..MESSAGES {
-            tx.send(v).await.unwrap();
+            tx.send(v).await.expect("the receiver outlives the sender");
         }
     });
     let consumer = tokio::spawn(async move {
@@ -114,8 +114,8 @@ async fn tokio_mpsc_1x1(cap: usize) {
         }
         n
     });
-    producer.await.unwrap();
-    std::hint::black_box(consumer.await.unwrap());
+    producer.await.expect("producer task");
+    std::hint::black_box(consumer.await.expect("consumer task"));
 }
 
 fn bench(c: &mut Criterion) {
