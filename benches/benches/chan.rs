@@ -4,7 +4,9 @@
 //! Each iteration moves `MESSAGES` `u64`s from P producer tasks to C consumer tasks and waits
 //! for all of them. Cases: bounded(1024) 1x1 and 4x4, rendezvous 1x1 and 4x4. tokio's mpsc is
 //! single-consumer and panics on capacity 0, so it runs in bounded 1x1 only; async-channel
-//! panics on capacity 0, so it is absent from the rendezvous cases.
+//! panics on capacity 0, so it is absent from the rendezvous cases. Groups are named
+//! `chan/{mt,ct}/{flavour}/{producers}x{consumers}` (multi-thread runtime with one worker per
+//! core, or current-thread runtime).
 //!
 //! Run: `cargo bench -p weft-benches --bench chan`
 
@@ -13,11 +15,13 @@ use tokio::runtime::Runtime;
 
 const MESSAGES: u64 = 20_000;
 
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+fn runtime(multi_thread: bool) -> Runtime {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().expect("tokio runtime")
 }
 
 /// Spawns `p` producers and `c` consumers over one channel and waits for all of them.
@@ -118,8 +122,9 @@ async fn tokio_mpsc_1x1(cap: usize) {
     std::hint::black_box(consumer.await.expect("consumer task"));
 }
 
-fn bench(c: &mut Criterion) {
-    let rt = runtime();
+fn bench(c: &mut Criterion, multi_thread: bool) {
+    let rt = runtime(multi_thread);
+    let rt_name = if multi_thread { "mt" } else { "ct" };
     let cases: [(&str, usize, usize, usize); 4] = [
         ("bounded1024", 1024, 1, 1),
         ("bounded1024", 1024, 4, 4),
@@ -127,7 +132,7 @@ fn bench(c: &mut Criterion) {
         ("rendezvous", 0, 4, 4),
     ];
     for (flavour, cap, p, cons) in cases {
-        let mut group = c.benchmark_group(format!("chan/{flavour}/{p}x{cons}"));
+        let mut group = c.benchmark_group(format!("chan/{rt_name}/{flavour}/{p}x{cons}"));
         group.throughput(Throughput::Elements(MESSAGES));
         group.bench_function(BenchmarkId::from_parameter("weft"), |b| {
             b.to_async(&rt).iter(|| weft(p, cons, cap))
@@ -152,5 +157,16 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// The cases the targets are set on: a multi-thread runtime (both cores).
+fn multi_thread(c: &mut Criterion) {
+    bench(c, true);
+}
+
+/// The same on a current-thread runtime: the channel's own cost per message, without
+/// cross-thread wake-ups.
+fn current_thread(c: &mut Criterion) {
+    bench(c, false);
+}
+
+criterion_group!(benches, multi_thread, current_thread);
 criterion_main!(benches);

@@ -15,6 +15,14 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 use weft_core::chan;
 
+/// Runs a loom model, bounding preemptions to 2 unless `LOOM_MAX_PREEMPTIONS` says otherwise
+/// (as tokio's loom suite does): the bugs these models look for need at most two.
+fn model<F: Fn() + Sync + Send + 'static>(f: F) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound.get_or_insert(2);
+    builder.check(f);
+}
+
 /// Polls a future once with a no-op waker, as a `select!` that then picks another branch.
 fn poll_once<F: Future>(fut: F) -> Option<F::Output> {
     let mut fut = pin!(fut);
@@ -28,7 +36,7 @@ fn poll_once<F: Future>(fut: F) -> Option<F::Output> {
 /// waits: the value reaches exactly one of them and the send completes.
 #[test]
 fn rendezvous_cancelled_receive_loses_nothing() {
-    loom::model(|| {
+    model(|| {
         let (tx, rx) = chan::rendezvous::<u32>();
         let got = Arc::new(AtomicUsize::new(0));
 
@@ -58,7 +66,7 @@ fn rendezvous_cancelled_receive_loses_nothing() {
 /// value is either taken (then `cancel` says so) or comes back, never both.
 #[test]
 fn rendezvous_withdrawn_send_is_either_sent_or_returned() {
-    loom::model(|| {
+    model(|| {
         let (tx, rx) = chan::rendezvous::<u32>();
         let receiver = thread::spawn(move || block_on(rx.recv()));
         let returned = {
@@ -85,7 +93,7 @@ fn rendezvous_withdrawn_send_is_either_sent_or_returned() {
 /// either received or returned, exactly once.
 #[test]
 fn bounded_withdrawn_send_is_either_sent_or_returned() {
-    loom::model(|| {
+    model(|| {
         let (tx, rx) = chan::bounded::<u32>(1);
         tx.try_send(1).unwrap();
         let receiver = thread::spawn(move || {
@@ -118,7 +126,7 @@ fn bounded_withdrawn_send_is_either_sent_or_returned() {
 /// once the channel closes, and the value is received once.
 #[test]
 fn two_receivers_one_value_no_lost_wakeup() {
-    loom::model(|| {
+    model(|| {
         let (tx, rx) = chan::bounded::<u32>(1);
         let got = Arc::new(AtomicUsize::new(0));
         let other = {

@@ -205,9 +205,7 @@ impl<T> Shared<T> {
     }
 
     fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // parking_lot's mutex: it spins briefly, then yields, before parking, which suits our
-        // short critical sections on oversubscribed machines better than an immediate futex
-        // wait (measured in benches/benches/chan.rs).
+        // A spin lock (see `crate::loom::Mutex` for why); nothing panics under it.
         self.state.lock()
     }
 
