@@ -9,7 +9,7 @@
 //! | `ch <- v` | [`tx.send(v).await`](Sender::send) |
 //! | `select { case ch <- v: default: }` | [`tx.try_send(v)`](Sender::try_send) |
 //! | `v, ok := <-ch` | [`rx.recv().await`](Receiver::recv) (`None` once closed and drained) |
-//! | `for v := range ch` | `while let Some(v) = rx.recv().await`, or `rx` as a [`Stream`](futures_core::Stream) |
+//! | `for v := range ch` | `while let Some(v) = rx.recv().await`, or `rx` as a [`Stream`] |
 //! | `close(ch)` | [`tx.close()`](Sender::close), [`rx.close()`](Receiver::close), or drop every `Sender` |
 //! | `len(ch)`, `cap(ch)` | [`len`](Sender::len), [`capacity`](Sender::capacity) |
 //! | `chan<- T`, `<-chan T` | [`Sender<T>`], [`Receiver<T>`] |
