@@ -2,7 +2,8 @@
 //! few threads, checking that a rendezvous or bounded hand-off with a cancelled receive or a
 //! withdrawn send delivers each value exactly once and loses no wake-up.
 //!
-//! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p weft-core --test loom_chan --release`
+//! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p weft-core --test loom_chan`
+//! (about 90 s in a debug build; `LOOM_MAX_PREEMPTIONS=3` explores more).
 #![cfg(loom)]
 
 use std::future::Future;
