@@ -16,7 +16,12 @@ WORK=$(mktemp -d /dev/shm/weft-download-bench.XXXXXX)
 # Copy the binaries out at once: a target directory shared with other worktrees may rebuild
 # `weft` from other sources while the benchmark runs.
 BIN=$WORK/bin
+# PREBUILT=DIR uses `weft` and `download_fixture` already built from this tree instead.
+if [ -n "${PREBUILT:-}" ]; then
+    mkdir -p "$BIN" && cp "$PREBUILT/weft" "$PREBUILT/download_fixture" "$BIN/"
+fi
 for _ in 1 2 3; do
+    [ -n "${PREBUILT:-}" ] && break
     cargo build --release -p weft-apps --bin weft --example download_fixture
     mkdir -p "$BIN"
     cp "$CARGO_TARGET_DIR/release/weft" "$CARGO_TARGET_DIR/release/examples/download_fixture" "$BIN/"
