@@ -12,11 +12,23 @@ cd "$(dirname "$0")/.."
 RUNS_SMALL=${1:-10}
 RUNS_BIG=${2:-5}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
-cargo build --release -p weft-apps --bin weft --example download_fixture
-BIN=$CARGO_TARGET_DIR/release
-
 WORK=$(mktemp -d /dev/shm/weft-download-bench.XXXXXX)
-"$BIN/examples/download_fixture" >"$WORK/addr" &
+# Copy the binaries out at once: a target directory shared with other worktrees may rebuild
+# `weft` from other sources while the benchmark runs.
+BIN=$WORK/bin
+# PREBUILT=DIR uses `weft` and `download_fixture` already built from this tree instead.
+if [ -n "${PREBUILT:-}" ]; then
+    mkdir -p "$BIN" && cp "$PREBUILT/weft" "$PREBUILT/download_fixture" "$BIN/"
+fi
+for _ in 1 2 3; do
+    [ -n "${PREBUILT:-}" ] && break
+    cargo build --release -p weft-apps --bin weft --example download_fixture
+    mkdir -p "$BIN"
+    cp "$CARGO_TARGET_DIR/release/weft" "$CARGO_TARGET_DIR/release/examples/download_fixture" "$BIN/"
+    "$BIN/weft" download --help >/dev/null 2>&1 && break
+done
+"$BIN/weft" download --help >/dev/null
+"$BIN/download_fixture" >"$WORK/addr" &
 FIXTURE=$!
 trap 'kill $FIXTURE 2>/dev/null; rm -rf "$WORK"' EXIT
 for _ in $(seq 100); do [ -s "$WORK/addr" ] && break; sleep 0.1; done
