@@ -165,12 +165,18 @@ impl Registry {
     }
     pub(crate) fn link(&self, from: &Arc<Counters>, to: &Arc<Counters>) {
         let mut e = self.edges.lock().unwrap_or_else(|e| e.into_inner());
-        if !e.iter().any(|(a, b)| Arc::ptr_eq(a, from) && Arc::ptr_eq(b, to)) {
+        if !e
+            .iter()
+            .any(|(a, b)| Arc::ptr_eq(a, from) && Arc::ptr_eq(b, to))
+        {
             e.push((from.clone(), to.clone()));
         }
     }
     fn list(&self) -> Vec<Arc<Counters>> {
-        self.stages.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.stages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -222,7 +228,11 @@ impl Progress {
     pub(crate) fn links(&self) -> Vec<(usize, usize)> {
         let stages = self.registry.list();
         let pos = |c: &Arc<Counters>| stages.iter().position(|s| Arc::ptr_eq(s, c));
-        let edges = self.registry.edges.lock().unwrap_or_else(|e| e.into_inner());
+        let edges = self
+            .registry
+            .edges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         edges
             .iter()
             .filter_map(|(a, b)| Some((pos(a)?, pos(b)?)))
@@ -279,8 +289,7 @@ impl StageReport {
     /// `received == emitted + filtered + failed + dropped + cancelled`.
     #[must_use]
     pub fn is_balanced(&self) -> bool {
-        self.received
-            == self.emitted + self.filtered + self.failed + self.dropped + self.cancelled
+        self.received == self.emitted + self.filtered + self.failed + self.dropped + self.cancelled
     }
 }
 

@@ -275,15 +275,18 @@ impl<T: Send + 'static> Pipeline<T> {
 
     // ------------------------------------------------------------ settings
 
-    /// The most items moved per hand-off between stages. Larger chunks cost less per item;
-    /// smaller ones make load shedding and parallel splitting finer. By default, 512.
+    /// The most items moved per hand-off between stages. Larger chunks cost less per item (a
+    /// hand-off that wakes a parked task costs microseconds on a busy machine); smaller ones
+    /// use less memory and make load shedding finer. Latency does not depend on it: a source
+    /// hands on a partial chunk as soon as its input would wait. By default, 2048; see
+    /// `BENCHMARKS.md` for the effect on throughput.
     pub fn chunk_size(mut self, items: usize) -> Self {
         self.opts.chunk = items.max(1);
         self
     }
 
-    /// The queue size of stages that do not set their own [`Stage::buffer`]. By default, four
-    /// chunks (`4 * chunk_size`).
+    /// The queue size of stages that do not set their own [`Stage::buffer`]. By default, two
+    /// chunks (`2 * chunk_size`), so one can be filled while the other is taken.
     pub fn default_buffer(mut self, items: usize) -> Self {
         self.opts.default_buffer = Some(items.max(1));
         self
@@ -737,9 +740,10 @@ impl<T: Send + 'static> Pipeline<T> {
                             match r {
                                 Ok(Ok(u)) => return ItemDone::Ok(u, attempt),
                                 Ok(Err(e)) => {
-                                    if let Some(r) = retry.as_ref().filter(|r| {
-                                        attempt < r.max_retries && r.applies_to(&e)
-                                    }) {
+                                    if let Some(r) = retry
+                                        .as_ref()
+                                        .filter(|r| attempt < r.max_retries && r.applies_to(&e))
+                                    {
                                         attempt += 1;
                                         tokio::time::sleep(r.backoff.delay(attempt)).await;
                                         continue;
@@ -901,9 +905,12 @@ impl<T: Send + 'static> Pipeline<T> {
         U: Send + 'static,
         F: FnMut(usize, Pipeline<T>) -> Pipeline<U> + Send + 'static,
     {
-        self.fan_out(stage.into_stage(), branches, branch, |rx, senders, meter, shared| {
-            tasks::broadcast_stage(rx, senders, meter, shared)
-        })
+        self.fan_out(
+            stage.into_stage(),
+            branches,
+            branch,
+            |rx, senders, meter, shared| tasks::broadcast_stage(rx, senders, meter, shared),
+        )
     }
 
     /// Sends each item to one of `branches` branches, chosen by hashing `key(item)`, so items
@@ -960,12 +967,7 @@ impl<T: Send + 'static> Pipeline<T> {
     where
         U: Send + 'static,
         F: FnMut(usize, Pipeline<T>) -> Pipeline<U> + Send + 'static,
-        R: FnOnce(
-                crate::chan::Receiver<T>,
-                Vec<Sender<T>>,
-                Meter,
-                Arc<run::Shared>,
-            ) -> RF
+        R: FnOnce(crate::chan::Receiver<T>, Vec<Sender<T>>, Meter, Arc<run::Shared>) -> RF
             + Send
             + 'static,
         RF: Future<Output = ()> + Send + 'static,
@@ -997,12 +999,11 @@ impl<T: Send + 'static> Pipeline<T> {
                     env.with_prefix(&format!("{}[{i}]/", stage.name), |env| (p.build)(env, tx));
                 }
                 drop(tx_out);
-                let senders: Vec<Sender<T>> = std::mem::take(
-                    &mut *slots.lock().unwrap_or_else(|e| e.into_inner()),
-                )
-                .into_iter()
-                .flatten()
-                .collect();
+                let senders: Vec<Sender<T>> =
+                    std::mem::take(&mut *slots.lock().unwrap_or_else(|e| e.into_inner()))
+                        .into_iter()
+                        .flatten()
+                        .collect();
                 for s in &senders {
                     env.link(&c, s);
                 }
@@ -1065,15 +1066,21 @@ impl<T: Send + 'static> Pipeline<T> {
     where
         C: Default + Extend<T>,
     {
-        run::run_to(self.build, self.opts, self.progress, ctx, |mut sink: SinkIn<T>| async move {
-            let mut out = C::default();
-            while let Some(chunk) = sink.next().await {
-                let n = chunk.len();
-                out.extend(chunk);
-                sink.meter.emitted(n as u64, n);
-            }
-            out
-        })
+        run::run_to(
+            self.build,
+            self.opts,
+            self.progress,
+            ctx,
+            |mut sink: SinkIn<T>| async move {
+                let mut out = C::default();
+                while let Some(chunk) = sink.next().await {
+                    let n = chunk.len();
+                    out.extend(chunk);
+                    sink.meter.emitted(n as u64, n);
+                }
+                out
+            },
+        )
         .await
     }
 
@@ -1086,21 +1093,32 @@ impl<T: Send + 'static> Pipeline<T> {
     /// # Cancel safety
     ///
     /// Not cancel safe, as [`collect`](Pipeline::collect).
-    pub async fn fold<A, F>(self, ctx: &Context, init: A, mut f: F) -> Result<Finished<A>, PipelineError>
+    pub async fn fold<A, F>(
+        self,
+        ctx: &Context,
+        init: A,
+        mut f: F,
+    ) -> Result<Finished<A>, PipelineError>
     where
         F: FnMut(A, T) -> A,
     {
-        run::run_to(self.build, self.opts, self.progress, ctx, |mut sink: SinkIn<T>| async move {
-            let mut acc = init;
-            while let Some(chunk) = sink.next().await {
-                let n = chunk.len();
-                for x in chunk {
-                    acc = f(acc, x);
+        run::run_to(
+            self.build,
+            self.opts,
+            self.progress,
+            ctx,
+            |mut sink: SinkIn<T>| async move {
+                let mut acc = init;
+                while let Some(chunk) = sink.next().await {
+                    let n = chunk.len();
+                    for x in chunk {
+                        acc = f(acc, x);
+                    }
+                    sink.meter.emitted(n as u64, n);
                 }
-                sink.meter.emitted(n as u64, n);
-            }
-            acc
-        })
+                acc
+            },
+        )
         .await
     }
 
@@ -1157,10 +1175,13 @@ impl<T: Send + 'static> Pipeline<T> {
         ctx: Context,
         tx: mpsc::Sender<T>,
     ) -> Result<Finished<()>, PipelineError> {
-        self.into_sink(ctx, futures_util::sink::unfold(tx, |tx, x: T| async move {
-            tx.send(x).await.map_err(|_| SinkClosed)?;
-            Ok::<_, SinkClosed>(tx)
-        }))
+        self.into_sink(
+            ctx,
+            futures_util::sink::unfold(tx, |tx, x: T| async move {
+                tx.send(x).await.map_err(|_| SinkClosed)?;
+                Ok::<_, SinkClosed>(tx)
+            }),
+        )
         .await
     }
 
@@ -1181,40 +1202,46 @@ impl<T: Send + 'static> Pipeline<T> {
         S::Error: std::error::Error + Send + Sync + 'static,
     {
         use futures_util::SinkExt;
-        run::run_to(self.build, self.opts, self.progress, &ctx, |mut si: SinkIn<T>| async move {
-            let mut sink = std::pin::pin!(sink);
-            while let Some(chunk) = si.next().await {
-                let mut sent = 0usize;
-                for x in chunk {
-                    let r = tokio::select! {
-                        biased;
-                        () = si.shared.abort.cancelled() => None,
-                        r = sink.feed(x) => Some(r),
-                    };
-                    match r {
-                        Some(Ok(())) => sent += 1,
-                        Some(Err(e)) => {
-                            si.meter.emitted(sent as u64, sent);
-                            si.meter.failed(1);
-                            si.shared.fail(Fatal::Sink(Box::new(e)));
-                            return;
-                        }
-                        None => {
-                            si.meter.emitted(sent as u64, sent);
-                            return;
+        run::run_to(
+            self.build,
+            self.opts,
+            self.progress,
+            &ctx,
+            |mut si: SinkIn<T>| async move {
+                let mut sink = std::pin::pin!(sink);
+                while let Some(chunk) = si.next().await {
+                    let mut sent = 0usize;
+                    for x in chunk {
+                        let r = tokio::select! {
+                            biased;
+                            () = si.shared.abort.cancelled() => None,
+                            r = sink.feed(x) => Some(r),
+                        };
+                        match r {
+                            Some(Ok(())) => sent += 1,
+                            Some(Err(e)) => {
+                                si.meter.emitted(sent as u64, sent);
+                                si.meter.failed(1);
+                                si.shared.fail(Fatal::Sink(Box::new(e)));
+                                return;
+                            }
+                            None => {
+                                si.meter.emitted(sent as u64, sent);
+                                return;
+                            }
                         }
                     }
+                    si.meter.emitted(sent as u64, sent);
+                    if let Err(e) = sink.flush().await {
+                        si.shared.fail(Fatal::Sink(Box::new(e)));
+                        return;
+                    }
                 }
-                si.meter.emitted(sent as u64, sent);
-                if let Err(e) = sink.flush().await {
+                if let Err(e) = sink.close().await {
                     si.shared.fail(Fatal::Sink(Box::new(e)));
-                    return;
                 }
-            }
-            if let Err(e) = sink.close().await {
-                si.shared.fail(Fatal::Sink(Box::new(e)));
-            }
-        })
+            },
+        )
         .await
         .map(|f| Finished {
             output: (),

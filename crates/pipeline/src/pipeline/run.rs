@@ -126,7 +126,11 @@ impl Env {
         )
     }
 
-    pub(crate) fn spawn(&mut self, name: &Arc<str>, fut: impl Future<Output = ()> + Send + 'static) {
+    pub(crate) fn spawn(
+        &mut self,
+        name: &Arc<str>,
+        fut: impl Future<Output = ()> + Send + 'static,
+    ) {
         self.tasks.push((name.clone(), Box::pin(fut)));
     }
 
@@ -152,7 +156,7 @@ pub(crate) struct Opts {
 impl Default for Opts {
     fn default() -> Self {
         Opts {
-            chunk: 512,
+            chunk: 2048,
             default_buffer: None,
             shutdown: Shutdown::Abort,
         }
@@ -275,7 +279,7 @@ pub(crate) fn start<T: Send + 'static>(
         shared: shared.clone(),
         registry: progress.registry.clone(),
         chunk,
-        default_buffer: opts.default_buffer.unwrap_or(4 * chunk),
+        default_buffer: opts.default_buffer.unwrap_or(2 * chunk),
         prefix: String::new(),
         tasks: Vec::new(),
     };
@@ -393,7 +397,9 @@ impl<T: Send + 'static> PipelineStream<T> {
         let (sink_in, mut control) = start(build, opts, progress, ctx);
         let shared = sink_in.shared.clone();
         let SinkIn {
-            rx, meter, shared: s2,
+            rx,
+            meter,
+            shared: s2,
         } = sink_in;
         let chunks = futures_util::stream::unfold((rx, s2), |(mut rx, s)| async move {
             let c = tokio::select! {
@@ -419,7 +425,8 @@ impl<T: Send + 'static> PipelineStream<T> {
     }
 
     /// Stops the run if it is still going, waits for its tasks and returns its report: the
-    /// items this stream did not yield are counted `cancelled` in the `sink` stage.
+    /// items this stream did not yield are counted `cancelled` in the `sink` stage, and a run
+    /// stopped before its end reports [`StopReason::Aborted`].
     ///
     /// # Errors
     ///
@@ -430,7 +437,8 @@ impl<T: Send + 'static> PipelineStream<T> {
     /// Not cancel safe: if the future is dropped, the run is still stopped but the report is
     /// lost.
     pub async fn finish(mut self) -> Result<Report, PipelineError> {
-        if !self.ended {
+        let stopped_early = !self.ended;
+        if stopped_early {
             self.shared.abort.cancel();
         }
         // Items received but not yielded stay open in the meter and are counted cancelled
@@ -446,6 +454,11 @@ impl<T: Send + 'static> PipelineStream<T> {
                 Err(e) => std::panic::resume_unwind(e.into_panic()),
             },
             None => unreachable_control(),
+        };
+        let stop = if stopped_early && stop == StopReason::Completed {
+            StopReason::Aborted
+        } else {
+            stop
         };
         control.finish((), stop).map(|f| f.report)
     }
@@ -487,7 +500,14 @@ impl<T> futures_core::Stream for PipelineStream<T> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.current.len(), if self.ended { Some(self.current.len()) } else { None })
+        (
+            self.current.len(),
+            if self.ended {
+                Some(self.current.len())
+            } else {
+                None
+            },
+        )
     }
 }
 
