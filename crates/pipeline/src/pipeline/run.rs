@@ -350,6 +350,11 @@ pub struct Finished<R> {
 /// The stages run in their own tasks while the stream is read. Call
 /// [`finish`](PipelineStream::finish) for the [`Report`]. Dropping the stream aborts the run;
 /// the items it had not yielded are counted `cancelled` in the `sink` stage.
+///
+/// # Cancel safety
+///
+/// `next()` (from `StreamExt`) is cancel safe: an item is only taken from the stream's buffer
+/// in the poll that returns it, so cancelling a pending `next()` in a `select!` loses nothing.
 #[must_use = "streams do nothing unless polled"]
 pub struct PipelineStream<T> {
     chunks: Pin<Box<dyn futures_core::Stream<Item = Vec<T>> + Send>>,
