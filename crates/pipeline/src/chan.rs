@@ -29,6 +29,11 @@ struct State<T> {
     items: usize,
     rx_closed: bool,
     senders: usize,
+    /// The receiver is (about to be) parked on `data`. Senders only notify when it is: a
+    /// receiver that finds data never parks, so a busy stage costs its senders no wake-ups.
+    rx_waiting: bool,
+    /// Some sender is (about to be) parked on `space`; same idea for the receiver.
+    tx_waiting: bool,
 }
 
 struct Chan<T> {
@@ -70,6 +75,8 @@ pub(crate) fn channel<T>(
             items: 0,
             rx_closed: false,
             senders: 1,
+            rx_waiting: false,
+            tx_waiting: false,
         }),
         data: Notify::new(),
         space: Notify::new(),
@@ -165,10 +172,13 @@ impl<T> Sender<T> {
                     }
                     st.items += n;
                     let depth = st.items;
+                    let wake = std::mem::take(&mut st.rx_waiting);
                     drop(st);
                     chan.counters.queue_len.store(depth, Relaxed);
                     chan.counters.queue_high.fetch_max(depth, Relaxed);
-                    chan.data.notify_one();
+                    if wake {
+                        chan.data.notify_one();
+                    }
                     return 0;
                 }
                 if chan.drop_when_full {
@@ -179,6 +189,7 @@ impl<T> Sender<T> {
                     return 0;
                 }
                 // Register before unlocking so a wake-up between unlock and await is not lost.
+                st.tx_waiting = true;
                 notified.as_mut().enable();
             }
             tokio::select! {
@@ -196,26 +207,61 @@ impl<T> Receiver<T> {
     /// Cancel safe: the chunk is taken from the queue inside the poll that returns it.
     pub(crate) async fn recv(&mut self) -> Option<Vec<T>> {
         let chan = &*self.chan;
+        let mut yielded = false;
         loop {
             let notified = chan.data.notified();
             tokio::pin!(notified);
-            {
+            let park = {
                 let mut st = chan.lock();
-                if let Some(chunk) = st.queue.pop_front() {
-                    st.items -= chunk.len();
-                    let depth = st.items;
-                    drop(st);
-                    chan.counters.queue_len.store(depth, Relaxed);
-                    chan.space.notify_waiters();
+                if let Some(chunk) = Self::pop(chan, &mut st) {
                     return Some(chunk);
                 }
                 if st.senders == 0 || st.rx_closed {
                     return None;
                 }
-                notified.as_mut().enable();
+                if yielded {
+                    st.rx_waiting = true;
+                    notified.as_mut().enable();
+                }
+                yielded
+            };
+            if park {
+                notified.await;
+            } else {
+                // Before parking, let the other tasks on this worker run once: the producer
+                // is often one of them, and finding its chunk now avoids a park/unpark of the
+                // worker thread, which costs microseconds.
+                yielded = true;
+                tokio::task::yield_now().await;
             }
-            notified.await;
         }
+    }
+
+    /// Takes a chunk if one is queued (`Some(Some)`), says the input ended (`Some(None)`), or
+    /// that the caller would have to wait (`None`).
+    pub(crate) fn try_recv(&mut self) -> Option<Option<Vec<T>>> {
+        let chan = &*self.chan;
+        let mut st = chan.lock();
+        if let Some(chunk) = Self::pop(chan, &mut st) {
+            return Some(Some(chunk));
+        }
+        if st.senders == 0 || st.rx_closed {
+            return Some(None);
+        }
+        None
+    }
+
+    fn pop(chan: &Chan<T>, st: &mut MutexGuard<'_, State<T>>) -> Option<Vec<T>> {
+        let chunk = st.queue.pop_front()?;
+        st.items -= chunk.len();
+        st.rx_waiting = false;
+        chan.counters.queue_len.store(st.items, Relaxed);
+        if std::mem::take(&mut st.tx_waiting) {
+            // Wakes every parked sender; each re-checks under the lock and parks again
+            // (setting the flag again) if there is still no room.
+            chan.space.notify_waiters();
+        }
+        Some(chunk)
     }
 
     /// Closes the channel and counts what was still queued as received and cancelled.
@@ -224,6 +270,7 @@ impl<T> Receiver<T> {
         let drained: usize = {
             let mut st = self.chan.lock();
             st.rx_closed = true;
+            st.tx_waiting = false;
             st.items = 0;
             st.queue.drain(..).map(|c| c.len()).sum()
         };

@@ -115,6 +115,8 @@ impl Backoff {
     }
 }
 
+type Predicate<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
+
 /// How often and when to retry a failed item, for [`ErrorPolicy::with_retry`].
 ///
 /// # Examples
@@ -135,7 +137,7 @@ impl Backoff {
 pub struct Retry<E> {
     pub(crate) max_retries: u32,
     pub(crate) backoff: Backoff,
-    when: Option<Arc<dyn Fn(&E) -> bool + Send + Sync>>,
+    when: Option<Predicate<E>>,
 }
 
 impl<E> Clone for Retry<E> {

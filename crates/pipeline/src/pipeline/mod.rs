@@ -275,15 +275,18 @@ impl<T: Send + 'static> Pipeline<T> {
 
     // ------------------------------------------------------------ settings
 
-    /// The most items moved per hand-off between stages. Larger chunks cost less per item;
-    /// smaller ones make load shedding and parallel splitting finer. By default, 512.
+    /// The most items moved per hand-off between stages. Larger chunks cost less per item (a
+    /// hand-off that wakes a parked task costs microseconds on a busy machine); smaller ones
+    /// use less memory and make load shedding finer. Latency does not depend on it: a source
+    /// hands on a partial chunk as soon as its input would wait. By default, 2048; see
+    /// `BENCHMARKS.md` for the effect on throughput.
     pub fn chunk_size(mut self, items: usize) -> Self {
         self.opts.chunk = items.max(1);
         self
     }
 
-    /// The queue size of stages that do not set their own [`Stage::buffer`]. By default, four
-    /// chunks (`4 * chunk_size`).
+    /// The queue size of stages that do not set their own [`Stage::buffer`]. By default, two
+    /// chunks (`2 * chunk_size`), so one can be filled while the other is taken.
     pub fn default_buffer(mut self, items: usize) -> Self {
         self.opts.default_buffer = Some(items.max(1));
         self

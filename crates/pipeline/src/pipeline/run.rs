@@ -156,7 +156,7 @@ pub(crate) struct Opts {
 impl Default for Opts {
     fn default() -> Self {
         Opts {
-            chunk: 512,
+            chunk: 2048,
             default_buffer: None,
             shutdown: Shutdown::Abort,
         }
@@ -279,7 +279,7 @@ pub(crate) fn start<T: Send + 'static>(
         shared: shared.clone(),
         registry: progress.registry.clone(),
         chunk,
-        default_buffer: opts.default_buffer.unwrap_or(4 * chunk),
+        default_buffer: opts.default_buffer.unwrap_or(2 * chunk),
         prefix: String::new(),
         tasks: Vec::new(),
     };
@@ -350,6 +350,11 @@ pub struct Finished<R> {
 /// The stages run in their own tasks while the stream is read. Call
 /// [`finish`](PipelineStream::finish) for the [`Report`]. Dropping the stream aborts the run;
 /// the items it had not yielded are counted `cancelled` in the `sink` stage.
+///
+/// # Cancel safety
+///
+/// `next()` (from `StreamExt`) is cancel safe: an item is only taken from the stream's buffer
+/// in the poll that returns it, so cancelling a pending `next()` in a `select!` loses nothing.
 #[must_use = "streams do nothing unless polled"]
 pub struct PipelineStream<T> {
     chunks: Pin<Box<dyn futures_core::Stream<Item = Vec<T>> + Send>>,
@@ -425,7 +430,8 @@ impl<T: Send + 'static> PipelineStream<T> {
     }
 
     /// Stops the run if it is still going, waits for its tasks and returns its report: the
-    /// items this stream did not yield are counted `cancelled` in the `sink` stage.
+    /// items this stream did not yield are counted `cancelled` in the `sink` stage, and a run
+    /// stopped before its end reports [`StopReason::Aborted`].
     ///
     /// # Errors
     ///
@@ -436,7 +442,8 @@ impl<T: Send + 'static> PipelineStream<T> {
     /// Not cancel safe: if the future is dropped, the run is still stopped but the report is
     /// lost.
     pub async fn finish(mut self) -> Result<Report, PipelineError> {
-        if !self.ended {
+        let stopped_early = !self.ended;
+        if stopped_early {
             self.shared.abort.cancel();
         }
         // Items received but not yielded stay open in the meter and are counted cancelled
@@ -452,6 +459,11 @@ impl<T: Send + 'static> PipelineStream<T> {
                 Err(e) => std::panic::resume_unwind(e.into_panic()),
             },
             None => unreachable_control(),
+        };
+        let stop = if stopped_early && stop == StopReason::Completed {
+            StopReason::Aborted
+        } else {
+            stop
         };
         control.finish((), stop).map(|f| f.report)
     }

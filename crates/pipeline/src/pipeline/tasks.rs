@@ -39,10 +39,17 @@ pub(crate) fn panic_message(p: &(dyn Any + Send)) -> String {
 
 /// Takes the next chunk, or `None` at the end of input or on abort.
 async fn next_chunk<T>(rx: &mut Receiver<T>, meter: &mut Meter, shared: &Shared) -> Option<Vec<T>> {
-    let chunk = tokio::select! {
-        biased;
-        () = shared.abort.cancelled() => None,
-        c = rx.recv() => c,
+    // Fast path without touching the abort token's waiter list (a lock shared by every stage).
+    if shared.abort.is_cancelled() {
+        return None;
+    }
+    let chunk = match rx.try_recv() {
+        Some(c) => c,
+        None => tokio::select! {
+            biased;
+            () = shared.abort.cancelled() => None,
+            c = rx.recv() => c,
+        },
     }?;
     meter.received(chunk.len());
     Some(chunk)
@@ -156,8 +163,10 @@ pub(crate) async fn stream_source<S>(
     }
 }
 
-/// Forwards what a generator sends through its [`Emitter`](crate::Emitter) channel, while
-/// polling the generator in the same task.
+/// Forwards what a generator sends through its [`Emitter`](crate::Emitter) channel. The
+/// generator runs in a task of its own, so its timers and selects keep running while this
+/// task waits for room downstream; it is aborted when the source stops or the run ends.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn generator_source<T, Fut>(
     gen_fut: Fut,
     mut items: tokio::sync::mpsc::Receiver<T>,
@@ -168,11 +177,17 @@ pub(crate) async fn generator_source<T, Fut>(
     name: Arc<str>,
     shared: Arc<Shared>,
 ) where
-    Fut: Future<Output = ()>,
+    Fut: Future<Output = ()> + Send + 'static,
 {
+    struct AbortOnDrop(tokio::task::AbortHandle);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
     let size = chunk.min(tx.capacity()).max(1);
-    let gen_fut = AssertUnwindSafe(gen_fut).catch_unwind();
-    let mut gen_fut = std::pin::pin!(gen_fut);
+    let mut generator = tokio::spawn(AssertUnwindSafe(gen_fut).catch_unwind());
+    let _abort = AbortOnDrop(generator.abort_handle());
     let mut gen_done = false;
     let mut stopping = false;
     loop {
@@ -187,9 +202,9 @@ pub(crate) async fn generator_source<T, Fut>(
                 items.close();
                 continue;
             }
-            r = &mut gen_fut, if !gen_done => {
+            r = &mut generator, if !gen_done => {
                 gen_done = true;
-                if let Err(p) = r {
+                if let Ok(Err(p)) = r {
                     let msg = panic_message(&*p);
                     shared.fail(Fatal::Stage(
                         name.clone(),
@@ -468,6 +483,16 @@ pub(crate) async fn sync_stage<T, O>(
             Either::Left(ready(Ok(run_chunk(&*op, chunk))))
         }
     };
+    if !spawn {
+        // One worker on the stage's own task: no job queue at all.
+        while let Some(chunk) = next_chunk(&mut rx, &mut meter, &shared).await {
+            let co = run_chunk(&*op, chunk);
+            if !finish_chunk(co, &tx, &mut meter, &op, &cfg, &shared).await {
+                return;
+            }
+        }
+        return;
+    }
     let mut inflight = InFlight::new(cfg.ordered);
     let mut input_done = false;
     loop {

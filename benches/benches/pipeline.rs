@@ -1,0 +1,223 @@
+//! weft-pipeline against the two shapes a user would write instead:
+//!
+//! - `tokio_mpsc_tasks`: the Go shape, one tokio task per stage joined by tokio mpsc channels,
+//!   one send per item;
+//! - `stream_chain`: a futures `StreamExt` chain in one task (no parallelism at all).
+//!
+//! Run: `cargo bench -p weft-benches --bench pipeline`.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use weft_core::Context;
+use weft_pipeline::{Pipeline, Stage};
+
+const N: u64 = 10_000_000;
+/// Channel capacity of the hand-wired version (items), the same as weft's default buffer (2 chunks of 2048).
+const CAP: usize = 4096;
+/// Chunk sizes measured for weft (2048 is the default).
+const CHUNKS: [usize; 3] = [512, 2048, 8192];
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[inline]
+fn m1(x: u64) -> u64 {
+    x.wrapping_mul(3).wrapping_add(1)
+}
+#[inline]
+fn keep(x: &u64) -> bool {
+    x % 3 != 0
+}
+#[inline]
+fn m2(x: u64) -> u64 {
+    x ^ (x >> 7)
+}
+
+/// A CPU-bound map for the parallel case: ~20 rounds of a 64-bit mix.
+#[inline]
+fn heavy(mut x: u64) -> u64 {
+    for _ in 0..20 {
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    }
+    x
+}
+
+async fn weft_3stage(chunk: usize) -> u64 {
+    Pipeline::from_iter(0..N)
+        .chunk_size(chunk)
+        .map("m1", m1)
+        .filter("keep", keep)
+        .map("m2", m2)
+        .fold(&Context::background(), 0u64, |a, x| a.wrapping_add(x))
+        .await
+        .expect("run")
+        .output
+}
+
+async fn mpsc_3stage() -> u64 {
+    let (tx0, mut rx0) = mpsc::channel::<u64>(CAP);
+    let (tx1, mut rx1) = mpsc::channel::<u64>(CAP);
+    let (tx2, mut rx2) = mpsc::channel::<u64>(CAP);
+    let (tx3, mut rx3) = mpsc::channel::<u64>(CAP);
+    tokio::spawn(async move {
+        for i in 0..N {
+            if tx0.send(i).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(x) = rx0.recv().await {
+            if tx1.send(m1(x)).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(x) = rx1.recv().await {
+            if keep(&x) && tx2.send(x).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(x) = rx2.recv().await {
+            if tx3.send(m2(x)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut acc = 0u64;
+    while let Some(x) = rx3.recv().await {
+        acc = acc.wrapping_add(x);
+    }
+    acc
+}
+
+async fn chain_3stage() -> u64 {
+    futures::stream::iter(0..N)
+        .map(m1)
+        .filter(|x| futures::future::ready(keep(x)))
+        .map(m2)
+        .fold(0u64, |a, x| futures::future::ready(a.wrapping_add(x)))
+        .await
+}
+
+async fn weft_parallel(ordered: bool, chunk: usize) -> u64 {
+    let stage = Stage::new("heavy").workers(4);
+    let stage = if ordered { stage } else { stage.unordered() };
+    Pipeline::from_iter(0..N)
+        .chunk_size(chunk)
+        .map(stage, heavy)
+        .fold(&Context::background(), 0u64, |a, x| a.wrapping_add(x))
+        .await
+        .expect("run")
+        .output
+}
+
+/// Go's fan-out/fan-in: the source deals items round-robin to 4 workers' channels, the
+/// workers send into one output channel.
+async fn mpsc_parallel() -> u64 {
+    let (out_tx, mut out_rx) = mpsc::channel::<u64>(CAP);
+    let mut txs = Vec::new();
+    for _ in 0..4 {
+        let (tx, mut rx) = mpsc::channel::<u64>(CAP);
+        txs.push(tx);
+        let out = out_tx.clone();
+        tokio::spawn(async move {
+            while let Some(x) = rx.recv().await {
+                if out.send(heavy(x)).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(out_tx);
+    tokio::spawn(async move {
+        for i in 0..N {
+            if txs[(i % 4) as usize].send(i).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut acc = 0u64;
+    while let Some(x) = out_rx.recv().await {
+        acc = acc.wrapping_add(x);
+    }
+    acc
+}
+
+async fn chain_parallel() -> u64 {
+    futures::stream::iter(0..N)
+        .map(heavy)
+        .fold(0u64, |a, x| futures::future::ready(a.wrapping_add(x)))
+        .await
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = rt();
+    let expect3 = (0..N)
+        .map(m1)
+        .filter(keep)
+        .map(m2)
+        .fold(0u64, u64::wrapping_add);
+    let expectp = (0..N).map(heavy).fold(0u64, u64::wrapping_add);
+    // Same answers, or the comparison means nothing.
+    assert_eq!(rt.block_on(weft_3stage(2048)), expect3);
+    assert_eq!(rt.block_on(mpsc_3stage()), expect3);
+    assert_eq!(rt.block_on(chain_3stage()), expect3);
+    assert_eq!(rt.block_on(weft_parallel(true, 2048)), expectp);
+    assert_eq!(rt.block_on(mpsc_parallel()), expectp);
+
+    let mut g = c.benchmark_group("pipeline_3stage_10M");
+    g.throughput(Throughput::Elements(N));
+    g.sample_size(10);
+    for chunk in CHUNKS {
+        g.bench_function(format!("weft_chunk{chunk}"), |b| {
+            b.iter(|| black_box(rt.block_on(weft_3stage(chunk))))
+        });
+    }
+    g.bench_function("tokio_mpsc_tasks", |b| {
+        b.iter(|| black_box(rt.block_on(mpsc_3stage())))
+    });
+    g.bench_function("stream_chain", |b| {
+        b.iter(|| black_box(rt.block_on(chain_3stage())))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("pipeline_parallel_map_4w_10M");
+    g.throughput(Throughput::Elements(N));
+    g.sample_size(10);
+    for chunk in CHUNKS {
+        g.bench_function(format!("weft_ordered_chunk{chunk}"), |b| {
+            b.iter(|| black_box(rt.block_on(weft_parallel(true, chunk))))
+        });
+    }
+    g.bench_function("weft_unordered_chunk2048", |b| {
+        b.iter(|| black_box(rt.block_on(weft_parallel(false, 2048))))
+    });
+    g.bench_function("tokio_mpsc_tasks", |b| {
+        b.iter(|| black_box(rt.block_on(mpsc_parallel())))
+    });
+    g.bench_function("stream_chain", |b| {
+        b.iter(|| black_box(rt.block_on(chain_parallel())))
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1));
+    targets = bench
+}
+criterion_main!(benches);
