@@ -5,8 +5,8 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
-pub mod serve;
-pub mod search;
-pub mod download;
 pub mod crawl;
+pub mod download;
+pub mod search;
+pub mod serve;
 pub mod shutdown;

@@ -35,8 +35,8 @@ pub(crate) fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     }
 }
 
-pub(crate) mod grep;
-pub(crate) mod download;
 pub(crate) mod crawl;
+pub(crate) mod download;
+pub(crate) mod grep;
 pub(crate) mod logs;
 pub(crate) mod serve;
