@@ -35,7 +35,7 @@ fn m1(x: u64) -> u64 {
 }
 #[inline]
 fn keep(x: &u64) -> bool {
-    x % 3 != 0
+    !x.is_multiple_of(3)
 }
 #[inline]
 fn m2(x: u64) -> u64 {

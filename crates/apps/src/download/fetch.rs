@@ -216,12 +216,12 @@ async fn attempt(
             return Err((Stop::Failed(error), 0));
         }
     };
-    if let (Some(limit), Some(total)) = (config.max_size, total) {
-        if total > limit {
-            let paths = paths.clone();
-            let _ = tokio::task::spawn_blocking(move || paths.remove()).await;
-            return Err((Stop::Failed(DownloadError::TooLarge { limit }), 0));
-        }
+    if let (Some(limit), Some(total)) = (config.max_size, total)
+        && total > limit
+    {
+        let paths = paths.clone();
+        let _ = tokio::task::spawn_blocking(move || paths.remove()).await;
+        return Err((Stop::Failed(DownloadError::TooLarge { limit }), 0));
     }
 
     // Continue the running hash over the bytes already on disk.
