@@ -47,8 +47,10 @@ pub(crate) async fn run<Req, H>(
     let worker_ctx = H::WANTS_CONTEXT.then(|| shared.ctx.with_cancel());
     let mut local: VecDeque<Entry<Req, H::Response, H::Error>> = VecDeque::new();
     let mut release = vec![0usize; shared.config.levels as usize];
-    // Average run time of recent jobs (EWMA), to size batches.
-    let mut avg_run = Duration::ZERO;
+    // Average run time of recent jobs (EWMA), to size batches. Until jobs are known to be
+    // short, take one at a time: starting at zero made a fresh worker grab a whole batch, so
+    // higher-priority jobs arriving meanwhile waited behind it.
+    let mut avg_run = SHORT_JOB * 2;
     let mut registered: Option<Waker> = None;
     let mut backoff = Duration::from_millis(1);
     // When the previous job ended, if nothing waited since: the next job's start time (one

@@ -588,6 +588,46 @@ async fn resize_up_runs_more_jobs_at_once_and_down_stops_extra_workers() {
     assert_eq!(pool.submit(Job::Record(1)).await.unwrap().await, Ok(1));
 }
 
+/// A fresh worker takes jobs one at a time until it knows they are short: had it grabbed a whole
+/// batch first, the high-priority jobs in that batch would wait behind a long job it claimed
+/// with them while other workers ran lower levels.
+#[tokio::test(start_paused = true)]
+async fn a_fresh_worker_does_not_hold_high_jobs_behind_a_long_one() {
+    let (pool, log) = pool_with(Pool::builder().workers(2).priorities(3).aging(None));
+    // Two long jobs at the top level, submitted before the workers ran once: each (fresh)
+    // worker must claim only one of them.
+    let gate = Gate::new();
+    let gates: Vec<_> =
+        futures::future::join_all((0..2).map(|_| pool.submit_with(2, Job::Gate(gate.clone()))))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+    // 30 short jobs over 3 levels, tagged `level * 100 + i`, in mixed order.
+    for i in 0..10 {
+        for level in [0u8, 1, 2] {
+            pool.submit_with(level, Job::Record(u32::from(level) * 100 + i))
+                .await
+                .unwrap()
+                .detach();
+        }
+    }
+    pool.resize(4);
+    // The log records completion order, inside the job.
+    eventually(|| log.lock().unwrap().len() >= 10).await;
+    let first: Vec<u32> = log.lock().unwrap()[..10].to_vec();
+    assert!(
+        first.iter().all(|tag| tag / 100 == 2),
+        "the first 10 completions must be the top level, got {first:?}"
+    );
+    gate.open();
+    for g in gates {
+        g.await.unwrap();
+    }
+    let stats = pool.shutdown(Shutdown::drain(Duration::from_secs(1))).await;
+    assert_eq!(stats.count(Outcome::Completed), 32);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_dynamic_pool_scales_up_on_queue_depth_and_down_when_idle() {
     let (pool, _log) = pool_with(
