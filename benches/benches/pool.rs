@@ -3,9 +3,13 @@
 //! - `weft_pool`: `weft_pool::Pool`, 2 workers, 3 priority levels (jobs spread over them), stats
 //!   on (always), capacity 1024, handles dropped (detached), then a draining shutdown;
 //! - `weft_pool_awaited`: the same, but every handle is awaited (a window of 1024);
+//! - `weft_pool_many`: the same pool fed with `submit_many`, 256 jobs per call, the calls
+//!   cycling over the 3 levels, handles dropped;
+//! - `weft_pool_spawn_many`: the same with `spawn_many` (no handles, no per-job result cell);
 //! - `hand_rolled`: 2 tokio tasks pulling boxed closures from an `async_channel::bounded(1024)`;
 //! - `tower_buffer_limit`: tower's `Buffer(1024)` over `ConcurrencyLimit(2)`, driven by
-//!   `buffer_unordered(1024)`;
+//!   `buffer_unordered(1024)`; it is about 10x slower than the others, so it runs 100k jobs per
+//!   iteration (its throughput is reported per job, so jobs/s stay comparable);
 //! - `joinset`: a tokio task per job in a `JoinSet`, at most 1024 in flight.
 //!
 //! After the weft run it prints the pool's queue-wait (submit-to-start) percentiles under the
@@ -26,6 +30,7 @@ use weft_pool::{Pool, Shutdown};
 const JOBS: u64 = 1_000_000;
 const WORKERS: usize = 2;
 const CAP: usize = 1024;
+const TOWER_JOBS: u64 = 100_000;
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -58,6 +63,34 @@ async fn weft(await_handles: bool) -> weft_pool::Stats {
     }
     for h in window {
         h.await.expect("completed");
+    }
+    pool.shutdown(Shutdown::drain(Duration::from_secs(600)))
+        .await
+}
+
+async fn weft_many(handles: bool) -> weft_pool::Stats {
+    const CHUNK: u64 = 256;
+    let pool = Pool::builder()
+        .workers(WORKERS)
+        .priorities(3)
+        .capacity(CAP)
+        .build(tower::service_fn(|n: u64| async move {
+            black_box(n);
+            Ok::<_, Infallible>(())
+        }));
+    let mut start = 0;
+    let mut level = 0u8;
+    while start < JOBS {
+        let end = (start + CHUNK).min(JOBS);
+        if handles {
+            for r in pool.submit_many(level, start..end).await {
+                r.expect("open").detach();
+            }
+        } else {
+            assert!(pool.spawn_many(level, start..end).await.is_empty());
+        }
+        level = (level + 1) % 3;
+        start = end;
     }
     pool.shutdown(Shutdown::drain(Duration::from_secs(600)))
         .await
@@ -97,7 +130,7 @@ async fn tower_buffer_limit() {
             black_box(n);
             Ok::<_, Infallible>(())
         }));
-    futures::stream::iter(0..JOBS)
+    futures::stream::iter(0..TOWER_JOBS)
         .map(|i| {
             let mut svc = svc.clone();
             async move { svc.ready().await?.call(i).await }
@@ -150,6 +183,26 @@ fn bench(c: &mut Criterion) {
             start.elapsed()
         })
     });
+    g.bench_function(BenchmarkId::from_parameter("weft_pool_many"), |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let s = rt.block_on(weft_many(true));
+                assert_eq!(s.count(weft_pool::Outcome::Completed), JOBS);
+            }
+            start.elapsed()
+        })
+    });
+    g.bench_function(BenchmarkId::from_parameter("weft_pool_spawn_many"), |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let s = rt.block_on(weft_many(false));
+                assert_eq!(s.count(weft_pool::Outcome::Completed), JOBS);
+            }
+            start.elapsed()
+        })
+    });
     g.bench_function(BenchmarkId::from_parameter("hand_rolled"), |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
@@ -159,6 +212,7 @@ fn bench(c: &mut Criterion) {
             start.elapsed()
         })
     });
+    g.throughput(Throughput::Elements(TOWER_JOBS));
     g.bench_function(BenchmarkId::from_parameter("tower_buffer_limit"), |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
@@ -168,6 +222,7 @@ fn bench(c: &mut Criterion) {
             start.elapsed()
         })
     });
+    g.throughput(Throughput::Elements(JOBS));
     g.bench_function(BenchmarkId::from_parameter("joinset"), |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();

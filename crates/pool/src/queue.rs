@@ -21,7 +21,12 @@ use crate::lock;
 /// A queued job.
 pub(crate) struct Entry<Req, Resp, E> {
     pub(crate) req: Req,
-    pub(crate) cell: Arc<Cell<Resp, E>>,
+    /// The job's result cell; `None` for a job submitted without a handle
+    /// ([`Pool::spawn_many`](crate::Pool::spawn_many)): nobody waits for its outcome, which
+    /// is only counted.
+    pub(crate) cell: Option<Arc<Cell<Resp, E>>>,
+    pub(crate) id: u64,
+    pub(crate) level: u8,
     /// When it was enqueued, in ns since the queue's origin (smaller than an `Instant`, and
     /// the sort key derives from it).
     pub(crate) stamp: i64,
@@ -200,15 +205,18 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
     pub(crate) fn push(
         &mut self,
         req: Req,
-        cell: Arc<Cell<Resp, E>>,
+        (id, level): (u64, u8),
+        cell: Option<Arc<Cell<Resp, E>>>,
         enqueued: Instant,
         key: Option<String>,
     ) {
         let stamp = i64::try_from(enqueued.saturating_duration_since(self.origin).as_nanos())
             .unwrap_or(i64::MAX);
-        self.levels[cell.level as usize].push_back(Entry {
+        self.levels[level as usize].push_back(Entry {
             req,
             cell,
+            id,
+            level,
             stamp,
             key,
         });
@@ -255,7 +263,7 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
         for l in levels {
             let q = &mut self.levels[l];
             // Ids grow with submission, so a level is sorted by id: binary search.
-            if let Ok(i) = q.binary_search_by_key(&id, |e| e.cell.id) {
+            if let Ok(i) = q.binary_search_by_key(&id, |e| e.id) {
                 self.len -= 1;
                 return q.remove(i);
             }
@@ -276,7 +284,13 @@ mod tests {
     use std::time::Duration;
 
     fn push(q: &mut Queue<u32, (), ()>, id: u64, level: u8, at: Instant) {
-        q.push(id as u32, Arc::new(Cell::new(id, level)), at, None);
+        q.push(
+            id as u32,
+            (id, level),
+            Some(Arc::new(Cell::new(id, level))),
+            at,
+            None,
+        );
     }
 
     #[test]

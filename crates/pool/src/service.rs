@@ -226,6 +226,176 @@ where
         self.shared.enqueue(priority, job)
     }
 
+    /// Submits many jobs at `priority`, waiting for queue room as needed; returns one result
+    /// per job, in order. The fast way to feed a pool: the queue lock, the clock read, the
+    /// capacity permits and the decision to wake a worker are taken once per chunk of jobs
+    /// instead of once per job (a chunk is at most 256 jobs, and no more than the queue has
+    /// room for at that moment, so a bounded queue never holds more than its capacity).
+    ///
+    /// Each job is accepted or refused as by [`submit_with`](Pool::submit_with): a blacklisted
+    /// job is handed back in [`SubmitError::Blacklisted`]; once the pool is closed, every job
+    /// left is handed back in [`SubmitError::Closed`] (all counted as with `submit`).
+    ///
+    /// # Cancel safety
+    ///
+    /// If the returned future is dropped while waiting for room, the jobs already queued stay
+    /// queued (their handles are dropped, which detaches them: they run and are counted); the
+    /// jobs not yet queued, including those still in the iterator, are dropped and were never
+    /// submitted.
+    ///
+    /// # Panics
+    ///
+    /// If `priority` is not below the pool's number of levels.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use weft_pool::Pool;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Pool::builder().workers(2).capacity(4)
+    ///     .build_fn(|_ctx, n: u64| async move { Ok::<_, Infallible>(n * n) });
+    /// // More jobs than the queue holds: it waits for room chunk by chunk.
+    /// let handles = pool.submit_many(0, 1..=10).await;
+    /// let mut sum = 0;
+    /// for h in handles {
+    ///     sum += h.unwrap().await.unwrap();
+    /// }
+    /// assert_eq!(sum, 385);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn submit_many<I>(
+        &self,
+        priority: u8,
+        jobs: I,
+    ) -> impl Future<Output = Vec<Result<JobHandle<Resp, E>, SubmitError<Req>>>>
+    where
+        I: IntoIterator<Item = Req>,
+    {
+        self.check_level(priority);
+        let jobs = jobs.into_iter();
+        async move { self.submit_many_at(priority, jobs).await }
+    }
+
+    async fn submit_many_at(
+        &self,
+        priority: u8,
+        jobs: impl Iterator<Item = Req>,
+    ) -> Vec<Result<JobHandle<Resp, E>, SubmitError<Req>>> {
+        let mut out = Vec::with_capacity(jobs.size_hint().0);
+        self.feed(priority, jobs, true, |r| match r {
+            Ok(Some(h)) => out.push(Ok(h)),
+            Ok(None) => {}
+            Err(e) => out.push(Err(e)),
+        })
+        .await;
+        out
+    }
+
+    /// Submits many jobs at `priority` without handles, waiting for queue room as needed; the
+    /// cheapest way to feed a pool when nobody waits for the jobs' results (like dropping
+    /// every handle [`submit_many`](Pool::submit_many) returns, but no per-job result cell is
+    /// even created). Their outcomes are counted in [`stats`](Pool::stats) as any job's.
+    ///
+    /// Returns the jobs handed back, in order: the blacklisted ones, and every job left once the
+    /// pool is closed (counted as with `submit`); empty when all were queued.
+    ///
+    /// A job spawned this way has no handle and no [`JobId`] to give out, so it cannot be
+    /// awaited or cancelled alone; a cancelling [`shutdown`](Pool::shutdown) cancels it like
+    /// any other job (and its timeout, panic isolation and blacklisting apply as usual).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`submit_many`](Pool::submit_many): if dropped while waiting for room, the jobs
+    /// already queued stay queued and the others were never submitted.
+    ///
+    /// # Panics
+    ///
+    /// If `priority` is not below the pool's number of levels.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weft_pool::{Outcome, Pool, Shutdown};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Pool::builder().workers(2).capacity(8)
+    ///     .build_fn(|_ctx, n: u64| async move { if n % 10 == 0 { Err("tens") } else { Ok(n) } });
+    /// let refused = pool.spawn_many(0, 1..=100).await;
+    /// assert!(refused.is_empty());
+    /// let stats = pool.shutdown(Shutdown::drain(Duration::from_secs(10))).await;
+    /// assert_eq!(stats.count(Outcome::Completed), 90);
+    /// assert_eq!(stats.count(Outcome::Failed), 10);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn_many<I>(
+        &self,
+        priority: u8,
+        jobs: I,
+    ) -> impl Future<Output = Vec<SubmitError<Req>>>
+    where
+        I: IntoIterator<Item = Req>,
+    {
+        self.check_level(priority);
+        let jobs = jobs.into_iter();
+        async move {
+            let mut refused = Vec::new();
+            self.feed(priority, jobs, false, |r| {
+                if let Err(e) = r {
+                    refused.push(e);
+                }
+            })
+            .await;
+            refused
+        }
+    }
+
+    /// Queues `jobs` chunk by chunk (see [`submit_many`](Pool::submit_many)), giving `sink`
+    /// one result per job.
+    async fn feed(
+        &self,
+        priority: u8,
+        mut jobs: impl Iterator<Item = Req>,
+        handles: bool,
+        mut sink: impl FnMut(Result<Option<JobHandle<Resp, E>>, SubmitError<Req>>),
+    ) {
+        const CHUNK: usize = 256;
+        let mut chunk: Vec<Req> = Vec::with_capacity(CHUNK);
+        loop {
+            chunk.extend(jobs.by_ref().take(CHUNK));
+            if chunk.is_empty() {
+                return;
+            }
+            while !chunk.is_empty() {
+                // As many as there is room for right now (at least one, waiting for it).
+                let n = match self.shared.semaphore(priority) {
+                    None => chunk.len(),
+                    Some(sem) => {
+                        let n = sem.available_permits().clamp(1, chunk.len());
+                        let acquired = match sem.try_acquire_many(n as u32) {
+                            Ok(p) => Some(p),
+                            Err(TryAcquireError::NoPermits) => {
+                                sem.acquire_many(n as u32).await.ok()
+                            }
+                            Err(TryAcquireError::Closed) => None,
+                        };
+                        let Some(permits) = acquired else {
+                            // Closed: hand back everything left.
+                            for job in chunk.drain(..).chain(jobs.by_ref()) {
+                                sink(Err(self.refused_closed(job)));
+                            }
+                            return;
+                        };
+                        permits.forget();
+                        n
+                    }
+                };
+                self.shared
+                    .enqueue_many(priority, chunk.drain(..n), handles, &mut sink);
+            }
+        }
+    }
+
     fn refused_closed(&self, job: Req) -> SubmitError<Req> {
         self.shared.reject(job)
     }

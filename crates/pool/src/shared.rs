@@ -37,6 +37,9 @@ use crate::lock;
 use crate::queue::{Cell, Entry, Queue, RunnerWaker};
 use crate::stats::{Acc, Counters, Histogram, Stats};
 
+/// A job past the blacklist check (with its key), or refused there.
+type Staged<Req> = Result<(Req, Option<String>), SubmitError<Req>>;
+
 pub(crate) type KeyFn<Req> = Arc<dyn Fn(&Req) -> Option<String> + Send + Sync>;
 
 pub(crate) struct Config<Req> {
@@ -326,7 +329,8 @@ where
         st.next_id += 1;
         st.accepted += 1;
         let cell = Arc::new(Cell::new(id, level));
-        st.queue.push(job, Arc::clone(&cell), now, key);
+        st.queue
+            .push(job, (id, level), Some(Arc::clone(&cell)), now, key);
         let wake = if st.woken.len() * self.config.batch < st.queue.len() {
             st.idle.pop()
         } else {
@@ -353,6 +357,99 @@ where
             cell,
             pool: Some(Arc::clone(self) as Arc<dyn CancelQueued>),
         })
+    }
+
+    /// [`enqueue`](Self::enqueue) for many jobs at one level, whose permits (if bounded) the
+    /// caller holds: one lock, one clock read and one wake-up decision for all of them. Gives
+    /// `sink` one result per job, in order: a handle if `handles`, else `None` (the job gets
+    /// no result cell at all).
+    pub(crate) fn enqueue_many(
+        self: &Arc<Self>,
+        level: u8,
+        jobs: impl Iterator<Item = Req>,
+        handles: bool,
+        mut sink: impl FnMut(Result<Option<JobHandle<Resp, E>>, SubmitError<Req>>),
+    ) {
+        // Blacklisted jobs are refused before the lock, as in `enqueue`.
+        let staged: Vec<Staged<Req>> = jobs
+            .map(|job| {
+                let key = self.key_of(&job);
+                if let (Some(bl), Some(k)) = (&self.blacklist, &key)
+                    && bl.is_blacklisted(k)
+                {
+                    self.release(level, 1);
+                    self.refuse(Outcome::Blacklisted);
+                    return Err(SubmitError::Blacklisted {
+                        job,
+                        key: key.unwrap_or_default(),
+                    });
+                }
+                Ok((job, key))
+            })
+            .collect();
+        let now = Instant::now();
+        let pool = Arc::clone(self) as Arc<dyn CancelQueued>;
+        let mut st = lock(&self.state);
+        let closed = st.closed;
+        let mut rejected = 0;
+        for item in staged {
+            sink(match item {
+                Err(e) => Err(e),
+                Ok((job, _)) if closed => {
+                    rejected += 1;
+                    Err(SubmitError::Closed(job))
+                }
+                Ok((job, key)) => {
+                    let id = st.next_id;
+                    st.next_id += 1;
+                    st.accepted += 1;
+                    if handles {
+                        let cell = Arc::new(Cell::new(id, level));
+                        st.queue
+                            .push(job, (id, level), Some(Arc::clone(&cell)), now, key);
+                        Ok(Some(JobHandle {
+                            cell,
+                            pool: Some(Arc::clone(&pool)),
+                        }))
+                    } else {
+                        st.queue.push(job, (id, level), None, now, key);
+                        Ok(None)
+                    }
+                }
+            });
+        }
+        // One worker per batch's worth of queued jobs, as in `enqueue`.
+        let mut wake = Vec::new();
+        while !closed && st.woken.len() * self.config.batch < st.queue.len() {
+            match st.idle.pop() {
+                Some((w, waker)) => {
+                    st.woken.push(w);
+                    wake.push(waker);
+                }
+                None => break,
+            }
+        }
+        let grow = !closed
+            && st.idle.is_empty()
+            && wake.is_empty()
+            && st.workers < st.max
+            && st.queue.len() >= self.config.scale_up_depth;
+        if grow {
+            st.workers += 1;
+        }
+        drop(st);
+        if rejected > 0 {
+            self.release(level, rejected);
+            self.refused.fetch_add(rejected as u64, Ordering::Relaxed);
+            self.counters
+                .bump_shared(Outcome::Rejected, rejected as u64);
+        }
+        for w in wake {
+            w.wake();
+        }
+        if grow {
+            self.spawn_worker();
+        }
     }
 
     /// Starts one worker; the caller has already counted it in `state.workers`.
@@ -415,9 +512,14 @@ where
         self.close();
         let entries = lock(&self.state).queue.drain_all();
         for e in entries {
-            if e.cell.cancel().0 {
-                self.counters.bump_shared(Outcome::Cancelled, 1);
-                e.cell.resolve(Err(JobError::Cancelled));
+            match e.cell {
+                Some(cell) => {
+                    if cell.cancel().0 {
+                        self.counters.bump_shared(Outcome::Cancelled, 1);
+                        cell.resolve(Err(JobError::Cancelled));
+                    }
+                }
+                None => self.counters.bump_shared(Outcome::Cancelled, 1),
             }
         }
         self.ctx_cancel.cancel_with("pool shut down");
@@ -440,11 +542,15 @@ where
     pub(crate) fn cancel_id(&self, id: u64) -> bool {
         let removed = lock(&self.state).queue.remove(id, None);
         if let Some(e) = removed {
-            self.release(e.cell.level, 1);
-            let (was_queued, took) = e.cell.cancel();
+            self.release(e.level, 1);
+            let Some(cell) = e.cell else {
+                self.counters.bump_shared(Outcome::Cancelled, 1);
+                return true;
+            };
+            let (was_queued, took) = cell.cancel();
             if was_queued {
                 self.counters.bump_shared(Outcome::Cancelled, 1);
-                e.cell.resolve(Err(JobError::Cancelled));
+                cell.resolve(Err(JobError::Cancelled));
             }
             return took;
         }
@@ -541,7 +647,7 @@ pub(crate) fn pop_batch<Req, Resp, E>(
     for _ in 0..n {
         match queue.pop() {
             Some(e) => {
-                release[e.cell.level as usize] += 1;
+                release[e.level as usize] += 1;
                 into.push_back(e);
             }
             None => break,

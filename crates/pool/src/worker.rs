@@ -47,10 +47,9 @@ pub(crate) async fn run<Req, H>(
     let worker_ctx = H::WANTS_CONTEXT.then(|| shared.ctx.with_cancel());
     let mut local: VecDeque<Entry<Req, H::Response, H::Error>> = VecDeque::new();
     let mut release = vec![0usize; shared.config.levels as usize];
-    // Average run time of recent jobs (EWMA), to size batches. It starts *above* the batching
-    // threshold: until jobs are known to be short, take one at a time. Starting at zero made
-    // a fresh worker grab a whole batch, so jobs of a higher priority that arrived while it ran
-    // the first one waited behind its lower-priority batch (examples/worker_pool caught it).
+    // Average run time of recent jobs (EWMA), to size batches. Until jobs are known to be
+    // short, take one at a time: starting at zero made a fresh worker grab a whole batch, so
+    // higher-priority jobs arriving meanwhile waited behind it.
     let mut avg_run = SHORT_JOB * 2;
     let mut registered: Option<Waker> = None;
     let mut backoff = Duration::from_millis(1);
@@ -150,9 +149,14 @@ pub(crate) async fn run<Req, H>(
 
     // Leaving on a cancelling shutdown: jobs claimed but not started end here, cancelled.
     for e in local.drain(..) {
-        if e.cell.cancel().0 {
-            slot.counters.bump_single_writer(Outcome::Cancelled);
-            e.cell.resolve(Err(JobError::Cancelled));
+        match e.cell {
+            Some(cell) => {
+                if cell.cancel().0 {
+                    slot.counters.bump_single_writer(Outcome::Cancelled);
+                    cell.resolve(Err(JobError::Cancelled));
+                }
+            }
+            None => slot.counters.bump_single_writer(Outcome::Cancelled),
         }
     }
     if counted {
@@ -216,7 +220,7 @@ where
             }
             let mut claimed = lock(&slot.claimed);
             claimed.clear();
-            claimed.extend(local.iter().map(|e| Arc::clone(&e.cell)));
+            claimed.extend(local.iter().filter_map(|e| e.cell.clone()));
             drop(claimed);
             slot.claimed_len.store(local.len(), Ordering::Relaxed);
             for (level, n) in release.iter_mut().enumerate() {
@@ -264,12 +268,21 @@ where
     let Entry {
         req,
         cell,
+        id,
+        level,
         stamp,
         key,
     } = entry;
-    if !cell.start() {
+    if let Some(c) = &cell
+        && !c.start()
+    {
         return None; // cancelled while claimed: the canceller resolved and counted it
     }
+    let resolve = |result| {
+        if let Some(c) = &cell {
+            c.resolve(result);
+        }
+    };
     let early = if shared.cancel_all.load(Ordering::Relaxed) {
         Some(JobError::Cancelled)
     } else if let (Some(bl), Some(k)) = (&shared.blacklist, &key)
@@ -282,14 +295,14 @@ where
     if let Some(err) = early {
         drop(req);
         slot.counters.bump_single_writer(err.outcome());
-        cell.resolve(Err(err));
+        resolve(Err(err));
         return None;
     }
 
-    let span = tracing::debug_span!("job", id = cell.id, priority = cell.level);
+    let span = tracing::debug_span!("job", id, priority = level);
     let start = last_end.take().unwrap_or_else(Instant::now);
     let enqueued = crate::queue::Queue::<Req, H::Response, H::Error>::enqueued_at(origin, stamp);
-    slot.counters.queue_wait[cell.level as usize]
+    slot.counters.queue_wait[level as usize]
         .record_single_writer(start.saturating_duration_since(enqueued));
     slot.busy.store(true, Ordering::Relaxed);
 
@@ -320,7 +333,9 @@ where
                     slot.runner.register(cx.waker());
                     *registered = Some(cx.waker().clone());
                 }
-                if cell.cancel_requested() || shared.cancel_all.load(Ordering::Relaxed) {
+                if cell.as_ref().is_some_and(|c| c.cancel_requested())
+                    || shared.cancel_all.load(Ordering::Relaxed)
+                {
                     return Poll::Ready(Ran::Cancelled);
                 }
                 // The timer first: a job that ends on its deadline (say, because its Context
@@ -372,6 +387,6 @@ where
     let outcome = Outcome::of(&result);
     slot.counters.bump_single_writer(outcome);
     slot.busy.store(false, Ordering::Relaxed);
-    cell.resolve(result);
+    resolve(result);
     Some(run_time)
 }

@@ -588,6 +588,46 @@ async fn resize_up_runs_more_jobs_at_once_and_down_stops_extra_workers() {
     assert_eq!(pool.submit(Job::Record(1)).await.unwrap().await, Ok(1));
 }
 
+/// A fresh worker takes jobs one at a time until it knows they are short: had it grabbed a whole
+/// batch first, the high-priority jobs in that batch would wait behind a long job it claimed
+/// with them while other workers ran lower levels.
+#[tokio::test(start_paused = true)]
+async fn a_fresh_worker_does_not_hold_high_jobs_behind_a_long_one() {
+    let (pool, log) = pool_with(Pool::builder().workers(2).priorities(3).aging(None));
+    // Two long jobs at the top level, submitted before the workers ran once: each (fresh)
+    // worker must claim only one of them.
+    let gate = Gate::new();
+    let gates: Vec<_> =
+        futures::future::join_all((0..2).map(|_| pool.submit_with(2, Job::Gate(gate.clone()))))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+    // 30 short jobs over 3 levels, tagged `level * 100 + i`, in mixed order.
+    for i in 0..10 {
+        for level in [0u8, 1, 2] {
+            pool.submit_with(level, Job::Record(u32::from(level) * 100 + i))
+                .await
+                .unwrap()
+                .detach();
+        }
+    }
+    pool.resize(4);
+    // The log records completion order, inside the job.
+    eventually(|| log.lock().unwrap().len() >= 10).await;
+    let first: Vec<u32> = log.lock().unwrap()[..10].to_vec();
+    assert!(
+        first.iter().all(|tag| tag / 100 == 2),
+        "the first 10 completions must be the top level, got {first:?}"
+    );
+    gate.open();
+    for g in gates {
+        g.await.unwrap();
+    }
+    let stats = pool.shutdown(Shutdown::drain(Duration::from_secs(1))).await;
+    assert_eq!(stats.count(Outcome::Completed), 32);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_dynamic_pool_scales_up_on_queue_depth_and_down_when_idle() {
     let (pool, _log) = pool_with(
@@ -868,4 +908,132 @@ async fn stats_count_every_outcome_and_latencies() {
         stats.run_time
     );
     assert_eq!(stats.submitted, stats.finished() + stats.in_flight());
+}
+
+/// `submit_many` returns one handle per job in order, never queues more than the capacity, and
+/// dropped while waiting for room keeps what it queued and submits nothing else.
+#[tokio::test(start_paused = true)]
+async fn submit_many_respects_capacity_and_dropped_keeps_only_what_it_queued() {
+    let (pool, log) = pool_with(Pool::builder().workers(1).capacity(2));
+    let gate = Gate::new();
+    let g = pool.submit(Job::Gate(gate.clone())).await.unwrap();
+    gate.wait_started().await;
+    {
+        let fut = pool.submit_many(0, (1..=5).map(Job::Record));
+        let mut fut = std::pin::pin!(fut);
+        let polled = poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+        assert!(polled.is_pending(), "3 of 5 jobs wait for room");
+        assert_eq!(pool.stats().queued, [2], "never more than the capacity");
+    } // dropped while waiting
+    assert_eq!(
+        pool.stats().submitted,
+        3,
+        "the gate and the two queued jobs"
+    );
+    gate.open();
+    g.await.unwrap();
+    let handles = pool.submit_many(0, (10..15).map(Job::Record)).await;
+    let mut got = Vec::new();
+    for h in handles {
+        got.push(h.unwrap().await.unwrap());
+    }
+    assert_eq!(got, [10, 11, 12, 13, 14], "one handle per job, in order");
+    let stats = pool.shutdown(Shutdown::drain(Duration::from_secs(1))).await;
+    assert_eq!(*log.lock().unwrap(), [1, 2, 10, 11, 12, 13, 14]);
+    assert_eq!(stats.submitted, 8);
+    assert_eq!(stats.count(Outcome::Completed), 8);
+}
+
+/// `submit_many` hands back blacklisted jobs one by one and every job once the pool is closed,
+/// counting them as `submit` does.
+#[tokio::test(start_paused = true)]
+async fn submit_many_hands_back_blacklisted_and_closed_jobs() {
+    let (pool, log) = pool_with(
+        Pool::builder()
+            .workers(1)
+            .job_key(|j: &Job| match j {
+                Job::Panic(k) => Some((*k).to_owned()),
+                _ => None,
+            })
+            .blacklist(Blacklist::after_panics(1)),
+    );
+    let h = pool.submit(Job::Panic("bad")).await.unwrap();
+    assert!(matches!(h.await, Err(JobError::Panicked { .. })));
+    let results = pool
+        .submit_many(0, [Job::Record(1), Job::Panic("bad"), Job::Record(2)])
+        .await;
+    assert_eq!(results.len(), 3);
+    let mut results = results.into_iter();
+    assert_eq!(results.next().unwrap().unwrap().await, Ok(1));
+    assert!(matches!(
+        results.next(),
+        Some(Err(SubmitError::Blacklisted {
+            job: Job::Panic("bad"),
+            ..
+        }))
+    ));
+    assert_eq!(results.next().unwrap().unwrap().await, Ok(2));
+
+    pool.close();
+    let results = pool.submit_many(0, (3..5).map(Job::Record)).await;
+    assert!(
+        matches!(
+            results.as_slice(),
+            [
+                Err(SubmitError::Closed(Job::Record(3))),
+                Err(SubmitError::Closed(Job::Record(4)))
+            ]
+        ),
+        "closed: every job handed back"
+    );
+    let stats = pool.shutdown(Shutdown::Cancel).await;
+    assert_eq!(*log.lock().unwrap(), [1, 2]);
+    assert_eq!(stats.submitted, 6);
+    assert_eq!(stats.count(Outcome::Blacklisted), 1);
+    assert_eq!(stats.count(Outcome::Rejected), 2);
+    assert_eq!(stats.submitted, stats.finished());
+}
+
+/// Jobs spawned without handles run and are counted like others; a cancelling shutdown cancels
+/// the queued ones (each counted once), and a closed pool hands every job back.
+#[tokio::test(start_paused = true)]
+async fn spawn_many_runs_counts_and_cancels_jobs_without_handles() {
+    let (pool, log) = pool_with(Pool::builder().workers(1).capacity(8));
+    assert!(
+        pool.spawn_many(0, (1..=3).map(Job::Record))
+            .await
+            .is_empty()
+    );
+    eventually(|| log.lock().unwrap().len() == 3).await;
+    assert_eq!(*log.lock().unwrap(), [1, 2, 3]);
+
+    let gate = Gate::new();
+    let g = pool.submit(Job::Gate(gate.clone())).await.unwrap();
+    gate.wait_started().await;
+    assert!(
+        pool.spawn_many(0, (4..=6).map(Job::Record))
+            .await
+            .is_empty()
+    );
+    assert_eq!(pool.stats().queued, [3]);
+    let stats = pool.shutdown(Shutdown::Cancel).await;
+    assert_eq!(g.await, Err(JobError::Cancelled));
+    assert_eq!(*log.lock().unwrap(), [1, 2, 3], "queued ones never ran");
+    assert_eq!(stats.count(Outcome::Completed), 3);
+    assert_eq!(
+        stats.count(Outcome::Cancelled),
+        4,
+        "the gate and the 3 queued"
+    );
+    assert_eq!(stats.submitted, stats.finished());
+
+    let refused = pool.spawn_many(0, (7..=8).map(Job::Record)).await;
+    assert!(matches!(
+        refused.as_slice(),
+        [
+            SubmitError::Closed(Job::Record(7)),
+            SubmitError::Closed(Job::Record(8))
+        ]
+    ));
+    assert_eq!(pool.stats().count(Outcome::Rejected), 2);
 }
