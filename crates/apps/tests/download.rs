@@ -583,9 +583,10 @@ impl Tracker for WatchTracker {
     fn advance(&mut self, bytes: u64) {
         self.seen += bytes;
         if let Some((want, n)) = &self.watching
-            && self.seen >= *want {
-                n.notify_one();
-            }
+            && self.seen >= *want
+        {
+            n.notify_one();
+        }
     }
     fn end(&mut self, _: &Outcome) {
         if let Some(n) = &self.on_end {
