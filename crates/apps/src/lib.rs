@@ -5,4 +5,5 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod logs;
 pub mod shutdown;
