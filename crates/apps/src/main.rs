@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Analyze web server and application logs: traffic, errors, latency percentiles.
     Logs(cli::logs::Args),
+    /// Write deterministic sample logs (for benchmarks and demos).
+    GenLogs(cli::gen_logs::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Logs(args) => cli::logs::run(args).await,
+            Command::GenLogs(args) => cli::gen_logs::run(args).await,
         }
     });
     cli::finish(result)

@@ -35,4 +35,5 @@ pub(crate) fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     }
 }
 
+pub(crate) mod gen_logs;
 pub(crate) mod logs;

@@ -67,7 +67,8 @@ pub async fn analyze(
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let stop = Arc::new(AtomicBool::new(false));
+    // Already done: nothing is read, and the report says so.
+    let stop = Arc::new(AtomicBool::new(ctx.is_done()));
     let _stop_on_drop = StopOnDrop(Arc::clone(&stop));
     let (tx, rx) = async_channel::bounded::<Chunk>(workers * 2);
     let (pool_tx, pool_rx) = async_channel::bounded::<Vec<u8>>(workers * 2 + 2);
@@ -105,7 +106,10 @@ pub async fn analyze(
                 Arc::clone(&stop),
             );
             let samples = options.samples;
-            tokio::task::spawn_blocking(move || work(&rx, &pool, &filter, &stop, slow_us, samples))
+            let progress = options.progress.clone().unwrap_or_default();
+            tokio::task::spawn_blocking(move || {
+                work(&rx, &pool, &filter, &stop, &progress, slow_us, samples)
+            })
         })
         .collect();
     drop(pool_tx);
@@ -125,6 +129,8 @@ pub async fn analyze(
         }
     };
     drop(rx);
+    // Also true when `ctx` was done before the start.
+    let stopped = stopped || stop.load(Ordering::Acquire);
     let mut merged: Option<Stats> = None;
     let mut skipped = false;
     for r in results {
@@ -184,6 +190,7 @@ fn work(
     pool: &Sender<Vec<u8>>,
     filter: &Filter,
     stop: &AtomicBool,
+    progress: &Progress,
     slow_us: u64,
     samples: usize,
 ) -> (Stats, bool) {
@@ -192,6 +199,7 @@ fn work(
         if stop.load(Ordering::Acquire) {
             return (stats, true);
         }
+        let before = stats.lines;
         match chunk {
             Chunk::Lines {
                 input,
@@ -208,6 +216,7 @@ fn work(
                 stats.long_line(input, seq, &prefix, TOO_LONG);
             }
         }
+        progress.add_lines(stats.lines - before);
     }
     stats.finish();
     (stats, false)
@@ -263,13 +272,13 @@ impl Reader {
             if self.stopped() {
                 return;
             }
+            let fill = matches!(source, Source::File(_) | Source::Bytes(..));
             let (name, opened): (String, io::Result<Box<dyn Read>>) = match source {
                 Source::File(path) => {
                     let name = path.display().to_string();
                     let progress = self.progress.clone();
-                    let opened = File::open(&path).map(|f| {
-                        Box::new(Counting { inner: f, progress }) as Box<dyn Read>
-                    });
+                    let opened = File::open(&path)
+                        .map(|f| Box::new(Counting { inner: f, progress }) as Box<dyn Read>);
                     (name, opened)
                 }
                 Source::Failed(name, e) => (name, Err(e)),
@@ -278,7 +287,9 @@ impl Reader {
                 Source::Reader(name, r) => (name, Ok(Box::new(r))),
             };
             let idx = self.push_summary(InputSummary::new(name.clone()));
-            let result = opened.map_err(Halt::Io).and_then(|r| self.read_input(idx, r));
+            let result = opened
+                .map_err(Halt::Io)
+                .and_then(|r| self.read_input(idx, r, fill));
             match result {
                 Ok(()) => {}
                 Err(Halt::Stopped) => return,
@@ -366,9 +377,13 @@ impl Reader {
     /// Reads one input in chunks cut after the last newline, carrying the partial last line
     /// into the next buffer. A buffer with no newline grows up to `max_line`; past that the
     /// line is reported as malformed and skipped up to its newline.
-    fn read_input(&self, input: usize, raw: Box<dyn Read + '_>) -> Result<(), Halt> {
+    fn read_input(&self, input: usize, raw: Box<dyn Read + '_>, fill: bool) -> Result<(), Halt> {
         let mut peek = BufReader::with_capacity(64 << 10, raw);
-        let gzip = peek.fill_buf().map_err(Halt::Io)?.starts_with(&[0x1f, 0x8b]);
+        let gzip = peek
+            .fill_buf()
+            .map_err(Halt::Io)?
+            .starts_with(&[0x1f, 0x8b]);
+        let fill = fill || gzip;
         let mut src: Box<dyn Read + '_> = if gzip {
             Box::new(flate2::read::MultiGzDecoder::new(peek))
         } else {
@@ -384,8 +399,15 @@ impl Reader {
             if self.stopped() {
                 return Err(Halt::Stopped);
             }
-            let n = read_full(&mut src, &mut buf[filled..]).map_err(Halt::Io)?;
-            let eof = filled + n < buf.len();
+            // Files are read a full buffer at a time; a pipe or reader hands on whatever lines
+            // it has after each read, so a slow producer's lines are analyzed as they come.
+            let (n, eof) = if fill {
+                let n = read_full(&mut src, &mut buf[filled..]).map_err(Halt::Io)?;
+                (n, filled + n < buf.len())
+            } else {
+                let n = read_once(&mut src, &mut buf[filled..]).map_err(Halt::Io)?;
+                (n, n == 0)
+            };
             filled += n;
             self.with_state(|s| s.inputs[input].bytes += n as u64);
             if skipping {
@@ -404,18 +426,31 @@ impl Reader {
                     }
                 }
             }
-            let format = *format.get_or_insert_with(|| {
-                let detected = LogFormat::detect(&buf[..filled]);
-                let f = self.format.or(detected).unwrap_or(LogFormat::Kv);
-                self.with_state(|s| {
-                    s.inputs[input].format = Some(f);
-                    s.inputs[input].detected = self.format.is_none() && detected.is_some();
-                });
-                f
-            });
+            let format = match format {
+                Some(f) => f,
+                // Detect from complete lines: wait for a newline (or a full buffer, or the end).
+                None if !eof && filled < buf.len() && memchr(b'\n', &buf[..filled]).is_none() => {
+                    continue;
+                }
+                None => {
+                    let detected = LogFormat::detect(&buf[..filled]);
+                    let f = self.format.or(detected).unwrap_or(LogFormat::Kv);
+                    self.with_state(|s| {
+                        s.inputs[input].format = Some(f);
+                        s.inputs[input].detected = self.format.is_none() && detected.is_some();
+                    });
+                    *format.insert(f)
+                }
+            };
             if eof {
                 if filled > 0 {
-                    self.send(Chunk::Lines { input, seq, format, buf, len: filled })?;
+                    self.send(Chunk::Lines {
+                        input,
+                        seq,
+                        format,
+                        buf,
+                        len: filled,
+                    })?;
                 }
                 return Ok(());
             }
@@ -424,11 +459,18 @@ impl Reader {
                     let tail = filled - (p + 1);
                     let mut next = self.take_buf(tail + self.chunk_size / 2);
                     next[..tail].copy_from_slice(&buf[p + 1..filled]);
-                    self.send(Chunk::Lines { input, seq, format, buf, len: p + 1 })?;
+                    self.send(Chunk::Lines {
+                        input,
+                        seq,
+                        format,
+                        buf,
+                        len: p + 1,
+                    })?;
                     seq += 1;
                     buf = next;
                     filled = tail;
                 }
+                None if filled < buf.len() => {}
                 None if buf.len() < self.max_line => {
                     let grown = (buf.len() * 2).min(self.max_line);
                     buf.resize(grown, 0);
@@ -464,6 +506,16 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// One read, retried if interrupted.
+fn read_once(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match r.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
 }
 
 /// Counts the raw (possibly compressed) bytes read from a file, for the progress bar.

@@ -159,23 +159,49 @@ mod tests {
 
     #[test]
     fn each_filter_excludes_what_it_should() {
-        let mut o = Options::default();
-        o.min_level = Some(Level::Warn);
-        o.path_contains = Some("/api".into());
-        o.path_regex = Some(r"^/api/v\d+/".into());
-        o.status = parse_status_ranges("4xx,500").unwrap();
-        o.since = Some(100);
-        o.until = Some(200);
+        let o = Options {
+            min_level: Some(Level::Warn),
+            path_contains: Some("/api".into()),
+            path_regex: Some(r"^/api/v\d+/".into()),
+            status: parse_status_ranges("4xx,500").unwrap(),
+            since: Some(100),
+            until: Some(200),
+            ..Options::default()
+        };
         let f = Filter::new(&o).unwrap();
         let ok = rec("/api/v1/x?q", 404, Level::Warn, Some(150));
         assert!(f.accepts(&ok));
-        assert!(!f.accepts(&Record { level: Level::Info, ..ok.clone() }));
-        assert!(!f.accepts(&Record { status: 503, ..ok.clone() }));
-        assert!(f.accepts(&Record { status: 500, ..ok.clone() }));
-        assert!(!f.accepts(&Record { ts: Some(99), ..ok.clone() }));
-        assert!(f.accepts(&Record { ts: Some(100), ..ok.clone() }));
-        assert!(!f.accepts(&Record { ts: Some(200), ..ok.clone() }), "until is exclusive");
-        assert!(!f.accepts(&Record { ts: None, ..ok.clone() }));
+        assert!(!f.accepts(&Record {
+            level: Level::Info,
+            ..ok.clone()
+        }));
+        assert!(!f.accepts(&Record {
+            status: 503,
+            ..ok.clone()
+        }));
+        assert!(f.accepts(&Record {
+            status: 500,
+            ..ok.clone()
+        }));
+        assert!(!f.accepts(&Record {
+            ts: Some(99),
+            ..ok.clone()
+        }));
+        assert!(f.accepts(&Record {
+            ts: Some(100),
+            ..ok.clone()
+        }));
+        assert!(
+            !f.accepts(&Record {
+                ts: Some(200),
+                ..ok.clone()
+            }),
+            "until is exclusive"
+        );
+        assert!(!f.accepts(&Record {
+            ts: None,
+            ..ok.clone()
+        }));
         assert!(!f.accepts(&rec("/web/api/v1/", 404, Level::Warn, Some(150))));
         assert!(!f.accepts(&rec("/api/x", 404, Level::Warn, Some(150))));
     }
@@ -184,9 +210,11 @@ mod tests {
     fn empty_options_accept_everything_and_bad_ones_are_rejected() {
         let f = Filter::new(&Options::default()).unwrap();
         assert!(f.accepts(&rec("", 100, Level::Trace, None)));
-        let mut o = Options::default();
-        o.since = Some(5);
-        o.until = Some(5);
+        let o = Options {
+            since: Some(5),
+            until: Some(5),
+            ..Options::default()
+        };
         assert!(Filter::new(&o).is_err());
         for bad in ["abc", "99", "1000", "0xx", "5-", "500-4"] {
             assert!(parse_status_ranges(bad).is_err(), "{bad}");

@@ -117,7 +117,12 @@ fn latency_chart(r: &Report, out: &mut String) {
     let bars: Vec<(String, u64)> = r
         .latency_histogram
         .iter()
-        .map(|b| (format!("{}-{} ms", fmt_ms(b.lo_ms), fmt_ms(b.hi_ms)), b.count))
+        .map(|b| {
+            (
+                format!("{}-{} ms", fmt_ms(b.lo_ms), fmt_ms(b.hi_ms)),
+                b.count,
+            )
+        })
         .collect();
     let every = bars.len().div_ceil(8).max(1);
     bar_chart("Latency distribution", &bars, every, out);
@@ -151,14 +156,24 @@ fn traffic_chart(r: &Report, out: &mut String) {
     let _ = write!(
         out,
         "<p class=\"note\">{} per bar (UTC)</p>",
-        if group == 1 { "1 minute".to_string() } else { format!("{group} minutes") }
+        if group == 1 {
+            "1 minute".to_string()
+        } else {
+            format!("{group} minutes")
+        }
     );
 }
 
 fn paths_chart(r: &Report, out: &mut String) {
     let row = 22.0;
     let h = row * r.top_paths.len() as f64 + 4.0;
-    let max = r.top_paths.iter().map(|p| p.count).max().unwrap_or(0).max(1) as f64;
+    let max = r
+        .top_paths
+        .iter()
+        .map(|p| p.count)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
     let label_w = 260.0;
     let _ = write!(
         out,
@@ -222,35 +237,59 @@ pub fn render_html(r: &Report) -> String {
         "</style></head><body>\n<h1>weft logs report</h1>\n"
     ));
     if r.partial {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<p class=\"partial\">PARTIAL: stopped early ({}); the figures cover only the input read so far.</p>\n",
+            "<p class=\"partial\">PARTIAL: stopped early ({}); the figures cover only the input read so far.</p>",
             esc(r.stopped_because.as_deref().unwrap_or("cancelled"))
         );
     }
     out.push_str("<h2>Summary</h2>\n<table>");
     let mut row = |k: &str, v: String| {
-        let _ = write!(out, "<tr><th class=\"l\">{}</th><td>{}</td></tr>", esc(k), esc(&v));
+        let _ = write!(
+            out,
+            "<tr><th class=\"l\">{}</th><td>{}</td></tr>",
+            esc(k),
+            esc(&v)
+        );
     };
     row("inputs", r.inputs.len().to_string());
     row("lines", r.lines.to_string());
     row("requests", r.requests.to_string());
-    row("errors (status >= 400)", format!("{} ({:.2}%)", r.errors, r.error_share * 100.0));
-    row(&format!("slow (> {} ms)", r.slow_threshold_ms), r.slow.to_string());
+    row(
+        "errors (status >= 400)",
+        format!("{} ({:.2}%)", r.errors, r.error_share * 100.0),
+    );
+    row(
+        &format!("slow (> {} ms)", r.slow_threshold_ms),
+        r.slow.to_string(),
+    );
     if let Some(l) = &r.latency {
         row(
             "latency ms (min / avg / max)",
-            format!("{} / {} / {}", fmt_ms(l.min_ms), fmt_ms(l.avg_ms), fmt_ms(l.max_ms)),
+            format!(
+                "{} / {} / {}",
+                fmt_ms(l.min_ms),
+                fmt_ms(l.avg_ms),
+                fmt_ms(l.max_ms)
+            ),
         );
         row(
             "latency ms (p50 / p90 / p99)",
-            format!("{} / {} / {}", fmt_ms(l.p50_ms), fmt_ms(l.p90_ms), fmt_ms(l.p99_ms)),
+            format!(
+                "{} / {} / {}",
+                fmt_ms(l.p50_ms),
+                fmt_ms(l.p90_ms),
+                fmt_ms(l.p99_ms)
+            ),
         );
     }
     if let Some(rate) = &r.requests_per_minute {
         row(
             "requests per minute (avg / peak)",
-            format!("{:.1} / {} at {}", rate.average, rate.peak, rate.peak_minute),
+            format!(
+                "{:.1} / {} at {}",
+                rate.average, rate.peak, rate.peak_minute
+            ),
         );
     }
     row("malformed lines", r.malformed_lines.to_string());
@@ -278,7 +317,12 @@ pub fn render_html(r: &Report) -> String {
     }
     out.push_str("</table>\n<h2>Top client addresses</h2>\n<table><tr><th>requests</th><th class=\"l\">address</th></tr>");
     for ip in &r.top_ips {
-        let _ = write!(out, "<tr><td>{}</td><td class=\"l\">{}</td></tr>", ip.count, esc(&ip.ip));
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"l\">{}</td></tr>",
+            ip.count,
+            esc(&ip.ip)
+        );
     }
     out.push_str("</table>\n");
     if !r.malformed_samples.is_empty() {

@@ -70,8 +70,8 @@ pub use filter::{parse_status_ranges, parse_time};
 pub use html::render_html;
 pub use parse::{Level, LogFormat};
 pub use report::{
-    InputSummary, IpCount, LatencyBin, LatencySummary, MalformedSample, MinuteCount,
-    PathSummary, RateSummary, Report, StatusCount,
+    InputSummary, IpCount, LatencyBin, LatencySummary, MalformedSample, MinuteCount, PathSummary,
+    RateSummary, Report, StatusCount,
 };
 
 /// What to analyze.
@@ -201,14 +201,14 @@ impl Options {
     }
 }
 
-/// Progress counters shared with a running analysis: bytes read so far and the total to read
-/// (known once the paths are walked; 0 while unknown, and for stdin and readers). Gzip inputs
-/// count compressed bytes. Clones share the counters.
+/// Progress counters shared with a running analysis: file bytes read so far, the total to read
+/// (known once the paths are walked; stdin, readers and in-memory inputs are not counted), and
+/// lines analyzed. Gzip files count compressed bytes. Clones share the counters.
 ///
 /// ```
 /// use weft_apps::logs::Progress;
 /// let p = Progress::default();
-/// assert_eq!((p.read_bytes(), p.total_bytes()), (0, 0));
+/// assert_eq!((p.read_bytes(), p.total_bytes(), p.lines()), (0, 0, 0));
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
@@ -219,6 +219,7 @@ pub struct Progress {
 struct ProgressInner {
     read: AtomicU64,
     total: AtomicU64,
+    lines: AtomicU64,
 }
 
 impl Progress {
@@ -233,6 +234,16 @@ impl Progress {
     #[must_use]
     pub fn total_bytes(&self) -> u64 {
         self.inner.total.load(Ordering::Relaxed)
+    }
+
+    /// Lines analyzed so far (updated after each chunk).
+    #[must_use]
+    pub fn lines(&self) -> u64 {
+        self.inner.lines.load(Ordering::Relaxed)
+    }
+
+    fn add_lines(&self, n: u64) {
+        self.inner.lines.fetch_add(n, Ordering::Relaxed);
     }
 
     fn add_read(&self, n: u64) {

@@ -218,11 +218,19 @@ fn ms(us: f64) -> f64 {
 }
 
 fn share(part: u64, whole: u64) -> f64 {
-    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
 }
 
 /// Sorted by count descending, then key ascending, cut to `top`.
-fn top_by_count<T>(items: Vec<(Box<[u8]>, T)>, count: impl Fn(&T) -> u64, top: usize) -> Vec<(Box<[u8]>, T)> {
+fn top_by_count<T>(
+    items: Vec<(Box<[u8]>, T)>,
+    count: impl Fn(&T) -> u64,
+    top: usize,
+) -> Vec<(Box<[u8]>, T)> {
     let mut items = items;
     items.sort_unstable_by(|a, b| count(&b.1).cmp(&count(&a.1)).then_with(|| a.0.cmp(&b.0)));
     items.truncate(top);
@@ -238,7 +246,12 @@ fn bin_edge(i: usize) -> u64 {
     [1, 2, 5][k % 3] * 1000 * 10u64.saturating_pow((k / 3) as u32)
 }
 
-pub(crate) fn build(mut stats: Stats, mut inputs: Vec<InputSummary>, o: &Options, stopped: Option<String>) -> Report {
+pub(crate) fn build(
+    mut stats: Stats,
+    mut inputs: Vec<InputSummary>,
+    o: &Options,
+    stopped: Option<String>,
+) -> Report {
     // Lines per input, and the first line number of every chunk (while chunks are contiguous).
     stats.chunk_lines.sort_unstable();
     let mut first_line: HashMap<(usize, u64), u64> = HashMap::new();
@@ -266,7 +279,10 @@ pub(crate) fn build(mut stats: Stats, mut inputs: Vec<InputSummary>, o: &Options
         .map(|s| {
             let (input, seq, line) = s.at;
             MalformedSample {
-                input: inputs.get(input).map(|i| i.name.clone()).unwrap_or_default(),
+                input: inputs
+                    .get(input)
+                    .map(|i| i.name.clone())
+                    .unwrap_or_default(),
                 line: first_line.get(&(input, seq)).map(|b| b + line),
                 reason: s.reason.to_string(),
                 text: s.text.clone(),
@@ -333,8 +349,9 @@ pub(crate) fn build(mut stats: Stats, mut inputs: Vec<InputSummary>, o: &Options
             }
         })
         .collect();
-    let distinct_ips = stats.ips.len();
-    let top_ips = top_by_count(stats.ips.drain().collect(), |c| *c, o.top)
+    let ips = stats.take_ips();
+    let distinct_ips = ips.len();
+    let top_ips = top_by_count(ips, |c| *c, o.top)
         .into_iter()
         .map(|(ip, count)| IpCount {
             ip: String::from_utf8_lossy(&ip).into_owned(),
@@ -419,7 +436,11 @@ fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 /// The text report.
@@ -443,9 +464,21 @@ impl fmt::Display for Report {
         writeln!(f)?;
         for i in &r.inputs {
             let fmt_name = i.format.map_or("-".to_string(), |f| f.to_string());
-            let how = if i.detected { "" } else if i.format.is_some() { " (not detected)" } else { "" };
+            let how = if i.detected {
+                ""
+            } else if i.format.is_some() {
+                " (not detected)"
+            } else {
+                ""
+            };
             let gz = if i.gzip { ", gzip" } else { "" };
-            write!(f, "  {}: {fmt_name}{how}{gz}, {} lines, {}", i.name, i.lines, human_bytes(i.bytes))?;
+            write!(
+                f,
+                "  {}: {fmt_name}{how}{gz}, {} lines, {}",
+                i.name,
+                i.lines,
+                human_bytes(i.bytes)
+            )?;
             if let Some(e) = &i.error {
                 write!(f, ", ERROR: {e}")?;
             }
@@ -459,14 +492,27 @@ impl fmt::Display for Report {
         )?;
         writeln!(f, "requests         {:>10}", r.requests)?;
         if r.requests == 0 {
-            writeln!(f, "\nno requests found{}", if r.lines == 0 { " (the input is empty)" } else { "" })?;
+            writeln!(
+                f,
+                "\nno requests found{}",
+                if r.lines == 0 {
+                    " (the input is empty)"
+                } else {
+                    ""
+                }
+            )?;
         } else {
-            writeln!(f, "errors (>= 400)  {:>10}  ({:.2}%)", r.errors, r.error_share * 100.0)?;
+            writeln!(
+                f,
+                "errors (>= 400)  {:>10}  ({:.2}%)",
+                r.errors,
+                r.error_share * 100.0
+            )?;
             let slow_share = r.latency.as_ref().map_or(0.0, |l| share(r.slow, l.count));
             writeln!(
                 f,
-                "slow (> {} ms) {:>10}  ({:.2}% of timed requests)",
-                r.slow_threshold_ms,
+                "{:<17}{:>10}  ({:.2}% of timed requests)",
+                format!("slow (> {} ms)", r.slow_threshold_ms),
                 r.slow,
                 slow_share * 100.0
             )?;
@@ -495,10 +541,25 @@ impl fmt::Display for Report {
             }
             writeln!(f, "\nstatus codes")?;
             for s in &r.status_codes {
-                writeln!(f, "  {}  {:>10}  {:>6.2}%", s.status, s.count, s.share * 100.0)?;
+                writeln!(
+                    f,
+                    "  {}  {:>10}  {:>6.2}%",
+                    s.status,
+                    s.count,
+                    s.share * 100.0
+                )?;
             }
-            writeln!(f, "\ntop paths ({} of {})", r.top_paths.len(), r.distinct_paths)?;
-            writeln!(f, "  {:>10}  {:>8}  {:>9}  {:>9}  path", "requests", "errors", "avg ms", "p95 ms")?;
+            writeln!(
+                f,
+                "\ntop paths ({} of {})",
+                r.top_paths.len(),
+                r.distinct_paths
+            )?;
+            writeln!(
+                f,
+                "  {:>10}  {:>8}  {:>9}  {:>9}  path",
+                "requests", "errors", "avg ms", "p95 ms"
+            )?;
             for p in &r.top_paths {
                 let opt = |v: Option<f64>| v.map_or("-".to_string(), fmt_ms);
                 writeln!(
@@ -511,7 +572,12 @@ impl fmt::Display for Report {
                     p.path
                 )?;
             }
-            writeln!(f, "\ntop client addresses ({} of {})", r.top_ips.len(), r.distinct_ips)?;
+            writeln!(
+                f,
+                "\ntop client addresses ({} of {})",
+                r.top_ips.len(),
+                r.distinct_ips
+            )?;
             for ip in &r.top_ips {
                 writeln!(f, "  {:>10}  {}", ip.count, ip.ip)?;
             }
@@ -539,7 +605,10 @@ mod tests {
     #[test]
     fn bin_edges_follow_1_2_5() {
         let edges: Vec<u64> = (0..8).map(bin_edge).collect();
-        assert_eq!(edges, [0, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000]);
+        assert_eq!(
+            edges,
+            [0, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000]
+        );
     }
 
     #[test]
@@ -557,12 +626,20 @@ mod tests {
 
     #[test]
     fn empty_stats_make_a_clear_report() {
-        let r = build(Stats::new(500_000, 5), Vec::new(), &Options::default(), None);
+        let r = build(
+            Stats::new(500_000, 5),
+            Vec::new(),
+            &Options::default(),
+            None,
+        );
         assert_eq!(r.requests, 0);
         assert_eq!(r.error_share, 0.0);
         assert!(r.latency.is_none() && r.requests_per_minute.is_none());
         let text = r.to_string();
-        assert!(text.contains("no requests found (the input is empty)"), "{text}");
+        assert!(
+            text.contains("no requests found (the input is empty)"),
+            "{text}"
+        );
         assert!(!text.contains("NaN"));
     }
 }

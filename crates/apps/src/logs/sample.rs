@@ -172,7 +172,12 @@ impl Generator {
         let (path, base_ms) = PATHS[((u * u) * PATHS.len() as f64) as usize % PATHS.len()];
         let u = self.unit();
         let ip_n = ((u * u * u) * 3000.0) as u64;
-        let ip = format!("10.{}.{}.{}", ip_n / 1000, (ip_n / 10) % 100 + 1, ip_n % 250 + 2);
+        let ip = format!(
+            "10.{}.{}.{}",
+            ip_n / 1000,
+            (ip_n / 10) % 100 + 1,
+            ip_n % 250 + 2
+        );
         let status = match self.below(1000) {
             0..=899 => 200,
             900..=919 => 201,
@@ -197,11 +202,12 @@ impl Generator {
             400..500 => "warn",
             _ => "info",
         };
-        let method = if path.contains("checkout") || path.contains("login") || path.contains("payments") {
-            "POST"
-        } else {
-            "GET"
-        };
+        let method =
+            if path.contains("checkout") || path.contains("login") || path.contains("payments") {
+                "POST"
+            } else {
+                "GET"
+            };
         let query = if self.below(10) == 0 { "?page=2" } else { "" };
         let msg = MESSAGES[self.below(MESSAGES.len() as u64) as usize];
         let _ = match self.format {

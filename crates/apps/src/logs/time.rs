@@ -64,10 +64,7 @@ fn ymd_hms(y: u32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<i64> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
-    Some(
-        days_from_civil(i64::from(y), mo, d) * 86_400
-            + i64::from(h * 3600 + mi * 60 + s),
-    )
+    Some(days_from_civil(i64::from(y), mo, d) * 86_400 + i64::from(h * 3600 + mi * 60 + s))
 }
 
 /// Parses `YYYY-MM-DD[ T]HH:MM:SS[.frac][Z|±HH:MM|±HHMM]` at the start of `b`, and returns the
@@ -114,6 +111,40 @@ fn parse_zone(b: &[u8]) -> Option<(i64, usize)> {
             Some((if sign == b'-' { -off } else { off }, used))
         }
         _ => Some((0, 0)),
+    }
+}
+
+/// Remembers the last zone-less `YYYY-MM-DD HH:MM:SS` timestamp's minute: consecutive lines
+/// mostly share it, so only the seconds need parsing.
+#[derive(Debug, Default)]
+pub(crate) struct TsCache {
+    minute: Option<([u8; 16], i64)>,
+}
+
+impl TsCache {
+    /// Same as [`parse_datetime_prefix`].
+    pub(crate) fn parse_prefix(&mut self, b: &[u8]) -> Option<(i64, usize)> {
+        if let Some((key, base)) = &self.minute
+            && b.len() >= 19
+            && b[..16] == key[..]
+            && b[16] == b':'
+            && !matches!(b.get(19), Some(b'.' | b',' | b'Z' | b'z' | b'+' | b'-'))
+            && b[17].is_ascii_digit()
+            && b[18].is_ascii_digit()
+        {
+            let secs = i64::from(b[17] - b'0') * 10 + i64::from(b[18] - b'0');
+            if secs <= 60 {
+                return Some((base + secs, 19));
+            }
+        }
+        let (secs, used) = parse_datetime_prefix(b)?;
+        if used == 19 {
+            let mut key = [0u8; 16];
+            key.copy_from_slice(&b[..16]);
+            let s = i64::from(b[17] - b'0') * 10 + i64::from(b[18] - b'0');
+            self.minute = Some((key, secs - s));
+        }
+        Some((secs, used))
     }
 }
 
@@ -169,7 +200,8 @@ pub(crate) fn parse_bound(s: &str) -> Option<i64> {
         let mut full = b[..16].to_vec();
         full.extend_from_slice(b":00");
         full.extend_from_slice(&b[16..]);
-        return parse_datetime_prefix(&full).and_then(|(s, used)| (used == full.len()).then_some(s));
+        return parse_datetime_prefix(&full)
+            .and_then(|(s, used)| (used == full.len()).then_some(s));
     }
     None
 }
@@ -190,12 +222,45 @@ mod tests {
     #[test]
     fn datetime_prefix_with_zones_and_fractions() {
         let base = 19_783 * 86_400 + 12 * 3600;
-        assert_eq!(parse_datetime_prefix(b"2024-03-01 12:00:00 x"), Some((base, 19)));
-        assert_eq!(parse_datetime_prefix(b"2024-03-01T12:00:00.123Z"), Some((base, 24)));
-        assert_eq!(parse_datetime_prefix(b"2024-03-01T14:00:00+02:00"), Some((base, 25)));
-        assert_eq!(parse_datetime_prefix(b"2024-03-01T07:00:00-0500"), Some((base, 24)));
+        assert_eq!(
+            parse_datetime_prefix(b"2024-03-01 12:00:00 x"),
+            Some((base, 19))
+        );
+        assert_eq!(
+            parse_datetime_prefix(b"2024-03-01T12:00:00.123Z"),
+            Some((base, 24))
+        );
+        assert_eq!(
+            parse_datetime_prefix(b"2024-03-01T14:00:00+02:00"),
+            Some((base, 25))
+        );
+        assert_eq!(
+            parse_datetime_prefix(b"2024-03-01T07:00:00-0500"),
+            Some((base, 24))
+        );
         assert_eq!(parse_datetime_prefix(b"2024-13-01 12:00:00"), None);
         assert_eq!(parse_datetime_prefix(b"2024-03-01 12:00"), None);
+    }
+
+    #[test]
+    fn the_cache_gives_the_same_answers() {
+        let mut cache = TsCache::default();
+        for line in [
+            &b"2024-03-01 12:00:00 a"[..],
+            b"2024-03-01 12:00:59 b",
+            b"2024-03-01 12:00:07.5 c",
+            b"2024-03-01 12:00:07Z",
+            b"2024-03-01 12:00:07+01:00",
+            b"2024-03-01 12:00:7x",
+            b"2024-03-01 12:01:00",
+            b"2024-03-01 12:00:61",
+        ] {
+            assert_eq!(
+                cache.parse_prefix(line),
+                parse_datetime_prefix(line),
+                "{line:?}"
+            );
+        }
     }
 
     #[test]
@@ -209,9 +274,18 @@ mod tests {
     fn bounds_accept_short_forms() {
         let day = 19_783 * 86_400;
         assert_eq!(parse_bound("2024-03-01"), Some(day));
-        assert_eq!(parse_bound("2024-03-01 12:30"), Some(day + 12 * 3600 + 1800));
-        assert_eq!(parse_bound("2024-03-01T12:30+01:00"), Some(day + 11 * 3600 + 1800));
-        assert_eq!(parse_bound("2024-03-01 12:30:05"), Some(day + 12 * 3600 + 1805));
+        assert_eq!(
+            parse_bound("2024-03-01 12:30"),
+            Some(day + 12 * 3600 + 1800)
+        );
+        assert_eq!(
+            parse_bound("2024-03-01T12:30+01:00"),
+            Some(day + 11 * 3600 + 1800)
+        );
+        assert_eq!(
+            parse_bound("2024-03-01 12:30:05"),
+            Some(day + 12 * 3600 + 1805)
+        );
         assert_eq!(parse_bound("yesterday"), None);
         assert_eq!(format_utc(day + 61), "2024-03-01 00:01:01");
         assert_eq!(format_rfc3339(day), "2024-03-01T00:00:00Z");

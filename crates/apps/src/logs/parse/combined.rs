@@ -41,7 +41,11 @@ pub(super) fn parse(line: &[u8]) -> Result<Parsed<'_>, Malformed> {
     let latency_us = memrchr(b'"', tail).and_then(|q| {
         let t = super::trim_line(&tail[q + 1..]);
         let last = &t[memrchr(b' ', t).map_or(0, |i| i + 1)..];
-        let per_unit = if memchr(b'.', last).is_some() { 1_000_000 } else { 1 };
+        let per_unit = if memchr(b'.', last).is_some() {
+            1_000_000
+        } else {
+            1
+        };
         parse_duration_us(last, per_unit)
     });
     Ok(Parsed::Request(Record {
@@ -81,7 +85,8 @@ mod tests {
         let nginx = br#"1.2.3.4 - - [01/Mar/2024:12:00:00 +0000] "POST /api HTTP/1.1" 502 0 "-" "curl/8" 0.250"#;
         assert_eq!(req(nginx).latency_us, Some(250_000));
         assert_eq!(req(nginx).level, Level::Error);
-        let apache = br#"1.2.3.4 - - [01/Mar/2024:12:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "x" 1234"#;
+        let apache =
+            br#"1.2.3.4 - - [01/Mar/2024:12:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "x" 1234"#;
         assert_eq!(req(apache).latency_us, Some(1234));
         let common = br#"1.2.3.4 - - [01/Mar/2024:12:00:00 +0000] "GET /c HTTP/1.1" 404 5"#;
         assert_eq!(req(common).latency_us, None);
@@ -94,7 +99,9 @@ mod tests {
         assert_eq!(&*req(probe).target, br"\x16\x03\x01");
         assert!(parse(br#"1.2.3.4 - - [01/Mar/2024:12:00:00 +0000] "GET / HTTP/1.1"#).is_err());
         assert!(parse(br#"1.2.3.4 - - [01/Mar/2024:12:00"#).is_err());
-        assert!(parse(br#"1.2.3.4 - - [01/Mar/2024:12:00:00 +0000] "GET / HTTP/1.1" OK 5"#).is_err());
+        assert!(
+            parse(br#"1.2.3.4 - - [01/Mar/2024:12:00:00 +0000] "GET / HTTP/1.1" OK 5"#).is_err()
+        );
         assert!(parse(b"garbage").is_err());
     }
 }

@@ -5,8 +5,8 @@
 
 use std::borrow::Cow;
 
-use serde::de::{Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{Deserializer, Visitor};
 
 /// A JSON string, borrowed from the line unless it had escapes. (serde's own `Cow<str>` is
 /// always owned inside an `Option`.)
@@ -181,7 +181,10 @@ mod tests {
         assert_eq!(r.path(), b"/a");
         assert_eq!(r.status, 404);
         assert_eq!(r.latency_us, Some(12_500));
-        assert!(matches!(r.target, Cow::Borrowed(_)), "no copy without escapes");
+        assert!(
+            matches!(r.target, Cow::Borrowed(_)),
+            "no copy without escapes"
+        );
 
         let r = req(br#"{"@timestamp":1709294400000,"remote_addr":"::1","uri":"/x\/y","status_code":"500","request_time":0.25}"#);
         assert_eq!(r.ts, Some(1_709_294_400));
@@ -193,12 +196,18 @@ mod tests {
 
     #[test]
     fn other_and_malformed_lines() {
-        assert_eq!(parse(br#"{"level":"info","msg":"started"}"#), Ok(Parsed::Other));
+        assert_eq!(
+            parse(br#"{"level":"info","msg":"started"}"#),
+            Ok(Parsed::Other)
+        );
         assert!(parse(br#"{"path":"/a","status":200"#).is_err(), "truncated");
         assert!(parse(br#"{"path":"/a","status":99}"#).is_err());
         assert!(parse(br#"{"path":"/a","status":200,"ts":"noon"}"#).is_err());
         assert!(parse(br#"{"path":"/a","status":200,"time_ms":-1}"#).is_err());
-        assert!(parse(b"{\"path\":\"/\xff\",\"status\":200}").is_err(), "invalid UTF-8");
+        assert!(
+            parse(b"{\"path\":\"/\xff\",\"status\":200}").is_err(),
+            "invalid UTF-8"
+        );
         assert!(parse(b"[1,2]").is_err());
     }
 }
