@@ -75,6 +75,26 @@ pub use report::{
 };
 
 /// What to analyze.
+///
+/// ```
+/// use weft_apps::logs::{Input, Options, analyze};
+/// use weft_core::context::Context;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = std::env::temp_dir().join(format!("weft-logs-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// std::fs::write(dir.join("a.log"), "2024-03-01 12:00:00 path=/a status=200\n")?;
+/// std::fs::write(dir.join("notes.md"), "not a log\n")?; // not walked
+/// let stream = std::io::Cursor::new(b"2024-03-01 12:00:01 path=/b status=404\n".to_vec());
+/// let inputs = vec![
+///     Input::Path(dir.clone()),
+///     Input::Reader { name: "stream".into(), reader: Box::new(stream) },
+/// ];
+/// let report = analyze(&Context::background(), inputs, Options::default()).await?;
+/// assert_eq!((report.inputs.len(), report.requests, report.errors), (2, 2, 1));
+/// std::fs::remove_dir_all(&dir)?;
+/// # Ok(()) }
+/// ```
 #[non_exhaustive]
 pub enum Input {
     /// A file, or a directory walked recursively for `.log`, `.txt`, `.jsonl` and `.gz` files

@@ -14,7 +14,21 @@ use super::{LogFormat, Options};
 /// within 0.05% (overall) or 0.4% (per path) of the exact nearest-rank value.
 ///
 /// The line counters add up: `lines = blank_lines + other_lines + malformed_lines +
-/// filtered_out + requests`.
+/// filtered_out + requests`. Its `Display` is the text report; it serializes to JSON with serde.
+///
+/// ```
+/// use weft_apps::logs::{Input, Options, analyze};
+/// use weft_core::context::Context;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let data = b"2024-03-01 12:00:00 path=/a status=200 time=8ms\n\nnonsense\n".to_vec();
+/// let r = analyze(&Context::background(), vec![Input::Bytes { name: "a".into(), data }], Options::default()).await?;
+/// assert_eq!(r.lines, r.blank_lines + r.other_lines + r.malformed_lines + r.filtered_out + r.requests);
+/// assert!(r.to_string().contains("malformed lines: 1"));
+/// let json = serde_json::to_value(&r)?;
+/// assert_eq!(json["latency"]["p50_ms"], 8.0);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct Report {

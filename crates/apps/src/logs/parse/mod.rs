@@ -210,10 +210,7 @@ pub(crate) struct Record<'a> {
 impl Record<'_> {
     /// The target without its query string: the key requests are grouped by.
     pub(crate) fn path(&self) -> &[u8] {
-        match memchr::memchr(b'?', &self.target) {
-            Some(i) => &self.target[..i],
-            None => &self.target,
-        }
+        &self.target[..find2(&self.target, 0, b'?', b'?')]
     }
 }
 
