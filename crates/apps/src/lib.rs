@@ -6,4 +6,5 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod logs;
+pub mod serve;
 pub mod shutdown;

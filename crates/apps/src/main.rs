@@ -21,6 +21,8 @@ enum Command {
     Logs(cli::logs::Args),
     /// Write deterministic sample logs (for benchmarks and demos).
     GenLogs(cli::gen_logs::Args),
+    /// Run the HTTP job server on weft-pool; accepted jobs survive restarts.
+    Serve(cli::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Logs(args) => cli::logs::run(args).await,
             Command::GenLogs(args) => cli::gen_logs::run(args).await,
+            Command::Serve(args) => cli::serve::run(args).await,
         }
     });
     cli::finish(result)

@@ -37,3 +37,4 @@ pub(crate) fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
 
 pub(crate) mod gen_logs;
 pub(crate) mod logs;
+pub(crate) mod serve;

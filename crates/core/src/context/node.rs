@@ -16,6 +16,8 @@
 //! 4. Deadlines are lazy: no task or timer exists per node. A deadline is noticed by whoever
 //!    looks (`is_done`, `err`, `cause`, or a polled `Done` future, which races the token against
 //!    a `Sleep`), and the first to notice expires the owner (invariant 2 then holds for it).
+//!    Every reason records *when* the node ended (a deadline's reason records the deadline), so
+//!    a deadline that passed unobserved before some cancel still wins, as Go's timer would have.
 //!
 //! There are no locks here beyond the token tree's own (tokio-util locks parent before child)
 //! and the `OnceLock`s, which never block while another lock is held.
@@ -31,6 +33,8 @@ use super::error::{Cause, ContextError};
 pub(crate) struct Reason {
     pub(crate) err: ContextError,
     pub(crate) cause: Cause,
+    /// When the node ended: the cancel's time, or the deadline itself for an expiry.
+    at: Instant,
 }
 
 #[derive(Debug)]
@@ -85,7 +89,11 @@ impl Node {
         }
         // Invariant 2: reason first, then the token. A concurrent canceller may win the
         // `set`; the first reason stays, as Go keeps the first cancel's cause.
-        let _ = self.reason.set(Reason { err, cause });
+        let _ = self.reason.set(Reason {
+            err,
+            cause,
+            at: Instant::now(),
+        });
         self.token.cancel();
     }
 
@@ -114,6 +122,7 @@ impl Node {
         let _ = node.reason.set(Reason {
             err: ContextError::DeadlineExceeded,
             cause: Cause::from(ContextError::DeadlineExceeded),
+            at: deadline,
         });
         node.token.cancel();
     }
@@ -130,20 +139,35 @@ impl Node {
             }
             self.expire();
         }
-        // Invariant 2: the canceller is this node or an ancestor with a cancelled token.
+        // Invariant 2: the canceller is this node or an ancestor with a cancelled token. The
+        // nearest one ended first: a cancel that reaches an already cancelled node records
+        // nothing there.
         let mut node = Some(self);
+        let mut found = None;
         while let Some(n) = node {
             if n.token.is_cancelled()
                 && let Some(reason) = n.reason.get()
             {
-                return Some(reason.clone());
+                found = Some(reason);
+                break;
             }
             node = n.parent.as_deref();
         }
-        // Only reachable if the token was cancelled behind our back (never done by weft).
-        Some(Reason {
-            err: ContextError::Canceled,
-            cause: Cause::from(ContextError::Canceled),
-        })
+        match found {
+            // Our own deadline (or an ancestor's below the canceller) passed before that
+            // cancel, unobserved: the deadline ended this context first, as Go's timer would have.
+            Some(reason) if self.deadline.is_some_and(|d| d <= reason.at) => Some(Reason {
+                err: ContextError::DeadlineExceeded,
+                cause: Cause::from(ContextError::DeadlineExceeded),
+                at: self.deadline.unwrap_or(reason.at),
+            }),
+            Some(reason) => Some(reason.clone()),
+            // Only reachable if the token was cancelled behind our back (never done by weft).
+            None => Some(Reason {
+                err: ContextError::Canceled,
+                cause: Cause::from(ContextError::Canceled),
+                at: Instant::now(),
+            }),
+        }
     }
 }

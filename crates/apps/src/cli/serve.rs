@@ -1,0 +1,144 @@
+//! `weft serve`: the job server (see `weft_apps::serve`).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use weft_apps::serve::{ServeConfig, serve};
+
+/// Run the HTTP job server: POST /api/jobs, GET/DELETE /api/jobs/{id}, /healthz, /metrics.
+///
+/// Accepted jobs are stored in SQLite before the server answers 202, and run again after a
+/// crash or restart. SIGTERM or Ctrl-C stops accepting (503), lets jobs finish for the grace
+/// period, and puts what is left back in the queue for the next start.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    port: u16,
+    /// Address to bind (loopback by default; use 0.0.0.0 to serve other hosts).
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    bind: IpAddr,
+    /// Worker count [default: number of CPUs].
+    #[arg(long, env = "NUM_WORKERS")]
+    workers: Option<usize>,
+    /// Queue capacity per priority level.
+    #[arg(long, env = "QUEUE_SIZE", default_value_t = 100)]
+    queue_size: usize,
+    /// Job database [default: $XDG_DATA_HOME/weft/jobs.db or ~/.local/share/weft/jobs.db].
+    #[arg(long, env = "WEFT_DB", conflicts_with = "in_memory")]
+    db: Option<PathBuf>,
+    /// Keep jobs in memory only (nothing survives a restart).
+    #[arg(long)]
+    in_memory: bool,
+    /// Fsync every commit fully (survives power loss; slower).
+    #[arg(long)]
+    db_full_sync: bool,
+    /// How long jobs may finish after shutdown starts (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    grace: Duration,
+    /// Per-job timeout.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    job_timeout: Duration,
+    /// Duration of one unit of simulated work.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    work_step: Duration,
+    /// A waiting job moves up one priority level per this much waiting.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    aging: Duration,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_body: usize,
+}
+
+/// Parses `250ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or((s, "s"), |i| s.split_at(i));
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (examples: 250ms, 10s, 2m)"))?;
+    let secs = match unit.trim() {
+        "ms" => value / 1e3,
+        "s" | "" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {s:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
+
+fn default_db() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("weft").join("jobs.db")
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let db = if args.in_memory {
+        None
+    } else {
+        Some(args.db.unwrap_or_else(default_db))
+    };
+    let config = ServeConfig {
+        workers: args.workers.unwrap_or(ServeConfig::default().workers),
+        queue_size: args.queue_size,
+        db: db.clone(),
+        db_full_sync: args.db_full_sync,
+        grace: args.grace,
+        job_timeout: args.job_timeout,
+        work_step: args.work_step,
+        max_body: args.max_body,
+        aging: args.aging,
+        ..ServeConfig::default()
+    };
+    let addr = SocketAddr::new(args.bind, args.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr().unwrap_or(addr);
+    eprintln!(
+        "weft serve: listening on http://{local} ({} workers, queue {} per priority, db {})",
+        config.workers,
+        config.queue_size,
+        db.as_ref()
+            .map_or_else(|| "in memory".to_owned(), |p| p.display().to_string())
+    );
+    let (ctx, _cancel) = weft_apps::shutdown::ctrl_c_context();
+    let report = serve(ctx.clone(), listener, config).await?;
+    eprintln!(
+        "weft serve: stopped ({}): {} recovered at start, {} accepted, {} put back in the queue for the next start",
+        ctx.cause()
+            .map_or_else(|| "server ended".to_owned(), |c| c.to_string()),
+        report.recovered,
+        report.accepted,
+        report.requeued
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+}

@@ -1,0 +1,74 @@
+//! Prometheus text exposition of the pool's stats and the store's job counts.
+
+use std::fmt::Write as _;
+
+use weft_pool::{Outcome, Stats};
+
+use super::store::JobStatus;
+
+/// Renders the metrics page (Prometheus text format 0.0.4).
+pub(crate) fn render(stats: &Stats, stored: &[(JobStatus, u64)], accepted: u64) -> String {
+    let mut out = String::with_capacity(2048);
+    let mut gauge = |name: &str, help: &str, kind: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    gauge(
+        "weft_jobs_accepted_total",
+        "Jobs accepted (202) since start.",
+        "counter",
+    );
+    gauge("weft_pool_workers", "Workers in the pool.", "gauge");
+    gauge("weft_pool_busy_workers", "Workers running a job.", "gauge");
+    gauge(
+        "weft_pool_queue_depth",
+        "Jobs waiting, per priority level.",
+        "gauge",
+    );
+    gauge(
+        "weft_pool_jobs_total",
+        "Jobs that ended in the pool, per outcome.",
+        "counter",
+    );
+    gauge(
+        "weft_pool_queue_wait_seconds",
+        "Time from submission to start.",
+        "summary",
+    );
+    gauge("weft_pool_run_seconds", "Time a job ran.", "summary");
+    gauge(
+        "weft_jobs_stored",
+        "Jobs in the database, per status.",
+        "gauge",
+    );
+    let _ = writeln!(out, "weft_jobs_accepted_total {accepted}");
+    let _ = writeln!(out, "weft_pool_workers {}", stats.workers);
+    let _ = writeln!(out, "weft_pool_busy_workers {}", stats.busy);
+    for (level, depth) in stats.queued.iter().enumerate() {
+        let _ = writeln!(out, "weft_pool_queue_depth{{priority=\"{level}\"}} {depth}");
+    }
+    for outcome in Outcome::ALL {
+        let name = outcome.to_string().replace(' ', "_");
+        let _ = writeln!(
+            out,
+            "weft_pool_jobs_total{{outcome=\"{name}\"}} {}",
+            stats.count(outcome)
+        );
+    }
+    for (metric, lat) in [
+        ("weft_pool_queue_wait_seconds", &stats.queue_wait),
+        ("weft_pool_run_seconds", &stats.run_time),
+    ] {
+        for (q, v) in [("0.5", lat.p50), ("0.9", lat.p90), ("0.99", lat.p99)] {
+            let _ = writeln!(out, "{metric}{{quantile=\"{q}\"}} {}", v.as_secs_f64());
+        }
+        let _ = writeln!(out, "{metric}_count {}", lat.count);
+    }
+    for (status, n) in stored {
+        let _ = writeln!(
+            out,
+            "weft_jobs_stored{{status=\"{}\"}} {n}",
+            status.as_str()
+        );
+    }
+    out
+}

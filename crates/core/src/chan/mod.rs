@@ -1,0 +1,586 @@
+//! Go's channels for tokio: bounded, rendezvous (unbuffered) and unbounded MPMC channels with
+//! `close`, whose receives are cancel safe in `select!`, rendezvous included.
+//!
+//! | Go | weft |
+//! |---|---|
+//! | `make(chan T, n)` | [`bounded(n)`](bounded) (`bounded(0)` is a rendezvous, as in Go) |
+//! | `make(chan T)` | [`rendezvous()`](rendezvous) |
+//! | (none: a goroutine per value) | [`unbounded()`](unbounded) |
+//! | `ch <- v` | [`tx.send(v).await`](Sender::send) |
+//! | `select { case ch <- v: default: }` | [`tx.try_send(v)`](Sender::try_send) |
+//! | `v, ok := <-ch` | [`rx.recv().await`](Receiver::recv) (`None` once closed and drained) |
+//! | `for v := range ch` | `while let Some(v) = rx.recv().await`, or `rx` as a [`Stream`](futures_core::Stream) |
+//! | `close(ch)` | [`tx.close()`](Sender::close), [`rx.close()`](Receiver::close), or drop every `Sender` |
+//! | `len(ch)`, `cap(ch)` | [`len`](Sender::len), [`capacity`](Sender::capacity) |
+//! | `chan<- T`, `<-chan T` | [`Sender<T>`], [`Receiver<T>`] |
+//!
+//! Both halves are `Clone`: many senders and many receivers share one channel (Go's fan-in
+//! and fan-out; each value goes to exactly one receiver). `select` is `tokio::select!`; see
+//! [`crate::select`] for Go's select patterns and the fan-in/fan-out helpers.
+//!
+//! # Differences from Go, and why
+//!
+//! - **Sending on a closed channel returns the value** ([`SendError`]) instead of panicking,
+//!   and either side may close. Closing twice is harmless (it returns `false`).
+//! - **Closing wakes blocked senders with their values**: a send that was waiting when the
+//!   channel closed returns [`SendError`] with its value (Go would panic). Values already in
+//!   the buffer are still delivered: receivers drain them, then see the end.
+//! - **Dropping every [`Sender`] closes the channel** (no goroutine leaks on a forgotten
+//!   `close`); dropping every [`Receiver`] closes it too, and drops the buffered values, which
+//!   no one can receive any more.
+//! - **There is no nil channel.** To disable a `select!` branch, use a precondition
+//!   (`, if cond`) or an `Option<Receiver<T>>` (see [`crate::select`]).
+//!
+//! # Cancel safety
+//!
+//! **Receiving** ([`recv`](Receiver::recv), [`recv_many`](Receiver::recv_many),
+//! [`recv_timeout`](Receiver::recv_timeout), [`recv_ctx`](Receiver::recv_ctx), and the
+//! `Stream`) is cancel safe for every flavour. Receivers *pull*: a value leaves the channel
+//! only inside the poll that returns it, so a receive dropped by `select!` never held a value.
+//! A rendezvous sender parks its value in the channel and waits until a receiver has taken
+//! it; if the receiver that was woken for it is cancelled, the value stays with its sender
+//! and the wake-up passes to another receiver. (flume's and kanal's rendezvous channels push
+//! the value into a waiting receiver instead, which loses it if that receive is cancelled.)
+//!
+//! **Sending**: what a dropped [`send`](Sender::send) future means depends on how far it got:
+//!
+//! | flavour | send completes when | dropped while waiting means |
+//! |---|---|---|
+//! | unbounded | at once (first poll) | it never waits |
+//! | bounded | the value is in the buffer | value dropped, not sent; unless a receiver had already moved it into the buffer, then it is sent |
+//! | rendezvous | a receiver has taken the value | value dropped, not sent; unless a receiver had already taken it, then it is sent |
+//!
+//! Never both, never twice. The cancel-safe way to send is to keep the [`Send`] future and call
+//! [`Send::cancel`] when giving up: it returns the value if it was not sent. [`send_timeout`]
+//! and [`send_ctx`] do exactly that and hand the value back in their errors.
+//!
+//! [`send_timeout`]: Sender::send_timeout
+//! [`send_ctx`]: Sender::send_ctx
+//!
+//! # Examples
+//!
+//! Go's unbuffered channel: the send completes only once the receiver has the value.
+//!
+//! ```
+//! use weft_core::chan;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let (tx, rx) = chan::rendezvous();
+//! let producer = tokio::spawn(async move {
+//!     for i in 0..3 {
+//!         tx.send(i).await.unwrap(); // waits for a receiver each time
+//!     }
+//!     // Dropping the last sender closes the channel.
+//! });
+//! let mut got = Vec::new();
+//! while let Some(v) = rx.recv().await {
+//!     got.push(v);
+//! }
+//! producer.await.unwrap();
+//! assert_eq!(got, [0, 1, 2]);
+//! # }
+//! ```
+//!
+//! A buffered channel drains after `close`:
+//!
+//! ```
+//! use weft_core::chan;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let (tx, rx) = chan::bounded(2);
+//! tx.send("a").await.unwrap();
+//! tx.send("b").await.unwrap();
+//! tx.close();
+//! assert!(tx.send("c").await.is_err());
+//! assert_eq!(rx.recv().await, Some("a"));
+//! assert_eq!(rx.recv().await, Some("b"));
+//! assert_eq!(rx.recv().await, None);
+//! # }
+//! ```
+
+mod core;
+mod error;
+mod future;
+mod waitlist;
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use futures_core::{FusedStream, Stream};
+
+use self::core::{Shared, UNBOUNDED};
+use crate::context::Context;
+use crate::loom::Arc;
+
+pub use error::{
+    RecvCtxError, RecvTimeoutError, SendCtxError, SendError, SendTimeoutError, TryRecvError,
+    TrySendError,
+};
+pub use future::{Recv, RecvCtx, RecvMany, RecvTimeout, Send, SendCtx, SendTimeout};
+
+/// Creates a channel buffering up to `cap` values (Go's `make(chan T, cap)`).
+///
+/// `bounded(0)` is a [`rendezvous`] channel, as `make(chan T, 0)` is in Go: it never panics
+/// (unlike tokio's mpsc and async-channel). A `send` waits while the buffer is full; blocked
+/// senders are served in FIFO order.
+///
+/// ```
+/// use weft_core::chan;
+/// let (tx, rx) = chan::bounded(2);
+/// tx.try_send(1).unwrap();
+/// tx.try_send(2).unwrap();
+/// assert!(tx.try_send(3).unwrap_err().is_full());
+/// assert_eq!(tx.capacity(), Some(2));
+/// assert_eq!(rx.try_recv(), Ok(1));
+/// assert_eq!(chan::bounded::<u8>(0).0.capacity(), Some(0), "bounded(0) is a rendezvous");
+/// ```
+#[must_use]
+pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    // usize::MAX is our unbounded marker; no real buffer can hold that many values anyway.
+    channel(cap.min(UNBOUNDED - 1))
+}
+
+/// Creates a rendezvous (unbuffered) channel, Go's `make(chan T)`: a `send` completes only
+/// once a receiver has taken the value, so the two sides synchronise.
+///
+/// ```
+/// use weft_core::chan;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (tx, rx) = chan::rendezvous();
+/// assert!(tx.try_send(1).unwrap_err().is_full(), "no receiver is waiting");
+/// let (sent, got) = tokio::join!(tx.send(1), rx.recv());
+/// assert_eq!((sent, got), (Ok(()), Some(1)));
+/// # }
+/// ```
+#[must_use]
+pub fn rendezvous<T>() -> (Sender<T>, Receiver<T>) {
+    channel(0)
+}
+
+/// Creates a channel without a bound: a `send` never waits. Use it only where the number of
+/// values in flight is bounded by something else; every other queue should be [`bounded`].
+///
+/// ```
+/// use weft_core::chan;
+/// let (tx, rx) = chan::unbounded();
+/// for i in 0..10_000 {
+///     tx.try_send(i).unwrap();
+/// }
+/// assert_eq!(rx.len(), 10_000);
+/// assert_eq!(rx.capacity(), None);
+/// ```
+#[must_use]
+pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+    channel(UNBOUNDED)
+}
+
+fn channel<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    let shared = Arc::new(Shared::new(cap));
+    (
+        Sender {
+            shared: Arc::clone(&shared),
+        },
+        Receiver {
+            shared,
+            stream_key: None,
+            terminated: false,
+        },
+    )
+}
+
+/// The sending half of a channel (Go's `chan<- T`). Clone it for more senders.
+///
+/// Dropping the last `Sender` closes the channel.
+pub struct Sender<T> {
+    shared: Arc<Shared<T>>,
+}
+
+/// The receiving half of a channel (Go's `<-chan T`). Clone it for more receivers: each value
+/// goes to exactly one of them.
+///
+/// It is also a [`Stream`] of the values, ending once the channel is closed and drained.
+/// Dropping the last `Receiver` closes the channel and drops the values still buffered.
+pub struct Receiver<T> {
+    shared: Arc<Shared<T>>,
+    /// The parking slot of the `Stream` implementation.
+    stream_key: Option<usize>,
+    terminated: bool,
+}
+
+/// Methods both halves share.
+macro_rules! common_methods {
+    () => {
+        /// Closes the channel (Go's `close`). Returns `true` if this call closed it, `false`
+        /// if it was already closed.
+        ///
+        /// Values already buffered are still received; after them receivers see the end.
+        /// Senders waiting for room or for a receiver get their values back in a
+        /// [`SendError`]; later sends fail the same way.
+        ///
+        /// ```
+        /// use weft_core::chan;
+        /// let (tx, rx) = chan::bounded(4);
+        /// tx.try_send(1).unwrap();
+        /// assert!(rx.close());
+        /// assert!(!tx.close(), "already closed");
+        /// assert!(tx.is_closed());
+        /// assert_eq!(rx.try_recv(), Ok(1));
+        /// assert!(rx.try_recv().is_err());
+        /// ```
+        pub fn close(&self) -> bool {
+            self.shared.close()
+        }
+
+        /// Returns `true` once the channel is closed (values may still be buffered).
+        pub fn is_closed(&self) -> bool {
+            self.shared.is_closed()
+        }
+
+        /// Returns the number of values in the buffer (Go's `len`). Always 0 for a
+        /// rendezvous channel: a waiting sender's value is not buffered.
+        ///
+        /// ```
+        /// use weft_core::chan;
+        /// let (tx, rx) = chan::bounded(4);
+        /// tx.try_send(1).unwrap();
+        /// assert_eq!((tx.len(), rx.len()), (1, 1));
+        /// ```
+        pub fn len(&self) -> usize {
+            self.shared.len()
+        }
+
+        /// Returns `true` if the buffer holds no value.
+        pub fn is_empty(&self) -> bool {
+            self.len() == 0
+        }
+
+        /// Returns the buffer's capacity (Go's `cap`): `Some(0)` for a rendezvous channel,
+        /// `None` for an unbounded one.
+        pub fn capacity(&self) -> Option<usize> {
+            match self.shared.cap() {
+                UNBOUNDED => None,
+                cap => Some(cap),
+            }
+        }
+
+        /// Returns the number of live [`Sender`]s.
+        pub fn sender_count(&self) -> usize {
+            self.shared.sender_count()
+        }
+
+        /// Returns the number of live [`Receiver`]s.
+        pub fn receiver_count(&self) -> usize {
+            self.shared.receiver_count()
+        }
+    };
+}
+
+impl<T> Sender<T> {
+    common_methods!();
+
+    /// Sends a value, waiting while the buffer is full (bounded) or until a receiver takes it
+    /// (rendezvous). A closed channel hands the value back in the error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes withdraws the value unless a receiver already
+    /// took it; see the [module documentation](self#cancel-safety) for each flavour. Use
+    /// [`Send::cancel`] to get an unsent value back.
+    ///
+    /// ```
+    /// use weft_core::chan;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (tx, rx) = chan::bounded(1);
+    /// tx.send(1).await.unwrap();
+    /// drop(rx);
+    /// assert_eq!(tx.send(2).await.unwrap_err().into_inner(), 2);
+    /// # }
+    /// ```
+    pub fn send(&self, value: T) -> Send<'_, T> {
+        Send::new(&self.shared, value)
+    }
+
+    /// Sends a value if that is possible without waiting; otherwise hands it back.
+    ///
+    /// For a rendezvous channel this always returns [`TrySendError::Full`] unless closed: the
+    /// value could only be handed over by waiting for a receiver to take it.
+    ///
+    /// ```
+    /// use weft_core::chan::{self, TrySendError};
+    /// let (tx, _rx) = chan::bounded(1);
+    /// assert_eq!(tx.try_send(1), Ok(()));
+    /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
+    /// ```
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        self.shared.try_send(value).map_err(|(v, closed)| {
+            if closed {
+                TrySendError::Closed(v)
+            } else {
+                TrySendError::Full(v)
+            }
+        })
+    }
+
+    /// Sends a value, giving up after `timeout` (tokio's clock) and handing it back.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`send`](Sender::send).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weft_core::chan::{self, SendTimeoutError};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (tx, _rx) = chan::bounded(1);
+    /// tx.send(1).await.unwrap();
+    /// let err = tx.send_timeout(2, Duration::from_secs(1)).await.unwrap_err();
+    /// assert_eq!(err, SendTimeoutError::Timeout(2));
+    /// # }
+    /// ```
+    pub fn send_timeout(&self, value: T, timeout: Duration) -> SendTimeout<'_, T> {
+        SendTimeout::new(self.send(value), tokio::time::sleep(timeout))
+    }
+
+    /// Sends a value unless `ctx` ends first; then the value comes back in
+    /// [`SendCtxError::Done`] with the context's error. If the context is already done,
+    /// nothing is sent.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`send`](Sender::send).
+    ///
+    /// ```
+    /// use weft_core::chan::{self, SendCtxError};
+    /// use weft_core::context::{Context, ContextError};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let (tx, _rx) = chan::rendezvous();
+    /// cancel.cancel();
+    /// let err = tx.send_ctx("job", &ctx).await.unwrap_err();
+    /// assert_eq!(err, SendCtxError::Done("job", ContextError::Canceled));
+    /// # }
+    /// ```
+    pub fn send_ctx<'a>(&'a self, value: T, ctx: &'a Context) -> SendCtx<'a, T> {
+        SendCtx::new(self.send(value), ctx)
+    }
+
+    /// Returns `true` if both senders belong to the same channel.
+    pub fn same_channel(&self, other: &Sender<T>) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl<T> Receiver<T> {
+    common_methods!();
+
+    /// Receives the next value, waiting until there is one; `None` once the channel is closed
+    /// and drained (Go's `v, ok := <-ch` with `ok == false`).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe for every flavour: if the future is dropped before it completes, no value
+    /// was taken (a rendezvous value stays with its sender or goes to another receiver). Only
+    /// its place among waiting receivers is lost.
+    ///
+    /// ```
+    /// use weft_core::chan;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (tx, rx) = chan::unbounded();
+    /// tx.send(1).await.unwrap();
+    /// drop(tx);
+    /// assert_eq!(rx.recv().await, Some(1));
+    /// assert_eq!(rx.recv().await, None);
+    /// # }
+    /// ```
+    pub fn recv(&self) -> Recv<'_, T> {
+        Recv::new(&self.shared)
+    }
+
+    /// Receives a value if one is ready now: buffered, or offered by a waiting rendezvous
+    /// sender (whose send then completes).
+    ///
+    /// ```
+    /// use weft_core::chan::{self, TryRecvError};
+    /// let (tx, rx) = chan::bounded(1);
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    /// tx.try_send(5).unwrap();
+    /// assert_eq!(rx.try_recv(), Ok(5));
+    /// ```
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        self.shared.try_recv().map_err(|closed| {
+            if closed {
+                TryRecvError::Closed
+            } else {
+                TryRecvError::Empty
+            }
+        })
+    }
+
+    /// Receives the next value, giving up after `timeout` (tokio's clock).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`recv`](Receiver::recv).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weft_core::chan::{self, RecvTimeoutError};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (_tx, rx) = chan::bounded::<u8>(1);
+    /// let res = rx.recv_timeout(Duration::from_secs(1)).await;
+    /// assert_eq!(res, Err(RecvTimeoutError::Timeout));
+    /// # }
+    /// ```
+    pub fn recv_timeout(&self, timeout: Duration) -> RecvTimeout<'_, T> {
+        RecvTimeout::new(self.recv(), tokio::time::sleep(timeout))
+    }
+
+    /// Receives the next value unless `ctx` ends first. If the context is already done, no
+    /// value is taken.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`recv`](Receiver::recv).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weft_core::chan::{self, RecvCtxError};
+    /// use weft_core::context::{Context, ContextError};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(1));
+    /// let (_tx, rx) = chan::rendezvous::<u8>();
+    /// let err = rx.recv_ctx(&ctx).await.unwrap_err();
+    /// assert_eq!(err, RecvCtxError::Done(ContextError::DeadlineExceeded));
+    /// # }
+    /// ```
+    pub fn recv_ctx<'a>(&'a self, ctx: &'a Context) -> RecvCtx<'a, T> {
+        RecvCtx::new(self.recv(), ctx)
+    }
+
+    /// Waits for at least one value, then appends up to `max` values that are ready to `buf`
+    /// in one step (one lock, one batch of wake-ups); returns how many. Returns 0 once the
+    /// channel is closed and drained, or at once if `max` is 0.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: values are appended only in the poll that completes.
+    ///
+    /// ```
+    /// use weft_core::chan;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (tx, rx) = chan::bounded(8);
+    /// for i in 0..5 {
+    ///     tx.send(i).await.unwrap();
+    /// }
+    /// let mut batch = Vec::new();
+    /// assert_eq!(rx.recv_many(&mut batch, 3).await, 3);
+    /// assert_eq!(rx.recv_many(&mut batch, 3).await, 2);
+    /// assert_eq!(batch, [0, 1, 2, 3, 4]);
+    /// # }
+    /// ```
+    pub fn recv_many<'a>(&'a self, buf: &'a mut Vec<T>, max: usize) -> RecvMany<'a, T> {
+        RecvMany::new(&self.shared, buf, max)
+    }
+
+    /// Returns `true` if both receivers belong to the same channel.
+    pub fn same_channel(&self, other: &Receiver<T>) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.shared.add_sender();
+        Sender {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.shared.drop_sender();
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.shared.add_receiver();
+        Receiver {
+            shared: Arc::clone(&self.shared),
+            stream_key: None,
+            terminated: false,
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.shared.release_receiver(&mut self.stream_key);
+        self.shared.drop_receiver();
+    }
+}
+
+/// The values, in order, until the channel is closed and drained. Polling it is cancel safe
+/// like [`Receiver::recv`].
+impl<T> Stream for Receiver<T> {
+    type Item = T;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<T>> {
+        let this = self.get_mut();
+        if this.terminated {
+            return Poll::Ready(None);
+        }
+        let next = this.shared.poll_recv(&mut this.stream_key, cx);
+        if let Poll::Ready(None) = next {
+            this.terminated = true;
+        }
+        next
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.terminated {
+            (0, Some(0))
+        } else {
+            (self.shared.len(), None)
+        }
+    }
+}
+
+impl<T> FusedStream for Receiver<T> {
+    fn is_terminated(&self) -> bool {
+        self.terminated
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("capacity", &self.capacity())
+            .field("len", &self.len())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("capacity", &self.capacity())
+            .field("len", &self.len())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}

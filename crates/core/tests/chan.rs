@@ -1,0 +1,598 @@
+//! Integration tests for `weft_core::chan`: Go's semantics (close with buffered values, send on
+//! closed, try ops, rendezvous synchronisation), timeouts on tokio's paused clock, contexts,
+//! batching, streams, and poll-level cancel safety of sends and receives.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FusedStream;
+use tokio_test::{assert_pending, assert_ready, assert_ready_eq, task};
+use weft_core::chan::{
+    self, Receiver, RecvCtxError, RecvTimeoutError, SendCtxError, SendError, SendTimeoutError,
+    Sender, TryRecvError, TrySendError,
+};
+use weft_core::context::{Context, ContextError};
+
+fn flavours() -> Vec<(&'static str, (Sender<u32>, Receiver<u32>))> {
+    vec![
+        ("rendezvous", chan::rendezvous()),
+        ("bounded(0)", chan::bounded(0)),
+        ("bounded(1)", chan::bounded(1)),
+        ("bounded(3)", chan::bounded(3)),
+        ("unbounded", chan::unbounded()),
+    ]
+}
+
+#[test]
+fn capacity_len_and_flavours() {
+    let (tx, rx) = chan::bounded::<u8>(3);
+    assert_eq!((tx.capacity(), rx.capacity()), (Some(3), Some(3)));
+    assert_eq!(chan::rendezvous::<u8>().0.capacity(), Some(0));
+    assert_eq!(chan::bounded::<u8>(0).1.capacity(), Some(0));
+    assert_eq!(chan::unbounded::<u8>().0.capacity(), None);
+    assert!(tx.is_empty());
+    tx.try_send(1).unwrap();
+    tx.try_send(2).unwrap();
+    assert_eq!((tx.len(), rx.len()), (2, 2));
+    assert_eq!((tx.sender_count(), tx.receiver_count()), (1, 1));
+    let rx2 = rx.clone();
+    let _tx2 = tx.clone();
+    assert_eq!((rx2.sender_count(), rx2.receiver_count()), (2, 2));
+    assert!(tx.same_channel(&_tx2) && rx.same_channel(&rx2));
+}
+
+#[tokio::test]
+async fn close_delivers_buffered_values_then_ends() {
+    for (name, (tx, rx)) in [
+        ("bounded", chan::bounded(4)),
+        ("unbounded", chan::unbounded()),
+    ] {
+        for i in 0..3 {
+            tx.send(i).await.unwrap();
+        }
+        assert!(tx.close(), "{name}");
+        assert!(rx.is_closed() && tx.is_closed(), "{name}");
+        assert_eq!(tx.send(9).await, Err(SendError(9)), "{name}");
+        assert_eq!(tx.try_send(9), Err(TrySendError::Closed(9)), "{name}");
+        assert_eq!(rx.recv().await, Some(0), "{name}");
+        assert_eq!(rx.try_recv(), Ok(1), "{name}");
+        assert_eq!(rx.recv().await, Some(2), "{name}");
+        assert_eq!(rx.recv().await, None, "{name}");
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed), "{name}");
+        assert!(!rx.close(), "closing twice is harmless and says so");
+    }
+}
+
+#[tokio::test]
+async fn send_on_closed_hands_the_value_back_for_every_flavour() {
+    for (name, (tx, rx)) in flavours() {
+        rx.close();
+        assert_eq!(tx.send(7).await.unwrap_err().into_inner(), 7, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn dropping_all_senders_closes_and_dropping_all_receivers_closes() {
+    let (tx, rx) = chan::bounded::<u32>(2);
+    let tx2 = tx.clone();
+    drop(tx);
+    assert!(!rx.is_closed(), "one sender is still alive");
+    drop(tx2);
+    assert!(rx.is_closed());
+    assert_eq!(rx.recv().await, None);
+
+    let (tx, rx) = chan::bounded::<u32>(2);
+    let rx2 = rx.clone();
+    drop(rx);
+    assert_eq!(tx.try_send(1), Ok(()));
+    drop(rx2);
+    assert_eq!(tx.send(2).await, Err(SendError(2)));
+}
+
+#[test]
+fn dropping_the_last_receiver_drops_buffered_values() {
+    let tracker = Arc::new(());
+    let (tx, rx) = chan::bounded(4);
+    tx.try_send(Arc::clone(&tracker)).unwrap();
+    tx.try_send(Arc::clone(&tracker)).unwrap();
+    assert_eq!(Arc::strong_count(&tracker), 3);
+    drop(rx);
+    assert_eq!(
+        Arc::strong_count(&tracker),
+        1,
+        "no one can receive them any more"
+    );
+}
+
+#[test]
+fn close_wakes_blocked_senders_with_their_values() {
+    for (name, (tx, rx)) in [
+        ("rendezvous", chan::rendezvous()),
+        ("bounded(1)", chan::bounded(1)),
+    ] {
+        if name == "bounded(1)" {
+            tx.try_send(0).unwrap();
+        }
+        let mut send = task::spawn(tx.send(5));
+        assert_pending!(send.poll());
+        rx.close();
+        assert!(send.is_woken(), "{name}");
+        assert_ready_eq!(send.poll(), Err(SendError(5)), "{name}");
+        if name == "bounded(1)" {
+            assert_eq!(rx.try_recv(), Ok(0), "buffered values still drain");
+        }
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed), "{name}");
+    }
+}
+
+#[test]
+fn close_wakes_blocked_receivers() {
+    for (name, (tx, rx)) in flavours() {
+        let mut recv = task::spawn(rx.recv());
+        assert_pending!(recv.poll());
+        tx.close();
+        assert!(recv.is_woken(), "{name}");
+        assert_ready_eq!(recv.poll(), None, "{name}");
+    }
+}
+
+#[test]
+fn try_send_and_try_recv() {
+    let (tx, rx) = chan::bounded(1);
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    assert_eq!(tx.try_send(1), Ok(()));
+    let err = tx.try_send(2).unwrap_err();
+    assert!(err.is_full() && !err.is_closed());
+    assert_eq!(err.into_inner(), 2);
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(
+        TrySendError::Full(1).to_string(),
+        "sending on a full channel"
+    );
+    assert_eq!(
+        TryRecvError::Empty.to_string(),
+        "receiving on an empty channel"
+    );
+}
+
+#[test]
+fn rendezvous_try_send_never_buffers_and_try_recv_takes_from_a_waiting_sender() {
+    let (tx, rx) = chan::rendezvous();
+    assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
+    assert_eq!(rx.len(), 0);
+    let mut send = task::spawn(tx.send(2));
+    assert_pending!(send.poll());
+    assert_eq!(rx.len(), 0, "a waiting sender's value is not buffered");
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert!(send.is_woken());
+    assert_ready_eq!(send.poll(), Ok(()));
+}
+
+#[test]
+fn rendezvous_send_completes_only_once_a_receiver_took_the_value() {
+    let (tx, rx) = chan::rendezvous();
+    let mut send = task::spawn(tx.send("v"));
+    assert_pending!(send.poll());
+    assert_pending!(send.poll(), "still no receiver");
+    let mut recv = task::spawn(rx.recv());
+    assert_ready_eq!(recv.poll(), Some("v"));
+    assert!(send.is_woken());
+    assert_ready_eq!(send.poll(), Ok(()));
+}
+
+#[test]
+fn rendezvous_receiver_first_then_sender() {
+    let (tx, rx) = chan::rendezvous();
+    let mut recv = task::spawn(rx.recv());
+    assert_pending!(recv.poll());
+    let mut send = task::spawn(tx.send(3));
+    assert_pending!(send.poll(), "the receiver has not taken it yet");
+    assert!(recv.is_woken());
+    assert_ready_eq!(recv.poll(), Some(3));
+    assert!(send.is_woken());
+    assert_ready_eq!(send.poll(), Ok(()));
+}
+
+/// The flaw reported against flume's and kanal's rendezvous channels: a receive that was
+/// woken for a value and then cancelled must not lose it.
+#[test]
+fn cancelled_rendezvous_receive_leaves_the_value_with_its_sender() {
+    let (tx, rx) = chan::rendezvous();
+    let mut r1 = task::spawn(rx.recv());
+    let mut r2 = task::spawn(rx.recv());
+    assert_pending!(r1.poll());
+    assert_pending!(r2.poll());
+    let mut send = task::spawn(tx.send(42));
+    assert_pending!(send.poll());
+    assert!(r1.is_woken(), "the first waiting receiver is woken");
+    assert!(!r2.is_woken());
+    drop(r1); // cancelled in a select! before it ran
+    assert!(r2.is_woken(), "the unused wake-up passes on");
+    assert_pending!(send.poll(), "nobody has the value yet");
+    assert_ready_eq!(r2.poll(), Some(42));
+    assert_ready_eq!(send.poll(), Ok(()));
+}
+
+#[test]
+fn cancelled_rendezvous_receive_with_no_other_receiver_keeps_the_value_for_the_next() {
+    let (tx, rx) = chan::rendezvous();
+    let mut r1 = task::spawn(rx.recv());
+    assert_pending!(r1.poll());
+    let mut send = task::spawn(tx.send(1));
+    assert_pending!(send.poll());
+    drop(r1);
+    assert_pending!(send.poll());
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_ready_eq!(send.poll(), Ok(()));
+}
+
+#[test]
+fn dropped_send_withdraws_its_untaken_value() {
+    for (name, (tx, rx)) in [
+        ("rendezvous", chan::rendezvous()),
+        ("bounded(1)", chan::bounded(1)),
+    ] {
+        let full = name == "bounded(1)";
+        if full {
+            tx.try_send(0).unwrap();
+        }
+        let tracker = Arc::new(AtomicUsize::new(0));
+        #[derive(Debug)]
+        struct Counted(Arc<AtomicUsize>);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let (ctx, cx_rx) = chan::rendezvous::<Counted>();
+        let mut send = task::spawn(ctx.send(Counted(Arc::clone(&tracker))));
+        assert_pending!(send.poll());
+        drop(send);
+        assert_eq!(
+            tracker.load(Ordering::SeqCst),
+            1,
+            "{name}: dropped with the future"
+        );
+        assert!(cx_rx.try_recv().is_err(), "{name}: not sent");
+
+        let mut send = task::spawn(tx.send(1));
+        assert_pending!(send.poll());
+        assert_eq!(send.enter(|_, mut fut| fut.cancel()), Some(1), "{name}");
+        if full {
+            assert_eq!(rx.try_recv(), Ok(0));
+        }
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "{name}: withdrawn");
+    }
+}
+
+#[test]
+fn cancel_after_the_value_was_taken_reports_it_sent() {
+    // Rendezvous: the receiver has the value.
+    let (tx, rx) = chan::rendezvous();
+    let mut send = task::spawn(tx.send(1));
+    assert_pending!(send.poll());
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(send.enter(|_, mut fut| fut.cancel()), None);
+
+    // Bounded: a receiver moved the parked value into the buffer.
+    let (tx, rx) = chan::bounded(1);
+    tx.try_send(1).unwrap();
+    let mut send = task::spawn(tx.send(2));
+    assert_pending!(send.poll());
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(rx.len(), 1, "the parked value moved into the freed slot");
+    drop(send); // counts as sent
+    assert_eq!(rx.try_recv(), Ok(2));
+}
+
+#[test]
+fn blocked_senders_are_served_in_fifo_order() {
+    let (tx, rx) = chan::bounded(1);
+    tx.try_send(0).unwrap();
+    let mut sends: Vec<_> = (1..=3).map(|i| task::spawn(tx.send(i))).collect();
+    for s in &mut sends {
+        assert_pending!(s.poll());
+    }
+    let got: Vec<u32> = (0..4).map(|_| rx.try_recv().unwrap()).collect();
+    assert_eq!(got, [0, 1, 2, 3]);
+    for s in &mut sends {
+        assert_ready_eq!(s.poll(), Ok(()));
+    }
+}
+
+#[test]
+fn a_woken_receiver_that_is_dropped_passes_the_wake_up_on() {
+    let (tx, rx) = chan::bounded(4);
+    let mut r1 = task::spawn(rx.recv());
+    let mut r2 = task::spawn(rx.recv());
+    assert_pending!(r1.poll());
+    assert_pending!(r2.poll());
+    tx.try_send(1).unwrap();
+    assert!(r1.is_woken() && !r2.is_woken());
+    drop(r1);
+    assert!(r2.is_woken());
+    assert_ready_eq!(r2.poll(), Some(1));
+}
+
+#[test]
+fn a_receiver_that_loses_the_race_waits_again() {
+    let (tx, rx) = chan::bounded(4);
+    let mut r1 = task::spawn(rx.recv());
+    assert_pending!(r1.poll());
+    tx.try_send(1).unwrap();
+    assert!(r1.is_woken());
+    assert_eq!(rx.try_recv(), Ok(1), "someone else took it first");
+    assert_pending!(r1.poll());
+    tx.try_send(2).unwrap();
+    assert!(r1.is_woken(), "re-queued, so woken for the next value");
+    assert_ready_eq!(r1.poll(), Some(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_timeout_times_out_and_hands_the_value_back() {
+    let (tx, rx) = chan::bounded(1);
+    tx.send(1).await.unwrap();
+    let start = tokio::time::Instant::now();
+    let err = tx
+        .send_timeout(2, Duration::from_secs(3))
+        .await
+        .unwrap_err();
+    assert_eq!(err, SendTimeoutError::Timeout(2));
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+    assert_eq!(rx.len(), 1);
+
+    let (tx, rx) = chan::rendezvous();
+    let err = tx
+        .send_timeout(5, Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.into_inner(), 5);
+    rx.close();
+    let err = tx
+        .send_timeout(6, Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err, SendTimeoutError::Closed(6));
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_timeout_succeeds_when_a_receiver_comes_in_time() {
+    let (tx, rx) = chan::rendezvous();
+    let receiver = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        rx.recv().await
+    });
+    assert_eq!(tx.send_timeout(8, Duration::from_secs(2)).await, Ok(()));
+    assert_eq!(receiver.await.unwrap(), Some(8));
+}
+
+#[tokio::test(start_paused = true)]
+async fn recv_timeout_times_out_or_receives() {
+    let (tx, rx) = chan::bounded::<u32>(1);
+    let start = tokio::time::Instant::now();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(500)).await,
+        Err(RecvTimeoutError::Timeout)
+    );
+    assert_eq!(start.elapsed(), Duration::from_millis(500));
+    let sender = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tx.send(4).await
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(1)).await, Ok(4));
+    sender.await.unwrap().unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(1)).await,
+        Err(RecvTimeoutError::Closed)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_ctx_returns_the_value_when_the_context_ends() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let (tx, rx) = chan::rendezvous();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        cancel.cancel();
+    });
+    let err = tx.send_ctx(String::from("v"), &ctx).await.unwrap_err();
+    assert_eq!(
+        err,
+        SendCtxError::Done("v".to_string(), ContextError::Canceled)
+    );
+    canceller.await.unwrap();
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "nothing was sent");
+
+    let (ctx, _c) = Context::background().with_timeout(Duration::from_secs(1));
+    let (tx, _rx) = chan::bounded(1);
+    tx.send_ctx(1, &ctx).await.unwrap();
+    let err = tx.send_ctx(2, &ctx).await.unwrap_err();
+    assert_eq!(err, SendCtxError::Done(2, ContextError::DeadlineExceeded));
+
+    let (tx, rx) = chan::bounded(1);
+    rx.close();
+    let live = Context::background();
+    assert_eq!(tx.send_ctx(3, &live).await, Err(SendCtxError::Closed(3)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn recv_ctx_ends_with_the_context_and_takes_nothing_after() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let (tx, rx) = chan::bounded(2);
+    tx.send(1).await.unwrap();
+    assert_eq!(rx.recv_ctx(&ctx).await, Ok(1));
+    tx.send(2).await.unwrap();
+    cancel.cancel();
+    assert_eq!(
+        rx.recv_ctx(&ctx).await,
+        Err(RecvCtxError::Done(ContextError::Canceled))
+    );
+    assert_eq!(
+        rx.try_recv(),
+        Ok(2),
+        "the context has priority; the value stays"
+    );
+    drop(tx);
+    assert_eq!(
+        rx.recv_ctx(&Context::background()).await,
+        Err(RecvCtxError::Closed)
+    );
+}
+
+#[tokio::test]
+async fn recv_many_takes_a_batch_and_waits_for_at_least_one() {
+    let (tx, rx) = chan::bounded(8);
+    let mut buf = Vec::new();
+    assert_eq!(rx.recv_many(&mut buf, 0).await, 0);
+    for i in 0..6 {
+        tx.send(i).await.unwrap();
+    }
+    assert_eq!(rx.recv_many(&mut buf, 4).await, 4);
+    assert_eq!(rx.recv_many(&mut buf, 4).await, 2);
+    assert_eq!(buf, [0, 1, 2, 3, 4, 5]);
+    let mut waiting = task::spawn(rx.recv_many(&mut buf, 4));
+    assert_pending!(waiting.poll());
+    tx.try_send(6).unwrap();
+    assert!(waiting.is_woken());
+    assert_ready_eq!(waiting.poll(), 1);
+    drop(waiting);
+    drop(tx);
+    assert_eq!(rx.recv_many(&mut buf, 4).await, 0, "closed and drained");
+    assert_eq!(buf.len(), 7);
+}
+
+#[test]
+fn recv_many_on_a_rendezvous_takes_from_every_waiting_sender() {
+    let (tx, rx) = chan::rendezvous();
+    let mut sends: Vec<_> = (0..3).map(|i| task::spawn(tx.send(i))).collect();
+    for s in &mut sends {
+        assert_pending!(s.poll());
+    }
+    let mut buf = Vec::new();
+    let mut recv = task::spawn(rx.recv_many(&mut buf, 10));
+    assert_ready_eq!(recv.poll(), 3);
+    drop(recv);
+    assert_eq!(buf, [0, 1, 2]);
+    for s in &mut sends {
+        assert!(s.is_woken());
+        assert_ready_eq!(s.poll(), Ok(()));
+    }
+}
+
+#[test]
+fn recv_many_on_a_full_bounded_channel_refills_from_blocked_senders() {
+    let (tx, rx) = chan::bounded(2);
+    tx.try_send(0).unwrap();
+    tx.try_send(1).unwrap();
+    let mut sends: Vec<_> = (2..4).map(|i| task::spawn(tx.send(i))).collect();
+    for s in &mut sends {
+        assert_pending!(s.poll());
+    }
+    let mut buf = Vec::new();
+    assert_ready_eq!(task::spawn(rx.recv_many(&mut buf, 10)).poll(), 4);
+    assert_eq!(buf, [0, 1, 2, 3]);
+    for s in &mut sends {
+        assert_ready_eq!(s.poll(), Ok(()));
+    }
+}
+
+#[tokio::test]
+async fn receiver_is_a_fused_stream() {
+    let (tx, mut rx) = chan::bounded(4);
+    tokio::spawn(async move {
+        for i in 0..10 {
+            tx.send(i).await.unwrap();
+        }
+    });
+    let got: Vec<u32> = (&mut rx).collect().await;
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
+    assert!(rx.is_terminated());
+    assert_eq!(rx.next().await, None);
+}
+
+#[test]
+fn stream_poll_is_cancel_safe_and_its_wake_up_passes_on_when_dropped() {
+    let (tx, rx) = chan::rendezvous::<u8>();
+    let mut stream_rx = rx.clone();
+    let mut other = task::spawn(rx.recv());
+    let mut next = task::spawn(stream_rx.next());
+    assert_pending!(next.poll(), "the stream's slot parks first");
+    assert_pending!(other.poll());
+    let mut send = task::spawn(tx.send(1));
+    assert_pending!(send.poll());
+    assert!(next.is_woken(), "the stream's slot was first in line");
+    drop(next);
+    drop(stream_rx); // a dropped receiver forwards its unused wake-up
+    assert!(other.is_woken());
+    assert_ready_eq!(other.poll(), Some(1));
+    assert_ready_eq!(send.poll(), Ok(()));
+}
+
+#[tokio::test]
+async fn mpmc_every_value_reaches_exactly_one_receiver() {
+    for (name, (tx, rx)) in flavours() {
+        let n = 2000u32;
+        let mut producers = Vec::new();
+        for p in 0..4 {
+            let tx = tx.clone();
+            producers.push(tokio::spawn(async move {
+                for i in (p..n).step_by(4) {
+                    tx.send(i).await.unwrap();
+                }
+            }));
+        }
+        drop(tx);
+        let mut consumers = Vec::new();
+        for _ in 0..3 {
+            let rx = rx.clone();
+            consumers.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                while let Some(v) = rx.recv().await {
+                    got.push(v);
+                }
+                got
+            }));
+        }
+        drop(rx);
+        for p in producers {
+            p.await.unwrap();
+        }
+        let mut all = Vec::new();
+        for c in consumers {
+            all.extend(c.await.unwrap());
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..n).collect::<Vec<_>>(), "{name}");
+    }
+}
+
+#[test]
+fn errors_display_lowercase_without_period() {
+    let msgs = [
+        SendError(()).to_string(),
+        TrySendError::Closed(()).to_string(),
+        SendTimeoutError::Closed(()).to_string(),
+        SendCtxError::Closed(()).to_string(),
+        TryRecvError::Closed.to_string(),
+        RecvTimeoutError::Closed.to_string(),
+        RecvCtxError::Done(ContextError::Canceled).to_string(),
+    ];
+    for m in msgs {
+        assert!(
+            m.chars().next().unwrap().is_lowercase() && !m.ends_with('.'),
+            "{m}"
+        );
+    }
+}
+
+#[test]
+fn send_future_is_debug_and_reports_its_state() {
+    let (tx, _rx) = chan::rendezvous::<u8>();
+    let mut send = task::spawn(tx.send(1));
+    assert!(format!("{:?}", tx.send(2)).contains("idle"));
+    assert_pending!(send.poll());
+    send.enter(|_, fut| assert!(format!("{fut:?}").contains("parked")));
+    let _ = assert_ready!(task::spawn(async { 1 }).poll());
+}

@@ -1,0 +1,144 @@
+//! Cancellation stress test for `weft_core::chan`: many senders and receivers on a
+//! multi-threaded runtime, with receives *and* sends cancelled at random points (in
+//! `select!` against a future that completes after a random number of yields). Every value
+//! sent must be received exactly once, for every flavour, and nothing may hang.
+//!
+//! A cancelled send uses `Send::cancel`: `Some(v)` means not sent (the sender retries later),
+//! `None` means a receiver already had it (counted as sent). So the check is exact.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use weft_core::chan::{self, Receiver, Sender};
+
+const SENDERS: usize = 4;
+const RECEIVERS: usize = 4;
+const PER_SENDER: usize = 3_000;
+
+/// xorshift64*: tiny, deterministic per seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+async fn yields(n: u64) {
+    for _ in 0..n {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    cancelled_recvs: AtomicUsize,
+    withdrawn_sends: AtomicUsize,
+    sent_while_cancelled: AtomicUsize,
+}
+
+async fn run(name: &str, tx: Sender<usize>, rx: Receiver<usize>) {
+    let total = SENDERS * PER_SENDER;
+    let seen: Arc<Vec<AtomicU8>> = Arc::new((0..total).map(|_| AtomicU8::new(0)).collect());
+    let counts = Arc::new(Counts::default());
+
+    let mut tasks = Vec::new();
+    for r in 0..RECEIVERS {
+        let (rx, seen, counts) = (rx.clone(), Arc::clone(&seen), Arc::clone(&counts));
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(0x9E37_79B9 + r as u64);
+            loop {
+                let patience = rng.below(4);
+                tokio::select! {
+                    v = rx.recv() => match v {
+                        Some(v) => {
+                            seen[v].fetch_add(1, Ordering::Relaxed);
+                        }
+                        None => break,
+                    },
+                    () = yields(patience) => {
+                        counts.cancelled_recvs.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    drop(rx);
+    for s in 0..SENDERS {
+        let (tx, counts) = (tx.clone(), Arc::clone(&counts));
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(0xC0FF_EE00 + s as u64);
+            let mut todo: Vec<usize> = (s * PER_SENDER..(s + 1) * PER_SENDER).rev().collect();
+            while let Some(v) = todo.pop() {
+                let mut send = tx.send(v);
+                let patience = rng.below(4);
+                tokio::select! {
+                    res = &mut send => res.expect("receivers outlive senders"),
+                    () = yields(patience) => match send.cancel() {
+                        Some(back) => {
+                            counts.withdrawn_sends.fetch_add(1, Ordering::Relaxed);
+                            todo.push(back); // not sent: try again later
+                        }
+                        None => {
+                            counts.sent_while_cancelled.fetch_add(1, Ordering::Relaxed);
+                        }
+                    },
+                }
+            }
+        }));
+    }
+    drop(tx);
+    let all = async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    };
+    // A hang guard only (a lost wake-up would hang), not a timing assertion.
+    tokio::time::timeout(Duration::from_secs(60), all)
+        .await
+        .unwrap_or_else(|_| panic!("{name}: hung: a wake-up was lost"));
+
+    for (v, n) in seen.iter().enumerate() {
+        assert_eq!(
+            n.load(Ordering::Relaxed),
+            1,
+            "{name}: value {v} received {n:?} times"
+        );
+    }
+    let cancelled = counts.cancelled_recvs.load(Ordering::Relaxed);
+    assert!(cancelled > 0, "{name}: the test must cancel receives");
+    eprintln!(
+        "{name}: {total} values, {cancelled} receives cancelled, {} sends withdrawn, {} sends \
+         taken while being cancelled",
+        counts.withdrawn_sends.load(Ordering::Relaxed),
+        counts.sent_while_cancelled.load(Ordering::Relaxed),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rendezvous_every_value_exactly_once_under_random_cancellation() {
+    let (tx, rx) = chan::rendezvous();
+    run("rendezvous", tx, rx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounded_every_value_exactly_once_under_random_cancellation() {
+    let (tx, rx) = chan::bounded(3);
+    run("bounded(3)", tx, rx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbounded_every_value_exactly_once_under_random_cancellation() {
+    let (tx, rx) = chan::unbounded();
+    run("unbounded", tx, rx).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn rendezvous_on_one_thread_every_value_exactly_once() {
+    let (tx, rx) = chan::rendezvous();
+    run("rendezvous current_thread", tx, rx).await;
+}

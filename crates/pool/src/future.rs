@@ -1,0 +1,178 @@
+//! The futures a pool hands out: [`JobHandle`] and the `tower::Service` response future.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::error::JobError;
+use crate::queue::Cell;
+
+/// A job's identity, unique within its pool, for [`Pool::cancel`](crate::Pool::cancel) and
+/// logs. Ids grow with submission order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(pub(crate) u64);
+
+impl JobId {
+    /// The id as a number.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "job-{}", self.0)
+    }
+}
+
+/// Removes a cancelled job from the queue and accounts for it; implemented by the pool.
+pub(crate) trait CancelQueued: Send + Sync {
+    fn cancelled_while_queued(&self, id: u64, level: u8);
+    /// Wakes the workers so the one running a job flagged for cancellation sees the flag.
+    fn wake_workers(&self);
+}
+
+/// A handle to one submitted job: await it for the job's result, or cancel it.
+///
+/// Equivalent to an `async fn(self) -> Result<Resp, JobError<E>>`. Dropping the handle detaches
+/// the job (it still runs and is counted), like dropping a tokio `JoinHandle`; it does not
+/// cancel it.
+///
+/// # Cancel safety
+///
+/// Awaiting a handle is cancel safe: dropping the `.await` (for example in `select!`) loses
+/// nothing; the job keeps its place and its outcome is still counted.
+///
+/// # Examples
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::time::Duration;
+/// use weft_pool::{JobError, Pool};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let pool = Pool::builder().workers(1).build_fn(|ctx, ms: u64| async move {
+///     // A job that notices its Context.
+///     let _ = ctx.run(tokio::time::sleep(Duration::from_millis(ms))).await;
+///     Ok::<_, Infallible>(ms)
+/// });
+/// let running = pool.submit(10_000).await.unwrap();
+/// let queued = pool.submit(1).await.unwrap();
+/// assert!(queued.cancel(), "queued: removed and resolved");
+/// assert_eq!(queued.await, Err(JobError::Cancelled));
+/// tokio::task::yield_now().await; // let the worker start the first job
+/// assert!(running.cancel(), "running: its Context is cancelled");
+/// assert_eq!(running.await, Err(JobError::Cancelled));
+/// # }
+/// ```
+#[must_use = "a JobHandle does nothing unless awaited; dropping it detaches the job"]
+pub struct JobHandle<Resp, E> {
+    pub(crate) cell: Arc<Cell<Resp, E>>,
+    pub(crate) pool: Option<Arc<dyn CancelQueued>>,
+}
+
+impl<Resp, E> JobHandle<Resp, E> {
+    /// This job's id.
+    pub fn id(&self) -> JobId {
+        JobId(self.cell.id)
+    }
+
+    /// The priority level it was submitted at.
+    pub fn priority(&self) -> u8 {
+        self.cell.level
+    }
+
+    /// Whether the job has ended (its outcome is ready, or was already taken).
+    pub fn is_finished(&self) -> bool {
+        self.cell.is_done()
+    }
+
+    /// Lets the job run on without waiting for it (the same as dropping the handle, but says
+    /// so; clippy flags `let _ = handle`). Its outcome is still counted in the pool's stats.
+    pub fn detach(self) {}
+
+    /// Cancels the job. A queued job is removed from the queue and resolves
+    /// [`JobError::Cancelled`] at once; a running job has its Context cancelled and its future
+    /// dropped by its worker, and resolves `Cancelled` (unless it finished in the meantime, in
+    /// which case its real outcome stands).
+    ///
+    /// Returns `false` if the job had already ended (or a cancel was already requested).
+    pub fn cancel(&self) -> bool {
+        cancel_cell(&self.cell, self.pool.as_deref())
+    }
+}
+
+pub(crate) fn cancel_cell<Resp, E>(cell: &Cell<Resp, E>, pool: Option<&dyn CancelQueued>) -> bool {
+    let (was_queued, took_effect) = cell.cancel();
+    if was_queued {
+        if let Some(pool) = pool {
+            pool.cancelled_while_queued(cell.id, cell.level);
+        }
+        cell.resolve(Err(JobError::Cancelled));
+    } else if took_effect && let Some(pool) = pool {
+        pool.wake_workers();
+    }
+    took_effect
+}
+
+impl<Resp, E> Future for JobHandle<Resp, E> {
+    type Output = Result<Resp, JobError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.cell.poll_result(cx.waker()) {
+            Some(r) => Poll::Ready(r),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<Resp, E> fmt::Debug for JobHandle<Resp, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobHandle")
+            .field("id", &self.cell.id)
+            .field("priority", &self.cell.level)
+            .field("finished", &self.cell.is_done())
+            .finish()
+    }
+}
+
+/// The response future of the pool's `tower::Service` impl: the job's result.
+///
+/// A thin wrapper over [`JobHandle`] (see [`ResponseFuture::into_handle`]); dropping it detaches
+/// the job rather than cancelling it, as with tower's `Buffer`.
+///
+/// # Cancel safety
+///
+/// As for [`JobHandle`]: dropping the `.await` loses nothing; the job runs on and is counted.
+#[must_use = "futures do nothing unless polled"]
+pub struct ResponseFuture<Resp, E> {
+    handle: JobHandle<Resp, E>,
+}
+
+impl<Resp, E> ResponseFuture<Resp, E> {
+    pub(crate) fn new(handle: JobHandle<Resp, E>) -> Self {
+        ResponseFuture { handle }
+    }
+
+    /// The job's handle, to cancel it or read its id.
+    pub fn into_handle(self) -> JobHandle<Resp, E> {
+        self.handle
+    }
+}
+
+impl<Resp, E> Future for ResponseFuture<Resp, E> {
+    type Output = Result<Resp, JobError<E>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.handle).poll(cx)
+    }
+}
+
+impl<Resp, E> fmt::Debug for ResponseFuture<Resp, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ResponseFuture").field(&self.handle).finish()
+    }
+}

@@ -1,0 +1,317 @@
+//! The job queue: one FIFO per priority level behind the pool's mutex, with aging.
+//!
+//! # Aging without a clock read per pop
+//!
+//! A job at level `l` enqueued at time `t` gets the sort key `t - l * aging`: each level is worth
+//! `aging` of waiting. A pop takes the front of the level whose front has the smallest key. The
+//! fronts are the oldest of their levels (FIFO), so only they compete, and a pop needs no clock
+//! read: a low job beats a higher one exactly when it has waited `aging` longer per level of
+//! difference. Without aging, the highest non-empty level wins (strict order).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
+
+use tokio::time::Instant;
+
+use crate::error::JobError;
+use crate::lock;
+
+/// A queued job.
+pub(crate) struct Entry<Req, Resp, E> {
+    pub(crate) req: Req,
+    pub(crate) cell: Arc<Cell<Resp, E>>,
+    /// When it was enqueued, in ns since the queue's origin (smaller than an `Instant`, and
+    /// the sort key derives from it).
+    pub(crate) stamp: i64,
+    pub(crate) key: Option<String>,
+}
+
+pub(crate) const QUEUED: u8 = 0;
+pub(crate) const RUNNING: u8 = 1;
+pub(crate) const CANCEL_REQUESTED: u8 = 2;
+pub(crate) const DONE: u8 = 3;
+
+/// The per-job shared state: where the outcome goes, and the cancel flag.
+///
+/// # Invariants
+///
+/// 1. `state` moves `QUEUED -> RUNNING -> (CANCEL_REQUESTED ->) DONE` or `QUEUED -> DONE`
+///    (cancelled while queued), only forward, by compare-and-swap.
+/// 2. Whoever moves it to `DONE` from `QUEUED` (a canceller) or from `RUNNING`/`CANCEL_REQUESTED`
+///    (the worker) stores the result exactly once: so each job has exactly one outcome.
+/// 3. A canceller that moves `RUNNING -> CANCEL_REQUESTED` then wakes the workers (they check
+///    the flag at every poll of the job).
+pub(crate) struct Cell<Resp, E> {
+    pub(crate) id: u64,
+    pub(crate) level: u8,
+    state: AtomicU8,
+    slot: Mutex<Slot<Resp, E>>,
+}
+
+struct Slot<Resp, E> {
+    result: Option<Result<Resp, JobError<E>>>,
+    waker: Option<Waker>,
+}
+
+/// Where a worker leaves its task's waker, so a running job's canceller can wake it.
+#[derive(Default)]
+pub(crate) struct RunnerWaker(Mutex<Option<Waker>>);
+
+impl RunnerWaker {
+    pub(crate) fn register(&self, waker: &Waker) {
+        let mut w = lock(&self.0);
+        if !w.as_ref().is_some_and(|old| old.will_wake(waker)) {
+            *w = Some(waker.clone());
+        }
+    }
+
+    pub(crate) fn wake(&self) {
+        if let Some(w) = lock(&self.0).as_ref() {
+            w.wake_by_ref();
+        }
+    }
+}
+
+impl<Resp, E> Cell<Resp, E> {
+    pub(crate) fn new(id: u64, level: u8) -> Self {
+        Cell {
+            id,
+            level,
+            state: AtomicU8::new(QUEUED),
+            slot: Mutex::new(Slot {
+                result: None,
+                waker: None,
+            }),
+        }
+    }
+
+    /// A cell that already holds its outcome.
+    pub(crate) fn resolved(id: u64, level: u8, result: Result<Resp, JobError<E>>) -> Self {
+        let cell = Cell::new(id, level);
+        cell.state.store(DONE, Ordering::Relaxed);
+        lock(&cell.slot).result = Some(result);
+        cell
+    }
+
+    /// Worker: claims the job to run it. False if it was cancelled while queued.
+    pub(crate) fn start(&self) -> bool {
+        self.state
+            .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Worker: whether a cancel was requested while running (checked at every poll).
+    pub(crate) fn cancel_requested(&self) -> bool {
+        // Relaxed: the flag carries no data; the worker acts on it alone.
+        self.state.load(Ordering::Relaxed) == CANCEL_REQUESTED
+    }
+
+    /// Canceller: cancels a queued job (the caller must then resolve it and account for it), or
+    /// flags a running one (the caller must then wake the workers). Returns
+    /// `(was_queued, took_effect)`.
+    pub(crate) fn cancel(&self) -> (bool, bool) {
+        match self
+            .state
+            .compare_exchange(QUEUED, DONE, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => (true, true),
+            Err(RUNNING) => {
+                if self
+                    .state
+                    .compare_exchange(
+                        RUNNING,
+                        CANCEL_REQUESTED,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok()
+                {
+                    (false, true)
+                } else {
+                    (false, false)
+                }
+            }
+            Err(_) => (false, false),
+        }
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.state.load(Ordering::Acquire) == DONE
+    }
+
+    /// Stores the outcome and wakes the handle. Called once per job (invariant 2).
+    pub(crate) fn resolve(&self, result: Result<Resp, JobError<E>>) {
+        self.state.store(DONE, Ordering::Release);
+        let waker = {
+            let mut slot = lock(&self.slot);
+            slot.result = Some(result);
+            slot.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Handle: takes the outcome, or registers to be woken.
+    pub(crate) fn poll_result(&self, waker: &Waker) -> Option<Result<Resp, JobError<E>>> {
+        let mut slot = lock(&self.slot);
+        if let Some(r) = slot.result.take() {
+            return Some(r);
+        }
+        if !slot.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            slot.waker = Some(waker.clone());
+        }
+        None
+    }
+}
+
+/// The priority levels.
+pub(crate) struct Queue<Req, Resp, E> {
+    levels: Vec<VecDeque<Entry<Req, Resp, E>>>,
+    len: usize,
+    pub(crate) origin: Instant,
+    aging_ns: Option<i64>,
+}
+
+impl<Req, Resp, E> Queue<Req, Resp, E> {
+    pub(crate) fn new(levels: usize, aging: Option<std::time::Duration>) -> Self {
+        Queue {
+            levels: (0..levels).map(|_| VecDeque::new()).collect(),
+            len: 0,
+            origin: Instant::now(),
+            aging_ns: aging.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX).max(1)),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn level_lens(&self) -> Vec<usize> {
+        self.levels.iter().map(VecDeque::len).collect()
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        req: Req,
+        cell: Arc<Cell<Resp, E>>,
+        enqueued: Instant,
+        key: Option<String>,
+    ) {
+        let stamp = i64::try_from(enqueued.saturating_duration_since(self.origin).as_nanos())
+            .unwrap_or(i64::MAX);
+        self.levels[cell.level as usize].push_back(Entry {
+            req,
+            cell,
+            stamp,
+            key,
+        });
+        self.len += 1;
+    }
+
+    /// When an entry was enqueued.
+    pub(crate) fn enqueued_at(origin: Instant, stamp: i64) -> Instant {
+        origin + std::time::Duration::from_nanos(stamp.max(0) as u64)
+    }
+
+    /// Which level to pop next (see the module docs).
+    fn pick(&self) -> Option<usize> {
+        let mut best: Option<(usize, i64)> = None;
+        for (level, q) in self.levels.iter().enumerate().rev() {
+            let Some(front) = q.front() else { continue };
+            if self.aging_ns.is_none() {
+                return Some(level);
+            }
+            let aging = self.aging_ns.unwrap_or(0);
+            let key = front
+                .stamp
+                .saturating_sub((level as i64).saturating_mul(aging));
+            // Strictly smaller: ties go to the higher level, visited first.
+            if best.is_none_or(|(_, k)| key < k) {
+                best = Some((level, key));
+            }
+        }
+        best.map(|(l, _)| l)
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<Entry<Req, Resp, E>> {
+        let level = self.pick()?;
+        self.len -= 1;
+        self.levels[level].pop_front()
+    }
+
+    /// Removes the queued job `id` (cancel by handle or by id).
+    pub(crate) fn remove(&mut self, id: u64, level: Option<u8>) -> Option<Entry<Req, Resp, E>> {
+        let levels: Vec<usize> = match level {
+            Some(l) => vec![l as usize],
+            None => (0..self.levels.len()).collect(),
+        };
+        for l in levels {
+            let q = &mut self.levels[l];
+            // Ids grow with submission, so a level is sorted by id: binary search.
+            if let Ok(i) = q.binary_search_by_key(&id, |e| e.cell.id) {
+                self.len -= 1;
+                return q.remove(i);
+            }
+        }
+        None
+    }
+
+    /// Empties the queue (cancelling shutdown).
+    pub(crate) fn drain_all(&mut self) -> Vec<Entry<Req, Resp, E>> {
+        self.len = 0;
+        self.levels.iter_mut().flat_map(|q| q.drain(..)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn push(q: &mut Queue<u32, (), ()>, id: u64, level: u8, at: Instant) {
+        q.push(id as u32, Arc::new(Cell::new(id, level)), at, None);
+    }
+
+    #[test]
+    fn strict_levels_and_fifo_within_a_level_without_aging() {
+        let t = Instant::now();
+        let mut q = Queue::new(3, None);
+        push(&mut q, 1, 0, t);
+        push(&mut q, 2, 2, t);
+        push(&mut q, 3, 1, t);
+        push(&mut q, 4, 2, t);
+        let order: Vec<u32> = std::iter::from_fn(|| q.pop().map(|e| e.req)).collect();
+        assert_eq!(order, [2, 4, 3, 1]);
+    }
+
+    #[test]
+    fn aging_lets_an_old_low_job_pass_a_new_high_one() {
+        let t = Instant::now();
+        let mut q = Queue::new(2, Some(Duration::from_secs(1)));
+        push(&mut q, 1, 0, t);
+        push(&mut q, 2, 1, t + Duration::from_millis(999));
+        assert_eq!(q.pop().map(|e| e.req), Some(2), "not yet aged");
+        push(&mut q, 3, 1, t + Duration::from_millis(1001));
+        assert_eq!(q.pop().map(|e| e.req), Some(1), "aged past one level");
+    }
+
+    #[test]
+    fn remove_finds_by_id() {
+        let t = Instant::now();
+        let mut q = Queue::new(2, None);
+        for id in 1..=5 {
+            push(&mut q, id, (id % 2) as u8, t);
+        }
+        assert_eq!(q.remove(3, Some(1)).map(|e| e.req), Some(3));
+        assert_eq!(q.remove(3, None).map(|e| e.req), None);
+        assert_eq!(q.remove(4, None).map(|e| e.req), Some(4));
+        assert_eq!(q.len(), 3);
+    }
+}

@@ -1,0 +1,527 @@
+//! [`Pool`]: the handle users hold, and its `tower::Service` impl.
+
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::sync::TryAcquireError;
+use tokio_util::sync::PollSemaphore;
+use tower_service::Service;
+
+use crate::builder::Builder;
+use crate::error::{JobError, SubmitError, TrySubmitError};
+use crate::future::{JobHandle, JobId, ResponseFuture};
+use crate::queue::Cell;
+use crate::shared::Shared;
+use crate::stats::Stats;
+
+/// How [`Pool::shutdown`] ends the pool.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Stop accepting, then let queued and running jobs finish; whatever is left after
+    /// `timeout` is cancelled.
+    Drain {
+        /// How long to wait for the queue and the workers to finish.
+        timeout: Duration,
+    },
+    /// Stop accepting, cancel queued jobs and the running ones (their Contexts are cancelled
+    /// and their futures dropped).
+    Cancel,
+}
+
+impl Shutdown {
+    /// [`Shutdown::Drain`] with this timeout.
+    pub fn drain(timeout: Duration) -> Self {
+        Shutdown::Drain { timeout }
+    }
+}
+
+/// A pool of workers running jobs through a handler, with priorities, backpressure, timeouts,
+/// panic isolation, cancellation, resizing and metrics. It is itself a `tower::Service<Req>`.
+///
+/// A `Pool` is a cheap handle: clones share the same workers and queue. When the last clone is
+/// dropped the pool closes and its workers finish the queued jobs, then stop (like tower's
+/// `Buffer`; unlike a `JoinSet`, nothing is aborted). [`shutdown`](Pool::shutdown) ends it
+/// explicitly.
+///
+/// Every submitted job ends in exactly one [`Outcome`](crate::Outcome), counted in
+/// [`stats`](Pool::stats).
+///
+/// # Backpressure
+///
+/// The queue is bounded (see [`Builder::capacity`]). [`submit`](Pool::submit) waits for room,
+/// [`try_submit`](Pool::try_submit) hands the job back when there is none, and the
+/// `Service` impl reserves room in `poll_ready` and takes it in `call`, as tower requires: a
+/// `ServiceBuilder` stack above the pool (or axum) sees `Pending` while the queue is full. The
+/// reserved slot travels with the job and is freed when a worker takes the job from the queue
+/// (or when it is cancelled there), as with tower's `Buffer`; dropping a `Pool` clone that
+/// reserved but did not call gives its slot back.
+///
+/// # Examples
+///
+/// A pool behind a `ServiceBuilder` stack (timeout, concurrency limit):
+///
+/// ```
+/// use std::time::Duration;
+/// use tower::{Service, ServiceBuilder, ServiceExt};
+/// use weft_pool::Pool;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), tower::BoxError> {
+/// let pool = Pool::builder()
+///     .workers(2)
+///     .build(tower::service_fn(|s: String| async move { Ok::<_, std::io::Error>(s.len()) }));
+/// let mut svc = ServiceBuilder::new()
+///     .timeout(Duration::from_secs(1))
+///     .concurrency_limit(8)
+///     .service(pool);
+/// let n = svc.ready().await?.call("hello".to_string()).await?;
+/// assert_eq!(n, 5);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Pool<Req, Resp, E> {
+    shared: Arc<Shared<Req, Resp, E>>,
+    priority: u8,
+    /// A permit reserved by `poll_ready`, not yet used by `call`.
+    reserved: bool,
+    poll_sem: Option<PollSemaphore>,
+}
+
+impl<Req, Resp, E> Pool<Req, Resp, E> {
+    /// A builder with the defaults; see [`Builder`].
+    pub fn builder() -> Builder<Req, Resp, E> {
+        Builder::new()
+    }
+}
+
+impl<Req, Resp, E> Pool<Req, Resp, E>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    E: Send + 'static,
+{
+    pub(crate) fn from_shared(shared: Arc<Shared<Req, Resp, E>>, priority: u8) -> Self {
+        Pool {
+            shared,
+            priority,
+            reserved: false,
+            poll_sem: None,
+        }
+    }
+
+    #[track_caller]
+    fn check_level(&self, priority: u8) {
+        assert!(
+            priority < self.shared.config.levels,
+            "priority {priority} out of range: the pool has {} levels",
+            self.shared.config.levels
+        );
+    }
+
+    /// This handle with `priority` as its default, for [`submit`](Pool::submit) and the
+    /// `Service` impl (so one pool can serve a high- and a low-priority route).
+    ///
+    /// # Panics
+    ///
+    /// If `priority` is not below the pool's number of levels.
+    #[track_caller]
+    pub fn with_priority(mut self, priority: u8) -> Self {
+        self.check_level(priority);
+        self.release_reservation();
+        self.priority = priority;
+        self
+    }
+
+    /// Submits a job at the default priority, waiting for queue room; returns its handle.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the returned future is dropped while waiting for room, the job is dropped with it and
+    /// was never submitted (nothing is counted). To keep it, use
+    /// [`try_submit`](Pool::try_submit), which hands it back, or the `Service` impl, whose
+    /// `poll_ready` reserves room before the job is given.
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitError::Closed`] after shutdown and [`SubmitError::Blacklisted`] for a
+    /// blacklisted key, both handing the job back (and counted as `Rejected` /
+    /// `Blacklisted`).
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use weft_pool::{Pool, Shutdown, SubmitError};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Pool::builder().workers(1).build_fn(|_ctx, n: i32| async move { Ok::<_, Infallible>(-n) });
+    /// let handle = pool.submit(5).await.unwrap();
+    /// assert_eq!(handle.await, Ok(-5));
+    /// pool.shutdown(Shutdown::Cancel).await;
+    /// assert!(matches!(pool.submit(6).await, Err(SubmitError::Closed(6))));
+    /// # }
+    /// ```
+    pub async fn submit(&self, job: Req) -> Result<JobHandle<Resp, E>, SubmitError<Req>> {
+        self.submit_at(self.priority, job).await
+    }
+
+    /// Submits a job at `priority` (`0` lowest), waiting for room in its queue.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`submit`](Pool::submit): dropped while waiting, the job is dropped too.
+    ///
+    /// # Panics
+    ///
+    /// If `priority` is not below the pool's number of levels.
+    ///
+    /// # Errors
+    ///
+    /// As for [`submit`](Pool::submit).
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use weft_pool::Pool;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Pool::builder().workers(1).priorities(3)
+    ///     .build_fn(|_ctx, s: &'static str| async move { Ok::<_, Infallible>(s) });
+    /// let h = pool.submit_with(2, "urgent").await.unwrap();
+    /// assert_eq!(h.priority(), 2);
+    /// assert_eq!(h.await, Ok("urgent"));
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn submit_with(
+        &self,
+        priority: u8,
+        job: Req,
+    ) -> impl Future<Output = Result<JobHandle<Resp, E>, SubmitError<Req>>> + Send + '_ {
+        self.check_level(priority);
+        self.submit_at(priority, job)
+    }
+
+    async fn submit_at(
+        &self,
+        priority: u8,
+        job: Req,
+    ) -> Result<JobHandle<Resp, E>, SubmitError<Req>> {
+        if let Some(sem) = self.shared.semaphore(priority) {
+            match sem.try_acquire() {
+                Ok(p) => p.forget(),
+                Err(TryAcquireError::Closed) => return Err(self.refused_closed(job)),
+                Err(TryAcquireError::NoPermits) => {
+                    let job = self.shared.precheck(job)?;
+                    match sem.acquire().await {
+                        Ok(p) => p.forget(),
+                        Err(_) => return Err(self.refused_closed(job)),
+                    }
+                    return self.shared.enqueue(priority, job);
+                }
+            }
+        }
+        self.shared.enqueue(priority, job)
+    }
+
+    fn refused_closed(&self, job: Req) -> SubmitError<Req> {
+        self.shared.reject(job)
+    }
+
+    /// Submits a job at the default priority if its queue has room, else hands it back.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySubmitError::Full`] (not counted anywhere: the job was never submitted),
+    /// [`TrySubmitError::Closed`], [`TrySubmitError::Blacklisted`]; each hands the job back.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::Duration;
+    /// use weft_pool::{Pool, TrySubmitError};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let pool = Pool::builder().workers(1).capacity(1).build_fn(|_ctx, ms: u64| async move {
+    ///     tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///     Ok::<_, Infallible>(())
+    /// });
+    /// let _queued = pool.try_submit(10).unwrap();
+    /// match pool.try_submit(20) {
+    ///     Err(TrySubmitError::Full(job)) => assert_eq!(job, 20),
+    ///     other => panic!("expected Full, got {other:?}"),
+    /// }
+    /// # }
+    /// ```
+    pub fn try_submit(&self, job: Req) -> Result<JobHandle<Resp, E>, TrySubmitError<Req>> {
+        self.try_submit_at(self.priority, job)
+    }
+
+    /// [`try_submit`](Pool::try_submit) at `priority`.
+    ///
+    /// # Panics
+    ///
+    /// If `priority` is not below the pool's number of levels.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_submit`](Pool::try_submit).
+    #[track_caller]
+    pub fn try_submit_with(
+        &self,
+        priority: u8,
+        job: Req,
+    ) -> Result<JobHandle<Resp, E>, TrySubmitError<Req>> {
+        self.check_level(priority);
+        self.try_submit_at(priority, job)
+    }
+
+    fn try_submit_at(
+        &self,
+        priority: u8,
+        job: Req,
+    ) -> Result<JobHandle<Resp, E>, TrySubmitError<Req>> {
+        if let Some(sem) = self.shared.semaphore(priority) {
+            match sem.try_acquire() {
+                Ok(p) => p.forget(),
+                Err(TryAcquireError::Closed) => return Err(self.refused_closed(job).into()),
+                Err(TryAcquireError::NoPermits) => {
+                    // Closed and blacklisted take precedence over full, so they are counted.
+                    let job = self.shared.precheck(job)?;
+                    return Err(TrySubmitError::Full(job));
+                }
+            }
+        }
+        Ok(self.shared.enqueue(priority, job)?)
+    }
+
+    /// Cancels a job by id: queued (removed, resolved `Cancelled`), claimed by a worker but not
+    /// started, or running (its Context is cancelled and its future dropped). Returns `false`
+    /// if no such job is pending.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use weft_pool::{JobError, Pool};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Pool::builder().workers(1).build_fn(|ctx, ()| async move {
+    ///     ctx.done().await;
+    ///     Ok::<_, Infallible>(())
+    /// });
+    /// let h = pool.submit(()).await.unwrap();
+    /// tokio::task::yield_now().await;
+    /// assert!(pool.cancel(h.id()));
+    /// assert_eq!(h.await, Err(JobError::Cancelled));
+    /// # }
+    /// ```
+    pub fn cancel(&self, id: JobId) -> bool {
+        self.shared.cancel_id(id.0)
+    }
+
+    /// Changes the pool to exactly `n` workers (at least 1) at run time, like ants' `Tune` or
+    /// pond's `Resize`. New workers start at once; extra ones stop after their current job
+    /// (never interrupting it).
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use weft_pool::Pool;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Pool::builder().workers(2).build_fn(|_ctx, ()| async { Ok::<_, Infallible>(()) });
+    /// pool.resize(5);
+    /// assert_eq!(pool.stats().workers, 5);
+    /// # }
+    /// ```
+    pub fn resize(&self, n: usize) {
+        let n = n.max(1);
+        self.shared.set_bounds(n, n);
+    }
+
+    /// Makes the pool dynamic with these bounds at run time (see
+    /// [`Builder::dynamic_workers`]).
+    pub fn resize_range(&self, range: RangeInclusive<usize>) {
+        let max = (*range.end()).max(1);
+        self.shared.set_bounds((*range.start()).min(max), max);
+    }
+
+    /// Lifts the blacklisting of `key` (and forgets its panics). Returns whether it was known.
+    pub fn unblacklist(&self, key: &str) -> bool {
+        self.shared.blacklist.as_ref().is_some_and(|b| b.clear(key))
+    }
+
+    /// Stops accepting jobs: later submissions are rejected (handed back), the `Service`'s
+    /// `poll_ready` fails; queued and running jobs go on.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Whether the pool has been closed.
+    pub fn is_closed(&self) -> bool {
+        crate::lock(&self.shared.state).closed
+    }
+
+    /// Shuts the pool down and waits until every worker has stopped; returns the final
+    /// [`Stats`], where `submitted` equals the sum of the outcomes.
+    ///
+    /// # Cancel safety
+    ///
+    /// The pool is closed before the first await. If the returned future is dropped while
+    /// waiting, the shutdown goes on without the waiting: a drain continues without its
+    /// timeout (nothing is cancelled when it would have expired); a cancel has already
+    /// cancelled everything.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::Duration;
+    /// use weft_pool::{Outcome, Pool, Shutdown};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let pool = Pool::builder().workers(1).build_fn(|_ctx, ms: u64| async move {
+    ///     tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///     Ok::<_, Infallible>(())
+    /// });
+    /// for ms in [10, 10, 10_000] {
+    ///     pool.submit(ms).await.unwrap().detach();
+    /// }
+    /// let stats = pool.shutdown(Shutdown::drain(Duration::from_secs(1))).await;
+    /// assert_eq!(stats.count(Outcome::Completed), 2);
+    /// assert_eq!(stats.count(Outcome::Cancelled), 1, "the slow one outlived the drain");
+    /// assert_eq!(stats.submitted, stats.finished());
+    /// # }
+    /// ```
+    pub async fn shutdown(&self, how: Shutdown) -> Stats {
+        self.shared.close();
+        match how {
+            Shutdown::Drain { timeout } => {
+                if tokio::time::timeout(timeout, self.shared.tracker.wait())
+                    .await
+                    .is_err()
+                {
+                    self.shared.cancel_everything();
+                }
+            }
+            Shutdown::Cancel => self.shared.cancel_everything(),
+        }
+        self.shared.tracker.wait().await;
+        self.shared.stats()
+    }
+
+    /// A snapshot of the pool's workers, queue, outcome counters and latencies.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    fn release_reservation(&mut self) {
+        if std::mem::take(&mut self.reserved) {
+            self.shared.release(self.priority, 1);
+        }
+    }
+}
+
+impl<Req, Resp, E> Clone for Pool<Req, Resp, E> {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        Pool {
+            shared: Arc::clone(&self.shared),
+            priority: self.priority,
+            reserved: false,
+            poll_sem: None,
+        }
+    }
+}
+
+impl<Req, Resp, E> Drop for Pool<Req, Resp, E> {
+    fn drop(&mut self) {
+        if std::mem::take(&mut self.reserved)
+            && let Some(s) = self
+                .shared
+                .capacity
+                .as_ref()
+                .map(|c| &c[self.priority as usize])
+        {
+            s.add_permits(1);
+        }
+        // AcqRel: the last handle must see every other handle's work before closing.
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.close();
+        }
+    }
+}
+
+impl<Req, Resp, E> fmt::Debug for Pool<Req, Resp, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("priority", &self.priority)
+            .field("reserved", &self.reserved)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Req, Resp, E> Service<Req> for Pool<Req, Resp, E>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    E: Send + 'static,
+{
+    type Response = Resp;
+    type Error = JobError<E>;
+    type Future = ResponseFuture<Resp, E>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.reserved {
+            return Poll::Ready(Ok(()));
+        }
+        let Some(sem) = self.shared.semaphore(self.priority) else {
+            return if self.is_closed() {
+                Poll::Ready(Err(JobError::Rejected))
+            } else {
+                Poll::Ready(Ok(()))
+            };
+        };
+        // Fast path without the PollSemaphore's boxed future.
+        match sem.try_acquire() {
+            Ok(p) => {
+                p.forget();
+                self.reserved = true;
+                return Poll::Ready(Ok(()));
+            }
+            Err(TryAcquireError::Closed) => return Poll::Ready(Err(JobError::Rejected)),
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        let sem = Arc::clone(sem);
+        let poll_sem = self.poll_sem.get_or_insert_with(|| PollSemaphore::new(sem));
+        match poll_sem.poll_acquire(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(p)) => {
+                p.forget();
+                self.reserved = true;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(None) => Poll::Ready(Err(JobError::Rejected)),
+        }
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        if self.shared.capacity.is_some() {
+            assert!(
+                std::mem::take(&mut self.reserved),
+                "poll_ready must be called first"
+            );
+        }
+        let handle = match self.shared.enqueue(self.priority, req) {
+            Ok(h) => h,
+            Err(e) => {
+                let err = match e {
+                    SubmitError::Closed(_) => JobError::Rejected,
+                    SubmitError::Blacklisted { key, .. } => JobError::Blacklisted { key },
+                };
+                JobHandle {
+                    cell: Arc::new(Cell::resolved(0, self.priority, Err(err))),
+                    pool: None,
+                }
+            }
+        };
+        ResponseFuture::new(handle)
+    }
+}

@@ -1,0 +1,550 @@
+//! The private core shared by a pool's handles and workers.
+//!
+//! # Invariants
+//!
+//! 1. `state` (one mutex) holds the queue, the worker count and its bounds, the parked workers'
+//!    wakers and the closed flag. A job enters the queue only while `closed` is false, checked
+//!    under the lock, so a closing pool never strands a job.
+//! 2. Queue capacity is a semaphore per level (or one shared by all levels). A permit is taken
+//!    before a job is pushed and given back by whoever takes the job out of the queue: a
+//!    worker's batch pop, a cancel that removes it, or a cancelling shutdown. So the number of
+//!    queued jobs never exceeds the capacity.
+//! 3. `state.workers` counts live workers. A worker leaves only through `fetch` deciding so
+//!    under the lock (excess after `resize`, idle expiry, or closed and empty), and it moves its
+//!    counters into `registry.retired` under the registry lock before its slot goes.
+//! 4. Outcomes: a job's outcome is counted once, by whoever resolves its cell (see `Cell`).
+//!
+//! Lock order: the only nesting is `registry` then a worker's `claimed` list (cancel by id).
+//! `state` is never held while another lock is taken (cells, blacklist, registry, semaphores),
+//! and wakers are woken after the lock that found them is released.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::Waker;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
+use weft_core::Context;
+use weft_core::context::{AfterFunc, CancelFn};
+
+use crate::builder::{Blacklist, PanicPolicy};
+use crate::error::{JobError, Outcome, SubmitError};
+use crate::future::{CancelQueued, JobHandle};
+use crate::lock;
+use crate::queue::{Cell, Entry, Queue, RunnerWaker};
+use crate::stats::{Acc, Counters, Histogram, Stats};
+
+pub(crate) type KeyFn<Req> = Arc<dyn Fn(&Req) -> Option<String> + Send + Sync>;
+
+pub(crate) struct Config<Req> {
+    pub(crate) levels: u8,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) panic_policy: PanicPolicy,
+    pub(crate) job_key: Option<KeyFn<Req>>,
+    pub(crate) batch: usize,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) scale_up_depth: usize,
+}
+
+pub(crate) struct State<Req, Resp, E> {
+    pub(crate) queue: Queue<Req, Resp, E>,
+    pub(crate) closed: bool,
+    next_id: u64,
+    accepted: u64,
+    pub(crate) workers: usize,
+    pub(crate) min: usize,
+    pub(crate) max: usize,
+    /// Parked workers: (worker id, waker).
+    pub(crate) idle: Vec<(usize, Waker)>,
+    /// Workers woken by a submit that have not fetched yet. A submit wakes another worker only
+    /// when the queue holds more than a batch per woken worker (a woken worker that leaves jobs
+    /// behind wakes the next): one wake-up per batch, not per job.
+    pub(crate) woken: Vec<usize>,
+    next_worker: usize,
+}
+
+impl<Req, Resp, E> State<Req, Resp, E> {
+    pub(crate) fn park(&mut self, worker: usize, waker: &Waker) {
+        match self.idle.iter_mut().find(|(w, _)| *w == worker) {
+            Some((_, old)) => {
+                if !old.will_wake(waker) {
+                    *old = waker.clone();
+                }
+            }
+            None => self.idle.push((worker, waker.clone())),
+        }
+    }
+
+    pub(crate) fn unpark(&mut self, worker: usize) {
+        self.idle.retain(|(w, _)| *w != worker);
+    }
+}
+
+/// What a worker publishes: its counters, whether it is busy, and the jobs it has claimed.
+pub(crate) struct WorkerSlot<Resp, E> {
+    pub(crate) id: usize,
+    pub(crate) counters: Counters,
+    pub(crate) busy: AtomicBool,
+    pub(crate) claimed_len: AtomicUsize,
+    /// The cells of the current batch (including the running one), for cancel by id.
+    pub(crate) claimed: Mutex<Vec<Arc<Cell<Resp, E>>>>,
+    pub(crate) runner: Arc<RunnerWaker>,
+}
+
+pub(crate) struct Registry<Resp, E> {
+    pub(crate) slots: Vec<Arc<WorkerSlot<Resp, E>>>,
+    retired: Counters,
+}
+
+/// Spawns one worker task for a slot (type-erases the handler).
+pub(crate) type Spawner<Req, Resp, E> =
+    Box<dyn Fn(&Arc<Shared<Req, Resp, E>>, Arc<WorkerSlot<Resp, E>>) + Send + Sync>;
+
+pub(crate) struct BlacklistState {
+    cfg: Blacklist,
+    keys: Mutex<HashMap<String, KeyState>>,
+}
+
+#[derive(Default)]
+struct KeyState {
+    panics: u32,
+    /// `Some(None)`: blacklisted for good; `Some(Some(t))`: until `t`.
+    until: Option<Option<Instant>>,
+}
+
+impl BlacklistState {
+    pub(crate) fn new(cfg: Blacklist) -> Self {
+        BlacklistState {
+            cfg,
+            keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `key` is blacklisted now; an expired cooldown clears the key (half-open: its
+    /// count restarts from zero).
+    pub(crate) fn is_blacklisted(&self, key: &str) -> bool {
+        let mut keys = lock(&self.keys);
+        let Some(st) = keys.get(key) else {
+            return false;
+        };
+        match st.until {
+            None => false,
+            Some(None) => true,
+            Some(Some(t)) if Instant::now() < t => true,
+            Some(Some(_)) => {
+                keys.remove(key);
+                false
+            }
+        }
+    }
+
+    pub(crate) fn record_panic(&self, key: &str) {
+        let mut keys = lock(&self.keys);
+        let st = keys.entry(key.to_owned()).or_default();
+        st.panics += 1;
+        if st.panics >= self.cfg.after.get() && st.until.is_none() {
+            st.until = Some(self.cfg.cooldown.map(|d| Instant::now() + d));
+            tracing::warn!(key, panics = st.panics, "job key blacklisted");
+        }
+    }
+
+    pub(crate) fn clear(&self, key: &str) -> bool {
+        lock(&self.keys).remove(key).is_some()
+    }
+}
+
+pub(crate) struct Shared<Req, Resp, E> {
+    pub(crate) state: Mutex<State<Req, Resp, E>>,
+    /// One semaphore per level (the same `Arc` for all when capacity is shared); `None` when
+    /// unbounded.
+    pub(crate) capacity: Option<Vec<Arc<Semaphore>>>,
+    pub(crate) config: Config<Req>,
+    /// Outcomes decided outside a worker.
+    pub(crate) counters: Counters,
+    /// Submissions refused at the door (rejected or blacklisted), counted as submitted.
+    refused: AtomicU64,
+    pub(crate) registry: Mutex<Registry<Resp, E>>,
+    pub(crate) blacklist: Option<BlacklistState>,
+    /// Set by a cancelling shutdown: workers drop what they run and start nothing new.
+    pub(crate) cancel_all: AtomicBool,
+    pub(crate) spawner: OnceLock<Spawner<Req, Resp, E>>,
+    pub(crate) tracker: TaskTracker,
+    /// Live `Pool` handles; the last one dropped closes the pool (it drains).
+    pub(crate) handles: AtomicUsize,
+    /// The pool's own Context (child of the configured one) and its cancel.
+    pub(crate) ctx: Context,
+    ctx_cancel: CancelFn,
+    pub(crate) watcher: Mutex<Option<AfterFunc>>,
+}
+
+impl<Req, Resp, E> Shared<Req, Resp, E> {
+    pub(crate) fn semaphore(&self, level: u8) -> Option<&Arc<Semaphore>> {
+        self.capacity.as_ref().map(|c| &c[level as usize])
+    }
+
+    pub(crate) fn release(&self, level: u8, n: usize) {
+        if n > 0
+            && let Some(s) = self.semaphore(level)
+        {
+            s.add_permits(n);
+        }
+    }
+
+    /// Stops accepting jobs; queued ones still run (drain).
+    pub(crate) fn close(&self) {
+        let wake: Vec<(usize, Waker)> = {
+            let mut st = lock(&self.state);
+            if st.closed {
+                Vec::new()
+            } else {
+                st.closed = true;
+                st.idle.drain(..).collect()
+            }
+        };
+        for (_, w) in wake {
+            w.wake();
+        }
+        if let Some(c) = &self.capacity {
+            for s in c {
+                s.close();
+            }
+        }
+        self.tracker.close();
+    }
+}
+
+impl<Req, Resp, E> Shared<Req, Resp, E>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    E: Send + 'static,
+{
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        config: Config<Req>,
+        capacity: Option<Vec<Arc<Semaphore>>>,
+        aging: Option<Duration>,
+        min: usize,
+        max: usize,
+        blacklist: Option<Blacklist>,
+        parent: &Context,
+    ) -> Self {
+        let (ctx, ctx_cancel) = parent.with_cancel();
+        let levels = config.levels as usize;
+        Shared {
+            state: Mutex::new(State {
+                queue: Queue::new(config.levels as usize, aging),
+                closed: false,
+                next_id: 1,
+                accepted: 0,
+                workers: 0,
+                min,
+                max,
+                idle: Vec::new(),
+                woken: Vec::new(),
+                next_worker: 0,
+            }),
+            capacity,
+            config,
+            counters: Counters::new(levels),
+            refused: AtomicU64::new(0),
+            registry: Mutex::new(Registry {
+                slots: Vec::new(),
+                retired: Counters::new(levels),
+            }),
+            blacklist: blacklist.map(BlacklistState::new),
+            cancel_all: AtomicBool::new(false),
+            spawner: OnceLock::new(),
+            tracker: TaskTracker::new(),
+            handles: AtomicUsize::new(1),
+            ctx,
+            ctx_cancel,
+            watcher: Mutex::new(None),
+        }
+    }
+
+    /// Counts a rejection and hands the job back.
+    pub(crate) fn reject(&self, job: Req) -> SubmitError<Req> {
+        self.refuse(Outcome::Rejected);
+        SubmitError::Closed(job)
+    }
+
+    fn refuse(&self, outcome: Outcome) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        self.counters.bump_shared(outcome, 1);
+    }
+
+    pub(crate) fn key_of(&self, job: &Req) -> Option<String> {
+        self.config.job_key.as_ref().and_then(|f| f(job))
+    }
+
+    /// The door check before waiting for capacity: closed or blacklisted.
+    pub(crate) fn precheck(&self, job: Req) -> Result<Req, SubmitError<Req>> {
+        if lock(&self.state).closed {
+            self.refuse(Outcome::Rejected);
+            return Err(SubmitError::Closed(job));
+        }
+        if let Some(bl) = &self.blacklist
+            && let Some(key) = self.key_of(&job)
+            && bl.is_blacklisted(&key)
+        {
+            self.refuse(Outcome::Blacklisted);
+            return Err(SubmitError::Blacklisted { job, key });
+        }
+        Ok(job)
+    }
+
+    /// Pushes a job whose capacity permit (if bounded) the caller holds (it moves with the job).
+    pub(crate) fn enqueue(
+        self: &Arc<Self>,
+        level: u8,
+        job: Req,
+    ) -> Result<JobHandle<Resp, E>, SubmitError<Req>> {
+        let key = self.key_of(&job);
+        if let (Some(bl), Some(k)) = (&self.blacklist, &key)
+            && bl.is_blacklisted(k)
+        {
+            self.release(level, 1);
+            self.refuse(Outcome::Blacklisted);
+            return Err(SubmitError::Blacklisted {
+                job,
+                key: key.unwrap_or_default(),
+            });
+        }
+        let now = Instant::now();
+        let mut st = lock(&self.state);
+        if st.closed {
+            drop(st);
+            self.release(level, 1);
+            self.refuse(Outcome::Rejected);
+            return Err(SubmitError::Closed(job));
+        }
+        let id = st.next_id;
+        st.next_id += 1;
+        st.accepted += 1;
+        let cell = Arc::new(Cell::new(id, level));
+        st.queue.push(job, Arc::clone(&cell), now, key);
+        let wake = if st.woken.len() * self.config.batch < st.queue.len() {
+            st.idle.pop()
+        } else {
+            None
+        };
+        if let Some((w, _)) = &wake {
+            st.woken.push(*w);
+        }
+        let grow = st.idle.is_empty()
+            && wake.is_none()
+            && st.workers < st.max
+            && st.queue.len() >= self.config.scale_up_depth;
+        if grow {
+            st.workers += 1;
+        }
+        drop(st);
+        if let Some((_, w)) = wake {
+            w.wake();
+        }
+        if grow {
+            self.spawn_worker();
+        }
+        Ok(JobHandle {
+            cell,
+            pool: Some(Arc::clone(self) as Arc<dyn CancelQueued>),
+        })
+    }
+
+    /// Starts one worker; the caller has already counted it in `state.workers`.
+    pub(crate) fn spawn_worker(self: &Arc<Self>) {
+        let id = {
+            let mut st = lock(&self.state);
+            st.next_worker += 1;
+            st.next_worker
+        };
+        let slot = Arc::new(WorkerSlot {
+            id,
+            counters: Counters::new(self.config.levels as usize),
+            busy: AtomicBool::new(false),
+            claimed_len: AtomicUsize::new(0),
+            claimed: Mutex::new(Vec::new()),
+            runner: Arc::new(RunnerWaker::default()),
+        });
+        lock(&self.registry).slots.push(Arc::clone(&slot));
+        if let Some(spawn) = self.spawner.get() {
+            spawn(self, slot);
+        }
+    }
+
+    /// A worker leaves (invariant 3): its counters join the retired sums.
+    pub(crate) fn retire(&self, slot: &Arc<WorkerSlot<Resp, E>>) {
+        let mut reg = lock(&self.registry);
+        reg.retired.absorb(&slot.counters);
+        reg.slots.retain(|s| !Arc::ptr_eq(s, slot));
+    }
+
+    pub(crate) fn set_bounds(self: &Arc<Self>, min: usize, max: usize) {
+        let (spawn, wake) = {
+            let mut st = lock(&self.state);
+            st.min = min;
+            st.max = max;
+            let spawn = if st.closed {
+                0
+            } else {
+                min.saturating_sub(st.workers)
+            };
+            st.workers += spawn;
+            let wake: Vec<Waker> = if st.workers > max {
+                st.idle.drain(..).map(|(_, w)| w).collect()
+            } else {
+                Vec::new()
+            };
+            (spawn, wake)
+        };
+        for w in wake {
+            w.wake();
+        }
+        for _ in 0..spawn {
+            self.spawn_worker();
+        }
+    }
+
+    /// Cancelling shutdown: close, cancel everything queued, stop everything running.
+    pub(crate) fn cancel_everything(&self) {
+        self.cancel_all.store(true, Ordering::SeqCst);
+        self.close();
+        let entries = lock(&self.state).queue.drain_all();
+        for e in entries {
+            if e.cell.cancel().0 {
+                self.counters.bump_shared(Outcome::Cancelled, 1);
+                e.cell.resolve(Err(JobError::Cancelled));
+            }
+        }
+        self.ctx_cancel.cancel_with("pool shut down");
+        self.wake_runners();
+    }
+
+    /// Wakes every worker's task (cheap and rare: cancels of running jobs, shutdown).
+    pub(crate) fn wake_runners(&self) {
+        let runners: Vec<Arc<RunnerWaker>> = lock(&self.registry)
+            .slots
+            .iter()
+            .map(|s| Arc::clone(&s.runner))
+            .collect();
+        for r in runners {
+            r.wake();
+        }
+    }
+
+    /// Cancel by id: queued (removed), claimed or running.
+    pub(crate) fn cancel_id(&self, id: u64) -> bool {
+        let removed = lock(&self.state).queue.remove(id, None);
+        if let Some(e) = removed {
+            self.release(e.cell.level, 1);
+            let (was_queued, took) = e.cell.cancel();
+            if was_queued {
+                self.counters.bump_shared(Outcome::Cancelled, 1);
+                e.cell.resolve(Err(JobError::Cancelled));
+            }
+            return took;
+        }
+        let cell = lock(&self.registry)
+            .slots
+            .iter()
+            .find_map(|s| lock(&s.claimed).iter().find(|c| c.id == id).map(Arc::clone));
+        match cell {
+            Some(cell) => crate::future::cancel_cell(&cell, Some(self as &dyn CancelQueued)),
+            None => false,
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let (queued, workers, accepted) = {
+            let st = lock(&self.state);
+            (st.queue.level_lens(), st.workers, st.accepted)
+        };
+        let mut acc = Acc::new(self.config.levels as usize);
+        let (mut busy, mut claimed) = (0, 0);
+        {
+            let reg = lock(&self.registry);
+            reg.retired.add_to(&mut acc);
+            for s in &reg.slots {
+                s.counters.add_to(&mut acc);
+                busy += usize::from(s.busy.load(Ordering::Relaxed));
+                claimed += s.claimed_len.load(Ordering::Relaxed);
+            }
+        }
+        self.counters.add_to(&mut acc);
+        Stats {
+            workers,
+            busy,
+            queued,
+            claimed,
+            submitted: accepted + self.refused.load(Ordering::Relaxed),
+            outcomes: acc.outcomes,
+            restarts: acc.restarts,
+            queue_wait: {
+                let mut all = Histogram::zeroed_acc();
+                for level in &acc.queue_wait {
+                    for (a, b) in all.iter_mut().zip(level) {
+                        *a += b;
+                    }
+                }
+                Histogram::latency(&all)
+            },
+            queue_wait_by_priority: acc
+                .queue_wait
+                .iter()
+                .map(|h| Histogram::latency(h))
+                .collect(),
+            run_time: Histogram::latency(&acc.run_time),
+        }
+    }
+}
+
+impl<Req, Resp, E> CancelQueued for Shared<Req, Resp, E>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    E: Send + 'static,
+{
+    fn cancelled_while_queued(&self, id: u64, level: u8) {
+        // Whoever takes the entry out of the queue gives its permit back (invariant 2); if a
+        // worker already claimed it, the worker did.
+        let removed = lock(&self.state).queue.remove(id, Some(level));
+        if removed.is_some() {
+            self.release(level, 1);
+        }
+        self.counters.bump_shared(Outcome::Cancelled, 1);
+    }
+
+    fn wake_workers(&self) {
+        self.wake_runners();
+    }
+}
+
+impl<Req, Resp, E> Drop for Shared<Req, Resp, E> {
+    fn drop(&mut self) {
+        if let Some(w) = lock(&self.watcher).take() {
+            w.stop();
+        }
+    }
+}
+
+/// Takes up to `n` jobs for a worker's batch. Returns the permits to give back per level.
+pub(crate) fn pop_batch<Req, Resp, E>(
+    queue: &mut Queue<Req, Resp, E>,
+    n: usize,
+    into: &mut VecDeque<Entry<Req, Resp, E>>,
+    release: &mut [usize],
+) {
+    for _ in 0..n {
+        match queue.pop() {
+            Some(e) => {
+                release[e.cell.level as usize] += 1;
+                into.push_back(e);
+            }
+            None => break,
+        }
+    }
+}

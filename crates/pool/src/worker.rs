@@ -1,0 +1,377 @@
+//! A worker: one task that takes jobs from the queue in batches and runs them one at a time.
+//!
+//! Plan of the loop: make sure the handler is ready (a panic or error there replaces it with a
+//! fresh clone), take the next job from the local batch or fetch a batch from the queue (parking
+//! when it is empty), run the job under `catch_unwind` racing its cancel flag and its timeout,
+//! count the outcome in the worker's own counters, then resolve the job's handle.
+
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::panic::AssertUnwindSafe;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
+use weft_core::Context;
+
+use crate::builder::PanicPolicy;
+use crate::error::{JobError, Outcome, panic_message};
+use crate::handler::Handler;
+use crate::lock;
+use crate::queue::Entry;
+use crate::shared::{Shared, WorkerSlot, pop_batch};
+
+/// Jobs shorter than this on average are batched; longer ones are taken one at a time so a
+/// slow job never holds others back while another worker idles.
+const SHORT_JOB: Duration = Duration::from_micros(50);
+
+enum Ran<T, E> {
+    Done(Result<T, E>),
+    Panicked(String),
+    Cancelled,
+    TimedOut,
+}
+
+pub(crate) async fn run<Req, H>(
+    shared: Arc<Shared<Req, H::Response, H::Error>>,
+    prototype: Arc<std::sync::Mutex<H>>,
+    slot: Arc<WorkerSlot<H::Response, H::Error>>,
+) where
+    Req: Send + 'static,
+    H: Handler<Req> + Clone,
+{
+    let mut handler = lock(&prototype).clone();
+    let worker_ctx = H::WANTS_CONTEXT.then(|| shared.ctx.with_cancel());
+    let mut local: VecDeque<Entry<Req, H::Response, H::Error>> = VecDeque::new();
+    let mut release = vec![0usize; shared.config.levels as usize];
+    // Average run time of recent jobs (EWMA), to size batches. It starts *above* the batching
+    // threshold: until jobs are known to be short, take one at a time. Starting at zero made
+    // a fresh worker grab a whole batch, so jobs of a higher priority that arrived while it ran
+    // the first one waited behind its lower-priority batch (examples/worker_pool caught it).
+    let mut avg_run = SHORT_JOB * 2;
+    let mut registered: Option<Waker> = None;
+    let mut backoff = Duration::from_millis(1);
+    // When the previous job ended, if nothing waited since: the next job's start time (one
+    // clock read per job instead of two).
+    let mut last_end: Option<Instant> = None;
+    let origin = lock(&shared.state).queue.origin;
+    // Whether this worker still counts in `state.workers` when the loop ends.
+    let mut counted = true;
+    tracing::trace!(worker = slot.id, "worker started");
+
+    loop {
+        // 1. The handler must be ready before a job is taken.
+        let ready = poll_fn(|cx| {
+            // A cancelling shutdown must reach a worker whose handler never gets ready.
+            if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                slot.runner.register(cx.waker());
+                registered = Some(cx.waker().clone());
+            }
+            if shared.cancel_all.load(Ordering::Relaxed) {
+                return Poll::Ready(None);
+            }
+            match std::panic::catch_unwind(AssertUnwindSafe(|| handler.poll_ready(cx))) {
+                Ok(Poll::Pending) => {
+                    last_end = None;
+                    Poll::Pending
+                }
+                Ok(Poll::Ready(Ok(()))) => Poll::Ready(Some(true)),
+                Ok(Poll::Ready(Err(_))) | Err(_) => Poll::Ready(Some(false)),
+            }
+        })
+        .await;
+        let Some(ready) = ready else {
+            break;
+        };
+        if !ready {
+            tracing::warn!(
+                worker = slot.id,
+                "handler not ready (error or panic): replacing it"
+            );
+            handler = lock(&prototype).clone();
+            slot.counters.restart_single_writer();
+            if shared.cancel_all.load(Ordering::Relaxed) {
+                break;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+            continue;
+        }
+        backoff = Duration::from_millis(1);
+
+        // 2. The next job.
+        let entry = match local.pop_front() {
+            Some(e) => e,
+            None => {
+                let batch = if avg_run > SHORT_JOB {
+                    1
+                } else {
+                    shared.config.batch
+                };
+                if !fetch(
+                    &shared,
+                    &slot,
+                    &mut local,
+                    &mut release,
+                    batch,
+                    &mut registered,
+                    &mut last_end,
+                )
+                .await
+                {
+                    counted = false; // `fetch` took this worker off the count
+                    break;
+                }
+                continue;
+            }
+        };
+        slot.claimed_len.store(local.len(), Ordering::Relaxed);
+
+        // 3. Run it.
+        let run_time = run_one(
+            &shared,
+            &slot,
+            &mut handler,
+            &prototype,
+            worker_ctx.as_ref().map(|(c, _)| c),
+            entry,
+            &mut registered,
+            &mut last_end,
+            origin,
+        )
+        .await;
+        if let Some(t) = run_time {
+            avg_run = (avg_run * 7 + t) / 8;
+        }
+    }
+
+    // Leaving on a cancelling shutdown: jobs claimed but not started end here, cancelled.
+    for e in local.drain(..) {
+        if e.cell.cancel().0 {
+            slot.counters.bump_single_writer(Outcome::Cancelled);
+            e.cell.resolve(Err(JobError::Cancelled));
+        }
+    }
+    if counted {
+        let mut st = lock(&shared.state);
+        st.workers -= 1;
+        st.unpark(slot.id);
+    }
+    if let Some((_, cancel)) = worker_ctx {
+        cancel.cancel_with("worker stopped");
+    }
+    lock(&slot.claimed).clear();
+    slot.claimed_len.store(0, Ordering::Relaxed);
+    shared.retire(&slot);
+    tracing::trace!(worker = slot.id, "worker stopped");
+}
+
+/// Waits for a batch of jobs. False: this worker must stop.
+async fn fetch<Req, Resp, E>(
+    shared: &Arc<Shared<Req, Resp, E>>,
+    slot: &WorkerSlot<Resp, E>,
+    local: &mut VecDeque<Entry<Req, Resp, E>>,
+    release: &mut [usize],
+    batch: usize,
+    registered: &mut Option<Waker>,
+    last_end: &mut Option<Instant>,
+) -> bool
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    E: Send + 'static,
+{
+    let mut idle_timer: Option<Pin<Box<Sleep>>> = None;
+    poll_fn(|cx| {
+        if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            slot.runner.register(cx.waker());
+            *registered = Some(cx.waker().clone());
+        }
+        let mut st = lock(&shared.state);
+        if let Some(i) = st.woken.iter().position(|w| *w == slot.id) {
+            st.woken.swap_remove(i);
+        }
+        let leave = st.workers > st.max;
+        if !leave && !st.queue.is_empty() {
+            st.unpark(slot.id);
+            // Fair share: never take more than our part of what is queued.
+            let share = st.queue.len().div_ceil(st.workers.max(1));
+            pop_batch(&mut st.queue, batch.min(share).max(1), local, release);
+            // Jobs left and nobody on the way for them: wake the next worker (submits wake
+            // one worker per batch, so the chain continues here).
+            let next = if !st.queue.is_empty() && st.woken.is_empty() {
+                st.idle.pop()
+            } else {
+                None
+            };
+            if let Some((w, _)) = &next {
+                st.woken.push(*w);
+            }
+            drop(st);
+            if let Some((_, w)) = next {
+                w.wake();
+            }
+            let mut claimed = lock(&slot.claimed);
+            claimed.clear();
+            claimed.extend(local.iter().map(|e| Arc::clone(&e.cell)));
+            drop(claimed);
+            slot.claimed_len.store(local.len(), Ordering::Relaxed);
+            for (level, n) in release.iter_mut().enumerate() {
+                shared.release(level as u8, std::mem::take(n));
+            }
+            return Poll::Ready(true);
+        }
+        let expired = !leave
+            && !st.closed
+            && st.workers > st.min
+            && idle_timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(shared.config.idle_timeout)))
+                .as_mut()
+                .poll(cx)
+                .is_ready();
+        if leave || st.closed || expired {
+            st.workers -= 1;
+            st.unpark(slot.id);
+            return Poll::Ready(false);
+        }
+        *last_end = None; // it waits: the next start needs its own clock read
+        st.park(slot.id, cx.waker());
+        Poll::Pending
+    })
+    .await
+}
+
+/// Runs one job; returns its run time if it started.
+#[allow(clippy::too_many_arguments)]
+async fn run_one<Req, H>(
+    shared: &Shared<Req, H::Response, H::Error>,
+    slot: &WorkerSlot<H::Response, H::Error>,
+    handler: &mut H,
+    prototype: &std::sync::Mutex<H>,
+    worker_ctx: Option<&Context>,
+    entry: Entry<Req, H::Response, H::Error>,
+    registered: &mut Option<Waker>,
+    last_end: &mut Option<Instant>,
+    origin: Instant,
+) -> Option<Duration>
+where
+    Req: Send + 'static,
+    H: Handler<Req> + Clone,
+{
+    let Entry {
+        req,
+        cell,
+        stamp,
+        key,
+    } = entry;
+    if !cell.start() {
+        return None; // cancelled while claimed: the canceller resolved and counted it
+    }
+    let early = if shared.cancel_all.load(Ordering::Relaxed) {
+        Some(JobError::Cancelled)
+    } else if let (Some(bl), Some(k)) = (&shared.blacklist, &key)
+        && bl.is_blacklisted(k)
+    {
+        Some(JobError::Blacklisted { key: k.clone() })
+    } else {
+        None
+    };
+    if let Some(err) = early {
+        drop(req);
+        slot.counters.bump_single_writer(err.outcome());
+        cell.resolve(Err(err));
+        return None;
+    }
+
+    let span = tracing::debug_span!("job", id = cell.id, priority = cell.level);
+    let start = last_end.take().unwrap_or_else(Instant::now);
+    let enqueued = crate::queue::Queue::<Req, H::Response, H::Error>::enqueued_at(origin, stamp);
+    slot.counters.queue_wait[cell.level as usize]
+        .record_single_writer(start.saturating_duration_since(enqueued));
+    slot.busy.store(true, Ordering::Relaxed);
+
+    let timeout = shared.config.timeout;
+    let (job_ctx, job_cancel) = match worker_ctx {
+        Some(w) => {
+            let (c, cancel) = match timeout {
+                Some(d) => w.with_deadline(start + d),
+                None => w.with_cancel(),
+            };
+            (Some(c), Some(cancel))
+        }
+        None => (None, None),
+    };
+
+    let ran = {
+        let _enter = span.enter();
+        std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(job_ctx, req)))
+    };
+    let ran: Ran<H::Response, H::Error> = match ran {
+        Err(payload) => Ran::Panicked(panic_message(&*payload)),
+        Ok(fut) => {
+            let mut fut = pin!(fut);
+            let mut sleep = timeout.map(|d| Box::pin(tokio::time::sleep_until(start + d)));
+            poll_fn(|cx| {
+                let _enter = span.enter();
+                if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    slot.runner.register(cx.waker());
+                    *registered = Some(cx.waker().clone());
+                }
+                if cell.cancel_requested() || shared.cancel_all.load(Ordering::Relaxed) {
+                    return Poll::Ready(Ran::Cancelled);
+                }
+                // The timer first: a job that ends on its deadline (say, because its Context
+                // did) timed out, as its Context says.
+                if let Some(s) = &mut sleep
+                    && s.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(Ran::TimedOut);
+                }
+                match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+                    Ok(Poll::Ready(r)) => Poll::Ready(Ran::Done(r)),
+                    Ok(Poll::Pending) => Poll::Pending,
+                    Err(payload) => Poll::Ready(Ran::Panicked(panic_message(&*payload))),
+                }
+            })
+            .await
+        }
+    };
+    let end = Instant::now();
+    let run_time = end.saturating_duration_since(start);
+    *last_end = Some(end);
+    slot.counters.run_time.record_single_writer(run_time);
+
+    let result = match ran {
+        Ran::Done(Ok(v)) => Ok(v),
+        Ran::Done(Err(e)) => Err(JobError::Failed(e)),
+        Ran::Cancelled => Err(JobError::Cancelled),
+        Ran::TimedOut => Err(JobError::TimedOut),
+        Ran::Panicked(message) => {
+            let _enter = span.enter();
+            tracing::warn!(message, "job panicked");
+            Err(JobError::Panicked { message })
+        }
+    };
+    match (&result, job_cancel) {
+        (Err(JobError::Cancelled), Some(c)) => c.cancel_with("job cancelled"),
+        (Err(JobError::TimedOut), Some(c)) => c.cancel_with("job timed out"),
+        _ => {}
+    }
+    if let Err(JobError::Panicked { .. }) = &result {
+        if let (Some(bl), Some(k)) = (&shared.blacklist, &key) {
+            bl.record_panic(k);
+        }
+        if shared.config.panic_policy == PanicPolicy::ReplaceWorker {
+            *handler = lock(prototype).clone();
+            slot.counters.restart_single_writer();
+        }
+    }
+    let outcome = Outcome::of(&result);
+    slot.counters.bump_single_writer(outcome);
+    slot.busy.store(false, Ordering::Relaxed);
+    cell.resolve(result);
+    Some(run_time)
+}

@@ -1,0 +1,143 @@
+//! Property: whatever mix of jobs (completing, failing, panicking, slow), whatever pool size and
+//! shutdown mode, every submitted job ends in exactly one outcome, the handles agree with the
+//! counters, and `submitted == sum of outcomes` after shutdown.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns too; clippy.toml allows it in tests
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+use weft_core::Context;
+use weft_pool::{Outcome, Pool, Shutdown};
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Ok,
+    Fail,
+    Panic,
+    /// Sleeps this many ms (past the 50 ms timeout for big values).
+    Sleep(u64),
+    /// Waits for its Context.
+    UntilDone,
+}
+
+fn kind() -> impl Strategy<Value = Kind> {
+    prop_oneof![
+        3 => Just(Kind::Ok),
+        1 => Just(Kind::Fail),
+        2 => Just(Kind::Panic),
+        2 => (0u64..100).prop_map(Kind::Sleep),
+        1 => Just(Kind::UntilDone),
+    ]
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Drain(u64),
+    Cancel,
+}
+
+fn mode() -> impl Strategy<Value = Mode> {
+    prop_oneof![(0u64..300).prop_map(Mode::Drain), Just(Mode::Cancel)]
+}
+
+async fn run(jobs: Vec<(Kind, u8, bool)>, workers: usize, cap: usize, mode: Mode) {
+    let pool: Pool<Kind, (), &'static str> = Pool::builder()
+        .workers(workers)
+        .priorities(3)
+        .capacity(cap)
+        .timeout(Duration::from_millis(50))
+        .build_fn(|ctx: Context, k: Kind| async move {
+            match k {
+                Kind::Ok => Ok(()),
+                Kind::Fail => Err("fail"),
+                Kind::Panic => panic!("random panic"),
+                Kind::Sleep(ms) => {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    Ok(())
+                }
+                Kind::UntilDone => {
+                    ctx.done().await;
+                    Ok(())
+                }
+            }
+        });
+    let mut handles = Vec::new();
+    let mut refused = 0u64;
+    for (k, level, try_only) in jobs {
+        if try_only {
+            match pool.try_submit_with(level, k) {
+                Ok(h) => handles.push(h),
+                Err(e) if e.is_full() => {}
+                Err(_) => refused += 1,
+            }
+        } else {
+            match pool.submit_with(level, k).await {
+                Ok(h) => handles.push(h),
+                Err(_) => refused += 1,
+            }
+        }
+    }
+    // Cancel one handle in three while things run.
+    for h in handles.iter().step_by(3) {
+        h.cancel();
+    }
+    let how = match mode {
+        Mode::Drain(ms) => Shutdown::drain(Duration::from_millis(ms)),
+        Mode::Cancel => Shutdown::Cancel,
+    };
+    let stats = pool.shutdown(how).await;
+    let mut seen = [0u64; 7];
+    for h in handles {
+        let o = Outcome::of(&h.await);
+        seen[Outcome::ALL.iter().position(|x| *x == o).unwrap()] += 1;
+    }
+    assert_eq!(refused, 0, "nothing is refused before shutdown");
+    assert_eq!(stats.outcomes, seen, "counters agree with the handles");
+    assert_eq!(stats.submitted, stats.finished(), "{stats:?}");
+    assert_eq!(stats.in_flight(), 0);
+    assert_eq!(stats.workers, 0);
+    assert_eq!(stats.count(Outcome::Rejected), 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_job_ends_in_exactly_one_outcome(
+        jobs in prop::collection::vec((kind(), 0u8..3, any::<bool>()), 0..60),
+        workers in 1usize..4,
+        cap in 1usize..16,
+        mode in mode(),
+    ) {
+        // Panicking jobs are expected here: keep the output quiet.
+        std::panic::set_hook(Box::new(|_| {}));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(run(jobs, workers, cap, mode));
+    }
+}
+
+#[test]
+fn the_same_holds_on_a_multi_thread_runtime() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let jobs: Vec<_> = (0..2000u32)
+        .map(|i| {
+            let k = match i % 7 {
+                0 => Kind::Panic,
+                1 => Kind::Fail,
+                2 => Kind::Sleep(0),
+                _ => Kind::Ok,
+            };
+            (k, (i % 3) as u8, false)
+        })
+        .collect();
+    rt.block_on(run(jobs, 2, 64, Mode::Drain(10_000)));
+}
