@@ -182,3 +182,36 @@ fn help_lists_every_option() {
     let help = stdout_of(weft().args(["gen-logs", "--help"]));
     assert!(help.contains("--lines") && help.contains("--files") && help.contains("--gzip"));
 }
+
+#[test]
+fn gen_logs_gzip_json_round_trips_through_the_analyzer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    weft()
+        .args([
+            "gen-logs",
+            "--lines",
+            "500",
+            "--files",
+            "2",
+            "--log-format",
+            "json",
+            "--gzip",
+        ])
+        .arg(dir.path())
+        .assert()
+        .success();
+    assert!(dir.path().join("sample-001.jsonl.gz").exists());
+    let json = stdout_of(
+        weft()
+            .arg("logs")
+            .arg(dir.path())
+            .args(["--format", "json"]),
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["lines"], 500);
+    for input in v["inputs"].as_array().expect("inputs") {
+        assert_eq!(input["gzip"], true);
+        assert_eq!(input["format"], "json");
+        assert_eq!(input["detected"], true);
+    }
+}
