@@ -5,6 +5,9 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod crawl;
+pub mod download;
 pub mod logs;
+pub mod search;
 pub mod serve;
 pub mod shutdown;

@@ -23,6 +23,12 @@ enum Command {
     GenLogs(cli::gen_logs::Args),
     /// Run the HTTP job server on weft-pool; accepted jobs survive restarts.
     Serve(cli::serve::Args),
+    /// Search files for a regex in parallel, respecting .gitignore (exit 0 match, 1 none, 2 error).
+    Grep(cli::grep::Args),
+    /// Download files concurrently, resumably, never leaving a truncated file at a final name.
+    Download(cli::download::Args),
+    /// Crawl web sites politely and concurrently; one JSON line per page.
+    Crawl(Box<cli::crawl::Args>),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +49,9 @@ fn main() -> ExitCode {
             Command::Logs(args) => cli::logs::run(args).await,
             Command::GenLogs(args) => cli::gen_logs::run(args).await,
             Command::Serve(args) => cli::serve::run(args).await,
+            Command::Grep(args) => cli::grep::run(args).await,
+            Command::Download(args) => cli::download::run(args).await,
+            Command::Crawl(args) => cli::crawl::run(*args).await,
         }
     });
     cli::finish(result)

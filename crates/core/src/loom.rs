@@ -1,8 +1,79 @@
 //! The synchronization primitives weft writes its own code with, swapped for loom's under
 //! `cfg(loom)` so that `crates/core/tests/loom_*.rs` can check every interleaving
-//! (`RUSTFLAGS="--cfg loom" cargo test -p weft-core --test loom_chan --release`).
+//! (`RUSTFLAGS="--cfg loom" cargo test -p weft-core --test loom_chan`).
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Arc, atomic::AtomicUsize};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::{Arc, Mutex, MutexGuard, atomic::AtomicUsize};
+pub(crate) use loom::sync::{Arc, MutexGuard, atomic::AtomicUsize};
+
+/// The channel's lock: a test-and-test-and-set spin lock (`spin`'s `SpinMutex`) that spins
+/// briefly and then yields the thread.
+///
+/// Why not `std::sync::Mutex` or parking_lot's: both unlock with an atomic read-modify-write
+/// (to find out whether to wake a parked thread), and profiling `benches/benches/chan.rs`
+/// showed those two locked instructions per operation dominating a channel operation. This
+/// lock releases with a plain store. It never parks: critical sections here are a few
+/// dozen instructions (no allocation in the common case, no user code, no wake-ups: see
+/// `chan/core.rs` invariant 6), and waiters yield the thread after a short spin so that a
+/// holder preempted on a busy machine gets the CPU back.
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard, atomic::AtomicUsize};
+#[derive(Debug)]
+pub(crate) struct Mutex<T>(spin::mutex::SpinMutex<T>);
+
+#[cfg(not(loom))]
+pub(crate) type MutexGuard<'a, T> = spin::mutex::SpinMutexGuard<'a, T>;
+
+#[cfg(not(loom))]
+impl<T> Mutex<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        Mutex(spin::mutex::SpinMutex::new(value))
+    }
+
+    #[inline]
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        match self.0.try_lock() {
+            Some(guard) => guard,
+            None => self.lock_contended(),
+        }
+    }
+
+    #[cold]
+    fn lock_contended(&self) -> MutexGuard<'_, T> {
+        let mut round = 0u32;
+        loop {
+            // Wait until it looks free before trying again (no cache-line ping-pong).
+            while self.0.is_locked() {
+                if round < 6 {
+                    for _ in 0..(1 << round) {
+                        std::hint::spin_loop();
+                    }
+                } else {
+                    std::thread::yield_now();
+                }
+                round += 1;
+            }
+            if let Some(guard) = self.0.try_lock() {
+                return guard;
+            }
+        }
+    }
+}
+
+/// loom's mutex with the same signature (no poisoning).
+#[cfg(loom)]
+pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+#[cfg(loom)]
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Mutex(loom::sync::Mutex::new(value))
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

@@ -15,7 +15,9 @@ use weft_core::chan::{
 };
 use weft_core::context::{Context, ContextError};
 
-fn flavours() -> Vec<(&'static str, (Sender<u32>, Receiver<u32>))> {
+type Pair = (Sender<u32>, Receiver<u32>);
+
+fn flavours() -> Vec<(&'static str, Pair)> {
     vec![
         ("rendezvous", chan::rendezvous()),
         ("bounded(0)", chan::bounded(0)),
@@ -595,4 +597,60 @@ fn send_future_is_debug_and_reports_its_state() {
     assert_pending!(send.poll());
     send.enter(|_, fut| assert!(format!("{fut:?}").contains("parked")));
     let _ = assert_ready!(task::spawn(async { 1 }).poll());
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_receive_future_cancelled_mid_flight_loses_nothing() {
+    let ctx = Context::background();
+    let (tx, rx) = chan::rendezvous::<u32>();
+    let mut buf = Vec::new();
+    {
+        let mut a = task::spawn(rx.recv_many(&mut buf, 4));
+        let mut b = task::spawn(rx.recv_timeout(Duration::from_secs(5)));
+        let mut c = task::spawn(rx.recv_ctx(&ctx));
+        assert_pending!(a.poll());
+        assert_pending!(b.poll());
+        assert_pending!(c.poll());
+        let mut send = task::spawn(tx.send(1));
+        assert_pending!(send.poll());
+        assert!(a.is_woken());
+        drop(a); // cancelled after being woken: passes the wake-up to `b`
+        assert!(b.is_woken());
+        drop(b); // and `b` to `c`
+        assert!(c.is_woken());
+        drop(c);
+        assert_pending!(send.poll(), "no receive took the value");
+        drop(send);
+    }
+    assert!(buf.is_empty());
+    assert_eq!(
+        rx.try_recv(),
+        Err(TryRecvError::Empty),
+        "the dropped send withdrew it"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_timeout_and_send_ctx_cancelled_mid_flight_withdraw_their_value() {
+    let ctx = Context::background();
+    let (tx, rx) = chan::bounded::<u32>(1);
+    tx.try_send(0).unwrap();
+    let mut a = task::spawn(tx.send_timeout(1, Duration::from_secs(5)));
+    let mut b = task::spawn(tx.send_ctx(2, &ctx));
+    assert_pending!(a.poll());
+    assert_pending!(b.poll());
+    drop(a);
+    assert_eq!(rx.try_recv(), Ok(0));
+    assert_eq!(
+        rx.try_recv(),
+        Ok(2),
+        "b's value moved into the buffer: sent"
+    );
+    assert!(b.is_woken());
+    assert_ready_eq!(b.poll(), Ok(()));
+    assert_eq!(
+        rx.try_recv(),
+        Err(TryRecvError::Empty),
+        "a's value was withdrawn"
+    );
 }

@@ -94,7 +94,7 @@ async fn run(name: &str, tx: Sender<usize>, rx: Receiver<usize>) {
     drop(tx);
     let all = async {
         for t in tasks {
-            t.await.unwrap();
+            t.await.expect("no task panics");
         }
     };
     // A hang guard only (a lost wake-up would hang), not a timing assertion.

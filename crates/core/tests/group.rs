@@ -789,3 +789,19 @@ async fn result_group_go_is_cancel_safe_and_takes_no_place() {
     tx.send(()).unwrap();
     assert_eq!(group.wait().await.unwrap(), ["kept"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn returned_error_is_the_cause_even_when_many_fail_at_once() {
+    for _ in 0..20 {
+        let (mut group, ctx) = ErrGroup::with_context(&Context::background());
+        for i in 0..200 {
+            group.go(async move { Err(format!("task {i}")) }).await;
+        }
+        let err = group.wait().await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            ctx.cause().unwrap().to_string(),
+            "wait returns the failure that cancelled the context"
+        );
+    }
+}

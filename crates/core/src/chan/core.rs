@@ -42,7 +42,6 @@ use crate::loom::{AtomicUsize, Mutex, MutexGuard};
 
 pub(super) const UNBOUNDED: usize = usize::MAX;
 
-#[derive(Debug)]
 pub(super) struct Shared<T> {
     state: Mutex<State<T>>,
     /// Counts of live `Sender`s and `Receiver`s: the last one of either closes the channel.
@@ -176,6 +175,14 @@ impl<T> State<T> {
     }
 }
 
+impl<T> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("cap", &self.cap)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T> Shared<T> {
     pub(super) fn new(cap: usize) -> Self {
         let buf = if cap == UNBOUNDED {
@@ -198,12 +205,8 @@ impl<T> Shared<T> {
     }
 
     fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // Nothing panics while holding the lock (no user code runs under it, invariant 6), so
-        // a poisoned lock still guards a consistent state.
-        match self.state.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        // A spin lock (see `crate::loom::Mutex` for why); nothing panics under it.
+        self.state.lock()
     }
 
     pub(super) fn cap(&self) -> usize {

@@ -9,7 +9,7 @@
 //! | `ch <- v` | [`tx.send(v).await`](Sender::send) |
 //! | `select { case ch <- v: default: }` | [`tx.try_send(v)`](Sender::try_send) |
 //! | `v, ok := <-ch` | [`rx.recv().await`](Receiver::recv) (`None` once closed and drained) |
-//! | `for v := range ch` | `while let Some(v) = rx.recv().await`, or `rx` as a [`Stream`](futures_core::Stream) |
+//! | `for v := range ch` | `while let Some(v) = rx.recv().await`, or `rx` as a [`Stream`] |
 //! | `close(ch)` | [`tx.close()`](Sender::close), [`rx.close()`](Receiver::close), or drop every `Sender` |
 //! | `len(ch)`, `cap(ch)` | [`len`](Sender::len), [`capacity`](Sender::capacity) |
 //! | `chan<- T`, `<-chan T` | [`Sender<T>`], [`Receiver<T>`] |
@@ -56,6 +56,23 @@
 //!
 //! [`send_timeout`]: Sender::send_timeout
 //! [`send_ctx`]: Sender::send_ctx
+//!
+//! # Fairness
+//!
+//! Blocked senders are served in FIFO order (a receiver that frees a slot moves the oldest
+//! waiting sender's value into it), and waiting receivers are woken in FIFO order, one per
+//! value. A receiver that finds a value ready takes it without queueing, so a busy receiver
+//! may overtake a waiting one (as in Go).
+//!
+//! # Performance
+//!
+//! Every operation takes one short lock (no user code, allocation or wake-up runs under it)
+//! and allocates nothing once the wait lists have grown to the peak number of waiters. A
+//! rendezvous hand-off costs two wake-ups (the receiver's, then the sender's, which learns
+//! that its value was taken): that second wake-up is the price of a `send` that completes
+//! only once the value is received and of receives that never lose a value. See
+//! `BENCHMARKS.md` (`## Channels`) for measurements against tokio, async-channel, flume and
+//! kanal.
 //!
 //! # Examples
 //!

@@ -3,7 +3,7 @@
 //!
 //! A [`Context`] is the one thing a weft pipeline, pool, app or example takes to know when to
 //! stop. It is a cheap, cloneable handle (two `Arc`s) over tokio-util's
-//! [`CancellationToken`](tokio_util::sync::CancellationToken), with Go's names:
+//! [`CancellationToken`], with Go's names:
 //!
 //! | Go | weft |
 //! |---|---|

@@ -46,8 +46,8 @@ pub fn shared<T>(input: Receiver<T>, n: usize) -> Vec<Receiver<T>> {
 /// `i % n`. A task, spawned on the current tokio runtime, does the dealing; the outputs have
 /// `input`'s capacity, so a full output makes the task wait (it does not skip ahead, to keep
 /// the order). A dropped output is skipped and its turn goes to the next one; the value is
-/// never lost. Outputs close once `input` is closed and drained; when every output is gone,
-/// the task ends and drops `input`.
+/// not lost. Outputs close once `input` is closed and drained; when every output is gone,
+/// the task ends and drops `input` (and the one value it was dealing, which no one can take).
 ///
 /// # Panics
 ///

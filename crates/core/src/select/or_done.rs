@@ -1,4 +1,5 @@
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
@@ -34,7 +35,7 @@ use crate::context::{Context, Done};
 pub fn or_done<S: Stream>(stream: S, ctx: &Context) -> OrDone<S> {
     OrDone {
         stream,
-        done: ctx.done(),
+        done: Box::pin(ctx.done()),
         ended: false,
     }
 }
@@ -46,8 +47,8 @@ pin_project! {
     pub struct OrDone<S> {
         #[pin]
         stream: S,
-        #[pin]
-        done: Done,
+        // Boxed so that `OrDone` is `Unpin` when `S` is: `.next()` then works without pinning.
+        done: Pin<Box<Done>>,
         ended: bool,
     }
 }
@@ -67,7 +68,7 @@ impl<S: Stream> Stream for OrDone<S> {
         if *this.ended {
             return Poll::Ready(None);
         }
-        if this.done.poll(cx).is_ready() {
+        if this.done.as_mut().poll(cx).is_ready() {
             *this.ended = true;
             return Poll::Ready(None);
         }

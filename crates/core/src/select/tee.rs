@@ -6,7 +6,8 @@ use crate::chan::{self, Receiver, Sender};
 /// every output in turn (the last gets the original). The outputs have `input`'s capacity
 /// (rendezvous stays rendezvous, unbounded stays unbounded), so the slowest output sets the
 /// pace for all, as in Go. Outputs close once `input` is closed and drained. An output that is
-/// dropped is skipped from then on; when all are dropped, the task ends and drops `input`.
+/// dropped is skipped from then on; when all are dropped, the task ends and drops `input`
+/// (and the one value it was copying, which no one can take).
 /// `n == 0` drops `input` and returns no receivers.
 ///
 /// # Panics

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Loopback benchmark of `weft download` against curl (issue 7), both fetching the same files
+# from the same fixture server (crates/apps/tests/fixture, run as the `download_fixture`
+# example) in the same hyperfine run:
+#   - 1,000 files of 16 KiB at 64 at a time,
+#   - 4 files of 256 MiB, all at once.
+# Files are written to a tmpfs (/dev/shm) so the downloaders, not the disk, are measured.
+#
+# Usage: benches/download.sh [RUNS_SMALL] [RUNS_BIG]    (needs hyperfine and curl)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS_SMALL=${1:-10}
+RUNS_BIG=${2:-5}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+cargo build --release -p weft-apps --bin weft --example download_fixture
+BIN=$CARGO_TARGET_DIR/release
+
+WORK=$(mktemp -d /dev/shm/weft-download-bench.XXXXXX)
+"$BIN/examples/download_fixture" >"$WORK/addr" &
+FIXTURE=$!
+trap 'kill $FIXTURE 2>/dev/null; rm -rf "$WORK"' EXIT
+for _ in $(seq 100); do [ -s "$WORK/addr" ] && break; sleep 0.1; done
+ADDR=$(cat "$WORK/addr")
+echo "fixture on $ADDR, work dir $WORK"
+
+: >"$WORK/small.txt"
+: >"$WORK/small.curl"
+for i in $(seq 0 999); do
+    echo "http://$ADDR/gen/16384/f$i.bin" >>"$WORK/small.txt"
+    printf 'url = "http://%s/gen/16384/f%d.bin"\noutput = "%s/out/f%d.bin"\n' "$ADDR" "$i" "$WORK" "$i" >>"$WORK/small.curl"
+done
+: >"$WORK/big.txt"
+: >"$WORK/big.curl"
+for i in 0 1 2 3; do
+    echo "http://$ADDR/gen/268435456/big$i.bin" >>"$WORK/big.txt"
+    printf 'url = "http://%s/gen/268435456/big%d.bin"\noutput = "%s/out/big%d.bin"\n' "$ADDR" "$i" "$WORK" "$i" >>"$WORK/big.curl"
+done
+
+PREPARE="rm -rf $WORK/out && mkdir $WORK/out"
+echo "== 1,000 files x 16 KiB, 64 at a time"
+hyperfine --warmup 1 --runs "$RUNS_SMALL" --prepare "$PREPARE" --export-markdown "$WORK/small.md" \
+    -n "weft download -j 64" "$BIN/weft download -i $WORK/small.txt -o $WORK/out -j 64 --per-host 64 --no-progress >/dev/null" \
+    -n "curl --parallel-max 64" "curl --parallel --parallel-max 64 -s -K $WORK/small.curl"
+echo "== 4 files x 256 MiB, all at once"
+hyperfine --warmup 1 --runs "$RUNS_BIG" --prepare "$PREPARE" --export-markdown "$WORK/big.md" \
+    -n "weft download -j 4" "$BIN/weft download -i $WORK/big.txt -o $WORK/out -j 4 --per-host 4 --no-progress >/dev/null" \
+    -n "curl --parallel-max 4" "curl --parallel --parallel-max 4 -s -K $WORK/big.curl"
+cat "$WORK/small.md" "$WORK/big.md"
+
+# Both tools must have produced the same, complete files.
+rm -rf "$WORK/out" && mkdir "$WORK/out"
+"$BIN/weft" download -i "$WORK/big.txt" -o "$WORK/out" -j 4 --per-host 4 --no-progress >/dev/null
+weft_sum=$(cat "$WORK/out"/big*.bin | sha256sum)
+rm -rf "$WORK/out" && mkdir "$WORK/out"
+curl --parallel --parallel-max 4 -s -K "$WORK/big.curl"
+curl_sum=$(cat "$WORK/out"/big*.bin | sha256sum)
+[ "$weft_sum" = "$curl_sum" ] && echo "check: weft and curl files are identical" || { echo "check FAILED: files differ"; exit 1; }

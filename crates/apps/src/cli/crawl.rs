@@ -1,0 +1,272 @@
+//! `weft crawl`: the command line over [`weft_apps::crawl`].
+
+use std::io::{BufWriter, IsTerminal, Write};
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::{FutureExt, StreamExt};
+use weft_apps::crawl::{CrawlConfig, Crawler, Progress, StopReason};
+
+/// Arguments of `weft crawl`.
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "Crawl web sites politely and concurrently; one JSON line per page",
+    after_help = "Output fields: url, final_url, status, content_type, title, depth, links, bytes, \
+                  truncated, attempts, fetch_ms, error.\n\
+                  Exit status: 0 when the crawl ends (page errors are in the output), 130 when \
+                  interrupted, 2 on bad arguments or I/O errors."
+)]
+pub(crate) struct Args {
+    /// Seed URLs to start from.
+    #[arg(value_name = "URL")]
+    seeds: Vec<String>,
+    /// Read more seed URLs from FILE, one per line (`-` for stdin; `#` starts a comment).
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Follow links at most N hops from a seed (default: unlimited).
+    #[arg(long, value_name = "N")]
+    depth: Option<u32>,
+    /// Crawl at most N pages (default: unlimited).
+    #[arg(long, value_name = "N")]
+    max_pages: Option<u64>,
+    /// Requests in flight at once, over all hosts.
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value = "16")]
+    jobs: NonZeroUsize,
+    /// Requests in flight at once to one host (scheme://host:port).
+    #[arg(long, value_name = "N", default_value = "8")]
+    per_host: NonZeroUsize,
+    /// Minimum time between request starts to one host (e.g. 250ms, 1s, 0.5).
+    #[arg(long, value_name = "TIME", value_parser = parse_duration, default_value = "0")]
+    delay: Duration,
+    /// Random extra delay, up to TIME, added each time.
+    #[arg(long, value_name = "TIME", value_parser = parse_duration, default_value = "0")]
+    jitter: Duration,
+    /// Follow links only to this domain and its subdomains (repeatable; default: the seeds' hosts).
+    #[arg(long = "allow-domain", value_name = "DOMAIN")]
+    allow_domain: Vec<String>,
+    /// Follow only links whose URL matches this regex (repeatable: any may match).
+    #[arg(long, value_name = "REGEX")]
+    include: Vec<regex::Regex>,
+    /// Never follow links whose URL matches this regex (repeatable).
+    #[arg(long, value_name = "REGEX")]
+    exclude: Vec<regex::Regex>,
+    /// Do not fetch or obey robots.txt.
+    #[arg(long)]
+    ignore_robots: bool,
+    /// Give up on a request after TIME.
+    #[arg(long, value_name = "TIME", value_parser = parse_duration, default_value = "30s")]
+    timeout: Duration,
+    /// Read at most SIZE of a body (e.g. 512K, 10M).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "10M")]
+    max_body: usize,
+    /// Follow at most N redirects from one URL.
+    #[arg(long, value_name = "N", default_value = "10")]
+    max_redirects: u32,
+    /// Retry transient failures (timeouts, connection errors, 429, 502-504) up to N times.
+    #[arg(long, value_name = "N", default_value = "2")]
+    retries: u32,
+    /// The User-Agent header (its first word is the robots.txt product token).
+    #[arg(long, value_name = "UA")]
+    user_agent: Option<String>,
+    /// Write the JSON lines to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// No progress line on stderr, even on a terminal.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+/// `250ms`, `2s`, `1.5s`, `1m`, or a bare number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (try 250ms, 2s, 1m)"))?;
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// `1024`, `512K`, `10M`, `1G` (binary multiples).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let upper = s.to_ascii_uppercase();
+    let upper = upper.strip_suffix('B').unwrap_or(&upper);
+    let (num, shift) = match upper.chars().last() {
+        Some('K') => (&upper[..upper.len() - 1], 10),
+        Some('M') => (&upper[..upper.len() - 1], 20),
+        Some('G') => (&upper[..upper.len() - 1], 30),
+        _ => (upper, 0),
+    };
+    let n: usize = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid size {s:?} (try 512K, 10M)"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("size {s:?} is too large"))
+}
+
+fn read_seeds(path: &PathBuf) -> anyhow::Result<Vec<String>> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read seeds from stdin")?
+    } else {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read seeds from {}", path.display()))?
+    };
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
+}
+
+fn progress_line(progress: &Progress, started: Instant) -> String {
+    let s = progress.snapshot();
+    let secs = started.elapsed().as_secs_f64();
+    let rate = if secs > 0.0 {
+        s.pages as f64 / secs
+    } else {
+        0.0
+    };
+    format!(
+        "{} pages, {} queued, {} in flight, {} errors, {:.0} pages/s",
+        s.pages, s.queued, s.in_flight, s.errors, rate
+    )
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut seeds = args.seeds;
+    if let Some(path) = &args.input {
+        seeds.extend(read_seeds(path)?);
+    }
+    if seeds.is_empty() {
+        anyhow::bail!("no seed urls: give them as arguments or with -i FILE");
+    }
+    let mut config = CrawlConfig::new()
+        .concurrency(args.jobs)
+        .per_host(args.per_host)
+        .delay(args.delay, args.jitter)
+        .include(args.include)
+        .exclude(args.exclude)
+        .respect_robots(!args.ignore_robots)
+        .timeouts(args.timeout, args.timeout.min(Duration::from_secs(10)))
+        .max_body(args.max_body)
+        .max_redirects(args.max_redirects)
+        .retries(
+            args.retries,
+            Duration::from_millis(500),
+            Duration::from_secs(30),
+        );
+    if let Some(depth) = args.depth {
+        config = config.max_depth(depth);
+    }
+    if let Some(pages) = args.max_pages {
+        config = config.max_pages(pages);
+    }
+    if !args.allow_domain.is_empty() {
+        config = config.allow_domains(args.allow_domain);
+    }
+    if let Some(ua) = args.user_agent {
+        config = config.user_agent(ua);
+    }
+
+    let mut out: Box<dyn Write + Send> = match &args.output {
+        Some(path) => Box::new(BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout())),
+    };
+
+    let (ctx, _cancel) = weft_apps::shutdown::ctrl_c_context();
+    let crawler = Crawler::new(config)?;
+    let mut crawl = crawler.crawl(&ctx, &seeds)?;
+
+    let started = Instant::now();
+    let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            None,
+            indicatif::ProgressDrawTarget::stderr_with_hz(4),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg}") {
+            bar.set_style(style);
+        }
+        bar
+    });
+
+    let mut last_draw = Instant::now();
+    while let Some(page) = crawl.next().await {
+        // Pages go out as they come: written at once, flushed whenever no other page is
+        // waiting, so an interrupted crawl leaves every page crawled so far on disk, and a
+        // busy one is not slowed by a flush per line. The writes are blocking I/O on a
+        // runtime thread, so they say so.
+        let mut next = Some(page);
+        tokio::task::block_in_place(|| -> anyhow::Result<()> {
+            while let Some(page) = next.take() {
+                serde_json::to_writer(&mut out, &page).context("cannot write the output")?;
+                out.write_all(b"\n").context("cannot write the output")?;
+                if let Some(Some(more)) = crawl.next().now_or_never() {
+                    next = Some(more);
+                }
+            }
+            out.flush().context("cannot write the output")
+        })?;
+        if let Some(bar) = &bar
+            && last_draw.elapsed() >= Duration::from_millis(100)
+        {
+            last_draw = Instant::now();
+            bar.set_message(progress_line(&crawl.progress(), started));
+            bar.tick();
+        }
+    }
+    tokio::task::block_in_place(|| out.flush()).context("cannot write the output")?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+
+    match crawl.summary() {
+        Some(summary) => {
+            eprintln!("weft crawl: {summary}");
+            Ok(match summary.stop {
+                StopReason::Cancelled(_) => ExitCode::from(130),
+                _ => ExitCode::SUCCESS,
+            })
+        }
+        None => anyhow::bail!("the crawl stopped without a summary (its task failed)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("10mb"), Ok(10 << 20));
+        assert!(parse_size("lots").is_err());
+    }
+}

@@ -1,0 +1,247 @@
+//! The crawler's settings, with their defaults.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use regex::Regex;
+
+/// Settings of a [`Crawler`](super::Crawler). Every setter states its default.
+///
+/// ```
+/// use std::num::NonZeroUsize;
+/// use std::time::Duration;
+/// use weft_apps::crawl::CrawlConfig;
+///
+/// let config = CrawlConfig::new()
+///     .max_depth(2)
+///     .max_pages(500)
+///     .concurrency(NonZeroUsize::new(32).unwrap())
+///     .per_host(NonZeroUsize::new(4).unwrap())
+///     .delay(Duration::from_millis(100), Duration::from_millis(50));
+/// assert_eq!(config.get_max_depth(), Some(2));
+/// assert_eq!(config.get_per_host().get(), 4);
+/// ```
+#[derive(Debug, Clone)]
+pub struct CrawlConfig {
+    pub(crate) max_depth: Option<u32>,
+    pub(crate) max_pages: Option<u64>,
+    pub(crate) concurrency: NonZeroUsize,
+    pub(crate) per_host: NonZeroUsize,
+    pub(crate) delay: Duration,
+    pub(crate) jitter: Duration,
+    pub(crate) allowed_domains: Vec<String>,
+    pub(crate) include: Vec<Regex>,
+    pub(crate) exclude: Vec<Regex>,
+    pub(crate) timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_body: usize,
+    pub(crate) max_redirects: u32,
+    pub(crate) retries: u32,
+    pub(crate) backoff: Duration,
+    pub(crate) max_backoff: Duration,
+    pub(crate) respect_robots: bool,
+    pub(crate) max_crawl_delay: Duration,
+    pub(crate) user_agent: String,
+}
+
+/// The product token the crawler announces and looks for in robots.txt.
+pub const DEFAULT_USER_AGENT: &str = concat!("weft-crawl/", env!("CARGO_PKG_VERSION"));
+
+const NZ_16: NonZeroUsize = NonZeroUsize::new(16).expect("16 is not zero");
+const NZ_8: NonZeroUsize = NonZeroUsize::new(8).expect("8 is not zero");
+
+impl Default for CrawlConfig {
+    fn default() -> Self {
+        CrawlConfig {
+            max_depth: None,
+            max_pages: None,
+            concurrency: NZ_16,
+            per_host: NZ_8,
+            delay: Duration::ZERO,
+            jitter: Duration::ZERO,
+            allowed_domains: Vec::new(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_body: 10 * 1024 * 1024,
+            max_redirects: 10,
+            retries: 2,
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            respect_robots: true,
+            max_crawl_delay: Duration::from_secs(30),
+            user_agent: DEFAULT_USER_AGENT.to_owned(),
+        }
+    }
+}
+
+impl CrawlConfig {
+    /// The default settings (see each setter).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Follows links at most `depth` hops from a seed (seeds are depth 0).
+    ///
+    /// By default, depth is unlimited (the crawl is bounded by its allowed domains).
+    pub fn max_depth(mut self, depth: u32) -> Self {
+        self.max_depth = Some(depth);
+        self
+    }
+
+    /// Fetches at most `pages` pages (robots.txt requests are not counted).
+    ///
+    /// By default, the number of pages is unlimited.
+    pub fn max_pages(mut self, pages: u64) -> Self {
+        self.max_pages = Some(pages);
+        self
+    }
+
+    /// At most `n` requests in flight over all hosts (Go's worker count).
+    ///
+    /// By default, this is 16.
+    pub fn concurrency(mut self, n: NonZeroUsize) -> Self {
+        self.concurrency = n;
+        self
+    }
+
+    /// At most `n` requests in flight to any one host (`scheme://host:port`).
+    ///
+    /// By default, this is 8.
+    pub fn per_host(mut self, n: NonZeroUsize) -> Self {
+        self.per_host = n;
+        self
+    }
+
+    /// Starts requests to the same host at least `delay` apart, plus a random extra in
+    /// `0..=jitter` each time. A robots.txt `Crawl-delay` raises the delay for its host (up to
+    /// [`max_crawl_delay`](Self::max_crawl_delay)).
+    ///
+    /// By default, there is no delay and no jitter.
+    pub fn delay(mut self, delay: Duration, jitter: Duration) -> Self {
+        self.delay = delay;
+        self.jitter = jitter;
+        self
+    }
+
+    /// Follows links only to these hosts and their subdomains (`example.com` allows
+    /// `docs.example.com`; IP addresses match exactly). Seeds are always fetched.
+    ///
+    /// By default, the seeds' hosts are allowed.
+    pub fn allow_domains<I, S>(mut self, domains: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_domains = domains.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Follows a link only if its normalised URL matches one of these patterns.
+    ///
+    /// By default, there are none (every allowed link is followed).
+    pub fn include(mut self, patterns: Vec<Regex>) -> Self {
+        self.include = patterns;
+        self
+    }
+
+    /// Never follows a link whose normalised URL matches one of these patterns.
+    ///
+    /// By default, there are none.
+    pub fn exclude(mut self, patterns: Vec<Regex>) -> Self {
+        self.exclude = patterns;
+        self
+    }
+
+    /// Gives up on a request (headers and body) after `timeout`, and on connecting after
+    /// `connect`.
+    ///
+    /// By default, these are 30 s and 10 s.
+    pub fn timeouts(mut self, timeout: Duration, connect: Duration) -> Self {
+        self.timeout = timeout;
+        self.connect_timeout = connect;
+        self
+    }
+
+    /// Reads at most `bytes` of a body; the rest is dropped and the page marked truncated.
+    ///
+    /// By default, this is 10 MiB.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// Follows at most `n` redirects from one URL.
+    ///
+    /// By default, this is 10.
+    pub fn max_redirects(mut self, n: u32) -> Self {
+        self.max_redirects = n;
+        self
+    }
+
+    /// Retries a request up to `retries` times after a transient failure (connection error,
+    /// timeout, status 429, 502, 503 or 504), waiting `backoff`, then twice as long each time
+    /// (plus jitter, at most `max_backoff`, or what a `Retry-After` header asks within that).
+    ///
+    /// By default, 2 retries, 500 ms backoff, at most 30 s.
+    pub fn retries(mut self, retries: u32, backoff: Duration, max_backoff: Duration) -> Self {
+        self.retries = retries;
+        self.backoff = backoff;
+        self.max_backoff = max_backoff;
+        self
+    }
+
+    /// Whether robots.txt is fetched and obeyed for each host.
+    ///
+    /// By default, it is.
+    pub fn respect_robots(mut self, yes: bool) -> Self {
+        self.respect_robots = yes;
+        self
+    }
+
+    /// The longest robots.txt `Crawl-delay` that is honoured; longer ones are cut to this.
+    ///
+    /// By default, this is 30 s.
+    pub fn max_crawl_delay(mut self, max: Duration) -> Self {
+        self.max_crawl_delay = max;
+        self
+    }
+
+    /// The `User-Agent` header; its first word (before `/`) is the robots.txt product token.
+    ///
+    /// By default, this is [`DEFAULT_USER_AGENT`].
+    pub fn user_agent(mut self, agent: impl Into<String>) -> Self {
+        self.user_agent = agent.into();
+        self
+    }
+
+    /// The depth limit, if any.
+    pub fn get_max_depth(&self) -> Option<u32> {
+        self.max_depth
+    }
+
+    /// The page limit, if any.
+    pub fn get_max_pages(&self) -> Option<u64> {
+        self.max_pages
+    }
+
+    /// The global concurrency.
+    pub fn get_concurrency(&self) -> NonZeroUsize {
+        self.concurrency
+    }
+
+    /// The per-host concurrency.
+    pub fn get_per_host(&self) -> NonZeroUsize {
+        self.per_host
+    }
+
+    /// The robots.txt product token: the user agent up to its first `/` or space.
+    pub(crate) fn robots_agent(&self) -> &str {
+        self.user_agent
+            .split(['/', ' '])
+            .next()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("weft-crawl")
+    }
+}

@@ -1,0 +1,22 @@
+//! Errors that stop a crawl from starting.
+
+/// Why a crawl could not start. Errors of single pages are [`PageError`](super::PageError)s in
+/// the output instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CrawlError {
+    /// No seed URL was given.
+    #[error("no seed urls")]
+    NoSeeds,
+    /// A seed is not an absolute http(s) URL; the seed is handed back.
+    #[error("invalid seed url {seed:?}: {reason}")]
+    InvalidSeed {
+        /// The seed as given.
+        seed: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The HTTP client could not be built (TLS set-up).
+    #[error("cannot build the http client")]
+    Client(#[source] reqwest::Error),
+}

@@ -1,0 +1,324 @@
+//! Fetching one page (retries, same-host redirects, body cap, parsing) and one robots.txt.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use reqwest::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::{Response, StatusCode};
+use url::Url;
+
+use super::config::CrawlConfig;
+use super::frontier::Job;
+use super::parse::{INLINE_PARSE_LIMIT, Parsed, parse_html};
+use super::record::{PageError, PageRecord};
+use super::robots::Robots;
+use super::url::{Scope, host_key, normalize};
+
+/// What every page task shares.
+#[derive(Debug)]
+pub(crate) struct Env {
+    pub(crate) client: reqwest::Client,
+    pub(crate) config: CrawlConfig,
+    pub(crate) scope: Scope,
+    /// Every URL ever queued or requested, normalised. Shared with the tasks so that a
+    /// same-host redirect never requests a URL twice either.
+    pub(crate) seen: Mutex<HashSet<Box<str>>>,
+}
+
+impl Env {
+    /// Marks the URL as seen; false if it already was.
+    pub(crate) fn mark_seen(&self, url: &Url) -> bool {
+        // A panic while holding this lock cannot leave the set half-updated.
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.insert(url.as_str().into())
+    }
+}
+
+/// A finished page task.
+#[derive(Debug)]
+pub(crate) struct PageOutcome {
+    pub(crate) record: PageRecord,
+    /// In-scope links to queue at `depth + 1`.
+    pub(crate) follow: Vec<Url>,
+    /// A redirect to another host, to queue as its own page.
+    pub(crate) redirect: Option<Job>,
+}
+
+fn is_transient(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 502 | 503 | 504)
+}
+
+fn backoff(config: &CrawlConfig, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let wait = match retry_after {
+        Some(asked) => asked,
+        None => {
+            // Exponential, with "equal jitter" (half fixed, half random) so that retries from
+            // many tasks do not arrive together.
+            let exp = config.backoff.saturating_mul(1u32 << (attempt - 1).min(16));
+            use rand::Rng;
+            exp / 2 + (exp / 2).mul_f64(rand::rng().random_range(0.0..=1.0))
+        }
+    };
+    wait.min(config.max_backoff)
+}
+
+/// Sends a GET, retrying transient failures. Returns the last result and the attempts made.
+async fn send(env: &Env, url: &Url) -> (Result<Response, PageError>, u32) {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = env.client.get(url.clone()).send().await;
+        let retry = match &result {
+            Ok(resp) if is_transient(resp.status()) => Some(
+                resp.headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs),
+            ),
+            Err(e) if e.is_timeout() || e.is_connect() || e.is_request() => Some(None),
+            _ => None,
+        };
+        match retry {
+            Some(retry_after) if attempt <= env.config.retries => {
+                tokio::time::sleep(backoff(&env.config, attempt, retry_after)).await;
+            }
+            _ => return (result.map_err(PageError::from), attempt),
+        }
+    }
+}
+
+/// Reads up to `cap` bytes of the body; keeps them only if `keep`. Returns the bytes kept,
+/// the count read, and whether the body went past the cap.
+async fn read_body(
+    resp: &mut Response,
+    cap: usize,
+    keep: bool,
+) -> Result<(Vec<u8>, u64, bool), PageError> {
+    let hint = resp.content_length().unwrap_or(0).min(cap as u64) as usize;
+    let mut buf = if keep {
+        Vec::with_capacity(hint)
+    } else {
+        Vec::new()
+    };
+    let mut read = 0usize;
+    while let Some(chunk) = resp.chunk().await? {
+        let room = cap - read;
+        if chunk.len() > room {
+            if keep {
+                buf.extend_from_slice(&chunk[..room]);
+            }
+            return Ok((buf, cap as u64, true));
+        }
+        read += chunk.len();
+        if keep {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    Ok((buf, read as u64, false))
+}
+
+fn is_html(content_type: Option<&str>, body_start: &[u8]) -> bool {
+    match content_type {
+        Some(ct) => {
+            let mime = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            mime == "text/html" || mime == "application/xhtml+xml"
+        }
+        None => {
+            // No header: sniff, as browsers do.
+            let start: Vec<u8> = body_start
+                .iter()
+                .skip_while(|b| b.is_ascii_whitespace())
+                .take(14)
+                .map(u8::to_ascii_lowercase)
+                .collect();
+            start.starts_with(b"<!doctype html") || start.starts_with(b"<html")
+        }
+    }
+}
+
+/// Fetches a page: retries, follows same-host redirects that are in scope, allowed by
+/// robots.txt and not seen before, reads the body up to the cap and parses HTML.
+pub(crate) async fn fetch_page(env: Arc<Env>, job: Job, robots: Arc<Robots>) -> PageOutcome {
+    let started = std::time::Instant::now();
+    let mut out = PageOutcome {
+        record: PageRecord::new(job.url.to_string(), job.depth),
+        follow: Vec::new(),
+        redirect: None,
+    };
+    let rec = &mut out.record;
+    let mut url = job.url;
+    let mut hops = job.redirects;
+    loop {
+        let (result, attempts) = send(&env, &url).await;
+        rec.attempts = attempts;
+        rec.final_url = url.to_string();
+        let mut resp = match result {
+            Ok(resp) => resp,
+            Err(e) => {
+                rec.error = Some(e);
+                break;
+            }
+        };
+        let status = resp.status();
+        rec.status = Some(status.as_u16());
+        rec.content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+
+        if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+            let target = resp
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|loc| url.join(loc.trim()).ok())
+                .and_then(normalize);
+            let Some(target) = target else {
+                rec.error = Some(PageError::BadRedirect);
+                break;
+            };
+            rec.final_url = target.to_string();
+            if hops >= env.config.max_redirects {
+                rec.error = Some(PageError::TooManyRedirects(env.config.max_redirects));
+                break;
+            }
+            hops += 1;
+            if !env.scope.allows(&target) {
+                break;
+            }
+            if host_key(&target) != host_key(&url) {
+                // Politeness and robots.txt belong to the other host's queue.
+                out.redirect = Some(Job {
+                    url: target,
+                    depth: rec.depth,
+                    redirects: hops,
+                });
+                break;
+            }
+            if !robots.allows(&target) || !env.mark_seen(&target) {
+                // Disallowed, or already crawled (or queued) on its own: a loop ends here.
+                break;
+            }
+            url = target;
+            continue;
+        }
+
+        if status.is_client_error() || status.is_server_error() {
+            rec.error = Some(PageError::Status(status.as_u16()));
+        }
+        let html = status.is_success() && is_html(rec.content_type.as_deref(), b"");
+        let sniff = status.is_success() && rec.content_type.is_none();
+        let (body, bytes, truncated) =
+            match read_body(&mut resp, env.config.max_body, html || sniff).await {
+                Ok(read) => read,
+                Err(e) => {
+                    rec.error = Some(e);
+                    break;
+                }
+            };
+        rec.bytes = bytes;
+        rec.truncated = truncated;
+        if html || (sniff && is_html(None, &body)) {
+            let parsed = if body.len() > INLINE_PARSE_LIMIT {
+                let page = url.clone();
+                match tokio::task::spawn_blocking(move || parse_html(&body, &page)).await {
+                    Ok(parsed) => parsed,
+                    Err(_) => {
+                        rec.error = Some(PageError::Panicked);
+                        Parsed::default()
+                    }
+                }
+            } else {
+                parse_html(&body, &url)
+            };
+            rec.title = parsed.title;
+            rec.links = parsed.links.len();
+            out.follow = parsed
+                .links
+                .into_iter()
+                .filter(|l| env.scope.allows(l))
+                .collect();
+        }
+        break;
+    }
+    out.record.fetch_ms = started.elapsed().as_secs_f64() * 1000.0;
+    out
+}
+
+/// Fetches and parses a host's robots.txt (following up to 5 redirects, to any host).
+/// 2xx: its rules; 4xx: allow all; 5xx: disallow all (RFC 9309); no answer at all: allow all,
+/// so that the pages themselves report the network error.
+pub(crate) async fn fetch_robots(env: Arc<Env>, mut url: Url) -> Robots {
+    for _ in 0..=5 {
+        let (result, _) = send(&env, &url).await;
+        let Ok(mut resp) = result else {
+            return Robots::AllowAll;
+        };
+        let status = resp.status();
+        if status.is_redirection() {
+            let next = resp
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|loc| url.join(loc.trim()).ok())
+                .and_then(normalize);
+            match next {
+                Some(next) => {
+                    url = next;
+                    continue;
+                }
+                None => return Robots::AllowAll,
+            }
+        }
+        if status.is_server_error() {
+            return Robots::DisallowAll;
+        }
+        if !status.is_success() {
+            return Robots::AllowAll;
+        }
+        // RFC 9309: parse at least 500 KiB.
+        return match read_body(&mut resp, 512 * 1024, true).await {
+            Ok((body, _, _)) => Robots::parse(env.config.robots_agent(), &body),
+            Err(_) => Robots::AllowAll,
+        };
+    }
+    Robots::AllowAll
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_detection_by_header_and_sniffing() {
+        assert!(is_html(Some("text/html; charset=utf-8"), b""));
+        assert!(is_html(Some("Application/XHTML+xml"), b""));
+        assert!(!is_html(Some("application/octet-stream"), b"<html>"));
+        assert!(is_html(None, b"  \n<!DOCTYPE html><html>"));
+        assert!(!is_html(None, b"\x89PNG\r\n"));
+    }
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_respects_the_cap() {
+        let config =
+            CrawlConfig::new().retries(5, Duration::from_millis(100), Duration::from_secs(1));
+        for attempt in 1..=3 {
+            let full = Duration::from_millis(100) * (1 << (attempt - 1));
+            let d = backoff(&config, attempt, None);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
+        assert!(backoff(&config, 10, None) <= Duration::from_secs(1));
+        assert_eq!(
+            backoff(&config, 1, Some(Duration::from_secs(7))),
+            Duration::from_secs(1)
+        );
+    }
+}

@@ -1,0 +1,50 @@
+//! A host's robots.txt verdict, parsed by `texting_robots` (RFC 9309 rules, wildcards,
+//! longest match wins).
+
+use url::Url;
+
+/// What robots.txt says for one host.
+pub(crate) enum Robots {
+    /// No robots.txt (4xx), robots are ignored, or it could not be parsed.
+    AllowAll,
+    /// The server failed (5xx): RFC 9309 says to assume everything is disallowed.
+    DisallowAll,
+    /// The parsed rules for our user agent.
+    Rules(texting_robots::Robot),
+}
+
+impl std::fmt::Debug for Robots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Robots::AllowAll => f.write_str("AllowAll"),
+            Robots::DisallowAll => f.write_str("DisallowAll"),
+            Robots::Rules(r) => f.debug_tuple("Rules").field(r).finish(),
+        }
+    }
+}
+
+impl Robots {
+    /// Parses a robots.txt body for `agent`; an unparsable file allows everything.
+    pub(crate) fn parse(agent: &str, body: &[u8]) -> Self {
+        match texting_robots::Robot::new(agent, body) {
+            Ok(robot) => Robots::Rules(robot),
+            Err(_) => Robots::AllowAll,
+        }
+    }
+
+    pub(crate) fn allows(&self, url: &Url) -> bool {
+        match self {
+            Robots::AllowAll => true,
+            Robots::DisallowAll => false,
+            Robots::Rules(r) => r.allowed(url.as_str()),
+        }
+    }
+
+    /// The `Crawl-delay` in seconds, if given and positive.
+    pub(crate) fn crawl_delay(&self) -> Option<f32> {
+        match self {
+            Robots::Rules(r) => r.delay.filter(|d| d.is_finite() && *d > 0.0),
+            _ => None,
+        }
+    }
+}

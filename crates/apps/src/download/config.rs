@@ -1,0 +1,153 @@
+//! How the downloader behaves: limits, timeouts, retries. Every setter states its default.
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Settings for a [`Downloader`](super::Downloader), built with chained setters.
+///
+/// ```
+/// use std::num::NonZeroUsize;
+/// use std::time::Duration;
+/// use weft_apps::download::Config;
+///
+/// let config = Config::new("downloads")
+///     .jobs(NonZeroUsize::new(32).unwrap())
+///     .per_host(NonZeroUsize::new(4).unwrap())
+///     .idle_timeout(Duration::from_secs(10))
+///     .max_size(Some(1 << 30));
+/// assert_eq!(config.dir().to_str(), Some("downloads"));
+/// assert_eq!(config.jobs_limit().get(), 32);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) dir: PathBuf,
+    pub(crate) jobs: NonZeroUsize,
+    pub(crate) per_host: NonZeroUsize,
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff_base: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) max_retry_after: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_size: Option<u64>,
+    pub(crate) max_redirects: usize,
+    pub(crate) overwrite: bool,
+    pub(crate) fsync: bool,
+    pub(crate) user_agent: String,
+}
+
+impl Config {
+    /// Downloads into `dir` (created if missing), with the defaults each setter documents.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            jobs: NonZeroUsize::new(8).unwrap_or(NonZeroUsize::MIN),
+            per_host: NonZeroUsize::new(6).unwrap_or(NonZeroUsize::MIN),
+            max_attempts: 5,
+            backoff_base: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_size: None,
+            max_redirects: 10,
+            overwrite: false,
+            fsync: false,
+            user_agent: concat!("weft-download/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+
+    /// The output directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The global concurrency limit.
+    pub fn jobs_limit(&self) -> NonZeroUsize {
+        self.jobs
+    }
+
+    /// How many downloads run at once in total. By default, 8.
+    pub fn jobs(mut self, n: NonZeroUsize) -> Self {
+        self.jobs = n;
+        self
+    }
+
+    /// How many downloads run at once against one host (`host:port`). By default, 6.
+    pub fn per_host(mut self, n: NonZeroUsize) -> Self {
+        self.per_host = n;
+        self
+    }
+
+    /// How many requests one download may make in total (the first try included) before it
+    /// fails; 0 is treated as 1. By default, 5.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// The backoff before the second attempt; it doubles per attempt up to `max`, and each wait
+    /// is randomised within its upper half. By default, 250 ms doubling up to 30 s.
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.backoff_base = base;
+        self.backoff_max = max.max(base);
+        self
+    }
+
+    /// The longest `Retry-After` honoured; a server asking for longer fails the download with
+    /// [`DownloadError::RetryAfterTooLong`](super::DownloadError::RetryAfterTooLong).
+    /// By default, 120 s.
+    pub fn max_retry_after(mut self, d: Duration) -> Self {
+        self.max_retry_after = d;
+        self
+    }
+
+    /// The limit for establishing a connection. By default, 10 s.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// The longest wait for the response headers or for the next piece of the body.
+    /// By default, 30 s.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = d;
+        self
+    }
+
+    /// The largest file accepted, in bytes; larger ones fail (and their partial file is
+    /// deleted). By default, no limit.
+    pub fn max_size(mut self, bytes: Option<u64>) -> Self {
+        self.max_size = bytes;
+        self
+    }
+
+    /// How many redirects are followed; a loop fails at once. By default, 10.
+    pub fn max_redirects(mut self, n: usize) -> Self {
+        self.max_redirects = n;
+        self
+    }
+
+    /// Whether an existing file at the chosen name is replaced (atomically, by rename). When
+    /// off, the file is saved as `name (1).ext`, `name (2).ext`, ... instead. Two downloads of
+    /// one run never replace each other either way. By default, off.
+    pub fn overwrite(mut self, yes: bool) -> Self {
+        self.overwrite = yes;
+        self
+    }
+
+    /// Whether each file is flushed to stable storage (`fsync`) before it is renamed to its
+    /// final name. Without it a file at its final name is whole for every reader and after any
+    /// crash of this process; with it, also after a power loss. By default, off.
+    pub fn fsync(mut self, yes: bool) -> Self {
+        self.fsync = yes;
+        self
+    }
+
+    /// The `User-Agent` header. By default, `weft-download/<version>`.
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.user_agent = ua.into();
+        self
+    }
+}

@@ -1,0 +1,346 @@
+//! One download: attempts with backoff, resume, streaming to the partial file, verification.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap};
+use tokio::time::Instant;
+use weft_core::context::Done;
+
+use super::error::DownloadError;
+use super::part::{self, Mode, PartPaths, PartWriter, Target, Validator};
+use super::progress::Tracker;
+use super::retry;
+use super::{FileResult, Outcome, Request, Shared};
+
+/// How an attempt ended short of completion.
+enum Stop {
+    /// The context ended; the partial file was kept.
+    Cancelled,
+    /// The attempt failed; the caller decides whether to retry.
+    Failed(DownloadError),
+    /// The partial file cannot be resumed (416, a range that does not fit, a changed entity):
+    /// try again at once from the start.
+    Restart,
+}
+
+/// One download to run.
+pub(crate) struct Job {
+    pub(crate) request: Request,
+    /// The URL-derived name, unique in this run: the partial file is `base.part`.
+    pub(crate) base: String,
+    /// The URL-derived name: the final name unless `Content-Disposition` gives one.
+    pub(crate) url_name: String,
+    /// Whether `base.part` or its metadata existed when the batch started.
+    pub(crate) had_part: bool,
+}
+
+/// Runs all attempts of `job`. `done` is the context's `done()` future, shared by all awaits.
+pub(crate) async fn fetch(
+    shared: &Arc<Shared>,
+    job: &Job,
+    mut done: Pin<&mut Done>,
+    tracker: &mut dyn Tracker,
+) -> FileResult {
+    let config = &shared.config;
+    let started = Instant::now();
+    let paths = PartPaths::new(&config.dir, &job.base);
+    let mut attempts = 0u32;
+    let mut failures = 0u32;
+    let mut allow_resume = true;
+    let mut resumed_from = 0;
+    // Whether a partial file may exist; false spares a file-system check per download.
+    let mut maybe_part = job.had_part;
+    let outcome = loop {
+        attempts += 1;
+        let result = attempt(
+            shared,
+            job,
+            &paths,
+            done.as_mut(),
+            tracker,
+            allow_resume,
+            maybe_part,
+        )
+        .await;
+        // A failed attempt may have kept bytes.
+        maybe_part = true;
+        match result {
+            Ok((path, bytes, from)) => {
+                return FileResult {
+                    url: job.request.url.clone(),
+                    path: Some(path),
+                    bytes,
+                    resumed_from: from,
+                    duration: started.elapsed(),
+                    attempts,
+                    outcome: Outcome::Complete,
+                };
+            }
+            Err((Stop::Cancelled, _)) => break Outcome::Cancelled,
+            Err((Stop::Restart, _)) => {
+                // At most one restart per download: the next attempt ignores the partial file.
+                allow_resume = false;
+            }
+            Err((Stop::Failed(error), from)) => {
+                resumed_from = resumed_from.max(from);
+                failures += 1;
+                if !error.is_retryable() || failures >= config.max_attempts {
+                    break Outcome::Failed(error);
+                }
+                let wait = match &error {
+                    DownloadError::Status {
+                        retry_after: Some(wait),
+                        ..
+                    } => {
+                        if *wait > config.max_retry_after {
+                            break Outcome::Failed(DownloadError::RetryAfterTooLong(*wait));
+                        }
+                        *wait
+                    }
+                    _ => retry::backoff(config.backoff_base, config.backoff_max, failures),
+                };
+                tracing::debug!(url = %job.request.url, %error, ?wait, "retrying");
+                tokio::select! {
+                    biased;
+                    _ = done.as_mut() => break Outcome::Cancelled,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    };
+    // Report what is left on disk for a resume.
+    let kept = tokio::task::spawn_blocking({
+        let paths = paths.clone();
+        move || paths.part_len().map(|len| (paths.part, len))
+    })
+    .await
+    .ok()
+    .flatten();
+    let (path, bytes) = match kept {
+        Some((p, len)) => (Some(p), len),
+        None => (None, 0),
+    };
+    FileResult {
+        url: job.request.url.clone(),
+        path,
+        bytes,
+        resumed_from,
+        duration: started.elapsed(),
+        attempts,
+        outcome,
+    }
+}
+
+/// One request. Ok gives the final path, the file size and the offset it resumed from.
+async fn attempt(
+    shared: &Arc<Shared>,
+    job: &Job,
+    paths: &PartPaths,
+    mut done: Pin<&mut Done>,
+    tracker: &mut dyn Tracker,
+    allow_resume: bool,
+    maybe_part: bool,
+) -> Result<(PathBuf, u64, u64), (Stop, u64)> {
+    let config = &shared.config;
+    let url = &job.request.url;
+    let resume = if allow_resume && maybe_part {
+        let (paths, url) = (paths.clone(), url.clone());
+        tokio::task::spawn_blocking(move || paths.resumable(&url))
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+
+    let mut request = shared.client.get(url.clone());
+    if let Some((len, validator)) = &resume {
+        request = request
+            .header(header::RANGE, format!("bytes={len}-"))
+            .header(header::IF_RANGE, validator.header_value());
+    }
+    let mut response = tokio::select! {
+        biased;
+        _ = done.as_mut() => return Err((Stop::Cancelled, 0)),
+        r = tokio::time::timeout(config.idle_timeout, request.send()) => match r {
+            Err(_) => return Err((Stop::Failed(DownloadError::IdleTimeout(config.idle_timeout)), 0)),
+            Ok(Err(e)) if e.is_redirect() => return Err((Stop::Failed(DownloadError::Redirect(e)), 0)),
+            Ok(Err(e)) => return Err((Stop::Failed(DownloadError::Http(e)), 0)),
+            Ok(Ok(response)) => response,
+        },
+    };
+
+    let status = response.status();
+    let headers = response.headers().clone();
+    let validator = Validator::from_headers(&headers);
+    let (mode, offset, total) = match (status, &resume) {
+        (StatusCode::PARTIAL_CONTENT, Some((len, sent))) => {
+            let Some((start, total)) = content_range(&headers) else {
+                return Err((Stop::Restart, 0));
+            };
+            // A server that ignores If-Range may still say the entity changed.
+            let changed = validator.as_ref().is_some_and(|v| v != sent);
+            if start != *len || changed {
+                return Err((Stop::Restart, 0));
+            }
+            let total = total.or_else(|| response.content_length().map(|l| start + l));
+            (Mode::Append { offset: start }, start, total)
+        }
+        (StatusCode::RANGE_NOT_SATISFIABLE, Some(_)) => return Err((Stop::Restart, 0)),
+        (s, _) if s.is_success() && s != StatusCode::PARTIAL_CONTENT => {
+            let mode = Mode::Create {
+                url: url.clone(),
+                validator: validator.clone(),
+                stale_meta: maybe_part,
+            };
+            (mode, 0, response.content_length())
+        }
+        (s, _) => {
+            let retry_after =
+                if s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::SERVICE_UNAVAILABLE {
+                    headers
+                        .get(header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| retry::parse_retry_after(v, SystemTime::now()))
+                } else {
+                    None
+                };
+            let error = DownloadError::Status {
+                status: s.as_u16(),
+                retry_after,
+            };
+            return Err((Stop::Failed(error), 0));
+        }
+    };
+    if let (Some(limit), Some(total)) = (config.max_size, total) {
+        if total > limit {
+            let paths = paths.clone();
+            let _ = tokio::task::spawn_blocking(move || paths.remove()).await;
+            return Err((Stop::Failed(DownloadError::TooLarge { limit }), 0));
+        }
+    }
+
+    // Continue the running hash over the bytes already on disk.
+    let hasher = match (&job.request.sha256, offset) {
+        (None, _) => None,
+        (Some(_), 0) => Some(<sha2::Sha256 as sha2::Digest>::new()),
+        (Some(_), len) => {
+            let part_path = paths.part.clone();
+            match tokio::task::spawn_blocking(move || part::hash_prefix(&part_path, len)).await {
+                Ok(Ok(h)) => Some(h),
+                _ => return Err((Stop::Restart, 0)),
+            }
+        }
+    };
+    let name = final_name(&headers).unwrap_or_else(|| job.url_name.clone());
+    tracker.attempt(offset, total);
+    let remaining = total.map(|t| t.saturating_sub(offset));
+    let mut writer = PartWriter::new(paths.clone(), mode, hasher, remaining);
+    let mut received = offset;
+
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = done.as_mut() => {
+                return Err(match writer.keep().await {
+                    Ok(()) => (Stop::Cancelled, offset),
+                    Err(e) => (Stop::Failed(e), offset),
+                });
+            }
+            r = tokio::time::timeout(config.idle_timeout, response.chunk()) => r,
+        };
+        let chunk = match next {
+            Ok(Ok(Some(chunk))) => chunk,
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => return Err(keep(writer, DownloadError::Http(e), offset).await),
+            Err(_) => {
+                let e = DownloadError::IdleTimeout(config.idle_timeout);
+                return Err(keep(writer, e, offset).await);
+            }
+        };
+        received += chunk.len() as u64;
+        if let Some(limit) = config.max_size.filter(|&l| received > l) {
+            writer.discard().await;
+            return Err((Stop::Failed(DownloadError::TooLarge { limit }), offset));
+        }
+        if let Some(expected) = total.filter(|&t| received > t) {
+            // More than announced: the content cannot be trusted.
+            writer.discard().await;
+            let e = DownloadError::LengthMismatch {
+                expected,
+                actual: received,
+            };
+            return Err((Stop::Failed(e), offset));
+        }
+        if let Err(e) = writer.push(&chunk).await {
+            return Err((Stop::Failed(e), offset));
+        }
+        tracker.advance(chunk.len() as u64);
+    }
+    if let Some(expected) = total.filter(|&t| received != t) {
+        let e = DownloadError::LengthMismatch {
+            expected,
+            actual: received,
+        };
+        return Err(keep(writer, e, offset).await);
+    }
+    let target = Target {
+        dir: config.dir.clone(),
+        name,
+        overwrite: config.overwrite,
+        claimed: shared.claimed.clone(),
+    };
+    let expected = job.request.sha256.map(|d| d.0);
+    match writer.finish(expected, config.fsync, target).await {
+        Ok(path) => Ok((path, received, offset)),
+        Err(e) => Err((Stop::Failed(e), offset)),
+    }
+}
+
+/// Keeps the bytes received so far for a resume, and reports `error` (or the write error).
+async fn keep(writer: PartWriter, error: DownloadError, offset: u64) -> (Stop, u64) {
+    match writer.keep().await {
+        Ok(()) => (Stop::Failed(error), offset),
+        Err(write_error) => (Stop::Failed(write_error), offset),
+    }
+}
+
+/// `Content-Range: bytes START-END/TOTAL` (TOTAL may be `*`).
+fn content_range(headers: &HeaderMap) -> Option<(u64, Option<u64>)> {
+    let value = headers.get(header::CONTENT_RANGE)?.to_str().ok()?;
+    let rest = value.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (start, _end) = range.split_once('-')?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    Some((start.trim().parse().ok()?, total))
+}
+
+fn final_name(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_DISPOSITION)?;
+    // Header bytes that are not visible ASCII are taken as Latin-1, as HTTP defines them.
+    let text: String = match value.to_str() {
+        Ok(s) => s.to_owned(),
+        Err(_) => value.as_bytes().iter().map(|&b| b as char).collect(),
+    };
+    super::name::from_content_disposition(&text)
+}
+
+/// A redirect policy with a limit that also stops at once on a loop.
+pub(crate) fn redirect_policy(max: usize) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > max {
+            attempt.error("too many redirects")
+        } else if attempt.previous().contains(attempt.url()) {
+            attempt.error("redirect loop")
+        } else {
+            attempt.follow()
+        }
+    })
+}

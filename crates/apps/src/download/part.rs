@@ -1,0 +1,421 @@
+//! The partial file (`NAME.part`), its resume metadata (`NAME.part.meta`), and the atomic move
+//! to the final name.
+//!
+//! # Invariants
+//!
+//! 1. A file at a final name is only ever created by a rename or hard link of a `.part` file
+//!    that was complete and verified (length, and checksum when given). Nothing writes to a
+//!    final name directly, so a reader never sees a truncated file there.
+//! 2. A `.part.meta` exists only next to a `.part` whose bytes are a prefix of the entity the
+//!    meta's validator names: when a download restarts, the old meta is removed before the
+//!    part is truncated and the new meta is written before any new byte.
+//! 3. File I/O runs on blocking threads, never on the async workers; the body buffer is handed
+//!    to a blocking write while the next bytes arrive (two buffers in flight at most).
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
+use url::Url;
+
+use super::error::DownloadError;
+use super::name;
+
+/// Body bytes gathered before a write is handed to a blocking thread.
+const FLUSH_AT: usize = 512 * 1024;
+
+/// What makes a partial file resumable: a strong ETag or, failing that, Last-Modified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Validator {
+    ETag(String),
+    LastModified(String),
+}
+
+impl Validator {
+    /// The value to send in `If-Range`.
+    pub(crate) fn header_value(&self) -> &str {
+        match self {
+            Self::ETag(v) | Self::LastModified(v) => v,
+        }
+    }
+
+    /// The validator a response offers: weak ETags cannot be used with `If-Range`.
+    pub(crate) fn from_headers(headers: &reqwest::header::HeaderMap) -> Option<Self> {
+        let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        match get(reqwest::header::ETAG) {
+            Some(etag) if !etag.starts_with("W/") => Some(Self::ETag(etag.to_owned())),
+            _ => get(reqwest::header::LAST_MODIFIED).map(|lm| Self::LastModified(lm.to_owned())),
+        }
+    }
+}
+
+/// Where one download keeps its partial data.
+#[derive(Debug, Clone)]
+pub(crate) struct PartPaths {
+    pub(crate) part: PathBuf,
+    pub(crate) meta: PathBuf,
+}
+
+impl PartPaths {
+    pub(crate) fn new(dir: &Path, base: &str) -> Self {
+        Self {
+            part: dir.join(format!("{base}.part")),
+            meta: dir.join(format!("{base}.part.meta")),
+        }
+    }
+
+    /// The length and validator of a resumable partial file for `url`, if there is one.
+    pub(crate) fn resumable(&self, url: &Url) -> Option<(u64, Validator)> {
+        let len = fs::metadata(&self.part).ok()?.len();
+        if len == 0 {
+            return None;
+        }
+        let text = fs::read_to_string(&self.meta).ok()?;
+        let mut lines = text.lines();
+        if lines.next()? != "weft-download-part 1" {
+            return None;
+        }
+        let mut same_url = false;
+        let mut validator = None;
+        for line in lines {
+            let (key, value) = line.split_once(' ')?;
+            match key {
+                "url" => same_url = value == url.as_str(),
+                "etag" => validator = Some(Validator::ETag(value.to_owned())),
+                "last-modified" => validator = Some(Validator::LastModified(value.to_owned())),
+                _ => {}
+            }
+        }
+        if same_url {
+            validator.map(|v| (len, v))
+        } else {
+            None
+        }
+    }
+
+    /// The length of the partial file, if any.
+    pub(crate) fn part_len(&self) -> Option<u64> {
+        fs::metadata(&self.part).ok().map(|m| m.len())
+    }
+
+    pub(crate) fn remove(&self) {
+        let _ = fs::remove_file(&self.meta);
+        let _ = fs::remove_file(&self.part);
+    }
+}
+
+/// How the partial file is opened on the first write.
+#[derive(Debug)]
+pub(crate) enum Mode {
+    /// Start over: drop old metadata (when `stale_meta` says there may be some), truncate,
+    /// then record `validator` (if any) for resume.
+    Create {
+        url: Url,
+        validator: Option<Validator>,
+        stale_meta: bool,
+    },
+    /// Continue after the first `offset` bytes.
+    Append { offset: u64 },
+}
+
+/// The blocking half: the open file and the running hash. Moved to a blocking thread for each
+/// write and handed back.
+#[derive(Debug)]
+struct Sink {
+    paths: PartPaths,
+    mode: Option<Mode>,
+    file: Option<File>,
+    hasher: Option<Sha256>,
+    /// Whether a `.part.meta` may exist (to be removed once the file is placed).
+    meta_maybe: bool,
+}
+
+impl Sink {
+    fn open(&mut self) -> io::Result<&mut File> {
+        if let Some(mode) = self.mode.take() {
+            let file = match mode {
+                Mode::Create {
+                    url,
+                    validator,
+                    stale_meta,
+                } => {
+                    // Invariant 2: old meta goes before the data it describes.
+                    if stale_meta {
+                        match fs::remove_file(&self.paths.meta) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    let file = File::create(&self.paths.part)?;
+                    if let Some(v) = validator {
+                        self.meta_maybe = true;
+                        let (key, value) = match &v {
+                            Validator::ETag(e) => ("etag", e),
+                            Validator::LastModified(l) => ("last-modified", l),
+                        };
+                        fs::write(
+                            &self.paths.meta,
+                            format!("weft-download-part 1\nurl {url}\n{key} {value}\n"),
+                        )?;
+                    }
+                    file
+                }
+                Mode::Append { offset } => {
+                    self.meta_maybe = true;
+                    let mut file = OpenOptions::new().write(true).open(&self.paths.part)?;
+                    file.set_len(offset)?;
+                    file.seek(SeekFrom::Start(offset))?;
+                    file
+                }
+            };
+            self.file = Some(file);
+        }
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("partial file not open"))
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.open()?.write_all(buf)?;
+        if let Some(h) = &mut self.hasher {
+            h.update(buf);
+        }
+        Ok(())
+    }
+}
+
+/// Writes a body to the partial file off the async workers, then verifies and places it.
+#[derive(Debug)]
+pub(crate) struct PartWriter {
+    sink: Option<Sink>,
+    inflight: Option<JoinHandle<(Sink, io::Result<()>)>>,
+    buf: Vec<u8>,
+    path: PathBuf,
+}
+
+impl PartWriter {
+    /// `hasher` must already cover the bytes before the write position when appending.
+    pub(crate) fn new(
+        paths: PartPaths,
+        mode: Mode,
+        hasher: Option<Sha256>,
+        expected_len: Option<u64>,
+    ) -> Self {
+        let cap = expected_len.map_or(64 * 1024, |l| usize::try_from(l).unwrap_or(FLUSH_AT));
+        let meta_maybe = matches!(
+            mode,
+            Mode::Create {
+                stale_meta: true,
+                ..
+            }
+        );
+        Self {
+            path: paths.part.clone(),
+            sink: Some(Sink {
+                paths,
+                mode: Some(mode),
+                file: None,
+                hasher,
+                meta_maybe,
+            }),
+            inflight: None,
+            buf: Vec::with_capacity(cap.min(FLUSH_AT)),
+        }
+    }
+
+    fn err(&self, e: io::Error) -> DownloadError {
+        DownloadError::file(&self.path, e)
+    }
+
+    /// Waits for the write in flight and takes the sink back.
+    async fn reclaim(&mut self) -> Result<Sink, DownloadError> {
+        if let Some(handle) = self.inflight.take() {
+            let (sink, result) = handle.await.map_err(|_| DownloadError::Panicked)?;
+            result.map_err(|e| self.err(e))?;
+            return Ok(sink);
+        }
+        self.sink
+            .take()
+            .ok_or_else(|| self.err(io::Error::other("partial file lost after an earlier error")))
+    }
+
+    /// Appends `chunk`; once about [`FLUSH_AT`] bytes are gathered they are written on a
+    /// blocking thread while the caller goes on receiving.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: if dropped while it waits for the previous write, the chunk and the
+    /// buffered bytes are lost (callers await it to completion).
+    pub(crate) async fn push(&mut self, chunk: &[u8]) -> Result<(), DownloadError> {
+        // Hand the buffer off before it would have to grow, so it is never reallocated.
+        if !self.buf.is_empty() && self.buf.len() + chunk.len() > FLUSH_AT {
+            let mut sink = self.reclaim().await?;
+            let buf = std::mem::replace(&mut self.buf, Vec::with_capacity(FLUSH_AT));
+            self.inflight = Some(tokio::task::spawn_blocking(move || {
+                let r = sink.write(&buf);
+                (sink, r)
+            }));
+        }
+        self.buf.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// Writes what is buffered and closes the file, keeping it for a later resume. Does
+    /// nothing to the disk when no byte was received since the file was opened.
+    pub(crate) async fn keep(mut self) -> Result<(), DownloadError> {
+        let mut sink = self.reclaim().await?;
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || sink.write(&buf))
+            .await
+            .map_err(|_| DownloadError::Panicked)?
+            .map_err(|e| DownloadError::file(path, e))
+    }
+
+    /// Deletes the partial file and its metadata (its content cannot be used).
+    pub(crate) async fn discard(mut self) {
+        let paths = match self.reclaim().await {
+            Ok(sink) => sink.paths,
+            Err(_) => return,
+        };
+        let _ = tokio::task::spawn_blocking(move || paths.remove()).await;
+    }
+
+    /// Writes the rest, verifies the checksum, and moves the file to a free final name in
+    /// `dir` (see [`place`]). On a checksum mismatch the partial file is deleted.
+    pub(crate) async fn finish(
+        mut self,
+        expected: Option<[u8; 32]>,
+        fsync: bool,
+        target: Target,
+    ) -> Result<PathBuf, DownloadError> {
+        let mut sink = self.reclaim().await?;
+        let buf = std::mem::take(&mut self.buf);
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            // A body that arrives whole in one buffer needs no resume metadata: the file is
+            // complete before anything could interrupt it.
+            if let Some(Mode::Create { validator, .. }) = &mut sink.mode {
+                *validator = None;
+            }
+            // Opens the file even for an empty body.
+            sink.write(&buf)
+                .map_err(|e| DownloadError::file(&path, e))?;
+            if let (Some(expected), Some(h)) = (expected, sink.hasher.take()) {
+                let actual: [u8; 32] = h.finalize().into();
+                if actual != expected {
+                    drop(sink.file.take());
+                    sink.paths.remove();
+                    return Err(DownloadError::ChecksumMismatch {
+                        expected: super::Sha256Digest(expected).hex(),
+                        actual: super::Sha256Digest(actual).hex(),
+                    });
+                }
+            }
+            if let Some(file) = sink.file.take() {
+                if fsync {
+                    file.sync_all().map_err(|e| DownloadError::file(&path, e))?;
+                }
+                drop(file);
+            }
+            let placed = place(&path, &target).map_err(|e| DownloadError::file(&path, e))?;
+            if sink.meta_maybe {
+                let _ = fs::remove_file(&sink.paths.meta);
+            }
+            if fsync {
+                File::open(&target.dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| DownloadError::file(&target.dir, e))?;
+            }
+            Ok(placed)
+        })
+        .await
+        .map_err(|_| DownloadError::Panicked)?
+    }
+}
+
+/// Where a complete file goes.
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub(crate) dir: PathBuf,
+    pub(crate) name: String,
+    pub(crate) overwrite: bool,
+    /// Final names taken by this run.
+    pub(crate) claimed: std::sync::Arc<Mutex<HashSet<String>>>,
+}
+
+/// Moves `part` to `dir/name`, or to `name (1)`, `name (2)`, ... when the name is taken by this
+/// run or (unless overwriting) by an existing file.
+///
+/// Without overwrite the move is a hard link, which fails atomically if the name exists, so an
+/// existing file is never replaced even by a concurrent process; where hard links are not
+/// supported it falls back to check-then-rename.
+fn place(part: &Path, target: &Target) -> io::Result<PathBuf> {
+    for n in 0u32.. {
+        let candidate = if n == 0 {
+            target.name.clone()
+        } else {
+            name::numbered(&target.name, n)
+        };
+        {
+            let mut claimed = target
+                .claimed
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if !claimed.insert(candidate.clone()) {
+                continue;
+            }
+        }
+        let dest = target.dir.join(&candidate);
+        if target.overwrite {
+            fs::rename(part, &dest)?;
+            return Ok(dest);
+        }
+        match fs::hard_link(part, &dest) {
+            Ok(()) => {
+                fs::remove_file(part)?;
+                return Ok(dest);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(_) => {
+                if fs::symlink_metadata(&dest).is_ok() {
+                    continue;
+                }
+                fs::rename(part, &dest)?;
+                return Ok(dest);
+            }
+        }
+    }
+    Err(io::Error::other("no free file name"))
+}
+
+/// The SHA-256 state after the first `len` bytes of `path` (to continue hashing a resumed file).
+pub(crate) fn hash_prefix(path: &Path, len: u64) -> io::Result<Sha256> {
+    let mut hasher = Sha256::new();
+    let mut file = File::open(path)?.take(len);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut read = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        read += n as u64;
+    }
+    if read != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "partial file shrank while resuming",
+        ));
+    }
+    Ok(hasher)
+}

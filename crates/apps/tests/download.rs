@@ -1,0 +1,706 @@
+//! `weft_apps::download` against a loopback fixture server: every behaviour of issue 7.
+#![allow(clippy::unwrap_used)] // test helpers, not only #[test] fns
+
+mod fixture;
+
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fixture::{Fixture, content};
+use tokio::sync::Notify;
+use weft_apps::download::{
+    Config, DownloadError, Downloader, Outcome, Progress, Report, Request, Sha256Digest, Tracker,
+};
+use weft_core::context::Context;
+
+fn nz(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap()
+}
+
+/// A config for tests: tiny backoff so retries cost no time.
+fn config(dir: &Path) -> Config {
+    Config::new(dir)
+        .backoff(Duration::from_millis(1), Duration::from_millis(2))
+        .max_attempts(3)
+}
+
+async fn run(config: Config, urls: &[String]) -> Report {
+    let requests = urls.iter().map(|u| Request::parse(u).unwrap()).collect();
+    Downloader::new(config)
+        .unwrap()
+        .run(&Context::background(), requests)
+        .await
+}
+
+/// Names of the files in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn assert_content(path: &Path, size: usize) {
+    let got = std::fs::read(path).unwrap();
+    assert_eq!(got.len(), size, "{}", path.display());
+    assert!(
+        got == content(size),
+        "content of {} differs",
+        path.display()
+    );
+}
+
+#[tokio::test]
+async fn downloads_many_files_and_reports_them_in_input_order() {
+    let fx = Fixture::start(300_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Sizes decreasing so later files tend to finish first: order must still be input order.
+    let sizes: Vec<usize> = (0..24).map(|i| 300_000 - i * 12_000).collect();
+    let urls: Vec<String> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| fx.url(&format!("/gen/{s}/f{i}.bin")))
+        .collect();
+    let report = run(config(dir.path()).jobs(nz(8)).per_host(nz(8)), &urls).await;
+    assert_eq!(report.counts(), (24, 0, 0));
+    for (i, r) in report.results.iter().enumerate() {
+        assert_eq!(r.url.as_str(), urls[i]);
+        let path = r.path.as_ref().unwrap();
+        assert_eq!(path, &dir.path().join(format!("f{i}.bin")));
+        assert_eq!(r.bytes, sizes[i] as u64);
+        assert_eq!(r.attempts, 1);
+        assert_content(path, sizes[i]);
+    }
+    // Nothing but the final files is left behind.
+    assert_eq!(listing(dir.path()).len(), 24);
+    assert!(report.interrupted.is_none());
+}
+
+/// Holds every body until the test lets it through, releasing one each time `limit` bodies are
+/// in flight; the fixture records the most bodies it ever sent at once.
+async fn max_concurrency(jobs: usize, per_host: usize, files: usize) -> usize {
+    let fx = Arc::new(Fixture::start(1000).await);
+    let dir = tempfile::tempdir().unwrap();
+    let urls: Vec<String> = (0..files)
+        .map(|i| fx.url(&format!("/gate/1000/g{i}.bin")))
+        .collect();
+    let cfg = config(dir.path()).jobs(nz(jobs)).per_host(nz(per_host));
+    let runner = tokio::spawn(async move { run(cfg, &urls).await });
+    let limit = jobs.min(per_host);
+    let mut active = fx.active();
+    for left in (1..=files).rev() {
+        let want = limit.min(left);
+        active.wait_for(|(now, _)| *now >= want).await.unwrap();
+        fx.release(1);
+    }
+    let report = runner.await.unwrap();
+    assert_eq!(report.counts(), (files, 0, 0));
+    active.borrow().1
+}
+
+#[tokio::test]
+async fn per_host_limit_bounds_concurrent_requests() {
+    assert_eq!(max_concurrency(16, 3, 12).await, 3);
+}
+
+#[tokio::test]
+async fn global_limit_bounds_concurrent_requests() {
+    assert_eq!(max_concurrency(2, 16, 10).await, 2);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_until_success() {
+    let fx = Fixture::start(10_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = run(config(dir.path()), &[fx.url("/flaky/2/10000/f.bin")]).await;
+    let r = &report.results[0];
+    assert!(r.outcome.is_complete(), "{}", r.outcome);
+    assert_eq!(r.attempts, 3);
+    assert_eq!(fx.seen("/flaky/2/10000/f.bin").len(), 3);
+    assert_content(&dir.path().join("f.bin"), 10_000);
+}
+
+#[tokio::test]
+async fn persistent_server_errors_fail_after_the_attempt_limit() {
+    let fx = Fixture::start(10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = run(config(dir.path()), &[fx.url("/status/500/e.bin")]).await;
+    let r = &report.results[0];
+    assert!(
+        matches!(
+            r.outcome,
+            Outcome::Failed(DownloadError::Status { status: 500, .. })
+        ),
+        "{}",
+        r.outcome
+    );
+    assert_eq!(r.attempts, 3);
+    assert_eq!(fx.seen("/status/500/e.bin").len(), 3);
+    assert!(listing(dir.path()).is_empty());
+}
+
+#[tokio::test]
+async fn client_errors_are_not_retried() {
+    let fx = Fixture::start(10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let urls = [
+        fx.url("/status/404/missing.bin"),
+        fx.url("/status/403/no.bin"),
+    ];
+    let report = run(config(dir.path()), &urls).await;
+    for (r, code) in report.results.iter().zip([404, 403]) {
+        assert!(
+            matches!(&r.outcome, Outcome::Failed(DownloadError::Status { status, .. }) if *status == code),
+            "{}",
+            r.outcome
+        );
+        assert_eq!(r.attempts, 1);
+    }
+    assert_eq!(fx.seen("/status/404/missing.bin").len(), 1);
+    assert!(listing(dir.path()).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn too_many_requests_waits_for_retry_after() {
+    let fx = Fixture::start(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let start = tokio::time::Instant::now();
+    let report = run(config(dir.path()), &[fx.url("/retry-after/7/1000/r.bin")]).await;
+    let r = &report.results[0];
+    assert!(r.outcome.is_complete(), "{}", r.outcome);
+    assert_eq!(r.attempts, 2);
+    // The backoff is 1-2 ms: only Retry-After explains a 7 s wait (virtual time).
+    assert!(
+        start.elapsed() >= Duration::from_secs(7),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_content(&dir.path().join("r.bin"), 1000);
+}
+
+#[tokio::test]
+async fn retry_after_beyond_the_limit_fails_without_waiting() {
+    let fx = Fixture::start(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path()).max_retry_after(Duration::from_secs(60));
+    let report = run(cfg, &[fx.url("/retry-after/3600/1000/r.bin")]).await;
+    let r = &report.results[0];
+    assert!(
+        matches!(r.outcome, Outcome::Failed(DownloadError::RetryAfterTooLong(d)) if d == Duration::from_secs(3600)),
+        "{}",
+        r.outcome
+    );
+    assert_eq!(r.attempts, 1);
+}
+
+#[tokio::test]
+async fn a_dropped_connection_resumes_with_a_validated_range() {
+    let fx = Fixture::start(1_000_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = "/drop/300000/1000000/d.bin";
+    let report = run(config(dir.path()), &[fx.url(path)]).await;
+    let r = &report.results[0];
+    assert!(r.outcome.is_complete(), "{}", r.outcome);
+    assert_eq!(r.attempts, 2);
+    assert!(
+        r.resumed_from > 0 && r.resumed_from <= 300_000,
+        "{}",
+        r.resumed_from
+    );
+    let seen = fx.seen(path);
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].range, None);
+    assert_eq!(seen[1].range, Some(format!("bytes={}-", r.resumed_from)));
+    assert_eq!(seen[1].if_range.as_deref(), Some("\"gen-1000000\""));
+    assert_content(&dir.path().join("d.bin"), 1_000_000);
+    assert_eq!(listing(dir.path()), ["d.bin"]);
+}
+
+#[tokio::test]
+async fn resume_uses_last_modified_when_there_is_no_etag() {
+    let fx = Fixture::start(200_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = "/lm/200000/l.bin";
+    seed_part(
+        dir.path(),
+        "l.bin",
+        &fx.url(path),
+        Some(("last-modified", "Wed, 21 Oct 2015 07:28:00 GMT")),
+        &content(200_000)[..50_000],
+    );
+    let report = run(config(dir.path()), &[fx.url(path)]).await;
+    let r = &report.results[0];
+    assert!(r.outcome.is_complete(), "{}", r.outcome);
+    assert_eq!(r.resumed_from, 50_000);
+    assert_eq!(fx.seen(path)[0].range.as_deref(), Some("bytes=50000-"));
+    assert_content(&dir.path().join("l.bin"), 200_000);
+}
+
+/// Leaves `NAME.part` (and its metadata when `validator` is given) as an interrupted run would.
+fn seed_part(dir: &Path, name: &str, url: &str, validator: Option<(&str, &str)>, data: &[u8]) {
+    std::fs::write(dir.join(format!("{name}.part")), data).unwrap();
+    if let Some((key, value)) = validator {
+        std::fs::write(
+            dir.join(format!("{name}.part.meta")),
+            format!("weft-download-part 1\nurl {url}\n{key} {value}\n"),
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_server_without_range_support_restarts_cleanly() {
+    let fx = Fixture::start(100_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = "/norange/100000/n.bin";
+    // A wrong prefix: kept, it would corrupt the file.
+    seed_part(
+        dir.path(),
+        "n.bin",
+        &fx.url(path),
+        Some(("etag", "\"gen-100000\"")),
+        &[0xAA; 40_000],
+    );
+    let report = run(config(dir.path()), &[fx.url(path)]).await;
+    let r = &report.results[0];
+    assert!(r.outcome.is_complete(), "{}", r.outcome);
+    assert_eq!(r.resumed_from, 0);
+    assert_eq!(fx.seen(path)[0].range.as_deref(), Some("bytes=40000-"));
+    assert_content(&dir.path().join("n.bin"), 100_000);
+    assert_eq!(listing(dir.path()), ["n.bin"]);
+}
+
+#[tokio::test]
+async fn a_changed_validator_restarts_cleanly() {
+    let fx = Fixture::start(100_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = "/gen/100000/c.bin";
+    seed_part(
+        dir.path(),
+        "c.bin",
+        &fx.url(path),
+        Some(("etag", "\"old\"")),
+        &[0xAA; 40_000],
+    );
+    let report = run(config(dir.path()), &[fx.url(path)]).await;
+    let r = &report.results[0];
+    assert!(r.outcome.is_complete(), "{}", r.outcome);
+    assert_eq!(r.resumed_from, 0);
+    assert_eq!(fx.seen(path)[0].if_range.as_deref(), Some("\"old\""));
+    assert_content(&dir.path().join("c.bin"), 100_000);
+}
+
+#[tokio::test]
+async fn an_entity_that_changes_between_attempts_restarts_cleanly() {
+    let fx = Fixture::start(200_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = "/changing/70000/200000/v.bin";
+    let report = run(config(dir.path()), &[fx.url(path)]).await;
+    let r = &report.results[0];
+    assert!(r.outcome.is_complete(), "{}", r.outcome);
+    let seen = fx.seen(path);
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].if_range.as_deref(), Some("\"v1\""));
+    assert_eq!(
+        r.resumed_from, 0,
+        "the server answered 200: the old prefix is dropped"
+    );
+    assert_content(&dir.path().join("v.bin"), 200_000);
+}
+
+#[tokio::test]
+async fn a_partial_file_without_metadata_is_not_trusted() {
+    let fx = Fixture::start(100_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = "/gen/100000/m.bin";
+    seed_part(dir.path(), "m.bin", &fx.url(path), None, &[0xAA; 40_000]);
+    let report = run(config(dir.path()), &[fx.url(path)]).await;
+    assert!(report.results[0].outcome.is_complete());
+    assert_eq!(fx.seen(path)[0].range, None);
+    assert_content(&dir.path().join("m.bin"), 100_000);
+}
+
+#[tokio::test]
+async fn a_body_that_keeps_dropping_never_appears_at_its_final_name() {
+    let fx = Fixture::start(100_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = "/dropalways/20000/100000/t.bin";
+    let report = run(config(dir.path()).max_attempts(2), &[fx.url(path)]).await;
+    let r = &report.results[0];
+    assert!(matches!(r.outcome, Outcome::Failed(_)), "{}", r.outcome);
+    assert_eq!(r.attempts, 2);
+    assert!(!dir.path().join("t.bin").exists());
+    // What arrived is kept for a later resume, and it is a correct prefix.
+    let part = dir.path().join("t.bin.part");
+    assert_eq!(r.path.as_deref(), Some(part.as_path()));
+    let kept = std::fs::read(&part).unwrap();
+    assert_eq!(kept.len() as u64, r.bytes);
+    assert!(kept.len() <= 40_000);
+    assert!(kept[..] == content(100_000)[..kept.len()]);
+}
+
+#[tokio::test]
+async fn a_body_shorter_than_its_content_length_fails_and_is_not_placed() {
+    let fx = Fixture::start(100_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = run(
+        config(dir.path()).max_attempts(2),
+        &[fx.url("/short/100000/s.bin")],
+    )
+    .await;
+    let r = &report.results[0];
+    assert!(matches!(r.outcome, Outcome::Failed(_)), "{}", r.outcome);
+    assert_eq!(r.attempts, 2);
+    assert!(!dir.path().join("s.bin").exists());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_body_times_out_and_keeps_its_partial_file() {
+    let fx = Fixture::start(100_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path())
+        .max_attempts(2)
+        .idle_timeout(Duration::from_secs(5));
+    let report = run(
+        cfg,
+        &[
+            fx.url("/stall/1000/100000/s.bin"),
+            fx.url("/stallhead/h.bin"),
+        ],
+    )
+    .await;
+    for r in &report.results {
+        assert!(
+            matches!(r.outcome, Outcome::Failed(DownloadError::IdleTimeout(_))),
+            "{}",
+            r.outcome
+        );
+        assert_eq!(r.attempts, 2);
+    }
+    assert!(!dir.path().join("s.bin").exists());
+    // 1000 bytes per attempt, the second resuming after the first.
+    let kept = std::fs::read(dir.path().join("s.bin.part")).unwrap();
+    assert!(kept == content(2000), "kept {} bytes", kept.len());
+}
+
+#[tokio::test]
+async fn redirects_are_followed_up_to_the_limit_and_loops_fail() {
+    let fx = Fixture::start(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let urls = [
+        fx.url("/redirect/3/1000/r.bin"),
+        fx.url("/redirect/5/1000/far.bin"),
+        fx.url("/loop/a"),
+    ];
+    let report = run(config(dir.path()).max_redirects(4), &urls).await;
+    assert!(
+        report.results[0].outcome.is_complete(),
+        "{}",
+        report.results[0].outcome
+    );
+    assert_content(&dir.path().join("r.bin"), 1000);
+    for r in &report.results[1..] {
+        assert!(
+            matches!(r.outcome, Outcome::Failed(DownloadError::Redirect(_))),
+            "{}",
+            r.outcome
+        );
+        assert_eq!(r.attempts, 1, "redirect errors are not retried");
+    }
+    assert_eq!(fx.seen("/loop/a").len(), 1, "the loop is caught at once");
+    assert_eq!(listing(dir.path()), ["r.bin"]);
+}
+
+#[tokio::test]
+async fn content_disposition_names_are_used_and_sanitised() {
+    let fx = Fixture::start(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let urls = [
+        fx.url(&format!(
+            "/cd/100/x?cd={}",
+            enc("attachment; filename=\"../../evil.txt\"")
+        )),
+        fx.url(&format!(
+            "/cd/200/y?cd={}",
+            enc("attachment; filename=\"a.txt\"; filename*=UTF-8''%C3%A9t%C3%A9.txt")
+        )),
+        fx.url(&format!(
+            "/cd/300/fallback.bin?cd={}",
+            enc("attachment; filename=\"..\"")
+        )),
+    ];
+    let report = run(config(dir.path()), &urls).await;
+    assert_eq!(report.counts(), (3, 0, 0));
+    assert_content(&dir.path().join("evil.txt"), 100);
+    assert_content(&dir.path().join("été.txt"), 200);
+    assert_content(&dir.path().join("fallback.bin"), 300);
+    assert!(!dir.path().parent().unwrap().join("evil.txt").exists());
+}
+
+#[tokio::test]
+async fn name_collisions_never_overwrite_unless_asked() {
+    let fx = Fixture::start(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("same.bin"), b"precious").unwrap();
+    let urls = [fx.url("/gen/10/same.bin"), fx.url("/gen/20/same.bin?again")];
+    let report = run(config(dir.path()), &urls).await;
+    assert_eq!(report.counts(), (2, 0, 0));
+    assert_eq!(
+        std::fs::read(dir.path().join("same.bin")).unwrap(),
+        b"precious"
+    );
+    let mut got: Vec<_> = report
+        .results
+        .iter()
+        .map(|r| r.path.clone().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            dir.path().join("same (1).bin"),
+            dir.path().join("same (2).bin")
+        ]
+    );
+
+    // With overwrite, the existing file is replaced, but the two downloads still do not clobber
+    // each other.
+    let report = run(config(dir.path()).overwrite(true), &urls).await;
+    assert_eq!(report.counts(), (2, 0, 0));
+    let sizes: Vec<u64> = report
+        .results
+        .iter()
+        .map(|r| std::fs::metadata(r.path.as_ref().unwrap()).unwrap().len())
+        .collect();
+    assert_eq!(sizes, [10, 20]);
+    assert_ne!(
+        std::fs::read(dir.path().join("same.bin")).unwrap(),
+        b"precious"
+    );
+}
+
+#[tokio::test]
+async fn checksums_are_verified_before_the_file_is_placed() {
+    use sha2::{Digest, Sha256};
+    let fx = Fixture::start(300_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = Sha256Digest(Sha256::digest(content(300_000)).into());
+    let bad = Sha256Digest([7; 32]);
+    let requests = vec![
+        Request::parse(&fx.url("/gen/300000/good.bin"))
+            .unwrap()
+            .with_sha256(good),
+        Request::parse(&fx.url("/gen/300000/bad.bin"))
+            .unwrap()
+            .with_sha256(bad),
+        // Resumed (after a drop): the hash must cover the prefix read back from disk.
+        Request::parse(&fx.url("/drop/100000/300000/resumed.bin"))
+            .unwrap()
+            .with_sha256(good),
+    ];
+    let report = Downloader::new(config(dir.path()))
+        .unwrap()
+        .run(&Context::background(), requests)
+        .await;
+    assert!(report.results[0].outcome.is_complete());
+    assert!(
+        matches!(
+            report.results[1].outcome,
+            Outcome::Failed(DownloadError::ChecksumMismatch { .. })
+        ),
+        "{}",
+        report.results[1].outcome
+    );
+    assert_eq!(report.results[1].attempts, 1);
+    assert!(
+        report.results[2].outcome.is_complete(),
+        "{}",
+        report.results[2].outcome
+    );
+    assert!(report.results[2].resumed_from > 0);
+    // The mismatching file is gone entirely: neither placed nor kept for resume.
+    assert_eq!(listing(dir.path()), ["good.bin", "resumed.bin"]);
+}
+
+#[tokio::test]
+async fn files_over_the_size_limit_are_refused() {
+    let fx = Fixture::start(200_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let urls = [
+        fx.url("/gen/200000/announced.bin"),
+        fx.url("/nolen/200000/streamed.bin"),
+        fx.url("/nolen/1000/small.bin"),
+    ];
+    let report = run(config(dir.path()).max_size(Some(100_000)), &urls).await;
+    for r in &report.results[..2] {
+        assert!(
+            matches!(
+                r.outcome,
+                Outcome::Failed(DownloadError::TooLarge { limit: 100_000 })
+            ),
+            "{}",
+            r.outcome
+        );
+        assert_eq!(r.attempts, 1);
+    }
+    assert!(report.results[2].outcome.is_complete());
+    assert_eq!(listing(dir.path()), ["small.bin"]);
+}
+
+/// Signals when download `index` has received `bytes` bytes, and when download 0 ended.
+struct Watch {
+    index: usize,
+    bytes: u64,
+    reached: Arc<Notify>,
+    first_done: Arc<Notify>,
+}
+
+struct WatchTracker {
+    watching: Option<(u64, Arc<Notify>)>,
+    seen: u64,
+    on_end: Option<Arc<Notify>>,
+}
+
+impl Progress for Watch {
+    fn begin(&self, index: usize, _: &str) -> Box<dyn Tracker> {
+        Box::new(WatchTracker {
+            watching: (index == self.index).then(|| (self.bytes, self.reached.clone())),
+            seen: 0,
+            on_end: (index == 0).then(|| self.first_done.clone()),
+        })
+    }
+}
+
+impl Tracker for WatchTracker {
+    fn attempt(&mut self, offset: u64, _: Option<u64>) {
+        self.seen = offset;
+    }
+    fn advance(&mut self, bytes: u64) {
+        self.seen += bytes;
+        if let Some((want, n)) = &self.watching {
+            if self.seen >= *want {
+                n.notify_one();
+            }
+        }
+    }
+    fn end(&mut self, _: &Outcome) {
+        if let Some(n) = &self.on_end {
+            n.notify_one();
+        }
+    }
+}
+
+#[tokio::test]
+async fn cancelling_the_context_keeps_partial_files_and_reports_what_finished() {
+    let fx = Fixture::start(100_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let urls = [
+        fx.url("/gen/5000/done.bin"),
+        fx.url("/stallonce/30000/100000/slow.bin"),
+        fx.url("/gen/5000/later.bin"),
+    ];
+    let requests: Vec<Request> = urls.iter().map(|u| Request::parse(u).unwrap()).collect();
+    let watch = Arc::new(Watch {
+        index: 1,
+        bytes: 30_000,
+        reached: Arc::default(),
+        first_done: Arc::default(),
+    });
+    let (reached, first_done) = (watch.reached.clone(), watch.first_done.clone());
+    // One per host: `later.bin` waits behind the stalled download.
+    let downloader = Downloader::new(config(dir.path()).per_host(nz(1))).unwrap();
+    let (ctx, cancel) = Context::background().with_cancel();
+    let task = {
+        let downloader = downloader.clone();
+        tokio::spawn(async move { downloader.run_with_progress(&ctx, requests, watch).await })
+    };
+    first_done.notified().await;
+    reached.notified().await;
+    cancel.cancel_with("test stops");
+    let report = task.await.unwrap();
+    assert!(report.results[0].outcome.is_complete());
+    assert!(matches!(report.results[1].outcome, Outcome::Cancelled));
+    assert!(matches!(report.results[2].outcome, Outcome::Cancelled));
+    assert_eq!(report.results[2].attempts, 0, "never started");
+    assert_eq!(report.interrupted.as_deref(), Some("test stops"));
+    assert_eq!(
+        listing(dir.path()),
+        ["done.bin", "slow.bin.part", "slow.bin.part.meta"]
+    );
+    let kept = std::fs::read(dir.path().join("slow.bin.part")).unwrap();
+    assert!(
+        kept == content(30_000),
+        "kept {} bytes, want all 30000 received",
+        kept.len()
+    );
+
+    // The next run resumes where the first stopped.
+    let report = run(config(dir.path()), &urls[1..2]).await;
+    let r = &report.results[0];
+    assert!(r.outcome.is_complete(), "{}", r.outcome);
+    assert_eq!(r.resumed_from, 30_000);
+    assert_content(&dir.path().join("slow.bin"), 100_000);
+}
+
+#[tokio::test]
+async fn dropping_the_run_future_mid_flight_leaves_no_file_at_a_final_name() {
+    let fx = Fixture::start(100_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let requests = vec![Request::parse(&fx.url("/stall/30000/100000/x.bin")).unwrap()];
+    let watch = Arc::new(Watch {
+        index: 0,
+        bytes: 30_000,
+        reached: Arc::default(),
+        first_done: Arc::default(),
+    });
+    let reached = watch.reached.clone();
+    let downloader = Downloader::new(config(dir.path())).unwrap();
+    let ctx = Context::background();
+    tokio::select! {
+        _ = downloader.run_with_progress(&ctx, requests, watch) => panic!("the stalled download finished"),
+        _ = reached.notified() => {}
+    }
+    // The future is dropped: its task is aborted. Whatever is on disk is not at x.bin.
+    assert!(!dir.path().join("x.bin").exists());
+    for name in listing(dir.path()) {
+        assert!(name.starts_with("x.bin.part"), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_host_is_a_retried_connection_error() {
+    // Bind then drop a listener: nothing listens on that port any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let report = run(
+        config(dir.path()),
+        &[format!("http://127.0.0.1:{port}/a.bin")],
+    )
+    .await;
+    let r = &report.results[0];
+    assert!(
+        matches!(r.outcome, Outcome::Failed(DownloadError::Http(_))),
+        "{}",
+        r.outcome
+    );
+    assert_eq!(r.attempts, 3);
+}
+
+#[test]
+fn outcome_display_includes_the_causes() {
+    let e = DownloadError::Status {
+        status: 503,
+        retry_after: None,
+    };
+    let shown = Outcome::Failed(e).to_string();
+    assert_eq!(shown, "failed: server answered 503");
+}

@@ -1,0 +1,151 @@
+//! loom models of the channel core (`crates/core/src/chan/core.rs`): every interleaving of a
+//! few threads, checking that a rendezvous or bounded hand-off with a cancelled receive or a
+//! withdrawn send delivers each value exactly once and loses no wake-up.
+//!
+//! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p weft-core --test loom_chan`
+//! (about 90 s in a debug build; `LOOM_MAX_PREEMPTIONS=3` explores more).
+#![cfg(loom)]
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use loom::future::block_on;
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+use weft_core::chan;
+
+/// Runs a loom model, bounding preemptions to 2 unless `LOOM_MAX_PREEMPTIONS` says otherwise
+/// (as tokio's loom suite does): the bugs these models look for need at most two.
+fn model<F: Fn() + Sync + Send + 'static>(f: F) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound.get_or_insert(2);
+    builder.check(f);
+}
+
+/// Polls a future once with a no-op waker, as a `select!` that then picks another branch.
+fn poll_once<F: Future>(fut: F) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    }
+}
+
+/// A rendezvous send races a receive that is polled once and cancelled, and a receive that
+/// waits: the value reaches exactly one of them and the send completes.
+#[test]
+fn rendezvous_cancelled_receive_loses_nothing() {
+    model(|| {
+        let (tx, rx) = chan::rendezvous::<u32>();
+        let got = Arc::new(AtomicUsize::new(0));
+
+        let sender = thread::spawn(move || {
+            block_on(tx.send(7)).unwrap();
+            // Dropping the only sender closes the channel, so the waiting receiver ends.
+        });
+        let canceller = {
+            let (rx, got) = (rx.clone(), got.clone());
+            thread::spawn(move || {
+                if let Some(Some(7)) = poll_once(rx.recv()) {
+                    got.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        while let Some(v) = block_on(rx.recv()) {
+            assert_eq!(v, 7);
+            got.fetch_add(1, Ordering::SeqCst);
+        }
+        sender.join().unwrap();
+        canceller.join().unwrap();
+        assert_eq!(got.load(Ordering::SeqCst), 1, "received exactly once");
+    });
+}
+
+/// A rendezvous send is withdrawn (polled once, then `cancel`) while a receiver waits: the
+/// value is either taken (then `cancel` says so) or comes back, never both.
+#[test]
+fn rendezvous_withdrawn_send_is_either_sent_or_returned() {
+    model(|| {
+        let (tx, rx) = chan::rendezvous::<u32>();
+        let receiver = thread::spawn(move || block_on(rx.recv()));
+        let returned = {
+            let mut send = tx.send(1);
+            let first = poll_once(&mut send);
+            match first {
+                Some(res) => {
+                    res.unwrap();
+                    None
+                }
+                None => send.cancel(),
+            }
+        };
+        drop(tx); // closes: a receiver that got nothing ends with None
+        let received = receiver.join().unwrap();
+        match returned {
+            Some(v) => assert_eq!((v, received), (1, None)),
+            None => assert_eq!(received, Some(1)),
+        }
+    });
+}
+
+/// Bounded(1), full: a blocked sender is withdrawn while a receiver drains. Every value ends
+/// either received or returned, exactly once.
+#[test]
+fn bounded_withdrawn_send_is_either_sent_or_returned() {
+    model(|| {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        tx.try_send(1).unwrap();
+        let receiver = thread::spawn(move || {
+            let mut got = Vec::new();
+            while let Some(v) = block_on(rx.recv()) {
+                got.push(v);
+            }
+            got
+        });
+        let returned = {
+            let mut send = tx.send(2);
+            match poll_once(&mut send) {
+                Some(res) => {
+                    res.unwrap();
+                    None
+                }
+                None => send.cancel(),
+            }
+        };
+        drop(tx);
+        let got = receiver.join().unwrap();
+        match returned {
+            Some(v) => assert_eq!((v, got), (2, vec![1])),
+            None => assert_eq!(got, [1, 2]),
+        }
+    });
+}
+
+/// Two waiting receivers, one value: whichever is woken, the other must not sleep forever
+/// once the channel closes, and the value is received once.
+#[test]
+fn two_receivers_one_value_no_lost_wakeup() {
+    model(|| {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        let got = Arc::new(AtomicUsize::new(0));
+        let other = {
+            let (rx, got) = (rx.clone(), got.clone());
+            thread::spawn(move || {
+                while block_on(rx.recv()).is_some() {
+                    got.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        let sender = thread::spawn(move || {
+            block_on(tx.send(3)).unwrap();
+        });
+        while block_on(rx.recv()).is_some() {
+            got.fetch_add(1, Ordering::SeqCst);
+        }
+        sender.join().unwrap();
+        other.join().unwrap();
+        assert_eq!(got.load(Ordering::SeqCst), 1);
+    });
+}
