@@ -7,6 +7,7 @@
 
 pub mod crawl;
 pub mod download;
+pub mod logs;
 pub mod search;
 pub mod serve;
 pub mod shutdown;

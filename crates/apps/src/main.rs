@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Analyze web server and application logs: traffic, errors, latency percentiles.
     Logs(cli::logs::Args),
+    /// Write deterministic sample logs (for benchmarks and demos).
+    GenLogs(cli::gen_logs::Args),
     /// Run the HTTP job server on weft-pool; accepted jobs survive restarts.
     Serve(cli::serve::Args),
     /// Search files for a regex in parallel, respecting .gitignore (exit 0 match, 1 none, 2 error).
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Logs(args) => cli::logs::run(args).await,
+            Command::GenLogs(args) => cli::gen_logs::run(args).await,
             Command::Serve(args) => cli::serve::run(args).await,
             Command::Grep(args) => cli::grep::run(args).await,
             Command::Download(args) => cli::download::run(args).await,

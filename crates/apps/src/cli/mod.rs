@@ -37,6 +37,7 @@ pub(crate) fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
 
 pub(crate) mod crawl;
 pub(crate) mod download;
+pub(crate) mod gen_logs;
 pub(crate) mod grep;
 pub(crate) mod logs;
 pub(crate) mod serve;

@@ -1,0 +1,217 @@
+//! `weft logs` and `weft gen-logs` end to end: arguments, outputs, stdin, exit codes.
+
+use assert_cmd::Command;
+
+fn weft() -> Command {
+    Command::cargo_bin("weft").expect("the weft binary")
+}
+
+/// The first value on the text report's line that starts with `label`.
+fn value_of<'a>(text: &'a str, label: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+fn no_path_analyzes_the_builtin_sample() {
+    let text = stdout_of(weft().arg("logs"));
+    assert!(text.contains("sample/app.log: kv"), "{text}");
+    assert!(text.contains("sample/access.log: combined"));
+    assert!(text.contains("sample/events.jsonl: json"));
+    assert!(text.contains("top paths"));
+    assert!(text.contains("malformed lines:"));
+}
+
+#[test]
+fn gen_logs_then_analyze_the_directory_as_json_and_html() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path().join("logs");
+    weft()
+        .args([
+            "gen-logs",
+            "--lines",
+            "10001",
+            "--files",
+            "3",
+            "--log-format",
+            "combined",
+        ])
+        .arg(&logs)
+        .assert()
+        .success();
+    let mut files: Vec<String> = std::fs::read_dir(&logs)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        ["sample-000.log", "sample-001.log", "sample-002.log"]
+    );
+
+    let html = dir.path().join("report.html");
+    let json = stdout_of(
+        weft()
+            .arg("logs")
+            .arg(&logs)
+            .args(["--format", "json", "--top", "3", "--html"])
+            .arg(&html),
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["lines"], 10001);
+    assert_eq!(v["inputs"].as_array().map(Vec::len), Some(3));
+    assert_eq!(v["top_paths"].as_array().map(Vec::len), Some(3));
+    assert_eq!(v["partial"], false);
+    let page = std::fs::read_to_string(&html).expect("html written");
+    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<svg"));
+}
+
+#[test]
+fn stdin_gzip_and_filters() {
+    let mut data = String::new();
+    for i in 0..50 {
+        let status = if i % 5 == 0 { 500 } else { 200 };
+        data += &format!(
+            "2024-03-01 12:00:{:02} level=info ip=10.0.0.{} path=\"/s{}\" status={status} time={i}ms\n",
+            i % 60,
+            i % 4,
+            i % 2
+        );
+    }
+    let text = stdout_of(
+        weft()
+            .args(["logs", "-", "--status", "5xx", "--path", "/s0"])
+            .write_stdin(data.clone()),
+    );
+    let expected = (0..50).filter(|i| i % 5 == 0 && i % 2 == 0).count();
+    assert_eq!(
+        value_of(&text, "requests "),
+        Some(&*expected.to_string()),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("filtered out {}", 50 - expected)),
+        "{text}"
+    );
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, data.as_bytes()).expect("gzip");
+    let json = stdout_of(
+        weft()
+            .args(["logs", "-", "--format", "json"])
+            .write_stdin(gz.finish().expect("gzip")),
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["requests"], 50);
+    assert_eq!(v["inputs"][0]["gzip"], true);
+}
+
+#[test]
+fn unreadable_inputs_exit_2_and_bad_arguments_are_rejected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.log");
+    std::fs::write(&good, "2024-03-01 12:00:00 path=/ status=200\n").expect("write");
+    let missing = dir.path().join("missing.log");
+
+    let out = weft()
+        .arg("logs")
+        .arg(&missing)
+        .arg(&good)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(value_of(&stdout, "requests "), Some("1"), "{stdout}");
+    assert!(stderr.contains("missing.log"), "{stderr}");
+
+    let out = weft()
+        .args(["logs", "--strict"])
+        .arg(&missing)
+        .arg(&good)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "no report with --strict");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+
+    for bad in [
+        &["--status", "abc"][..],
+        &["--since", "yesterday"],
+        &["--min-level", "loud"],
+        &["--log-format", "xml"],
+        &["--path-regex", "("],
+    ] {
+        let out = weft().arg("logs").args(bad).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(!out.stderr.is_empty());
+    }
+}
+
+#[test]
+fn help_lists_every_option() {
+    let help = stdout_of(weft().args(["logs", "--help"]));
+    for flag in [
+        "--log-format",
+        "--min-level",
+        "--path",
+        "--path-regex",
+        "--status",
+        "--since",
+        "--until",
+        "--slow-ms",
+        "--top",
+        "--format",
+        "--html",
+        "--strict",
+        "Exit status",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+    let help = stdout_of(weft().args(["gen-logs", "--help"]));
+    assert!(help.contains("--lines") && help.contains("--files") && help.contains("--gzip"));
+}
+
+#[test]
+fn gen_logs_gzip_json_round_trips_through_the_analyzer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    weft()
+        .args([
+            "gen-logs",
+            "--lines",
+            "500",
+            "--files",
+            "2",
+            "--log-format",
+            "json",
+            "--gzip",
+        ])
+        .arg(dir.path())
+        .assert()
+        .success();
+    assert!(dir.path().join("sample-001.jsonl.gz").exists());
+    let json = stdout_of(
+        weft()
+            .arg("logs")
+            .arg(dir.path())
+            .args(["--format", "json"]),
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["lines"], 500);
+    for input in v["inputs"].as_array().expect("inputs") {
+        assert_eq!(input["gzip"], true);
+        assert_eq!(input["format"], "json");
+        assert_eq!(input["detected"], true);
+    }
+}
