@@ -10,6 +10,8 @@ use anyhow::Context as _;
 use futures::{FutureExt, StreamExt};
 use weft_apps::crawl::{CrawlConfig, Crawler, Progress, StopReason};
 
+use super::parse::{parse_duration, parse_size};
+
 /// Arguments of `weft crawl`.
 #[derive(Debug, clap::Args)]
 #[command(
@@ -60,7 +62,7 @@ pub(crate) struct Args {
     #[arg(long, value_name = "TIME", value_parser = parse_duration, default_value = "30s")]
     timeout: Duration,
     /// Read at most SIZE of a body (e.g. 512K, 10M).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "10M")]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size::<usize>, default_value = "10M")]
     max_body: usize,
     /// Follow at most N redirects from one URL.
     #[arg(long, value_name = "N", default_value = "10")]
@@ -77,44 +79,6 @@ pub(crate) struct Args {
     /// No progress line on stderr, even on a terminal.
     #[arg(short = 'q', long)]
     quiet: bool,
-}
-
-/// `250ms`, `2s`, `1.5s`, `1m`, or a bare number of seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (s, 1.0)
-    };
-    let value: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (try 250ms, 2s, 1m)"))?;
-    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("invalid duration {s:?}: {e}"))
-}
-
-/// `1024`, `512K`, `10M`, `1G` (binary multiples).
-fn parse_size(s: &str) -> Result<usize, String> {
-    let s = s.trim();
-    let upper = s.to_ascii_uppercase();
-    let upper = upper.strip_suffix('B').unwrap_or(&upper);
-    let (num, shift) = match upper.chars().last() {
-        Some('K') => (&upper[..upper.len() - 1], 10),
-        Some('M') => (&upper[..upper.len() - 1], 20),
-        Some('G') => (&upper[..upper.len() - 1], 30),
-        _ => (upper, 0),
-    };
-    let n: usize = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid size {s:?} (try 512K, 10M)"))?;
-    n.checked_mul(1 << shift)
-        .ok_or_else(|| format!("size {s:?} is too large"))
 }
 
 fn read_seeds(path: &PathBuf) -> anyhow::Result<Vec<String>> {
@@ -245,28 +209,5 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             })
         }
         None => anyhow::bail!("the crawl stopped without a summary (its task failed)"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("-1s").is_err());
-    }
-
-    #[test]
-    fn sizes_parse_with_binary_units() {
-        assert_eq!(parse_size("1024"), Ok(1024));
-        assert_eq!(parse_size("512K"), Ok(512 << 10));
-        assert_eq!(parse_size("10mb"), Ok(10 << 20));
-        assert!(parse_size("lots").is_err());
     }
 }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+
+use super::parse::parse_size;
 use weft_apps::download::{
     Bars, Config, Downloader, NoProgress, Outcome, Progress, Report, Request, Sha256Digest,
     parse_list,
@@ -53,7 +55,7 @@ pub(crate) struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     idle_timeout: f64,
     /// Largest file accepted, in bytes (suffixes K, M, G are powers of 1024).
-    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size::<u64>)]
     max_size: Option<u64>,
     /// Redirects followed per request.
     #[arg(long, default_value_t = 10)]
@@ -70,21 +72,6 @@ pub(crate) struct Args {
     /// Do not draw progress bars (they are never drawn when stderr is not a terminal).
     #[arg(long)]
     no_progress: bool,
-}
-
-fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (digits, mult) = match s.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&s[..i], 1u64 << 10),
-        Some((i, 'm' | 'M')) => (&s[..i], 1 << 20),
-        Some((i, 'g' | 'G')) => (&s[..i], 1 << 30),
-        _ => (s, 1),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("invalid size {s:?}"))
 }
 
 fn seconds(s: f64, what: &str) -> anyhow::Result<Duration> {

@@ -40,4 +40,5 @@ pub(crate) mod download;
 pub(crate) mod gen_logs;
 pub(crate) mod grep;
 pub(crate) mod logs;
+pub(crate) mod parse;
 pub(crate) mod serve;

@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use weft_apps::serve::{ServeConfig, serve};
 
+use super::parse::parse_duration;
+
 /// Run the HTTP job server: POST /api/jobs, GET/DELETE /api/jobs/{id}, /healthz, /metrics.
 ///
 /// Accepted jobs are stored in SQLite before the server answers 202, and run again after a
@@ -51,29 +53,6 @@ pub(crate) struct Args {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     max_body: usize,
-}
-
-/// Parses `250ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .map_or((s, "s"), |i| s.split_at(i));
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (examples: 250ms, 10s, 2m)"))?;
-    let secs = match unit.trim() {
-        "ms" => value / 1e3,
-        "s" | "" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {s:?} (use ms, s, m or h)"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
 
 fn default_db() -> PathBuf {
@@ -125,20 +104,4 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         report.requeued
     );
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("5 parsecs").is_err());
-    }
 }
