@@ -340,6 +340,8 @@ fn number_pipeline_matches_the_sequential_answer_and_stops_early_cleanly() {
     );
     assert!(out.contains("fan-out[2]/square"), "{out}");
     assert!(out.contains("took [1, 4, 9, 16, 25]"), "{out}");
+    // A consumer that stops early aborts the run, and the report says so.
+    assert!(out.contains("report: stopped Aborted"), "{out}");
     // Each report passed `check()` (the example fails otherwise); the filter dropped half.
     assert!(
         out.contains("odd        received    2000 emitted    1000 filtered    1000"),
