@@ -1,4 +1,4 @@
-//! The downloader's loopback test server as a program, for `benches/download.sh`: serves the
+//! The downloader's loopback test server as a program, for `benches/scripts/download.sh`: serves the
 //! routes of `tests/fixture/mod.rs` (files up to 256 MiB) and prints its address.
 //!
 //! ```text

@@ -6,9 +6,9 @@
 #   - 4 files of 256 MiB, all at once.
 # Files are written to a tmpfs (/dev/shm) so the downloaders, not the disk, are measured.
 #
-# Usage: benches/download.sh [RUNS_SMALL] [RUNS_BIG]    (needs hyperfine and curl)
+# Usage: benches/scripts/download.sh [RUNS_SMALL] [RUNS_BIG]    (needs hyperfine and curl)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 RUNS_SMALL=${1:-10}
 RUNS_BIG=${2:-5}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
