@@ -12,12 +12,15 @@
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::{Builder, Runtime};
 use tokio_util::sync::CancellationToken;
 use weft_core::context::Context;
+
+mod common;
+use common::time_in_task;
 use weft_core::group::WaitGroup;
 
 const CHILDREN: usize = 10_000;
@@ -96,25 +99,6 @@ fn no_runtime(c: &mut Criterion) {
         },
     );
     group.finish();
-}
-
-/// Times `body` run inside a task on `rt`, `iters` times.
-fn time_in_task<F, Fut>(rt: &Runtime, iters: u64, body: F) -> Duration
-where
-    F: Fn() -> Fut + Send + Sync + Clone + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    rt.block_on(async move {
-        tokio::spawn(async move {
-            let start = Instant::now();
-            for _ in 0..iters {
-                body().await;
-            }
-            start.elapsed()
-        })
-        .await
-        .expect("bench task panicked")
-    })
 }
 
 /// Yields until `counter` reaches `n`: every waiter is parked before the cancel.

@@ -8,7 +8,6 @@
 //! Run: `cargo bench -p weft-benches --bench group`
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::{Builder, Runtime};
@@ -16,26 +15,10 @@ use tokio::task::JoinSet;
 use tokio_util::task::TaskTracker;
 use weft_core::group::{ErrGroup, WaitGroup};
 
-const TASKS: u64 = 1_000_000;
+mod common;
+use common::time_in_task;
 
-/// Times `body` run inside a task on `rt`, `iters` times.
-fn time_in_task<F, Fut>(rt: &Runtime, iters: u64, body: F) -> Duration
-where
-    F: Fn() -> Fut + Send + Sync + Clone + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    rt.block_on(async move {
-        tokio::spawn(async move {
-            let start = Instant::now();
-            for _ in 0..iters {
-                body().await;
-            }
-            start.elapsed()
-        })
-        .await
-        .expect("bench task panicked")
-    })
-}
+const TASKS: u64 = 1_000_000;
 
 async fn wait_group() {
     let wg = WaitGroup::new();
