@@ -1,9 +1,11 @@
 //! loom models of the channel core (`crates/core/src/chan/core.rs`): every interleaving of a
 //! few threads, checking that a rendezvous or bounded hand-off with a cancelled receive or a
-//! withdrawn send delivers each value exactly once and loses no wake-up.
+//! withdrawn send delivers each value exactly once and loses no wake-up, including the direct
+//! hand-off of a value to a parked receiver (by `send` or `try_send`) whose receive is then
+//! cancelled or overtaken by a close.
 //!
-//! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p weft-core --test loom_chan`
-//! (about 90 s in a debug build; `LOOM_MAX_PREEMPTIONS=3` explores more).
+//! Run: `RUSTFLAGS="--cfg loom" cargo test -p weft-core --test loom_chan --release`
+//! (`LOOM_MAX_PREEMPTIONS=3` explores more).
 #![cfg(loom)]
 
 use std::future::Future;
@@ -147,5 +149,70 @@ fn two_receivers_one_value_no_lost_wakeup() {
         sender.join().unwrap();
         other.join().unwrap();
         assert_eq!(got.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// `try_send` on a rendezvous races a receive that parks and is then cancelled, and a
+/// receive that waits; then the channel closes. `try_send` succeeds only by handing the value
+/// to a parked receive, and then the value is received exactly once (by the waiting receive,
+/// or left in the channel by the cancelled one), never lost; if it fails, nobody gets it.
+#[test]
+fn rendezvous_try_send_hand_off_to_a_cancelled_receive() {
+    model(|| {
+        let (tx, rx) = chan::rendezvous::<u32>();
+        let canceller = {
+            let rx = rx.clone();
+            thread::spawn(move || {
+                let got = poll_once(rx.recv());
+                assert_eq!(got, None, "a rendezvous receive cannot complete on its own");
+            })
+        };
+        let waiter = {
+            let rx = rx.clone();
+            thread::spawn(move || block_on(rx.recv()))
+        };
+        let sent = tx.try_send(5).is_ok();
+        drop(tx); // closes: the waiting receive ends once nothing is left
+        canceller.join().unwrap();
+        let mut got = usize::from(waiter.join().unwrap() == Some(5));
+        got += usize::from(rx.try_recv() == Ok(5));
+        assert_eq!(got, usize::from(sent), "received exactly once iff sent");
+    });
+}
+
+/// A value is handed to a parked receive whose owner has not polled again when the channel
+/// closes: a second receive may take it over, but the value reaches exactly one of them, and
+/// neither hangs nor reports the end while the value is still in the channel.
+#[test]
+fn close_with_a_pending_hand_off_delivers_exactly_once() {
+    model(|| {
+        let (tx, rx) = chan::rendezvous::<u32>();
+        let first = {
+            let rx = rx.clone();
+            thread::spawn(move || {
+                let mut recv = rx.recv();
+                match poll_once(&mut recv) {
+                    Some(v) => v,
+                    None => block_on(recv),
+                }
+            })
+        };
+        let second = thread::spawn(move || block_on(rx.recv()));
+        let sent = {
+            let mut send = tx.send(9);
+            match poll_once(&mut send) {
+                Some(res) => res.is_ok(),
+                // Nobody was parked: withdraw it (a send that was taken meanwhile is sent).
+                None => send.cancel().is_none(),
+            }
+        };
+        drop(tx);
+        let got = [first.join().unwrap(), second.join().unwrap()];
+        let n = got.iter().filter(|v| **v == Some(9)).count();
+        assert_eq!(
+            n,
+            usize::from(sent),
+            "received exactly once iff sent: {got:?}"
+        );
     });
 }

@@ -19,8 +19,9 @@ use crate::context::{Context, ContextError, Done};
 ///
 /// Dropping it withdraws the value if no receiver has taken it yet: the value is then dropped
 /// with the future and was **not** sent. If a receiver took it (for a bounded channel: moved it
-/// into the buffer; for a rendezvous channel: received it), the send is done even though the
-/// future never returned `Ready`. A value is never duplicated and never lost in between.
+/// into the buffer; for a rendezvous channel: took it from this waiting send), the send is done
+/// even though the future never returned `Ready`. A value is never duplicated and never lost in
+/// between.
 ///
 /// To learn which, and to get an untaken value back, call [`Send::cancel`] instead of
 /// dropping it (the cancel-safe way to send in `select!`).
@@ -105,8 +106,10 @@ impl<T> fmt::Debug for Send<'_, T> {
 /// # Cancel safety
 ///
 /// Cancel safe, for every flavour: a value is taken only in the poll that returns it, so a
-/// dropped `Recv` never held one. A wake-up it received but did not use passes on to another
-/// waiting receiver. What is lost is its place in the queue of waiting receivers.
+/// dropped `Recv` never held one. A value a sender handed to it while it waited (kept by the
+/// channel, not the future) passes on to another waiting receive, or stays in the channel for
+/// the next one; a wake-up it received but did not use passes on too. What is lost is its
+/// place in the queue of waiting receivers.
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Recv<'a, T> {
     shared: &'a Shared<T>,

@@ -120,6 +120,11 @@ impl<E> WaitList<E> {
             .expect("a wait-list key is only used by its owner, before it releases it")
     }
 
+    /// Every stored entry, linked or not (a linear scan of the slab: for rare paths only).
+    pub(super) fn entries_mut(&mut self) -> impl Iterator<Item = &mut E> {
+        self.slots.iter_mut().filter_map(|slot| slot.entry.as_mut())
+    }
+
     /// Unlinks (if needed) and frees `key`, returning its entry and whether it was still linked.
     pub(super) fn release(&mut self, key: usize) -> (E, bool) {
         let linked = self.slots[key].linked;
