@@ -9,9 +9,10 @@
 //! completes at once (one wake-up per value, like Go and kanal). What makes this cancel safe,
 //! where flume's and kanal's push loses the value: the slot lives in the channel, under the
 //! lock, not in the receiver future. A receive future dropped before it took the value from
-//! its slot passes the value on, under the lock, to the next parked receiver or to the
-//! `handed` queue that every receive checks first. So a handed value is owned by the channel
-//! until exactly one receive returns it.
+//! its slot passes the value on, under the lock, to the next parked receiver or, with none
+//! parked, to the back of `buf` (for a rendezvous, whose `buf` is otherwise empty: the next
+//! receive takes it before any waiting sender's value). So a handed value is owned by the
+//! channel until exactly one receive returns it.
 //!
 //! # Invariants
 //!
@@ -19,13 +20,15 @@
 //!    (only if `buf.len() < cap`); a sender hands its value to a *linked* receiver's slot,
 //!    unlinking it (only if `buf` is full: the receiver then was parked with nothing to take,
 //!    see below); a sender parks its value in its own `send_waiters` entry; a receiver takes
-//!    the value in its own slot, or pops from `handed`, then `buf`, then a parked sender; a
-//!    released receiver slot's value moves to the next linked receiver's slot or to `handed`.
+//!    the value in its own slot, or pops from `buf`, then from a parked sender; a released
+//!    receiver slot's value moves to the next linked receiver's slot or to the back of `buf`
+//!    (past `cap` if need be: it was already sent).
 //!    A receive future returns `Ready` with a value in the same poll that takes it: there is
 //!    no state in which a value belongs to a receiver future that might be dropped.
 //! 2. `buf.len() < cap` implies no sender is linked in `send_waiters`: whenever a receiver
-//!    pops from a full `buf`, it moves the oldest parked sender's value into the freed slot
-//!    (Go's semantics, and FIFO fairness among blocked senders).
+//!    pops from a full `buf` (exactly `cap` values), it moves the oldest parked sender's value
+//!    into the freed slot (Go's semantics, and FIFO fairness among blocked senders). So only
+//!    that pop needs to look at `send_waiters`.
 //! 3. A parked sender's entry holds `Some(value)` until a receiver takes it, and the receiver
 //!    unlinks the entry as it takes it. `None` in an entry therefore means "delivered": the
 //!    sender's future completes with `Ok` when it sees it, and a dropped sender future whose
@@ -35,8 +38,8 @@
 //!    takes or passes on its value.
 //! 5. Once `closed` is set it is never cleared; on closing, every linked sender is unlinked
 //!    (keeping its value, which its future hands back) and every linked receiver is woken.
-//!    After that nothing enters `buf`, `send_waiters` or a receiver slot; receivers drain
-//!    `handed` and `buf`, then steal what is still `pending` in slots whose owners have not
+//!    After that nothing enters `send_waiters` or a receiver slot, and nothing but values
+//!    passed on by dropped receives enters `buf`; receivers drain `buf`, then steal what is still `pending` in slots whose owners have not
 //!    polled yet (so "closed and drained" is only reported once no value is left anywhere),
 //!    then see the end.
 //! 6. No lost wake-ups: whenever a value becomes available (pushed into `buf`, parked by a
@@ -57,6 +60,10 @@ use crate::loom::{AtomicUsize, Mutex, MutexGuard};
 
 pub(super) const UNBOUNDED: usize = usize::MAX;
 
+// `repr(C)` and the alignment keep the lock and the fields every operation touches (`buf`,
+// `closed`, `cap`, the head of `recv_waiters`) in one cache line: on two cores, each line an
+// operation touches moves between them, and `perf` showed those misses dominating.
+#[repr(C, align(64))]
 pub(super) struct Shared<T> {
     state: Mutex<State<T>>,
     /// Counts of live `Sender`s and `Receiver`s: the last one of either closes the channel.
@@ -66,16 +73,17 @@ pub(super) struct Shared<T> {
 }
 
 #[derive(Debug)]
+#[repr(C)]
 struct State<T> {
+    /// The buffered values; also the values handed to a receive that was dropped before taking
+    /// them while no other receiver was parked (already sent; they may take `buf` past `cap`).
     buf: VecDeque<T>,
-    /// Values handed to a receive that was dropped before taking them while no other receiver
-    /// was parked: already sent, taken by the next receive before anything else.
-    handed: VecDeque<T>,
+    closed: bool,
+    cap: usize,
+    recv_waiters: WaitList<RecvWaiter<T>>,
+    send_waiters: WaitList<SendWaiter<T>>,
     /// Receiver slots holding a handed value (invariant 4).
     pending: usize,
-    closed: bool,
-    send_waiters: WaitList<SendWaiter<T>>,
-    recv_waiters: WaitList<RecvWaiter<T>>,
 }
 
 #[derive(Debug)]
@@ -136,6 +144,7 @@ impl WakeList {
     }
 }
 
+#[inline]
 fn wake(waker: Option<Waker>) {
     if let Some(w) = waker {
         w.wake();
@@ -157,7 +166,7 @@ impl<T> State<T> {
     }
 
     /// Hands `value` to the first parked receiver and returns its waker; without one, the
-    /// value waits in `handed` for the next receive (invariants 1 and 4).
+    /// value waits in `buf` for the next receive (invariants 1 and 4).
     fn hand_off(&mut self, value: T) -> Option<Waker> {
         match self.recv_waiters.pop_front() {
             Some(key) => {
@@ -167,14 +176,14 @@ impl<T> State<T> {
                 waiter.waker.take()
             }
             None => {
-                self.handed.push_back(value);
+                self.buf.push_back(value);
                 None
             }
         }
     }
 
     fn has_value(&self) -> bool {
-        !self.handed.is_empty() || !self.buf.is_empty() || !self.send_waiters.is_empty()
+        !self.buf.is_empty() || !self.send_waiters.is_empty()
     }
 
     /// Takes the value handed to the receiver slot `key`, if any.
@@ -186,12 +195,15 @@ impl<T> State<T> {
 
     /// Takes the next value, in FIFO order; returns the parked sender to wake, if any.
     fn take_value(&mut self) -> Option<(T, Option<Waker>)> {
-        if let Some(value) = self.handed.pop_front() {
-            return Some((value, None));
-        }
         if let Some(value) = self.buf.pop_front() {
-            // Invariant 2: refill the freed slot from the oldest parked sender.
-            let waker = match self.send_waiters.pop_front() {
+            // Invariant 2: if `buf` was full, refill the freed slot from the oldest parked
+            // sender (only then can one be parked; for a rendezvous never: `cap` is 0).
+            let refill = self.buf.len() + 1 == self.cap;
+            let waker = match if refill {
+                self.send_waiters.pop_front()
+            } else {
+                None
+            } {
                 Some(key) => {
                     let waiter = self.send_waiters.get_mut(key);
                     if let Some(parked) = waiter.value.take() {
@@ -261,8 +273,8 @@ impl<T> Shared<T> {
         Shared {
             state: Mutex::new(State {
                 buf,
-                handed: VecDeque::new(),
                 pending: 0,
+                cap,
                 closed: false,
                 send_waiters: WaitList::new(),
                 recv_waiters: WaitList::new(),
@@ -283,8 +295,7 @@ impl<T> Shared<T> {
     }
 
     pub(super) fn len(&self) -> usize {
-        let state = self.lock();
-        state.buf.len() + state.handed.len()
+        self.lock().buf.len()
     }
 
     pub(super) fn is_closed(&self) -> bool {
@@ -334,13 +345,12 @@ impl<T> Shared<T> {
     /// which nobody can receive any more.
     pub(super) fn drop_receiver(&self) {
         if self.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let (wakers, buf, handed) = {
+            let (wakers, buf) = {
                 let mut state = self.lock();
                 let wakers = state.close();
-                let buf = std::mem::take(&mut state.buf);
-                (wakers, buf, std::mem::take(&mut state.handed))
+                (wakers, std::mem::take(&mut state.buf))
             };
-            drop((buf, handed));
+            drop(buf);
             wakers.into_iter().for_each(Waker::wake);
         }
     }
@@ -351,7 +361,7 @@ impl<T> Shared<T> {
         if state.closed {
             return Err((value, true));
         }
-        let waker = if state.buf.len() < self.cap {
+        let waker = if state.buf.len() < state.cap {
             state.buf.push_back(value);
             state.notify_receiver()
         } else if !state.recv_waiters.is_empty() {
@@ -378,7 +388,7 @@ impl<T> Shared<T> {
                 if state.closed {
                     return Poll::Ready(Err(value));
                 }
-                let waker = if state.buf.len() < self.cap {
+                let waker = if state.buf.len() < state.cap {
                     // Fast path: room in the buffer, so no sender is parked (invariant 2).
                     state.buf.push_back(value);
                     state.notify_receiver()
@@ -545,10 +555,17 @@ impl<T> Shared<T> {
     }
 
     /// Releases a receiver's parking slot when its future (or stream) is dropped: a value
-    /// handed to it goes to the next parked receiver or to `handed` (invariant 1), and a
+    /// handed to it goes to the next parked receiver or to `buf` (invariant 1), and a
     /// wake-up it did not use goes to the next receiver (invariant 6).
+    #[inline]
     pub(super) fn release_receiver(&self, key: &mut Option<usize>) {
-        let Some(k) = key.take() else { return };
+        // Every receive future calls this on drop; most never parked.
+        if let Some(k) = key.take() {
+            self.release_receiver_slot(k);
+        }
+    }
+
+    fn release_receiver_slot(&self, k: usize) {
         let mut state = self.lock();
         let (mut waiter, linked) = state.recv_waiters.release(k);
         let waker = if let Some(value) = waiter.value.take() {

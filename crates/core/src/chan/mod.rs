@@ -40,8 +40,8 @@
 //! that finds a receiver parked hands its value over directly (one wake-up instead of two),
 //! but the value goes into a slot the *channel* keeps for that receive, not into the receive
 //! future. If that receive is cancelled before it runs, its drop passes the value on to the
-//! next waiting receiver, or leaves it in the channel for the next receive, which takes it
-//! before anything else. So a handed value is received exactly once: never lost, never
+//! next waiting receiver, or leaves it in the channel, buffered, for the next receive (for a
+//! rendezvous: ahead of every value still waiting with its sender). So a handed value is received exactly once: never lost, never
 //! duplicated. (flume's and kanal's rendezvous channels push the value into the receive
 //! future itself, which loses it if that receive is cancelled.)
 //!
@@ -180,7 +180,7 @@ pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 /// sender, or a receive was waiting and the sender handed the value to it. In the second case,
 /// if that receive is cancelled (dropped in `select!`) before it runs, the value is not lost:
 /// it goes to the next waiting receive, or waits in the channel for the next receive, which
-/// takes it before any other value. Each value is received exactly once. See the
+/// takes it before any value still waiting with its sender. Each value is received exactly once. See the
 /// [module documentation](self#cancel-safety).
 ///
 /// ```

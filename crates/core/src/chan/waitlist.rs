@@ -16,21 +16,23 @@ struct Slot<E> {
     linked: bool,
 }
 
+// `repr(C)`, `head` first: the channel's hot path reads only `head` (see `Shared`'s layout).
 #[derive(Debug)]
+#[repr(C)]
 pub(super) struct WaitList<E> {
-    slots: Vec<Slot<E>>,
-    free: Vec<usize>,
     head: usize,
     tail: usize,
+    slots: Vec<Slot<E>>,
+    free: Vec<usize>,
 }
 
 impl<E> WaitList<E> {
     pub(super) const fn new() -> Self {
         WaitList {
-            slots: Vec::new(),
-            free: Vec::new(),
             head: NIL,
             tail: NIL,
+            slots: Vec::new(),
+            free: Vec::new(),
         }
     }
 
