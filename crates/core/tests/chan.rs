@@ -732,3 +732,27 @@ async fn send_timeout_and_send_ctx_cancelled_mid_flight_withdraw_their_value() {
         "a's value was withdrawn"
     );
 }
+
+/// Go hands a value to a waiting receiver even when the buffer is full; a cancelled receive
+/// then puts it back into the buffer (past the capacity: it was already sent).
+#[test]
+fn bounded_try_send_hands_off_past_a_full_buffer_and_a_cancelled_receive_gives_it_back() {
+    let (tx, rx) = chan::bounded(1);
+    let mut r1 = task::spawn(rx.recv());
+    let mut r2 = task::spawn(rx.recv());
+    assert_pending!(r1.poll());
+    assert_pending!(r2.poll());
+    assert_eq!(tx.try_send(1), Ok(()), "into the buffer, waking r1");
+    assert_eq!(
+        tx.try_send(2),
+        Ok(()),
+        "buffer full, handed to the waiting r2"
+    );
+    assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)));
+    drop(r2);
+    assert_eq!(rx.len(), 2, "r2's value went back to the channel");
+    assert_eq!(tx.try_send(4), Err(TrySendError::Full(4)));
+    assert_ready_eq!(r1.poll(), Some(1));
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+}

@@ -222,3 +222,39 @@ fn close_with_a_pending_hand_off_delivers_exactly_once() {
         );
     });
 }
+
+/// Bounded(1) with receives parked: one `try_send` fills the buffer, a second one hands its
+/// value straight to another parked receive, which may be cancelled (its value then goes back
+/// into the buffer, past the capacity). Every value that was sent is received exactly once.
+#[test]
+fn bounded_hand_off_past_a_full_buffer_to_a_cancelled_receive() {
+    model(|| {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        let canceller = {
+            let rx = rx.clone();
+            thread::spawn(move || poll_once(rx.recv()).flatten())
+        };
+        let waiter = {
+            let rx = rx.clone();
+            thread::spawn(move || {
+                let mut got = Vec::new();
+                while let Some(v) = block_on(rx.recv()) {
+                    got.push(v);
+                }
+                got
+            })
+        };
+        let sent: Vec<u32> = [1, 2]
+            .into_iter()
+            .filter(|v| tx.try_send(*v).is_ok())
+            .collect();
+        drop(tx);
+        let mut got = waiter.join().unwrap();
+        got.extend(canceller.join().unwrap());
+        while let Ok(v) = rx.try_recv() {
+            got.push(v);
+        }
+        got.sort_unstable();
+        assert_eq!(got, sent, "each value sent is received exactly once");
+    });
+}
