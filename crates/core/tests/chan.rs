@@ -756,3 +756,40 @@ fn bounded_try_send_hands_off_past_a_full_buffer_and_a_cancelled_receive_gives_i
     assert_eq!(rx.try_recv(), Ok(2));
     assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
 }
+
+/// A value handed to a receiver's stream slot stays that receiver's when the stream poll is
+/// abandoned (e.g. `rx.next()` lost a `select!`): `recv`, `try_recv` and `recv_many` on the
+/// same receiver take it, instead of waiting while it sits in the slot.
+#[test]
+fn value_handed_to_an_abandoned_stream_poll_is_taken_by_the_same_receivers_recv() {
+    let (tx, mut rx) = chan::rendezvous::<u8>();
+    for way in ["recv", "try_recv", "recv_many"] {
+        {
+            let mut next = task::spawn(rx.next());
+            assert_pending!(next.poll(), "{way}");
+        } // abandoned: the stream slot stays parked in the receiver
+        assert_eq!(tx.try_send(5), Ok(()), "{way}: handed to the stream slot");
+        match way {
+            "recv" => {
+                assert_ready_eq!(task::spawn(rx.recv()).poll(), Some(5));
+            }
+            "try_recv" => assert_eq!(rx.try_recv(), Ok(5)),
+            _ => {
+                let mut buf = Vec::new();
+                assert_ready_eq!(task::spawn(rx.recv_many(&mut buf, 4)).poll(), 1);
+                assert_eq!(buf, [5]);
+            }
+        }
+        assert_eq!(
+            rx.try_recv(),
+            Err(TryRecvError::Empty),
+            "{way}: received once"
+        );
+    }
+    // The stream still works afterwards: its slot parks again.
+    let mut next = task::spawn(rx.next());
+    assert_pending!(next.poll());
+    assert_eq!(tx.try_send(6), Ok(()));
+    assert!(next.is_woken());
+    assert_ready_eq!(next.poll(), Some(6));
+}

@@ -451,9 +451,13 @@ impl<T> Shared<T> {
         }
     }
 
-    /// Takes one value without parking: `Err(closed)` when there is none.
-    pub(super) fn try_recv(&self) -> Result<T, bool> {
+    /// Takes one value without parking: `Err(closed)` when there is none. `own` is the
+    /// calling `Receiver`'s stream slot, which may hold a value handed to it.
+    pub(super) fn try_recv(&self, own: Option<usize>) -> Result<T, bool> {
         let mut state = self.lock();
+        if let Some(value) = state.take_slot(own) {
+            return Ok(value);
+        }
         match state.take_value() {
             Some((value, waker)) => {
                 drop(state);
@@ -465,14 +469,21 @@ impl<T> Shared<T> {
     }
 
     /// Polls a receive. `key` is the caller's parking slot: `None` until it first parks, and
-    /// reset to `None` once it is released.
+    /// reset to `None` once it is released. `own` is the stream slot of the `Receiver` the
+    /// receive was made from (if it has one): a value handed to it while the stream was polled,
+    /// and left there when that poll was abandoned, is this receiver's to take first.
     pub(super) fn poll_recv(
         &self,
         key: &mut Option<usize>,
+        own: Option<usize>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<T>> {
         let mut state = self.lock();
-        let (value, waker) = match state.take_slot(*key) {
+        let handed = match state.take_slot(*key) {
+            Some(value) => Some(value),
+            None => state.take_slot(own),
+        };
+        let (value, waker) = match handed {
             // A sender handed this receive a value (invariant 4).
             Some(value) => (value, None),
             None => match state.take_value() {
@@ -491,6 +502,7 @@ impl<T> Shared<T> {
     pub(super) fn poll_recv_many(
         &self,
         key: &mut Option<usize>,
+        own: Option<usize>,
         out: &mut Vec<T>,
         max: usize,
         cx: &mut Context<'_>,
@@ -498,9 +510,13 @@ impl<T> Shared<T> {
         let mut state = self.lock();
         let mut wakers = WakeList::new();
         let mut taken = 0;
-        if let Some(value) = state.take_slot(*key) {
-            out.push(value);
-            taken += 1;
+        for slot in [*key, own] {
+            if taken < max
+                && let Some(value) = state.take_slot(slot)
+            {
+                out.push(value);
+                taken += 1;
+            }
         }
         while taken < max && !wakers.is_full() {
             match state.take_value() {

@@ -114,11 +114,17 @@ impl<T> fmt::Debug for Send<'_, T> {
 pub struct Recv<'a, T> {
     shared: &'a Shared<T>,
     key: Option<usize>,
+    /// The stream slot of the `Receiver` this borrows (it cannot change while borrowed).
+    own: Option<usize>,
 }
 
 impl<'a, T> Recv<'a, T> {
-    pub(super) fn new(shared: &'a Shared<T>) -> Self {
-        Recv { shared, key: None }
+    pub(super) fn new(shared: &'a Shared<T>, own: Option<usize>) -> Self {
+        Recv {
+            shared,
+            key: None,
+            own,
+        }
     }
 }
 
@@ -127,7 +133,7 @@ impl<T> Future for Recv<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<T>> {
         let this = self.get_mut();
-        this.shared.poll_recv(&mut this.key, cx)
+        this.shared.poll_recv(&mut this.key, this.own, cx)
     }
 }
 
@@ -155,15 +161,23 @@ impl<T> fmt::Debug for Recv<'_, T> {
 pub struct RecvMany<'a, T> {
     shared: &'a Shared<T>,
     key: Option<usize>,
+    /// As in [`Recv`].
+    own: Option<usize>,
     buf: &'a mut Vec<T>,
     max: usize,
 }
 
 impl<'a, T> RecvMany<'a, T> {
-    pub(super) fn new(shared: &'a Shared<T>, buf: &'a mut Vec<T>, max: usize) -> Self {
+    pub(super) fn new(
+        shared: &'a Shared<T>,
+        own: Option<usize>,
+        buf: &'a mut Vec<T>,
+        max: usize,
+    ) -> Self {
         RecvMany {
             shared,
             key: None,
+            own,
             buf,
             max,
         }
@@ -179,7 +193,7 @@ impl<T> Future for RecvMany<'_, T> {
             return Poll::Ready(0);
         }
         this.shared
-            .poll_recv_many(&mut this.key, this.buf, this.max, cx)
+            .poll_recv_many(&mut this.key, this.own, this.buf, this.max, cx)
     }
 }
 

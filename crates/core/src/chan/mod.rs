@@ -465,7 +465,7 @@ impl<T> Receiver<T> {
     /// # }
     /// ```
     pub fn recv(&self) -> Recv<'_, T> {
-        Recv::new(&self.shared)
+        Recv::new(&self.shared, self.stream_key)
     }
 
     /// Receives a value if one is ready now: buffered, or offered by a waiting rendezvous
@@ -479,7 +479,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Ok(5));
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        self.shared.try_recv().map_err(|closed| {
+        self.shared.try_recv(self.stream_key).map_err(|closed| {
             if closed {
                 TryRecvError::Closed
             } else {
@@ -554,7 +554,7 @@ impl<T> Receiver<T> {
     /// # }
     /// ```
     pub fn recv_many<'a>(&'a self, buf: &'a mut Vec<T>, max: usize) -> RecvMany<'a, T> {
-        RecvMany::new(&self.shared, buf, max)
+        RecvMany::new(&self.shared, self.stream_key, buf, max)
     }
 
     /// Returns `true` if both receivers belong to the same channel.
@@ -597,7 +597,10 @@ impl<T> Drop for Receiver<T> {
 }
 
 /// The values, in order, until the channel is closed and drained. Polling it is cancel safe
-/// like [`Receiver::recv`].
+/// like [`Receiver::recv`]: a value handed to a stream poll that is then abandoned (say,
+/// `rx.next()` losing a `select!`) stays with this receiver, and its next stream poll,
+/// [`recv`](Receiver::recv), [`try_recv`](Receiver::try_recv) or
+/// [`recv_many`](Receiver::recv_many) takes it first (dropping the receiver passes it on).
 impl<T> Stream for Receiver<T> {
     type Item = T;
 
@@ -606,7 +609,7 @@ impl<T> Stream for Receiver<T> {
         if this.terminated {
             return Poll::Ready(None);
         }
-        let next = this.shared.poll_recv(&mut this.stream_key, cx);
+        let next = this.shared.poll_recv(&mut this.stream_key, None, cx);
         if let Poll::Ready(None) = next {
             this.terminated = true;
         }
