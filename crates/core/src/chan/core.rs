@@ -20,7 +20,8 @@
 //!    (only if `buf.len() < cap`); a sender hands its value to a *linked* receiver's slot,
 //!    unlinking it (only if `buf` is full: the receiver then was parked with nothing to take,
 //!    see below); a sender parks its value in its own `send_waiters` entry; a receiver takes
-//!    the value in its own slot, or pops from `buf`, then from a parked sender; a released
+//!    the value in its own slot (or in its `Receiver`'s stream slot, left there by an
+//!    abandoned stream poll), or pops from `buf`, then from a parked sender; a released
 //!    receiver slot's value moves to the next linked receiver's slot or to the back of `buf`
 //!    (past `cap` if need be: it was already sent).
 //!    A receive future returns `Ready` with a value in the same poll that takes it: there is
@@ -39,9 +40,9 @@
 //! 5. Once `closed` is set it is never cleared; on closing, every linked sender is unlinked
 //!    (keeping its value, which its future hands back) and every linked receiver is woken.
 //!    After that nothing enters `send_waiters` or a receiver slot, and nothing but values
-//!    passed on by dropped receives enters `buf`; receivers drain `buf`, then steal what is still `pending` in slots whose owners have not
-//!    polled yet (so "closed and drained" is only reported once no value is left anywhere),
-//!    then see the end.
+//!    passed on by dropped receives enters `buf`; receivers drain `buf`, then steal what is
+//!    still `pending` in slots whose owners have not polled yet (so "closed and drained" is
+//!    only reported once no value is left anywhere), then see the end.
 //! 6. No lost wake-ups: whenever a value becomes available (pushed into `buf`, parked by a
 //!    sender, or handed to a slot), one linked receiver is unlinked and woken (for a slot:
 //!    its owner). A woken (unlinked) receiver that is dropped without taking a value passes
