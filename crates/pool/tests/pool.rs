@@ -1037,3 +1037,74 @@ async fn spawn_many_runs_counts_and_cancels_jobs_without_handles() {
     ));
     assert_eq!(pool.stats().count(Outcome::Rejected), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn result_cells_of_dropped_handles_are_reused_without_mixing_outcomes() {
+    // The pool reuses the result cell of a finished job whose handle is gone. A reused cell must
+    // start clean: a stale outcome, state or id would show in the handles of later jobs.
+    let (pool, _log) = pool_with(Pool::builder().workers(2).capacity(8));
+    let within = |f| tokio::time::timeout(Duration::from_secs(60), f);
+    // Finished jobs whose handles are dropped only after their outcome was stored, and jobs
+    // detached at once (never stored), with every kind of outcome.
+    let mut kept = Vec::new();
+    for n in 0..300u32 {
+        let job = match n % 5 {
+            0 => Job::Fail,
+            1 => Job::Panic("boom"),
+            _ => Job::Record(n),
+        };
+        let h = pool.submit(job).await.unwrap();
+        if n % 2 == 0 {
+            kept.push(h);
+        }
+    }
+    eventually(|| kept.iter().all(|h| h.is_finished())).await;
+    drop(kept);
+    eventually(|| pool.stats().finished() == 300).await;
+    // New jobs get the reused cells: each handle sees its own id and outcome.
+    let mut last_id = None;
+    let mut handles = Vec::new();
+    for n in 1000..1300u32 {
+        let job = if n % 7 == 0 {
+            Job::Fail
+        } else {
+            Job::Record(n)
+        };
+        let h = pool.submit(job).await.unwrap();
+        assert!(Some(h.id()) > last_id, "ids grow");
+        last_id = Some(h.id());
+        assert!(!h.is_finished(), "a new job's cell is not finished");
+        if n % 3 == 0 {
+            h.detach();
+        } else {
+            handles.push((n, h));
+        }
+    }
+    for (n, h) in handles {
+        let want = if n % 7 == 0 {
+            Err(JobError::Failed("failed"))
+        } else {
+            Ok(n)
+        };
+        assert_eq!(within(h).await.expect("resolves"), want);
+    }
+    // A reused cell can be cancelled while queued.
+    let gate = Gate::new();
+    let g1 = pool.submit(Job::Gate(gate.clone())).await.unwrap();
+    let g2 = pool.submit(Job::Gate(gate.clone())).await.unwrap();
+    gate.wait_started().await;
+    gate.wait_started().await;
+    let queued = pool.submit(Job::Record(7)).await.unwrap();
+    assert!(queued.cancel());
+    assert_eq!(queued.await, Err(JobError::Cancelled));
+    gate.open();
+    assert_eq!(within(g1).await.expect("resolves"), Ok(0));
+    assert_eq!(within(g2).await.expect("resolves"), Ok(0));
+    let stats = pool
+        .shutdown(Shutdown::drain(Duration::from_secs(10)))
+        .await;
+    assert_eq!(stats.submitted, 603);
+    assert_eq!(stats.submitted, stats.finished());
+    assert_eq!(stats.count(Outcome::Cancelled), 1);
+    assert_eq!(stats.count(Outcome::Panicked), 60);
+}
