@@ -1108,3 +1108,60 @@ async fn result_cells_of_dropped_handles_are_reused_without_mixing_outcomes() {
     assert_eq!(stats.count(Outcome::Cancelled), 1);
     assert_eq!(stats.count(Outcome::Panicked), 60);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reused_cells_keep_outcomes_apart_across_threads() {
+    // Real threads: submits, detached handles, cancels and awaits race with the workers that
+    // recycle cells. Every awaited handle must get its own job's outcome, whatever cell it got.
+    let pool: Pool<u32, u32, u32> = Pool::builder()
+        .workers(2)
+        .priorities(2)
+        .capacity(64)
+        .build_fn(|_ctx, n: u32| async move {
+            if n.is_multiple_of(11) {
+                tokio::task::yield_now().await;
+            }
+            if n.is_multiple_of(13) { Err(n) } else { Ok(n) }
+        });
+    let expected = |n: u32| {
+        if n.is_multiple_of(13) {
+            Err(JobError::Failed(n))
+        } else {
+            Ok(n)
+        }
+    };
+    let mut waiting = std::collections::VecDeque::new();
+    let mut cancelled = 0u64;
+    for n in 0..20_000u32 {
+        let h = pool.submit_with((n % 2) as u8, n).await.unwrap();
+        match n % 4 {
+            0 => h.detach(),
+            1 if n % 5 == 0 => {
+                let took = h.cancel();
+                let r = h.await;
+                if r == Err(JobError::Cancelled) {
+                    assert!(took, "only a cancel that took effect cancels");
+                    cancelled += 1;
+                } else {
+                    // Too late (ended), or the job finished during the poll that the cancel
+                    // raced with: its real outcome stands.
+                    assert_eq!(r, expected(n));
+                }
+            }
+            _ => waiting.push_back((n, h)),
+        }
+        if waiting.len() > 100 {
+            let (n, h) = waiting.pop_front().unwrap();
+            assert_eq!(h.await, expected(n));
+        }
+    }
+    for (n, h) in waiting {
+        assert_eq!(h.await, expected(n));
+    }
+    let stats = pool
+        .shutdown(Shutdown::drain(Duration::from_secs(60)))
+        .await;
+    assert_eq!(stats.submitted, 20_000);
+    assert_eq!(stats.submitted, stats.finished());
+    assert_eq!(stats.count(Outcome::Cancelled), cancelled);
+}
