@@ -269,6 +269,44 @@ async fn per_host_concurrency_is_never_exceeded() {
 }
 
 #[tokio::test]
+async fn delay_spaces_the_requests_to_a_host_on_the_server_clock() {
+    // The scheduler emits a request only when the host's delay has passed, and with fewer
+    // requests outstanding than fetch workers it starts at once; so the server must see them
+    // at least `delay` apart (robots.txt included), with workers to spare. The bound is one
+    // sided, with half the delay as slack for scheduling noise between two arrivals: a crawler
+    // that ignored the delay (or queued requests and released them together) would show gaps
+    // of about a millisecond.
+    let site = start(Spec {
+        graph: 4,
+        ..Spec::default()
+    })
+    .await;
+    let delay = Duration::from_millis(200);
+    let config = test_config()
+        .concurrency(nz(8))
+        .per_host(nz(8))
+        .delay(delay, Duration::ZERO)
+        .timeouts(Duration::from_secs(5), Duration::from_secs(5));
+    let (pages, _) = crawl_all(config, &[site.url("/p/0")]).await;
+    assert_eq!(pages.len(), 4);
+    let arrivals = site.seen.arrivals.lock().unwrap().clone();
+    let paths: Vec<&str> = arrivals.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(paths.len(), 5, "robots.txt and 4 pages: {paths:?}");
+    assert_eq!(paths[0], "/robots.txt");
+    for pair in arrivals.windows(2) {
+        let gap = pair[1].1 - pair[0].1;
+        assert!(
+            gap >= delay / 2,
+            "{} came {gap:?} after {}",
+            pair[1].0,
+            pair[0].0
+        );
+    }
+    let span = arrivals[4].1 - arrivals[0].1;
+    assert!(span >= delay * 4 - delay / 2, "4 gaps took {span:?}");
+}
+
+#[tokio::test]
 async fn global_concurrency_is_never_exceeded_across_hosts() {
     let a = start(Spec {
         graph: 30,

@@ -3,38 +3,19 @@
 //!
 //! Go's scraper runs N workers reading one URL channel. A crawler that discovers its URLs as
 //! it goes cannot close that channel safely (when is the last link found?) and cannot be polite
-//! per host with it. Here the crawl is one pipeline whose last step feeds the first:
+//! per host with it. Here the crawl is one pipeline whose sink feeds its source: the scheduler
+//! (`schedule`, the pipeline's generator) owns the frontier, `fetch` and `parse` are stages,
+//! and the `Sink` reports every result back to the scheduler before handing the page to the
+//! reader. The module docs of `crawl` draw it; the invariants that keep it correct:
 //!
-//! ```text
-//!   frontier ──▶ fetch ──────────▶ parse ───────────────▶ sink ──▶ Crawl (the reader)
-//!  (generator)   async, -j N       blocking threads,       │
-//!      ▲         workers,          one per core,           │ completions and new links
-//!      │         unordered         unordered               │ (unbounded channel)
-//!      └───────────────────────────────────────────────────┘
-//! ```
-//!
-//! - **Source**: [`Pipeline::generate`] runs the scheduler, the only owner of the
-//!   [`Frontier`] (so it needs no locks). It emits a request (a page, or a host's robots.txt)
-//!   whenever the global and per-host limits and the host's delay allow, and counts it
-//!   *outstanding* until the sink reports it done. It never has more than `concurrency`
-//!   requests outstanding, so every request it emits finds a free `fetch` worker at once: the
-//!   time it emits is the time the request starts, which is what the per-host delay spaces.
-//! - **fetch**: [`then`](Pipeline::then) with `concurrency` workers, unordered: retries,
-//!   same-host redirects, the body cap. Panics become page errors, so every request comes out.
-//! - **parse**: [`map`](Pipeline::map) on blocking threads, unordered: html5ever and link
-//!   resolution, CPU-bound work that must not hold up the fetches.
-//! - **Sink**: a task reading the pipeline's [`into_stream`](Pipeline::into_stream). For each
-//!   result it first tells the scheduler (request done, links found), then hands the page to
-//!   the reader, then counts it. The report channel is unbounded, so the sink never waits for
-//!   the source (the feedback loop cannot deadlock); it stays small because at most
-//!   `concurrency` requests are outstanding.
-//! - **End**: the scheduler returns, which ends the source and so the run, exactly when the
-//!   frontier has nothing it could release and nothing is outstanding: every request emitted
-//!   has come back through the sink, wherever it was in the pipeline.
-//! - **Backpressure**: a slow reader holds the sink; reports stop, outstanding requests stay
-//!   outstanding, and the scheduler starts nothing new.
-//! - **Cancellation**: when the context is done, the run aborts (requests in flight are
-//!   dropped) and the reader gets every page handed over so far, then the [`Summary`].
+//! 1. One report per emitted request: `fetch` and `parse` turn panics into page errors, so
+//!    nothing is filtered or lost inside the pipeline except by an abort, which ends the crawl.
+//! 2. At most `concurrency` requests outstanding (emitted, not yet reported), so `fetch` always
+//!    has an idle worker for the next one and a request starts when it is emitted.
+//! 3. The sink never waits on the scheduler (the report channel is unbounded, and by 2 holds
+//!    at most `concurrency` reports), so the feedback loop cannot deadlock.
+//! 4. The scheduler returns (ending the run) only with nothing outstanding and nothing its
+//!    timers could release; the verdict it leaves says why.
 
 use std::collections::HashSet;
 use std::num::NonZeroUsize;
