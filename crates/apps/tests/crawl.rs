@@ -391,6 +391,52 @@ async fn cancelling_ends_the_stream_after_the_pages_crawled_so_far() {
 }
 
 #[tokio::test]
+async fn a_stalled_reader_holds_the_crawl_and_it_resumes_without_deadlock() {
+    // The sink feeds links back to the scheduler and waits on the reader: with the reader
+    // idle, the crawl may fill the reader's channel (256 pages), hold one more page in the
+    // sink and finish its 64 outstanding requests, and then must start nothing new; once the
+    // reader reads again, the feedback loop must pick up where it stopped and finish.
+    const READER_CHANNEL: usize = 256;
+    const JOBS: usize = 64;
+    let site = start(Spec {
+        graph: 600,
+        ..Spec::default()
+    })
+    .await;
+    let config = test_config()
+        .concurrency(nz(JOBS))
+        .per_host(nz(JOBS))
+        .timeouts(Duration::from_secs(5), Duration::from_secs(5));
+    let crawler = Crawler::new(config).unwrap();
+    let mut crawl = crawler
+        .crawl(&Context::background(), [site.url("/p/0")])
+        .unwrap();
+    // With the reader idle the crawl makes exactly robots.txt + 256 + 1 + 64 = 322 requests
+    // (the site has far more pages) and then stops: wait for them to arrive and be answered,
+    // and no request may follow.
+    let cap = 1 + READER_CHANNEL + 1 + JOBS;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        site.seen.wait_for_requests(cap).await;
+        site.seen.wait_idle().await;
+    })
+    .await
+    .expect("the crawl stalled before filling the reader's channel");
+    let requested = site.seen.total.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(requested, cap, "requests made with the reader idle");
+    let mut urls = HashSet::new();
+    while let Some(page) = crawl.next().await {
+        assert_eq!(page.status, Some(200), "{page:?}");
+        assert!(urls.insert(page.url.clone()), "{} twice", page.url);
+    }
+    assert_eq!(urls.len(), 600);
+    let summary = crawl.summary().unwrap();
+    assert_eq!(
+        (summary.stats.pages, &summary.stop),
+        (600, &StopReason::Finished)
+    );
+}
+
+#[tokio::test]
 async fn next_page_is_cancel_safe() {
     let site = start(Spec::default()).await;
     let crawler = Crawler::new(test_config().max_depth(3)).unwrap();
