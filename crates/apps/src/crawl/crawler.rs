@@ -604,16 +604,16 @@ impl Sink {
                 }
             }
         }
-        // Joins every stage task. A failed run (a bug in a stage) has no verdict below.
+        // Joins every stage task.
         let failed_run = pages.finish().await.is_err();
         let stop = match verdict.get() {
             // The scheduler saw every request come back, and every page went to the reader.
-            Some(verdict) if !dropped_page => verdict.clone(),
+            Some(verdict) if !dropped_page && !failed_run => verdict.clone(),
             _ if ctx.is_done() => StopReason::Cancelled(ctx.cause().map(|c| c.to_string())),
-            // The run failed: no summary; the reader sees the stream end without one.
+            // The run failed (a bug in weft's stage code: the crawl's own closures catch their
+            // panics): no summary; the reader sees the stream end without one.
             _ => return,
         };
-        debug_assert!(!failed_run || matches!(stop, StopReason::Cancelled(_)));
         let abandoned = if matches!(stop, StopReason::Cancelled(_)) {
             counters.in_flight.load(Ordering::Relaxed) + u64::from(dropped_page)
         } else {

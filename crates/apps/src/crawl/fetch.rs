@@ -274,14 +274,26 @@ pub(crate) fn parse_page(env: &Env, page: FetchedPage) -> PageOutcome {
     } = page;
     let mut follow = Vec::new();
     if let Some((body, url)) = html {
-        let parsed = parse_html(&body, &url);
-        record.title = parsed.title;
-        record.links = parsed.links.len();
-        follow = parsed
-            .links
-            .into_iter()
-            .filter(|l| env.scope.allows(l))
-            .collect();
+        // A panic here is a bug in a parser: the page says so and the crawl goes on (the
+        // pipeline would otherwise fail the whole run).
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let parsed = parse_html(&body, &url);
+            let follow: Vec<Url> = parsed
+                .links
+                .iter()
+                .filter(|l| env.scope.allows(l))
+                .cloned()
+                .collect();
+            (parsed.title, parsed.links.len(), follow)
+        }));
+        match parsed {
+            Ok((title, links, to_follow)) => {
+                record.title = title;
+                record.links = links;
+                follow = to_follow;
+            }
+            Err(_) => record.error = Some(PageError::Panicked),
+        }
     }
     record.fetch_ms = started.elapsed().as_secs_f64() * 1000.0;
     PageOutcome {
