@@ -214,6 +214,60 @@ async fn panic_in_map_is_caught_and_handled_by_policy() {
     err.report().check().unwrap();
 }
 
+/// Filter and inspect run a chunk in place; a panic in the middle of a chunk (first item, a
+/// run of consecutive items, last item) must fail exactly that item, keep the others' verdicts
+/// and order, and hand the panicking item to the dead-letter channel.
+#[tokio::test]
+async fn panics_in_filter_and_inspect_fail_only_their_item() {
+    let boom = |x: u64| matches!(x % 50, 0 | 21 | 22 | 49);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1000);
+    let keep = Stage::new("keep").on_error(ErrorPolicy::dead_letter(tx.clone()));
+    let tap = Stage::new("tap").on_error(ErrorPolicy::dead_letter(tx));
+    let done = Pipeline::from_iter(0..1000u64)
+        .chunk_size(50)
+        .filter(keep, move |x| {
+            assert!(!boom(*x), "filter boom {x}");
+            x % 3 != 0
+        })
+        .inspect(tap, |x| assert!(x % 50 != 47, "inspect boom {x}"))
+        .collect::<Vec<_>>(&bg())
+        .await
+        .unwrap();
+    let expect: Vec<u64> = (0..1000u64)
+        .filter(|x| !boom(*x) && x % 3 != 0 && x % 50 != 47)
+        .collect();
+    assert_eq!(done.output, expect, "every other item kept, in order");
+    let keep = done.report.stage("keep").unwrap();
+    let filter_panics = (0..1000u64).filter(|x| boom(*x)).count() as u64;
+    let kept = (0..1000u64).filter(|x| !boom(*x) && x % 3 != 0).count() as u64;
+    assert_eq!(
+        (keep.received, keep.emitted, keep.failed, keep.filtered),
+        (1000, kept, filter_panics, 1000 - kept - filter_panics)
+    );
+    let tap = done.report.stage("tap").unwrap();
+    assert_eq!(
+        (tap.emitted, tap.failed),
+        (expect.len() as u64, kept - expect.len() as u64)
+    );
+    done.report.check().unwrap();
+    let mut letters = Vec::new();
+    while let Ok(l) = rx.try_recv() {
+        letters.push((l.stage.to_string(), l.item));
+    }
+    letters.sort();
+    let mut want: Vec<(String, Option<u64>)> = (0..1000u64)
+        .filter(|x| boom(*x))
+        .map(|x| ("keep".to_string(), Some(x)))
+        .chain(
+            (0..1000u64)
+                .filter(|x| !boom(*x) && x % 3 != 0 && x % 50 == 47)
+                .map(|x| ("tap".to_string(), Some(x))),
+        )
+        .collect();
+    want.sort();
+    assert_eq!(letters, want, "each panicking item is handed back once");
+}
+
 #[tokio::test]
 async fn panic_in_async_stage_goes_to_dead_letter() {
     let (tx, mut rx) = tokio::sync::mpsc::channel(10);

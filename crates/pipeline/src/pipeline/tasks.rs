@@ -238,6 +238,17 @@ pub(crate) trait Op<T>: Send + Sync + 'static {
     const ONE_TO_ONE: bool;
     /// `Ok(true)`: emitted, `Ok(false)`: filtered.
     fn call(&self, slot: &mut Option<T>, out: &mut Vec<Self::Out>) -> Result<bool, Self::Err>;
+
+    /// Runs the op over a whole chunk, catching panics. The default calls [`Op::call`] item by
+    /// item; ops that can run as one tight loop (no per-item counter or capacity check kept in
+    /// memory) override it. Either way the tallies in `res` must come out as if every item had
+    /// gone through `call`.
+    fn run(&self, chunk: Vec<T>, res: &mut ChunkOut<T, Self::Out, Self::Err>)
+    where
+        Self: Sized,
+    {
+        run_items(self, chunk, res);
+    }
 }
 
 pub(crate) struct MapOp<F>(pub(crate) F);
@@ -255,6 +266,29 @@ where
             out.push((self.0)(x));
         }
         Ok(true)
+    }
+
+    fn run(&self, chunk: Vec<T>, res: &mut ChunkOut<T, U, Infallible>) {
+        // `extend` from a `TrustedLen` iterator writes into reserved space with no per-item
+        // capacity check, so the loop keeps its state in registers. On a panic, the iterator
+        // has moved past the item that panicked (it was moved into `f`, so it is gone, as with
+        // `call`) and `out` holds every output made before it.
+        let mut items = chunk.into_iter();
+        loop {
+            let before = res.out.len();
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                res.out.extend((&mut items).map(&self.0));
+            }));
+            res.emitted += (res.out.len() - before) as u64;
+            match r {
+                Ok(()) => return,
+                Err(p) => res.failures.push(Failure {
+                    at: res.out.len(),
+                    item: None,
+                    error: StageFailure::Panicked(panic_message(&*p)),
+                }),
+            }
+        }
     }
 }
 
@@ -276,6 +310,43 @@ where
             }
             _ => Ok(false),
         }
+    }
+
+    fn run(&self, chunk: Vec<T>, res: &mut ChunkOut<T, T, Infallible>) {
+        // Filter in place: the chunk becomes the output, no second buffer and no per-item
+        // push. `decided` items at the front are already kept; the predicate is not asked
+        // about them again after a panic.
+        let total = chunk.len();
+        let mut v = chunk;
+        let mut decided = 0;
+        loop {
+            let len = v.len();
+            let mut calls = 0;
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                v.retain(|x| {
+                    calls += 1;
+                    calls <= decided || (self.0)(x)
+                });
+            }));
+            match r {
+                Ok(()) => break,
+                Err(p) => {
+                    // `retain` keeps the item whose predicate panicked and everything after
+                    // it: `len - calls + 1` items, behind the items kept so far.
+                    let at = v.len() - (len - calls + 1);
+                    let item = v.remove(at);
+                    res.failures.push(Failure {
+                        at,
+                        item: Some(item),
+                        error: StageFailure::Panicked(panic_message(&*p)),
+                    });
+                    decided = at;
+                }
+            }
+        }
+        res.emitted += v.len() as u64;
+        res.filtered += (total - v.len() - res.failures.len()) as u64;
+        res.out = v;
     }
 }
 
@@ -358,9 +429,36 @@ where
         }
         Ok(true)
     }
+
+    fn run(&self, chunk: Vec<T>, res: &mut ChunkOut<T, T, Infallible>) {
+        // Look at the items in place; the chunk itself is the output.
+        let mut v = chunk;
+        let mut done = 0;
+        loop {
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                for x in &v[done..] {
+                    (self.0)(x);
+                    done += 1;
+                }
+            }));
+            match r {
+                Ok(()) => break,
+                Err(p) => {
+                    let item = v.remove(done);
+                    res.failures.push(Failure {
+                        at: done,
+                        item: Some(item),
+                        error: StageFailure::Panicked(panic_message(&*p)),
+                    });
+                }
+            }
+        }
+        res.emitted += v.len() as u64;
+        res.out = v;
+    }
 }
 
-struct Failure<T, E> {
+pub(crate) struct Failure<T, E> {
     /// Position in the output chunk where a recovered item's outputs go.
     at: usize,
     item: Option<T>,
@@ -375,17 +473,27 @@ pub(crate) struct ChunkOut<T, U, E> {
     busy: Duration,
 }
 
-/// Runs `op` over a chunk. One `catch_unwind` per chunk, not per item: after a panic the loop
-/// records the failure and resumes with the next item.
+/// Runs `op` over a chunk and times it.
 fn run_chunk<T, O: Op<T>>(op: &O, chunk: Vec<T>) -> ChunkOut<T, O::Out, O::Err> {
     let start = Instant::now();
     let mut res = ChunkOut {
-        out: Vec::with_capacity(chunk.len()),
+        out: Vec::new(),
         emitted: 0,
         filtered: 0,
         failures: Vec::new(),
         busy: Duration::ZERO,
     };
+    op.run(chunk, &mut res);
+    res.busy = start.elapsed();
+    res
+}
+
+/// [`Op::run`]'s default: one `catch_unwind` per chunk, not per item; after a panic the loop
+/// records the failure and resumes with the next item.
+fn run_items<T, O: Op<T>>(op: &O, chunk: Vec<T>, res: &mut ChunkOut<T, O::Out, O::Err>) {
+    if res.out.capacity() == 0 {
+        res.out.reserve(chunk.len());
+    }
     let mut iter = chunk.into_iter();
     let mut slot: Option<T> = None;
     loop {
@@ -412,8 +520,6 @@ fn run_chunk<T, O: Op<T>>(op: &O, chunk: Vec<T>) -> ChunkOut<T, O::Out, O::Err> 
             }),
         }
     }
-    res.busy = start.elapsed();
-    res
 }
 
 type Job<T, U, E> =
