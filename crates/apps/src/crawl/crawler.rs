@@ -359,6 +359,9 @@ fn crawl_pipeline(
     Pipeline::generate(move |ctx, emitter| {
         schedule(ctx, emitter, env, seeds, reports, counters, verdict)
     })
+    // Every queue holds all `workers` outstanding requests, so no stage ever waits to hand
+    // on (and `fetch` keeps polling its requests), whatever the pipeline's default sizes.
+    .default_buffer(workers)
     .then(
         Stage::new("fetch").workers(workers).unordered(),
         move |request: Dispatch| {
