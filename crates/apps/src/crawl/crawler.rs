@@ -283,7 +283,8 @@ impl Crawl {
         self.progress.clone()
     }
 
-    /// The totals, once the stream has ended (`None` before, or if the crawl task panicked).
+    /// The totals, once the stream has ended (`None` before, or if the run failed: a bug in a
+    /// stage or the crawl task panicked).
     pub fn summary(&self) -> Option<&Summary> {
         self.summary.as_ref()
     }
