@@ -640,3 +640,64 @@ async fn dropping_a_run_future_stops_its_stages() {
     }
     assert_eq!(dropped.load(Ordering::SeqCst), 1);
 }
+
+/// An async stage whose output queue is full stops starting new items but keeps driving the
+/// ones already in flight: a started request that is not polled makes no progress (and can
+/// time out on the server's side). Fails if the stage waits for its hand-off without polling
+/// its in-flight futures.
+#[tokio::test]
+async fn async_stage_keeps_driving_in_flight_work_while_its_output_is_full() {
+    let started = Arc::new(AtomicU64::new(0));
+    let finished = Arc::new(AtomicU64::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (s, f, g) = (started.clone(), finished.clone(), gate.clone());
+    let run = tokio::spawn(async move {
+        Pipeline::from_iter(0..100u64)
+            .chunk_size(1)
+            .then(Stage::new("work").workers(4), move |x| {
+                let (s, f) = (s.clone(), f.clone());
+                async move {
+                    s.fetch_add(1, Ordering::SeqCst);
+                    // Needs more than one poll to finish, like any real I/O.
+                    for _ in 0..3 {
+                        tokio::task::yield_now().await;
+                    }
+                    f.fetch_add(1, Ordering::SeqCst);
+                    x
+                }
+            })
+            .then(Stage::new("slow").buffer(1), move |x| {
+                let g = g.clone();
+                async move {
+                    g.acquire().await.expect("open").forget();
+                    x
+                }
+            })
+            .collect::<Vec<_>>(&bg())
+            .await
+    });
+    // Let the run settle against the closed gate (one thread: nothing runs behind our back).
+    let mut settled = false;
+    for _ in 0..10_000 {
+        tokio::task::yield_now().await;
+        let n = started.load(Ordering::SeqCst);
+        if n >= 4 && finished.load(Ordering::SeqCst) == n {
+            settled = true;
+            break;
+        }
+    }
+    assert!(
+        settled,
+        "in-flight work stalled: {} started, {} finished",
+        started.load(Ordering::SeqCst),
+        finished.load(Ordering::SeqCst)
+    );
+    assert!(
+        started.load(Ordering::SeqCst) < 100,
+        "a full queue must stop new work from starting"
+    );
+    gate.add_permits(1000);
+    let done = run.await.unwrap().unwrap();
+    assert_eq!(done.output, (0..100).collect::<Vec<_>>());
+    done.report.check().unwrap();
+}

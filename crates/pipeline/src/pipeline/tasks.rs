@@ -7,6 +7,7 @@
 //! [`Meter`]'s `Drop`.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
@@ -832,6 +833,8 @@ pub(crate) async fn async_stage<T, U, E, G, Fut>(
     E: std::error::Error + Send + Sync + 'static,
 {
     let mut inflight = InFlight::new(cfg.ordered);
+    // Results that finished while the stage waited to hand on a chunk, in output order.
+    let mut ready: VecDeque<ItemDone<T, U, E>> = VecDeque::new();
     let mut pending = Vec::new().into_iter();
     let mut input_done = false;
     let mut out: Vec<U> = Vec::new();
@@ -843,25 +846,33 @@ pub(crate) async fn async_stage<T, U, E, G, Fut>(
             }
         }
         let can_recv = !input_done && pending.len() == 0 && inflight.len() < cfg.workers;
-        if inflight.len() == 0 && !can_recv {
+        if inflight.len() == 0 && ready.is_empty() && !can_recv {
             break;
         }
         // Results that are ready now go into the current output chunk; when nothing is ready,
         // hand the chunk on before waiting.
-        let ready_now = if inflight.len() > 0 {
-            inflight.next().now_or_never().flatten()
-        } else {
-            None
+        let ready_now = match ready.pop_front() {
+            Some(r) => Some(r),
+            None if inflight.len() > 0 => inflight.next().now_or_never().flatten(),
+            None => None,
         };
         let result = match ready_now {
             Some(r) => Some(r),
             None => {
                 if !out.is_empty() {
-                    let n = out.len() as u64;
-                    if !hand_off(&tx, std::mem::take(&mut out), n, true, &mut meter, &shared).await
-                    {
+                    let chunk = std::mem::take(&mut out);
+                    let sent = hand_off_driving(
+                        &tx,
+                        chunk,
+                        &mut meter,
+                        &shared,
+                        &mut inflight,
+                        &mut ready,
+                    );
+                    if !sent.await {
                         return;
                     }
+                    continue;
                 }
                 tokio::select! {
                     biased;
@@ -884,9 +895,16 @@ pub(crate) async fn async_stage<T, U, E, G, Fut>(
                 }
                 out.push(u);
                 if out.len() >= cfg.chunk {
-                    let n = out.len() as u64;
-                    if !hand_off(&tx, std::mem::take(&mut out), n, true, &mut meter, &shared).await
-                    {
+                    let chunk = std::mem::take(&mut out);
+                    let sent = hand_off_driving(
+                        &tx,
+                        chunk,
+                        &mut meter,
+                        &shared,
+                        &mut inflight,
+                        &mut ready,
+                    );
+                    if !sent.await {
                         return;
                     }
                 }
@@ -908,6 +926,34 @@ pub(crate) async fn async_stage<T, U, E, G, Fut>(
     if !out.is_empty() {
         let n = out.len() as u64;
         hand_off(&tx, out, n, true, &mut meter, &shared).await;
+    }
+}
+
+/// Hands `out` on while still driving the futures in flight: a full queue downstream stops
+/// new items from starting but never stalls work already started (a request that is not
+/// polled makes no progress and can time out on the other side). What finishes meanwhile is
+/// kept in `ready`, in output order.
+async fn hand_off_driving<U, F: Future>(
+    tx: &Sender<U>,
+    out: Vec<U>,
+    meter: &mut Meter,
+    shared: &Shared,
+    inflight: &mut InFlight<F>,
+    ready: &mut VecDeque<F::Output>,
+) -> bool {
+    let n = out.len() as u64;
+    let send = hand_off(tx, out, n, true, meter, shared);
+    tokio::pin!(send);
+    loop {
+        tokio::select! {
+            biased;
+            sent = &mut send => return sent,
+            r = inflight.next(), if inflight.len() > 0 => {
+                if let Some(r) = r {
+                    ready.push_back(r);
+                }
+            }
+        }
     }
 }
 
