@@ -238,8 +238,7 @@ async fn attempt(
     };
     let name = final_name(&headers).unwrap_or_else(|| job.url_name.clone());
     tracker.attempt(offset, total);
-    let remaining = total.map(|t| t.saturating_sub(offset));
-    let mut writer = PartWriter::new(paths.clone(), mode, hasher, remaining);
+    let mut writer = PartWriter::new(paths.clone(), mode, hasher);
     let mut received = offset;
 
     loop {
@@ -262,7 +261,8 @@ async fn attempt(
                 return Err(keep(writer, e, offset).await);
             }
         };
-        received += chunk.len() as u64;
+        let len = chunk.len() as u64;
+        received += len;
         if let Some(limit) = config.max_size.filter(|&l| received > l) {
             writer.discard().await;
             return Err((Stop::Failed(DownloadError::TooLarge { limit }), offset));
@@ -276,10 +276,10 @@ async fn attempt(
             };
             return Err((Stop::Failed(e), offset));
         }
-        if let Err(e) = writer.push(&chunk).await {
+        if let Err(e) = writer.push(chunk).await {
             return Err((Stop::Failed(e), offset));
         }
-        tracker.advance(chunk.len() as u64);
+        tracker.advance(len);
     }
     if let Some(expected) = total.filter(|&t| received != t) {
         let e = DownloadError::LengthMismatch {
