@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use weft_core::context::Done;
 
 use super::error::DownloadError;
-use super::part::{self, Mode, PartPaths, PartWriter, Target, Validator};
+use super::part::{self, FileThread, Mode, PartPaths, PartWriter, Target, Validator};
 use super::progress::Tracker;
 use super::retry;
 use super::{FileResult, Outcome, Request, Shared};
@@ -41,6 +41,7 @@ pub(crate) struct Job {
 /// Runs all attempts of `job`. `done` is the context's `done()` future, shared by all awaits.
 pub(crate) async fn fetch(
     shared: &Arc<Shared>,
+    files: &FileThread,
     job: &Job,
     mut done: Pin<&mut Done>,
     tracker: &mut dyn Tracker,
@@ -58,6 +59,7 @@ pub(crate) async fn fetch(
         attempts += 1;
         let result = attempt(
             shared,
+            files,
             job,
             &paths,
             done.as_mut(),
@@ -138,6 +140,7 @@ pub(crate) async fn fetch(
 /// One request. Ok gives the final path, the file size and the offset it resumed from.
 async fn attempt(
     shared: &Arc<Shared>,
+    files: &FileThread,
     job: &Job,
     paths: &PartPaths,
     mut done: Pin<&mut Done>,
@@ -295,7 +298,7 @@ async fn attempt(
         claimed: shared.claimed.clone(),
     };
     let expected = job.request.sha256.map(|d| d.0);
-    match writer.finish(expected, config.fsync, target).await {
+    match writer.finish(expected, config.fsync, target, files).await {
         Ok(path) => Ok((path, received, offset)),
         Err(e) => Err((Stop::Failed(e), offset)),
     }

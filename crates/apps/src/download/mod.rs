@@ -343,6 +343,7 @@ impl Downloader {
             shared: self.shared.clone(),
             ctx: run_ctx,
             progress,
+            files: part::FileThread::start(),
         });
         // The dispatcher is a task of its own: each finished download then wakes a task on
         // the runtime's workers rather than the thread that awaits `run`.
@@ -380,6 +381,8 @@ struct Batch {
     shared: Arc<Shared>,
     ctx: Context,
     progress: Arc<dyn Progress>,
+    /// Writes and places the small files.
+    files: part::FileThread,
 }
 
 /// A download of the batch before it runs.
@@ -520,7 +523,14 @@ async fn download_one(batch: &Batch, index: usize, job: fetch::Job) -> FileResul
     let done = batch.ctx.done();
     tokio::pin!(done);
     let mut tracker = batch.progress.begin(index, &job.base);
-    let result = fetch::fetch(&batch.shared, &job, done.as_mut(), tracker.as_mut()).await;
+    let result = fetch::fetch(
+        &batch.shared,
+        &batch.files,
+        &job,
+        done.as_mut(),
+        tracker.as_mut(),
+    )
+    .await;
     tracker.end(&result.outcome);
     result
 }

@@ -12,7 +12,10 @@
 //! 3. File I/O runs on blocking threads, never on the async workers; the body pieces gathered
 //!    are handed to a blocking write while the next bytes arrive (two batches in flight at
 //!    most). The pieces are the HTTP client's own buffers, written with one vectored write:
-//!    body bytes are never copied in memory.
+//!    body bytes are never copied in memory. A small body that arrived whole (up to
+//!    [`SMALL`]) is written and placed by the batch's [`FileThread`], one thread fed through a
+//!    channel: a `spawn_blocking` per file (a task, the blocking pool's lock, a
+//!    thread wake-up each way) cost about a fifth of the CPU time of a batch of 16 KiB files.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -30,6 +33,62 @@ use super::name;
 
 /// Body bytes gathered before a write is handed to a blocking thread.
 const FLUSH_AT: usize = 512 * 1024;
+
+/// The largest body the [`FileThread`] writes (larger ones go to the blocking pool, so that one
+/// big write never holds up the small files behind it).
+pub(crate) const SMALL: usize = 64 * 1024;
+
+type FileWork = Box<dyn FnOnce() + Send>;
+
+/// One thread that writes and places the small files of a batch, one after another. It ends
+/// when the last clone is dropped.
+///
+/// A thread of its own rather than a long `spawn_blocking` task: the runtime would count that as
+/// work in progress for the whole batch (a paused test clock, for one, would never advance).
+#[derive(Debug, Clone)]
+pub(crate) struct FileThread {
+    /// `None` when no thread could be started: the files then go to the blocking pool.
+    tx: Option<std::sync::mpsc::Sender<FileWork>>,
+}
+
+impl FileThread {
+    /// Starts the thread.
+    pub(crate) fn start() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<FileWork>();
+        let started = std::thread::Builder::new()
+            .name("weft-download-files".into())
+            .spawn(move || {
+                for work in rx {
+                    // A panicking job drops its reply sender: its caller sees the panic; the
+                    // thread goes on with the others.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+                }
+            });
+        Self {
+            tx: started.ok().map(|_| tx),
+        }
+    }
+
+    fn is_running(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Runs `f` on the thread; `None` if it panicked (or the thread is gone).
+    ///
+    /// # Cancel safety
+    ///
+    /// If dropped while waiting, `f` still runs; only its result is lost.
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (reply, result) = tokio::sync::oneshot::channel();
+        self.tx
+            .as_ref()?
+            .send(Box::new(move || {
+                let _ = reply.send(f());
+            }))
+            .ok()?;
+        result.await.ok()
+    }
+}
 
 /// What makes a partial file resumable: a strong ETag or, failing that, Last-Modified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,11 +377,15 @@ impl PartWriter {
         expected: Option<[u8; 32]>,
         fsync: bool,
         target: Target,
+        files: &FileThread,
     ) -> Result<PathBuf, DownloadError> {
+        // Whole in memory and small: one quick job for the batch's file thread.
+        let small =
+            files.is_running() && self.inflight.is_none() && self.pending_len <= SMALL && !fsync;
         let mut sink = self.reclaim().await?;
         let pieces = std::mem::take(&mut self.pending);
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
+        let work = move || {
             // A body that arrives whole in one batch needs no resume metadata: the file is
             // complete before anything could interrupt it.
             if let Some(Mode::Create { validator, .. }) = &mut sink.mode {
@@ -358,9 +421,16 @@ impl PartWriter {
                     .map_err(|e| DownloadError::file(&target.dir, e))?;
             }
             Ok(placed)
-        })
-        .await
-        .map_err(|_| DownloadError::Panicked)?
+        };
+        if small {
+            return files
+                .run(work)
+                .await
+                .unwrap_or(Err(DownloadError::Panicked));
+        }
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|_| DownloadError::Panicked)?
     }
 }
 
