@@ -58,8 +58,7 @@ pub(crate) async fn fetch(
     let outcome = loop {
         attempts += 1;
         let result = attempt(
-            shared,
-            files,
+            Env { shared, files },
             job,
             &paths,
             done.as_mut(),
@@ -137,10 +136,16 @@ pub(crate) async fn fetch(
     }
 }
 
+/// What every attempt of a batch uses: the downloader and the batch's file thread.
+#[derive(Clone, Copy)]
+struct Env<'a> {
+    shared: &'a Arc<Shared>,
+    files: &'a FileThread,
+}
+
 /// One request. Ok gives the final path, the file size and the offset it resumed from.
 async fn attempt(
-    shared: &Arc<Shared>,
-    files: &FileThread,
+    Env { shared, files }: Env<'_>,
     job: &Job,
     paths: &PartPaths,
     mut done: Pin<&mut Done>,
