@@ -21,7 +21,7 @@
 //! # Scheduling
 //!
 //! A batch runs on a [`weft_pool::Pool`] whose workers are the global limit ([`Config::jobs`]),
-//! one download per job; each job's [`JobHandle`](weft_pool::JobHandle) brings its result back
+//! one download per job; each job's [`JobHandle`] brings its result back
 //! to the batch's input position. The per-host limit ([`Config::per_host`]) is kept by what
 //! enters the pool: a dispatcher queues a download only while its host has fewer than
 //! `per_host` downloads queued or running, holds the host's others back in input order, and
