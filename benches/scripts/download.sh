@@ -9,6 +9,15 @@
 # Usage: benches/scripts/download.sh [RUNS_SMALL] [RUNS_BIG]    (needs hyperfine and curl)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+missing=""
+for tool in hyperfine curl sha256sum; do
+    command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+done
+if [ -n "$missing" ]; then
+    echo "download.sh: cannot run, missing:$missing (the comparison needs hyperfine and curl;" >&2
+    echo "  on Debian: apt-get install hyperfine curl)" >&2
+    exit 2
+fi
 RUNS_SMALL=${1:-10}
 RUNS_BIG=${2:-5}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}

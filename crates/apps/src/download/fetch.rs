@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use weft_core::context::Done;
 
 use super::error::DownloadError;
-use super::part::{self, Mode, PartPaths, PartWriter, Target, Validator};
+use super::part::{self, FileThread, Mode, PartPaths, PartWriter, Target, Validator};
 use super::progress::Tracker;
 use super::retry;
 use super::{FileResult, Outcome, Request, Shared};
@@ -41,6 +41,7 @@ pub(crate) struct Job {
 /// Runs all attempts of `job`. `done` is the context's `done()` future, shared by all awaits.
 pub(crate) async fn fetch(
     shared: &Arc<Shared>,
+    files: &FileThread,
     job: &Job,
     mut done: Pin<&mut Done>,
     tracker: &mut dyn Tracker,
@@ -57,7 +58,7 @@ pub(crate) async fn fetch(
     let outcome = loop {
         attempts += 1;
         let result = attempt(
-            shared,
+            Env { shared, files },
             job,
             &paths,
             done.as_mut(),
@@ -135,9 +136,16 @@ pub(crate) async fn fetch(
     }
 }
 
+/// What every attempt of a batch uses: the downloader and the batch's file thread.
+#[derive(Clone, Copy)]
+struct Env<'a> {
+    shared: &'a Arc<Shared>,
+    files: &'a FileThread,
+}
+
 /// One request. Ok gives the final path, the file size and the offset it resumed from.
 async fn attempt(
-    shared: &Arc<Shared>,
+    Env { shared, files }: Env<'_>,
     job: &Job,
     paths: &PartPaths,
     mut done: Pin<&mut Done>,
@@ -238,8 +246,7 @@ async fn attempt(
     };
     let name = final_name(&headers).unwrap_or_else(|| job.url_name.clone());
     tracker.attempt(offset, total);
-    let remaining = total.map(|t| t.saturating_sub(offset));
-    let mut writer = PartWriter::new(paths.clone(), mode, hasher, remaining);
+    let mut writer = PartWriter::new(paths.clone(), mode, hasher);
     let mut received = offset;
 
     loop {
@@ -262,7 +269,8 @@ async fn attempt(
                 return Err(keep(writer, e, offset).await);
             }
         };
-        received += chunk.len() as u64;
+        let len = chunk.len() as u64;
+        received += len;
         if let Some(limit) = config.max_size.filter(|&l| received > l) {
             writer.discard().await;
             return Err((Stop::Failed(DownloadError::TooLarge { limit }), offset));
@@ -276,10 +284,10 @@ async fn attempt(
             };
             return Err((Stop::Failed(e), offset));
         }
-        if let Err(e) = writer.push(&chunk).await {
+        if let Err(e) = writer.push(chunk).await {
             return Err((Stop::Failed(e), offset));
         }
-        tracker.advance(chunk.len() as u64);
+        tracker.advance(len);
     }
     if let Some(expected) = total.filter(|&t| received != t) {
         let e = DownloadError::LengthMismatch {
@@ -295,7 +303,7 @@ async fn attempt(
         claimed: shared.claimed.clone(),
     };
     let expected = job.request.sha256.map(|d| d.0);
-    match writer.finish(expected, config.fsync, target).await {
+    match writer.finish(expected, config.fsync, target, files).await {
         Ok(path) => Ok((path, received, offset)),
         Err(e) => Err((Stop::Failed(e), offset)),
     }

@@ -18,6 +18,31 @@
 //!   what it holds to its `.part` file, and reports [`Outcome::Cancelled`]; the ones that
 //!   finished are reported as such.
 //!
+//! # Scheduling
+//!
+//! A batch runs on a [`weft_pool::Pool`] whose workers are the global limit ([`Config::jobs`]),
+//! one download per job; each job's [`JobHandle`] brings its result back
+//! to the batch's input position. The per-host limit ([`Config::per_host`]) is kept by what
+//! enters the pool: a dispatcher queues a download only while its host has fewer than
+//! `per_host` downloads queued or running, holds the host's others back in input order, and
+//! queues the next as one finishes. So a worker never sits waiting for a busy host while
+//! another host's download could run (as it would with a per-host semaphore taken inside the
+//! job), and nothing spins (as requeueing a job whose host is busy would).
+//!
+//! A pool rather than a [`weft_pipeline`] stage: the results are wanted per input, not as a
+//! stream; a pipeline stage takes its items in upstream order, so a download for a busy host
+//! would stall a stage worker or have to go round again; and a pool's handles, panic isolation
+//! (a panicking download is reported as [`DownloadError::Panicked`] while the others go on)
+//! and FIFO queue are what a batch of independent jobs needs. Retries with backoff stay inside
+//! a job: a download keeps its worker and its host's slot while it waits to try again, so a
+//! host that fails is not hit by other downloads meanwhile.
+//!
+//! Cancellation goes through the batch's [`Context`], which every download watches at each
+//! await: when it ends, a download writes what it holds to its `.part` file and reports
+//! [`Outcome::Cancelled`]; queued ones end without a request. The pool itself is not tied to
+//! that Context, because cancelling a pool job drops its future at once, losing the bytes in
+//! memory.
+//!
 //! Differences from the Go `FileDownloader` this follows: results keep input order without a
 //! shared slice, a failed or interrupted download never leaves a truncated file under the final
 //! name (Go's `io.Copy` into the final file does), the output directory is the configured one
@@ -54,10 +79,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::num::NonZeroUsize;
+
+use futures::FutureExt;
+use futures::stream::{FuturesUnordered, StreamExt};
 use url::Url;
 use weft_core::context::Context;
+use weft_pool::{JobError, JobHandle, Pool, Shutdown};
 
 pub use config::Config;
 pub use error::{ClientError, DownloadError, InputError};
@@ -114,7 +144,7 @@ pub struct FileResult {
     pub bytes: u64,
     /// Where the last body started in the file (non-zero when it resumed a partial file).
     pub resumed_from: u64,
-    /// Time from the download becoming active (holding its permits) to its end.
+    /// Time from a pool worker starting the download to its end.
     pub duration: Duration,
     /// HTTP requests made (0 when the download never started).
     pub attempts: u32,
@@ -196,17 +226,18 @@ impl Downloader {
 
     /// Downloads `requests` into the configured directory and reports each, in input order.
     ///
-    /// Each request runs as its own task once it holds a permit for its host and then one of
-    /// the global permits (host first, so downloads waiting for a busy host never hold a global
-    /// slot another host could use). The batch ends when every download has ended, or soon
+    /// The downloads run as jobs of a [`weft_pool::Pool`] with [`Config::jobs`] workers, fed
+    /// so that no host has more than [`Config::per_host`] of them at once (see
+    /// [Scheduling](self#scheduling)). The batch ends when every download has ended, or soon
     /// after `ctx` ends: downloads in flight keep their partial files and report
     /// [`Outcome::Cancelled`], as do those that had not started.
     ///
     /// # Cancel safety
     ///
-    /// Dropping the returned future aborts the downloads in flight: bytes a download held in
-    /// memory (up to 512 KiB) and the report are lost, but no file at a final name is ever
-    /// partial. Cancel through `ctx` instead to keep every byte and get the report.
+    /// Dropping the returned future ends the batch as `ctx` ending would, but without the
+    /// report: downloads not started never start, and those in flight stop at their next await
+    /// in the background, keeping what they received in their `.part` files. No file at a final
+    /// name is ever partial. Cancel through `ctx` instead to also get the report.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -248,7 +279,6 @@ impl Downloader {
             .unwrap_or_else(|p| p.into_inner())
             .clear();
         let urls: Vec<Url> = requests.iter().map(|r| r.url.clone()).collect();
-        let mut results: Vec<Option<FileResult>> = (0..requests.len()).map(|_| None).collect();
 
         if let Err(e) = tokio::fs::create_dir_all(&config.dir).await {
             let results = urls
@@ -274,14 +304,12 @@ impl Downloader {
                 .await
                 .unwrap_or_default()
         };
-        let global = Arc::new(Semaphore::new(config.jobs.get()));
-        let mut hosts: HashMap<String, Arc<Semaphore>> = HashMap::new();
         // Partial-file names are fixed in input order, so a rerun of the same list finds its
         // own partial files again.
         let mut bases: HashSet<String> = HashSet::new();
-        let mut tasks = JoinSet::new();
-        let mut index_of = HashMap::new();
-        for (index, request) in requests.into_iter().enumerate() {
+        let mut hosts: HashMap<String, usize> = HashMap::new();
+        let mut planned = Vec::with_capacity(requests.len());
+        for request in requests {
             let url_name = name::from_url(&request.url);
             let mut base = url_name.clone();
             let mut n = 0;
@@ -294,54 +322,36 @@ impl Downloader {
                 request.url.host_str().unwrap_or(""),
                 request.url.port_or_known_default().unwrap_or(0)
             );
-            let host = hosts
-                .entry(host_key)
-                .or_insert_with(|| Arc::new(Semaphore::new(config.per_host.get())))
-                .clone();
-            let global = global.clone();
-            let shared = self.shared.clone();
-            let progress = progress.clone();
-            let done = ctx.done();
-            let job = fetch::Job {
-                request,
-                had_part: parts.contains(&base),
-                base,
-                url_name,
-            };
-            let handle = tasks.spawn(async move {
-                tokio::pin!(done);
-                let permits = tokio::select! {
-                    biased;
-                    _ = done.as_mut() => None,
-                    p = async {
-                        let h = host.acquire_owned().await.ok()?;
-                        let g = global.acquire_owned().await.ok()?;
-                        Some((h, g))
-                    } => p,
-                };
-                let Some(_permits) = permits else {
-                    return (index, not_started(job.request.url, Outcome::Cancelled));
-                };
-                let mut tracker = progress.begin(index, &job.base);
-                let result = fetch::fetch(&shared, &job, done.as_mut(), tracker.as_mut()).await;
-                tracker.end(&result.outcome);
-                (index, result)
+            let next = hosts.len();
+            let host = *hosts.entry(host_key).or_insert(next);
+            planned.push(Planned {
+                host,
+                job: fetch::Job {
+                    request,
+                    had_part: parts.contains(&base),
+                    base,
+                    url_name,
+                },
             });
-            index_of.insert(handle.id(), index);
         }
 
-        while let Some(joined) = tasks.join_next_with_id().await {
-            match joined {
-                Ok((_, (index, result))) => results[index] = Some(result),
-                Err(e) => {
-                    if let Some(&index) = index_of.get(&e.id()) {
-                        let url = urls[index].clone();
-                        results[index] =
-                            Some(not_started(url, Outcome::Failed(DownloadError::Panicked)));
-                    }
-                }
-            }
-        }
+        // The batch runs under a child of `ctx` that also ends when this future is dropped, so
+        // a dropped run stops its downloads the way a cancelled one does.
+        let (run_ctx, cancel) = ctx.with_cancel();
+        let _stop_on_drop = cancel.drop_guard();
+        let batch = Arc::new(Batch {
+            shared: self.shared.clone(),
+            ctx: run_ctx,
+            progress,
+            files: part::FileThread::start(),
+        });
+        // The dispatcher is a task of its own: each finished download then wakes a task on
+        // the runtime's workers rather than the thread that awaits `run`.
+        let dispatcher = tokio::spawn(schedule(batch, planned, hosts.len()));
+        let results: Vec<Option<FileResult>> = match dispatcher.await {
+            Ok(results) => results,
+            Err(_) => (0..urls.len()).map(|_| None).collect(),
+        };
         let results = results
             .into_iter()
             .zip(urls)
@@ -363,6 +373,166 @@ impl Downloader {
             interrupted,
         }
     }
+}
+
+/// What every download of one batch shares: the downloader, the batch's context, the progress
+/// observer.
+struct Batch {
+    shared: Arc<Shared>,
+    ctx: Context,
+    progress: Arc<dyn Progress>,
+    /// Writes and places the small files.
+    files: part::FileThread,
+}
+
+/// A download of the batch before it runs.
+struct Planned {
+    /// Its host (`host:port`), numbered in order of first appearance.
+    host: usize,
+    job: fetch::Job,
+}
+
+/// A pool job: the input position and the download.
+type PoolJob = (usize, fetch::Job);
+
+/// Runs the batch on a [`Pool`] of `jobs` workers, feeding it so that no host has more than
+/// `per_host` downloads queued or running; returns the results by input position.
+///
+/// A download enters the pool only when its host has room, so a worker never waits for a host:
+/// the pool's FIFO queue holds only downloads that can start, and its workers are the global
+/// limit. Each host's further downloads wait here, in input order, and the one finishing hands
+/// its host's slot to the next. When `per_host >= jobs` the host limit cannot bind and the whole
+/// batch is queued at once.
+async fn schedule(
+    batch: Arc<Batch>,
+    planned: Vec<Planned>,
+    hosts: usize,
+) -> Vec<Option<FileResult>> {
+    let config = &batch.shared.config;
+    let jobs = config.jobs.get();
+    let per_host = if config.per_host.get() >= jobs {
+        usize::MAX
+    } else {
+        config.per_host.get()
+    };
+    let ctx = batch.ctx.clone();
+    let handler = {
+        let batch = batch.clone();
+        // The job's own Context is the pool's (not cancelled by the batch's end): a download
+        // watches the batch's context itself, so that it can save its bytes before it stops,
+        // where a pool cancellation would drop it mid-write.
+        move |_job_ctx: Context, (index, job): PoolJob| {
+            let batch = batch.clone();
+            async move { Ok::<_, Infallible>(download_one(&batch, index, job).await) }
+        }
+    };
+    let pool: Pool<PoolJob, FileResult, Infallible> = Pool::builder()
+        .workers(jobs)
+        // Downloads are long jobs: each worker takes one at a time.
+        .batch(NonZeroUsize::MIN)
+        .unbounded()
+        .build_fn(handler);
+
+    let mut results: Vec<Option<FileResult>> = (0..planned.len()).map(|_| None).collect();
+    let mut host_of = Vec::with_capacity(planned.len());
+    let mut active = vec![0usize; hosts];
+    let mut waiting: Vec<VecDeque<PoolJob>> = (0..hosts).map(|_| VecDeque::new()).collect();
+    let mut first = Vec::new();
+    for (index, Planned { host, job }) in planned.into_iter().enumerate() {
+        host_of.push(host);
+        if active[host] < per_host {
+            active[host] += 1;
+            first.push((index, job));
+        } else {
+            waiting[host].push_back((index, job));
+        }
+    }
+    let indices: Vec<usize> = first.iter().map(|(i, _)| *i).collect();
+    let mut running = FuturesUnordered::new();
+    for (index, submitted) in indices.into_iter().zip(pool.submit_many(0, first).await) {
+        match submitted {
+            Ok(handle) => running.push(indexed(index, handle)),
+            // The pool is ours and never closed before the end: unreachable in practice.
+            Err(e) => {
+                results[index] = Some(not_started(
+                    e.into_inner().1.request.url,
+                    Outcome::Cancelled,
+                ))
+            }
+        }
+    }
+
+    let done = ctx.done();
+    tokio::pin!(done);
+    let mut stopped = false;
+    loop {
+        tokio::select! {
+            biased;
+            _ = done.as_mut(), if !stopped => {
+                // Downloads not yet handed to the pool never start; those in it see the
+                // context ended and stop at their next await.
+                stopped = true;
+                for (index, job) in waiting.iter_mut().flat_map(|w| w.drain(..)) {
+                    results[index] = Some(not_started(job.request.url, Outcome::Cancelled));
+                }
+            }
+            next = running.next() => {
+                let Some((index, result)) = next else { break };
+                results[index] = match result {
+                    Ok(r) => Some(r),
+                    // Left empty: reported as a panicked download.
+                    Err(JobError::Panicked { message }) => {
+                        tracing::error!(%message, "download panicked");
+                        None
+                    }
+                    Err(_) => None,
+                };
+                let host = host_of[index];
+                active[host] -= 1;
+                if let Some((index, job)) = waiting[host].pop_front() {
+                    active[host] += 1;
+                    match pool.try_submit((index, job)) {
+                        Ok(handle) => running.push(indexed(index, handle)),
+                        Err(e) => {
+                            active[host] -= 1;
+                            let url = e.into_inner().1.request.url;
+                            results[index] = Some(not_started(url, Outcome::Cancelled));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    pool.shutdown(Shutdown::Cancel).await;
+    results
+}
+
+/// A job's result tagged with its input position.
+fn indexed(
+    index: usize,
+    handle: JobHandle<FileResult, Infallible>,
+) -> impl Future<Output = (usize, Result<FileResult, JobError<Infallible>>)> {
+    handle.map(move |r| (index, r))
+}
+
+/// One download, as a pool job: stops before it starts when the batch has ended.
+async fn download_one(batch: &Batch, index: usize, job: fetch::Job) -> FileResult {
+    if batch.ctx.is_done() {
+        return not_started(job.request.url, Outcome::Cancelled);
+    }
+    let done = batch.ctx.done();
+    tokio::pin!(done);
+    let mut tracker = batch.progress.begin(index, &job.base);
+    let result = fetch::fetch(
+        &batch.shared,
+        &batch.files,
+        &job,
+        done.as_mut(),
+        tracker.as_mut(),
+    )
+    .await;
+    tracker.end(&result.outcome);
+    result
 }
 
 fn not_started(url: Url, outcome: Outcome) -> FileResult {

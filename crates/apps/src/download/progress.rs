@@ -10,8 +10,8 @@ use super::Outcome;
 /// Receives progress events from a running download batch. Implementations must be cheap:
 /// [`Tracker::advance`] is called for every piece of body received.
 pub trait Progress: Send + Sync {
-    /// A download became active (it holds its concurrency permits); `index` is its position in
-    /// the input. The returned tracker receives that download's events.
+    /// A download became active (a pool worker started it); `index` is its position in the
+    /// input. The returned tracker receives that download's events.
     fn begin(&self, index: usize, name: &str) -> Box<dyn Tracker>;
 }
 
