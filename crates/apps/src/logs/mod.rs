@@ -61,8 +61,8 @@ use std::fmt;
 use std::io::Read;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 pub use engine::analyze;
 pub use error::LogsError;
@@ -222,13 +222,27 @@ impl Options {
 }
 
 /// Progress counters shared with a running analysis: file bytes read so far, the total to read
-/// (known once the paths are walked; stdin, readers and in-memory inputs are not counted), and
-/// lines analyzed. Gzip files count compressed bytes. Clones share the counters.
+/// (known once the paths are walked; stdin, readers and in-memory inputs are not counted),
+/// lines analyzed, and the live counters of the analysis pipeline's stages. Gzip files count
+/// compressed bytes. Clones share the counters.
 ///
 /// ```
-/// use weft_apps::logs::Progress;
+/// use weft_apps::logs::{Input, Options, Progress, analyze};
+/// use weft_core::context::Context;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let p = Progress::default();
 /// assert_eq!((p.read_bytes(), p.total_bytes(), p.lines()), (0, 0, 0));
+/// assert!(p.stages().is_empty(), "no analysis has started");
+/// let mut o = Options::default();
+/// o.progress = Some(p.clone());
+/// let data = b"2024-03-01 12:00:00 path=/a status=200\n".repeat(3);
+/// analyze(&Context::background(), vec![Input::Bytes { name: "a".into(), data }], o).await?;
+/// assert_eq!(p.lines(), 3);
+/// // One chunk went from the source through the `analyze` stage into the merging sink.
+/// let analyze_stage = p.stages().into_iter().find(|s| &*s.name == "analyze").expect("listed");
+/// assert_eq!((analyze_stage.received, analyze_stage.emitted), (1, 1));
+/// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
@@ -240,6 +254,7 @@ struct ProgressInner {
     read: AtomicU64,
     total: AtomicU64,
     lines: AtomicU64,
+    pipeline: Mutex<Option<weft_pipeline::Progress>>,
 }
 
 impl Progress {
@@ -260,6 +275,29 @@ impl Progress {
     #[must_use]
     pub fn lines(&self) -> u64 {
         self.inner.lines.load(Ordering::Relaxed)
+    }
+
+    /// The live counters of the current (or last) analysis pipeline, one per stage, in order:
+    /// `source` (chunks read), `analyze` (chunks parsed and aggregated; `queue_depth` is the
+    /// chunks waiting for a worker), `sink` (partial results merged). Counted in chunks.
+    /// Empty before an analysis starts.
+    #[must_use]
+    pub fn stages(&self) -> Vec<weft_pipeline::StageReport> {
+        self.inner
+            .pipeline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(weft_pipeline::Progress::stages)
+            .unwrap_or_default()
+    }
+
+    fn set_pipeline(&self, p: weft_pipeline::Progress) {
+        *self
+            .inner
+            .pipeline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(p);
     }
 
     fn add_lines(&self, n: u64) {
