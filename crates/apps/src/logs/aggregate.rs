@@ -349,7 +349,10 @@ impl Stats {
 mod tests {
     use super::*;
 
-    fn summary(s: &Stats) -> (u64, u64, u64, u64, u64, Vec<(Vec<u8>, u64, u64)>, usize) {
+    /// Lines, requests, malformed, errors, latencies, counted paths, IPv4 clients.
+    type Summary = (u64, u64, u64, u64, u64, Vec<(Vec<u8>, u64, u64)>, usize);
+
+    fn summary(s: &Stats) -> Summary {
         let mut paths: Vec<_> = s
             .paths
             .iter()

@@ -4,22 +4,43 @@
 //! # Shape
 //!
 //! Go's LogProcessor is six goroutine stages joined by unbuffered channels, one line per hand-off
-//! (find files, read, parse, filter, analyze, report). Here the same stages are three, each
-//! moving whole chunks:
+//! (find files, read, parse, filter, analyze, report). Here the analysis is one
+//! [`weft_pipeline`] run whose items are chunks of whole lines (2 MiB by default), so each
+//! hand-off carries thousands of lines and the pipeline's cost per item is negligible:
 //!
 //! ```text
-//! reader thread ──chunks (2 MiB, cut at a newline)──> parse+filter+aggregate workers (one per
-//!   (walk, open, gunzip,                                core, each with its own Stats) ──> merge
-//!    detect format)                                                                     ──> Report
+//! source (generator)          analyze (map, N blocking      sink (fold)          report
+//!   find files, read,  ─chunk─> workers, unordered):  ─Stats─> absorb partial ──> build
+//!   gunzip, detect format,      parse, filter, count            stats into the     (sorted,
+//!   cut at the last newline     into a partial Stats            total              deterministic)
+//!           ^                            │    ^                      │
+//!           └──── emptied buffers ───────┘    └─── emptied Stats ────┘
 //! ```
 //!
-//! - The reader walks the paths, opens each input (gzip is recognised by its magic bytes),
-//!   detects its format, and sends large buffers split at the last newline; buffers come back
-//!   from the workers to be reused, and the chunk channel is bounded, so memory stays at a few
-//!   buffers whatever the input size.
-//! - Each worker parses lines in place with `memchr` byte searches (no `String` and no regex per
-//!   line), filters, and aggregates into its own [`Stats`](aggregate) without locks.
-//! - The merge sums the workers' stats and orders everything deterministically.
+//! - **find files + read** are the pipeline's source, a [`Pipeline::generate`] generator whose
+//!   reader runs on a thread of its own (a blocking read, an idle stdin, must not hold a runtime
+//!   worker): it walks the paths in name order, opens each input (gzip is recognised by its magic
+//!   bytes), detects its format from its first lines, and emits large buffers cut after the last
+//!   newline. Emitting waits while the `analyze` stage is busy (backpressure), and its queue holds
+//!   one chunk per worker, so memory stays at a few buffers whatever the input size; buffers
+//!   come back from the workers to be reused.
+//! - **parse, filter, analyze** are one `map` stage, `Stage::new("analyze").workers(N)
+//!   .blocking().unordered()`: each chunk is parsed in place with `memchr` byte searches (no
+//!   `String` and no regex per line), filtered, and counted into a partial [`Stats`](aggregate)
+//!   with no lock per line. The three Go stages are fused because a hand-off per line is what
+//!   made the Go version slow; the stage runs on N blocking threads (one per core by default).
+//! - **report** is the sink, a [`Pipeline::fold`] that absorbs each partial into the total (in
+//!   any order: the merge is commutative, and malformed-line samples keep their input position),
+//!   then the report is built once, sorted deterministically. Emptied partials go back to the
+//!   workers.
+//! - Stopping is the pipeline's: a done context makes the run drain ([`Shutdown::drain`]), so the
+//!   source stops at its next chunk, the chunks already read are still counted, and the report
+//!   says it is partial. [`Progress::stages`] exposes the stages' live counters (chunks read,
+//!   waiting, analyzed, merged) beside the bytes read and lines counted, for the progress bar.
+//!
+//! [`Pipeline::generate`]: weft_pipeline::Pipeline::generate
+//! [`Pipeline::fold`]: weft_pipeline::Pipeline::fold
+//! [`Shutdown::drain`]: weft_pipeline::Shutdown::drain
 //!
 //! It fixes the Go version's bugs: an empty input divided by zero; status codes and top IPs came
 //! out in random map order; malformed lines became zero-valued requests; unknown `--min-level`
