@@ -26,7 +26,7 @@
 //!   come back from the workers to be reused.
 //! - **parse, filter, analyze** are one `map` stage, `Stage::new("analyze").workers(N)
 //!   .blocking().unordered()`: each chunk is parsed in place with `memchr` byte searches (no
-//!   `String` and no regex per line), filtered, and counted into a partial [`Stats`](aggregate)
+//!   `String` and no regex per line), filtered, and counted into a partial `Stats`
 //!   with no lock per line. The three Go stages are fused because a hand-off per line is what
 //!   made the Go version slow; the stage runs on N blocking threads (one per core by default).
 //! - **report** is the sink, a [`Pipeline::fold`] that absorbs each partial into the total (in
