@@ -2,9 +2,9 @@
 //!
 //! Sections 3 to 5 of the Go material, on weft's channels. What it fixes there: the Go demos
 //! print from several goroutines and "prove" orderings with `time.Sleep`, and sending on a
-//! closed channel panics. Here every ordering is shown with the channel's own guarantees
-//! (a rendezvous send returns only once the value is taken), and a send on a closed channel
-//! hands the value back.
+//! closed channel panics. Here every ordering is shown with the channel's own guarantees (a
+//! rendezvous send returns only once a waiting receiver has been handed the value), and a send
+//! on a closed channel hands the value back.
 //!
 //! Run: `cargo run --example channels [-- --items 1000 --capacity 100]`
 

@@ -17,10 +17,22 @@ use weft_core::Context;
 use weft_pipeline::{Pipeline, Stage};
 
 const N: u64 = 10_000_000;
-/// Channel capacity of the hand-wired version (items), the same as weft's default buffer (2 chunks of 2048).
-const CAP: usize = 4096;
-/// Chunk sizes measured for weft (2048 is the default).
-const CHUNKS: [usize; 3] = [512, 2048, 8192];
+/// Channel capacity of the hand-wired version (items), the same as weft's default buffer for
+/// `u64` items (2 chunks of 8192).
+const CAP: usize = 16384;
+/// Chunk sizes measured for weft: `None` is the default (64 KiB of items: 8192 `u64`s).
+const CHUNKS: [Option<usize>; 3] = [None, Some(512), Some(2048)];
+
+fn with_chunk<T: Send + 'static>(p: Pipeline<T>, chunk: Option<usize>) -> Pipeline<T> {
+    match chunk {
+        Some(c) => p.chunk_size(c),
+        None => p,
+    }
+}
+
+fn chunk_name(chunk: Option<usize>) -> String {
+    chunk.map_or_else(|| "default".to_owned(), |c| format!("chunk{c}"))
+}
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -52,9 +64,8 @@ fn heavy(mut x: u64) -> u64 {
     x
 }
 
-async fn weft_3stage(chunk: usize) -> u64 {
-    Pipeline::from_iter(0..N)
-        .chunk_size(chunk)
+async fn weft_3stage(chunk: Option<usize>) -> u64 {
+    with_chunk(Pipeline::from_iter(0..N), chunk)
         .map("m1", m1)
         .filter("keep", keep)
         .map("m2", m2)
@@ -113,11 +124,10 @@ async fn chain_3stage() -> u64 {
         .await
 }
 
-async fn weft_parallel(ordered: bool, chunk: usize) -> u64 {
+async fn weft_parallel(ordered: bool, chunk: Option<usize>) -> u64 {
     let stage = Stage::new("heavy").workers(4);
     let stage = if ordered { stage } else { stage.unordered() };
-    Pipeline::from_iter(0..N)
-        .chunk_size(chunk)
+    with_chunk(Pipeline::from_iter(0..N), chunk)
         .map(stage, heavy)
         .fold(&Context::background(), 0u64, |a, x| a.wrapping_add(x))
         .await
@@ -173,17 +183,17 @@ fn bench(c: &mut Criterion) {
         .fold(0u64, u64::wrapping_add);
     let expectp = (0..N).map(heavy).fold(0u64, u64::wrapping_add);
     // Same answers, or the comparison means nothing.
-    assert_eq!(rt.block_on(weft_3stage(2048)), expect3);
+    assert_eq!(rt.block_on(weft_3stage(None)), expect3);
     assert_eq!(rt.block_on(mpsc_3stage()), expect3);
     assert_eq!(rt.block_on(chain_3stage()), expect3);
-    assert_eq!(rt.block_on(weft_parallel(true, 2048)), expectp);
+    assert_eq!(rt.block_on(weft_parallel(true, None)), expectp);
     assert_eq!(rt.block_on(mpsc_parallel()), expectp);
 
     let mut g = c.benchmark_group("pipeline_3stage_10M");
     g.throughput(Throughput::Elements(N));
     g.sample_size(10);
     for chunk in CHUNKS {
-        g.bench_function(format!("weft_chunk{chunk}"), |b| {
+        g.bench_function(format!("weft_{}", chunk_name(chunk)), |b| {
             b.iter(|| black_box(rt.block_on(weft_3stage(chunk))))
         });
     }
@@ -199,12 +209,12 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N));
     g.sample_size(10);
     for chunk in CHUNKS {
-        g.bench_function(format!("weft_ordered_chunk{chunk}"), |b| {
+        g.bench_function(format!("weft_ordered_{}", chunk_name(chunk)), |b| {
             b.iter(|| black_box(rt.block_on(weft_parallel(true, chunk))))
         });
     }
-    g.bench_function("weft_unordered_chunk2048", |b| {
-        b.iter(|| black_box(rt.block_on(weft_parallel(false, 2048))))
+    g.bench_function("weft_unordered_default", |b| {
+        b.iter(|| black_box(rt.block_on(weft_parallel(false, None))))
     });
     g.bench_function("tokio_mpsc_tasks", |b| {
         b.iter(|| black_box(rt.block_on(mpsc_parallel())))

@@ -269,6 +269,44 @@ async fn per_host_concurrency_is_never_exceeded() {
 }
 
 #[tokio::test]
+async fn delay_spaces_the_requests_to_a_host_on_the_server_clock() {
+    // The scheduler emits a request only when the host's delay has passed, and with fewer
+    // requests outstanding than fetch workers it starts at once; so the server must see them
+    // at least `delay` apart (robots.txt included), with workers to spare. The bound is one
+    // sided, with half the delay as slack for scheduling noise between two arrivals: a crawler
+    // that ignored the delay (or queued requests and released them together) would show gaps
+    // of about a millisecond.
+    let site = start(Spec {
+        graph: 4,
+        ..Spec::default()
+    })
+    .await;
+    let delay = Duration::from_millis(200);
+    let config = test_config()
+        .concurrency(nz(8))
+        .per_host(nz(8))
+        .delay(delay, Duration::ZERO)
+        .timeouts(Duration::from_secs(5), Duration::from_secs(5));
+    let (pages, _) = crawl_all(config, &[site.url("/p/0")]).await;
+    assert_eq!(pages.len(), 4);
+    let arrivals = site.seen.arrivals.lock().unwrap().clone();
+    let paths: Vec<&str> = arrivals.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(paths.len(), 5, "robots.txt and 4 pages: {paths:?}");
+    assert_eq!(paths[0], "/robots.txt");
+    for pair in arrivals.windows(2) {
+        let gap = pair[1].1 - pair[0].1;
+        assert!(
+            gap >= delay / 2,
+            "{} came {gap:?} after {}",
+            pair[1].0,
+            pair[0].0
+        );
+    }
+    let span = arrivals[4].1 - arrivals[0].1;
+    assert!(span >= delay * 4 - delay / 2, "4 gaps took {span:?}");
+}
+
+#[tokio::test]
 async fn global_concurrency_is_never_exceeded_across_hosts() {
     let a = start(Spec {
         graph: 30,
@@ -350,6 +388,52 @@ async fn cancelling_ends_the_stream_after_the_pages_crawled_so_far() {
     );
     let distinct: HashSet<&str> = pages.iter().map(|p| p.url.as_str()).collect();
     assert_eq!(distinct.len(), pages.len());
+}
+
+#[tokio::test]
+async fn a_stalled_reader_holds_the_crawl_and_it_resumes_without_deadlock() {
+    // The sink feeds links back to the scheduler and waits on the reader: with the reader
+    // idle, the crawl may fill the reader's channel (256 pages), hold one more page in the
+    // sink and finish its 64 outstanding requests, and then must start nothing new; once the
+    // reader reads again, the feedback loop must pick up where it stopped and finish.
+    const READER_CHANNEL: usize = 256;
+    const JOBS: usize = 64;
+    let site = start(Spec {
+        graph: 600,
+        ..Spec::default()
+    })
+    .await;
+    let config = test_config()
+        .concurrency(nz(JOBS))
+        .per_host(nz(JOBS))
+        .timeouts(Duration::from_secs(5), Duration::from_secs(5));
+    let crawler = Crawler::new(config).unwrap();
+    let mut crawl = crawler
+        .crawl(&Context::background(), [site.url("/p/0")])
+        .unwrap();
+    // With the reader idle the crawl makes exactly robots.txt + 256 + 1 + 64 = 322 requests
+    // (the site has far more pages) and then stops: wait for them to arrive and be answered,
+    // and no request may follow.
+    let cap = 1 + READER_CHANNEL + 1 + JOBS;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        site.seen.wait_for_requests(cap).await;
+        site.seen.wait_idle().await;
+    })
+    .await
+    .expect("the crawl stalled before filling the reader's channel");
+    let requested = site.seen.total.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(requested, cap, "requests made with the reader idle");
+    let mut urls = HashSet::new();
+    while let Some(page) = crawl.next().await {
+        assert_eq!(page.status, Some(200), "{page:?}");
+        assert!(urls.insert(page.url.clone()), "{} twice", page.url);
+    }
+    assert_eq!(urls.len(), 600);
+    let summary = crawl.summary().unwrap();
+    assert_eq!(
+        (summary.stats.pages, &summary.stop),
+        (600, &StopReason::Finished)
+    );
 }
 
 #[tokio::test]

@@ -184,37 +184,36 @@ fn rendezvous_send_completes_only_once_a_receiver_took_the_value() {
     assert_ready_eq!(send.poll(), Ok(()));
 }
 
+/// Go's direct hand-off: a send to a parked receiver completes at once (one wake-up).
 #[test]
-fn rendezvous_receiver_first_then_sender() {
+fn rendezvous_receiver_first_then_sender_completes_the_send_at_once() {
     let (tx, rx) = chan::rendezvous();
     let mut recv = task::spawn(rx.recv());
     assert_pending!(recv.poll());
     let mut send = task::spawn(tx.send(3));
-    assert_pending!(send.poll(), "the receiver has not taken it yet");
+    assert_ready_eq!(send.poll(), Ok(()), "handed to the parked receiver");
     assert!(recv.is_woken());
     assert_ready_eq!(recv.poll(), Some(3));
-    assert!(send.is_woken());
-    assert_ready_eq!(send.poll(), Ok(()));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "received once");
 }
 
 /// The flaw reported against flume's and kanal's rendezvous channels: a receive that was
-/// woken for a value and then cancelled must not lose it.
+/// handed a value and then cancelled before taking it must not lose it.
 #[test]
-fn cancelled_rendezvous_receive_leaves_the_value_with_its_sender() {
+fn cancelled_rendezvous_receive_passes_its_handed_value_to_the_next_receiver() {
     let (tx, rx) = chan::rendezvous();
     let mut r1 = task::spawn(rx.recv());
     let mut r2 = task::spawn(rx.recv());
     assert_pending!(r1.poll());
     assert_pending!(r2.poll());
     let mut send = task::spawn(tx.send(42));
-    assert_pending!(send.poll());
-    assert!(r1.is_woken(), "the first waiting receiver is woken");
+    assert_ready_eq!(send.poll(), Ok(()));
+    assert!(r1.is_woken(), "the first waiting receiver gets the value");
     assert!(!r2.is_woken());
     drop(r1); // cancelled in a select! before it ran
-    assert!(r2.is_woken(), "the unused wake-up passes on");
-    assert_pending!(send.poll(), "nobody has the value yet");
+    assert!(r2.is_woken(), "the value passes on with a wake-up");
     assert_ready_eq!(r2.poll(), Some(42));
-    assert_ready_eq!(send.poll(), Ok(()));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "received once");
 }
 
 #[test]
@@ -223,11 +222,76 @@ fn cancelled_rendezvous_receive_with_no_other_receiver_keeps_the_value_for_the_n
     let mut r1 = task::spawn(rx.recv());
     assert_pending!(r1.poll());
     let mut send = task::spawn(tx.send(1));
-    assert_pending!(send.poll());
-    drop(r1);
-    assert_pending!(send.poll());
-    assert_eq!(rx.try_recv(), Ok(1));
     assert_ready_eq!(send.poll(), Ok(()));
+    drop(r1);
+    assert_eq!(rx.len(), 1, "the sent value waits in the channel");
+    let mut s2 = task::spawn(tx.send(2));
+    assert_pending!(s2.poll(), "no receiver is parked now");
+    assert_eq!(rx.try_recv(), Ok(1), "the handed value comes first");
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert_ready_eq!(s2.poll(), Ok(()));
+    assert_eq!(rx.len(), 0);
+}
+
+/// Go's `select { case ch <- v: default: }` succeeds when a receiver is ready.
+#[test]
+fn rendezvous_try_send_hands_the_value_to_a_parked_receiver() {
+    let (tx, rx) = chan::rendezvous();
+    assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)), "nobody waits");
+    let mut recv = task::spawn(rx.recv());
+    assert_pending!(recv.poll());
+    assert_eq!(tx.try_send(2), Ok(()));
+    assert!(recv.is_woken());
+    assert_eq!(
+        tx.try_send(3),
+        Err(TrySendError::Full(3)),
+        "the receiver that was waiting already has a value"
+    );
+    assert_ready_eq!(recv.poll(), Some(2));
+    // The same when the receive is then cancelled: the value goes to the next receive.
+    let mut recv = task::spawn(rx.recv());
+    assert_pending!(recv.poll());
+    assert_eq!(tx.try_send(4), Ok(()));
+    drop(recv);
+    assert_eq!(rx.try_recv(), Ok(4));
+}
+
+/// A receive must not report "closed and drained" while a value handed to another receive
+/// (whose owner has not run yet) is still in the channel: it takes that value instead.
+#[test]
+fn close_with_a_pending_hand_off_delivers_it_before_the_end() {
+    let (tx, rx) = chan::rendezvous();
+    let mut r1 = task::spawn(rx.recv());
+    assert_pending!(r1.poll());
+    assert_eq!(tx.try_send(7), Ok(()));
+    drop(tx); // closes
+    assert_eq!(
+        rx.try_recv(),
+        Ok(7),
+        "taken over from the receive that did not run"
+    );
+    assert_ready_eq!(
+        r1.poll(),
+        None,
+        "its slot is empty now, and the channel drained"
+    );
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+}
+
+#[test]
+fn recv_many_takes_a_handed_value_and_what_else_is_ready() {
+    let (tx, rx) = chan::rendezvous();
+    let mut buf = Vec::new();
+    {
+        let mut many = task::spawn(rx.recv_many(&mut buf, 4));
+        assert_pending!(many.poll());
+        assert_eq!(tx.try_send(1), Ok(()));
+        let mut s2 = task::spawn(tx.send(2));
+        assert_pending!(s2.poll());
+        assert_ready_eq!(many.poll(), 2);
+        assert_ready_eq!(s2.poll(), Ok(()));
+    }
+    assert_eq!(buf, [1, 2]);
 }
 
 #[test]
@@ -523,13 +587,32 @@ fn stream_poll_is_cancel_safe_and_its_wake_up_passes_on_when_dropped() {
     assert_pending!(next.poll(), "the stream's slot parks first");
     assert_pending!(other.poll());
     let mut send = task::spawn(tx.send(1));
-    assert_pending!(send.poll());
+    assert_ready_eq!(send.poll(), Ok(()), "handed to the stream's slot");
+    assert!(next.is_woken(), "the stream's slot was first in line");
+    drop(next);
+    assert!(
+        !other.is_woken(),
+        "the value stays in the receiver's stream slot"
+    );
+    drop(stream_rx); // a dropped receiver passes on the value handed to its stream slot
+    assert!(other.is_woken());
+    assert_ready_eq!(other.poll(), Some(1));
+}
+
+#[test]
+fn stream_slot_wake_up_without_a_value_passes_on_when_dropped() {
+    let (tx, rx) = chan::bounded::<u8>(1);
+    let mut stream_rx = rx.clone();
+    let mut other = task::spawn(rx.recv());
+    let mut next = task::spawn(stream_rx.next());
+    assert_pending!(next.poll());
+    assert_pending!(other.poll());
+    tx.try_send(1).unwrap();
     assert!(next.is_woken(), "the stream's slot was first in line");
     drop(next);
     drop(stream_rx); // a dropped receiver forwards its unused wake-up
     assert!(other.is_woken());
     assert_ready_eq!(other.poll(), Some(1));
-    assert_ready_eq!(send.poll(), Ok(()));
 }
 
 #[tokio::test]
@@ -612,22 +695,17 @@ async fn every_receive_future_cancelled_mid_flight_loses_nothing() {
         assert_pending!(b.poll());
         assert_pending!(c.poll());
         let mut send = task::spawn(tx.send(1));
-        assert_pending!(send.poll());
+        assert_ready_eq!(send.poll(), Ok(()), "handed to `a`");
         assert!(a.is_woken());
-        drop(a); // cancelled after being woken: passes the wake-up to `b`
+        drop(a); // cancelled after being handed the value: passes it to `b`
         assert!(b.is_woken());
         drop(b); // and `b` to `c`
         assert!(c.is_woken());
-        drop(c);
-        assert_pending!(send.poll(), "no receive took the value");
-        drop(send);
+        drop(c); // and `c`, with nobody waiting, to the channel
     }
     assert!(buf.is_empty());
-    assert_eq!(
-        rx.try_recv(),
-        Err(TryRecvError::Empty),
-        "the dropped send withdrew it"
-    );
+    assert_eq!(rx.try_recv(), Ok(1), "the value was never lost");
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "nor duplicated");
 }
 
 #[tokio::test(start_paused = true)]
@@ -653,4 +731,65 @@ async fn send_timeout_and_send_ctx_cancelled_mid_flight_withdraw_their_value() {
         Err(TryRecvError::Empty),
         "a's value was withdrawn"
     );
+}
+
+/// Go hands a value to a waiting receiver even when the buffer is full; a cancelled receive
+/// then puts it back into the buffer (past the capacity: it was already sent).
+#[test]
+fn bounded_try_send_hands_off_past_a_full_buffer_and_a_cancelled_receive_gives_it_back() {
+    let (tx, rx) = chan::bounded(1);
+    let mut r1 = task::spawn(rx.recv());
+    let mut r2 = task::spawn(rx.recv());
+    assert_pending!(r1.poll());
+    assert_pending!(r2.poll());
+    assert_eq!(tx.try_send(1), Ok(()), "into the buffer, waking r1");
+    assert_eq!(
+        tx.try_send(2),
+        Ok(()),
+        "buffer full, handed to the waiting r2"
+    );
+    assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)));
+    drop(r2);
+    assert_eq!(rx.len(), 2, "r2's value went back to the channel");
+    assert_eq!(tx.try_send(4), Err(TrySendError::Full(4)));
+    assert_ready_eq!(r1.poll(), Some(1));
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+}
+
+/// A value handed to a receiver's stream slot stays that receiver's when the stream poll is
+/// abandoned (e.g. `rx.next()` lost a `select!`): `recv`, `try_recv` and `recv_many` on the
+/// same receiver take it, instead of waiting while it sits in the slot.
+#[test]
+fn value_handed_to_an_abandoned_stream_poll_is_taken_by_the_same_receivers_recv() {
+    let (tx, mut rx) = chan::rendezvous::<u8>();
+    for way in ["recv", "try_recv", "recv_many"] {
+        {
+            let mut next = task::spawn(rx.next());
+            assert_pending!(next.poll(), "{way}");
+        } // abandoned: the stream slot stays parked in the receiver
+        assert_eq!(tx.try_send(5), Ok(()), "{way}: handed to the stream slot");
+        match way {
+            "recv" => {
+                assert_ready_eq!(task::spawn(rx.recv()).poll(), Some(5));
+            }
+            "try_recv" => assert_eq!(rx.try_recv(), Ok(5)),
+            _ => {
+                let mut buf = Vec::new();
+                assert_ready_eq!(task::spawn(rx.recv_many(&mut buf, 4)).poll(), 1);
+                assert_eq!(buf, [5]);
+            }
+        }
+        assert_eq!(
+            rx.try_recv(),
+            Err(TryRecvError::Empty),
+            "{way}: received once"
+        );
+    }
+    // The stream still works afterwards: its slot parks again.
+    let mut next = task::spawn(rx.next());
+    assert_pending!(next.poll());
+    assert_eq!(tx.try_send(6), Ok(()));
+    assert!(next.is_woken());
+    assert_ready_eq!(next.poll(), Some(6));
 }

@@ -5,12 +5,18 @@
 //!
 //! A cancelled send uses `Send::cancel`: `Some(v)` means not sent (the sender retries later),
 //! `None` means a receiver already had it (counted as sent). So the check is exact.
+//!
+//! Senders also use `try_send` at random: on a rendezvous channel it succeeds only by handing
+//! the value to a parked receiver, and a parked receiver that was handed a value may be
+//! cancelled before it runs, which passes the value on (to the next parked receiver, or to the
+//! channel, where `len()` then shows it). The counts printed at the end show that each of
+//! these paths ran.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use weft_core::chan::{self, Receiver, Sender};
+use weft_core::chan::{self, Receiver, Sender, TrySendError};
 
 const SENDERS: usize = 4;
 const RECEIVERS: usize = 4;
@@ -39,6 +45,10 @@ struct Counts {
     cancelled_recvs: AtomicUsize,
     withdrawn_sends: AtomicUsize,
     sent_while_cancelled: AtomicUsize,
+    try_sent: AtomicUsize,
+    /// Times a receiver saw a value waiting in the channel right after its receive was
+    /// cancelled (for a rendezvous: a hand-off passed back by a cancelled receive).
+    seen_waiting: AtomicUsize,
 }
 
 async fn run(name: &str, tx: Sender<usize>, rx: Receiver<usize>) {
@@ -62,6 +72,9 @@ async fn run(name: &str, tx: Sender<usize>, rx: Receiver<usize>) {
                     },
                     () = yields(patience) => {
                         counts.cancelled_recvs.fetch_add(1, Ordering::Relaxed);
+                        if !rx.is_empty() {
+                            counts.seen_waiting.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
             }
@@ -74,6 +87,18 @@ async fn run(name: &str, tx: Sender<usize>, rx: Receiver<usize>) {
             let mut rng = Rng(0xC0FF_EE00 + s as u64);
             let mut todo: Vec<usize> = (s * PER_SENDER..(s + 1) * PER_SENDER).rev().collect();
             while let Some(v) = todo.pop() {
+                let v = if rng.below(4) == 0 {
+                    match tx.try_send(v) {
+                        Ok(()) => {
+                            counts.try_sent.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        Err(TrySendError::Full(v)) => v,
+                        Err(e) => panic!("receivers outlive senders: {e}"),
+                    }
+                } else {
+                    v
+                };
                 let mut send = tx.send(v);
                 let patience = rng.below(4);
                 tokio::select! {
@@ -111,11 +136,24 @@ async fn run(name: &str, tx: Sender<usize>, rx: Receiver<usize>) {
     }
     let cancelled = counts.cancelled_recvs.load(Ordering::Relaxed);
     assert!(cancelled > 0, "{name}: the test must cancel receives");
+    let try_sent = counts.try_sent.load(Ordering::Relaxed);
+    assert!(
+        try_sent > 0,
+        "{name}: some try_send must succeed (for a rendezvous: a hand-off)"
+    );
+    let seen_waiting = counts.seen_waiting.load(Ordering::Relaxed);
+    if name.starts_with("rendezvous") {
+        // Hundreds per run in practice: a rendezvous value waits in the channel only after a
+        // hand-off to a receive that was then cancelled with no other receiver parked.
+        assert!(seen_waiting > 0, "{name}: the pass-on path must run");
+    }
     eprintln!(
         "{name}: {total} values, {cancelled} receives cancelled, {} sends withdrawn, {} sends \
-         taken while being cancelled",
+         taken while being cancelled, {try_sent} try_sends succeeded, {} times a value was seen \
+         waiting after a cancelled receive",
         counts.withdrawn_sends.load(Ordering::Relaxed),
         counts.sent_while_cancelled.load(Ordering::Relaxed),
+        seen_waiting,
     );
 }
 

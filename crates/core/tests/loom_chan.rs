@@ -1,9 +1,11 @@
 //! loom models of the channel core (`crates/core/src/chan/core.rs`): every interleaving of a
 //! few threads, checking that a rendezvous or bounded hand-off with a cancelled receive or a
-//! withdrawn send delivers each value exactly once and loses no wake-up.
+//! withdrawn send delivers each value exactly once and loses no wake-up, including the direct
+//! hand-off of a value to a parked receiver (by `send` or `try_send`) whose receive is then
+//! cancelled or overtaken by a close.
 //!
-//! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p weft-core --test loom_chan`
-//! (about 90 s in a debug build; `LOOM_MAX_PREEMPTIONS=3` explores more).
+//! Run: `RUSTFLAGS="--cfg loom" cargo test -p weft-core --test loom_chan --release`
+//! (`LOOM_MAX_PREEMPTIONS=3` explores more).
 #![cfg(loom)]
 
 use std::future::Future;
@@ -14,7 +16,7 @@ use loom::future::block_on;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use weft_core::chan;
+use weft_core::chan::{self, TryRecvError};
 
 /// Runs a loom model, bounding preemptions to 2 unless `LOOM_MAX_PREEMPTIONS` says otherwise
 /// (as tokio's loom suite does): the bugs these models look for need at most two.
@@ -147,5 +149,112 @@ fn two_receivers_one_value_no_lost_wakeup() {
         sender.join().unwrap();
         other.join().unwrap();
         assert_eq!(got.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// `try_send` on a rendezvous races a receive that parks and is then cancelled, and a
+/// receive that waits; then the channel closes. `try_send` succeeds only by handing the value
+/// to a parked receive, and then the value is received exactly once (by the waiting receive,
+/// or left in the channel by the cancelled one), never lost; if it fails, nobody gets it.
+#[test]
+fn rendezvous_try_send_hand_off_to_a_cancelled_receive() {
+    model(|| {
+        let (tx, rx) = chan::rendezvous::<u32>();
+        let canceller = {
+            let rx = rx.clone();
+            // Completes at once only after the close: with the end, or with the value taken
+            // over from the waiting receive's slot.
+            thread::spawn(move || poll_once(rx.recv()).flatten())
+        };
+        let waiter = {
+            let rx = rx.clone();
+            thread::spawn(move || block_on(rx.recv()))
+        };
+        let sent = tx.try_send(5).is_ok();
+        drop(tx); // closes: the waiting receive ends once nothing is left
+        let mut got = usize::from(canceller.join().unwrap() == Some(5));
+        got += usize::from(waiter.join().unwrap() == Some(5));
+        got += usize::from(rx.try_recv() == Ok(5));
+        assert_eq!(got, usize::from(sent), "received exactly once iff sent");
+    });
+}
+
+/// A value is handed to a parked receive whose owner has not polled it again when the channel
+/// closes: a second receive must not report "closed and drained" while that value is still in
+/// the channel (it takes it over instead), so that cancelling the first receive afterwards
+/// leaves nothing behind. Each value sent is received exactly once.
+#[test]
+fn close_with_a_pending_hand_off_delivers_exactly_once() {
+    model(|| {
+        let (tx, rx) = chan::rendezvous::<u32>();
+        let sender = thread::spawn(move || {
+            let mut send = tx.send(9);
+            match poll_once(&mut send) {
+                Some(res) => res.is_ok(),
+                // Nobody was parked: withdraw it (a send that was taken meanwhile is sent).
+                None => send.cancel().is_none(),
+            }
+            // Dropping the only sender closes the channel.
+        });
+        let second = {
+            let rx = rx.clone();
+            thread::spawn(move || block_on(rx.recv()))
+        };
+        let mut first = rx.recv();
+        let first_got = poll_once(&mut first).flatten();
+        let second_got = second.join().unwrap();
+        drop(first); // cancelled after the second receive finished
+        let sent = sender.join().unwrap();
+        let left = rx.try_recv();
+        if second_got.is_none() {
+            assert_eq!(
+                left,
+                Err(TryRecvError::Closed),
+                "the end was reported too early"
+            );
+        }
+        let got = [first_got, second_got, left.ok()];
+        let n = got.iter().filter(|v| **v == Some(9)).count();
+        assert_eq!(
+            n,
+            usize::from(sent),
+            "received exactly once iff sent: {got:?}"
+        );
+    });
+}
+
+/// Bounded(1) with receives parked: one `try_send` fills the buffer, a second one hands its
+/// value straight to another parked receive, which may be cancelled (its value then goes back
+/// into the buffer, past the capacity). Every value that was sent is received exactly once.
+#[test]
+fn bounded_hand_off_past_a_full_buffer_to_a_cancelled_receive() {
+    model(|| {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        let canceller = {
+            let rx = rx.clone();
+            thread::spawn(move || poll_once(rx.recv()).flatten())
+        };
+        let waiter = {
+            let rx = rx.clone();
+            thread::spawn(move || {
+                let mut got = Vec::new();
+                while let Some(v) = block_on(rx.recv()) {
+                    got.push(v);
+                }
+                got
+            })
+        };
+        let sent: Vec<u32> = [1, 2]
+            .into_iter()
+            .filter(|v| tx.try_send(*v).is_ok())
+            .collect();
+        drop(tx);
+        let mut got = waiter.join().unwrap();
+        got.extend(canceller.join().unwrap());
+        while let Ok(v) = rx.try_recv() {
+            got.push(v);
+        }
+        got.sort_unstable();
+        assert_eq!(got, sent, "each value sent is received exactly once");
     });
 }

@@ -214,6 +214,60 @@ async fn panic_in_map_is_caught_and_handled_by_policy() {
     err.report().check().unwrap();
 }
 
+/// Filter and inspect run a chunk in place; a panic in the middle of a chunk (first item, a
+/// run of consecutive items, last item) must fail exactly that item, keep the others' verdicts
+/// and order, and hand the panicking item to the dead-letter channel.
+#[tokio::test]
+async fn panics_in_filter_and_inspect_fail_only_their_item() {
+    let boom = |x: u64| matches!(x % 50, 0 | 21 | 22 | 49);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1000);
+    let keep = Stage::new("keep").on_error(ErrorPolicy::dead_letter(tx.clone()));
+    let tap = Stage::new("tap").on_error(ErrorPolicy::dead_letter(tx));
+    let done = Pipeline::from_iter(0..1000u64)
+        .chunk_size(50)
+        .filter(keep, move |x| {
+            assert!(!boom(*x), "filter boom {x}");
+            x % 3 != 0
+        })
+        .inspect(tap, |x| assert!(x % 50 != 47, "inspect boom {x}"))
+        .collect::<Vec<_>>(&bg())
+        .await
+        .unwrap();
+    let expect: Vec<u64> = (0..1000u64)
+        .filter(|x| !boom(*x) && x % 3 != 0 && x % 50 != 47)
+        .collect();
+    assert_eq!(done.output, expect, "every other item kept, in order");
+    let keep = done.report.stage("keep").unwrap();
+    let filter_panics = (0..1000u64).filter(|x| boom(*x)).count() as u64;
+    let kept = (0..1000u64).filter(|x| !boom(*x) && x % 3 != 0).count() as u64;
+    assert_eq!(
+        (keep.received, keep.emitted, keep.failed, keep.filtered),
+        (1000, kept, filter_panics, 1000 - kept - filter_panics)
+    );
+    let tap = done.report.stage("tap").unwrap();
+    assert_eq!(
+        (tap.emitted, tap.failed),
+        (expect.len() as u64, kept - expect.len() as u64)
+    );
+    done.report.check().unwrap();
+    let mut letters = Vec::new();
+    while let Ok(l) = rx.try_recv() {
+        letters.push((l.stage.to_string(), l.item));
+    }
+    letters.sort();
+    let mut want: Vec<(String, Option<u64>)> = (0..1000u64)
+        .filter(|x| boom(*x))
+        .map(|x| ("keep".to_string(), Some(x)))
+        .chain(
+            (0..1000u64)
+                .filter(|x| !boom(*x) && x % 3 != 0 && x % 50 == 47)
+                .map(|x| ("tap".to_string(), Some(x))),
+        )
+        .collect();
+    want.sort();
+    assert_eq!(letters, want, "each panicking item is handed back once");
+}
+
 #[tokio::test]
 async fn panic_in_async_stage_goes_to_dead_letter() {
     let (tx, mut rx) = tokio::sync::mpsc::channel(10);
@@ -585,4 +639,65 @@ async fn dropping_a_run_future_stops_its_stages() {
         tokio::task::yield_now().await;
     }
     assert_eq!(dropped.load(Ordering::SeqCst), 1);
+}
+
+/// An async stage whose output queue is full stops starting new items but keeps driving the
+/// ones already in flight: a started request that is not polled makes no progress (and can
+/// time out on the server's side). Fails if the stage waits for its hand-off without polling
+/// its in-flight futures.
+#[tokio::test]
+async fn async_stage_keeps_driving_in_flight_work_while_its_output_is_full() {
+    let started = Arc::new(AtomicU64::new(0));
+    let finished = Arc::new(AtomicU64::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (s, f, g) = (started.clone(), finished.clone(), gate.clone());
+    let run = tokio::spawn(async move {
+        Pipeline::from_iter(0..100u64)
+            .chunk_size(1)
+            .then(Stage::new("work").workers(4), move |x| {
+                let (s, f) = (s.clone(), f.clone());
+                async move {
+                    s.fetch_add(1, Ordering::SeqCst);
+                    // Needs more than one poll to finish, like any real I/O.
+                    for _ in 0..3 {
+                        tokio::task::yield_now().await;
+                    }
+                    f.fetch_add(1, Ordering::SeqCst);
+                    x
+                }
+            })
+            .then(Stage::new("slow").buffer(1), move |x| {
+                let g = g.clone();
+                async move {
+                    g.acquire().await.expect("open").forget();
+                    x
+                }
+            })
+            .collect::<Vec<_>>(&bg())
+            .await
+    });
+    // Let the run settle against the closed gate (one thread: nothing runs behind our back).
+    let mut settled = false;
+    for _ in 0..10_000 {
+        tokio::task::yield_now().await;
+        let n = started.load(Ordering::SeqCst);
+        if n >= 4 && finished.load(Ordering::SeqCst) == n {
+            settled = true;
+            break;
+        }
+    }
+    assert!(
+        settled,
+        "in-flight work stalled: {} started, {} finished",
+        started.load(Ordering::SeqCst),
+        finished.load(Ordering::SeqCst)
+    );
+    assert!(
+        started.load(Ordering::SeqCst) < 100,
+        "a full queue must stop new work from starting"
+    );
+    gate.add_permits(1000);
+    let done = run.await.unwrap().unwrap();
+    assert_eq!(done.output, (0..100).collect::<Vec<_>>());
+    done.report.check().unwrap();
 }

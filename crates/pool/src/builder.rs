@@ -423,6 +423,7 @@ where
             shared.tracker.spawn_on(fut, &runtime);
         });
         let _ = shared.spawner.set(spawner);
+        shared.init_handle_ref();
         shared.set_bounds(self.min, self.max);
         // The pool ends with its Context. A weak reference: the watcher must not keep the pool
         // alive.

@@ -146,6 +146,23 @@ impl<Resp, E> Cell<Resp, E> {
         self.state.load(Ordering::Acquire) == DONE
     }
 
+    /// Makes a finished cell, whose handle is gone, ready for another job.
+    pub(crate) fn reset(&mut self) {
+        *self.state.get_mut() = QUEUED;
+        let slot = self
+            .slot
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.result = None;
+        slot.waker = None;
+    }
+
+    /// Ends the job without storing its outcome: for a job nobody can ask the outcome of (its
+    /// handle was dropped). Called instead of [`resolve`](Self::resolve), once per job.
+    pub(crate) fn resolve_detached(&self) {
+        self.state.store(DONE, Ordering::Release);
+    }
+
     /// Stores the outcome and wakes the handle. Called once per job (invariant 2).
     pub(crate) fn resolve(&self, result: Result<Resp, JobError<E>>) {
         self.state.store(DONE, Ordering::Release);
@@ -210,8 +227,7 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
         enqueued: Instant,
         key: Option<String>,
     ) {
-        let stamp = i64::try_from(enqueued.saturating_duration_since(self.origin).as_nanos())
-            .unwrap_or(i64::MAX);
+        let stamp = Self::stamp_of(self.origin, enqueued);
         self.levels[level as usize].push_back(Entry {
             req,
             cell,
@@ -223,9 +239,9 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
         self.len += 1;
     }
 
-    /// When an entry was enqueued.
-    pub(crate) fn enqueued_at(origin: Instant, stamp: i64) -> Instant {
-        origin + std::time::Duration::from_nanos(stamp.max(0) as u64)
+    /// `t` as a stamp: ns since `origin`.
+    pub(crate) fn stamp_of(origin: Instant, t: Instant) -> i64 {
+        i64::try_from(t.saturating_duration_since(origin).as_nanos()).unwrap_or(i64::MAX)
     }
 
     /// Which level to pop next (see the module docs).

@@ -13,6 +13,10 @@
 //!    under the lock (excess after `resize`, idle expiry, or closed and empty), and it moves its
 //!    counters into `registry.retired` under the registry lock before its slot goes.
 //! 4. Outcomes: a job's outcome is counted once, by whoever resolves its cell (see `Cell`).
+//! 5. Spare cells: a worker recycles a result cell only through `Arc::get_mut`, that is when no
+//!    handle, queue entry or claimed list refers to it any more (its job has ended and its
+//!    handle is gone), resets it, and hands it over under the `state` lock; a submit takes it
+//!    from there under the same lock. So a job's cell is never shared with another job's.
 //!
 //! Lock order: the only nesting is `registry` then a worker's `claimed` list (cancel by id).
 //! `state` is never held while another lock is taken (cells, blacklist, registry, semaphores),
@@ -20,7 +24,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -67,6 +71,32 @@ pub(crate) struct State<Req, Resp, E> {
     /// behind wakes the next): one wake-up per batch, not per job.
     pub(crate) woken: Vec<usize>,
     next_worker: usize,
+    /// Result cells of finished jobs whose handles were dropped, reset by the workers for the
+    /// next submits: a job then costs no allocation (and no cross-thread free).
+    spare: Vec<Arc<Cell<Resp, E>>>,
+}
+
+/// At most this many spare cells are kept.
+const SPARE_MAX: usize = 1024;
+
+impl<Req, Resp, E> State<Req, Resp, E> {
+    /// A result cell for a new job: a spare one if there is one.
+    fn new_cell(&mut self, id: u64, level: u8) -> Arc<Cell<Resp, E>> {
+        while let Some(mut c) = self.spare.pop() {
+            if let Some(m) = Arc::get_mut(&mut c) {
+                m.id = id;
+                m.level = level;
+                return c;
+            }
+        }
+        Arc::new(Cell::new(id, level))
+    }
+
+    /// Takes spare cells from a worker (as many as fit; the rest stay in `cells`).
+    pub(crate) fn give_spares(&mut self, cells: &mut Vec<Arc<Cell<Resp, E>>>) {
+        let n = SPARE_MAX.saturating_sub(self.spare.len()).min(cells.len());
+        self.spare.extend(cells.drain(..n));
+    }
 }
 
 impl<Req, Resp, E> State<Req, Resp, E> {
@@ -159,8 +189,48 @@ impl BlacklistState {
     }
 }
 
+/// Keeps a value on cache lines of its own, so that writes to it do not slow down readers of
+/// its neighbours on other cores (false sharing).
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// What a [`JobHandle`] holds to cancel its job: a weak reference to the pool, in an allocation
+/// of its own. Every submit clones it and every handle drop releases it; when handles held the
+/// pool's `Arc` itself, that reference count shared a cache line with the fields the workers
+/// read, and each submit made those lines bounce between cores.
+#[repr(align(128))]
+struct PoolRef<Req, Resp, E>(Weak<Shared<Req, Resp, E>>);
+
+impl<Req, Resp, E> CancelQueued for PoolRef<Req, Resp, E>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    E: Send + 'static,
+{
+    fn cancelled_while_queued(&self, id: u64, level: u8) {
+        if let Some(s) = self.0.upgrade() {
+            s.cancelled_while_queued(id, level);
+        }
+    }
+
+    fn wake_workers(&self) {
+        if let Some(s) = self.0.upgrade() {
+            s.wake_runners();
+        }
+    }
+}
+
 pub(crate) struct Shared<Req, Resp, E> {
-    pub(crate) state: Mutex<State<Req, Resp, E>>,
+    pub(crate) state: Padded<Mutex<State<Req, Resp, E>>>,
+    /// Given to job handles (see [`PoolRef`]); set once the pool is in its `Arc`.
+    handle_ref: OnceLock<Arc<dyn CancelQueued>>,
     /// One semaphore per level (the same `Arc` for all when capacity is shared); `None` when
     /// unbounded.
     pub(crate) capacity: Option<Vec<Arc<Semaphore>>>,
@@ -238,7 +308,7 @@ where
         let (ctx, ctx_cancel) = parent.with_cancel();
         let levels = config.levels as usize;
         Shared {
-            state: Mutex::new(State {
+            state: Padded(Mutex::new(State {
                 queue: Queue::new(config.levels as usize, aging),
                 closed: false,
                 next_id: 1,
@@ -249,7 +319,9 @@ where
                 idle: Vec::new(),
                 woken: Vec::new(),
                 next_worker: 0,
-            }),
+                spare: Vec::new(),
+            })),
+            handle_ref: OnceLock::new(),
             capacity,
             config,
             counters: Counters::new(levels),
@@ -266,6 +338,19 @@ where
             ctx,
             ctx_cancel,
             watcher: Mutex::new(None),
+        }
+    }
+
+    /// Must be called once the pool is in its `Arc`, before any submit.
+    pub(crate) fn init_handle_ref(self: &Arc<Self>) {
+        let r: Arc<dyn CancelQueued> = Arc::new(PoolRef(Arc::downgrade(self)));
+        let _ = self.handle_ref.set(r);
+    }
+
+    fn handle_ref(self: &Arc<Self>) -> Arc<dyn CancelQueued> {
+        match self.handle_ref.get() {
+            Some(r) => Arc::clone(r),
+            None => Arc::clone(self) as Arc<dyn CancelQueued>,
         }
     }
 
@@ -328,7 +413,7 @@ where
         let id = st.next_id;
         st.next_id += 1;
         st.accepted += 1;
-        let cell = Arc::new(Cell::new(id, level));
+        let cell = st.new_cell(id, level);
         st.queue
             .push(job, (id, level), Some(Arc::clone(&cell)), now, key);
         let wake = if st.woken.len() * self.config.batch < st.queue.len() {
@@ -355,7 +440,7 @@ where
         }
         Ok(JobHandle {
             cell,
-            pool: Some(Arc::clone(self) as Arc<dyn CancelQueued>),
+            pool: Some(self.handle_ref()),
         })
     }
 
@@ -388,7 +473,7 @@ where
             })
             .collect();
         let now = Instant::now();
-        let pool = Arc::clone(self) as Arc<dyn CancelQueued>;
+        let pool = self.handle_ref();
         let mut st = lock(&self.state);
         let closed = st.closed;
         let mut rejected = 0;
@@ -404,7 +489,7 @@ where
                     st.next_id += 1;
                     st.accepted += 1;
                     if handles {
-                        let cell = Arc::new(Cell::new(id, level));
+                        let cell = st.new_cell(id, level);
                         st.queue
                             .push(job, (id, level), Some(Arc::clone(&cell)), now, key);
                         Ok(Some(JobHandle {

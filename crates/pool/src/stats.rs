@@ -138,7 +138,16 @@ impl Histogram {
     /// Records one sample. Only the owning worker calls this: a load and a store, not a locked
     /// add. Relaxed: readers only need each bucket's value to be a value it had.
     pub(crate) fn record_single_writer(&self, d: Duration) {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.record_u64_single_writer(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// [`record_single_writer`](Self::record_single_writer) of a signed number of ns (a
+    /// negative one counts as zero).
+    pub(crate) fn record_ns_single_writer(&self, ns: i64) {
+        self.record_u64_single_writer(u64::try_from(ns).unwrap_or(0));
+    }
+
+    fn record_u64_single_writer(&self, ns: u64) {
         let b = &self.buckets[bucket_of(ns)];
         b.store(b.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }

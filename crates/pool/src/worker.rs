@@ -21,7 +21,7 @@ use crate::builder::PanicPolicy;
 use crate::error::{JobError, Outcome, panic_message};
 use crate::handler::Handler;
 use crate::lock;
-use crate::queue::Entry;
+use crate::queue::{Entry, Queue};
 use crate::shared::{Shared, WorkerSlot, pop_batch};
 
 /// Jobs shorter than this on average are batched; longer ones are taken one at a time so a
@@ -189,12 +189,24 @@ where
     E: Send + 'static,
 {
     let mut idle_timer: Option<Pin<Box<Sleep>>> = None;
+    // The previous batch is done: its cells whose handles were dropped become spares for new
+    // submits (see `State::give_spares`).
+    let mut spare = Vec::new();
+    for mut c in lock(&slot.claimed).drain(..) {
+        if let Some(m) = Arc::get_mut(&mut c) {
+            m.reset();
+            spare.push(c);
+        }
+    }
     poll_fn(|cx| {
         if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             slot.runner.register(cx.waker());
             *registered = Some(cx.waker().clone());
         }
         let mut st = lock(&shared.state);
+        if !spare.is_empty() {
+            st.give_spares(&mut spare);
+        }
         if let Some(i) = st.woken.iter().position(|w| *w == slot.id) {
             st.woken.swap_remove(i);
         }
@@ -218,8 +230,8 @@ where
             if let Some((_, w)) = next {
                 w.wake();
             }
+            spare.clear();
             let mut claimed = lock(&slot.claimed);
-            claimed.clear();
             claimed.extend(local.iter().filter_map(|e| e.cell.clone()));
             drop(claimed);
             slot.claimed_len.store(local.len(), Ordering::Relaxed);
@@ -280,7 +292,14 @@ where
     }
     let resolve = |result| {
         if let Some(c) = &cell {
-            c.resolve(result);
+            // Two references are the worker's own: `cell` and the one in `slot.claimed` (which
+            // holds every job of the batch until the next fetch). With no third, the handle was
+            // dropped and nobody can ever read the outcome: it is not stored (only counted).
+            if Arc::strong_count(c) <= 2 {
+                c.resolve_detached();
+            } else {
+                c.resolve(result);
+            }
         }
     };
     let early = if shared.cancel_all.load(Ordering::Relaxed) {
@@ -299,11 +318,18 @@ where
         return None;
     }
 
-    let span = tracing::debug_span!("job", id, priority = level);
+    // Creating a span costs even when nothing records it (with tracing's `log` feature on, it
+    // goes through `log`'s checks): skip it when no subscriber wants debug spans.
+    let span = if tracing::level_enabled!(tracing::Level::DEBUG) {
+        tracing::debug_span!("job", id, priority = level)
+    } else {
+        tracing::Span::none()
+    };
     let start = last_end.take().unwrap_or_else(Instant::now);
-    let enqueued = crate::queue::Queue::<Req, H::Response, H::Error>::enqueued_at(origin, stamp);
+    // In ns since the queue's origin, like the stamp: one subtraction of clock values.
+    let start_ns = Queue::<Req, H::Response, H::Error>::stamp_of(origin, start);
     slot.counters.queue_wait[level as usize]
-        .record_single_writer(start.saturating_duration_since(enqueued));
+        .record_ns_single_writer(start_ns.saturating_sub(stamp));
     slot.busy.store(true, Ordering::Relaxed);
 
     let timeout = shared.config.timeout;

@@ -1037,3 +1037,131 @@ async fn spawn_many_runs_counts_and_cancels_jobs_without_handles() {
     ));
     assert_eq!(pool.stats().count(Outcome::Rejected), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn result_cells_of_dropped_handles_are_reused_without_mixing_outcomes() {
+    // The pool reuses the result cell of a finished job whose handle is gone. A reused cell must
+    // start clean: a stale outcome, state or id would show in the handles of later jobs.
+    let (pool, _log) = pool_with(Pool::builder().workers(2).capacity(8));
+    let within = |f| tokio::time::timeout(Duration::from_secs(60), f);
+    // Finished jobs whose handles are dropped only after their outcome was stored, and jobs
+    // detached at once (never stored), with every kind of outcome.
+    let mut kept = Vec::new();
+    for n in 0..300u32 {
+        let job = match n % 5 {
+            0 => Job::Fail,
+            1 => Job::Panic("boom"),
+            _ => Job::Record(n),
+        };
+        let h = pool.submit(job).await.unwrap();
+        if n % 2 == 0 {
+            kept.push(h);
+        }
+    }
+    eventually(|| kept.iter().all(|h| h.is_finished())).await;
+    drop(kept);
+    eventually(|| pool.stats().finished() == 300).await;
+    // New jobs get the reused cells: each handle sees its own id and outcome.
+    let mut last_id = None;
+    let mut handles = Vec::new();
+    for n in 1000..1300u32 {
+        let job = if n % 7 == 0 {
+            Job::Fail
+        } else {
+            Job::Record(n)
+        };
+        let h = pool.submit(job).await.unwrap();
+        assert!(Some(h.id()) > last_id, "ids grow");
+        last_id = Some(h.id());
+        assert!(!h.is_finished(), "a new job's cell is not finished");
+        if n % 3 == 0 {
+            h.detach();
+        } else {
+            handles.push((n, h));
+        }
+    }
+    for (n, h) in handles {
+        let want = if n % 7 == 0 {
+            Err(JobError::Failed("failed"))
+        } else {
+            Ok(n)
+        };
+        assert_eq!(within(h).await.expect("resolves"), want);
+    }
+    // A reused cell can be cancelled while queued.
+    let gate = Gate::new();
+    let g1 = pool.submit(Job::Gate(gate.clone())).await.unwrap();
+    let g2 = pool.submit(Job::Gate(gate.clone())).await.unwrap();
+    gate.wait_started().await;
+    gate.wait_started().await;
+    let queued = pool.submit(Job::Record(7)).await.unwrap();
+    assert!(queued.cancel());
+    assert_eq!(queued.await, Err(JobError::Cancelled));
+    gate.open();
+    assert_eq!(within(g1).await.expect("resolves"), Ok(0));
+    assert_eq!(within(g2).await.expect("resolves"), Ok(0));
+    let stats = pool
+        .shutdown(Shutdown::drain(Duration::from_secs(10)))
+        .await;
+    assert_eq!(stats.submitted, 603);
+    assert_eq!(stats.submitted, stats.finished());
+    assert_eq!(stats.count(Outcome::Cancelled), 1);
+    assert_eq!(stats.count(Outcome::Panicked), 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reused_cells_keep_outcomes_apart_across_threads() {
+    // Real threads: submits, detached handles, cancels and awaits race with the workers that
+    // recycle cells. Every awaited handle must get its own job's outcome, whatever cell it got.
+    let pool: Pool<u32, u32, u32> = Pool::builder()
+        .workers(2)
+        .priorities(2)
+        .capacity(64)
+        .build_fn(|_ctx, n: u32| async move {
+            if n.is_multiple_of(11) {
+                tokio::task::yield_now().await;
+            }
+            if n.is_multiple_of(13) { Err(n) } else { Ok(n) }
+        });
+    let expected = |n: u32| {
+        if n.is_multiple_of(13) {
+            Err(JobError::Failed(n))
+        } else {
+            Ok(n)
+        }
+    };
+    let mut waiting = std::collections::VecDeque::new();
+    let mut cancelled = 0u64;
+    for n in 0..20_000u32 {
+        let h = pool.submit_with((n % 2) as u8, n).await.unwrap();
+        match n % 4 {
+            0 => h.detach(),
+            1 if n % 5 == 0 => {
+                let took = h.cancel();
+                let r = h.await;
+                if r == Err(JobError::Cancelled) {
+                    assert!(took, "only a cancel that took effect cancels");
+                    cancelled += 1;
+                } else {
+                    // Too late (ended), or the job finished during the poll that the cancel
+                    // raced with: its real outcome stands.
+                    assert_eq!(r, expected(n));
+                }
+            }
+            _ => waiting.push_back((n, h)),
+        }
+        if waiting.len() > 100 {
+            let (n, h) = waiting.pop_front().unwrap();
+            assert_eq!(h.await, expected(n));
+        }
+    }
+    for (n, h) in waiting {
+        assert_eq!(h.await, expected(n));
+    }
+    let stats = pool
+        .shutdown(Shutdown::drain(Duration::from_secs(60)))
+        .await;
+    assert_eq!(stats.submitted, 20_000);
+    assert_eq!(stats.submitted, stats.finished());
+    assert_eq!(stats.count(Outcome::Cancelled), cancelled);
+}

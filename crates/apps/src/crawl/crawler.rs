@@ -1,33 +1,44 @@
-//! The crawler: a coordinator task that owns the frontier and hands requests to page tasks,
-//! and the [`Crawl`] handle that streams its pages.
+//! The crawler, wired onto a [`weft_pipeline`] run, and the [`Crawl`] handle that streams its
+//! pages.
 //!
 //! Go's scraper runs N workers reading one URL channel. A crawler that discovers its URLs as
 //! it goes cannot close that channel safely (when is the last link found?) and cannot be polite
-//! per host with it. Here one coordinator owns all scheduling state (the frontier, the
-//! in-flight set) and decides, with no locks: it starts a task per request while the global
-//! and per-host limits allow, and the crawl is over exactly when nothing is queued or in
-//! flight.
+//! per host with it. Here the crawl is one pipeline whose sink feeds its source: the scheduler
+//! (`schedule`, the pipeline's generator) owns the frontier, `fetch` and `parse` are stages,
+//! and the `Sink` reports every result back to the scheduler before handing the page to the
+//! reader. The module docs of `crawl` draw it; the invariants that keep it correct:
+//!
+//! 1. One report per emitted request: `fetch` and `parse` turn panics into page errors, so
+//!    nothing is filtered or lost inside the pipeline except by an abort, which ends the crawl.
+//! 2. At most `concurrency` requests outstanding (emitted, not yet reported), so `fetch` always
+//!    has an idle worker for the next one and a request starts when it is emitted.
+//! 3. The sink never waits on the scheduler (the report channel is unbounded, and by 2 holds
+//!    at most `concurrency` reports), so the feedback loop cannot deadlock.
+//! 4. The scheduler returns (ending the run) only with nothing outstanding and nothing its
+//!    timers could release; the verdict it leaves says why.
 
 use std::collections::HashSet;
+use std::num::NonZeroUsize;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context as TaskContext, Poll, ready};
 
 use futures::stream::FusedStream;
-use futures::{FutureExt, Stream};
+use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use url::Url;
 use weft_core::context::Context;
+use weft_pipeline::{Emitter, Pipeline, PipelineStream, Stage};
 
 use super::config::CrawlConfig;
 use super::error::CrawlError;
-use super::fetch::{Env, PageOutcome, fetch_page, fetch_robots};
+use super::fetch::{Env, FetchedPage, PageOutcome, fetch_page, fetch_robots, parse_page};
 use super::frontier::{Dispatch, Frontier, HostId, Job, Pushed};
-use super::record::{Counters, PageError, PageRecord, Progress, StopReason, Summary};
+use super::record::{Counters, PageRecord, Progress, StopReason, Summary};
 use super::robots::Robots;
 use super::url::{Scope, normalize};
 
@@ -151,13 +162,27 @@ impl Crawler {
         });
         let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let task = tokio::spawn(coordinate(
+        let (report_tx, report_rx) = mpsc::unbounded_channel();
+        let verdict = Arc::new(OnceLock::new());
+        let pipeline = crawl_pipeline(
             env,
-            ctx.clone(),
             urls,
-            tx,
+            report_rx,
             Arc::clone(&counters),
-        ));
+            Arc::clone(&verdict),
+        );
+        let sink = Sink {
+            tx,
+            reports: report_tx,
+            counters: Arc::clone(&counters),
+            verdict,
+            started: Instant::now(),
+        };
+        let ctx = ctx.clone();
+        let task = tokio::spawn(async move {
+            let pages = pipeline.into_stream(&ctx);
+            sink.run(pages, ctx).await;
+        });
         Ok(Crawl {
             rx,
             task,
@@ -258,7 +283,8 @@ impl Crawl {
         self.progress.clone()
     }
 
-    /// The totals, once the stream has ended (`None` before, or if the crawl task panicked).
+    /// The totals, once the stream has ended (`None` before, or if the run failed: a bug in a
+    /// stage or the crawl task panicked).
     pub fn summary(&self) -> Option<&Summary> {
         self.summary.as_ref()
     }
@@ -292,27 +318,97 @@ impl FusedStream for Crawl {
     }
 }
 
-enum TaskDone {
-    // Boxed: a page outcome is ~300 bytes, a robots verdict far less.
-    Page(HostId, Box<PageOutcome>),
+/// What `fetch` hands to `parse`.
+#[derive(Debug)]
+enum Fetched {
     Robots(HostId, Robots),
+    // Boxed: a fetched page is a few hundred bytes, a robots verdict far less.
+    Page(HostId, Box<FetchedPage>),
 }
 
-/// What the coordinator's wait ended with.
-enum Woke {
-    Cancelled,
-    Task(TaskDone),
-    Timer,
+/// What `parse` hands to the sink.
+#[derive(Debug)]
+enum Done {
+    Robots(HostId, Robots),
+    Page(HostId, Box<PageOutcome>),
 }
 
-async fn coordinate(
+/// What the sink tells the scheduler: exactly one report per request the scheduler emitted.
+#[derive(Debug)]
+enum Report {
+    Robots(HostId, Robots),
+    Page {
+        host: HostId,
+        depth: u32,
+        follow: Vec<Url>,
+        redirect: Option<Job>,
+    },
+}
+
+/// The crawl as a pipeline: scheduler (source), fetch, parse. See the module docs.
+fn crawl_pipeline(
     env: Arc<Env>,
-    ctx: Context,
     seeds: Vec<Url>,
-    tx: mpsc::Sender<Event>,
+    reports: mpsc::UnboundedReceiver<Report>,
     counters: Arc<Counters>,
+    verdict: Arc<OnceLock<StopReason>>,
+) -> Pipeline<Done> {
+    let workers = env.config.concurrency.get();
+    let parsers = std::thread::available_parallelism().map_or(2, NonZeroUsize::get);
+    let fetch_env = Arc::clone(&env);
+    let parse_env = Arc::clone(&env);
+    Pipeline::generate(move |ctx, emitter| {
+        schedule(ctx, emitter, env, seeds, reports, counters, verdict)
+    })
+    // Every queue holds all `workers` outstanding requests, so no stage ever waits to hand
+    // on (and `fetch` keeps polling its requests), whatever the pipeline's default sizes.
+    .default_buffer(workers)
+    .then(
+        Stage::new("fetch").workers(workers).unordered(),
+        move |request: Dispatch| {
+            let env = Arc::clone(&fetch_env);
+            async move {
+                match request {
+                    Dispatch::Robots(host, url) => {
+                        let robots = AssertUnwindSafe(fetch_robots(env, url))
+                            .catch_unwind()
+                            .await
+                            .unwrap_or(Robots::AllowAll);
+                        Fetched::Robots(host, robots)
+                    }
+                    Dispatch::Page(host, job, robots) => {
+                        let (url, depth) = (job.url.to_string(), job.depth);
+                        let page = AssertUnwindSafe(fetch_page(env, job, robots))
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|_| FetchedPage::panicked(url, depth));
+                        Fetched::Page(host, Box::new(page))
+                    }
+                }
+            }
+        },
+    )
+    .map(
+        Stage::new("parse").workers(parsers).unordered().blocking(),
+        move |fetched| match fetched {
+            Fetched::Robots(host, robots) => Done::Robots(host, robots),
+            Fetched::Page(host, page) => Done::Page(host, Box::new(parse_page(&parse_env, *page))),
+        },
+    )
+}
+
+/// The pipeline's source: owns the frontier, emits requests as the limits allow, applies the
+/// sink's reports, and returns when the crawl is over (recording why in `verdict`) or its
+/// context is done (the run is stopping).
+async fn schedule(
+    ctx: Context,
+    emitter: Emitter<Dispatch>,
+    env: Arc<Env>,
+    seeds: Vec<Url>,
+    mut reports: mpsc::UnboundedReceiver<Report>,
+    counters: Arc<Counters>,
+    verdict: Arc<OnceLock<StopReason>>,
 ) {
-    let started = Instant::now();
     let config = &env.config;
     let obey_robots = config.respect_robots;
     let mut frontier = Frontier::new(
@@ -321,12 +417,13 @@ async fn coordinate(
         config.jitter,
         config.max_crawl_delay,
     );
-    let mut tasks: JoinSet<TaskDone> = JoinSet::new();
+    // Requests emitted and not yet reported back by the sink, wherever they are.
+    let mut outstanding: usize = 0;
     let mut dispatched: u64 = 0;
     let budget_spent = |dispatched: u64| config.max_pages.is_some_and(|max| dispatched >= max);
     // Relaxed everywhere: the counters are for display and the summary; the summary is read
-    // after the channel hand-off, which orders it.
-    let add = |counter: &std::sync::atomic::AtomicU64, n: u64| {
+    // after the sink's hand-off, which orders it.
+    let add = |counter: &AtomicU64, n: u64| {
         counter.fetch_add(n, Ordering::Relaxed);
     };
 
@@ -344,46 +441,68 @@ async fn coordinate(
         }
     }
 
+    // Applies one report from the sink.
+    let apply = |frontier: &mut Frontier, report: Report, dispatched: u64| match report {
+        Report::Robots(host, robots) => {
+            let denied = frontier.robots_done(host, robots);
+            add(&counters.robots_denied, denied as u64);
+        }
+        Report::Page {
+            host,
+            depth,
+            follow,
+            redirect,
+        } => {
+            frontier.complete(host);
+            if budget_spent(dispatched) {
+                return;
+            }
+            let next_depth = depth + 1;
+            let mut jobs: Vec<Job> = Vec::new();
+            if config.max_depth.is_none_or(|max| next_depth <= max) {
+                jobs.extend(follow.into_iter().map(|url| Job {
+                    url,
+                    depth: next_depth,
+                    redirects: 0,
+                }));
+            }
+            jobs.extend(redirect);
+            if !jobs.is_empty() {
+                let mut seen = env.seen.lock().unwrap_or_else(PoisonError::into_inner);
+                jobs.retain(|job| seen.insert(job.url.as_str().into()));
+            }
+            let now = Instant::now();
+            for job in jobs {
+                if frontier.push(job, obey_robots, now) == Pushed::RobotsDenied {
+                    add(&counters.robots_denied, 1);
+                }
+            }
+        }
+    };
+
     let done = ctx.done();
     tokio::pin!(done);
-    let mut stop = StopReason::Finished;
     loop {
+        while let Ok(report) = reports.try_recv() {
+            outstanding -= 1;
+            apply(&mut frontier, report, dispatched);
+        }
         // Start as many requests as the limits allow.
         let now = Instant::now();
         frontier.wake(now);
-        while tasks.len() < config.concurrency.get() && !budget_spent(dispatched) {
-            match frontier.next(now) {
-                Some(Dispatch::Robots(host, url)) => {
-                    let env = Arc::clone(&env);
-                    tasks.spawn(async move {
-                        let robots = AssertUnwindSafe(fetch_robots(env, url))
-                            .catch_unwind()
-                            .await
-                            .unwrap_or(Robots::AllowAll);
-                        TaskDone::Robots(host, robots)
-                    });
-                }
-                Some(Dispatch::Page(host, job, robots)) => {
-                    dispatched += 1;
-                    let env = Arc::clone(&env);
-                    tasks.spawn(async move {
-                        let (url, depth) = (job.url.to_string(), job.depth);
-                        let outcome = AssertUnwindSafe(fetch_page(env, job, robots))
-                            .catch_unwind()
-                            .await
-                            .unwrap_or_else(|_| {
-                                let mut record = PageRecord::new(url, depth);
-                                record.error = Some(PageError::Panicked);
-                                PageOutcome {
-                                    record,
-                                    follow: Vec::new(),
-                                    redirect: None,
-                                }
-                            });
-                        TaskDone::Page(host, Box::new(outcome))
-                    });
-                }
-                None => break,
+        while outstanding < config.concurrency.get() && !budget_spent(dispatched) {
+            let Some(request) = frontier.next(now) else {
+                break;
+            };
+            if matches!(request, Dispatch::Page(..)) {
+                dispatched += 1;
+            }
+            outstanding += 1;
+            add(&counters.in_flight, 1);
+            if emitter.send(request).await.is_err() {
+                // The run is stopping.
+                counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+                return;
             }
         }
         let queued = if budget_spent(dispatched) {
@@ -392,104 +511,125 @@ async fn coordinate(
             frontier.queued()
         };
         counters.queued.store(queued as u64, Ordering::Relaxed);
-        counters
-            .in_flight
-            .store(tasks.len() as u64, Ordering::Relaxed);
         let wake = frontier.next_wake();
-        if tasks.is_empty() && (queued == 0 || wake.is_none()) {
-            // Nothing in flight and nothing that a timer will release: the crawl is over.
+        if outstanding == 0 && (queued == 0 || wake.is_none()) {
+            // Nothing outstanding and nothing that a timer will release: the crawl is over.
             debug_assert!(queued == 0, "queued work with nothing to release it");
-            if budget_spent(dispatched) {
-                stop = StopReason::PageLimit;
-            }
-            break;
+            let _ = verdict.set(if budget_spent(dispatched) {
+                StopReason::PageLimit
+            } else {
+                StopReason::Finished
+            });
+            return;
         }
-
-        let woke = tokio::select! {
+        tokio::select! {
             biased;
-            () = &mut done => Woke::Cancelled,
-            Some(joined) = tasks.join_next() => match joined {
-                Ok(task) => Woke::Task(task),
-                // Tasks catch their panics and are aborted only when the JoinSet is dropped.
-                Err(_) => continue,
-            },
-            () = tokio::time::sleep_until(wake.unwrap_or(now)), if wake.is_some() => Woke::Timer,
-        };
-        let page = match woke {
-            Woke::Cancelled => {
-                stop = StopReason::Cancelled(ctx.cause().map(|c| c.to_string()));
-                break;
+            () = &mut done => return,
+            Some(report) = reports.recv() => {
+                outstanding -= 1;
+                apply(&mut frontier, report, dispatched);
             }
-            Woke::Timer => continue,
-            Woke::Task(TaskDone::Robots(host, robots)) => {
-                let denied = frontier.robots_done(host, robots);
-                add(&counters.robots_denied, denied as u64);
-                continue;
-            }
-            Woke::Task(TaskDone::Page(host, outcome)) => {
-                frontier.complete(host);
-                let PageOutcome {
-                    record,
-                    follow,
-                    redirect,
-                } = *outcome;
-                add(&counters.pages, 1);
-                add(&counters.bytes, record.bytes);
-                if record.error.is_some() {
-                    add(&counters.errors, 1);
-                }
-                let now = Instant::now();
-                let next_depth = record.depth + 1;
-                let mut jobs: Vec<Job> = Vec::new();
-                if !budget_spent(dispatched) {
-                    if config.max_depth.is_none_or(|max| next_depth <= max) {
-                        jobs.extend(follow.into_iter().map(|url| Job {
-                            url,
-                            depth: next_depth,
-                            redirects: 0,
-                        }));
-                    }
-                    jobs.extend(redirect);
-                }
-                if !jobs.is_empty() {
-                    let mut seen = env
-                        .seen
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    jobs.retain(|job| seen.insert(job.url.as_str().into()));
-                }
-                for job in jobs {
-                    if frontier.push(job, obey_robots, now) == Pushed::RobotsDenied {
-                        add(&counters.robots_denied, 1);
-                    }
-                }
-                record
-            }
-        };
-        // Hand the page to the reader; a slow reader holds the crawl here (backpressure).
-        let sent = tokio::select! {
-            biased;
-            () = &mut done => None,
-            sent = tx.send(Event::Page(page)) => Some(sent.is_ok()),
-        };
-        match sent {
-            Some(true) => {}
-            Some(false) => return, // The Crawl handle is gone; nobody to report to.
-            None => {
-                stop = StopReason::Cancelled(ctx.cause().map(|c| c.to_string()));
-                break;
-            }
+            () = tokio::time::sleep_until(wake.unwrap_or(now)), if wake.is_some() => {}
         }
     }
+}
 
-    let abandoned = tasks.len() as u64;
-    tasks.abort_all();
-    counters.in_flight.store(0, Ordering::Relaxed);
-    let summary = Summary {
-        stats: Progress(Arc::clone(&counters)).snapshot(),
-        abandoned,
-        elapsed: started.elapsed(),
-        stop,
-    };
-    let _ = tx.send(Event::Done(summary)).await;
+/// The pipeline's consumer: reports each result to the scheduler, hands pages to the reader.
+struct Sink {
+    tx: mpsc::Sender<Event>,
+    reports: mpsc::UnboundedSender<Report>,
+    counters: Arc<Counters>,
+    verdict: Arc<OnceLock<StopReason>>,
+    started: Instant,
+}
+
+impl Sink {
+    async fn run(self, mut pages: PipelineStream<Done>, ctx: Context) {
+        let Sink {
+            tx,
+            reports,
+            counters,
+            verdict,
+            started,
+        } = self;
+        let add = |counter: &AtomicU64, n: u64| {
+            counter.fetch_add(n, Ordering::Relaxed);
+        };
+        let done = ctx.done();
+        tokio::pin!(done);
+        let mut dropped_page = false;
+        while let Some(result) = pages.next().await {
+            counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+            // Report first, so the scheduler can start the next requests while the reader
+            // takes this page. The send fails only once the scheduler has returned, when
+            // nothing needs the report.
+            let record = match result {
+                Done::Robots(host, robots) => {
+                    let _ = reports.send(Report::Robots(host, robots));
+                    continue;
+                }
+                Done::Page(host, outcome) => {
+                    let PageOutcome {
+                        record,
+                        follow,
+                        redirect,
+                    } = *outcome;
+                    let _ = reports.send(Report::Page {
+                        host,
+                        depth: record.depth,
+                        follow,
+                        redirect,
+                    });
+                    record
+                }
+            };
+            let (bytes, failed) = (record.bytes, record.error.is_some());
+            // A slow reader holds the crawl here (backpressure).
+            let sent = tokio::select! {
+                biased;
+                () = &mut done => None,
+                sent = tx.send(Event::Page(record)) => Some(sent.is_ok()),
+            };
+            match sent {
+                Some(true) => {
+                    add(&counters.pages, 1);
+                    add(&counters.bytes, bytes);
+                    if failed {
+                        add(&counters.errors, 1);
+                    }
+                }
+                // The Crawl handle is gone; nobody to report to (dropping `pages` stops
+                // the run).
+                Some(false) => return,
+                None => {
+                    // Cancelled while the reader was busy: this page is not delivered.
+                    dropped_page = true;
+                    break;
+                }
+            }
+        }
+        // Joins every stage task.
+        let failed_run = pages.finish().await.is_err();
+        let stop = match verdict.get() {
+            // The scheduler saw every request come back, and every page went to the reader.
+            Some(verdict) if !dropped_page && !failed_run => verdict.clone(),
+            _ if ctx.is_done() => StopReason::Cancelled(ctx.cause().map(|c| c.to_string())),
+            // The run failed (a bug in weft's stage code: the crawl's own closures catch their
+            // panics): no summary; the reader sees the stream end without one.
+            _ => return,
+        };
+        let abandoned = if matches!(stop, StopReason::Cancelled(_)) {
+            counters.in_flight.load(Ordering::Relaxed) + u64::from(dropped_page)
+        } else {
+            0
+        };
+        counters.in_flight.store(0, Ordering::Relaxed);
+        let summary = Summary {
+            stats: Progress(Arc::clone(&counters)).snapshot(),
+            abandoned,
+            elapsed: started.elapsed(),
+            stop,
+        };
+        let _ = tx.send(Event::Done(summary)).await;
+    }
 }

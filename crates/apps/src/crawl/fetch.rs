@@ -1,4 +1,6 @@
-//! Fetching one page (retries, same-host redirects, body cap, parsing) and one robots.txt.
+//! Fetching one page (retries, same-host redirects, body cap) and one robots.txt: the crawl
+//! pipeline's `fetch` stage; and turning a fetched page into its record and links: its `parse`
+//! stage.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,12 +12,12 @@ use url::Url;
 
 use super::config::CrawlConfig;
 use super::frontier::Job;
-use super::parse::{INLINE_PARSE_LIMIT, Parsed, parse_html};
+use super::parse::parse_html;
 use super::record::{PageError, PageRecord};
 use super::robots::Robots;
 use super::url::{Scope, host_key, normalize};
 
-/// What every page task shares.
+/// What every stage of the crawl shares.
 #[derive(Debug)]
 pub(crate) struct Env {
     pub(crate) client: reqwest::Client,
@@ -35,7 +37,33 @@ impl Env {
     }
 }
 
-/// A finished page task.
+/// A fetched page, not parsed yet: the `fetch` stage's output.
+#[derive(Debug)]
+pub(crate) struct FetchedPage {
+    pub(crate) record: PageRecord,
+    /// The HTML body to parse (its links resolve against `url`); `None` for anything else.
+    pub(crate) html: Option<(Vec<u8>, Url)>,
+    /// A redirect to another host, to queue as its own page.
+    pub(crate) redirect: Option<Job>,
+    /// When the first request started (for [`PageRecord::fetch_ms`]).
+    pub(crate) started: std::time::Instant,
+}
+
+impl FetchedPage {
+    /// The page of a fetch that panicked (a bug): recorded as failed, the crawl goes on.
+    pub(crate) fn panicked(url: String, depth: u32) -> Self {
+        let mut record = PageRecord::new(url, depth);
+        record.error = Some(PageError::Panicked);
+        FetchedPage {
+            record,
+            html: None,
+            redirect: None,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+/// A crawled page: its record and where it leads. The `parse` stage's output.
 #[derive(Debug)]
 pub(crate) struct PageOutcome {
     pub(crate) record: PageRecord,
@@ -144,13 +172,14 @@ fn is_html(content_type: Option<&str>, body_start: &[u8]) -> bool {
 }
 
 /// Fetches a page: retries, follows same-host redirects that are in scope, allowed by
-/// robots.txt and not seen before, reads the body up to the cap and parses HTML.
-pub(crate) async fn fetch_page(env: Arc<Env>, job: Job, robots: Arc<Robots>) -> PageOutcome {
-    let started = std::time::Instant::now();
-    let mut out = PageOutcome {
+/// robots.txt and not seen before, and reads the body up to the cap (keeping it if it is
+/// HTML, for [`parse_page`]).
+pub(crate) async fn fetch_page(env: Arc<Env>, job: Job, robots: Arc<Robots>) -> FetchedPage {
+    let mut out = FetchedPage {
         record: PageRecord::new(job.url.to_string(), job.depth),
-        follow: Vec::new(),
+        html: None,
         redirect: None,
+        started: std::time::Instant::now(),
     };
     let rec = &mut out.record;
     let mut url = job.url;
@@ -227,30 +256,51 @@ pub(crate) async fn fetch_page(env: Arc<Env>, job: Job, robots: Arc<Robots>) -> 
         rec.bytes = bytes;
         rec.truncated = truncated;
         if html || (sniff && is_html(None, &body)) {
-            let parsed = if body.len() > INLINE_PARSE_LIMIT {
-                let page = url.clone();
-                match tokio::task::spawn_blocking(move || parse_html(&body, &page)).await {
-                    Ok(parsed) => parsed,
-                    Err(_) => {
-                        rec.error = Some(PageError::Panicked);
-                        Parsed::default()
-                    }
-                }
-            } else {
-                parse_html(&body, &url)
-            };
-            rec.title = parsed.title;
-            rec.links = parsed.links.len();
-            out.follow = parsed
-                .links
-                .into_iter()
-                .filter(|l| env.scope.allows(l))
-                .collect();
+            out.html = Some((body, url));
         }
         break;
     }
-    out.record.fetch_ms = started.elapsed().as_secs_f64() * 1000.0;
     out
+}
+
+/// Parses a fetched page's HTML (CPU-bound: the crawl runs it on blocking threads): its
+/// title, link count and the in-scope links to follow.
+pub(crate) fn parse_page(env: &Env, page: FetchedPage) -> PageOutcome {
+    let FetchedPage {
+        mut record,
+        html,
+        redirect,
+        started,
+    } = page;
+    let mut follow = Vec::new();
+    if let Some((body, url)) = html {
+        // A panic here is a bug in a parser: the page says so and the crawl goes on (the
+        // pipeline would otherwise fail the whole run).
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let parsed = parse_html(&body, &url);
+            let follow: Vec<Url> = parsed
+                .links
+                .iter()
+                .filter(|l| env.scope.allows(l))
+                .cloned()
+                .collect();
+            (parsed.title, parsed.links.len(), follow)
+        }));
+        match parsed {
+            Ok((title, links, to_follow)) => {
+                record.title = title;
+                record.links = links;
+                follow = to_follow;
+            }
+            Err(_) => record.error = Some(PageError::Panicked),
+        }
+    }
+    record.fetch_ms = started.elapsed().as_secs_f64() * 1000.0;
+    PageOutcome {
+        record,
+        follow,
+        redirect,
+    }
 }
 
 /// Fetches and parses a host's robots.txt (following up to 5 redirects, to any host).

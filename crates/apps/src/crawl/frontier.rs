@@ -12,7 +12,8 @@
 //! 4. `ready` holds each host at most once (`in_ready`); a host that is not in `ready` is
 //!    idle, at its limit, waiting for robots, or waiting for a timer in `timers`.
 //!
-//! Only the crawl's coordinator task touches the frontier, so it needs no locks.
+//! Only the crawl's scheduler (the pipeline's generator) touches the frontier, so it needs no
+//! locks.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -35,7 +36,7 @@ pub(crate) struct Job {
 
 pub(crate) type HostId = usize;
 
-/// What the coordinator should start next.
+/// What the scheduler should start next (the crawl pipeline's input item).
 #[derive(Debug)]
 pub(crate) enum Dispatch {
     /// Fetch robots.txt for the host.

@@ -5,8 +5,9 @@
 //!
 //! - **Concurrency**: at most [`concurrency`](CrawlConfig::concurrency) requests in flight,
 //!   at most [`per_host`](CrawlConfig::per_host) to any one host, and requests to one host
-//!   started at least [`delay`](CrawlConfig::delay) apart (plus random jitter). One
-//!   coordinator task owns the frontier; each request runs in its own task.
+//!   started at least [`delay`](CrawlConfig::delay) apart (plus random jitter). The crawl
+//!   runs on a [`weft_pipeline`] pipeline whose sink feeds the links it finds back to its
+//!   source (below).
 //! - **Scope**: links are followed within [`max_depth`](CrawlConfig::max_depth) and
 //!   [`max_pages`](CrawlConfig::max_pages), to the allowed domains (by default the seeds'
 //!   hosts), matching the include and exclude patterns; URLs are [normalised](normalize) and
@@ -19,6 +20,44 @@
 //! - **Streaming**: [`Crawler::crawl`] returns a [`Crawl`], a stream of [`PageRecord`]s in
 //!   the order they finish; when a [`Context`](weft_core::context::Context) is cancelled the
 //!   stream ends after the pages already crawled, with a [`Summary`] saying why.
+//!
+//! # How the crawl maps onto the pipeline
+//!
+//! ```text
+//!   scheduler ──▶ fetch ───────────▶ parse ───────────▶ sink ──▶ Crawl stream (the reader)
+//!   (generate)    async, -j N        blocking threads,   │
+//!       ▲         workers,           one per core,       │ "request done" + links found
+//!       │         unordered          unordered           │ (unbounded channel)
+//!       └────────────────────────────────────────────────┘
+//! ```
+//!
+//! - **Source**: [`Pipeline::generate`](weft_pipeline::Pipeline::generate) runs the
+//!   scheduler, the only owner of the frontier (per-host queues, robots.txt state, delay
+//!   timers, so no locks). It emits a request (a page, or a host's robots.txt) whenever the
+//!   global and per-host limits and the host's delay allow, and counts it *outstanding* until
+//!   the sink reports it back. It never has more than `concurrency` requests outstanding, so
+//!   each request it emits finds an idle `fetch` worker at once: the moment it is emitted is
+//!   the moment it starts, which is what the per-host delay spaces, and per-host concurrency
+//!   counted from emission to report can only over-count.
+//! - **`fetch`**: [`then`](weft_pipeline::Pipeline::then) with `concurrency` workers,
+//!   unordered: retries with backoff, redirects, the body cap. A panic becomes a page error,
+//!   so every request comes out of the stage.
+//! - **`parse`**: [`map`](weft_pipeline::Pipeline::map) on blocking threads, unordered:
+//!   html5ever, `<base href>`, link resolution and scope, CPU-bound work kept off the async
+//!   workers that run the fetches.
+//! - **Sink**: a task reading [`into_stream`](weft_pipeline::Pipeline::into_stream). For each
+//!   result it first reports to the scheduler (request done, links found: dedup, depth and
+//!   page limits are applied there), then hands the page to the [`Crawl`] stream, then counts
+//!   it. The report channel is unbounded, so the sink never waits on the source and the
+//!   feedback loop cannot deadlock; it holds at most `concurrency` reports.
+//! - **End**: the scheduler returns, which ends the source and so the run, exactly when the
+//!   frontier has nothing it could release and nothing is outstanding (every request emitted
+//!   has come back through the sink, from wherever it was in the pipeline).
+//! - **Backpressure**: a slow reader holds the sink, reports stop, outstanding requests stay
+//!   outstanding, and the scheduler starts nothing new.
+//! - **Cancellation**: a done context aborts the run (requests in flight are dropped); the
+//!   reader gets every page handed over so far, then a [`Summary`] that counts the abandoned
+//!   requests.
 //!
 //! ```no_run
 //! use futures::StreamExt;

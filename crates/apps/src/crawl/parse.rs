@@ -7,11 +7,6 @@ use url::Url;
 
 use super::url::normalize;
 
-/// Bodies larger than this are parsed on a blocking thread, so one big page cannot stall the
-/// async workers; smaller ones parse in place, where a thread hand-off would cost more than the
-/// parse (a few KiB parse in tens of microseconds).
-pub(crate) const INLINE_PARSE_LIMIT: usize = 64 * 1024;
-
 static TITLE: LazyLock<Selector> =
     LazyLock::new(|| Selector::parse("title").expect("static selector is valid"));
 static BASE: LazyLock<Selector> =

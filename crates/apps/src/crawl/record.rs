@@ -136,7 +136,7 @@ pub(crate) struct Counters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Pages crawled (records produced).
+    /// Pages crawled (records handed to the reader).
     pub pages: u64,
     /// Pages whose record has an error.
     pub errors: u64,
@@ -144,7 +144,7 @@ pub struct Stats {
     pub bytes: u64,
     /// URLs waiting in the frontier.
     pub queued: u64,
-    /// Requests in flight (pages and robots.txt).
+    /// Requests started and not finished yet: being fetched or parsed (pages and robots.txt).
     pub in_flight: u64,
     /// URLs not fetched because robots.txt disallows them.
     pub robots_denied: u64,

@@ -68,6 +68,8 @@ pub struct Seen {
     pub total: AtomicUsize,
     pub in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
+    /// Every request's path and arrival time, in arrival order.
+    pub arrivals: Mutex<Vec<(String, std::time::Instant)>>,
     /// Notified on every request (after counting it).
     pub request: Notify,
     /// Notified whenever `in_flight` changes.
@@ -206,6 +208,10 @@ async fn handle(State(app): State<Arc<App>>, uri: Uri) -> Response {
         .expect("fixture set-up")
         .entry(path.clone())
         .or_default() += 1;
+    seen.arrivals
+        .lock()
+        .expect("fixture set-up")
+        .push((path.clone(), std::time::Instant::now()));
     seen.total.fetch_add(1, Ordering::SeqCst);
     seen.request.notify_waiters();
 

@@ -1,36 +1,55 @@
 //! The private core shared by every [`Sender`](super::Sender) and [`Receiver`](super::Receiver)
 //! of one channel: a buffer, a queue of parked senders *with their values*, and a queue of
-//! parked receivers, all under one mutex.
+//! parked receivers *with a slot for a value handed to them*, all under one mutex.
 //!
 //! Every flavour is the same machine with a different capacity: `0` (rendezvous), `n`
-//! (bounded) or `usize::MAX` (unbounded). It is Go's `hchan` (buffer + `sendq` + `recvq`) with
-//! one change that makes receives cancel safe: a receiver never *gets pushed* a value, it
-//! *pulls* one, inside the same `poll` that returns `Ready`. So a receive that is dropped can
-//! never have held a value.
+//! (bounded) or `usize::MAX` (unbounded). It is Go's `hchan` (buffer + `sendq` + `recvq`),
+//! including Go's direct hand-off: a sender that finds the buffer full (always, for a
+//! rendezvous) and a receiver parked writes its value into that receiver's slot, wakes it and
+//! completes at once (one wake-up per value, like Go and kanal). What makes this cancel safe,
+//! where flume's and kanal's push loses the value: the slot lives in the channel, under the
+//! lock, not in the receiver future. A receive future dropped before it took the value from
+//! its slot passes the value on, under the lock, to the next parked receiver or, with none
+//! parked, to the back of `buf` (for a rendezvous, whose `buf` is otherwise empty: the next
+//! receive takes it before any waiting sender's value). So a handed value is owned by the
+//! channel until exactly one receive returns it.
 //!
 //! # Invariants
 //!
-//! 1. Values only move under the lock, and only in three ways: a sender pushes into `buf`
-//!    (only if `buf.len() < cap`); a sender parks its value in its own `send_waiters` entry;
-//!    a receiver pops from `buf` or takes a parked value. A receiver that takes a value returns
-//!    `Ready` with it before releasing the lock's result to anyone else: there is no state in
-//!    which a value belongs to a receiver future that might be dropped.
+//! 1. Values only move under the lock, and only in these ways: a sender pushes into `buf`
+//!    (only if `buf.len() < cap`); a sender hands its value to a *linked* receiver's slot,
+//!    unlinking it (only if `buf` is full: the receiver then was parked with nothing to take,
+//!    see below); a sender parks its value in its own `send_waiters` entry; a receiver takes
+//!    the value in its own slot (or in its `Receiver`'s stream slot, left there by an
+//!    abandoned stream poll), or pops from `buf`, then from a parked sender; a released
+//!    receiver slot's value moves to the next linked receiver's slot or to the back of `buf`
+//!    (past `cap` if need be: it was already sent).
+//!    A receive future returns `Ready` with a value in the same poll that takes it: there is
+//!    no state in which a value belongs to a receiver future that might be dropped.
 //! 2. `buf.len() < cap` implies no sender is linked in `send_waiters`: whenever a receiver
-//!    pops from a full `buf`, it moves the oldest parked sender's value into the freed slot
-//!    (Go's semantics, and FIFO fairness among blocked senders).
+//!    pops from a full `buf` (exactly `cap` values), it moves the oldest parked sender's value
+//!    into the freed slot (Go's semantics, and FIFO fairness among blocked senders). So only
+//!    that pop needs to look at `send_waiters`.
 //! 3. A parked sender's entry holds `Some(value)` until a receiver takes it, and the receiver
 //!    unlinks the entry as it takes it. `None` in an entry therefore means "delivered": the
 //!    sender's future completes with `Ok` when it sees it, and a dropped sender future whose
 //!    value is `None` counts as a completed send. An entry is freed only by its sender.
-//! 4. Once `closed` is set it is never cleared; on closing, every linked sender is unlinked
+//! 4. A linked receiver's slot is empty; a receiver slot holding a value is unlinked, and
+//!    `pending` counts those slots. A receiver slot is freed only by its owner, which first
+//!    takes or passes on its value.
+//! 5. Once `closed` is set it is never cleared; on closing, every linked sender is unlinked
 //!    (keeping its value, which its future hands back) and every linked receiver is woken.
-//!    After that nothing enters `buf` or `send_waiters`; receivers drain `buf` and then see
-//!    the end.
-//! 5. No lost wake-ups: whenever a value becomes available (pushed into `buf`, or parked by a
-//!    sender), one linked receiver is unlinked and woken. A woken (unlinked) receiver that is
-//!    dropped without taking a value passes the wake-up on to the next linked receiver if a
-//!    value is still available; one that finds nothing links itself again.
-//! 6. Wakers are called and values are dropped only after the lock is released (a waker or a
+//!    After that nothing enters `send_waiters` or a receiver slot, and nothing but values
+//!    passed on by dropped receives enters `buf`; receivers drain `buf`, then steal what is
+//!    still `pending` in slots whose owners have not polled yet (so "closed and drained" is
+//!    only reported once no value is left anywhere), then see the end.
+//! 6. No lost wake-ups: whenever a value becomes available (pushed into `buf`, parked by a
+//!    sender, or handed to a slot), one linked receiver is unlinked and woken (for a slot:
+//!    its owner). A woken (unlinked) receiver that is dropped without taking a value passes
+//!    the wake-up on to the next linked receiver if a value is still available; one that
+//!    finds nothing links itself again. A sender only parks when no receiver is linked, and a
+//!    receiver only parks when no value is available, so they never wait for each other.
+//! 7. Wakers are called and values are dropped only after the lock is released (a waker or a
 //!    user `Drop` may run arbitrary code, which must not run under our lock).
 
 use std::collections::VecDeque;
@@ -42,6 +61,10 @@ use crate::loom::{AtomicUsize, Mutex, MutexGuard};
 
 pub(super) const UNBOUNDED: usize = usize::MAX;
 
+// `repr(C)` and the alignment keep the lock and the fields every operation touches (`buf`,
+// `closed`, `cap`, the head of `recv_waiters`) in one cache line: on two cores, each line an
+// operation touches moves between them, and `perf` showed those misses dominating.
+#[repr(C, align(64))]
 pub(super) struct Shared<T> {
     state: Mutex<State<T>>,
     /// Counts of live `Sender`s and `Receiver`s: the last one of either closes the channel.
@@ -51,11 +74,24 @@ pub(super) struct Shared<T> {
 }
 
 #[derive(Debug)]
+#[repr(C)]
 struct State<T> {
+    /// The buffered values; also the values handed to a receive that was dropped before taking
+    /// them while no other receiver was parked (already sent; they may take `buf` past `cap`).
     buf: VecDeque<T>,
     closed: bool,
+    cap: usize,
+    recv_waiters: WaitList<RecvWaiter<T>>,
     send_waiters: WaitList<SendWaiter<T>>,
-    recv_waiters: WaitList<Option<Waker>>,
+    /// Receiver slots holding a handed value (invariant 4).
+    pending: usize,
+}
+
+#[derive(Debug)]
+struct RecvWaiter<T> {
+    /// A value handed over by a sender (invariant 4); taken by the owner's next poll.
+    value: Option<T>,
+    waker: Option<Waker>,
 }
 
 #[derive(Debug)]
@@ -73,7 +109,7 @@ pub(super) enum SendState<T> {
     Done,
 }
 
-/// Wakers collected under the lock and called after it (invariant 6), without allocating.
+/// Wakers collected under the lock and called after it (invariant 7), without allocating.
 pub(super) struct WakeList {
     wakers: [Option<Waker>; WakeList::CAP],
     len: usize,
@@ -109,6 +145,7 @@ impl WakeList {
     }
 }
 
+#[inline]
 fn wake(waker: Option<Waker>) {
     if let Some(w) = waker {
         w.wake();
@@ -123,21 +160,51 @@ fn update_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
 }
 
 impl<T> State<T> {
-    /// Unlinks the first parked receiver and returns its waker (invariant 5).
+    /// Unlinks the first parked receiver and returns its waker (invariant 6).
     fn notify_receiver(&mut self) -> Option<Waker> {
         let key = self.recv_waiters.pop_front()?;
-        self.recv_waiters.get_mut(key).take()
+        self.recv_waiters.get_mut(key).waker.take()
+    }
+
+    /// Hands `value` to the first parked receiver and returns its waker; without one, the
+    /// value waits in `buf` for the next receive (invariants 1 and 4).
+    fn hand_off(&mut self, value: T) -> Option<Waker> {
+        match self.recv_waiters.pop_front() {
+            Some(key) => {
+                let waiter = self.recv_waiters.get_mut(key);
+                waiter.value = Some(value);
+                self.pending += 1;
+                waiter.waker.take()
+            }
+            None => {
+                self.buf.push_back(value);
+                None
+            }
+        }
     }
 
     fn has_value(&self) -> bool {
         !self.buf.is_empty() || !self.send_waiters.is_empty()
     }
 
+    /// Takes the value handed to the receiver slot `key`, if any.
+    fn take_slot(&mut self, key: Option<usize>) -> Option<T> {
+        let value = self.recv_waiters.get_mut(key?).value.take()?;
+        self.pending -= 1;
+        Some(value)
+    }
+
     /// Takes the next value, in FIFO order; returns the parked sender to wake, if any.
     fn take_value(&mut self) -> Option<(T, Option<Waker>)> {
         if let Some(value) = self.buf.pop_front() {
-            // Invariant 2: refill the freed slot from the oldest parked sender.
-            let waker = match self.send_waiters.pop_front() {
+            // Invariant 2: if `buf` was full, refill the freed slot from the oldest parked
+            // sender (only then can one be parked; for a rendezvous never: `cap` is 0).
+            let refill = self.buf.len() + 1 == self.cap;
+            let waker = match if refill {
+                self.send_waiters.pop_front()
+            } else {
+                None
+            } {
                 Some(key) => {
                     let waiter = self.send_waiters.get_mut(key);
                     if let Some(parked) = waiter.value.take() {
@@ -149,16 +216,29 @@ impl<T> State<T> {
             };
             return Some((value, waker));
         }
-        let key = self.send_waiters.pop_front()?;
-        let waiter = self.send_waiters.get_mut(key);
-        let value = waiter
-            .value
-            .take()
-            .expect("a linked sender still holds its value (invariant 3)");
-        Some((value, waiter.waker.take()))
+        if let Some(key) = self.send_waiters.pop_front() {
+            let waiter = self.send_waiters.get_mut(key);
+            let value = waiter
+                .value
+                .take()
+                .expect("a linked sender still holds its value (invariant 3)");
+            return Some((value, waiter.waker.take()));
+        }
+        if self.closed && self.pending > 0 {
+            // Invariant 5: a value handed to a receive whose owner has not polled yet. After
+            // the close nothing else can arrive, so take it rather than report the end while a
+            // value is left (its owner will find its slot empty). Rare: a scan is fine.
+            let value = self
+                .recv_waiters
+                .entries_mut()
+                .find_map(|w| w.value.take())?;
+            self.pending -= 1;
+            return Some((value, None));
+        }
+        None
     }
 
-    /// Sets `closed` and unlinks every waiter (invariant 4); returns whom to wake.
+    /// Sets `closed` and unlinks every waiter (invariant 5); returns whom to wake.
     fn close(&mut self) -> Vec<Waker> {
         if self.closed {
             return Vec::new();
@@ -169,7 +249,7 @@ impl<T> State<T> {
             wakers.extend(self.send_waiters.get_mut(key).waker.take());
         }
         while let Some(key) = self.recv_waiters.pop_front() {
-            wakers.extend(self.recv_waiters.get_mut(key).take());
+            wakers.extend(self.recv_waiters.get_mut(key).waker.take());
         }
         wakers
     }
@@ -194,6 +274,8 @@ impl<T> Shared<T> {
         Shared {
             state: Mutex::new(State {
                 buf,
+                pending: 0,
+                cap,
                 closed: false,
                 send_waiters: WaitList::new(),
                 recv_waiters: WaitList::new(),
@@ -280,17 +362,18 @@ impl<T> Shared<T> {
         if state.closed {
             return Err((value, true));
         }
-        if state.buf.len() < self.cap {
+        let waker = if state.buf.len() < state.cap {
             state.buf.push_back(value);
-            let waker = state.notify_receiver();
-            drop(state);
-            wake(waker);
-            return Ok(());
-        }
-        // A rendezvous hands over only to a receiver that pulls; `try_send` cannot wait for
-        // one, so it reports `Full` (like Go's `select` with a `default` on an unbuffered
-        // channel when no receiver is ready to take the value at once).
-        Err((value, false))
+            state.notify_receiver()
+        } else if !state.recv_waiters.is_empty() {
+            // A receiver is parked (Go's "a receiver is ready"): hand the value to it.
+            state.hand_off(value)
+        } else {
+            return Err((value, false));
+        };
+        drop(state);
+        wake(waker);
+        Ok(())
     }
 
     /// Polls a send (see `SendState`). `Err(value)` hands the value back: the channel closed
@@ -306,23 +389,26 @@ impl<T> Shared<T> {
                 if state.closed {
                     return Poll::Ready(Err(value));
                 }
-                if state.buf.len() < self.cap {
+                let waker = if state.buf.len() < state.cap {
                     // Fast path: room in the buffer, so no sender is parked (invariant 2).
                     state.buf.push_back(value);
-                    let waker = state.notify_receiver();
-                    drop(state);
-                    wake(waker);
-                    return Poll::Ready(Ok(()));
-                }
-                let key = state.send_waiters.push_back(SendWaiter {
-                    value: Some(value),
-                    waker: Some(cx.waker().clone()),
-                });
-                *send = SendState::Parked(key);
-                let waker = state.notify_receiver();
+                    state.notify_receiver()
+                } else if !state.recv_waiters.is_empty() {
+                    // A receiver is parked with nothing to take: hand the value over and
+                    // complete now (one wake-up per value, invariant 1).
+                    state.hand_off(value)
+                } else {
+                    // No receiver is parked (invariant 6), so there is nobody to notify.
+                    let key = state.send_waiters.push_back(SendWaiter {
+                        value: Some(value),
+                        waker: Some(cx.waker().clone()),
+                    });
+                    *send = SendState::Parked(key);
+                    return Poll::Pending;
+                };
                 drop(state);
                 wake(waker);
-                Poll::Pending
+                Poll::Ready(Ok(()))
             }
             SendState::Parked(key) => {
                 let mut state = self.lock();
@@ -330,7 +416,9 @@ impl<T> Shared<T> {
                 let waiter = state.send_waiters.get_mut(key);
                 match &waiter.value {
                     None => {
-                        state.send_waiters.release(key);
+                        let (waiter, _) = state.send_waiters.release(key);
+                        drop(state);
+                        drop(waiter);
                         Poll::Ready(Ok(()))
                     }
                     Some(_) if closed => {
@@ -364,9 +452,13 @@ impl<T> Shared<T> {
         }
     }
 
-    /// Takes one value without parking: `Err(closed)` when there is none.
-    pub(super) fn try_recv(&self) -> Result<T, bool> {
+    /// Takes one value without parking: `Err(closed)` when there is none. `own` is the
+    /// calling `Receiver`'s stream slot, which may hold a value handed to it.
+    pub(super) fn try_recv(&self, own: Option<usize>) -> Result<T, bool> {
         let mut state = self.lock();
+        if let Some(value) = state.take_slot(own) {
+            return Ok(value);
+        }
         match state.take_value() {
             Some((value, waker)) => {
                 drop(state);
@@ -378,28 +470,40 @@ impl<T> Shared<T> {
     }
 
     /// Polls a receive. `key` is the caller's parking slot: `None` until it first parks, and
-    /// reset to `None` once it is released.
+    /// reset to `None` once it is released. `own` is the stream slot of the `Receiver` the
+    /// receive was made from (if it has one): a value handed to it while the stream was polled,
+    /// and left there when that poll was abandoned, is this receiver's to take first.
     pub(super) fn poll_recv(
         &self,
         key: &mut Option<usize>,
+        own: Option<usize>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<T>> {
         let mut state = self.lock();
-        if let Some((value, waker)) = state.take_value() {
-            if let Some(key) = key.take() {
-                state.recv_waiters.release(key);
-            }
-            drop(state);
-            wake(waker);
-            return Poll::Ready(Some(value));
-        }
-        self.park_receiver(state, key, cx)
+        let handed = match state.take_slot(*key) {
+            Some(value) => Some(value),
+            None => state.take_slot(own),
+        };
+        let (value, waker) = match handed {
+            // A sender handed this receive a value (invariant 4).
+            Some(value) => (value, None),
+            None => match state.take_value() {
+                Some(taken) => taken,
+                None => return self.park_receiver(state, key, cx),
+            },
+        };
+        let released = key.take().map(|k| state.recv_waiters.release(k).0);
+        drop(state);
+        drop(released);
+        wake(waker);
+        Poll::Ready(Some(value))
     }
 
     /// Polls a batch receive: waits for at least one value, then appends up to `max`.
     pub(super) fn poll_recv_many(
         &self,
         key: &mut Option<usize>,
+        own: Option<usize>,
         out: &mut Vec<T>,
         max: usize,
         cx: &mut Context<'_>,
@@ -407,6 +511,14 @@ impl<T> Shared<T> {
         let mut state = self.lock();
         let mut wakers = WakeList::new();
         let mut taken = 0;
+        for slot in [*key, own] {
+            if taken < max
+                && let Some(value) = state.take_slot(slot)
+            {
+                out.push(value);
+                taken += 1;
+            }
+        }
         while taken < max && !wakers.is_full() {
             match state.take_value() {
                 Some((value, waker)) => {
@@ -418,17 +530,17 @@ impl<T> Shared<T> {
             }
         }
         if taken > 0 {
-            if let Some(key) = key.take() {
-                state.recv_waiters.release(key);
-            }
+            let released = key.take().map(|k| state.recv_waiters.release(k).0);
             drop(state);
+            drop(released);
             wakers.wake_all();
             return Poll::Ready(taken);
         }
         self.park_receiver(state, key, cx).map(|_| 0)
     }
 
-    /// Parks a receiver that found no value: `Ready(None)` if closed (invariant 4).
+    /// Parks a receiver that found no value (its slot is empty): `Ready(None)` if closed
+    /// (invariant 5).
     fn park_receiver(
         &self,
         mut state: MutexGuard<'_, State<T>>,
@@ -436,36 +548,53 @@ impl<T> Shared<T> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<T>> {
         if state.closed {
-            if let Some(key) = key.take() {
-                state.recv_waiters.release(key);
-            }
+            let released = key.take().map(|k| state.recv_waiters.release(k).0);
+            drop(state);
+            drop(released);
             return Poll::Ready(None);
         }
         match *key {
             Some(k) => {
-                update_waker(state.recv_waiters.get_mut(k), cx);
+                update_waker(&mut state.recv_waiters.get_mut(k).waker, cx);
                 if !state.recv_waiters.is_linked(k) {
-                    // Woken, but another receiver got there first: queue again (invariant 5).
+                    // Woken, but another receiver got there first: queue again (invariant 6).
                     state.recv_waiters.link_back(k);
                 }
             }
-            None => *key = Some(state.recv_waiters.push_back(Some(cx.waker().clone()))),
+            None => {
+                *key = Some(state.recv_waiters.push_back(RecvWaiter {
+                    value: None,
+                    waker: Some(cx.waker().clone()),
+                }));
+            }
         }
         Poll::Pending
     }
 
-    /// Releases a receiver's parking slot when its future (or stream) is dropped, passing a
-    /// wake-up it did not use to the next receiver (invariant 5).
+    /// Releases a receiver's parking slot when its future (or stream) is dropped: a value
+    /// handed to it goes to the next parked receiver or to `buf` (invariant 1), and a
+    /// wake-up it did not use goes to the next receiver (invariant 6).
+    #[inline]
     pub(super) fn release_receiver(&self, key: &mut Option<usize>) {
-        let Some(k) = key.take() else { return };
+        // Every receive future calls this on drop; most never parked.
+        if let Some(k) = key.take() {
+            self.release_receiver_slot(k);
+        }
+    }
+
+    fn release_receiver_slot(&self, k: usize) {
         let mut state = self.lock();
-        let (_, linked) = state.recv_waiters.release(k);
-        let waker = if !linked && state.has_value() {
+        let (mut waiter, linked) = state.recv_waiters.release(k);
+        let waker = if let Some(value) = waiter.value.take() {
+            state.pending -= 1;
+            state.hand_off(value)
+        } else if !linked && state.has_value() {
             state.notify_receiver()
         } else {
             None
         };
         drop(state);
+        drop(waiter);
         wake(waker);
     }
 }

@@ -19,8 +19,9 @@ use crate::context::{Context, ContextError, Done};
 ///
 /// Dropping it withdraws the value if no receiver has taken it yet: the value is then dropped
 /// with the future and was **not** sent. If a receiver took it (for a bounded channel: moved it
-/// into the buffer; for a rendezvous channel: received it), the send is done even though the
-/// future never returned `Ready`. A value is never duplicated and never lost in between.
+/// into the buffer; for a rendezvous channel: took it from this waiting send), the send is done
+/// even though the future never returned `Ready`. A value is never duplicated and never lost in
+/// between.
 ///
 /// To learn which, and to get an untaken value back, call [`Send::cancel`] instead of
 /// dropping it (the cancel-safe way to send in `select!`).
@@ -105,17 +106,25 @@ impl<T> fmt::Debug for Send<'_, T> {
 /// # Cancel safety
 ///
 /// Cancel safe, for every flavour: a value is taken only in the poll that returns it, so a
-/// dropped `Recv` never held one. A wake-up it received but did not use passes on to another
-/// waiting receiver. What is lost is its place in the queue of waiting receivers.
+/// dropped `Recv` never held one. A value a sender handed to it while it waited (kept by the
+/// channel, not the future) passes on to another waiting receive, or stays in the channel for
+/// the next one; a wake-up it received but did not use passes on too. What is lost is its
+/// place in the queue of waiting receivers.
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Recv<'a, T> {
     shared: &'a Shared<T>,
     key: Option<usize>,
+    /// The stream slot of the `Receiver` this borrows (it cannot change while borrowed).
+    own: Option<usize>,
 }
 
 impl<'a, T> Recv<'a, T> {
-    pub(super) fn new(shared: &'a Shared<T>) -> Self {
-        Recv { shared, key: None }
+    pub(super) fn new(shared: &'a Shared<T>, own: Option<usize>) -> Self {
+        Recv {
+            shared,
+            key: None,
+            own,
+        }
     }
 }
 
@@ -124,7 +133,7 @@ impl<T> Future for Recv<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<T>> {
         let this = self.get_mut();
-        this.shared.poll_recv(&mut this.key, cx)
+        this.shared.poll_recv(&mut this.key, this.own, cx)
     }
 }
 
@@ -152,15 +161,23 @@ impl<T> fmt::Debug for Recv<'_, T> {
 pub struct RecvMany<'a, T> {
     shared: &'a Shared<T>,
     key: Option<usize>,
+    /// As in [`Recv`].
+    own: Option<usize>,
     buf: &'a mut Vec<T>,
     max: usize,
 }
 
 impl<'a, T> RecvMany<'a, T> {
-    pub(super) fn new(shared: &'a Shared<T>, buf: &'a mut Vec<T>, max: usize) -> Self {
+    pub(super) fn new(
+        shared: &'a Shared<T>,
+        own: Option<usize>,
+        buf: &'a mut Vec<T>,
+        max: usize,
+    ) -> Self {
         RecvMany {
             shared,
             key: None,
+            own,
             buf,
             max,
         }
@@ -176,7 +193,7 @@ impl<T> Future for RecvMany<'_, T> {
             return Poll::Ready(0);
         }
         this.shared
-            .poll_recv_many(&mut this.key, this.buf, this.max, cx)
+            .poll_recv_many(&mut this.key, this.own, this.buf, this.max, cx)
     }
 }
 

@@ -35,12 +35,15 @@
 //!
 //! **Receiving** ([`recv`](Receiver::recv), [`recv_many`](Receiver::recv_many),
 //! [`recv_timeout`](Receiver::recv_timeout), [`recv_ctx`](Receiver::recv_ctx), and the
-//! `Stream`) is cancel safe for every flavour. Receivers *pull*: a value leaves the channel
-//! only inside the poll that returns it, so a receive dropped by `select!` never held a value.
-//! A rendezvous sender parks its value in the channel and waits until a receiver has taken
-//! it; if the receiver that was woken for it is cancelled, the value stays with its sender
-//! and the wake-up passes to another receiver. (flume's and kanal's rendezvous channels push
-//! the value into a waiting receiver instead, which loses it if that receive is cancelled.)
+//! `Stream`) is cancel safe for every flavour: a value leaves the channel only inside the poll
+//! that returns it, so a receive dropped by `select!` never held a value. Like Go, a sender
+//! that finds a receiver parked hands its value over directly (one wake-up instead of two),
+//! but the value goes into a slot the *channel* keeps for that receive, not into the receive
+//! future. If that receive is cancelled before it runs, its drop passes the value on to the
+//! next waiting receiver, or leaves it in the channel, buffered, for the next receive (for a
+//! rendezvous: ahead of every value still waiting with its sender). So a handed value is received exactly once: never lost, never
+//! duplicated. (flume's and kanal's rendezvous channels push the value into the receive
+//! future itself, which loses it if that receive is cancelled.)
 //!
 //! **Sending**: what a dropped [`send`](Sender::send) future means depends on how far it got:
 //!
@@ -48,9 +51,18 @@
 //! |---|---|---|
 //! | unbounded | at once (first poll) | it never waits |
 //! | bounded | the value is in the buffer | value dropped, not sent; unless a receiver had already moved it into the buffer, then it is sent |
-//! | rendezvous | a receiver has taken the value | value dropped, not sent; unless a receiver had already taken it, then it is sent |
+//! | rendezvous | a receiver has taken the value, or the value was handed to a waiting receive | value dropped, not sent; unless a receiver had already taken it, then it is sent |
 //!
-//! Never both, never twice. The cancel-safe way to send is to keep the [`Send`] future and call
+//! Never both, never twice.
+//!
+//! **What "sent" means for a rendezvous.** A completed rendezvous send means a receiver was
+//! *waiting* and was handed the value (or took it from the waiting sender). It does not
+//! guarantee that the receive which was waiting returns it: if that receive is cancelled, the
+//! value goes to the next receive on the channel, before any later value (never lost, never
+//! duplicated; a receive never reports the end while such a value is left). So the
+//! synchronisation is Go's: the send completes once a receiver has committed to receiving,
+//! not after the receiving code has run. [`try_send`](Sender::try_send) succeeds the same way
+//! when a receiver is waiting (Go's `select` with `default`). The cancel-safe way to send is to keep the [`Send`] future and call
 //! [`Send::cancel`] when giving up: it returns the value if it was not sent. [`send_timeout`]
 //! and [`send_ctx`] do exactly that and hand the value back in their errors.
 //!
@@ -68,11 +80,11 @@
 //!
 //! Every operation takes one short lock (no user code, allocation or wake-up runs under it)
 //! and allocates nothing once the wait lists have grown to the peak number of waiters. A
-//! rendezvous hand-off costs two wake-ups (the receiver's, then the sender's, which learns
-//! that its value was taken): that second wake-up is the price of a `send` that completes
-//! only once the value is received and of receives that never lose a value. See
-//! `BENCHMARKS.md` (`## Channels`) for measurements against tokio, async-channel, flume and
-//! kanal.
+//! rendezvous hand-off costs one wake-up, of whichever side arrived first and parked: a
+//! sender hands its value straight to a parked receiver and completes, and a receiver takes
+//! a parked sender's value and wakes it. A wake-up is sent only when someone is parked, and
+//! to one waiter per value. See `BENCHMARKS.md` (`## Channels`) for measurements against
+//! tokio, async-channel, flume and kanal.
 //!
 //! # Examples
 //!
@@ -162,7 +174,14 @@ pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 }
 
 /// Creates a rendezvous (unbuffered) channel, Go's `make(chan T)`: a `send` completes only
-/// once a receiver has taken the value, so the two sides synchronise.
+/// once a receiver has the value, so the two sides synchronise.
+///
+/// "Has the value" means, exactly as in Go: either a receive took it from the waiting
+/// sender, or a receive was waiting and the sender handed the value to it. In the second case,
+/// if that receive is cancelled (dropped in `select!`) before it runs, the value is not lost:
+/// it goes to the next waiting receive, or waits in the channel for the next receive, which
+/// takes it before any value still waiting with its sender. Each value is received exactly once. See the
+/// [module documentation](self#cancel-safety).
 ///
 /// ```
 /// use weft_core::chan;
@@ -172,6 +191,17 @@ pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 /// assert!(tx.try_send(1).unwrap_err().is_full(), "no receiver is waiting");
 /// let (sent, got) = tokio::join!(tx.send(1), rx.recv());
 /// assert_eq!((sent, got), (Ok(()), Some(1)));
+///
+/// // A receive that was handed a value and then cancelled passes it on.
+/// tokio::select! {
+///     biased;
+///     v = rx.recv() => unreachable!("nothing was sent yet: {v:?}"),
+///     () = async {
+///         tokio::task::yield_now().await; // the receive is parked now
+///         tx.try_send(2).unwrap(); // handed to it: sent
+///     } => {} // the receive is dropped here, before it ran
+/// }
+/// assert_eq!(rx.try_recv(), Ok(2), "not lost");
 /// # }
 /// ```
 #[must_use]
@@ -258,8 +288,10 @@ macro_rules! common_methods {
             self.shared.is_closed()
         }
 
-        /// Returns the number of values in the buffer (Go's `len`). Always 0 for a
-        /// rendezvous channel: a waiting sender's value is not buffered.
+        /// Returns the number of values in the buffer (Go's `len`). 0 for a rendezvous
+        /// channel (a waiting sender's value is not buffered), except for values that were
+        /// handed to a receive which was cancelled before it took them: those wait in the
+        /// channel for the next receive and are counted.
         ///
         /// ```
         /// use weft_core::chan;
@@ -323,16 +355,29 @@ impl<T> Sender<T> {
         Send::new(&self.shared, value)
     }
 
-    /// Sends a value if that is possible without waiting; otherwise hands it back.
+    /// Sends a value if that is possible without waiting (Go's `select` with a `send` case
+    /// and a `default`); otherwise hands it back in [`TrySendError::Full`] or
+    /// [`TrySendError::Closed`].
     ///
-    /// For a rendezvous channel this always returns [`TrySendError::Full`] unless closed: the
-    /// value could only be handed over by waiting for a receiver to take it.
+    /// Possible means: there is room in the buffer, or (buffer full, always for a rendezvous)
+    /// a receive is waiting, and then the value is handed to it, as a blocking
+    /// [`send`](Sender::send) would (see [`rendezvous`] for what that guarantees).
     ///
     /// ```
     /// use weft_core::chan::{self, TrySendError};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
     /// let (tx, _rx) = chan::bounded(1);
     /// assert_eq!(tx.try_send(1), Ok(()));
     /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
+    ///
+    /// let (tx, rx) = chan::rendezvous();
+    /// assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)), "no receiver is waiting");
+    /// let receiver = tokio::spawn(async move { rx.recv().await });
+    /// tokio::task::yield_now().await; // let the receiver park
+    /// assert_eq!(tx.try_send(2), Ok(()), "handed to the waiting receiver");
+    /// assert_eq!(receiver.await.unwrap(), Some(2));
+    /// # }
     /// ```
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         self.shared.try_send(value).map_err(|(v, closed)| {
@@ -404,8 +449,9 @@ impl<T> Receiver<T> {
     /// # Cancel safety
     ///
     /// Cancel safe for every flavour: if the future is dropped before it completes, no value
-    /// was taken (a rendezvous value stays with its sender or goes to another receiver). Only
-    /// its place among waiting receivers is lost.
+    /// is lost (a rendezvous value stays with its sender, or, if it had already been handed
+    /// to this receive, goes to another receive). Only its place among waiting receivers is
+    /// lost.
     ///
     /// ```
     /// use weft_core::chan;
@@ -419,7 +465,7 @@ impl<T> Receiver<T> {
     /// # }
     /// ```
     pub fn recv(&self) -> Recv<'_, T> {
-        Recv::new(&self.shared)
+        Recv::new(&self.shared, self.stream_key)
     }
 
     /// Receives a value if one is ready now: buffered, or offered by a waiting rendezvous
@@ -433,7 +479,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Ok(5));
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        self.shared.try_recv().map_err(|closed| {
+        self.shared.try_recv(self.stream_key).map_err(|closed| {
             if closed {
                 TryRecvError::Closed
             } else {
@@ -508,7 +554,7 @@ impl<T> Receiver<T> {
     /// # }
     /// ```
     pub fn recv_many<'a>(&'a self, buf: &'a mut Vec<T>, max: usize) -> RecvMany<'a, T> {
-        RecvMany::new(&self.shared, buf, max)
+        RecvMany::new(&self.shared, self.stream_key, buf, max)
     }
 
     /// Returns `true` if both receivers belong to the same channel.
@@ -551,7 +597,10 @@ impl<T> Drop for Receiver<T> {
 }
 
 /// The values, in order, until the channel is closed and drained. Polling it is cancel safe
-/// like [`Receiver::recv`].
+/// like [`Receiver::recv`]: a value handed to a stream poll that is then abandoned (say,
+/// `rx.next()` losing a `select!`) stays with this receiver, and its next stream poll,
+/// [`recv`](Receiver::recv), [`try_recv`](Receiver::try_recv) or
+/// [`recv_many`](Receiver::recv_many) takes it first (dropping the receiver passes it on).
 impl<T> Stream for Receiver<T> {
     type Item = T;
 
@@ -560,7 +609,7 @@ impl<T> Stream for Receiver<T> {
         if this.terminated {
             return Poll::Ready(None);
         }
-        let next = this.shared.poll_recv(&mut this.stream_key, cx);
+        let next = this.shared.poll_recv(&mut this.stream_key, None, cx);
         if let Poll::Ready(None) = next {
             this.terminated = true;
         }

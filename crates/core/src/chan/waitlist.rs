@@ -16,21 +16,23 @@ struct Slot<E> {
     linked: bool,
 }
 
+// `repr(C)`, `head` first: the channel's hot path reads only `head` (see `Shared`'s layout).
 #[derive(Debug)]
+#[repr(C)]
 pub(super) struct WaitList<E> {
-    slots: Vec<Slot<E>>,
-    free: Vec<usize>,
     head: usize,
     tail: usize,
+    slots: Vec<Slot<E>>,
+    free: Vec<usize>,
 }
 
 impl<E> WaitList<E> {
     pub(super) const fn new() -> Self {
         WaitList {
-            slots: Vec::new(),
-            free: Vec::new(),
             head: NIL,
             tail: NIL,
+            slots: Vec::new(),
+            free: Vec::new(),
         }
     }
 
@@ -118,6 +120,11 @@ impl<E> WaitList<E> {
             .entry
             .as_mut()
             .expect("a wait-list key is only used by its owner, before it releases it")
+    }
+
+    /// Every stored entry, linked or not (a linear scan of the slab: for rare paths only).
+    pub(super) fn entries_mut(&mut self) -> impl Iterator<Item = &mut E> {
+        self.slots.iter_mut().filter_map(|slot| slot.entry.as_mut())
     }
 
     /// Unlinks (if needed) and frees `key`, returning its entry and whether it was still linked.

@@ -152,7 +152,7 @@ impl<T: Send + 'static> Pipeline<T> {
     {
         let it = iter.into_iter();
         Self::source("source", move |env, tx, meter, _| {
-            let fut = tasks::iter_source(it, tx, meter, env.chunk, env.shared.clone());
+            let fut = tasks::iter_source(it, tx, meter, env.chunk::<I::Item>(), env.shared.clone());
             env.spawn(&Arc::from("source"), fut);
         })
     }
@@ -184,7 +184,13 @@ impl<T: Send + 'static> Pipeline<T> {
         S: Stream<Item = T> + Send + 'static,
     {
         Self::source("source", move |env, tx, meter, _| {
-            let fut = tasks::stream_source(stream, tx, meter, env.chunk, env.shared.clone());
+            let fut = tasks::stream_source(
+                stream,
+                tx,
+                meter,
+                env.chunk::<S::Item>(),
+                env.shared.clone(),
+            );
             env.spawn(&Arc::from("source"), fut);
         })
     }
@@ -222,7 +228,7 @@ impl<T: Send + 'static> Pipeline<T> {
         Fut: Future<Output = ()> + Send + 'static,
     {
         Self::source("source", move |env, tx, meter, name| {
-            let (item_tx, item_rx) = mpsc::channel(env.chunk.min(tx.capacity()).max(1));
+            let (item_tx, item_rx) = mpsc::channel(env.chunk::<T>().min(tx.capacity()).max(1));
             let (gen_ctx, stop) = env.shared.ctx.without_cancel().with_cancel();
             let fut = generator(gen_ctx, Emitter { tx: item_tx });
             let task = tasks::generator_source(
@@ -231,7 +237,7 @@ impl<T: Send + 'static> Pipeline<T> {
                 stop,
                 tx,
                 meter,
-                env.chunk,
+                env.chunk::<T>(),
                 name.clone(),
                 env.shared.clone(),
             );
@@ -278,15 +284,17 @@ impl<T: Send + 'static> Pipeline<T> {
     /// The most items moved per hand-off between stages. Larger chunks cost less per item (a
     /// hand-off that wakes a parked task costs microseconds on a busy machine); smaller ones
     /// use less memory and make load shedding finer. Latency does not depend on it: a source
-    /// hands on a partial chunk as soon as its input would wait. By default, 2048; see
-    /// `BENCHMARKS.md` for the effect on throughput.
+    /// hands on a partial chunk as soon as its input would wait. By default it depends on the
+    /// item type: 64 KiB worth of items, at least 256 and at most 8192 (8192 `u64`s, 2730
+    /// `String`s); see `BENCHMARKS.md` for the effect on throughput.
     pub fn chunk_size(mut self, items: usize) -> Self {
-        self.opts.chunk = items.max(1);
+        self.opts.chunk = Some(items.max(1));
         self
     }
 
     /// The queue size of stages that do not set their own [`Stage::buffer`]. By default, two
-    /// chunks (`2 * chunk_size`), so one can be filled while the other is taken.
+    /// chunks of the stage's input type (`2 * chunk_size`), so one can be filled while the
+    /// other is taken.
     pub fn default_buffer(mut self, items: usize) -> Self {
         self.opts.default_buffer = Some(items.max(1));
         self
@@ -654,7 +662,7 @@ impl<T: Send + 'static> Pipeline<T> {
                     name: name.clone(),
                     workers,
                     ordered,
-                    chunk: env.chunk,
+                    chunk: env.chunk::<U>(),
                     terminal: policy.terminal,
                 };
                 let fut = tasks::async_stage(rx, tx, meter, make, cfg, env.shared.clone());
@@ -769,7 +777,7 @@ impl<T: Send + 'static> Pipeline<T> {
                     name: name.clone(),
                     workers,
                     ordered,
-                    chunk: env.chunk,
+                    chunk: env.chunk::<U>(),
                     terminal: policy.terminal,
                 };
                 let fut = tasks::async_stage(rx, tx, meter, make, cfg, env.shared.clone());
@@ -1111,9 +1119,10 @@ impl<T: Send + 'static> Pipeline<T> {
                 let mut acc = init;
                 while let Some(chunk) = sink.next().await {
                     let n = chunk.len();
-                    for x in chunk {
-                        acc = f(acc, x);
-                    }
+                    // `Iterator::fold` keeps the accumulator in a local of its own: written
+                    // as a loop here, it lives in this future's state, which the compiler
+                    // cannot keep in a register while reading the chunk (they might alias).
+                    acc = chunk.into_iter().fold(acc, &mut f);
                     sink.meter.emitted(n as u64, n);
                 }
                 acc

@@ -91,13 +91,31 @@ impl Shared {
 pub(crate) struct Env {
     pub(crate) shared: Arc<Shared>,
     registry: Arc<Registry>,
-    pub(crate) chunk: usize,
-    pub(crate) default_buffer: usize,
+    chunk: Option<usize>,
+    default_buffer: Option<usize>,
     prefix: String,
     tasks: Vec<(Arc<str>, BoxFuture<'static, ()>)>,
 }
 
+/// The bytes of items a chunk aims at when the user did not set a chunk size: large enough that
+/// the per-hand-off cost (a queue operation, often a task wake-up) is small beside the work on
+/// the items, small enough to stay in a core's cache.
+const CHUNK_BYTES: usize = 64 * 1024;
+/// Bounds of the automatic chunk size, in items.
+const CHUNK_ITEMS: std::ops::RangeInclusive<usize> = 256..=8192;
+
+/// The automatic chunk size for items of type `T`: [`CHUNK_BYTES`] worth, within
+/// [`CHUNK_ITEMS`].
+pub(crate) fn auto_chunk<T>() -> usize {
+    (CHUNK_BYTES / std::mem::size_of::<T>().max(1)).clamp(*CHUNK_ITEMS.start(), *CHUNK_ITEMS.end())
+}
+
 impl Env {
+    /// Items per hand-off for a stage producing `T`.
+    pub(crate) fn chunk<T>(&self) -> usize {
+        self.chunk.unwrap_or_else(auto_chunk::<T>)
+    }
+
     /// Counters for a stage about to be built (registered later, by `register`, so the report
     /// lists stages in build order: sources first).
     pub(crate) fn counters(&self, name: &str) -> Arc<Counters> {
@@ -119,11 +137,8 @@ impl Env {
         drop_when_full: bool,
         c: &Arc<Counters>,
     ) -> (Sender<T>, Receiver<T>) {
-        chan::channel(
-            buffer.unwrap_or(self.default_buffer),
-            drop_when_full,
-            c.clone(),
-        )
+        let default = || self.default_buffer.unwrap_or(2 * self.chunk::<T>());
+        chan::channel(buffer.unwrap_or_else(default), drop_when_full, c.clone())
     }
 
     pub(crate) fn spawn(
@@ -148,7 +163,8 @@ pub(crate) type Build<T> = Box<dyn FnOnce(&mut Env, Sender<T>) + Send>;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Opts {
-    pub(crate) chunk: usize,
+    /// `None`: [`auto_chunk`] for each stage's item type.
+    pub(crate) chunk: Option<usize>,
     pub(crate) default_buffer: Option<usize>,
     pub(crate) shutdown: Shutdown,
 }
@@ -156,7 +172,7 @@ pub(crate) struct Opts {
 impl Default for Opts {
     fn default() -> Self {
         Opts {
-            chunk: 2048,
+            chunk: None,
             default_buffer: None,
             shutdown: Shutdown::Abort,
         }
@@ -274,12 +290,11 @@ pub(crate) fn start<T: Send + 'static>(
         fatal: Mutex::new(None),
         ctx: ctx.clone(),
     });
-    let chunk = opts.chunk.max(1);
     let mut env = Env {
         shared: shared.clone(),
         registry: progress.registry.clone(),
-        chunk,
-        default_buffer: opts.default_buffer.unwrap_or(2 * chunk),
+        chunk: opts.chunk,
+        default_buffer: opts.default_buffer,
         prefix: String::new(),
         tasks: Vec::new(),
     };

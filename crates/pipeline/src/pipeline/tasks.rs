@@ -7,6 +7,7 @@
 //! [`Meter`]'s `Drop`.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
@@ -238,6 +239,17 @@ pub(crate) trait Op<T>: Send + Sync + 'static {
     const ONE_TO_ONE: bool;
     /// `Ok(true)`: emitted, `Ok(false)`: filtered.
     fn call(&self, slot: &mut Option<T>, out: &mut Vec<Self::Out>) -> Result<bool, Self::Err>;
+
+    /// Runs the op over a whole chunk, catching panics. The default calls [`Op::call`] item by
+    /// item; ops that can run as one tight loop (no per-item counter or capacity check kept in
+    /// memory) override it. Either way the tallies in `res` must come out as if every item had
+    /// gone through `call`.
+    fn run(&self, chunk: Vec<T>, res: &mut ChunkOut<T, Self::Out, Self::Err>)
+    where
+        Self: Sized,
+    {
+        run_items(self, chunk, res);
+    }
 }
 
 pub(crate) struct MapOp<F>(pub(crate) F);
@@ -255,6 +267,29 @@ where
             out.push((self.0)(x));
         }
         Ok(true)
+    }
+
+    fn run(&self, chunk: Vec<T>, res: &mut ChunkOut<T, U, Infallible>) {
+        // `extend` from a `TrustedLen` iterator writes into reserved space with no per-item
+        // capacity check, so the loop keeps its state in registers. On a panic, the iterator
+        // has moved past the item that panicked (it was moved into `f`, so it is gone, as with
+        // `call`) and `out` holds every output made before it.
+        let mut items = chunk.into_iter();
+        loop {
+            let before = res.out.len();
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                res.out.extend((&mut items).map(&self.0));
+            }));
+            res.emitted += (res.out.len() - before) as u64;
+            match r {
+                Ok(()) => return,
+                Err(p) => res.failures.push(Failure {
+                    at: res.out.len(),
+                    item: None,
+                    error: StageFailure::Panicked(panic_message(&*p)),
+                }),
+            }
+        }
     }
 }
 
@@ -276,6 +311,43 @@ where
             }
             _ => Ok(false),
         }
+    }
+
+    fn run(&self, chunk: Vec<T>, res: &mut ChunkOut<T, T, Infallible>) {
+        // Filter in place: the chunk becomes the output, no second buffer and no per-item
+        // push. `decided` items at the front are already kept; the predicate is not asked
+        // about them again after a panic.
+        let total = chunk.len();
+        let mut v = chunk;
+        let mut decided = 0;
+        loop {
+            let len = v.len();
+            let mut calls = 0;
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                v.retain(|x| {
+                    calls += 1;
+                    calls <= decided || (self.0)(x)
+                });
+            }));
+            match r {
+                Ok(()) => break,
+                Err(p) => {
+                    // `retain` keeps the item whose predicate panicked and everything after
+                    // it: `len - calls + 1` items, behind the items kept so far.
+                    let at = v.len() - (len - calls + 1);
+                    let item = v.remove(at);
+                    res.failures.push(Failure {
+                        at,
+                        item: Some(item),
+                        error: StageFailure::Panicked(panic_message(&*p)),
+                    });
+                    decided = at;
+                }
+            }
+        }
+        res.emitted += v.len() as u64;
+        res.filtered += (total - v.len() - res.failures.len()) as u64;
+        res.out = v;
     }
 }
 
@@ -358,9 +430,36 @@ where
         }
         Ok(true)
     }
+
+    fn run(&self, chunk: Vec<T>, res: &mut ChunkOut<T, T, Infallible>) {
+        // Look at the items in place; the chunk itself is the output.
+        let mut v = chunk;
+        let mut done = 0;
+        loop {
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                for x in &v[done..] {
+                    (self.0)(x);
+                    done += 1;
+                }
+            }));
+            match r {
+                Ok(()) => break,
+                Err(p) => {
+                    let item = v.remove(done);
+                    res.failures.push(Failure {
+                        at: done,
+                        item: Some(item),
+                        error: StageFailure::Panicked(panic_message(&*p)),
+                    });
+                }
+            }
+        }
+        res.emitted += v.len() as u64;
+        res.out = v;
+    }
 }
 
-struct Failure<T, E> {
+pub(crate) struct Failure<T, E> {
     /// Position in the output chunk where a recovered item's outputs go.
     at: usize,
     item: Option<T>,
@@ -375,17 +474,27 @@ pub(crate) struct ChunkOut<T, U, E> {
     busy: Duration,
 }
 
-/// Runs `op` over a chunk. One `catch_unwind` per chunk, not per item: after a panic the loop
-/// records the failure and resumes with the next item.
+/// Runs `op` over a chunk and times it.
 fn run_chunk<T, O: Op<T>>(op: &O, chunk: Vec<T>) -> ChunkOut<T, O::Out, O::Err> {
     let start = Instant::now();
     let mut res = ChunkOut {
-        out: Vec::with_capacity(chunk.len()),
+        out: Vec::new(),
         emitted: 0,
         filtered: 0,
         failures: Vec::new(),
         busy: Duration::ZERO,
     };
+    op.run(chunk, &mut res);
+    res.busy = start.elapsed();
+    res
+}
+
+/// [`Op::run`]'s default: one `catch_unwind` per chunk, not per item; after a panic the loop
+/// records the failure and resumes with the next item.
+fn run_items<T, O: Op<T>>(op: &O, chunk: Vec<T>, res: &mut ChunkOut<T, O::Out, O::Err>) {
+    if res.out.capacity() == 0 {
+        res.out.reserve(chunk.len());
+    }
     let mut iter = chunk.into_iter();
     let mut slot: Option<T> = None;
     loop {
@@ -412,8 +521,6 @@ fn run_chunk<T, O: Op<T>>(op: &O, chunk: Vec<T>) -> ChunkOut<T, O::Out, O::Err> 
             }),
         }
     }
-    res.busy = start.elapsed();
-    res
 }
 
 type Job<T, U, E> =
@@ -726,6 +833,8 @@ pub(crate) async fn async_stage<T, U, E, G, Fut>(
     E: std::error::Error + Send + Sync + 'static,
 {
     let mut inflight = InFlight::new(cfg.ordered);
+    // Results that finished while the stage waited to hand on a chunk, in output order.
+    let mut ready: VecDeque<ItemDone<T, U, E>> = VecDeque::new();
     let mut pending = Vec::new().into_iter();
     let mut input_done = false;
     let mut out: Vec<U> = Vec::new();
@@ -737,25 +846,33 @@ pub(crate) async fn async_stage<T, U, E, G, Fut>(
             }
         }
         let can_recv = !input_done && pending.len() == 0 && inflight.len() < cfg.workers;
-        if inflight.len() == 0 && !can_recv {
+        if inflight.len() == 0 && ready.is_empty() && !can_recv {
             break;
         }
         // Results that are ready now go into the current output chunk; when nothing is ready,
         // hand the chunk on before waiting.
-        let ready_now = if inflight.len() > 0 {
-            inflight.next().now_or_never().flatten()
-        } else {
-            None
+        let ready_now = match ready.pop_front() {
+            Some(r) => Some(r),
+            None if inflight.len() > 0 => inflight.next().now_or_never().flatten(),
+            None => None,
         };
         let result = match ready_now {
             Some(r) => Some(r),
             None => {
                 if !out.is_empty() {
-                    let n = out.len() as u64;
-                    if !hand_off(&tx, std::mem::take(&mut out), n, true, &mut meter, &shared).await
-                    {
+                    let chunk = std::mem::take(&mut out);
+                    let sent = hand_off_driving(
+                        &tx,
+                        chunk,
+                        &mut meter,
+                        &shared,
+                        &mut inflight,
+                        &mut ready,
+                    );
+                    if !sent.await {
                         return;
                     }
+                    continue;
                 }
                 tokio::select! {
                     biased;
@@ -778,9 +895,16 @@ pub(crate) async fn async_stage<T, U, E, G, Fut>(
                 }
                 out.push(u);
                 if out.len() >= cfg.chunk {
-                    let n = out.len() as u64;
-                    if !hand_off(&tx, std::mem::take(&mut out), n, true, &mut meter, &shared).await
-                    {
+                    let chunk = std::mem::take(&mut out);
+                    let sent = hand_off_driving(
+                        &tx,
+                        chunk,
+                        &mut meter,
+                        &shared,
+                        &mut inflight,
+                        &mut ready,
+                    );
+                    if !sent.await {
                         return;
                     }
                 }
@@ -802,6 +926,34 @@ pub(crate) async fn async_stage<T, U, E, G, Fut>(
     if !out.is_empty() {
         let n = out.len() as u64;
         hand_off(&tx, out, n, true, &mut meter, &shared).await;
+    }
+}
+
+/// Hands `out` on while still driving the futures in flight: a full queue downstream stops
+/// new items from starting but never stalls work already started (a request that is not
+/// polled makes no progress and can time out on the other side). What finishes meanwhile is
+/// kept in `ready`, in output order.
+async fn hand_off_driving<U, F: Future>(
+    tx: &Sender<U>,
+    out: Vec<U>,
+    meter: &mut Meter,
+    shared: &Shared,
+    inflight: &mut InFlight<F>,
+    ready: &mut VecDeque<F::Output>,
+) -> bool {
+    let n = out.len() as u64;
+    let send = hand_off(tx, out, n, true, meter, shared);
+    tokio::pin!(send);
+    loop {
+        tokio::select! {
+            biased;
+            sent = &mut send => return sent,
+            r = inflight.next(), if inflight.len() > 0 => {
+                if let Some(r) = r {
+                    ready.push_back(r);
+                }
+            }
+        }
     }
 }
 
