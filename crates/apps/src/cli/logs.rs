@@ -85,7 +85,7 @@ pub(crate) struct Args {
     /// Stop at the first unreadable input (exit 2, no report) instead of reporting it and going on.
     #[arg(long)]
     strict: bool,
-    /// Parse threads (0: one per core).
+    /// Parse threads (0: one per core, plus one).
     #[arg(long, value_name = "N", default_value_t = 0)]
     workers: usize,
 }

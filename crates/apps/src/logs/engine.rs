@@ -73,7 +73,10 @@ pub async fn analyze(
     options.validate()?;
     let filter = Arc::new(Filter::new(&options)?);
     let workers = match options.workers {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        // One more than the cores: a worker that finishes a chunk waits for the stage's task
+        // to hand it the next one, which on a busy machine can take a scheduler slice; with
+        // one more chunk in flight, a core has work meanwhile.
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()) + 1,
         n => n,
     };
     // Already done: nothing is read, and the report says so.

@@ -194,7 +194,8 @@ pub struct Options {
     pub top: usize,
     /// How many malformed lines the report quotes. Default 5.
     pub samples: usize,
-    /// Parse workers; 0 (the default) means one per available core.
+    /// Parse workers (chunks analyzed at once); 0 (the default) means one per available core
+    /// plus one, so a core has a chunk to parse while a finished worker is handed its next.
     pub workers: usize,
     /// Bytes read per chunk. Default 2 MiB.
     pub chunk_size: usize,
