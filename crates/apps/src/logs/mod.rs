@@ -28,7 +28,8 @@
 //!   .blocking().unordered()`: each chunk is parsed in place with `memchr` byte searches (no
 //!   `String` and no regex per line), filtered, and counted into a partial `Stats`
 //!   with no lock per line. The three Go stages are fused because a hand-off per line is what
-//!   made the Go version slow; the stage runs on N blocking threads (one per core by default).
+//!   made the Go version slow; the stage runs on N blocking threads (one per core plus one by
+//!   default, so a core has a chunk to parse while a finished worker is handed its next).
 //! - **report** is the sink, a [`Pipeline::fold`] that absorbs each partial into the total (in
 //!   any order: the merge is commutative, and malformed-line samples keep their input position),
 //!   then the report is built once, sorted deterministically. Emptied partials go back to the
