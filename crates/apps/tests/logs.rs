@@ -1,5 +1,5 @@
 //! The log analyzer through its library API: formats, malformed input, filters, percentiles,
-//! ordering, gzip, directories, HTML and cancellation.
+//! ordering, gzip, directories, HTML, cancellation, and the pipeline the analysis runs on.
 
 use std::io::{self, Read, Write};
 use std::time::Duration;
@@ -525,6 +525,30 @@ impl Drop for Gated {
     }
 }
 
+/// An endless source of one repeated line, which says when it is dropped.
+struct Endless {
+    line: Vec<u8>,
+    dropped: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Read for Endless {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len() / self.line.len() * self.line.len();
+        for chunk in buf[..n].chunks_mut(self.line.len()) {
+            chunk.copy_from_slice(&self.line);
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for Endless {
+    fn drop(&mut self) {
+        if let Some(d) = self.dropped.take() {
+            let _ = d.send(());
+        }
+    }
+}
+
 async fn until_lines(progress: &Progress, n: u64) {
     tokio::time::timeout(Duration::from_secs(10), async {
         while progress.lines() < n {
@@ -565,32 +589,90 @@ async fn cancelling_the_context_returns_the_report_so_far() {
     assert_eq!((r.lines, r.requests), (100, 100));
     assert!(r.to_string().contains("PARTIAL"));
     assert!(render_html(&r).contains("PARTIAL"));
+    // The pipeline drained: nothing read was lost.
+    assert!(progress.stages().iter().all(|s| s.cancelled == 0));
     drop(gate_tx); // lets the detached reader thread finish
+}
+
+/// The stages of the analysis pipeline, by name: `(received, emitted, output, cancelled)`.
+fn stage_counts(progress: &Progress) -> Vec<(String, u64, u64, u64, u64)> {
+    progress
+        .stages()
+        .iter()
+        .map(|s| {
+            assert!(s.is_balanced(), "{s:?}");
+            (
+                s.name.to_string(),
+                s.received,
+                s.emitted,
+                s.output,
+                s.cancelled,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_analysis_is_a_source_analyze_sink_pipeline_whose_counts_add_up() {
+    let data: String = (0..400)
+        .map(|i| kv(i, "info", "1.1.1.1", "/p", 200, 3))
+        .collect();
+    let progress = Progress::default();
+    let mut o = Options::default();
+    o.chunk_size = 4096;
+    o.workers = 2;
+    o.progress = Some(progress.clone());
+    let r = run(vec![bytes("a.log", data.clone())], o).await;
+    assert_eq!((r.lines, r.requests), (400, 400));
+    let stages = stage_counts(&progress);
+    let names: Vec<&str> = stages.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(names, ["source", "analyze", "sink"]);
+    // Whole lines per chunk of at most 4 KiB: at least len / 4096 chunks, each analyzed once
+    // and merged once.
+    let chunks = stages[0].3;
+    assert!(chunks > (data.len() / 4096) as u64, "{stages:?}");
+    assert_eq!(stages[1].1..=stages[1].2, chunks..=chunks, "{stages:?}");
+    assert_eq!((stages[2].1, stages[2].4), (chunks, 0), "{stages:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_mid_stream_reports_every_chunk_read() {
+    let reader = Endless {
+        line: kv(0, "info", "1.1.1.1", "/p", 200, 3).into_bytes(),
+        dropped: None,
+    };
+    let (ctx, cancel) = Context::background().with_cancel();
+    let progress = Progress::default();
+    let mut o = Options::default();
+    o.chunk_size = 4096;
+    o.workers = 2;
+    o.progress = Some(progress.clone());
+    let run = tokio::spawn(async move {
+        let input = Input::Reader {
+            name: "endless".into(),
+            reader: Box::new(reader),
+        };
+        analyze(&ctx, vec![input], o).await
+    });
+    until_lines(&progress, 5_000).await;
+    cancel.cancel_with("stop");
+    let r = run.await.expect("task").expect("report");
+    assert!(r.partial);
+    assert_eq!(r.stopped_because.as_deref(), Some("stop"));
+    // Every line the workers counted is in the report: the chunks in flight were drained into
+    // it, none was dropped.
+    assert!(r.lines >= 5_000);
+    assert_eq!(r.lines, progress.lines());
+    assert_eq!((r.requests, r.inputs[0].lines), (r.lines, r.lines));
+    let stages = stage_counts(&progress);
+    let chunks = stages[0].3;
+    assert_eq!(stages[1].1..=stages[1].2, chunks..=chunks, "{stages:?}");
+    assert_eq!((stages[2].1, stages[2].4), (chunks, 0), "{stages:?}");
 }
 
 #[tokio::test]
 async fn dropping_the_analysis_future_stops_its_threads() {
     // An endless source: only cancellation can end this analysis.
-    struct Endless {
-        line: Vec<u8>,
-        dropped: Option<tokio::sync::oneshot::Sender<()>>,
-    }
-    impl Read for Endless {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = buf.len() / self.line.len() * self.line.len();
-            for chunk in buf[..n].chunks_mut(self.line.len()) {
-                chunk.copy_from_slice(&self.line);
-            }
-            Ok(n)
-        }
-    }
-    impl Drop for Endless {
-        fn drop(&mut self) {
-            if let Some(d) = self.dropped.take() {
-                let _ = d.send(());
-            }
-        }
-    }
     let (dropped_tx, dropped_rx) = tokio::sync::oneshot::channel();
     let reader = Endless {
         line: kv(0, "info", "1.1.1.1", "/p", 200, 3).into_bytes(),

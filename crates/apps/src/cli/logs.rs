@@ -85,7 +85,7 @@ pub(crate) struct Args {
     /// Stop at the first unreadable input (exit 2, no report) instead of reporting it and going on.
     #[arg(long)]
     strict: bool,
-    /// Parse threads (0: one per core).
+    /// Parse threads (0: one per core, plus one).
     #[arg(long, value_name = "N", default_value_t = 0)]
     workers: usize,
 }
@@ -173,6 +173,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The pipeline's live counters, for the bar: lines counted, chunks analyzed, chunks waiting.
+fn stage_message(progress: &Progress) -> String {
+    let stages = progress.stages();
+    let analyze = stages.iter().find(|s| &*s.name == "analyze");
+    let (done, waiting) = analyze.map_or((0, 0), |s| (s.emitted, s.queue_depth));
+    format!(
+        "{} lines, {done} chunks analyzed, {waiting} waiting",
+        progress.lines()
+    )
+}
+
 /// Draws a progress bar on stderr once the input is known to be large, until `done` fires.
 async fn show_progress(progress: Progress, mut done: tokio::sync::oneshot::Receiver<()>) {
     let mut bar: Option<indicatif::ProgressBar> = None;
@@ -186,7 +197,7 @@ async fn show_progress(progress: Progress, mut done: tokio::sync::oneshot::Recei
         if bar.is_none() && total >= PROGRESS_MIN_BYTES {
             let b = indicatif::ProgressBar::new(total);
             if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+                "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}  {msg}",
             ) {
                 b.set_style(style);
             }
@@ -195,6 +206,7 @@ async fn show_progress(progress: Progress, mut done: tokio::sync::oneshot::Recei
         if let Some(b) = &bar {
             b.set_length(total);
             b.set_position(progress.read_bytes());
+            b.set_message(stage_message(&progress));
         }
     }
     if let Some(b) = bar {

@@ -1,6 +1,7 @@
-//! Per-worker aggregation: each parse worker owns one [`Stats`] and no lock is taken per line;
-//! the workers' stats are merged once at the end. Memory is bounded by the number of distinct
-//! paths, client addresses, status codes and minutes, never by the number of lines.
+//! Aggregation: each chunk is counted into a [`Stats`] of its own, on the worker that parses it,
+//! with no lock per line; the sink absorbs each chunk's stats into the total and hands the
+//! emptied stats back for another chunk. Memory is bounded by the number of distinct paths,
+//! client addresses, status codes and minutes, never by the number of lines.
 
 use std::collections::HashMap;
 
@@ -67,11 +68,12 @@ impl PathAgg {
         }
     }
 
-    fn merge(&mut self, o: &PathAgg) {
-        self.count += o.count;
-        self.errors += o.errors;
-        self.latency_sum_us += o.latency_sum_us;
-        self.latency.merge(&o.latency);
+    /// Adds `o` into `self` and zeroes `o`.
+    fn absorb(&mut self, o: &mut PathAgg) {
+        self.count += std::mem::take(&mut o.count);
+        self.errors += std::mem::take(&mut o.errors);
+        self.latency_sum_us += std::mem::take(&mut o.latency_sum_us);
+        self.latency.absorb(&mut o.latency);
     }
 }
 
@@ -202,7 +204,8 @@ impl Stats {
 
     fn malformed(&mut self, reason: &'static str, line: &[u8], at: Position) {
         self.malformed += 1;
-        // Chunks reach a worker in input order, so its first samples are its earliest.
+        // Lines are counted in order within a chunk, so its first samples are its earliest;
+        // `absorb` keeps the earliest over all chunks.
         if self.samples.len() < self.max_samples {
             let cut = &line[..line.len().min(SAMPLE_BYTES)];
             self.samples.push(Sample {
@@ -267,44 +270,60 @@ impl Stats {
         }
     }
 
-    /// Folds `other` into `self`.
-    pub(crate) fn merge(&mut self, mut other: Stats) {
+    /// Adds `other` into `self` and leaves `other` empty, with its allocations kept so it can
+    /// count another chunk (the analyzer recycles its partial stats).
+    ///
+    /// An emptied `other` keeps its path entries with zero counts (their histograms are the
+    /// bulk of its memory); they are skipped here, so a path reaches `self` only if it was
+    /// counted.
+    pub(crate) fn absorb(&mut self, other: &mut Stats) {
         self.flush_minute();
         other.flush_minute();
-        self.lines += other.lines;
-        self.blank += other.blank;
-        self.other += other.other;
-        self.malformed += other.malformed;
-        self.filtered += other.filtered;
-        self.requests += other.requests;
-        self.errors += other.errors;
-        self.slow += other.slow;
-        self.latency_sum_us += other.latency_sum_us;
-        self.latency.merge(&other.latency);
-        for (a, b) in self.status.iter_mut().zip(&other.status) {
-            *a += b;
+        other.cur_minute = i64::MIN;
+        self.lines += std::mem::take(&mut other.lines);
+        self.blank += std::mem::take(&mut other.blank);
+        self.other += std::mem::take(&mut other.other);
+        self.malformed += std::mem::take(&mut other.malformed);
+        self.filtered += std::mem::take(&mut other.filtered);
+        self.requests += std::mem::take(&mut other.requests);
+        self.errors += std::mem::take(&mut other.errors);
+        self.slow += std::mem::take(&mut other.slow);
+        self.latency_sum_us += std::mem::take(&mut other.latency_sum_us);
+        self.latency.absorb(&mut other.latency);
+        for (a, b) in self.status.iter_mut().zip(&mut other.status) {
+            *a += std::mem::take(b);
         }
-        for (k, v) in other.paths {
-            match self.paths.get_mut(&k) {
-                Some(a) => a.merge(&v),
+        for (k, v) in &mut other.paths {
+            if v.count == 0 {
+                continue;
+            }
+            match self.paths.get_mut(k) {
+                Some(a) => a.absorb(v),
                 None => {
-                    self.paths.insert(k, v);
+                    let mut a = PathAgg::new();
+                    a.absorb(v);
+                    self.paths.insert(k.clone(), a);
                 }
             }
         }
-        for (k, v) in other.ips {
+        for (k, v) in other.ips.drain() {
             *self.ips.entry(k).or_insert(0) += v;
         }
-        for (k, v) in other.ipv4 {
-            *self.ipv4.entry(k).or_insert(0) += v;
+        for (k, v) in other.ipv4.drain() {
+            match self.ipv4.get_mut(&k) {
+                Some(c) => *c += v,
+                None => {
+                    self.ipv4.insert(k, v);
+                }
+            }
         }
-        for (k, v) in other.minutes {
+        for (k, v) in other.minutes.drain() {
             *self.minutes.entry(k).or_insert(0) += v;
         }
-        self.samples.extend(other.samples);
+        self.samples.append(&mut other.samples);
         self.samples.sort_by_key(|s| s.at);
         self.samples.truncate(self.max_samples);
-        self.chunk_lines.extend(other.chunk_lines);
+        self.chunk_lines.append(&mut other.chunk_lines);
     }
 
     /// All client addresses with their counts, as written in the logs.
@@ -329,6 +348,64 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lines, requests, malformed, errors, latencies, counted paths, IPv4 clients.
+    type Summary = (u64, u64, u64, u64, u64, Vec<(Vec<u8>, u64, u64)>, usize);
+
+    fn summary(s: &Stats) -> Summary {
+        let mut paths: Vec<_> = s
+            .paths
+            .iter()
+            .filter(|(_, a)| a.count > 0)
+            .map(|(k, a)| (k.to_vec(), a.count, a.latency.total()))
+            .collect();
+        paths.sort();
+        (
+            s.lines,
+            s.requests,
+            s.malformed,
+            s.errors,
+            s.latency.total(),
+            paths,
+            s.ipv4.len(),
+        )
+    }
+
+    #[test]
+    fn absorbing_recycled_partials_equals_counting_everything_in_one() {
+        let filter = Filter::new(&crate::logs::Options::default()).expect("default filter");
+        let chunks: [&[u8]; 3] = [
+            b"2024-03-01 12:00:00 level=info ip=10.0.0.1 path=\"/a\" status=200 time=12ms\n\
+              2024-03-01 12:00:01 level=error ip=10.0.0.2 path=\"/b\" status=500 time=900ms\n\
+              garbage\n",
+            // Only /a: the recycled partial still holds an emptied /b entry.
+            b"2024-03-01 12:01:00 level=info ip=10.0.0.1 path=\"/a\" status=200 time=3ms\n",
+            b"2024-03-01 12:02:00 level=info ip=10.0.0.3 path=\"/c\" status=404 time=1s\n",
+        ];
+        let mut whole = Stats::new(500_000, 5);
+        let mut total = Stats::new(500_000, 5);
+        let mut part = Stats::new(500_000, 5);
+        for (seq, chunk) in chunks.iter().enumerate() {
+            whole.process_chunk(0, seq as u64, LogFormat::Kv, chunk, &filter);
+            part.process_chunk(0, seq as u64, LogFormat::Kv, chunk, &filter);
+            total.absorb(&mut part);
+            let emptied = summary(&part);
+            assert_eq!(
+                emptied,
+                (0, 0, 0, 0, 0, vec![], 0),
+                "absorb empties the partial"
+            );
+            assert!(part.samples.is_empty() && part.minutes.is_empty());
+        }
+        whole.finish();
+        total.finish();
+        assert_eq!(summary(&total), summary(&whole));
+        assert_eq!(total.paths.len(), 3, "no zero-count path reaches the total");
+        assert_eq!(total.minutes, whole.minutes);
+        assert_eq!(total.status, whole.status);
+        assert_eq!(total.samples.len(), 1);
+        assert_eq!(total.samples[0].text, "garbage");
+    }
 
     #[test]
     fn only_canonical_ipv4_becomes_a_number() {

@@ -1,14 +1,16 @@
-//! The pipeline: one reader thread, parse+aggregate workers on blocking threads, a merge.
+//! The driver: the analysis as a weft-pipeline run (source -> analyze -> fold).
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use memchr::{memchr, memrchr};
 use weft_core::context::Context;
+use weft_pipeline::{Emitter, Pipeline, Shutdown, Stage, StopReason};
 
 use super::aggregate::Stats;
 use super::filter::Filter;
@@ -19,16 +21,23 @@ use super::{Input, LogFormat, LogsError, Options, Progress};
 const TOO_LONG: &str = "line longer than the maximum line length";
 /// Bytes of a too-long line kept as its sample.
 const LONG_PREFIX: usize = 200;
+/// How long the chunks already read may take to be analyzed once the context is done, before
+/// the run is aborted and the report marks them as skipped. A few chunks are in flight, so
+/// this is only reached when the machine is badly overloaded.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Analyzes `inputs` and returns the report.
 ///
-/// Reading runs on a dedicated thread and parsing on `options.workers` blocking threads
-/// (`spawn_blocking`), so the async workers are never blocked; this future only waits.
+/// The analysis is a [`weft_pipeline`] run: a generator source walks, opens and reads the
+/// inputs on a thread of its own and emits chunks of whole lines; the `analyze` stage parses,
+/// filters and aggregates each chunk into partial stats on `options.workers` blocking threads;
+/// the sink folds the partial stats together. This future only waits.
 ///
-/// When `ctx` is done before the end, the analysis stops within one chunk per worker and the
-/// report covers what was analyzed so far, with [`Report::partial`] set and
-/// [`Report::stopped_because`] giving the context's cause. Unreadable inputs are listed in the
-/// report ([`InputSummary::error`]) unless `options.strict`, which makes the first one an error.
+/// When `ctx` is done before the end, reading stops at the next chunk, the chunks already read
+/// are still analyzed (the pipeline's drain shutdown), and the report covers them, with
+/// [`Report::partial`] set and [`Report::stopped_because`] giving the context's cause.
+/// Unreadable inputs are listed in the report ([`InputSummary::error`]) unless
+/// `options.strict`, which makes the first one an error.
 ///
 /// # Errors
 ///
@@ -38,7 +47,7 @@ const LONG_PREFIX: usize = 200;
 ///
 /// # Cancel safety
 ///
-/// Dropping the future stops the analysis (the threads notice within one chunk) and loses the
+/// Dropping the future aborts the run (the reader notices within one chunk) and loses the
 /// report. To stop early and keep the report so far, cancel `ctx` instead. A reader thread
 /// blocked in a read that never returns (a silent stdin) is left behind, detached; it ends with
 /// the read.
@@ -64,89 +73,89 @@ pub async fn analyze(
     options.validate()?;
     let filter = Arc::new(Filter::new(&options)?);
     let workers = match options.workers {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        // One more than the cores: a worker that finishes a chunk waits for the stage's task
+        // to hand it the next one, which on a busy machine can take a scheduler slice; with
+        // one more chunk in flight, a core has work meanwhile.
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()) + 1,
         n => n,
     };
     // Already done: nothing is read, and the report says so.
     let stop = Arc::new(AtomicBool::new(ctx.is_done()));
     let _stop_on_drop = StopOnDrop(Arc::clone(&stop));
-    let (tx, rx) = async_channel::bounded::<Chunk>(workers * 2);
-    let (pool_tx, pool_rx) = async_channel::bounded::<Vec<u8>>(workers * 2 + 2);
+    // Chunk buffers come back from the workers to the reader, so they are allocated once.
+    let (pool_tx, pool_rx) = async_channel::bounded::<Vec<u8>>(workers * 2 + 4);
+    // So do the partial stats, from the sink back to the workers, emptied.
+    let (stats_tx, stats_rx) = async_channel::bounded::<Stats>(workers * 2 + 4);
     let state = Arc::new(Mutex::new(ReaderState::default()));
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-
-    let reader = Reader {
-        tx,
-        pool: pool_rx,
-        stop: Arc::clone(&stop),
-        state: Arc::clone(&state),
-        format: options.format,
-        chunk_size: options.chunk_size,
-        max_line: options.max_line,
-        strict: options.strict,
-        progress: options.progress.clone().unwrap_or_default(),
-    };
-    // A plain thread, not spawn_blocking: a read that never returns (an idle stdin) must not
-    // keep the runtime from shutting down after a cancelled analysis.
-    std::thread::Builder::new()
-        .name("weft-logs-reader".into())
-        .spawn(move || {
-            reader.run(inputs);
-            let _ = done_tx.send(());
-        })
-        .map_err(|_| LogsError::Worker)?;
-
+    let progress = options.progress.clone().unwrap_or_default();
     let slow_us = options.slow_ms.saturating_mul(1000);
-    let handles: Vec<_> = (0..workers)
-        .map(|_| {
-            let (rx, pool, filter, stop) = (
-                rx.clone(),
-                pool_tx.clone(),
-                Arc::clone(&filter),
-                Arc::clone(&stop),
-            );
-            let samples = options.samples;
-            let progress = options.progress.clone().unwrap_or_default();
-            tokio::task::spawn_blocking(move || {
-                work(&rx, &pool, &filter, &stop, &progress, slow_us, samples)
-            })
-        })
-        .collect();
-    drop(pool_tx);
+    let samples = options.samples;
 
-    let all = futures::future::join_all(handles);
-    tokio::pin!(all);
-    let mut stopped = false;
-    let results = tokio::select! {
-        biased;
-        r = &mut all => r,
-        () = ctx.done() => {
-            stopped = true;
-            // Release: the workers' Acquire load then sees the stop before the closed channel.
-            stop.store(true, Ordering::Release);
-            rx.close();
-            all.await
-        }
-    };
-    drop(rx);
-    // Also true when `ctx` was done before the start.
-    let stopped = stopped || stop.load(Ordering::Acquire);
-    let mut merged: Option<Stats> = None;
-    let mut skipped = false;
-    for r in results {
-        let (stats, skip) = r.map_err(|_| LogsError::Worker)?;
-        skipped |= skip;
-        match &mut merged {
-            Some(m) => m.merge(stats),
-            None => merged = Some(stats),
-        }
-    }
-    let mut stats = merged.unwrap_or_else(|| Stats::new(slow_us, options.samples));
+    let (format, chunk_size, max_line, strict) = (
+        options.format,
+        options.chunk_size,
+        options.max_line,
+        options.strict,
+    );
+    let (reader_stop, reader_state, reader_progress) =
+        (Arc::clone(&stop), Arc::clone(&state), progress.clone());
+    let analyze_progress = progress.clone();
+    let pipeline = Pipeline::generate(move |source_ctx, emit| {
+        let reader = Reader {
+            emit,
+            source_ctx,
+            pool: pool_rx,
+            stop: reader_stop,
+            state: reader_state,
+            format,
+            chunk_size,
+            max_line,
+            strict,
+            progress: reader_progress,
+        };
+        read_all(reader, inputs)
+    })
+    // Each item is a chunk of megabytes: hand them on one at a time, and queue one per
+    // worker so a worker that finishes finds the next chunk ready.
+    .chunk_size(1)
+    .default_buffer(workers)
+    .shutdown(Shutdown::drain(DRAIN_TIMEOUT))
+    .map(
+        Stage::new("analyze")
+            .workers(workers)
+            .blocking()
+            .unordered(),
+        move |chunk: Chunk| {
+            let mut stats = stats_rx
+                .try_recv()
+                .unwrap_or_else(|_| Stats::new(slow_us, samples));
+            analyze_chunk(chunk, &mut stats, &filter, &pool_tx);
+            analyze_progress.add_lines(stats.lines);
+            stats
+        },
+    );
+    progress.set_pipeline(pipeline.progress());
+    let init = Stats::new(slow_us, samples);
+    // Partial stats merge in any order to the same result, so the stage can be unordered.
+    let done = pipeline
+        .fold(ctx, init, |mut acc, mut part| {
+            acc.absorb(&mut part);
+            // If the pool is full the stats are simply freed.
+            let _ = stats_tx.try_send(part);
+            acc
+        })
+        .await
+        .map_err(|_| LogsError::Worker)?;
+    let mut stats = done.output;
     stats.finish();
-    if !stopped {
-        // The workers end when the reader drops its sender, so the reader is finishing too.
-        done_rx.await.map_err(|_| LogsError::Worker)?;
-    }
+    tracing::debug!(report = ?done.report, "weft logs pipeline");
+    let skipped = done
+        .report
+        .stages
+        .iter()
+        .any(|s| s.cancelled > 0 || s.dropped > 0);
+    // Also true when `ctx` was done before the start.
+    let stopped = done.report.stop != StopReason::Completed || stop.load(Ordering::Acquire);
     let mut st = std::mem::take(&mut *state.lock().unwrap_or_else(PoisonError::into_inner));
     if let Some(fatal) = st.fatal.take() {
         return Err(fatal);
@@ -159,7 +168,51 @@ pub async fn analyze(
     Ok(build(stats, st.inputs, &options, cause))
 }
 
-/// Sets the stop flag when the `analyze` future is dropped, so its threads end.
+/// The pipeline's source: runs the reader on a thread of its own (a read that never returns,
+/// an idle stdin, must not keep the runtime from shutting down after a cancelled analysis)
+/// and waits for it. The pipeline stops the source by making `ctx` done and closing `emit`.
+async fn read_all(reader: Reader, inputs: Vec<Input>) {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let state = Arc::clone(&reader.state);
+    let spawned = std::thread::Builder::new()
+        .name("weft-logs-reader".into())
+        .spawn(move || {
+            reader.run(inputs);
+            let _ = done_tx.send(());
+        });
+    match spawned {
+        Ok(_) => {
+            let _ = done_rx.await;
+        }
+        Err(_) => {
+            state.lock().unwrap_or_else(PoisonError::into_inner).fatal = Some(LogsError::Worker);
+        }
+    }
+}
+
+/// The `analyze` stage: parses, filters and counts one chunk into `stats` (empty), and hands
+/// its buffer back to the reader.
+fn analyze_chunk(chunk: Chunk, stats: &mut Stats, filter: &Filter, pool: &Sender<Vec<u8>>) {
+    match chunk {
+        Chunk::Lines {
+            input,
+            seq,
+            format,
+            buf,
+            len,
+        } => {
+            stats.process_chunk(input, seq, format, &buf[..len], filter);
+            // If the pool is full the buffer is simply freed.
+            let _ = pool.try_send(buf);
+        }
+        Chunk::LongLine { input, seq, prefix } => {
+            stats.long_line(input, seq, &prefix, TOO_LONG);
+        }
+    }
+    stats.finish();
+}
+
+/// Sets the stop flag when the `analyze` future is dropped, so the reader thread ends.
 struct StopOnDrop(Arc<AtomicBool>);
 
 impl Drop for StopOnDrop {
@@ -168,6 +221,7 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// What the source emits: lines of one input, cut at a line boundary.
 enum Chunk {
     Lines {
         input: usize,
@@ -181,45 +235,6 @@ enum Chunk {
         seq: u64,
         prefix: Vec<u8>,
     },
-}
-
-/// One worker: parse, filter and count chunks until the channel closes or the stop flag is set.
-/// Returns its stats and whether it dropped a chunk because of the stop.
-fn work(
-    rx: &Receiver<Chunk>,
-    pool: &Sender<Vec<u8>>,
-    filter: &Filter,
-    stop: &AtomicBool,
-    progress: &Progress,
-    slow_us: u64,
-    samples: usize,
-) -> (Stats, bool) {
-    let mut stats = Stats::new(slow_us, samples);
-    while let Ok(chunk) = rx.recv_blocking() {
-        if stop.load(Ordering::Acquire) {
-            return (stats, true);
-        }
-        let before = stats.lines;
-        match chunk {
-            Chunk::Lines {
-                input,
-                seq,
-                format,
-                buf,
-                len,
-            } => {
-                stats.process_chunk(input, seq, format, &buf[..len], filter);
-                // Hand the buffer back for reuse; if the pool is full it is simply freed.
-                let _ = pool.try_send(buf);
-            }
-            Chunk::LongLine { input, seq, prefix } => {
-                stats.long_line(input, seq, &prefix, TOO_LONG);
-            }
-        }
-        progress.add_lines(stats.lines - before);
-    }
-    stats.finish();
-    (stats, false)
 }
 
 #[derive(Default)]
@@ -238,7 +253,9 @@ enum Source {
 }
 
 struct Reader {
-    tx: Sender<Chunk>,
+    emit: Emitter<Chunk>,
+    /// Done when the pipeline stops its source.
+    source_ctx: Context,
     pool: Receiver<Vec<u8>>,
     stop: Arc<AtomicBool>,
     state: Arc<Mutex<ReaderState>>,
@@ -306,7 +323,7 @@ impl Reader {
     }
 
     fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Acquire)
+        self.stop.load(Ordering::Acquire) || self.source_ctx.is_done()
     }
 
     fn with_state<R>(&self, f: impl FnOnce(&mut ReaderState) -> R) -> R {
@@ -371,7 +388,9 @@ impl Reader {
         if self.stopped() {
             return Err(Halt::Stopped);
         }
-        self.tx.send_blocking(chunk).map_err(|_| Halt::Stopped)
+        // A plain thread may block on the pipeline's queue: sending waits while the `analyze`
+        // stage is busy (backpressure) and fails once the pipeline stops its source.
+        futures::executor::block_on(self.emit.send(chunk)).map_err(|_| Halt::Stopped)
     }
 
     /// Reads one input in chunks cut after the last newline, carrying the partial last line

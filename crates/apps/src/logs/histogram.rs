@@ -61,17 +61,30 @@ impl Histogram {
         self.max = self.max.max(v);
     }
 
-    pub(crate) fn merge(&mut self, other: &Histogram) {
+    /// Adds `other`'s counts to `self` and empties `other`, keeping its allocation so it can
+    /// count again. Only the buckets between `other`'s smallest and largest value can be
+    /// non-zero, so only those are visited.
+    pub(crate) fn absorb(&mut self, other: &mut Histogram) {
         debug_assert_eq!(self.sub_bits, other.sub_bits);
-        if other.counts.len() > self.counts.len() {
-            self.counts.resize(other.counts.len(), 0);
+        if other.total == 0 {
+            return;
         }
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
+        let (lo, hi) = (other.index(other.min), other.index(other.max));
+        if hi >= self.counts.len() {
+            self.counts.resize(hi + 1, 0);
+        }
+        for (a, b) in self.counts[lo..=hi]
+            .iter_mut()
+            .zip(&mut other.counts[lo..=hi])
+        {
+            *a += std::mem::take(b);
         }
         self.total += other.total;
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
+        other.total = 0;
+        other.min = u64::MAX;
+        other.max = 0;
     }
 
     pub(crate) fn total(&self) -> u64 {
@@ -168,18 +181,28 @@ mod tests {
     }
 
     #[test]
-    fn small_values_are_exact_and_merge_adds() {
+    fn small_values_are_exact_and_absorb_moves_the_counts() {
         let mut a = Histogram::new(7);
         let mut b = Histogram::new(7);
         for v in 1..=100 {
             if v % 2 == 0 { a.record(v) } else { b.record(v) }
         }
-        a.merge(&b);
+        a.absorb(&mut b);
         assert_eq!(a.total(), 100);
+        assert_eq!(
+            (b.total(), b.min_max(), b.buckets().count()),
+            (0, None, 0),
+            "b is emptied"
+        );
         assert_eq!(a.quantile(0.5), Some(50.0));
         assert_eq!(a.quantile(0.99), Some(99.0));
         assert_eq!(a.quantile(1.0), Some(100.0));
         assert_eq!(Histogram::new(7).quantile(0.5), None);
         assert_eq!(a.buckets().map(|b| b.2).sum::<u64>(), 100);
+        // An emptied histogram counts again from scratch, and absorbing it again adds only that.
+        b.record(1_000_000);
+        a.absorb(&mut b);
+        assert_eq!((a.total(), a.min_max()), (101, Some((1, 1_000_000))));
+        assert_eq!(a.quantile(1.0), Some(1_000_000.0));
     }
 }

@@ -4,22 +4,44 @@
 //! # Shape
 //!
 //! Go's LogProcessor is six goroutine stages joined by unbuffered channels, one line per hand-off
-//! (find files, read, parse, filter, analyze, report). Here the same stages are three, each
-//! moving whole chunks:
+//! (find files, read, parse, filter, analyze, report). Here the analysis is one
+//! [`weft_pipeline`] run whose items are chunks of whole lines (2 MiB by default), so each
+//! hand-off carries thousands of lines and the pipeline's cost per item is negligible:
 //!
 //! ```text
-//! reader thread ──chunks (2 MiB, cut at a newline)──> parse+filter+aggregate workers (one per
-//!   (walk, open, gunzip,                                core, each with its own Stats) ──> merge
-//!    detect format)                                                                     ──> Report
+//! source (generator)          analyze (map, N blocking      sink (fold)          report
+//!   find files, read,  ─chunk─> workers, unordered):  ─Stats─> absorb partial ──> build
+//!   gunzip, detect format,      parse, filter, count            stats into the     (sorted,
+//!   cut at the last newline     into a partial Stats            total              deterministic)
+//!           ^                            │    ^                      │
+//!           └──── emptied buffers ───────┘    └─── emptied Stats ────┘
 //! ```
 //!
-//! - The reader walks the paths, opens each input (gzip is recognised by its magic bytes),
-//!   detects its format, and sends large buffers split at the last newline; buffers come back
-//!   from the workers to be reused, and the chunk channel is bounded, so memory stays at a few
-//!   buffers whatever the input size.
-//! - Each worker parses lines in place with `memchr` byte searches (no `String` and no regex per
-//!   line), filters, and aggregates into its own [`Stats`](aggregate) without locks.
-//! - The merge sums the workers' stats and orders everything deterministically.
+//! - **find files + read** are the pipeline's source, a [`Pipeline::generate`] generator whose
+//!   reader runs on a thread of its own (a blocking read, an idle stdin, must not hold a runtime
+//!   worker): it walks the paths in name order, opens each input (gzip is recognised by its magic
+//!   bytes), detects its format from its first lines, and emits large buffers cut after the last
+//!   newline. Emitting waits while the `analyze` stage is busy (backpressure), and its queue holds
+//!   one chunk per worker, so memory stays at a few buffers whatever the input size; buffers
+//!   come back from the workers to be reused.
+//! - **parse, filter, analyze** are one `map` stage, `Stage::new("analyze").workers(N)
+//!   .blocking().unordered()`: each chunk is parsed in place with `memchr` byte searches (no
+//!   `String` and no regex per line), filtered, and counted into a partial `Stats`
+//!   with no lock per line. The three Go stages are fused because a hand-off per line is what
+//!   made the Go version slow; the stage runs on N blocking threads (one per core plus one by
+//!   default, so a core has a chunk to parse while a finished worker is handed its next).
+//! - **report** is the sink, a [`Pipeline::fold`] that absorbs each partial into the total (in
+//!   any order: the merge is commutative, and malformed-line samples keep their input position),
+//!   then the report is built once, sorted deterministically. Emptied partials go back to the
+//!   workers.
+//! - Stopping is the pipeline's: a done context makes the run drain ([`Shutdown::drain`]), so the
+//!   source stops at its next chunk, the chunks already read are still counted, and the report
+//!   says it is partial. [`Progress::stages`] exposes the stages' live counters (chunks read,
+//!   waiting, analyzed, merged) beside the bytes read and lines counted, for the progress bar.
+//!
+//! [`Pipeline::generate`]: weft_pipeline::Pipeline::generate
+//! [`Pipeline::fold`]: weft_pipeline::Pipeline::fold
+//! [`Shutdown::drain`]: weft_pipeline::Shutdown::drain
 //!
 //! It fixes the Go version's bugs: an empty input divided by zero; status codes and top IPs came
 //! out in random map order; malformed lines became zero-valued requests; unknown `--min-level`
@@ -61,8 +83,8 @@ use std::fmt;
 use std::io::Read;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 pub use engine::analyze;
 pub use error::LogsError;
@@ -173,7 +195,8 @@ pub struct Options {
     pub top: usize,
     /// How many malformed lines the report quotes. Default 5.
     pub samples: usize,
-    /// Parse workers; 0 (the default) means one per available core.
+    /// Parse workers (chunks analyzed at once); 0 (the default) means one per available core
+    /// plus one, so a core has a chunk to parse while a finished worker is handed its next.
     pub workers: usize,
     /// Bytes read per chunk. Default 2 MiB.
     pub chunk_size: usize,
@@ -222,13 +245,27 @@ impl Options {
 }
 
 /// Progress counters shared with a running analysis: file bytes read so far, the total to read
-/// (known once the paths are walked; stdin, readers and in-memory inputs are not counted), and
-/// lines analyzed. Gzip files count compressed bytes. Clones share the counters.
+/// (known once the paths are walked; stdin, readers and in-memory inputs are not counted),
+/// lines analyzed, and the live counters of the analysis pipeline's stages. Gzip files count
+/// compressed bytes. Clones share the counters.
 ///
 /// ```
-/// use weft_apps::logs::Progress;
+/// use weft_apps::logs::{Input, Options, Progress, analyze};
+/// use weft_core::context::Context;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let p = Progress::default();
 /// assert_eq!((p.read_bytes(), p.total_bytes(), p.lines()), (0, 0, 0));
+/// assert!(p.stages().is_empty(), "no analysis has started");
+/// let mut o = Options::default();
+/// o.progress = Some(p.clone());
+/// let data = b"2024-03-01 12:00:00 path=/a status=200\n".repeat(3);
+/// analyze(&Context::background(), vec![Input::Bytes { name: "a".into(), data }], o).await?;
+/// assert_eq!(p.lines(), 3);
+/// // One chunk went from the source through the `analyze` stage into the merging sink.
+/// let analyze_stage = p.stages().into_iter().find(|s| &*s.name == "analyze").expect("listed");
+/// assert_eq!((analyze_stage.received, analyze_stage.emitted), (1, 1));
+/// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
@@ -240,6 +277,7 @@ struct ProgressInner {
     read: AtomicU64,
     total: AtomicU64,
     lines: AtomicU64,
+    pipeline: Mutex<Option<weft_pipeline::Progress>>,
 }
 
 impl Progress {
@@ -260,6 +298,29 @@ impl Progress {
     #[must_use]
     pub fn lines(&self) -> u64 {
         self.inner.lines.load(Ordering::Relaxed)
+    }
+
+    /// The live counters of the current (or last) analysis pipeline, one per stage, in order:
+    /// `source` (chunks read), `analyze` (chunks parsed and aggregated; `queue_depth` is the
+    /// chunks waiting for a worker), `sink` (partial results merged). Counted in chunks.
+    /// Empty before an analysis starts.
+    #[must_use]
+    pub fn stages(&self) -> Vec<weft_pipeline::StageReport> {
+        self.inner
+            .pipeline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(weft_pipeline::Progress::stages)
+            .unwrap_or_default()
+    }
+
+    fn set_pipeline(&self, p: weft_pipeline::Progress) {
+        *self
+            .inner
+            .pipeline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(p);
     }
 
     fn add_lines(&self, n: u64) {
