@@ -79,10 +79,12 @@
 //!
 //! # Speed
 //!
-//! Items move between stages in chunks (a `Vec` per hand-off), counters are updated once per
-//! chunk, and panics are caught with one `catch_unwind` per chunk: per-item costs are those of
-//! the user's closures. See `BENCHMARKS.md` in the repository for figures against hand-wired
-//! tokio tasks and a single-task `StreamExt` chain.
+//! Items move between stages in chunks (a `Vec` per hand-off, by default 64 KiB worth of items,
+//! see [`Pipeline::chunk_size`]), counters are updated once per chunk, panics are caught with
+//! one `catch_unwind` per chunk, and `map`, `filter` and `inspect` run a chunk as one tight loop
+//! (filtering in place): per-item costs are those of the user's closures. See `BENCHMARKS.md`
+//! in the repository for figures against hand-wired tokio tasks and a single-task `StreamExt`
+//! chain.
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
