@@ -385,12 +385,9 @@ where
         Ok(job)
     }
 
-    /// Pushes a job whose capacity permit (if bounded) the caller holds (it moves with the job).
-    pub(crate) fn enqueue(
-        self: &Arc<Self>,
-        level: u8,
-        job: Req,
-    ) -> Result<JobHandle<Resp, E>, SubmitError<Req>> {
+    /// The job's key, or the job back (its permit released, the refusal counted) when its key
+    /// is blacklisted.
+    fn admit(&self, level: u8, job: Req) -> Staged<Req> {
         let key = self.key_of(&job);
         if let (Some(bl), Some(k)) = (&self.blacklist, &key)
             && bl.is_blacklisted(k)
@@ -402,6 +399,16 @@ where
                 key: key.unwrap_or_default(),
             });
         }
+        Ok((job, key))
+    }
+
+    /// Pushes a job whose capacity permit (if bounded) the caller holds (it moves with the job).
+    pub(crate) fn enqueue(
+        self: &Arc<Self>,
+        level: u8,
+        job: Req,
+    ) -> Result<JobHandle<Resp, E>, SubmitError<Req>> {
+        let (job, key) = self.admit(level, job)?;
         let now = Instant::now();
         let mut st = lock(&self.state);
         if st.closed {
@@ -456,22 +463,7 @@ where
         mut sink: impl FnMut(Result<Option<JobHandle<Resp, E>>, SubmitError<Req>>),
     ) {
         // Blacklisted jobs are refused before the lock, as in `enqueue`.
-        let staged: Vec<Staged<Req>> = jobs
-            .map(|job| {
-                let key = self.key_of(&job);
-                if let (Some(bl), Some(k)) = (&self.blacklist, &key)
-                    && bl.is_blacklisted(k)
-                {
-                    self.release(level, 1);
-                    self.refuse(Outcome::Blacklisted);
-                    return Err(SubmitError::Blacklisted {
-                        job,
-                        key: key.unwrap_or_default(),
-                    });
-                }
-                Ok((job, key))
-            })
-            .collect();
+        let staged: Vec<Staged<Req>> = jobs.map(|job| self.admit(level, job)).collect();
         let now = Instant::now();
         let pool = self.handle_ref();
         let mut st = lock(&self.state);

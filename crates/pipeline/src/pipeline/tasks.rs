@@ -849,31 +849,29 @@ pub(crate) async fn async_stage<T, U, E, G, Fut>(
         if inflight.len() == 0 && ready.is_empty() && !can_recv {
             break;
         }
-        // Results that are ready now go into the current output chunk; when nothing is ready,
-        // hand the chunk on before waiting.
-        let ready_now = match ready.pop_front() {
-            Some(r) => Some(r),
-            None if inflight.len() > 0 => inflight.next().now_or_never().flatten(),
-            None => None,
+        // Results that are ready now go into the current output chunk; when it is full, or
+        // nothing is ready, hand the chunk on before waiting.
+        let ready_now = if out.len() >= cfg.chunk {
+            None
+        } else if let Some(r) = ready.pop_front() {
+            Some(r)
+        } else if inflight.len() > 0 {
+            inflight.next().now_or_never().flatten()
+        } else {
+            None
         };
         let result = match ready_now {
             Some(r) => Some(r),
-            None => {
-                if !out.is_empty() {
-                    let chunk = std::mem::take(&mut out);
-                    let sent = hand_off_driving(
-                        &tx,
-                        chunk,
-                        &mut meter,
-                        &shared,
-                        &mut inflight,
-                        &mut ready,
-                    );
-                    if !sent.await {
-                        return;
-                    }
-                    continue;
+            None if !out.is_empty() => {
+                let chunk = std::mem::take(&mut out);
+                let sent =
+                    hand_off_driving(&tx, chunk, &mut meter, &shared, &mut inflight, &mut ready);
+                if !sent.await {
+                    return;
                 }
+                continue;
+            }
+            None => {
                 tokio::select! {
                     biased;
                     () = shared.abort.cancelled() => return,
@@ -894,20 +892,6 @@ pub(crate) async fn async_stage<T, U, E, G, Fut>(
                     meter.retried(u64::from(retries));
                 }
                 out.push(u);
-                if out.len() >= cfg.chunk {
-                    let chunk = std::mem::take(&mut out);
-                    let sent = hand_off_driving(
-                        &tx,
-                        chunk,
-                        &mut meter,
-                        &shared,
-                        &mut inflight,
-                        &mut ready,
-                    );
-                    if !sent.await {
-                        return;
-                    }
-                }
             }
             Some(ItemDone::Failed(item, error, retries)) => {
                 if retries > 0 {
