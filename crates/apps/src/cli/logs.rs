@@ -61,8 +61,13 @@ pub(crate) struct Args {
     /// Only these statuses: codes, ranges and classes, comma-separated (e.g. 404,500-599,3xx).
     #[arg(long, value_name = "RANGES")]
     status: Option<String>,
-    /// Only requests at or after TIME (YYYY-MM-DD[ HH:MM[:SS]] or RFC 3339; UTC if no zone).
-    #[arg(long, value_name = "TIME")]
+    // The help text is an attribute, not a doc comment: rustdoc would read `[ HH:MM[:SS]]` as a
+    // broken intra-doc link, and escaping it would show backslashes in `--help`.
+    #[arg(
+        long,
+        value_name = "TIME",
+        help = "Only requests at or after TIME (YYYY-MM-DD[ HH:MM[:SS]] or RFC 3339; UTC if no zone)"
+    )]
     since: Option<String>,
     /// Only requests before TIME.
     #[arg(long, value_name = "TIME")]
