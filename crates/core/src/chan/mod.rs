@@ -129,6 +129,7 @@
 //! # }
 //! ```
 
+mod cell;
 mod core;
 mod error;
 mod future;
