@@ -383,14 +383,17 @@ fn a_woken_receiver_that_is_dropped_passes_the_wake_up_on() {
 }
 
 #[test]
-fn a_parked_receiver_is_handed_the_value_before_anyone_else() {
+fn a_receiver_that_loses_the_race_waits_again() {
     let (tx, rx) = chan::bounded(4);
     let mut r1 = task::spawn(rx.recv());
     assert_pending!(r1.poll());
     tx.try_send(1).unwrap();
     assert!(r1.is_woken());
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "the value is r1's");
-    assert_ready_eq!(r1.poll(), Some(1));
+    assert_eq!(rx.try_recv(), Ok(1), "someone else took it first");
+    assert_pending!(r1.poll());
+    tx.try_send(2).unwrap();
+    assert!(r1.is_woken(), "re-queued, so woken for the next value");
+    assert_ready_eq!(r1.poll(), Some(2));
 }
 
 #[tokio::test(start_paused = true)]
@@ -739,18 +742,17 @@ fn bounded_try_send_hands_off_past_a_full_buffer_and_a_cancelled_receive_gives_i
     let mut r2 = task::spawn(rx.recv());
     assert_pending!(r1.poll());
     assert_pending!(r2.poll());
-    assert_eq!(tx.try_send(1), Ok(()), "handed to the waiting r1");
-    assert_eq!(tx.try_send(2), Ok(()), "handed to the waiting r2");
-    assert_eq!(tx.try_send(3), Ok(()), "into the buffer");
-    assert_eq!(tx.try_send(4), Err(TrySendError::Full(4)));
-    drop(r2);
+    assert_eq!(tx.try_send(1), Ok(()), "into the buffer, waking r1");
     assert_eq!(
-        rx.len(),
-        2,
-        "r2's value went back to the channel, past the capacity"
+        tx.try_send(2),
+        Ok(()),
+        "buffer full, handed to the waiting r2"
     );
+    assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)));
+    drop(r2);
+    assert_eq!(rx.len(), 2, "r2's value went back to the channel");
+    assert_eq!(tx.try_send(4), Err(TrySendError::Full(4)));
     assert_ready_eq!(r1.poll(), Some(1));
-    assert_eq!(rx.try_recv(), Ok(3));
     assert_eq!(rx.try_recv(), Ok(2));
     assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
 }

@@ -129,7 +129,6 @@
 //! # }
 //! ```
 
-mod cell;
 mod core;
 mod error;
 mod future;

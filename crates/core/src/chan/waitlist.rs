@@ -87,6 +87,10 @@ impl<E> WaitList<E> {
         Some(key)
     }
 
+    pub(super) fn is_linked(&self, key: usize) -> bool {
+        self.slots[key].linked
+    }
+
     /// Unlinks `key` if it is linked.
     pub(super) fn unlink(&mut self, key: usize) {
         let Slot {
@@ -116,6 +120,11 @@ impl<E> WaitList<E> {
             .entry
             .as_mut()
             .expect("a wait-list key is only used by its owner, before it releases it")
+    }
+
+    /// Every stored entry, linked or not (a linear scan of the slab: for rare paths only).
+    pub(super) fn entries_mut(&mut self) -> impl Iterator<Item = &mut E> {
+        self.slots.iter_mut().filter_map(|slot| slot.entry.as_mut())
     }
 
     /// Unlinks (if needed) and frees `key`, returning its entry and whether it was still linked.
