@@ -32,6 +32,8 @@ pub(crate) trait CancelQueued: Send + Sync {
     fn cancelled_while_queued(&self, id: u64, level: u8);
     /// Wakes the workers so the one running a job flagged for cancellation sees the flag.
     fn wake_workers(&self);
+    /// The handle of the queued job `id` was dropped: the job runs on without a result cell.
+    fn detach(&self, id: u64, level: u8);
 }
 
 /// A handle to one submitted job: await it for the job's result, or cancel it.
@@ -116,6 +118,20 @@ pub(crate) fn cancel_cell<Resp, E>(cell: &Cell<Resp, E>, pool: Option<&dyn Cance
         pool.wake_workers();
     }
     took_effect
+}
+
+impl<Resp, E> Drop for JobHandle<Resp, E> {
+    fn drop(&mut self) {
+        // A job still queued loses its cell: its worker then neither touches the cell nor
+        // stores an outcome nobody can read, and the cell is freed here, on the thread that
+        // made it (usually in the submitter's cache still). A job already claimed or running
+        // keeps it (its worker sees the handle is gone and stores nothing).
+        if self.cell.maybe_queued()
+            && let Some(pool) = &self.pool
+        {
+            pool.detach(self.cell.id, self.cell.level);
+        }
+    }
 }
 
 impl<Resp, E> Future for JobHandle<Resp, E> {

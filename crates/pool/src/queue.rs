@@ -9,7 +9,7 @@
 //! difference. Without aging, the highest non-empty level wins (strict order).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
 
@@ -107,6 +107,14 @@ impl<Resp, E> Cell<Resp, E> {
             .is_ok()
     }
 
+    /// Worker: ends a job that a cancel by id reached after it was claimed, like
+    /// [`cancel`](Self::cancel) of a queued job. False if it had already started or ended.
+    pub(crate) fn cancel_claimed(&self) -> bool {
+        self.state
+            .compare_exchange(QUEUED, DONE, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
     /// Worker: whether a cancel was requested while running (checked at every poll).
     pub(crate) fn cancel_requested(&self) -> bool {
         // Relaxed: the flag carries no data; the worker acts on it alone.
@@ -146,15 +154,10 @@ impl<Resp, E> Cell<Resp, E> {
         self.state.load(Ordering::Acquire) == DONE
     }
 
-    /// Makes a finished cell, whose handle is gone, ready for another job.
-    pub(crate) fn reset(&mut self) {
-        *self.state.get_mut() = QUEUED;
-        let slot = self
-            .slot
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        slot.result = None;
-        slot.waker = None;
+    /// Whether the job may still be in the queue (not started, not cancelled). Relaxed: a
+    /// hint only; whoever acts on it checks again under the queue lock.
+    pub(crate) fn maybe_queued(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == QUEUED
     }
 
     /// Ends the job without storing its outcome: for a job nobody can ask the outcome of (its
@@ -189,10 +192,24 @@ impl<Resp, E> Cell<Resp, E> {
     }
 }
 
+/// [`Queue::nonempty`], on cache lines of its own.
+#[repr(align(128))]
+pub(crate) struct NonEmpty(AtomicBool);
+
+impl NonEmpty {
+    pub(crate) fn get(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// The priority levels.
 pub(crate) struct Queue<Req, Resp, E> {
     levels: Vec<VecDeque<Entry<Req, Resp, E>>>,
     len: usize,
+    /// Whether the queue holds jobs, readable without the lock: a worker waiting for work
+    /// spins on it briefly before it parks (see `worker::fetch`). Written only when the queue
+    /// turns empty or non-empty.
+    pub(crate) nonempty: Arc<NonEmpty>,
     pub(crate) origin: Instant,
     aging_ns: Option<i64>,
 }
@@ -202,8 +219,15 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
         Queue {
             levels: (0..levels).map(|_| VecDeque::new()).collect(),
             len: 0,
+            nonempty: Arc::new(NonEmpty(AtomicBool::new(false))),
             origin: Instant::now(),
             aging_ns: aging.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX).max(1)),
+        }
+    }
+
+    fn note_len(&self) {
+        if self.len == 0 {
+            self.nonempty.0.store(false, Ordering::Relaxed);
         }
     }
 
@@ -228,6 +252,9 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
         key: Option<String>,
     ) {
         let stamp = Self::stamp_of(self.origin, enqueued);
+        if self.len == 0 {
+            self.nonempty.0.store(true, Ordering::Release);
+        }
         self.levels[level as usize].push_back(Entry {
             req,
             cell,
@@ -267,6 +294,7 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
     pub(crate) fn pop(&mut self) -> Option<Entry<Req, Resp, E>> {
         let level = self.pick()?;
         self.len -= 1;
+        self.note_len();
         self.levels[level].pop_front()
     }
 
@@ -280,16 +308,31 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
             let q = &mut self.levels[l];
             // Ids grow with submission, so a level is sorted by id: binary search.
             if let Ok(i) = q.binary_search_by_key(&id, |e| e.id) {
+                let e = q.remove(i);
                 self.len -= 1;
-                return q.remove(i);
+                self.note_len();
+                return e;
             }
         }
         None
     }
 
+    /// Takes the result cell out of the queued job `id` at `level`, whose handle was dropped:
+    /// the job stays queued, but runs detached (no outcome stored, nothing shared with the
+    /// handle's side). The job just submitted is usually the last of its level: checked first.
+    pub(crate) fn detach(&mut self, id: u64, level: u8) -> Option<Arc<Cell<Resp, E>>> {
+        let q = self.levels.get_mut(level as usize)?;
+        let i = match q.back() {
+            Some(e) if e.id == id => q.len() - 1,
+            _ => q.binary_search_by_key(&id, |e| e.id).ok()?,
+        };
+        q.get_mut(i).and_then(|e| e.cell.take())
+    }
+
     /// Empties the queue (cancelling shutdown).
     pub(crate) fn drain_all(&mut self) -> Vec<Entry<Req, Resp, E>> {
         self.len = 0;
+        self.note_len();
         self.levels.iter_mut().flat_map(|q| q.drain(..)).collect()
     }
 }

@@ -13,10 +13,10 @@
 //!    under the lock (excess after `resize`, idle expiry, or closed and empty), and it moves its
 //!    counters into `registry.retired` under the registry lock before its slot goes.
 //! 4. Outcomes: a job's outcome is counted once, by whoever resolves its cell (see `Cell`).
-//! 5. Spare cells: a worker recycles a result cell only through `Arc::get_mut`, that is when no
-//!    handle, queue entry or claimed list refers to it any more (its job has ended and its
-//!    handle is gone), resets it, and hands it over under the `state` lock; a submit takes it
-//!    from there under the same lock. So a job's cell is never shared with another job's.
+//! 5. Detached jobs: a queued job whose handle is dropped loses its result cell (taken out of
+//!    its queue entry under the `state` lock), so its worker never touches the cell; a claimed
+//!    or running job keeps it. Cancel by id reaches a claimed or running job through its
+//!    worker's `claimed` ids and `cancel_flag`, whether it has a cell or not.
 //!
 //! Lock order: the only nesting is `registry` then a worker's `claimed` list (cancel by id).
 //! `state` is never held while another lock is taken (cells, blacklist, registry, semaphores),
@@ -70,33 +70,10 @@ pub(crate) struct State<Req, Resp, E> {
     /// when the queue holds more than a batch per woken worker (a woken worker that leaves jobs
     /// behind wakes the next): one wake-up per batch, not per job.
     pub(crate) woken: Vec<usize>,
+    /// Workers spinning on an empty queue before they park (at most one): while one does,
+    /// a submit wakes nobody (it will see the job).
+    pub(crate) searching: usize,
     next_worker: usize,
-    /// Result cells of finished jobs whose handles were dropped, reset by the workers for the
-    /// next submits: a job then costs no allocation (and no cross-thread free).
-    spare: Vec<Arc<Cell<Resp, E>>>,
-}
-
-/// At most this many spare cells are kept.
-const SPARE_MAX: usize = 1024;
-
-impl<Req, Resp, E> State<Req, Resp, E> {
-    /// A result cell for a new job: a spare one if there is one.
-    fn new_cell(&mut self, id: u64, level: u8) -> Arc<Cell<Resp, E>> {
-        while let Some(mut c) = self.spare.pop() {
-            if let Some(m) = Arc::get_mut(&mut c) {
-                m.id = id;
-                m.level = level;
-                return c;
-            }
-        }
-        Arc::new(Cell::new(id, level))
-    }
-
-    /// Takes spare cells from a worker (as many as fit; the rest stay in `cells`).
-    pub(crate) fn give_spares(&mut self, cells: &mut Vec<Arc<Cell<Resp, E>>>) {
-        let n = SPARE_MAX.saturating_sub(self.spare.len()).min(cells.len());
-        self.spare.extend(cells.drain(..n));
-    }
 }
 
 impl<Req, Resp, E> State<Req, Resp, E> {
@@ -117,24 +94,82 @@ impl<Req, Resp, E> State<Req, Resp, E> {
 }
 
 /// What a worker publishes: its counters, whether it is busy, and the jobs it has claimed.
-pub(crate) struct WorkerSlot<Resp, E> {
+pub(crate) struct WorkerSlot {
     pub(crate) id: usize,
     pub(crate) counters: Counters,
     pub(crate) busy: AtomicBool,
     pub(crate) claimed_len: AtomicUsize,
-    /// The cells of the current batch (including the running one), for cancel by id.
-    pub(crate) claimed: Mutex<Vec<Arc<Cell<Resp, E>>>>,
+    /// The ids of the current batch, for cancel by id (a job may have no cell to flag).
+    pub(crate) claimed: Mutex<Claimed>,
+    /// Index in `claimed.ids` of the job running or about to run: those before it ended.
+    pub(crate) next: AtomicUsize,
+    /// Set when `claimed.cancel` is not empty: the worker checks it before and while running
+    /// each job (one load of its own line), and looks at the list only when it is set.
+    pub(crate) cancel_flag: AtomicBool,
     pub(crate) runner: Arc<RunnerWaker>,
 }
 
-pub(crate) struct Registry<Resp, E> {
-    pub(crate) slots: Vec<Arc<WorkerSlot<Resp, E>>>,
+/// A worker's claimed batch, as seen by cancel by id.
+#[derive(Default)]
+pub(crate) struct Claimed {
+    pub(crate) ids: Vec<u64>,
+    /// Ids of this batch cancelled by id, not acted on yet.
+    pub(crate) cancel: Vec<u64>,
+}
+
+impl WorkerSlot {
+    /// Worker: whether job `id` of its batch was cancelled by id (and forgets it).
+    pub(crate) fn take_cancel(&self, id: u64) -> bool {
+        if !self.cancel_flag.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut c = lock(&self.claimed);
+        match c.cancel.iter().position(|x| *x == id) {
+            Some(i) => {
+                c.cancel.swap_remove(i);
+                if c.cancel.is_empty() {
+                    self.cancel_flag.store(false, Ordering::Relaxed);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Worker: a new batch (or none) replaces the claimed one.
+    pub(crate) fn set_claimed(&self, ids: impl Iterator<Item = u64>) {
+        let mut c = lock(&self.claimed);
+        c.ids.clear();
+        c.ids.extend(ids);
+        c.cancel.clear();
+        self.cancel_flag.store(false, Ordering::Relaxed);
+        self.next.store(0, Ordering::Relaxed);
+        self.claimed_len.store(c.ids.len(), Ordering::Relaxed);
+    }
+
+    /// Cancel by id: flags `id` if it is in this batch and has not ended.
+    fn cancel_claimed(&self, id: u64) -> bool {
+        let mut c = lock(&self.claimed);
+        let Some(pos) = c.ids.iter().position(|x| *x == id) else {
+            return false;
+        };
+        if pos < self.next.load(Ordering::Acquire) || c.cancel.contains(&id) {
+            return false;
+        }
+        c.cancel.push(id);
+        self.cancel_flag.store(true, Ordering::Release);
+        true
+    }
+}
+
+pub(crate) struct Registry {
+    pub(crate) slots: Vec<Arc<WorkerSlot>>,
     retired: Counters,
 }
 
 /// Spawns one worker task for a slot (type-erases the handler).
 pub(crate) type Spawner<Req, Resp, E> =
-    Box<dyn Fn(&Arc<Shared<Req, Resp, E>>, Arc<WorkerSlot<Resp, E>>) + Send + Sync>;
+    Box<dyn Fn(&Arc<Shared<Req, Resp, E>>, Arc<WorkerSlot>) + Send + Sync>;
 
 pub(crate) struct BlacklistState {
     cfg: Blacklist,
@@ -206,7 +241,18 @@ impl<T> std::ops::Deref for Padded<T> {
 /// pool's `Arc` itself, that reference count shared a cache line with the fields the workers
 /// read, and each submit made those lines bounce between cores.
 #[repr(align(128))]
-struct PoolRef<Req, Resp, E>(Weak<Shared<Req, Resp, E>>);
+struct PoolRef<Req, Resp, E>(Weak<Shared<Req, Resp, E>>, u64);
+
+/// Pool identities for [`DETACHED`] (0: none).
+static NEXT_UID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The last queued job whose handle this thread dropped: (pool uid, job id, level). The
+    /// next submit of this thread to that pool takes the job's result cell out of its queue
+    /// entry, under the lock it takes anyway (see invariant 5). Only an optimization: a job
+    /// left with its cell runs the same, its worker just finds the handle gone.
+    static DETACHED: std::cell::Cell<(u64, u64, u8)> = const { std::cell::Cell::new((0, 0, 0)) };
+}
 
 impl<Req, Resp, E> CancelQueued for PoolRef<Req, Resp, E>
 where
@@ -225,12 +271,18 @@ where
             s.wake_runners();
         }
     }
+
+    fn detach(&self, id: u64, level: u8) {
+        DETACHED.set((self.1, id, level));
+    }
 }
 
 pub(crate) struct Shared<Req, Resp, E> {
     pub(crate) state: Padded<Mutex<State<Req, Resp, E>>>,
     /// Given to job handles (see [`PoolRef`]); set once the pool is in its `Arc`.
     handle_ref: OnceLock<Arc<dyn CancelQueued>>,
+    /// This pool's identity for [`DETACHED`].
+    uid: u64,
     /// One semaphore per level (the same `Arc` for all when capacity is shared); `None` when
     /// unbounded.
     pub(crate) capacity: Option<Vec<Arc<Semaphore>>>,
@@ -239,7 +291,7 @@ pub(crate) struct Shared<Req, Resp, E> {
     pub(crate) counters: Counters,
     /// Submissions refused at the door (rejected or blacklisted), counted as submitted.
     refused: AtomicU64,
-    pub(crate) registry: Mutex<Registry<Resp, E>>,
+    pub(crate) registry: Mutex<Registry>,
     pub(crate) blacklist: Option<BlacklistState>,
     /// Set by a cancelling shutdown: workers drop what they run and start nothing new.
     pub(crate) cancel_all: AtomicBool,
@@ -318,10 +370,11 @@ where
                 max,
                 idle: Vec::new(),
                 woken: Vec::new(),
+                searching: 0,
                 next_worker: 0,
-                spare: Vec::new(),
             })),
             handle_ref: OnceLock::new(),
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             capacity,
             config,
             counters: Counters::new(levels),
@@ -343,7 +396,7 @@ where
 
     /// Must be called once the pool is in its `Arc`, before any submit.
     pub(crate) fn init_handle_ref(self: &Arc<Self>) {
-        let r: Arc<dyn CancelQueued> = Arc::new(PoolRef(Arc::downgrade(self)));
+        let r: Arc<dyn CancelQueued> = Arc::new(PoolRef(Arc::downgrade(self), self.uid));
         let _ = self.handle_ref.set(r);
     }
 
@@ -417,13 +470,14 @@ where
             self.refuse(Outcome::Rejected);
             return Err(SubmitError::Closed(job));
         }
+        let detached = self.take_detached(&mut st);
         let id = st.next_id;
         st.next_id += 1;
         st.accepted += 1;
-        let cell = st.new_cell(id, level);
+        let cell = Arc::new(Cell::new(id, level));
         st.queue
             .push(job, (id, level), Some(Arc::clone(&cell)), now, key);
-        let wake = if st.woken.len() * self.config.batch < st.queue.len() {
+        let wake = if st.searching == 0 && st.woken.len() * self.config.batch < st.queue.len() {
             st.idle.pop()
         } else {
             None
@@ -439,6 +493,7 @@ where
             st.workers += 1;
         }
         drop(st);
+        drop(detached);
         if let Some((_, w)) = wake {
             w.wake();
         }
@@ -481,7 +536,7 @@ where
                     st.next_id += 1;
                     st.accepted += 1;
                     if handles {
-                        let cell = st.new_cell(id, level);
+                        let cell = Arc::new(Cell::new(id, level));
                         st.queue
                             .push(job, (id, level), Some(Arc::clone(&cell)), now, key);
                         Ok(Some(JobHandle {
@@ -497,7 +552,8 @@ where
         }
         // One worker per batch's worth of queued jobs, as in `enqueue`.
         let mut wake = Vec::new();
-        while !closed && st.woken.len() * self.config.batch < st.queue.len() {
+        while !closed && st.searching == 0 && st.woken.len() * self.config.batch < st.queue.len()
+        {
             match st.idle.pop() {
                 Some((w, waker)) => {
                     st.woken.push(w);
@@ -541,7 +597,9 @@ where
             counters: Counters::new(self.config.levels as usize),
             busy: AtomicBool::new(false),
             claimed_len: AtomicUsize::new(0),
-            claimed: Mutex::new(Vec::new()),
+            claimed: Mutex::new(Claimed::default()),
+            next: AtomicUsize::new(0),
+            cancel_flag: AtomicBool::new(false),
             runner: Arc::new(RunnerWaker::default()),
         });
         lock(&self.registry).slots.push(Arc::clone(&slot));
@@ -551,7 +609,7 @@ where
     }
 
     /// A worker leaves (invariant 3): its counters join the retired sums.
-    pub(crate) fn retire(&self, slot: &Arc<WorkerSlot<Resp, E>>) {
+    pub(crate) fn retire(&self, slot: &Arc<WorkerSlot>) {
         let mut reg = lock(&self.registry);
         reg.retired.absorb(&slot.counters);
         reg.slots.retain(|s| !Arc::ptr_eq(s, slot));
@@ -631,14 +689,37 @@ where
             }
             return took;
         }
-        let cell = lock(&self.registry)
+        // Claimed or running: the worker that holds it acts on the flag (the job may have no
+        // cell to flag, its handle being gone).
+        let slot = lock(&self.registry)
             .slots
             .iter()
-            .find_map(|s| lock(&s.claimed).iter().find(|c| c.id == id).map(Arc::clone));
-        match cell {
-            Some(cell) => crate::future::cancel_cell(&cell, Some(self as &dyn CancelQueued)),
+            .find(|s| s.cancel_claimed(id))
+            .map(Arc::clone);
+        match slot {
+            Some(s) => {
+                s.runner.wake();
+                true
+            }
             None => false,
         }
+    }
+
+    /// A queued job's handle was dropped: its cell leaves the queue at this thread's next
+    /// submit (see [`DETACHED`]).
+    pub(crate) fn detach(&self, id: u64, level: u8) {
+        DETACHED.set((self.uid, id, level));
+    }
+
+    /// Under the `state` lock: the cell of the job whose handle this thread dropped last, taken
+    /// out of its queue entry (to be dropped after the lock: it may hold a waker).
+    fn take_detached(&self, st: &mut State<Req, Resp, E>) -> Option<Arc<Cell<Resp, E>>> {
+        let (uid, id, level) = DETACHED.get();
+        if uid != self.uid {
+            return None;
+        }
+        DETACHED.set((0, 0, 0));
+        st.queue.detach(id, level)
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -703,6 +784,10 @@ where
 
     fn wake_workers(&self) {
         self.wake_runners();
+    }
+
+    fn detach(&self, id: u64, level: u8) {
+        Shared::detach(self, id, level);
     }
 }
 
