@@ -16,6 +16,7 @@ use std::task::Waker;
 use tokio::time::Instant;
 
 use crate::error::JobError;
+use crate::future::CancelQueued;
 use crate::lock;
 
 /// A queued job.
@@ -49,11 +50,20 @@ pub(crate) const DONE: u8 = 3;
 /// 3. A canceller that moves `RUNNING -> CANCEL_REQUESTED` then wakes the workers (they check
 ///    the flag at every poll of the job).
 pub(crate) struct Cell<Resp, E> {
-    pub(crate) id: u64,
-    pub(crate) level: u8,
     state: AtomicU8,
+    /// Set by the handle's first poll: a cell never polled holds no waker, so it can be
+    /// reused as it is (see `Shared::enqueue`).
+    polled: AtomicBool,
     slot: Mutex<Slot<Resp, E>>,
+    /// The pool, for the handle's cancel (`None` for a cell resolved at submission).
+    pub(crate) pool: Option<Arc<dyn CancelQueued>>,
+    /// What the handle's drop does with a cell whose job is still queued (see
+    /// `shared::stash`), and the pool's identity for it.
+    pub(crate) stash: Option<(StashFn<Resp, E>, u64)>,
 }
+
+/// Takes a dropped handle's cell: `(cell, job id, level)`.
+pub(crate) type StashFn<Resp, E> = fn(Arc<Cell<Resp, E>>, u64, u8);
 
 struct Slot<Resp, E> {
     result: Option<Result<Resp, JobError<E>>>,
@@ -80,11 +90,15 @@ impl RunnerWaker {
 }
 
 impl<Resp, E> Cell<Resp, E> {
-    pub(crate) fn new(id: u64, level: u8) -> Self {
+    pub(crate) fn new(
+        pool: Option<Arc<dyn CancelQueued>>,
+        stash: Option<(StashFn<Resp, E>, u64)>,
+    ) -> Self {
         Cell {
-            id,
-            level,
             state: AtomicU8::new(QUEUED),
+            polled: AtomicBool::new(false),
+            pool,
+            stash,
             slot: Mutex::new(Slot {
                 result: None,
                 waker: None,
@@ -93,8 +107,8 @@ impl<Resp, E> Cell<Resp, E> {
     }
 
     /// A cell that already holds its outcome.
-    pub(crate) fn resolved(id: u64, level: u8, result: Result<Resp, JobError<E>>) -> Self {
-        let cell = Cell::new(id, level);
+    pub(crate) fn resolved(result: Result<Resp, JobError<E>>) -> Self {
+        let cell = Cell::new(None, None);
         cell.state.store(DONE, Ordering::Relaxed);
         lock(&cell.slot).result = Some(result);
         cell
@@ -154,6 +168,12 @@ impl<Resp, E> Cell<Resp, E> {
         self.state.load(Ordering::Acquire) == DONE
     }
 
+    /// Whether a cell taken back from a dropped handle and its queue entry can serve another
+    /// job as it is: queued (so no outcome stored) and never polled (so no waker).
+    pub(crate) fn reusable(&self) -> bool {
+        !self.polled.load(Ordering::Relaxed) && self.state.load(Ordering::Relaxed) == QUEUED
+    }
+
     /// Whether the job may still be in the queue (not started, not cancelled). Relaxed: a
     /// hint only; whoever acts on it checks again under the queue lock.
     pub(crate) fn maybe_queued(&self) -> bool {
@@ -181,6 +201,9 @@ impl<Resp, E> Cell<Resp, E> {
 
     /// Handle: takes the outcome, or registers to be woken.
     pub(crate) fn poll_result(&self, waker: &Waker) -> Option<Result<Resp, JobError<E>>> {
+        if !self.polled.load(Ordering::Relaxed) {
+            self.polled.store(true, Ordering::Relaxed);
+        }
         let mut slot = lock(&self.slot);
         if let Some(r) = slot.result.take() {
             return Some(r);
@@ -346,7 +369,7 @@ mod tests {
         q.push(
             id as u32,
             (id, level),
-            Some(Arc::new(Cell::new(id, level))),
+            Some(Arc::new(Cell::new(None, None))),
             at,
             None,
         );

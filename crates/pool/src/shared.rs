@@ -22,6 +22,8 @@
 //! `state` is never held while another lock is taken (cells, blacklist, registry, semaphores),
 //! and wakers are woken after the lock that found them is released.
 
+use std::any::Any;
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -241,17 +243,45 @@ impl<T> std::ops::Deref for Padded<T> {
 /// pool's `Arc` itself, that reference count shared a cache line with the fields the workers
 /// read, and each submit made those lines bounce between cores.
 #[repr(align(128))]
-struct PoolRef<Req, Resp, E>(Weak<Shared<Req, Resp, E>>, u64);
+struct PoolRef<Req, Resp, E>(Weak<Shared<Req, Resp, E>>);
 
-/// Pool identities for [`DETACHED`] (0: none).
+/// Pool identities for [`DETACHED`].
 static NEXT_UID: AtomicU64 = AtomicU64::new(1);
 
+/// A dropped handle's cell whose job was still queued.
+struct Stashed {
+    uid: u64,
+    id: u64,
+    level: u8,
+    cell: Arc<dyn Any + Send + Sync>,
+}
+
 thread_local! {
-    /// The last queued job whose handle this thread dropped: (pool uid, job id, level). The
-    /// next submit of this thread to that pool takes the job's result cell out of its queue
-    /// entry, under the lock it takes anyway (see invariant 5). Only an optimization: a job
-    /// left with its cell runs the same, its worker just finds the handle gone.
-    static DETACHED: std::cell::Cell<(u64, u64, u8)> = const { std::cell::Cell::new((0, 0, 0)) };
+    /// The last cell this thread's dropped handles gave back (see [`stash`]).
+    static DETACHED: RefCell<Option<Stashed>> = const { RefCell::new(None) };
+}
+
+/// A handle dropped while its job is queued gives its cell here. The next submit of this
+/// thread to the same pool, under the queue lock it takes anyway, takes the cell's other
+/// reference out of the job's queue entry (the job then runs detached: its worker never
+/// touches the cell) and, holding both references, reuses the cell for the new job: a
+/// submit whose handle is dropped costs no allocation and no atomic reference count. If no
+/// such submit comes, the job runs with its cell as any job whose handle is gone.
+pub(crate) fn stash<Resp, E>(cell: Arc<Cell<Resp, E>>, id: u64, level: u8)
+where
+    Resp: Send + 'static,
+    E: Send + 'static,
+{
+    let Some((_, uid)) = cell.stash else { return };
+    let new = Stashed {
+        uid,
+        id,
+        level,
+        cell,
+    };
+    // During thread teardown the slot may be gone: the cell is then simply dropped.
+    let old = DETACHED.try_with(|d| d.borrow_mut().replace(new));
+    drop(old);
 }
 
 impl<Req, Resp, E> CancelQueued for PoolRef<Req, Resp, E>
@@ -272,9 +302,6 @@ where
         }
     }
 
-    fn detach(&self, id: u64, level: u8) {
-        DETACHED.set((self.1, id, level));
-    }
 }
 
 pub(crate) struct Shared<Req, Resp, E> {
@@ -396,7 +423,7 @@ where
 
     /// Must be called once the pool is in its `Arc`, before any submit.
     pub(crate) fn init_handle_ref(self: &Arc<Self>) {
-        let r: Arc<dyn CancelQueued> = Arc::new(PoolRef(Arc::downgrade(self), self.uid));
+        let r: Arc<dyn CancelQueued> = Arc::new(PoolRef(Arc::downgrade(self)));
         let _ = self.handle_ref.set(r);
     }
 
@@ -462,6 +489,9 @@ where
         job: Req,
     ) -> Result<JobHandle<Resp, E>, SubmitError<Req>> {
         let (job, key) = self.admit(level, job)?;
+        let stashed = self.take_stashed();
+        // Allocated outside the lock when no stashed cell may serve instead.
+        let mut fresh = stashed.is_none().then(|| self.new_cell());
         let now = Instant::now();
         let mut st = lock(&self.state);
         if st.closed {
@@ -470,13 +500,26 @@ where
             self.refuse(Outcome::Rejected);
             return Err(SubmitError::Closed(job));
         }
-        let detached = self.take_detached(&mut st);
+        let mut garbage = None;
+        let pair = match stashed.map(|s| Self::reuse(&mut st, s)) {
+            Some(Ok(pair)) => Some(pair),
+            Some(Err(g)) => {
+                garbage = Some(g);
+                None
+            }
+            None => None,
+        };
         let id = st.next_id;
         st.next_id += 1;
         st.accepted += 1;
-        let cell = Arc::new(Cell::new(id, level));
-        st.queue
-            .push(job, (id, level), Some(Arc::clone(&cell)), now, key);
+        let (cell, queued) = match pair {
+            Some(pair) => pair,
+            None => {
+                let c = fresh.take().unwrap_or_else(|| self.new_cell());
+                (Arc::clone(&c), c)
+            }
+        };
+        st.queue.push(job, (id, level), Some(queued), now, key);
         let wake = if st.searching == 0 && st.woken.len() * self.config.batch < st.queue.len() {
             st.idle.pop()
         } else {
@@ -493,17 +536,15 @@ where
             st.workers += 1;
         }
         drop(st);
-        drop(detached);
+        drop(garbage); // outside the lock: a cell may hold a waker
+        drop(fresh);
         if let Some((_, w)) = wake {
             w.wake();
         }
         if grow {
             self.spawn_worker();
         }
-        Ok(JobHandle {
-            cell,
-            pool: Some(self.handle_ref()),
-        })
+        Ok(JobHandle::new(cell, id, level))
     }
 
     /// [`enqueue`](Self::enqueue) for many jobs at one level, whose permits (if bounded) the
@@ -520,7 +561,6 @@ where
         // Blacklisted jobs are refused before the lock, as in `enqueue`.
         let staged: Vec<Staged<Req>> = jobs.map(|job| self.admit(level, job)).collect();
         let now = Instant::now();
-        let pool = self.handle_ref();
         let mut st = lock(&self.state);
         let closed = st.closed;
         let mut rejected = 0;
@@ -536,13 +576,10 @@ where
                     st.next_id += 1;
                     st.accepted += 1;
                     if handles {
-                        let cell = Arc::new(Cell::new(id, level));
+                        let cell = self.new_cell();
                         st.queue
                             .push(job, (id, level), Some(Arc::clone(&cell)), now, key);
-                        Ok(Some(JobHandle {
-                            cell,
-                            pool: Some(Arc::clone(&pool)),
-                        }))
+                        Ok(Some(JobHandle::new(cell, id, level)))
                     } else {
                         st.queue.push(job, (id, level), None, now, key);
                         Ok(None)
@@ -705,21 +742,56 @@ where
         }
     }
 
-    /// A queued job's handle was dropped: its cell leaves the queue at this thread's next
-    /// submit (see [`DETACHED`]).
-    pub(crate) fn detach(&self, id: u64, level: u8) {
-        DETACHED.set((self.uid, id, level));
+    /// This thread's stashed cell if it is this pool's (see [`stash`]).
+    fn take_stashed(&self) -> Option<Stashed> {
+        DETACHED
+            .try_with(|d| {
+                let mut d = d.borrow_mut();
+                if d.as_ref().is_some_and(|s| s.uid == self.uid) {
+                    d.take()
+                } else {
+                    None
+                }
+            })
+            .ok()
+            .flatten()
     }
 
-    /// Under the `state` lock: the cell of the job whose handle this thread dropped last, taken
-    /// out of its queue entry (to be dropped after the lock: it may hold a waker).
-    fn take_detached(&self, st: &mut State<Req, Resp, E>) -> Option<Arc<Cell<Resp, E>>> {
-        let (uid, id, level) = DETACHED.get();
-        if uid != self.uid {
-            return None;
+    /// Under the `state` lock: detaches the stashed cell's job and returns the cell's two
+    /// references if they can serve a new job; else what to drop after the lock.
+    #[allow(clippy::type_complexity)]
+    fn reuse(
+        st: &mut State<Req, Resp, E>,
+        s: Stashed,
+    ) -> Result<
+        (Arc<Cell<Resp, E>>, Arc<Cell<Resp, E>>),
+        (Option<Arc<Cell<Resp, E>>>, Arc<dyn Any + Send + Sync>),
+    > {
+        let entry = st.queue.detach(s.id, s.level);
+        let Some(entry) = entry else {
+            return Err((None, s.cell));
+        };
+        match s.cell.downcast::<Cell<Resp, E>>() {
+            // Both references in hand (a cell has no others: handle and queue entry only),
+            // queued and never polled: as good as new.
+            Ok(mine)
+                if Arc::ptr_eq(&mine, &entry)
+                    && Arc::strong_count(&mine) == 2
+                    && mine.reusable() =>
+            {
+                Ok((mine, entry))
+            }
+            Ok(mine) => Err((Some(entry), mine)),
+            Err(other) => Err((Some(entry), other)),
         }
-        DETACHED.set((0, 0, 0));
-        st.queue.detach(id, level)
+    }
+
+    /// A fresh cell for a job with a handle.
+    fn new_cell(self: &Arc<Self>) -> Arc<Cell<Resp, E>> {
+        Arc::new(Cell::new(
+            Some(self.handle_ref()),
+            Some((stash::<Resp, E> as crate::queue::StashFn<Resp, E>, self.uid)),
+        ))
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -786,9 +858,6 @@ where
         self.wake_runners();
     }
 
-    fn detach(&self, id: u64, level: u8) {
-        Shared::detach(self, id, level);
-    }
 }
 
 impl<Req, Resp, E> Drop for Shared<Req, Resp, E> {
