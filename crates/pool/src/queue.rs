@@ -215,12 +215,18 @@ impl<Resp, E> Cell<Resp, E> {
     }
 }
 
-/// [`Queue::nonempty`], on cache lines of its own.
+/// [`Queue::nonempty`], on cache lines of its own: how full the queue is, coarsely.
 #[repr(align(128))]
-pub(crate) struct NonEmpty(AtomicBool);
+pub(crate) struct NonEmpty(AtomicU8);
+
+/// [`NonEmpty`] values.
+pub(crate) const EMPTY: u8 = 0;
+pub(crate) const SOME: u8 = 1;
+/// At least a worker's batch.
+pub(crate) const A_BATCH: u8 = 2;
 
 impl NonEmpty {
-    pub(crate) fn get(&self) -> bool {
+    pub(crate) fn get(&self) -> u8 {
         self.0.load(Ordering::Acquire)
     }
 }
@@ -229,10 +235,13 @@ impl NonEmpty {
 pub(crate) struct Queue<Req, Resp, E> {
     levels: Vec<VecDeque<Entry<Req, Resp, E>>>,
     len: usize,
-    /// Whether the queue holds jobs, readable without the lock: a worker waiting for work
-    /// spins on it briefly before it parks (see `worker::fetch`). Written only when the queue
-    /// turns empty or non-empty.
+    /// Whether the queue holds no job, some, or a batch's worth, readable without the lock:
+    /// a worker waiting for work spins on it briefly before it parks (see `worker::fetch`).
+    /// Written only when that changes, so not once per job.
     pub(crate) nonempty: Arc<NonEmpty>,
+    /// The value last written to `nonempty`.
+    hint: u8,
+    batch: usize,
     pub(crate) origin: Instant,
     aging_ns: Option<i64>,
 }
@@ -242,15 +251,28 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
         Queue {
             levels: (0..levels).map(|_| VecDeque::new()).collect(),
             len: 0,
-            nonempty: Arc::new(NonEmpty(AtomicBool::new(false))),
+            nonempty: Arc::new(NonEmpty(AtomicU8::new(EMPTY))),
+            hint: EMPTY,
+            batch: 1,
             origin: Instant::now(),
             aging_ns: aging.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX).max(1)),
         }
     }
 
-    fn note_len(&self) {
-        if self.len == 0 {
-            self.nonempty.0.store(false, Ordering::Relaxed);
+    /// The batch size for [`NonEmpty`]'s `A_BATCH`.
+    pub(crate) fn set_batch(&mut self, batch: usize) {
+        self.batch = batch.max(1);
+    }
+
+    fn note_len(&mut self) {
+        let hint = match self.len {
+            0 => EMPTY,
+            n if n < self.batch => SOME,
+            _ => A_BATCH,
+        };
+        if hint != self.hint {
+            self.hint = hint;
+            self.nonempty.0.store(hint, Ordering::Release);
         }
     }
 
@@ -275,9 +297,7 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
         key: Option<String>,
     ) {
         let stamp = Self::stamp_of(self.origin, enqueued);
-        if self.len == 0 {
-            self.nonempty.0.store(true, Ordering::Release);
-        }
+
         self.levels[level as usize].push_back(Entry {
             req,
             cell,
@@ -287,6 +307,7 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
             key,
         });
         self.len += 1;
+        self.note_len();
     }
 
     /// `t` as a stamp: ns since `origin`.

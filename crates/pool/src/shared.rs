@@ -388,7 +388,11 @@ where
         let levels = config.levels as usize;
         Shared {
             state: Padded(Mutex::new(State {
-                queue: Queue::new(config.levels as usize, aging),
+                queue: {
+                    let mut q = Queue::new(config.levels as usize, aging);
+                    q.set_batch(config.batch);
+                    q
+                },
                 closed: false,
                 next_id: 1,
                 accepted: 0,

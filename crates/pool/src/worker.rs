@@ -21,7 +21,7 @@ use crate::builder::PanicPolicy;
 use crate::error::{JobError, Outcome, panic_message};
 use crate::handler::Handler;
 use crate::lock;
-use crate::queue::{Entry, Queue};
+use crate::queue::{EMPTY, Entry, Queue, SOME};
 use crate::shared::{Shared, WorkerSlot, pop_batch};
 
 /// Jobs shorter than this on average are batched; longer ones are taken one at a time so a
@@ -31,6 +31,9 @@ const SHORT_JOB: Duration = Duration::from_micros(50);
 /// How many times a worker that finds the queue empty checks it again, with a spin-loop hint
 /// between checks (a few microseconds in all), before it parks.
 const SPIN: u32 = 128;
+
+/// Once a job has come, how many more checks a spinning worker waits for a batch's worth.
+const SPIN_FOR_BATCH: u32 = 32;
 
 enum Ran<T, E> {
     Done(Result<T, E>),
@@ -214,11 +217,21 @@ where
             st.searching += 1;
             let flag = std::sync::Arc::clone(&st.queue.nonempty);
             drop(st);
-            for _ in 0..SPIN {
-                if flag.get() {
-                    break;
+            // Until a job comes; then, briefly, until a batch's worth has come, so that the
+            // queue lock is taken once per batch rather than once per job.
+            let mut wait = SPIN;
+            let mut i = 0;
+            while i < wait {
+                match flag.get() {
+                    EMPTY => {}
+                    SOME if wait == SPIN => {
+                        wait = i + SPIN_FOR_BATCH;
+                    }
+                    SOME => {}
+                    _ => break,
                 }
                 std::hint::spin_loop();
+                i += 1;
             }
             st = lock(&shared.state);
             st.searching -= 1;
@@ -229,7 +242,8 @@ where
         let leave = st.workers > st.max;
         if !leave && !st.queue.is_empty() {
             st.unpark(slot.id);
-            // Fair share: never take more than our part of what is queued.
+            // Fair share: never take more than our part of what is queued (a parked worker
+            // counts: a job held in this batch behind a slow one could have run there).
             let share = st.queue.len().div_ceil(st.workers.max(1));
             pop_batch(&mut st.queue, batch.min(share).max(1), local, release);
             // Jobs left and nobody on the way for them: wake the next worker (submits wake
