@@ -301,7 +301,6 @@ where
             s.wake_runners();
         }
     }
-
 }
 
 pub(crate) struct Shared<Req, Resp, E> {
@@ -593,8 +592,7 @@ where
         }
         // One worker per batch's worth of queued jobs, as in `enqueue`.
         let mut wake = Vec::new();
-        while !closed && st.searching == 0 && st.woken.len() * self.config.batch < st.queue.len()
-        {
+        while !closed && st.searching == 0 && st.woken.len() * self.config.batch < st.queue.len() {
             match st.idle.pop() {
                 Some((w, waker)) => {
                     st.woken.push(w);
@@ -861,7 +859,6 @@ where
     fn wake_workers(&self) {
         self.wake_runners();
     }
-
 }
 
 impl<Req, Resp, E> Drop for Shared<Req, Resp, E> {

@@ -1187,7 +1187,11 @@ async fn a_dropped_queued_handle_gives_its_cell_to_the_next_submit_without_mixin
     gate.open();
     assert_eq!(blocker.await, Ok(0));
     eventually(|| pool.stats().finished() == 3).await;
-    assert_eq!(*log.lock().unwrap(), [1], "the first job ran, the second did not");
+    assert_eq!(
+        *log.lock().unwrap(),
+        [1],
+        "the first job ran, the second did not"
+    );
     let stats = pool.stats();
     assert_eq!(stats.count(Outcome::Completed), 2);
     assert_eq!(stats.count(Outcome::Cancelled), 1);
