@@ -70,24 +70,34 @@ pub(crate) trait CancelQueued: Send + Sync {
 /// ```
 #[must_use = "a JobHandle does nothing unless awaited; dropping it detaches the job"]
 pub struct JobHandle<Resp, E> {
-    pub(crate) cell: Arc<Cell<Resp, E>>,
-    pub(crate) pool: Option<Arc<dyn CancelQueued>>,
+    /// `None` only while being dropped.
+    cell: Option<Arc<Cell<Resp, E>>>,
+    id: u64,
+    level: u8,
 }
 
 impl<Resp, E> JobHandle<Resp, E> {
+    pub(crate) fn new(cell: Arc<Cell<Resp, E>>, id: u64, level: u8) -> Self {
+        JobHandle {
+            cell: Some(cell),
+            id,
+            level,
+        }
+    }
+
     /// This job's id.
     pub fn id(&self) -> JobId {
-        JobId(self.cell.id)
+        JobId(self.id)
     }
 
     /// The priority level it was submitted at.
     pub fn priority(&self) -> u8 {
-        self.cell.level
+        self.level
     }
 
     /// Whether the job has ended (its outcome is ready, or was already taken).
     pub fn is_finished(&self) -> bool {
-        self.cell.is_done()
+        self.cell.as_ref().is_none_or(|c| c.is_done())
     }
 
     /// Lets the job run on without waiting for it (the same as dropping the handle, but says
@@ -101,30 +111,46 @@ impl<Resp, E> JobHandle<Resp, E> {
     ///
     /// Returns `false` if the job had already ended (or a cancel was already requested).
     pub fn cancel(&self) -> bool {
-        cancel_cell(&self.cell, self.pool.as_deref())
+        let Some(cell) = &self.cell else {
+            return false;
+        };
+        let pool = cell.pool.as_deref();
+        let (was_queued, took_effect) = cell.cancel();
+        if was_queued {
+            if let Some(pool) = pool {
+                pool.cancelled_while_queued(self.id, self.level);
+            }
+            cell.resolve(Err(JobError::Cancelled));
+        } else if took_effect && let Some(pool) = pool {
+            pool.wake_workers();
+        }
+        took_effect
     }
 }
 
-pub(crate) fn cancel_cell<Resp, E>(cell: &Cell<Resp, E>, pool: Option<&dyn CancelQueued>) -> bool {
-    let (was_queued, took_effect) = cell.cancel();
-    if was_queued {
-        if let Some(pool) = pool {
-            pool.cancelled_while_queued(cell.id, cell.level);
+impl<Resp, E> Drop for JobHandle<Resp, E> {
+    fn drop(&mut self) {
+        // A job still queued gives its cell to the pool (see `shared::stash`): its worker then
+        // neither touches the cell nor stores an outcome nobody can read, and the cell serves
+        // this thread's next submit. A job already claimed or running keeps it (its worker
+        // sees the handle is gone and stores nothing).
+        if let Some(cell) = self.cell.take()
+            && cell.maybe_queued()
+            && let Some((stash, _)) = cell.stash
+        {
+            stash(cell, self.id, self.level);
         }
-        cell.resolve(Err(JobError::Cancelled));
-    } else if took_effect && let Some(pool) = pool {
-        pool.wake_workers();
     }
-    took_effect
 }
 
 impl<Resp, E> Future for JobHandle<Resp, E> {
     type Output = Result<Resp, JobError<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.cell.poll_result(cx.waker()) {
-            Some(r) => Poll::Ready(r),
-            None => Poll::Pending,
+        match self.cell.as_ref().map(|c| c.poll_result(cx.waker())) {
+            Some(Some(r)) => Poll::Ready(r),
+            Some(None) => Poll::Pending,
+            None => Poll::Ready(Err(JobError::Cancelled)), // unreachable: only while dropped
         }
     }
 }
@@ -132,9 +158,9 @@ impl<Resp, E> Future for JobHandle<Resp, E> {
 impl<Resp, E> fmt::Debug for JobHandle<Resp, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JobHandle")
-            .field("id", &self.cell.id)
-            .field("priority", &self.cell.level)
-            .field("finished", &self.cell.is_done())
+            .field("id", &self.id)
+            .field("priority", &self.level)
+            .field("finished", &self.is_finished())
             .finish()
     }
 }

@@ -9,13 +9,14 @@
 //! difference. Without aging, the highest non-empty level wins (strict order).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
 
 use tokio::time::Instant;
 
 use crate::error::JobError;
+use crate::future::CancelQueued;
 use crate::lock;
 
 /// A queued job.
@@ -49,11 +50,20 @@ pub(crate) const DONE: u8 = 3;
 /// 3. A canceller that moves `RUNNING -> CANCEL_REQUESTED` then wakes the workers (they check
 ///    the flag at every poll of the job).
 pub(crate) struct Cell<Resp, E> {
-    pub(crate) id: u64,
-    pub(crate) level: u8,
     state: AtomicU8,
+    /// Set by the handle's first poll: a cell never polled holds no waker, so it can be
+    /// reused as it is (see `Shared::enqueue`).
+    polled: AtomicBool,
     slot: Mutex<Slot<Resp, E>>,
+    /// The pool, for the handle's cancel (`None` for a cell resolved at submission).
+    pub(crate) pool: Option<Arc<dyn CancelQueued>>,
+    /// What the handle's drop does with a cell whose job is still queued (see
+    /// `shared::stash`), and the pool's identity for it.
+    pub(crate) stash: Option<(StashFn<Resp, E>, u64)>,
 }
+
+/// Takes a dropped handle's cell: `(cell, job id, level)`.
+pub(crate) type StashFn<Resp, E> = fn(Arc<Cell<Resp, E>>, u64, u8);
 
 struct Slot<Resp, E> {
     result: Option<Result<Resp, JobError<E>>>,
@@ -80,11 +90,15 @@ impl RunnerWaker {
 }
 
 impl<Resp, E> Cell<Resp, E> {
-    pub(crate) fn new(id: u64, level: u8) -> Self {
+    pub(crate) fn new(
+        pool: Option<Arc<dyn CancelQueued>>,
+        stash: Option<(StashFn<Resp, E>, u64)>,
+    ) -> Self {
         Cell {
-            id,
-            level,
             state: AtomicU8::new(QUEUED),
+            polled: AtomicBool::new(false),
+            pool,
+            stash,
             slot: Mutex::new(Slot {
                 result: None,
                 waker: None,
@@ -93,8 +107,8 @@ impl<Resp, E> Cell<Resp, E> {
     }
 
     /// A cell that already holds its outcome.
-    pub(crate) fn resolved(id: u64, level: u8, result: Result<Resp, JobError<E>>) -> Self {
-        let cell = Cell::new(id, level);
+    pub(crate) fn resolved(result: Result<Resp, JobError<E>>) -> Self {
+        let cell = Cell::new(None, None);
         cell.state.store(DONE, Ordering::Relaxed);
         lock(&cell.slot).result = Some(result);
         cell
@@ -104,6 +118,14 @@ impl<Resp, E> Cell<Resp, E> {
     pub(crate) fn start(&self) -> bool {
         self.state
             .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Worker: ends a job that a cancel by id reached after it was claimed, like
+    /// [`cancel`](Self::cancel) of a queued job. False if it had already started or ended.
+    pub(crate) fn cancel_claimed(&self) -> bool {
+        self.state
+            .compare_exchange(QUEUED, DONE, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
 
@@ -146,15 +168,16 @@ impl<Resp, E> Cell<Resp, E> {
         self.state.load(Ordering::Acquire) == DONE
     }
 
-    /// Makes a finished cell, whose handle is gone, ready for another job.
-    pub(crate) fn reset(&mut self) {
-        *self.state.get_mut() = QUEUED;
-        let slot = self
-            .slot
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        slot.result = None;
-        slot.waker = None;
+    /// Whether a cell taken back from a dropped handle and its queue entry can serve another
+    /// job as it is: queued (so no outcome stored) and never polled (so no waker).
+    pub(crate) fn reusable(&self) -> bool {
+        !self.polled.load(Ordering::Relaxed) && self.state.load(Ordering::Relaxed) == QUEUED
+    }
+
+    /// Whether the job may still be in the queue (not started, not cancelled). Relaxed: a
+    /// hint only; whoever acts on it checks again under the queue lock.
+    pub(crate) fn maybe_queued(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == QUEUED
     }
 
     /// Ends the job without storing its outcome: for a job nobody can ask the outcome of (its
@@ -178,6 +201,9 @@ impl<Resp, E> Cell<Resp, E> {
 
     /// Handle: takes the outcome, or registers to be woken.
     pub(crate) fn poll_result(&self, waker: &Waker) -> Option<Result<Resp, JobError<E>>> {
+        if !self.polled.load(Ordering::Relaxed) {
+            self.polled.store(true, Ordering::Relaxed);
+        }
         let mut slot = lock(&self.slot);
         if let Some(r) = slot.result.take() {
             return Some(r);
@@ -189,10 +215,33 @@ impl<Resp, E> Cell<Resp, E> {
     }
 }
 
+/// [`Queue::nonempty`], on cache lines of its own: how full the queue is, coarsely.
+#[repr(align(128))]
+pub(crate) struct NonEmpty(AtomicU8);
+
+/// [`NonEmpty`] values.
+pub(crate) const EMPTY: u8 = 0;
+pub(crate) const SOME: u8 = 1;
+/// At least a worker's batch.
+pub(crate) const A_BATCH: u8 = 2;
+
+impl NonEmpty {
+    pub(crate) fn get(&self) -> u8 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// The priority levels.
 pub(crate) struct Queue<Req, Resp, E> {
     levels: Vec<VecDeque<Entry<Req, Resp, E>>>,
     len: usize,
+    /// Whether the queue holds no job, some, or a batch's worth, readable without the lock:
+    /// a worker waiting for work spins on it briefly before it parks (see `worker::fetch`).
+    /// Written only when that changes, so not once per job.
+    pub(crate) nonempty: Arc<NonEmpty>,
+    /// The value last written to `nonempty`.
+    hint: u8,
+    batch: usize,
     pub(crate) origin: Instant,
     aging_ns: Option<i64>,
 }
@@ -202,8 +251,28 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
         Queue {
             levels: (0..levels).map(|_| VecDeque::new()).collect(),
             len: 0,
+            nonempty: Arc::new(NonEmpty(AtomicU8::new(EMPTY))),
+            hint: EMPTY,
+            batch: 1,
             origin: Instant::now(),
             aging_ns: aging.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX).max(1)),
+        }
+    }
+
+    /// The batch size for [`NonEmpty`]'s `A_BATCH`.
+    pub(crate) fn set_batch(&mut self, batch: usize) {
+        self.batch = batch.max(1);
+    }
+
+    fn note_len(&mut self) {
+        let hint = match self.len {
+            0 => EMPTY,
+            n if n < self.batch => SOME,
+            _ => A_BATCH,
+        };
+        if hint != self.hint {
+            self.hint = hint;
+            self.nonempty.0.store(hint, Ordering::Release);
         }
     }
 
@@ -228,6 +297,7 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
         key: Option<String>,
     ) {
         let stamp = Self::stamp_of(self.origin, enqueued);
+
         self.levels[level as usize].push_back(Entry {
             req,
             cell,
@@ -237,6 +307,7 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
             key,
         });
         self.len += 1;
+        self.note_len();
     }
 
     /// `t` as a stamp: ns since `origin`.
@@ -267,6 +338,7 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
     pub(crate) fn pop(&mut self) -> Option<Entry<Req, Resp, E>> {
         let level = self.pick()?;
         self.len -= 1;
+        self.note_len();
         self.levels[level].pop_front()
     }
 
@@ -280,16 +352,31 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
             let q = &mut self.levels[l];
             // Ids grow with submission, so a level is sorted by id: binary search.
             if let Ok(i) = q.binary_search_by_key(&id, |e| e.id) {
+                let e = q.remove(i);
                 self.len -= 1;
-                return q.remove(i);
+                self.note_len();
+                return e;
             }
         }
         None
     }
 
+    /// Takes the result cell out of the queued job `id` at `level`, whose handle was dropped:
+    /// the job stays queued, but runs detached (no outcome stored, nothing shared with the
+    /// handle's side). The job just submitted is usually the last of its level: checked first.
+    pub(crate) fn detach(&mut self, id: u64, level: u8) -> Option<Arc<Cell<Resp, E>>> {
+        let q = self.levels.get_mut(level as usize)?;
+        let i = match q.back() {
+            Some(e) if e.id == id => q.len() - 1,
+            _ => q.binary_search_by_key(&id, |e| e.id).ok()?,
+        };
+        q.get_mut(i).and_then(|e| e.cell.take())
+    }
+
     /// Empties the queue (cancelling shutdown).
     pub(crate) fn drain_all(&mut self) -> Vec<Entry<Req, Resp, E>> {
         self.len = 0;
+        self.note_len();
         self.levels.iter_mut().flat_map(|q| q.drain(..)).collect()
     }
 }
@@ -303,7 +390,7 @@ mod tests {
         q.push(
             id as u32,
             (id, level),
-            Some(Arc::new(Cell::new(id, level))),
+            Some(Arc::new(Cell::new(None, None))),
             at,
             None,
         );

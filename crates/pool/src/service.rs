@@ -686,10 +686,7 @@ where
                     SubmitError::Closed(_) => JobError::Rejected,
                     SubmitError::Blacklisted { key, .. } => JobError::Blacklisted { key },
                 };
-                JobHandle {
-                    cell: Arc::new(Cell::resolved(0, self.priority, Err(err))),
-                    pool: None,
-                }
+                JobHandle::new(Arc::new(Cell::resolved(Err(err))), 0, self.priority)
             }
         };
         ResponseFuture::new(handle)

@@ -13,15 +13,17 @@
 //!    under the lock (excess after `resize`, idle expiry, or closed and empty), and it moves its
 //!    counters into `registry.retired` under the registry lock before its slot goes.
 //! 4. Outcomes: a job's outcome is counted once, by whoever resolves its cell (see `Cell`).
-//! 5. Spare cells: a worker recycles a result cell only through `Arc::get_mut`, that is when no
-//!    handle, queue entry or claimed list refers to it any more (its job has ended and its
-//!    handle is gone), resets it, and hands it over under the `state` lock; a submit takes it
-//!    from there under the same lock. So a job's cell is never shared with another job's.
+//! 5. Detached jobs: a queued job whose handle is dropped loses its result cell (taken out of
+//!    its queue entry under the `state` lock), so its worker never touches the cell; a claimed
+//!    or running job keeps it. Cancel by id reaches a claimed or running job through its
+//!    worker's `claimed` ids and `cancel_flag`, whether it has a cell or not.
 //!
 //! Lock order: the only nesting is `registry` then a worker's `claimed` list (cancel by id).
 //! `state` is never held while another lock is taken (cells, blacklist, registry, semaphores),
 //! and wakers are woken after the lock that found them is released.
 
+use std::any::Any;
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -70,33 +72,10 @@ pub(crate) struct State<Req, Resp, E> {
     /// when the queue holds more than a batch per woken worker (a woken worker that leaves jobs
     /// behind wakes the next): one wake-up per batch, not per job.
     pub(crate) woken: Vec<usize>,
+    /// Workers spinning on an empty queue before they park (at most one): while one does,
+    /// a submit wakes nobody (it will see the job).
+    pub(crate) searching: usize,
     next_worker: usize,
-    /// Result cells of finished jobs whose handles were dropped, reset by the workers for the
-    /// next submits: a job then costs no allocation (and no cross-thread free).
-    spare: Vec<Arc<Cell<Resp, E>>>,
-}
-
-/// At most this many spare cells are kept.
-const SPARE_MAX: usize = 1024;
-
-impl<Req, Resp, E> State<Req, Resp, E> {
-    /// A result cell for a new job: a spare one if there is one.
-    fn new_cell(&mut self, id: u64, level: u8) -> Arc<Cell<Resp, E>> {
-        while let Some(mut c) = self.spare.pop() {
-            if let Some(m) = Arc::get_mut(&mut c) {
-                m.id = id;
-                m.level = level;
-                return c;
-            }
-        }
-        Arc::new(Cell::new(id, level))
-    }
-
-    /// Takes spare cells from a worker (as many as fit; the rest stay in `cells`).
-    pub(crate) fn give_spares(&mut self, cells: &mut Vec<Arc<Cell<Resp, E>>>) {
-        let n = SPARE_MAX.saturating_sub(self.spare.len()).min(cells.len());
-        self.spare.extend(cells.drain(..n));
-    }
 }
 
 impl<Req, Resp, E> State<Req, Resp, E> {
@@ -117,24 +96,82 @@ impl<Req, Resp, E> State<Req, Resp, E> {
 }
 
 /// What a worker publishes: its counters, whether it is busy, and the jobs it has claimed.
-pub(crate) struct WorkerSlot<Resp, E> {
+pub(crate) struct WorkerSlot {
     pub(crate) id: usize,
     pub(crate) counters: Counters,
     pub(crate) busy: AtomicBool,
     pub(crate) claimed_len: AtomicUsize,
-    /// The cells of the current batch (including the running one), for cancel by id.
-    pub(crate) claimed: Mutex<Vec<Arc<Cell<Resp, E>>>>,
+    /// The ids of the current batch, for cancel by id (a job may have no cell to flag).
+    pub(crate) claimed: Mutex<Claimed>,
+    /// Index in `claimed.ids` of the job running or about to run: those before it ended.
+    pub(crate) next: AtomicUsize,
+    /// Set when `claimed.cancel` is not empty: the worker checks it before and while running
+    /// each job (one load of its own line), and looks at the list only when it is set.
+    pub(crate) cancel_flag: AtomicBool,
     pub(crate) runner: Arc<RunnerWaker>,
 }
 
-pub(crate) struct Registry<Resp, E> {
-    pub(crate) slots: Vec<Arc<WorkerSlot<Resp, E>>>,
+/// A worker's claimed batch, as seen by cancel by id.
+#[derive(Default)]
+pub(crate) struct Claimed {
+    pub(crate) ids: Vec<u64>,
+    /// Ids of this batch cancelled by id, not acted on yet.
+    pub(crate) cancel: Vec<u64>,
+}
+
+impl WorkerSlot {
+    /// Worker: whether job `id` of its batch was cancelled by id (and forgets it).
+    pub(crate) fn take_cancel(&self, id: u64) -> bool {
+        if !self.cancel_flag.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut c = lock(&self.claimed);
+        match c.cancel.iter().position(|x| *x == id) {
+            Some(i) => {
+                c.cancel.swap_remove(i);
+                if c.cancel.is_empty() {
+                    self.cancel_flag.store(false, Ordering::Relaxed);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Worker: a new batch (or none) replaces the claimed one.
+    pub(crate) fn set_claimed(&self, ids: impl Iterator<Item = u64>) {
+        let mut c = lock(&self.claimed);
+        c.ids.clear();
+        c.ids.extend(ids);
+        c.cancel.clear();
+        self.cancel_flag.store(false, Ordering::Relaxed);
+        self.next.store(0, Ordering::Relaxed);
+        self.claimed_len.store(c.ids.len(), Ordering::Relaxed);
+    }
+
+    /// Cancel by id: flags `id` if it is in this batch and has not ended.
+    fn cancel_claimed(&self, id: u64) -> bool {
+        let mut c = lock(&self.claimed);
+        let Some(pos) = c.ids.iter().position(|x| *x == id) else {
+            return false;
+        };
+        if pos < self.next.load(Ordering::Acquire) || c.cancel.contains(&id) {
+            return false;
+        }
+        c.cancel.push(id);
+        self.cancel_flag.store(true, Ordering::Release);
+        true
+    }
+}
+
+pub(crate) struct Registry {
+    pub(crate) slots: Vec<Arc<WorkerSlot>>,
     retired: Counters,
 }
 
 /// Spawns one worker task for a slot (type-erases the handler).
 pub(crate) type Spawner<Req, Resp, E> =
-    Box<dyn Fn(&Arc<Shared<Req, Resp, E>>, Arc<WorkerSlot<Resp, E>>) + Send + Sync>;
+    Box<dyn Fn(&Arc<Shared<Req, Resp, E>>, Arc<WorkerSlot>) + Send + Sync>;
 
 pub(crate) struct BlacklistState {
     cfg: Blacklist,
@@ -208,6 +245,45 @@ impl<T> std::ops::Deref for Padded<T> {
 #[repr(align(128))]
 struct PoolRef<Req, Resp, E>(Weak<Shared<Req, Resp, E>>);
 
+/// Pool identities for [`DETACHED`].
+static NEXT_UID: AtomicU64 = AtomicU64::new(1);
+
+/// A dropped handle's cell whose job was still queued.
+struct Stashed {
+    uid: u64,
+    id: u64,
+    level: u8,
+    cell: Arc<dyn Any + Send + Sync>,
+}
+
+thread_local! {
+    /// The last cell this thread's dropped handles gave back (see [`stash`]).
+    static DETACHED: RefCell<Option<Stashed>> = const { RefCell::new(None) };
+}
+
+/// A handle dropped while its job is queued gives its cell here. The next submit of this
+/// thread to the same pool, under the queue lock it takes anyway, takes the cell's other
+/// reference out of the job's queue entry (the job then runs detached: its worker never
+/// touches the cell) and, holding both references, reuses the cell for the new job: a
+/// submit whose handle is dropped costs no allocation and no atomic reference count. If no
+/// such submit comes, the job runs with its cell as any job whose handle is gone.
+pub(crate) fn stash<Resp, E>(cell: Arc<Cell<Resp, E>>, id: u64, level: u8)
+where
+    Resp: Send + 'static,
+    E: Send + 'static,
+{
+    let Some((_, uid)) = cell.stash else { return };
+    let new = Stashed {
+        uid,
+        id,
+        level,
+        cell,
+    };
+    // During thread teardown the slot may be gone: the cell is then simply dropped.
+    let old = DETACHED.try_with(|d| d.borrow_mut().replace(new));
+    drop(old);
+}
+
 impl<Req, Resp, E> CancelQueued for PoolRef<Req, Resp, E>
 where
     Req: Send + 'static,
@@ -231,6 +307,8 @@ pub(crate) struct Shared<Req, Resp, E> {
     pub(crate) state: Padded<Mutex<State<Req, Resp, E>>>,
     /// Given to job handles (see [`PoolRef`]); set once the pool is in its `Arc`.
     handle_ref: OnceLock<Arc<dyn CancelQueued>>,
+    /// This pool's identity for [`DETACHED`].
+    uid: u64,
     /// One semaphore per level (the same `Arc` for all when capacity is shared); `None` when
     /// unbounded.
     pub(crate) capacity: Option<Vec<Arc<Semaphore>>>,
@@ -239,7 +317,7 @@ pub(crate) struct Shared<Req, Resp, E> {
     pub(crate) counters: Counters,
     /// Submissions refused at the door (rejected or blacklisted), counted as submitted.
     refused: AtomicU64,
-    pub(crate) registry: Mutex<Registry<Resp, E>>,
+    pub(crate) registry: Mutex<Registry>,
     pub(crate) blacklist: Option<BlacklistState>,
     /// Set by a cancelling shutdown: workers drop what they run and start nothing new.
     pub(crate) cancel_all: AtomicBool,
@@ -309,7 +387,11 @@ where
         let levels = config.levels as usize;
         Shared {
             state: Padded(Mutex::new(State {
-                queue: Queue::new(config.levels as usize, aging),
+                queue: {
+                    let mut q = Queue::new(config.levels as usize, aging);
+                    q.set_batch(config.batch);
+                    q
+                },
                 closed: false,
                 next_id: 1,
                 accepted: 0,
@@ -318,10 +400,11 @@ where
                 max,
                 idle: Vec::new(),
                 woken: Vec::new(),
+                searching: 0,
                 next_worker: 0,
-                spare: Vec::new(),
             })),
             handle_ref: OnceLock::new(),
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             capacity,
             config,
             counters: Counters::new(levels),
@@ -409,6 +492,9 @@ where
         job: Req,
     ) -> Result<JobHandle<Resp, E>, SubmitError<Req>> {
         let (job, key) = self.admit(level, job)?;
+        let stashed = self.take_stashed();
+        // Allocated outside the lock when no stashed cell may serve instead.
+        let mut fresh = stashed.is_none().then(|| self.new_cell());
         let now = Instant::now();
         let mut st = lock(&self.state);
         if st.closed {
@@ -417,13 +503,27 @@ where
             self.refuse(Outcome::Rejected);
             return Err(SubmitError::Closed(job));
         }
+        let mut garbage = None;
+        let pair = match stashed.map(|s| Self::reuse(&mut st, s)) {
+            Some(Ok(pair)) => Some(pair),
+            Some(Err(g)) => {
+                garbage = Some(g);
+                None
+            }
+            None => None,
+        };
         let id = st.next_id;
         st.next_id += 1;
         st.accepted += 1;
-        let cell = st.new_cell(id, level);
-        st.queue
-            .push(job, (id, level), Some(Arc::clone(&cell)), now, key);
-        let wake = if st.woken.len() * self.config.batch < st.queue.len() {
+        let (cell, queued) = match pair {
+            Some(pair) => pair,
+            None => {
+                let c = fresh.take().unwrap_or_else(|| self.new_cell());
+                (Arc::clone(&c), c)
+            }
+        };
+        st.queue.push(job, (id, level), Some(queued), now, key);
+        let wake = if st.searching == 0 && st.woken.len() * self.config.batch < st.queue.len() {
             st.idle.pop()
         } else {
             None
@@ -439,16 +539,15 @@ where
             st.workers += 1;
         }
         drop(st);
+        drop(garbage); // outside the lock: a cell may hold a waker
+        drop(fresh);
         if let Some((_, w)) = wake {
             w.wake();
         }
         if grow {
             self.spawn_worker();
         }
-        Ok(JobHandle {
-            cell,
-            pool: Some(self.handle_ref()),
-        })
+        Ok(JobHandle::new(cell, id, level))
     }
 
     /// [`enqueue`](Self::enqueue) for many jobs at one level, whose permits (if bounded) the
@@ -465,7 +564,6 @@ where
         // Blacklisted jobs are refused before the lock, as in `enqueue`.
         let staged: Vec<Staged<Req>> = jobs.map(|job| self.admit(level, job)).collect();
         let now = Instant::now();
-        let pool = self.handle_ref();
         let mut st = lock(&self.state);
         let closed = st.closed;
         let mut rejected = 0;
@@ -481,13 +579,10 @@ where
                     st.next_id += 1;
                     st.accepted += 1;
                     if handles {
-                        let cell = st.new_cell(id, level);
+                        let cell = self.new_cell();
                         st.queue
                             .push(job, (id, level), Some(Arc::clone(&cell)), now, key);
-                        Ok(Some(JobHandle {
-                            cell,
-                            pool: Some(Arc::clone(&pool)),
-                        }))
+                        Ok(Some(JobHandle::new(cell, id, level)))
                     } else {
                         st.queue.push(job, (id, level), None, now, key);
                         Ok(None)
@@ -497,7 +592,7 @@ where
         }
         // One worker per batch's worth of queued jobs, as in `enqueue`.
         let mut wake = Vec::new();
-        while !closed && st.woken.len() * self.config.batch < st.queue.len() {
+        while !closed && st.searching == 0 && st.woken.len() * self.config.batch < st.queue.len() {
             match st.idle.pop() {
                 Some((w, waker)) => {
                     st.woken.push(w);
@@ -541,7 +636,9 @@ where
             counters: Counters::new(self.config.levels as usize),
             busy: AtomicBool::new(false),
             claimed_len: AtomicUsize::new(0),
-            claimed: Mutex::new(Vec::new()),
+            claimed: Mutex::new(Claimed::default()),
+            next: AtomicUsize::new(0),
+            cancel_flag: AtomicBool::new(false),
             runner: Arc::new(RunnerWaker::default()),
         });
         lock(&self.registry).slots.push(Arc::clone(&slot));
@@ -551,7 +648,7 @@ where
     }
 
     /// A worker leaves (invariant 3): its counters join the retired sums.
-    pub(crate) fn retire(&self, slot: &Arc<WorkerSlot<Resp, E>>) {
+    pub(crate) fn retire(&self, slot: &Arc<WorkerSlot>) {
         let mut reg = lock(&self.registry);
         reg.retired.absorb(&slot.counters);
         reg.slots.retain(|s| !Arc::ptr_eq(s, slot));
@@ -631,14 +728,72 @@ where
             }
             return took;
         }
-        let cell = lock(&self.registry)
+        // Claimed or running: the worker that holds it acts on the flag (the job may have no
+        // cell to flag, its handle being gone).
+        let slot = lock(&self.registry)
             .slots
             .iter()
-            .find_map(|s| lock(&s.claimed).iter().find(|c| c.id == id).map(Arc::clone));
-        match cell {
-            Some(cell) => crate::future::cancel_cell(&cell, Some(self as &dyn CancelQueued)),
+            .find(|s| s.cancel_claimed(id))
+            .map(Arc::clone);
+        match slot {
+            Some(s) => {
+                s.runner.wake();
+                true
+            }
             None => false,
         }
+    }
+
+    /// This thread's stashed cell if it is this pool's (see [`stash`]).
+    fn take_stashed(&self) -> Option<Stashed> {
+        DETACHED
+            .try_with(|d| {
+                let mut d = d.borrow_mut();
+                if d.as_ref().is_some_and(|s| s.uid == self.uid) {
+                    d.take()
+                } else {
+                    None
+                }
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Under the `state` lock: detaches the stashed cell's job and returns the cell's two
+    /// references if they can serve a new job; else what to drop after the lock.
+    #[allow(clippy::type_complexity)]
+    fn reuse(
+        st: &mut State<Req, Resp, E>,
+        s: Stashed,
+    ) -> Result<
+        (Arc<Cell<Resp, E>>, Arc<Cell<Resp, E>>),
+        (Option<Arc<Cell<Resp, E>>>, Arc<dyn Any + Send + Sync>),
+    > {
+        let entry = st.queue.detach(s.id, s.level);
+        let Some(entry) = entry else {
+            return Err((None, s.cell));
+        };
+        match s.cell.downcast::<Cell<Resp, E>>() {
+            // Both references in hand (a cell has no others: handle and queue entry only),
+            // queued and never polled: as good as new.
+            Ok(mine)
+                if Arc::ptr_eq(&mine, &entry)
+                    && Arc::strong_count(&mine) == 2
+                    && mine.reusable() =>
+            {
+                Ok((mine, entry))
+            }
+            Ok(mine) => Err((Some(entry), mine)),
+            Err(other) => Err((Some(entry), other)),
+        }
+    }
+
+    /// A fresh cell for a job with a handle.
+    fn new_cell(self: &Arc<Self>) -> Arc<Cell<Resp, E>> {
+        Arc::new(Cell::new(
+            Some(self.handle_ref()),
+            Some((stash::<Resp, E> as crate::queue::StashFn<Resp, E>, self.uid)),
+        ))
     }
 
     pub(crate) fn stats(&self) -> Stats {

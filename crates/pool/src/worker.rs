@@ -4,6 +4,12 @@
 //! fresh clone), take the next job from the local batch or fetch a batch from the queue (parking
 //! when it is empty), run the job under `catch_unwind` racing its cancel flag and its timeout,
 //! count the outcome in the worker's own counters, then resolve the job's handle.
+//!
+//! A worker that finds the queue empty does not park at once: if no other worker is doing so,
+//! it spins for a few microseconds on the queue's fill hint (and, once a job is there, a
+//! little longer for a batch's worth), while submits wake nobody. Waking a parked worker costs
+//! the submitter a system call and both threads a context switch, which for short jobs cost
+//! more than the jobs; the spin is bounded, so an idle pool still parks all its workers.
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
@@ -21,12 +27,19 @@ use crate::builder::PanicPolicy;
 use crate::error::{JobError, Outcome, panic_message};
 use crate::handler::Handler;
 use crate::lock;
-use crate::queue::{Entry, Queue};
+use crate::queue::{EMPTY, Entry, Queue, SOME};
 use crate::shared::{Shared, WorkerSlot, pop_batch};
 
 /// Jobs shorter than this on average are batched; longer ones are taken one at a time so a
 /// slow job never holds others back while another worker idles.
 const SHORT_JOB: Duration = Duration::from_micros(50);
+
+/// How many times a worker that finds the queue empty checks it again, with a spin-loop hint
+/// between checks (a few microseconds in all), before it parks.
+const SPIN: u32 = 128;
+
+/// Once a job has come, how many more checks a spinning worker waits for a batch's worth.
+const SPIN_FOR_BATCH: u32 = 32;
 
 enum Ran<T, E> {
     Done(Result<T, E>),
@@ -38,7 +51,7 @@ enum Ran<T, E> {
 pub(crate) async fn run<Req, H>(
     shared: Arc<Shared<Req, H::Response, H::Error>>,
     prototype: Arc<std::sync::Mutex<H>>,
-    slot: Arc<WorkerSlot<H::Response, H::Error>>,
+    slot: Arc<WorkerSlot>,
 ) where
     Req: Send + 'static,
     H: Handler<Req> + Clone,
@@ -129,7 +142,7 @@ pub(crate) async fn run<Req, H>(
         };
         slot.claimed_len.store(local.len(), Ordering::Relaxed);
 
-        // 3. Run it.
+        // 3. Run it (cancel by id finds it at `next`, and no longer after).
         let run_time = run_one(
             &shared,
             &slot,
@@ -142,6 +155,8 @@ pub(crate) async fn run<Req, H>(
             origin,
         )
         .await;
+        slot.next
+            .store(slot.next.load(Ordering::Relaxed) + 1, Ordering::Release);
         if let Some(t) = run_time {
             avg_run = (avg_run * 7 + t) / 8;
         }
@@ -167,8 +182,7 @@ pub(crate) async fn run<Req, H>(
     if let Some((_, cancel)) = worker_ctx {
         cancel.cancel_with("worker stopped");
     }
-    lock(&slot.claimed).clear();
-    slot.claimed_len.store(0, Ordering::Relaxed);
+    slot.set_claimed(std::iter::empty());
     shared.retire(&slot);
     tracing::trace!(worker = slot.id, "worker stopped");
 }
@@ -176,7 +190,7 @@ pub(crate) async fn run<Req, H>(
 /// Waits for a batch of jobs. False: this worker must stop.
 async fn fetch<Req, Resp, E>(
     shared: &Arc<Shared<Req, Resp, E>>,
-    slot: &WorkerSlot<Resp, E>,
+    slot: &WorkerSlot,
     local: &mut VecDeque<Entry<Req, Resp, E>>,
     release: &mut [usize],
     batch: usize,
@@ -189,23 +203,45 @@ where
     E: Send + 'static,
 {
     let mut idle_timer: Option<Pin<Box<Sleep>>> = None;
-    // The previous batch is done: its cells whose handles were dropped become spares for new
-    // submits (see `State::give_spares`).
-    let mut spare = Vec::new();
-    for mut c in lock(&slot.claimed).drain(..) {
-        if let Some(m) = Arc::get_mut(&mut c) {
-            m.reset();
-            spare.push(c);
-        }
-    }
+    let mut may_spin = true;
     poll_fn(|cx| {
         if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             slot.runner.register(cx.waker());
             *registered = Some(cx.waker().clone());
         }
         let mut st = lock(&shared.state);
-        if !spare.is_empty() {
-            st.give_spares(&mut spare);
+        // An empty queue: rather than park at once (a wake-up costs the submitter a system
+        // call and both threads a context switch), one worker at a time spins briefly on the
+        // queue's `nonempty` flag; meanwhile submits wake nobody.
+        if may_spin
+            && st.queue.is_empty()
+            && st.searching == 0
+            && !st.closed
+            && st.workers <= st.max
+            && !shared.cancel_all.load(Ordering::Relaxed)
+        {
+            may_spin = false;
+            st.searching += 1;
+            let flag = std::sync::Arc::clone(&st.queue.nonempty);
+            drop(st);
+            // Until a job comes; then, briefly, until a batch's worth has come, so that the
+            // queue lock is taken once per batch rather than once per job.
+            let mut wait = SPIN;
+            let mut i = 0;
+            while i < wait {
+                match flag.get() {
+                    EMPTY => {}
+                    SOME if wait == SPIN => {
+                        wait = i + SPIN_FOR_BATCH;
+                    }
+                    SOME => {}
+                    _ => break,
+                }
+                std::hint::spin_loop();
+                i += 1;
+            }
+            st = lock(&shared.state);
+            st.searching -= 1;
         }
         if let Some(i) = st.woken.iter().position(|w| *w == slot.id) {
             st.woken.swap_remove(i);
@@ -213,12 +249,13 @@ where
         let leave = st.workers > st.max;
         if !leave && !st.queue.is_empty() {
             st.unpark(slot.id);
-            // Fair share: never take more than our part of what is queued.
+            // Fair share: never take more than our part of what is queued (a parked worker
+            // counts: a job held in this batch behind a slow one could have run there).
             let share = st.queue.len().div_ceil(st.workers.max(1));
             pop_batch(&mut st.queue, batch.min(share).max(1), local, release);
             // Jobs left and nobody on the way for them: wake the next worker (submits wake
             // one worker per batch, so the chain continues here).
-            let next = if !st.queue.is_empty() && st.woken.is_empty() {
+            let next = if !st.queue.is_empty() && st.woken.is_empty() && st.searching == 0 {
                 st.idle.pop()
             } else {
                 None
@@ -230,11 +267,7 @@ where
             if let Some((_, w)) = next {
                 w.wake();
             }
-            spare.clear();
-            let mut claimed = lock(&slot.claimed);
-            claimed.extend(local.iter().filter_map(|e| e.cell.clone()));
-            drop(claimed);
-            slot.claimed_len.store(local.len(), Ordering::Relaxed);
+            slot.set_claimed(local.iter().map(|e| e.id));
             for (level, n) in release.iter_mut().enumerate() {
                 shared.release(level as u8, std::mem::take(n));
             }
@@ -264,7 +297,7 @@ where
 #[allow(clippy::too_many_arguments)]
 async fn run_one<Req, H>(
     shared: &Shared<Req, H::Response, H::Error>,
-    slot: &WorkerSlot<H::Response, H::Error>,
+    slot: &WorkerSlot,
     handler: &mut H,
     prototype: &std::sync::Mutex<H>,
     worker_ctx: Option<&Context>,
@@ -285,6 +318,20 @@ where
         stamp,
         key,
     } = entry;
+    if slot.take_cancel(id) {
+        // Cancelled by id while claimed: the worker ends it (unless its handle's cancel did,
+        // and counted it).
+        match &cell {
+            Some(c) => {
+                if c.cancel_claimed() {
+                    slot.counters.bump_single_writer(Outcome::Cancelled);
+                    c.resolve(Err(JobError::Cancelled));
+                }
+            }
+            None => slot.counters.bump_single_writer(Outcome::Cancelled),
+        }
+        return None;
+    }
     if let Some(c) = &cell
         && !c.start()
     {
@@ -292,10 +339,9 @@ where
     }
     let resolve = |result| {
         if let Some(c) = &cell {
-            // Two references are the worker's own: `cell` and the one in `slot.claimed` (which
-            // holds every job of the batch until the next fetch). With no third, the handle was
-            // dropped and nobody can ever read the outcome: it is not stored (only counted).
-            if Arc::strong_count(c) <= 2 {
+            // `cell` is the worker's own reference. With no other, the handle was dropped and
+            // nobody can ever read the outcome: it is not stored (only counted).
+            if Arc::strong_count(c) <= 1 {
                 c.resolve_detached();
             } else {
                 c.resolve(result);
@@ -361,6 +407,7 @@ where
                 }
                 if cell.as_ref().is_some_and(|c| c.cancel_requested())
                     || shared.cancel_all.load(Ordering::Relaxed)
+                    || slot.take_cancel(id)
                 {
                     return Poll::Ready(Ran::Cancelled);
                 }

@@ -1165,3 +1165,51 @@ async fn reused_cells_keep_outcomes_apart_across_threads() {
     assert_eq!(stats.submitted, stats.finished());
     assert_eq!(stats.count(Outcome::Cancelled), cancelled);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_queued_handle_gives_its_cell_to_the_next_submit_without_mixing_jobs() {
+    // Dropping the handle of a queued job hands its result cell to this thread's next submit,
+    // which takes it out of the first job's queue entry. If the first job still pointed at
+    // the cell, cancelling the second job would also stop the first (or its outcome would
+    // reach the second's handle).
+    let (pool, log) = pool_with(Pool::builder().workers(1));
+    let gate = Gate::new();
+    let blocker = pool.submit(Job::Gate(gate.clone())).await.unwrap();
+    gate.wait_started().await;
+    let first = pool.submit(Job::Record(1)).await.unwrap();
+    let first_id = first.id();
+    drop(first);
+    let second = pool.submit(Job::Record(2)).await.unwrap();
+    assert_ne!(second.id(), first_id);
+    assert!(!second.is_finished());
+    assert!(second.cancel(), "the second job is queued");
+    assert_eq!(second.await, Err(JobError::Cancelled));
+    gate.open();
+    assert_eq!(blocker.await, Ok(0));
+    eventually(|| pool.stats().finished() == 3).await;
+    assert_eq!(
+        *log.lock().unwrap(),
+        [1],
+        "the first job ran, the second did not"
+    );
+    let stats = pool.stats();
+    assert_eq!(stats.count(Outcome::Completed), 2);
+    assert_eq!(stats.count(Outcome::Cancelled), 1);
+    assert_eq!(stats.submitted, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_by_id_reaches_a_running_job_whose_handle_was_dropped() {
+    // A job whose handle is gone may have no result cell to flag: its worker's claimed ids
+    // must still let cancel by id stop it.
+    let (pool, _log) = pool_with(Pool::builder().workers(1));
+    let seen = Arc::new(Mutex::new(None));
+    let h = pool.submit(Job::UntilDone(seen.clone())).await.unwrap();
+    let id = h.id();
+    h.detach();
+    eventually(|| pool.stats().busy == 1).await;
+    assert!(pool.cancel(id), "running: cancelled");
+    eventually(|| pool.stats().finished() == 1).await;
+    assert_eq!(pool.stats().count(Outcome::Cancelled), 1);
+    assert!(!pool.cancel(id), "ended: nothing to cancel");
+}
