@@ -5,12 +5,15 @@
 #   - 1,000 files of 16 KiB at 64 at a time,
 #   - 4 files of 256 MiB, all at once.
 # Files are written to a tmpfs (/dev/shm) so the downloaders, not the disk, are measured.
+# Prints hyperfine's tables, each tool's CPU time (user + sys, mean over the runs; on a small
+# machine the client's CPU competes with the fixture server's), the load average, and how many
+# connections each tool opened (counted by the fixture server).
 #
 # Usage: benches/scripts/download.sh [RUNS_SMALL] [RUNS_BIG]    (needs hyperfine and curl)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 missing=""
-for tool in hyperfine curl sha256sum; do
+for tool in hyperfine curl sha256sum python3; do
     command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
 done
 if [ -n "$missing" ]; then
@@ -58,15 +61,44 @@ for i in 0 1 2 3; do
 done
 
 PREPARE="rm -rf $WORK/out && mkdir $WORK/out"
+# Mean wall and CPU (user + sys) time per command of a hyperfine JSON export, and weft / curl.
+summary() {
+    python3 - "$1" <<'PY'
+import json, sys
+rs = json.load(open(sys.argv[1]))["results"]
+for r in rs:
+    print(f"  {r['command']:<24} wall {r['mean']*1000:8.1f} ms (min {r['min']*1000:.1f})  "
+          f"cpu {(r['user'] + r['system'])*1000:8.1f} ms")
+w, c = rs[0], rs[1]
+print(f"  weft / curl: wall {w['mean']/c['mean']:.2f}, cpu {(w['user']+w['system'])/(c['user']+c['system']):.2f}")
+PY
+}
+# Connections each tool opens for a list, counted by the fixture server.
+connections() {
+    local before after
+    rm -rf "$WORK/out" && mkdir "$WORK/out"
+    before=$(curl -s "http://$ADDR/stats/connections")
+    eval "$1" >/dev/null 2>&1
+    after=$(curl -s "http://$ADDR/stats/connections")
+    # The second stats request is a connection of its own.
+    echo $((after - before - 1))
+}
+echo "load: $(uptime)"
 echo "== 1,000 files x 16 KiB, 64 at a time"
-hyperfine --warmup 1 --runs "$RUNS_SMALL" --prepare "$PREPARE" --export-markdown "$WORK/small.md" \
+hyperfine --warmup 1 --runs "$RUNS_SMALL" --prepare "$PREPARE" --export-markdown "$WORK/small.md" --export-json "$WORK/small.json" \
     -n "weft download -j 64" "$BIN/weft download -i $WORK/small.txt -o $WORK/out -j 64 --per-host 64 --no-progress >/dev/null" \
     -n "curl --parallel-max 64" "curl --parallel --parallel-max 64 -s -K $WORK/small.curl"
 echo "== 4 files x 256 MiB, all at once"
-hyperfine --warmup 1 --runs "$RUNS_BIG" --prepare "$PREPARE" --export-markdown "$WORK/big.md" \
+hyperfine --warmup 1 --runs "$RUNS_BIG" --prepare "$PREPARE" --export-markdown "$WORK/big.md" --export-json "$WORK/big.json" \
     -n "weft download -j 4" "$BIN/weft download -i $WORK/big.txt -o $WORK/out -j 4 --per-host 4 --no-progress >/dev/null" \
     -n "curl --parallel-max 4" "curl --parallel --parallel-max 4 -s -K $WORK/big.curl"
 cat "$WORK/small.md" "$WORK/big.md"
+echo "small:"; summary "$WORK/small.json"
+echo "big:"; summary "$WORK/big.json"
+echo "load: $(uptime)"
+WEFT_SMALL="$BIN/weft download -i $WORK/small.txt -o $WORK/out -j 64 --per-host 64 --no-progress"
+CURL_SMALL="curl --parallel --parallel-max 64 -s -K $WORK/small.curl"
+echo "connections for the 1,000 files: weft $(connections "$WEFT_SMALL"), curl $(connections "$CURL_SMALL")"
 
 # Both tools must have produced the same, complete files.
 rm -rf "$WORK/out" && mkdir "$WORK/out"

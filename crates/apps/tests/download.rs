@@ -11,7 +11,8 @@ use std::time::Duration;
 use fixture::{Fixture, content};
 use tokio::sync::Notify;
 use weft_apps::download::{
-    Config, DownloadError, Downloader, Outcome, Progress, Report, Request, Sha256Digest, Tracker,
+    Config, DownloadError, Downloader, HttpError, Outcome, Progress, Report, Request, Sha256Digest,
+    Tracker,
 };
 use weft_core::context::Context;
 
@@ -744,6 +745,86 @@ async fn an_unreachable_host_is_a_retried_connection_error() {
         r.outcome
     );
     assert_eq!(r.attempts, 3);
+}
+
+#[tokio::test]
+async fn connections_are_reused_across_downloads() {
+    // 300 files, 16 at a time against one host: each download hands its connection to the
+    // next, so no more connections are opened than downloads run at once. (A pool that takes
+    // connections back from a task of its own, as reqwest's does, opened 25 here.)
+    let fx = Fixture::start(16_384).await;
+    let dir = tempfile::tempdir().unwrap();
+    let urls: Vec<String> = (0..300)
+        .map(|i| fx.url(&format!("/gen/16384/f{i}.bin")))
+        .collect();
+    let report = run(config(dir.path()).jobs(nz(16)).per_host(nz(16)), &urls).await;
+    assert_eq!(report.counts(), (300, 0, 0));
+    let opened = fx.connections();
+    assert!(
+        opened <= 16,
+        "{opened} connections for 300 files at 16 at a time"
+    );
+    // One at a time: a single connection for all of them.
+    let fx = Fixture::start(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let urls: Vec<String> = (0..20)
+        .map(|i| fx.url(&format!("/gen/1000/f{i}.bin")))
+        .collect();
+    let report = run(config(dir.path()).jobs(nz(1)), &urls).await;
+    assert_eq!(report.counts(), (20, 0, 0));
+    assert_eq!(fx.connections(), 1);
+}
+
+#[tokio::test]
+async fn redirects_reuse_the_connection() {
+    let fx = Fixture::start(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = run(
+        config(dir.path()).jobs(nz(1)),
+        &[fx.url("/redirect/3/1000/r.bin")],
+    )
+    .await;
+    assert!(report.all_complete());
+    assert_eq!(
+        fx.connections(),
+        1,
+        "the redirect bodies were read, not dropped"
+    );
+}
+
+#[tokio::test]
+async fn connections_the_server_closes_are_replaced_without_a_failed_attempt() {
+    // Every response says `Connection: close`: each download needs a new connection, and the
+    // closed one left in between must not cost an attempt.
+    let fx = Fixture::start(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let urls: Vec<String> = (0..10)
+        .map(|i| fx.url(&format!("/close/1000/c{i}.bin")))
+        .collect();
+    let report = run(config(dir.path()).jobs(nz(1)).max_attempts(1), &urls).await;
+    for r in &report.results {
+        assert!(r.outcome.is_complete(), "{}", r.outcome);
+        assert_eq!(r.attempts, 1);
+    }
+    assert_eq!(fx.connections(), 10);
+}
+
+#[tokio::test]
+async fn https_to_a_plain_http_server_is_a_tls_error() {
+    let fx = Fixture::start(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("https://{}/gen/1000/t.bin", fx.addr);
+    let report = run(config(dir.path()).max_attempts(1), &[url]).await;
+    let r = &report.results[0];
+    assert!(
+        matches!(
+            &r.outcome,
+            Outcome::Failed(DownloadError::Http(HttpError::Tls { .. }))
+        ),
+        "{}",
+        r.outcome
+    );
+    assert!(listing(dir.path()).is_empty());
 }
 
 #[test]

@@ -22,10 +22,10 @@ pub enum DownloadError {
     /// The request could not be sent or its response read (connection refused or reset, TLS,
     /// connect timeout, body cut short).
     #[error("request failed")]
-    Http(#[source] reqwest::Error),
-    /// Redirects looped or exceeded the configured limit.
-    #[error("too many redirects or a redirect loop")]
-    Redirect(#[source] reqwest::Error),
+    Http(#[source] HttpError),
+    /// Redirects looped, exceeded the configured limit, or pointed nowhere usable.
+    #[error("redirect not followed")]
+    Redirect(#[source] RedirectError),
     /// No byte arrived for the idle timeout (before the headers or within the body).
     #[error("no data for {0:?}")]
     IdleTimeout(Duration),
@@ -81,7 +81,7 @@ impl DownloadError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
-            Self::Http(e) => !e.is_builder() && !e.is_redirect(),
+            Self::Http(e) => !matches!(e, HttpError::Url(_)),
             Self::IdleTimeout(_) | Self::LengthMismatch { .. } => true,
             Self::Redirect(_)
             | Self::TooLarge { .. }
@@ -98,6 +98,69 @@ impl DownloadError {
             source,
         }
     }
+}
+
+/// Why an HTTP exchange failed (the source of [`DownloadError::Http`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// The URL cannot be requested (no host, or not http or https).
+    #[error("cannot request {0}")]
+    Url(String),
+    /// The host name could not be resolved.
+    #[error("cannot resolve {host}")]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// The resolver's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No address of the host accepted a connection.
+    #[error("cannot connect to {host}")]
+    Connect {
+        /// The host.
+        host: String,
+        /// The error of the last address tried.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Connecting (TCP and TLS) took longer than the connect timeout.
+    #[error("connecting to {host} took longer than {timeout:?}")]
+    ConnectTimeout {
+        /// The host.
+        host: String,
+        /// The connect timeout.
+        timeout: Duration,
+    },
+    /// The TLS handshake failed (for example, an untrusted certificate).
+    #[error("tls handshake with {host} failed")]
+    Tls {
+        /// The host.
+        host: String,
+        /// The TLS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The request or its response failed on the connection (reset, closed before the end,
+    /// malformed).
+    #[error("http exchange failed")]
+    Exchange(#[source] hyper::Error),
+}
+
+/// Why a redirect was not followed (the source of [`DownloadError::Redirect`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedirectError {
+    /// More redirects than the configured limit.
+    #[error("more than {0} redirects")]
+    TooMany(usize),
+    /// The redirect leads back to a URL already requested.
+    #[error("redirect loop back to {0}")]
+    Loop(url::Url),
+    /// The `Location` is not a valid http or https URL.
+    #[error("invalid redirect location {0:?}")]
+    Location(String),
 }
 
 /// A line of a URL list that could not be parsed (see [`parse_list`](super::parse_list)).
@@ -144,4 +207,4 @@ pub enum InputError {
 /// The HTTP client could not be set up (for example, the TLS backend failed to initialise).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot set up the http client")]
-pub struct ClientError(#[source] pub(crate) reqwest::Error);
+pub struct ClientError(#[source] pub(crate) Box<dyn std::error::Error + Send + Sync>);

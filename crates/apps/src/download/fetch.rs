@@ -5,8 +5,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use reqwest::StatusCode;
-use reqwest::header::{self, HeaderMap};
+use http::StatusCode;
+use http::header::{self, HeaderMap, HeaderValue};
 use tokio::time::Instant;
 use weft_core::context::Done;
 
@@ -165,19 +165,24 @@ async fn attempt(
         None
     };
 
-    let mut request = shared.client.get(url.clone());
-    if let Some((len, validator)) = &resume {
-        request = request
-            .header(header::RANGE, format!("bytes={len}-"))
-            .header(header::IF_RANGE, validator.header_value());
+    let mut extra = HeaderMap::new();
+    // (A validator that is not a valid header value cannot have come from a server; without
+    // a Range the answer is a whole body, which starts the file over.)
+    if let Some((len, validator)) = &resume
+        && let (Ok(range), Ok(if_range)) = (
+            HeaderValue::try_from(format!("bytes={len}-")),
+            HeaderValue::from_str(validator.header_value()),
+        )
+    {
+        extra.insert(header::RANGE, range);
+        extra.insert(header::IF_RANGE, if_range);
     }
     let mut response = tokio::select! {
         biased;
         _ = done.as_mut() => return Err((Stop::Cancelled, 0)),
-        r = tokio::time::timeout(config.idle_timeout, request.send()) => match r {
+        r = tokio::time::timeout(config.idle_timeout, shared.client.get(url, &extra)) => match r {
             Err(_) => return Err((Stop::Failed(DownloadError::IdleTimeout(config.idle_timeout)), 0)),
-            Ok(Err(e)) if e.is_redirect() => return Err((Stop::Failed(DownloadError::Redirect(e)), 0)),
-            Ok(Err(e)) => return Err((Stop::Failed(DownloadError::Http(e)), 0)),
+            Ok(Err(e)) => return Err((Stop::Failed(e), 0)),
             Ok(Ok(response)) => response,
         },
     };
@@ -249,6 +254,11 @@ async fn attempt(
     let mut writer = PartWriter::new(paths.clone(), mode, hasher);
     let mut received = offset;
 
+    // One timer for the whole body, moved on only when it fires: arming a timeout per piece
+    // (thousands per large file) costs more than reading the clock.
+    let idle = tokio::time::sleep(config.idle_timeout);
+    tokio::pin!(idle);
+    let mut last_piece = Instant::now();
     loop {
         let next = tokio::select! {
             biased;
@@ -258,17 +268,23 @@ async fn attempt(
                     Err(e) => (Stop::Failed(e), offset),
                 });
             }
-            r = tokio::time::timeout(config.idle_timeout, response.chunk()) => r,
-        };
-        let chunk = match next {
-            Ok(Ok(Some(chunk))) => chunk,
-            Ok(Ok(None)) => break,
-            Ok(Err(e)) => return Err(keep(writer, DownloadError::Http(e), offset).await),
-            Err(_) => {
+            r = response.chunk() => r,
+            () = idle.as_mut() => {
+                let deadline = last_piece + config.idle_timeout;
+                if Instant::now() < deadline {
+                    idle.as_mut().reset(deadline);
+                    continue;
+                }
                 let e = DownloadError::IdleTimeout(config.idle_timeout);
                 return Err(keep(writer, e, offset).await);
             }
         };
+        let chunk = match next {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => return Err(keep(writer, DownloadError::Http(e), offset).await),
+        };
+        last_piece = Instant::now();
         let len = chunk.len() as u64;
         received += len;
         if let Some(limit) = config.max_size.filter(|&l| received > l) {
@@ -338,17 +354,4 @@ fn final_name(headers: &HeaderMap) -> Option<String> {
         Err(_) => value.as_bytes().iter().map(|&b| b as char).collect(),
     };
     super::name::from_content_disposition(&text)
-}
-
-/// A redirect policy with a limit that also stops at once on a loop.
-pub(crate) fn redirect_policy(max: usize) -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() > max {
-            attempt.error("too many redirects")
-        } else if attempt.previous().contains(attempt.url()) {
-            attempt.error("redirect loop")
-        } else {
-            attempt.follow()
-        }
-    })
 }

@@ -106,11 +106,11 @@ impl Validator {
     }
 
     /// The validator a response offers: weak ETags cannot be used with `If-Range`.
-    pub(crate) fn from_headers(headers: &reqwest::header::HeaderMap) -> Option<Self> {
+    pub(crate) fn from_headers(headers: &http::header::HeaderMap) -> Option<Self> {
         let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
-        match get(reqwest::header::ETAG) {
+        match get(http::header::ETAG) {
             Some(etag) if !etag.starts_with("W/") => Some(Self::ETag(etag.to_owned())),
-            _ => get(reqwest::header::LAST_MODIFIED).map(|lm| Self::LastModified(lm.to_owned())),
+            _ => get(http::header::LAST_MODIFIED).map(|lm| Self::LastModified(lm.to_owned())),
         }
     }
 }
