@@ -11,8 +11,8 @@ use std::time::Duration;
 use fixture::{Fixture, content};
 use tokio::sync::Notify;
 use weft_apps::download::{
-    Config, DownloadError, Downloader, HttpError, Outcome, Progress, Report, Request, Sha256Digest,
-    Tracker,
+    Config, DownloadError, Downloader, HttpError, Outcome, Progress, Proxies, Report, Request,
+    Sha256Digest, Tracker,
 };
 use weft_core::context::Context;
 
@@ -20,9 +20,11 @@ fn nz(n: usize) -> NonZeroUsize {
     NonZeroUsize::new(n).unwrap()
 }
 
-/// A config for tests: tiny backoff so retries cost no time.
+/// A config for tests: tiny backoff so retries cost no time, and no proxy whatever the
+/// environment says (the fixture is on loopback).
 fn config(dir: &Path) -> Config {
     Config::new(dir)
+        .proxies(Proxies::none())
         .backoff(Duration::from_millis(1), Duration::from_millis(2))
         .max_attempts(3)
 }
@@ -823,6 +825,122 @@ async fn https_to_a_plain_http_server_is_a_tls_error() {
         ),
         "{}",
         r.outcome
+    );
+    assert!(listing(dir.path()).is_empty());
+}
+
+/// A plain `http` URL goes to the proxy in absolute form: the host `proxied.invalid` cannot
+/// be resolved (RFC 6761), so the download succeeds only if the fixture, acting as the proxy,
+/// was asked for the whole URL; and one connection to the proxy serves all the files.
+#[tokio::test]
+async fn http_urls_go_through_the_proxy_in_absolute_form() {
+    let fx = Fixture::start(1 << 20).await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxies = Proxies::none()
+        .http(&format!("http://user:pw@{}", fx.addr))
+        .unwrap();
+    let urls: Vec<String> = (0..5)
+        .map(|i| format!("http://proxied.invalid/gen/5000/p{i}.bin"))
+        .collect();
+    let report = run(config(dir.path()).jobs(nz(1)).proxies(proxies), &urls).await;
+    for r in &report.results {
+        assert!(matches!(r.outcome, Outcome::Complete), "{}", r.outcome);
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("p3.bin")).unwrap(),
+        content(5000)
+    );
+    assert_eq!(fx.connections(), 1);
+    let seen = fx.seen("/gen/5000/p3.bin");
+    assert_eq!(seen[0].target, "http://proxied.invalid/gen/5000/p3.bin");
+    // "user:pw"
+    assert_eq!(seen[0].proxy_auth.as_deref(), Some("Basic dXNlcjpwdw=="));
+}
+
+/// No proxy for hosts `no_proxy` names, even when one is set.
+#[tokio::test]
+async fn no_proxy_hosts_are_fetched_directly() {
+    let fx = Fixture::start(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A proxy nobody listens on: using it would fail the download.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let proxies = Proxies::none()
+        .http(&format!("http://{dead_addr}"))
+        .unwrap()
+        .no_proxy("localhost,127.0.0.1");
+    let url = format!("http://{}/gen/1000/d.bin", fx.addr);
+    let report = run(config(dir.path()).proxies(proxies), &[url]).await;
+    assert!(
+        matches!(report.results[0].outcome, Outcome::Complete),
+        "{}",
+        report.results[0].outcome
+    );
+    assert_eq!(fx.seen("/gen/1000/d.bin")[0].target, "/gen/1000/d.bin");
+}
+
+/// An `https` URL asks the proxy for a `CONNECT` tunnel (with the credentials of the proxy
+/// URL); a proxy that refuses with 407 fails the download at once, naming the proxy and the
+/// status, without retries.
+#[tokio::test]
+async fn https_urls_tunnel_with_connect_and_a_refusal_is_reported() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
+    let proxy = tokio::spawn(async move {
+        let mut heads = Vec::new();
+        // Every attempt has been answered by the time the run returns and `done` is sent, so
+        // a retry would show here as a second head.
+        loop {
+            let mut s = tokio::select! {
+                biased;
+                a = listener.accept() => a.unwrap().0,
+                _ = &mut done_rx => break,
+            };
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).await.unwrap() == 1 {
+                head.push(b[0]);
+            }
+            s.write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            heads.push(String::from_utf8(head).unwrap());
+        }
+        heads
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let proxies = Proxies::none()
+        .https(&format!("http://al:pw@{addr}"))
+        .unwrap();
+    let url = "https://secure.invalid:8443/x.bin".to_owned();
+    let report = run(config(dir.path()).proxies(proxies), &[url]).await;
+    done_tx.send(()).unwrap();
+    let r = &report.results[0];
+    assert!(
+        matches!(
+            &r.outcome,
+            Outcome::Failed(DownloadError::Http(HttpError::ProxyRefused { status: 407, target, .. }))
+                if target == "secure.invalid:8443"
+        ),
+        "{}",
+        r.outcome
+    );
+    assert_eq!(r.attempts, 1);
+    let heads = proxy.await.unwrap();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    assert!(
+        heads[0].starts_with("CONNECT secure.invalid:8443 HTTP/1.1\r\n"),
+        "{}",
+        heads[0]
+    );
+    // "al:pw"
+    assert!(
+        heads[0].contains("Proxy-Authorization: Basic YWw6cHc=\r\n"),
+        "{}",
+        heads[0]
     );
     assert!(listing(dir.path()).is_empty());
 }

@@ -11,14 +11,16 @@ use anyhow::{Context as _, bail};
 
 use super::parse::parse_size;
 use weft_apps::download::{
-    Bars, Config, Downloader, NoProgress, Outcome, Progress, Report, Request, Sha256Digest,
-    parse_list,
+    Bars, Config, Downloader, NoProgress, Outcome, Progress, Proxies, Report, Request,
+    Sha256Digest, parse_list,
 };
 
 /// Arguments of `weft download`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Exit status: 0 when every file was downloaded, 1 when any failed, \
+    after_help = "Proxies: by default those the environment names (http_proxy, https_proxy, \
+all_proxy, no_proxy, as curl reads them); --proxy and --noproxy override them.\n\n\
+Exit status: 0 when every file was downloaded, 1 when any failed, \
 130 when interrupted, 2 on usage or setup errors."
 )]
 pub(crate) struct Args {
@@ -66,6 +68,14 @@ pub(crate) struct Args {
     /// fsync each file before moving it to its final name (survives power loss).
     #[arg(long)]
     fsync: bool,
+    /// HTTP proxy for every URL (`http://[user:pass@]host[:port]`; https goes through a
+    /// CONNECT tunnel); `""` uses none. By default, the environment's.
+    #[arg(short = 'x', long, value_name = "URL")]
+    proxy: Option<String>,
+    /// Hosts reached without the proxy, comma-separated (`example.com` also covers its
+    /// subdomains; `*` covers every host). By default, `no_proxy` from the environment.
+    #[arg(long, value_name = "LIST")]
+    noproxy: Option<String>,
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -110,6 +120,25 @@ fn requests(args: &Args) -> anyhow::Result<Vec<Request>> {
     Ok(requests)
 }
 
+/// The environment's proxies, with `--proxy` and `--noproxy` applied on top.
+fn proxies(args: &Args) -> anyhow::Result<Proxies> {
+    let mut p = match args.proxy.as_deref().map(str::trim) {
+        None => Proxies::from_env().context("in the proxy environment variables")?,
+        Some("") => Proxies::none(),
+        Some(url) => Proxies::none().http(url)?.https(url)?,
+    };
+    if let Some(list) = &args.noproxy {
+        p = p.no_proxy(list);
+    } else if args.proxy.is_some()
+        && let Some(list) = ["no_proxy", "NO_PROXY"]
+            .iter()
+            .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+    {
+        p = p.no_proxy(&list);
+    }
+    Ok(p)
+}
+
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let requests = requests(&args)?;
     let config = Config::new(&args.output)
@@ -121,7 +150,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .max_size(args.max_size)
         .max_redirects(args.max_redirects)
         .overwrite(args.overwrite)
-        .fsync(args.fsync);
+        .fsync(args.fsync)
+        .proxies(proxies(&args)?);
     let downloader = Downloader::new(config)?;
     let (ctx, _cancel) = weft_apps::shutdown::ctrl_c_context();
 

@@ -4,6 +4,8 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::proxy::Proxies;
+
 /// Settings for a [`Downloader`](super::Downloader), built with chained setters.
 ///
 /// ```
@@ -35,6 +37,8 @@ pub struct Config {
     pub(crate) overwrite: bool,
     pub(crate) fsync: bool,
     pub(crate) user_agent: String,
+    /// `None`: the environment's, read when the downloader is set up.
+    pub(crate) proxies: Option<Proxies>,
 }
 
 impl Config {
@@ -55,6 +59,7 @@ impl Config {
             overwrite: false,
             fsync: false,
             user_agent: concat!("weft-download/", env!("CARGO_PKG_VERSION")).to_owned(),
+            proxies: None,
         }
     }
 
@@ -148,6 +153,22 @@ impl Config {
     /// The `User-Agent` header. By default, `weft-download/<version>`.
     pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
         self.user_agent = ua.into();
+        self
+    }
+
+    /// The HTTP proxies to use. By default, the ones the environment names
+    /// ([`Proxies::from_env`], read by [`Downloader::new`](super::Downloader::new), which fails
+    /// on an invalid one); [`Proxies::none`] for none.
+    ///
+    /// ```
+    /// use weft_apps::download::{Config, Proxies};
+    ///
+    /// let config = Config::new("out").proxies(Proxies::none().http("http://proxy.local:3128")?);
+    /// # let _ = config;
+    /// # Ok::<(), weft_apps::download::ClientError>(())
+    /// ```
+    pub fn proxies(mut self, proxies: Proxies) -> Self {
+        self.proxies = Some(proxies);
         self
     }
 }

@@ -81,7 +81,15 @@ impl DownloadError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
-            Self::Http(e) => !matches!(e, HttpError::Url(_)),
+            // A proxy that refuses with a 4xx (403, 407) refuses again.
+            Self::Http(e) => !matches!(
+                e,
+                HttpError::Url(_)
+                    | HttpError::ProxyRefused {
+                        status: 400..=499,
+                        ..
+                    }
+            ),
             Self::IdleTimeout(_) | Self::LengthMismatch { .. } => true,
             Self::Redirect(_)
             | Self::TooLarge { .. }
@@ -141,6 +149,26 @@ pub enum HttpError {
         /// The TLS error.
         #[source]
         source: std::io::Error,
+    },
+    /// The proxy could not be reached, or its answer to `CONNECT` was unreadable.
+    #[error("cannot use proxy {proxy}")]
+    Proxy {
+        /// The proxy, `host:port`.
+        proxy: String,
+        /// What went wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The proxy refused to open a tunnel (`CONNECT`) to the target; 407 means it wants
+    /// credentials (`http://user:pass@proxy:port`).
+    #[error("proxy {proxy} refused a tunnel to {target} with status {status}")]
+    ProxyRefused {
+        /// The proxy, `host:port`.
+        proxy: String,
+        /// The `host:port` asked for.
+        target: String,
+        /// The proxy's status code.
+        status: u16,
     },
     /// The request or its response failed on the connection (reset, closed before the end,
     /// malformed).

@@ -15,7 +15,8 @@
 //! the server closed meanwhile is noticed when it is taken (or when the request could not be
 //! written on it) and replaced by a new one without counting as a failed attempt.
 //!
-//! Proxies are not used (no `HTTP_PROXY` and the like); TLS is rustls with the Mozilla roots
+//! Proxies (see [`Proxies`]): a plain `http` URL is requested from its proxy in absolute form;
+//! an `https` one through a `CONNECT` tunnel. TLS is rustls with the Mozilla roots
 //! (`webpki-roots`), as reqwest's `rustls-tls` does.
 
 use std::collections::HashMap;
@@ -39,6 +40,7 @@ use tokio_rustls::rustls;
 use url::Url;
 
 use super::error::{DownloadError, HttpError, RedirectError};
+use super::proxy::{Proxies, Proxy};
 
 type Sender = SendRequest<Empty<Bytes>>;
 
@@ -92,6 +94,7 @@ pub(crate) struct ClientConfig {
     pub(crate) max_redirects: usize,
     /// Idle connections kept per origin.
     pub(crate) max_idle_per_host: usize,
+    pub(crate) proxies: Proxies,
 }
 
 /// An HTTP/1.1 client with a connection pool that downloads hand their connections back to
@@ -221,7 +224,16 @@ impl Client {
         origin: &Origin,
         headers: &HeaderMap,
     ) -> Result<Request<Empty<Bytes>>, HttpError> {
-        let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
+        let proxy = if origin.tls {
+            None
+        } else {
+            self.config.proxies.for_target(false, &origin.host)
+        };
+        // Through a proxy, a plain request names the whole URL (absolute form).
+        let target = match proxy {
+            Some(_) => &url[..url::Position::AfterQuery],
+            None => &url[url::Position::BeforePath..url::Position::AfterQuery],
+        };
         let host = match url.port() {
             Some(port) => format!("{}:{port}", origin.host),
             None => origin.host.clone(),
@@ -235,6 +247,11 @@ impl Client {
         request
             .headers_mut()
             .extend(headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if let Some(auth) = proxy.and_then(|p| p.auth.clone()) {
+            request
+                .headers_mut()
+                .insert(header::PROXY_AUTHORIZATION, auth);
+        }
         Ok(request)
     }
 
@@ -279,7 +296,25 @@ impl Client {
     }
 
     async fn connect_within(&self, origin: &Origin) -> Result<Sender, HttpError> {
-        let tcp = tcp_connect(origin).await?;
+        let proxy = self.config.proxies.for_target(origin.tls, &origin.host);
+        let tcp = match proxy {
+            Some(p) => {
+                let via = Origin {
+                    tls: false,
+                    host: p.host.clone(),
+                    port: p.port,
+                };
+                let mut tcp = tcp_connect(&via).await.map_err(|e| HttpError::Proxy {
+                    proxy: p.authority.clone(),
+                    source: Box::new(e),
+                })?;
+                if origin.tls {
+                    tunnel(&mut tcp, p, origin).await?;
+                }
+                tcp
+            }
+            None => tcp_connect(origin).await?,
+        };
         if !origin.tls {
             return self.handshake(tcp).await;
         }
@@ -310,6 +345,63 @@ impl Client {
         });
         Ok(sender)
     }
+}
+
+/// Asks `proxy` (connected on `tcp`) for a tunnel to `origin` with `CONNECT`, and reads its
+/// answer up to the end of the head (a proxy sends nothing more until the client speaks).
+async fn tunnel(tcp: &mut TcpStream, proxy: &Proxy, origin: &Origin) -> Result<(), HttpError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let failed = |source: io::Error| HttpError::Proxy {
+        proxy: proxy.authority.clone(),
+        source: Box::new(source),
+    };
+    let target = format!("{}:{}", origin.host, origin.port);
+    let mut head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+    if let Some(auth) = proxy.auth.as_ref().and_then(|a| a.to_str().ok()) {
+        head.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
+    }
+    head.push_str("\r\n");
+    tcp.write_all(head.as_bytes()).await.map_err(failed)?;
+    let mut answer = Vec::with_capacity(256);
+    let mut buf = [0u8; 512];
+    while !answer.ends_with(b"\r\n\r\n") {
+        if answer.len() > 16 * 1024 {
+            return Err(failed(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "answer to CONNECT longer than 16 KiB",
+            )));
+        }
+        // One byte at a time once the head may be ending, so nothing after it is consumed.
+        let want = if answer.is_empty() { 12 } else { 1 };
+        let n = tcp.read(&mut buf[..want]).await.map_err(failed)?;
+        if n == 0 {
+            return Err(failed(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "proxy closed the connection during CONNECT",
+            )));
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    // `HTTP/1.1 200 Connection established`
+    let status = answer
+        .split(|b| *b == b' ')
+        .nth(1)
+        .and_then(|s| std::str::from_utf8(s).ok())
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| {
+            failed(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "malformed answer to CONNECT",
+            ))
+        })?;
+    if !(200..300).contains(&status) {
+        return Err(HttpError::ProxyRefused {
+            proxy: proxy.authority.clone(),
+            target,
+            status,
+        });
+    }
+    Ok(())
 }
 
 /// A TCP connection to the first address of `origin` that accepts, with Nagle off.

@@ -81,6 +81,7 @@ mod input;
 mod name;
 mod part;
 mod progress;
+mod proxy;
 mod retry;
 
 use std::collections::{HashMap, HashSet};
@@ -103,6 +104,7 @@ pub use config::Config;
 pub use error::{ClientError, DownloadError, HttpError, InputError, RedirectError};
 pub use input::{Request, Sha256Digest, parse_list};
 pub use progress::{Bars, NoProgress, Progress, Tracker};
+pub use proxy::Proxies;
 
 /// How one download ended.
 #[derive(Debug)]
@@ -211,6 +213,11 @@ pub struct Downloader {
 
 impl Downloader {
     /// Sets up the HTTP client for `config`.
+    ///
+    /// # Errors
+    ///
+    /// The TLS backend cannot be set up, or (when [`Config::proxies`] was not called) a proxy
+    /// the environment names is invalid (see [`Proxies::from_env`]).
     pub fn new(config: Config) -> Result<Self, ClientError> {
         let client = http::Client::new(http::ClientConfig {
             connect_timeout: config.connect_timeout,
@@ -218,6 +225,10 @@ impl Downloader {
             max_redirects: config.max_redirects,
             // As many as can be busy at once against one host.
             max_idle_per_host: config.per_host.min(config.jobs).get(),
+            proxies: match &config.proxies {
+                Some(p) => p.clone(),
+                None => Proxies::from_env()?,
+            },
         })
         .map_err(ClientError)?;
         Ok(Self {
