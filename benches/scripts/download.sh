@@ -9,6 +9,9 @@
 # machine the client's CPU competes with the fixture server's), the load average, and how many
 # connections each tool opened (counted by the fixture server).
 #
+# Then the same two cases as interleaved pairs (weft, curl, weft, curl...; PAIRS=N, default 12),
+# which a drift in the host's speed cannot bias.
+#
 # Usage: benches/scripts/download.sh [RUNS_SMALL] [RUNS_BIG]    (needs hyperfine and curl)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -99,6 +102,35 @@ echo "load: $(uptime)"
 WEFT_SMALL="$BIN/weft download -i $WORK/small.txt -o $WORK/out -j 64 --per-host 64 --no-progress"
 CURL_SMALL="curl --parallel --parallel-max 64 -s -K $WORK/small.curl"
 echo "connections for the 1,000 files: weft $(connections "$WEFT_SMALL"), curl $(connections "$CURL_SMALL")"
+
+# Interleaved pairs (PAIRS=N, default 12): weft then curl, N times, so a drift in the host's
+# speed hits both tools alike (hyperfine above runs all of one tool's runs, then the other's).
+PAIRS=${PAIRS:-12}
+pair_ms() {
+    rm -rf "$WORK/out" && mkdir "$WORK/out"
+    local start end
+    start=$(date +%s%N)
+    "$@" >/dev/null 2>&1
+    end=$(date +%s%N)
+    echo $(((end - start) / 1000000))
+}
+for size in small big; do
+    jobs=64
+    [ "$size" = big ] && jobs=4
+    w=""
+    c=""
+    for _ in $(seq "$PAIRS"); do
+        w="$w $(pair_ms "$BIN/weft" download -i "$WORK/$size.txt" -o "$WORK/out" -j $jobs --per-host $jobs --no-progress)"
+        c="$c $(pair_ms curl --parallel --parallel-max $jobs -s -K "$WORK/$size.curl")"
+    done
+    python3 - "$size" "$w" "$c" <<'PY'
+import statistics as s, sys
+size, w, c = sys.argv[1], [int(x) for x in sys.argv[2].split()], [int(x) for x in sys.argv[3].split()]
+print(f"{size}, {len(w)} interleaved pairs: median weft {s.median(w):.0f} ms, curl {s.median(c):.0f} ms, "
+      f"weft/curl {s.median(w) / s.median(c):.2f}; weft faster in {sum(a < b for a, b in zip(w, c))}/{len(w)} pairs")
+PY
+done
+echo "load: $(uptime)"
 
 # Both tools must have produced the same, complete files.
 rm -rf "$WORK/out" && mkdir "$WORK/out"
