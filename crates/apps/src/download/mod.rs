@@ -40,7 +40,8 @@
 //! # HTTP
 //!
 //! Requests go through a small HTTP/1.1 client on hyper's connection API (TLS by rustls with
-//! the Mozilla roots; no proxies). A download that read its body to the end hands its
+//! the Mozilla roots; HTTP proxies from the environment or [`Config::proxies`], see
+//! [`Proxies`]). A download that read its body to the end hands its
 //! connection back before it returns, so the next download finds it idle: a batch opens at
 //! most one connection per download running at once against a host (64 for 1,000 files at 64
 //! at a time, where reqwest's pool, returning connections from a task of its own, opened
