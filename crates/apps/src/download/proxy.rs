@@ -13,7 +13,13 @@ use url::Url;
 
 use super::error::ClientError;
 
-/// Which proxies the downloader uses (see the [module docs](self)).
+/// Which HTTP proxies the downloader uses.
+///
+/// A plain `http` URL is requested from its proxy in absolute form (`GET http://host/path`);
+/// an `https` URL goes through a `CONNECT host:port` tunnel, inside which TLS runs end to end.
+/// Only `http://` proxies are supported (any other scheme is an error when the proxy is set,
+/// never silently ignored). Credentials in the proxy URL (`http://user:pass@proxy:3128`) are
+/// sent as `Proxy-Authorization: Basic`.
 ///
 /// By default ([`Config::new`](super::Config::new)), the ones the environment names; tests and
 /// programs that must not depend on the environment use [`Proxies::none`].
