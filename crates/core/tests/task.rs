@@ -43,16 +43,25 @@ async fn aborted_task_is_cancelled() {
     assert_eq!(err.to_string(), "task was cancelled");
 }
 
-/// A `MakeWriter` that appends every log line to a shared buffer.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
+/// Captures the log lines emitted on the current thread.
+///
+/// One global subscriber for the whole test binary, writing into a per-thread buffer: tests run
+/// on current-thread runtimes, so a test's tasks log on its own thread. Not a scoped
+/// `set_default` subscriber per test: with two of them on parallel test threads, tracing's
+/// cached per-callsite interest can be rebuilt while one test's event is being checked, and
+/// that event is dropped (seen as a missing WARN line in CI).
+struct Capture;
 
-impl Write for Capture {
+thread_local! {
+    static CAPTURED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The writer of the global subscriber: appends to this thread's buffer.
+struct ThreadWriter;
+
+impl Write for ThreadWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
+        CAPTURED.with(|c| c.borrow_mut().extend_from_slice(buf));
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -60,28 +69,30 @@ impl Write for Capture {
     }
 }
 
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
 impl Capture {
+    /// Installs the global subscriber (once per binary) and empties this thread's buffer.
+    fn start() -> Capture {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(|| ThreadWriter)
+                .with_ansi(false)
+                .with_max_level(tracing::Level::TRACE)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("no other subscriber");
+        });
+        CAPTURED.with(|c| c.borrow_mut().clear());
+        Capture
+    }
+
     fn text(&self) -> String {
-        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        String::from_utf8_lossy(&bytes).into_owned()
+        CAPTURED.with(|c| String::from_utf8_lossy(&c.borrow()).into_owned())
     }
 }
 
-#[tokio::test] // current-thread: the task runs on this thread, under the default subscriber
+#[tokio::test] // current-thread: the task runs on this thread, where its log is captured
 async fn panic_is_logged_with_the_task_name() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let capture = Capture::start();
 
     let handle = task::spawn_named("thumbnailer", async { panic!("corrupt png") });
     let id = handle.id();
@@ -423,12 +434,7 @@ async fn awaiting_the_supervisor_is_cancel_safe() {
 
 #[tokio::test(start_paused = true)]
 async fn restarts_are_logged_with_the_supervisor_name() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let capture = Capture::start();
     let exit = Supervisor::new("mailer")
         .max_restarts(1, Duration::from_secs(60))
         .spawn(&Context::background(), |_ctx| async {
