@@ -122,21 +122,15 @@ fn requests(args: &Args) -> anyhow::Result<Vec<Request>> {
 
 /// The environment's proxies, with `--proxy` and `--noproxy` applied on top.
 fn proxies(args: &Args) -> anyhow::Result<Proxies> {
-    let mut p = match args.proxy.as_deref().map(str::trim) {
+    let p = match args.proxy.as_deref().map(str::trim) {
         None => Proxies::from_env().context("in the proxy environment variables")?,
         Some("") => Proxies::none(),
-        Some(url) => Proxies::none().http(url)?.https(url)?,
+        Some(url) => Proxies::none().http(url)?.https(url)?.no_proxy_from_env(),
     };
-    if let Some(list) = &args.noproxy {
-        p = p.no_proxy(list);
-    } else if args.proxy.is_some()
-        && let Some(list) = ["no_proxy", "NO_PROXY"]
-            .iter()
-            .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
-    {
-        p = p.no_proxy(&list);
-    }
-    Ok(p)
+    Ok(match &args.noproxy {
+        Some(list) => p.no_proxy(list),
+        None => p,
+    })
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {

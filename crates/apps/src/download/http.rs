@@ -192,10 +192,12 @@ impl Client {
         origin: &Origin,
         headers: &HeaderMap,
     ) -> Result<(http::response::Parts, Incoming, Sender), HttpError> {
+        // Decided once: connections to `origin` (idle ones too) all go the same way.
+        let proxy = self.config.proxies.for_target(origin.tls, &origin.host);
         loop {
             let (mut sender, reused) = match self.take_idle(origin) {
                 Some(sender) => (sender, true),
-                None => (self.connect(origin).await?, false),
+                None => (self.connect(origin, proxy).await?, false),
             };
             // An idle connection may still be finishing its last response (it is ready once
             // it has seen the end of it), or be closed by now.
@@ -205,7 +207,7 @@ impl Client {
                 }
                 return Err(HttpError::Exchange(e));
             }
-            let request = self.request(url, origin, headers)?;
+            let request = self.request(url, origin, proxy, headers)?;
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     let (parts, body) = response.into_parts();
@@ -218,18 +220,17 @@ impl Client {
         }
     }
 
+    /// The request for `url`; `proxy` is the one the connection goes through, if any.
     fn request(
         &self,
         url: &Url,
         origin: &Origin,
+        proxy: Option<&Proxy>,
         headers: &HeaderMap,
     ) -> Result<Request<Empty<Bytes>>, HttpError> {
-        let proxy = if origin.tls {
-            None
-        } else {
-            self.config.proxies.for_target(false, &origin.host)
-        };
-        // Through a proxy, a plain request names the whole URL (absolute form).
+        // Through a proxy, a plain request names the whole URL (absolute form); inside a
+        // CONNECT tunnel (https) it is a request like any other.
+        let proxy = proxy.filter(|_| !origin.tls);
         let target = match proxy {
             Some(_) => &url[..url::Position::AfterQuery],
             None => &url[url::Position::BeforePath..url::Position::AfterQuery],
@@ -284,9 +285,9 @@ impl Client {
     }
 
     /// A new connection, within the connect timeout.
-    async fn connect(&self, origin: &Origin) -> Result<Sender, HttpError> {
+    async fn connect(&self, origin: &Origin, proxy: Option<&Proxy>) -> Result<Sender, HttpError> {
         let timeout = self.config.connect_timeout;
-        match tokio::time::timeout(timeout, self.connect_within(origin)).await {
+        match tokio::time::timeout(timeout, self.connect_within(origin, proxy)).await {
             Ok(r) => r,
             Err(_) => Err(HttpError::ConnectTimeout {
                 host: origin.host.clone(),
@@ -295,8 +296,11 @@ impl Client {
         }
     }
 
-    async fn connect_within(&self, origin: &Origin) -> Result<Sender, HttpError> {
-        let proxy = self.config.proxies.for_target(origin.tls, &origin.host);
+    async fn connect_within(
+        &self,
+        origin: &Origin,
+        proxy: Option<&Proxy>,
+    ) -> Result<Sender, HttpError> {
         let tcp = match proxy {
             Some(p) => {
                 let via = Origin {

@@ -71,24 +71,32 @@ impl Proxies {
     ///
     /// A proxy URL that cannot be parsed or is not `http://`.
     pub fn from_env() -> Result<Self, ClientError> {
-        let var = |names: &[&str]| {
-            names
-                .iter()
-                .filter_map(|n| std::env::var(n).ok())
-                .find(|v| !v.trim().is_empty())
-        };
-        let all = var(&["all_proxy", "ALL_PROXY"]);
+        let all = env_var(&["all_proxy", "ALL_PROXY"]);
         let mut p = Self::none();
-        if let Some(u) = var(&["http_proxy"]).or_else(|| all.clone()) {
+        if let Some(u) = env_var(&["http_proxy"]).or_else(|| all.clone()) {
             p = p.http(&u)?;
         }
-        if let Some(u) = var(&["https_proxy", "HTTPS_PROXY"]).or(all) {
+        if let Some(u) = env_var(&["https_proxy", "HTTPS_PROXY"]).or(all) {
             p = p.https(&u)?;
         }
-        if let Some(list) = var(&["no_proxy", "NO_PROXY"]) {
-            p = p.no_proxy(&list);
+        Ok(p.no_proxy_from_env())
+    }
+
+    /// Takes the hosts that bypass the proxies from `no_proxy` / `NO_PROXY`, when set (for a
+    /// proxy given explicitly that should still honour the environment's exceptions).
+    ///
+    /// ```
+    /// use weft_apps::download::Proxies;
+    ///
+    /// let p = Proxies::none().http("http://proxy.local:3128")?.no_proxy_from_env();
+    /// # let _ = p;
+    /// # Ok::<(), weft_apps::download::ClientError>(())
+    /// ```
+    pub fn no_proxy_from_env(self) -> Self {
+        match env_var(&["no_proxy", "NO_PROXY"]) {
+            Some(list) => self.no_proxy(&list),
+            None => self,
         }
-        Ok(p)
     }
 
     /// The proxy for `http` URLs (`http://[user:pass@]host[:port]`, port 80 by default; a URL
@@ -162,6 +170,14 @@ impl Proxies {
         });
         (!bypass).then_some(proxy)
     }
+}
+
+/// The first of `names` set to a non-blank value in the environment.
+fn env_var(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .filter_map(|n| std::env::var(n).ok())
+        .find(|v| !v.trim().is_empty())
 }
 
 impl Proxy {
