@@ -31,7 +31,9 @@ pub(crate) struct Entry<Req, Resp, E> {
     /// When it was enqueued, in ns since the queue's origin (smaller than an `Instant`, and
     /// the sort key derives from it).
     pub(crate) stamp: i64,
-    pub(crate) key: Option<String>,
+    // No blacklist key: a worker that needs it computes it again (only when a blacklist is
+    // configured), which keeps an entry at 40 bytes. Entries are written by submitters and
+    // read by workers, so each cache line of them crosses between cores once.
 }
 
 pub(crate) const QUEUED: u8 = 0;
@@ -215,7 +217,7 @@ impl<Resp, E> Cell<Resp, E> {
     }
 }
 
-/// [`Queue::nonempty`], on cache lines of its own: how full the queue is, coarsely.
+/// [`Intake::nonempty`], on cache lines of its own: how full the intake is, coarsely.
 #[repr(align(128))]
 pub(crate) struct NonEmpty(AtomicU8);
 
@@ -231,11 +233,27 @@ impl NonEmpty {
     }
 }
 
-/// The priority levels.
-pub(crate) struct Queue<Req, Resp, E> {
-    levels: Vec<VecDeque<Entry<Req, Resp, E>>>,
+/// `t` as a stamp: ns since `origin`.
+pub(crate) fn stamp_of(origin: Instant, t: Instant) -> i64 {
+    i64::try_from(t.saturating_duration_since(origin).as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Where submits put jobs: one plain FIFO per level, behind the pool's `state` lock, which
+/// submitters take and workers take only once per batch.
+///
+/// # Why two queues
+///
+/// When submitters and workers shared one queue under one lock, every submit touched lines a
+/// worker had just written (the lock, the queue's ends) and a worker's batch pop held the
+/// lock while it compared levels: `perf` showed the submitting thread spending half its time
+/// on the lock's cache line and waiting for it. Now a worker takes the whole intake in one
+/// swap per level (O(levels) under the lock) and sorts it into the [`Queue`] under a lock
+/// submitters never take; each level stays FIFO and every intake job is younger than every
+/// queued job of its level, so the order of pops is the same as with one queue.
+pub(crate) struct Intake<Req, Resp, E> {
+    levels: Vec<Vec<Entry<Req, Resp, E>>>,
     len: usize,
-    /// Whether the queue holds no job, some, or a batch's worth, readable without the lock:
+    /// Whether the intake holds no job, some, or a batch's worth, readable without the lock:
     /// a worker waiting for work spins on it briefly before it parks (see `worker::fetch`).
     /// Written only when that changes, so not once per job.
     pub(crate) nonempty: Arc<NonEmpty>,
@@ -243,25 +261,18 @@ pub(crate) struct Queue<Req, Resp, E> {
     hint: u8,
     batch: usize,
     pub(crate) origin: Instant,
-    aging_ns: Option<i64>,
 }
 
-impl<Req, Resp, E> Queue<Req, Resp, E> {
-    pub(crate) fn new(levels: usize, aging: Option<std::time::Duration>) -> Self {
-        Queue {
-            levels: (0..levels).map(|_| VecDeque::new()).collect(),
+impl<Req, Resp, E> Intake<Req, Resp, E> {
+    pub(crate) fn new(levels: usize, batch: usize, origin: Instant) -> Self {
+        Intake {
+            levels: (0..levels).map(|_| Vec::new()).collect(),
             len: 0,
             nonempty: Arc::new(NonEmpty(AtomicU8::new(EMPTY))),
             hint: EMPTY,
-            batch: 1,
-            origin: Instant::now(),
-            aging_ns: aging.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX).max(1)),
+            batch: batch.max(1),
+            origin,
         }
-    }
-
-    /// The batch size for [`NonEmpty`]'s `A_BATCH`.
-    pub(crate) fn set_batch(&mut self, batch: usize) {
-        self.batch = batch.max(1);
     }
 
     fn note_len(&mut self) {
@@ -276,43 +287,119 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub(crate) fn level_lens(&self) -> Vec<usize> {
-        self.levels.iter().map(VecDeque::len).collect()
-    }
-
     pub(crate) fn push(
         &mut self,
         req: Req,
         (id, level): (u64, u8),
         cell: Option<Arc<Cell<Resp, E>>>,
         enqueued: Instant,
-        key: Option<String>,
     ) {
-        let stamp = Self::stamp_of(self.origin, enqueued);
-
-        self.levels[level as usize].push_back(Entry {
+        let stamp = stamp_of(self.origin, enqueued);
+        self.levels[level as usize].push(Entry {
             req,
             cell,
             id,
             level,
             stamp,
-            key,
         });
         self.len += 1;
         self.note_len();
     }
 
-    /// `t` as a stamp: ns since `origin`.
-    pub(crate) fn stamp_of(origin: Instant, t: Instant) -> i64 {
-        i64::try_from(t.saturating_duration_since(origin).as_nanos()).unwrap_or(i64::MAX)
+    /// Swaps every level's jobs with `spare`'s (empty) vectors: the caller gets the jobs, the
+    /// intake gets the spare vectors' capacity. O(levels).
+    pub(crate) fn take_into(&mut self, spare: &mut [Vec<Entry<Req, Resp, E>>]) {
+        if self.len == 0 {
+            return;
+        }
+        for (mine, theirs) in self.levels.iter_mut().zip(spare.iter_mut()) {
+            debug_assert!(theirs.is_empty());
+            std::mem::swap(mine, theirs);
+        }
+        self.len = 0;
+        self.note_len();
+    }
+
+    /// Removes the job `id` if it is still here.
+    pub(crate) fn remove(&mut self, id: u64, level: Option<u8>) -> Option<Entry<Req, Resp, E>> {
+        let range = match level {
+            Some(l) => l as usize..l as usize + 1,
+            None => 0..self.levels.len(),
+        };
+        for l in range {
+            let q = &mut self.levels[l];
+            // Ids grow with submission, so a level is sorted by id: binary search.
+            if let Ok(i) = q.binary_search_by_key(&id, |e| e.id) {
+                let e = q.remove(i);
+                self.len -= 1;
+                self.note_len();
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    /// Takes the result cell out of the job `id` at `level`, whose handle was dropped, if it
+    /// is still here: the job stays queued, but runs detached (no outcome stored, nothing
+    /// shared with the handle's side). The job just submitted is usually the last of its
+    /// level: checked first.
+    pub(crate) fn detach(&mut self, id: u64, level: u8) -> Option<Arc<Cell<Resp, E>>> {
+        let q = self.levels.get_mut(level as usize)?;
+        let i = match q.last() {
+            Some(e) if e.id == id => q.len() - 1,
+            _ => q.binary_search_by_key(&id, |e| e.id).ok()?,
+        };
+        q.get_mut(i).and_then(|e| e.cell.take())
+    }
+
+    pub(crate) fn level_lens(&self) -> impl Iterator<Item = usize> + '_ {
+        self.levels.iter().map(Vec::len)
+    }
+
+    pub(crate) fn drain_all(&mut self) -> impl Iterator<Item = Entry<Req, Resp, E>> + '_ {
+        self.len = 0;
+        self.note_len();
+        self.levels.iter_mut().flat_map(|q| q.drain(..))
+    }
+}
+
+/// The priority levels, as workers see them: jobs moved from the [`Intake`], behind the
+/// pool's `sorted` lock (workers and cancels only).
+pub(crate) struct Queue<Req, Resp, E> {
+    levels: Vec<VecDeque<Entry<Req, Resp, E>>>,
+    len: usize,
+    aging_ns: Option<i64>,
+}
+
+impl<Req, Resp, E> Queue<Req, Resp, E> {
+    pub(crate) fn new(levels: usize, aging: Option<std::time::Duration>) -> Self {
+        Queue {
+            levels: (0..levels).map(|_| VecDeque::new()).collect(),
+            len: 0,
+            aging_ns: aging.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX).max(1)),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn level_lens(&self) -> impl Iterator<Item = usize> + '_ {
+        self.levels.iter().map(VecDeque::len)
+    }
+
+    /// Appends jobs taken from the intake (each level's are younger than this level's).
+    pub(crate) fn append(&mut self, moved: &mut [Vec<Entry<Req, Resp, E>>]) {
+        for (q, m) in self.levels.iter_mut().zip(moved.iter_mut()) {
+            self.len += m.len();
+            q.extend(m.drain(..));
+        }
+    }
+
+    #[cfg(test)]
+    fn push(&mut self, e: Entry<Req, Resp, E>) {
+        self.len += 1;
+        self.levels[e.level as usize].push_back(e);
     }
 
     /// Which level to pop next (see the module docs).
@@ -320,10 +407,9 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
         let mut best: Option<(usize, i64)> = None;
         for (level, q) in self.levels.iter().enumerate().rev() {
             let Some(front) = q.front() else { continue };
-            if self.aging_ns.is_none() {
+            let Some(aging) = self.aging_ns else {
                 return Some(level);
-            }
-            let aging = self.aging_ns.unwrap_or(0);
+            };
             let key = front
                 .stamp
                 .saturating_sub((level as i64).saturating_mul(aging));
@@ -338,46 +424,30 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
     pub(crate) fn pop(&mut self) -> Option<Entry<Req, Resp, E>> {
         let level = self.pick()?;
         self.len -= 1;
-        self.note_len();
         self.levels[level].pop_front()
     }
 
     /// Removes the queued job `id` (cancel by handle or by id).
     pub(crate) fn remove(&mut self, id: u64, level: Option<u8>) -> Option<Entry<Req, Resp, E>> {
-        let levels: Vec<usize> = match level {
-            Some(l) => vec![l as usize],
-            None => (0..self.levels.len()).collect(),
+        let range = match level {
+            Some(l) => l as usize..l as usize + 1,
+            None => 0..self.levels.len(),
         };
-        for l in levels {
+        for l in range {
             let q = &mut self.levels[l];
-            // Ids grow with submission, so a level is sorted by id: binary search.
             if let Ok(i) = q.binary_search_by_key(&id, |e| e.id) {
                 let e = q.remove(i);
                 self.len -= 1;
-                self.note_len();
                 return e;
             }
         }
         None
     }
 
-    /// Takes the result cell out of the queued job `id` at `level`, whose handle was dropped:
-    /// the job stays queued, but runs detached (no outcome stored, nothing shared with the
-    /// handle's side). The job just submitted is usually the last of its level: checked first.
-    pub(crate) fn detach(&mut self, id: u64, level: u8) -> Option<Arc<Cell<Resp, E>>> {
-        let q = self.levels.get_mut(level as usize)?;
-        let i = match q.back() {
-            Some(e) if e.id == id => q.len() - 1,
-            _ => q.binary_search_by_key(&id, |e| e.id).ok()?,
-        };
-        q.get_mut(i).and_then(|e| e.cell.take())
-    }
-
     /// Empties the queue (cancelling shutdown).
-    pub(crate) fn drain_all(&mut self) -> Vec<Entry<Req, Resp, E>> {
+    pub(crate) fn drain_all(&mut self) -> impl Iterator<Item = Entry<Req, Resp, E>> + '_ {
         self.len = 0;
-        self.note_len();
-        self.levels.iter_mut().flat_map(|q| q.drain(..)).collect()
+        self.levels.iter_mut().flat_map(|q| q.drain(..))
     }
 }
 
@@ -386,19 +456,19 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn push(q: &mut Queue<u32, (), ()>, id: u64, level: u8, at: Instant) {
-        q.push(
-            id as u32,
-            (id, level),
-            Some(Arc::new(Cell::new(None, None))),
-            at,
-            None,
-        );
+    fn push(q: &mut Queue<u32, (), ()>, id: u64, level: u8, at: Duration) {
+        q.push(Entry {
+            req: id as u32,
+            cell: Some(Arc::new(Cell::new(None, None))),
+            id,
+            level,
+            stamp: i64::try_from(at.as_nanos()).unwrap(),
+        });
     }
 
     #[test]
     fn strict_levels_and_fifo_within_a_level_without_aging() {
-        let t = Instant::now();
+        let t = Duration::ZERO;
         let mut q = Queue::new(3, None);
         push(&mut q, 1, 0, t);
         push(&mut q, 2, 2, t);
@@ -410,7 +480,7 @@ mod tests {
 
     #[test]
     fn aging_lets_an_old_low_job_pass_a_new_high_one() {
-        let t = Instant::now();
+        let t = Duration::ZERO;
         let mut q = Queue::new(2, Some(Duration::from_secs(1)));
         push(&mut q, 1, 0, t);
         push(&mut q, 2, 1, t + Duration::from_millis(999));
@@ -421,7 +491,7 @@ mod tests {
 
     #[test]
     fn remove_finds_by_id() {
-        let t = Instant::now();
+        let t = Duration::ZERO;
         let mut q = Queue::new(2, None);
         for id in 1..=5 {
             push(&mut q, id, (id % 2) as u8, t);

@@ -40,11 +40,11 @@ use crate::builder::{Blacklist, PanicPolicy};
 use crate::error::{JobError, Outcome, SubmitError};
 use crate::future::{CancelQueued, JobHandle};
 use crate::lock;
-use crate::queue::{Cell, Entry, Queue, RunnerWaker};
+use crate::queue::{Cell, Entry, Intake, Queue, RunnerWaker};
 use crate::stats::{Acc, Counters, Histogram, Stats};
 
-/// A job past the blacklist check (with its key), or refused there.
-type Staged<Req> = Result<(Req, Option<String>), SubmitError<Req>>;
+/// A job past the blacklist check, or refused there.
+type Staged<Req> = Result<Req, SubmitError<Req>>;
 
 pub(crate) type KeyFn<Req> = Arc<dyn Fn(&Req) -> Option<String> + Send + Sync>;
 
@@ -59,7 +59,11 @@ pub(crate) struct Config<Req> {
 }
 
 pub(crate) struct State<Req, Resp, E> {
-    pub(crate) queue: Queue<Req, Resp, E>,
+    /// Where submits put jobs (see [`Intake`]); workers move it into `Shared::sorted`.
+    pub(crate) intake: Intake<Req, Resp, E>,
+    /// Jobs in the intake and in `Shared::sorted` together, less those a worker holding the
+    /// `sorted` lock is about to pop: what is queued, as submitters and parking workers see it.
+    pub(crate) queued: usize,
     pub(crate) closed: bool,
     next_id: u64,
     accepted: u64,
@@ -305,6 +309,9 @@ where
 
 pub(crate) struct Shared<Req, Resp, E> {
     pub(crate) state: Padded<Mutex<State<Req, Resp, E>>>,
+    /// The queue workers pop from, in priority order (see [`Intake`] for why it is apart).
+    /// Lock order: `sorted`, then `state`.
+    pub(crate) sorted: Padded<Mutex<Queue<Req, Resp, E>>>,
     /// Given to job handles (see [`PoolRef`]); set once the pool is in its `Arc`.
     handle_ref: OnceLock<Arc<dyn CancelQueued>>,
     /// This pool's identity for [`DETACHED`].
@@ -387,11 +394,8 @@ where
         let levels = config.levels as usize;
         Shared {
             state: Padded(Mutex::new(State {
-                queue: {
-                    let mut q = Queue::new(config.levels as usize, aging);
-                    q.set_batch(config.batch);
-                    q
-                },
+                intake: Intake::new(levels, config.batch, Instant::now()),
+                queued: 0,
                 closed: false,
                 next_id: 1,
                 accepted: 0,
@@ -403,6 +407,7 @@ where
                 searching: 0,
                 next_worker: 0,
             })),
+            sorted: Padded(Mutex::new(Queue::new(levels, aging))),
             handle_ref: OnceLock::new(),
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             capacity,
@@ -468,21 +473,18 @@ where
         Ok(job)
     }
 
-    /// The job's key, or the job back (its permit released, the refusal counted) when its key
-    /// is blacklisted.
+    /// The job, or the job back (its permit released, the refusal counted) when its key is
+    /// blacklisted.
     fn admit(&self, level: u8, job: Req) -> Staged<Req> {
-        let key = self.key_of(&job);
-        if let (Some(bl), Some(k)) = (&self.blacklist, &key)
-            && bl.is_blacklisted(k)
+        if let Some(bl) = &self.blacklist
+            && let Some(key) = self.key_of(&job)
+            && bl.is_blacklisted(&key)
         {
             self.release(level, 1);
             self.refuse(Outcome::Blacklisted);
-            return Err(SubmitError::Blacklisted {
-                job,
-                key: key.unwrap_or_default(),
-            });
+            return Err(SubmitError::Blacklisted { job, key });
         }
-        Ok((job, key))
+        Ok(job)
     }
 
     /// Pushes a job whose capacity permit (if bounded) the caller holds (it moves with the job).
@@ -491,7 +493,7 @@ where
         level: u8,
         job: Req,
     ) -> Result<JobHandle<Resp, E>, SubmitError<Req>> {
-        let (job, key) = self.admit(level, job)?;
+        let job = self.admit(level, job)?;
         let stashed = self.take_stashed();
         // Allocated outside the lock when no stashed cell may serve instead.
         let mut fresh = stashed.is_none().then(|| self.new_cell());
@@ -522,8 +524,9 @@ where
                 (Arc::clone(&c), c)
             }
         };
-        st.queue.push(job, (id, level), Some(queued), now, key);
-        let wake = if st.searching == 0 && st.woken.len() * self.config.batch < st.queue.len() {
+        st.intake.push(job, (id, level), Some(queued), now);
+        st.queued += 1;
+        let wake = if st.searching == 0 && st.woken.len() * self.config.batch < st.queued {
             st.idle.pop()
         } else {
             None
@@ -534,7 +537,7 @@ where
         let grow = st.idle.is_empty()
             && wake.is_none()
             && st.workers < st.max
-            && st.queue.len() >= self.config.scale_up_depth;
+            && st.queued >= self.config.scale_up_depth;
         if grow {
             st.workers += 1;
         }
@@ -570,21 +573,23 @@ where
         for item in staged {
             sink(match item {
                 Err(e) => Err(e),
-                Ok((job, _)) if closed => {
+                Ok(job) if closed => {
                     rejected += 1;
                     Err(SubmitError::Closed(job))
                 }
-                Ok((job, key)) => {
+                Ok(job) => {
                     let id = st.next_id;
                     st.next_id += 1;
                     st.accepted += 1;
                     if handles {
                         let cell = self.new_cell();
-                        st.queue
-                            .push(job, (id, level), Some(Arc::clone(&cell)), now, key);
+                        st.intake
+                            .push(job, (id, level), Some(Arc::clone(&cell)), now);
+                        st.queued += 1;
                         Ok(Some(JobHandle::new(cell, id, level)))
                     } else {
-                        st.queue.push(job, (id, level), None, now, key);
+                        st.intake.push(job, (id, level), None, now);
+                        st.queued += 1;
                         Ok(None)
                     }
                 }
@@ -592,7 +597,7 @@ where
         }
         // One worker per batch's worth of queued jobs, as in `enqueue`.
         let mut wake = Vec::new();
-        while !closed && st.searching == 0 && st.woken.len() * self.config.batch < st.queue.len() {
+        while !closed && st.searching == 0 && st.woken.len() * self.config.batch < st.queued {
             match st.idle.pop() {
                 Some((w, waker)) => {
                     st.woken.push(w);
@@ -605,7 +610,7 @@ where
             && st.idle.is_empty()
             && wake.is_empty()
             && st.workers < st.max
-            && st.queue.len() >= self.config.scale_up_depth;
+            && st.queued >= self.config.scale_up_depth;
         if grow {
             st.workers += 1;
         }
@@ -684,7 +689,12 @@ where
     pub(crate) fn cancel_everything(&self) {
         self.cancel_all.store(true, Ordering::SeqCst);
         self.close();
-        let entries = lock(&self.state).queue.drain_all();
+        let entries: Vec<_> = {
+            let mut q = lock(&self.sorted);
+            let mut st = lock(&self.state);
+            st.queued = 0;
+            q.drain_all().chain(st.intake.drain_all()).collect()
+        };
         for e in entries {
             match e.cell {
                 Some(cell) => {
@@ -714,7 +724,7 @@ where
 
     /// Cancel by id: queued (removed), claimed or running.
     pub(crate) fn cancel_id(&self, id: u64) -> bool {
-        let removed = lock(&self.state).queue.remove(id, None);
+        let removed = self.remove_queued(id, None);
         if let Some(e) = removed {
             self.release(e.level, 1);
             let Some(cell) = e.cell else {
@@ -744,6 +754,17 @@ where
         }
     }
 
+    /// Takes the job `id` out of the intake or the sorted queue, if it is still queued.
+    fn remove_queued(&self, id: u64, level: Option<u8>) -> Option<Entry<Req, Resp, E>> {
+        let mut q = lock(&self.sorted);
+        let mut st = lock(&self.state);
+        let e = st.intake.remove(id, level).or_else(|| q.remove(id, level));
+        if e.is_some() {
+            st.queued -= 1;
+        }
+        e
+    }
+
     /// This thread's stashed cell if it is this pool's (see [`stash`]).
     fn take_stashed(&self) -> Option<Stashed> {
         DETACHED
@@ -769,7 +790,7 @@ where
         (Arc<Cell<Resp, E>>, Arc<Cell<Resp, E>>),
         (Option<Arc<Cell<Resp, E>>>, Arc<dyn Any + Send + Sync>),
     > {
-        let entry = st.queue.detach(s.id, s.level);
+        let entry = st.intake.detach(s.id, s.level);
         let Some(entry) = entry else {
             return Err((None, s.cell));
         };
@@ -798,8 +819,14 @@ where
 
     pub(crate) fn stats(&self) -> Stats {
         let (queued, workers, accepted) = {
+            let q = lock(&self.sorted);
             let st = lock(&self.state);
-            (st.queue.level_lens(), st.workers, st.accepted)
+            let queued = q
+                .level_lens()
+                .zip(st.intake.level_lens())
+                .map(|(a, b)| a + b)
+                .collect();
+            (queued, st.workers, st.accepted)
         };
         let mut acc = Acc::new(self.config.levels as usize);
         let (mut busy, mut claimed) = (0, 0);
@@ -849,7 +876,7 @@ where
     fn cancelled_while_queued(&self, id: u64, level: u8) {
         // Whoever takes the entry out of the queue gives its permit back (invariant 2); if a
         // worker already claimed it, the worker did.
-        let removed = lock(&self.state).queue.remove(id, Some(level));
+        let removed = self.remove_queued(id, Some(level));
         if removed.is_some() {
             self.release(level, 1);
         }

@@ -27,7 +27,7 @@ use crate::builder::PanicPolicy;
 use crate::error::{JobError, Outcome, panic_message};
 use crate::handler::Handler;
 use crate::lock;
-use crate::queue::{EMPTY, Entry, Queue, SOME};
+use crate::queue::{EMPTY, Entry, SOME, stamp_of};
 use crate::shared::{Shared, WorkerSlot, pop_batch};
 
 /// Jobs shorter than this on average are batched; longer ones are taken one at a time so a
@@ -60,6 +60,11 @@ pub(crate) async fn run<Req, H>(
     let worker_ctx = H::WANTS_CONTEXT.then(|| shared.ctx.with_cancel());
     let mut local: VecDeque<Entry<Req, H::Response, H::Error>> = VecDeque::new();
     let mut release = vec![0usize; shared.config.levels as usize];
+    // The intake's vectors land here (the intake gets these, emptied, in exchange: their
+    // capacity goes back and forth instead of being allocated per batch), then move into
+    // the sorted queue.
+    let mut moved: Moved<Req, H::Response, H::Error> =
+        (0..shared.config.levels).map(|_| Vec::new()).collect();
     // Average run time of recent jobs (EWMA), to size batches. Until jobs are known to be
     // short, take one at a time: starting at zero made a fresh worker grab a whole batch, so
     // higher-priority jobs arriving meanwhile waited behind it.
@@ -69,7 +74,7 @@ pub(crate) async fn run<Req, H>(
     // When the previous job ended, if nothing waited since: the next job's start time (one
     // clock read per job instead of two).
     let mut last_end: Option<Instant> = None;
-    let origin = lock(&shared.state).queue.origin;
+    let origin = lock(&shared.state).intake.origin;
     // Whether this worker still counts in `state.workers` when the loop ends.
     let mut counted = true;
     tracing::trace!(worker = slot.id, "worker started");
@@ -127,6 +132,7 @@ pub(crate) async fn run<Req, H>(
                     &shared,
                     &slot,
                     &mut local,
+                    &mut moved,
                     &mut release,
                     batch,
                     &mut registered,
@@ -187,11 +193,16 @@ pub(crate) async fn run<Req, H>(
     tracing::trace!(worker = slot.id, "worker stopped");
 }
 
+/// Per level, jobs taken from the intake on their way to the sorted queue.
+type Moved<Req, Resp, E> = Vec<Vec<Entry<Req, Resp, E>>>;
+
 /// Waits for a batch of jobs. False: this worker must stop.
+#[allow(clippy::too_many_arguments)]
 async fn fetch<Req, Resp, E>(
     shared: &Arc<Shared<Req, Resp, E>>,
     slot: &WorkerSlot,
     local: &mut VecDeque<Entry<Req, Resp, E>>,
+    moved: &mut [Vec<Entry<Req, Resp, E>>],
     release: &mut [usize],
     batch: usize,
     registered: &mut Option<Waker>,
@@ -209,12 +220,13 @@ where
             slot.runner.register(cx.waker());
             *registered = Some(cx.waker().clone());
         }
+        let mut q = lock(&shared.sorted);
         let mut st = lock(&shared.state);
         // An empty queue: rather than park at once (a wake-up costs the submitter a system
         // call and both threads a context switch), one worker at a time spins briefly on the
         // queue's `nonempty` flag; meanwhile submits wake nobody.
         if may_spin
-            && st.queue.is_empty()
+            && st.queued == 0
             && st.searching == 0
             && !st.closed
             && st.workers <= st.max
@@ -222,8 +234,9 @@ where
         {
             may_spin = false;
             st.searching += 1;
-            let flag = std::sync::Arc::clone(&st.queue.nonempty);
+            let flag = std::sync::Arc::clone(&st.intake.nonempty);
             drop(st);
+            drop(q);
             // Until a job comes; then, briefly, until a batch's worth has come, so that the
             // queue lock is taken once per batch rather than once per job.
             let mut wait = SPIN;
@@ -240,6 +253,7 @@ where
                 std::hint::spin_loop();
                 i += 1;
             }
+            q = lock(&shared.sorted);
             st = lock(&shared.state);
             st.searching -= 1;
         }
@@ -247,15 +261,17 @@ where
             st.woken.swap_remove(i);
         }
         let leave = st.workers > st.max;
-        if !leave && !st.queue.is_empty() {
+        if !leave && st.queued > 0 {
             st.unpark(slot.id);
             // Fair share: never take more than our part of what is queued (a parked worker
             // counts: a job held in this batch behind a slow one could have run there).
-            let share = st.queue.len().div_ceil(st.workers.max(1));
-            pop_batch(&mut st.queue, batch.min(share).max(1), local, release);
+            let share = st.queued.div_ceil(st.workers.max(1));
+            let n = batch.min(share).clamp(1, st.queued);
+            st.queued -= n;
+            st.intake.take_into(moved);
             // Jobs left and nobody on the way for them: wake the next worker (submits wake
             // one worker per batch, so the chain continues here).
-            let next = if !st.queue.is_empty() && st.woken.is_empty() && st.searching == 0 {
+            let next = if st.queued > 0 && st.woken.is_empty() && st.searching == 0 {
                 st.idle.pop()
             } else {
                 None
@@ -264,6 +280,12 @@ where
                 st.woken.push(*w);
             }
             drop(st);
+            // Still under `sorted`: nobody else pops, so the `n` jobs counted out are there.
+            q.append(moved);
+            debug_assert!(q.len() >= n);
+            pop_batch(&mut q, n, local, release);
+            debug_assert_eq!(local.len(), n);
+            drop(q);
             if let Some((_, w)) = next {
                 w.wake();
             }
@@ -316,7 +338,6 @@ where
         id,
         level,
         stamp,
-        key,
     } = entry;
     if slot.take_cancel(id) {
         // Cancelled by id while claimed: the worker ends it (unless its handle's cancel did,
@@ -348,6 +369,8 @@ where
             }
         }
     };
+    // The blacklist key, only when there is a blacklist to check and to feed on a panic.
+    let key = shared.blacklist.as_ref().and_then(|_| shared.key_of(&req));
     let early = if shared.cancel_all.load(Ordering::Relaxed) {
         Some(JobError::Cancelled)
     } else if let (Some(bl), Some(k)) = (&shared.blacklist, &key)
@@ -373,7 +396,7 @@ where
     };
     let start = last_end.take().unwrap_or_else(Instant::now);
     // In ns since the queue's origin, like the stamp: one subtraction of clock values.
-    let start_ns = Queue::<Req, H::Response, H::Error>::stamp_of(origin, start);
+    let start_ns = stamp_of(origin, start);
     slot.counters.queue_wait[level as usize]
         .record_ns_single_writer(start_ns.saturating_sub(stamp));
     slot.busy.store(true, Ordering::Relaxed);
