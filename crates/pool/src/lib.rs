@@ -70,6 +70,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod builder;
+mod clock;
 mod error;
 mod future;
 mod handler;

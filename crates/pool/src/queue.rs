@@ -13,8 +13,6 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
 
-use tokio::time::Instant;
-
 use crate::error::JobError;
 use crate::future::CancelQueued;
 use crate::lock;
@@ -28,8 +26,8 @@ pub(crate) struct Entry<Req, Resp, E> {
     pub(crate) cell: Option<Arc<Cell<Resp, E>>>,
     pub(crate) id: u64,
     pub(crate) level: u8,
-    /// When it was enqueued, in ns since the queue's origin (smaller than an `Instant`, and
-    /// the sort key derives from it).
+    /// When it was enqueued, in ns of the pool's [`Clock`](crate::clock::Clock) (the sort
+    /// key derives from it).
     pub(crate) stamp: i64,
     // No blacklist key: a worker that needs it computes it again (only when a blacklist is
     // configured), which keeps an entry at 40 bytes. Entries are written by submitters and
@@ -233,11 +231,6 @@ impl NonEmpty {
     }
 }
 
-/// `t` as a stamp: ns since `origin`.
-pub(crate) fn stamp_of(origin: Instant, t: Instant) -> i64 {
-    i64::try_from(t.saturating_duration_since(origin).as_nanos()).unwrap_or(i64::MAX)
-}
-
 /// Where submits put jobs: one plain FIFO per level, behind the pool's `state` lock, which
 /// submitters take and workers take only once per batch.
 ///
@@ -260,18 +253,16 @@ pub(crate) struct Intake<Req, Resp, E> {
     /// The value last written to `nonempty`.
     hint: u8,
     batch: usize,
-    pub(crate) origin: Instant,
 }
 
 impl<Req, Resp, E> Intake<Req, Resp, E> {
-    pub(crate) fn new(levels: usize, batch: usize, origin: Instant) -> Self {
+    pub(crate) fn new(levels: usize, batch: usize) -> Self {
         Intake {
             levels: (0..levels).map(|_| Vec::new()).collect(),
             len: 0,
             nonempty: Arc::new(NonEmpty(AtomicU8::new(EMPTY))),
             hint: EMPTY,
             batch: batch.max(1),
-            origin,
         }
     }
 
@@ -292,9 +283,8 @@ impl<Req, Resp, E> Intake<Req, Resp, E> {
         req: Req,
         (id, level): (u64, u8),
         cell: Option<Arc<Cell<Resp, E>>>,
-        enqueued: Instant,
+        stamp: i64,
     ) {
-        let stamp = stamp_of(self.origin, enqueued);
         self.levels[level as usize].push(Entry {
             req,
             cell,

@@ -37,6 +37,7 @@ use weft_core::Context;
 use weft_core::context::{AfterFunc, CancelFn};
 
 use crate::builder::{Blacklist, PanicPolicy};
+use crate::clock::Clock;
 use crate::error::{JobError, Outcome, SubmitError};
 use crate::future::{CancelQueued, JobHandle};
 use crate::lock;
@@ -312,6 +313,8 @@ pub(crate) struct Shared<Req, Resp, E> {
     /// The queue workers pop from, in priority order (see [`Intake`] for why it is apart).
     /// Lock order: `sorted`, then `state`.
     pub(crate) sorted: Padded<Mutex<Queue<Req, Resp, E>>>,
+    /// Job stamps and latencies (see [`Clock`]).
+    pub(crate) clock: Clock,
     /// Given to job handles (see [`PoolRef`]); set once the pool is in its `Arc`.
     handle_ref: OnceLock<Arc<dyn CancelQueued>>,
     /// This pool's identity for [`DETACHED`].
@@ -394,7 +397,7 @@ where
         let levels = config.levels as usize;
         Shared {
             state: Padded(Mutex::new(State {
-                intake: Intake::new(levels, config.batch, Instant::now()),
+                intake: Intake::new(levels, config.batch),
                 queued: 0,
                 closed: false,
                 next_id: 1,
@@ -408,6 +411,7 @@ where
                 next_worker: 0,
             })),
             sorted: Padded(Mutex::new(Queue::new(levels, aging))),
+            clock: Clock::new(),
             handle_ref: OnceLock::new(),
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             capacity,
@@ -497,7 +501,7 @@ where
         let stashed = self.take_stashed();
         // Allocated outside the lock when no stashed cell may serve instead.
         let mut fresh = stashed.is_none().then(|| self.new_cell());
-        let now = Instant::now();
+        let now = self.clock.now_ns();
         let mut st = lock(&self.state);
         if st.closed {
             drop(st);
@@ -566,7 +570,7 @@ where
     ) {
         // Blacklisted jobs are refused before the lock, as in `enqueue`.
         let staged: Vec<Staged<Req>> = jobs.map(|job| self.admit(level, job)).collect();
-        let now = Instant::now();
+        let now = self.clock.now_ns();
         let mut st = lock(&self.state);
         let closed = st.closed;
         let mut rejected = 0;

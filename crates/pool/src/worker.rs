@@ -27,7 +27,7 @@ use crate::builder::PanicPolicy;
 use crate::error::{JobError, Outcome, panic_message};
 use crate::handler::Handler;
 use crate::lock;
-use crate::queue::{EMPTY, Entry, SOME, stamp_of};
+use crate::queue::{EMPTY, Entry, SOME};
 use crate::shared::{Shared, WorkerSlot, pop_batch};
 
 /// Jobs shorter than this on average are batched; longer ones are taken one at a time so a
@@ -73,8 +73,7 @@ pub(crate) async fn run<Req, H>(
     let mut backoff = Duration::from_millis(1);
     // When the previous job ended, if nothing waited since: the next job's start time (one
     // clock read per job instead of two).
-    let mut last_end: Option<Instant> = None;
-    let origin = lock(&shared.state).intake.origin;
+    let mut last_end: Option<i64> = None;
     // Whether this worker still counts in `state.workers` when the loop ends.
     let mut counted = true;
     tracing::trace!(worker = slot.id, "worker started");
@@ -158,7 +157,6 @@ pub(crate) async fn run<Req, H>(
             entry,
             &mut registered,
             &mut last_end,
-            origin,
         )
         .await;
         slot.next
@@ -206,7 +204,7 @@ async fn fetch<Req, Resp, E>(
     release: &mut [usize],
     batch: usize,
     registered: &mut Option<Waker>,
-    last_end: &mut Option<Instant>,
+    last_end: &mut Option<i64>,
 ) -> bool
 where
     Req: Send + 'static,
@@ -325,8 +323,7 @@ async fn run_one<Req, H>(
     worker_ctx: Option<&Context>,
     entry: Entry<Req, H::Response, H::Error>,
     registered: &mut Option<Waker>,
-    last_end: &mut Option<Instant>,
-    origin: Instant,
+    last_end: &mut Option<i64>,
 ) -> Option<Duration>
 where
     Req: Send + 'static,
@@ -394,18 +391,18 @@ where
     } else {
         tracing::Span::none()
     };
-    let start = last_end.take().unwrap_or_else(Instant::now);
-    // In ns since the queue's origin, like the stamp: one subtraction of clock values.
-    let start_ns = stamp_of(origin, start);
+    let start_ns = last_end.take().unwrap_or_else(|| shared.clock.now_ns());
     slot.counters.queue_wait[level as usize]
         .record_ns_single_writer(start_ns.saturating_sub(stamp));
     slot.busy.store(true, Ordering::Relaxed);
 
     let timeout = shared.config.timeout;
+    // Deadlines are tokio's: its timers (and a paused clock in tests) measure them.
+    let deadline = timeout.map(|d| Instant::now() + d);
     let (job_ctx, job_cancel) = match worker_ctx {
         Some(w) => {
-            let (c, cancel) = match timeout {
-                Some(d) => w.with_deadline(start + d),
+            let (c, cancel) = match deadline {
+                Some(t) => w.with_deadline(t),
                 None => w.with_cancel(),
             };
             (Some(c), Some(cancel))
@@ -421,7 +418,7 @@ where
         Err(payload) => Ran::Panicked(panic_message(&*payload)),
         Ok(fut) => {
             let mut fut = pin!(fut);
-            let mut sleep = timeout.map(|d| Box::pin(tokio::time::sleep_until(start + d)));
+            let mut sleep = deadline.map(|t| Box::pin(tokio::time::sleep_until(t)));
             poll_fn(|cx| {
                 let _enter = span.enter();
                 if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -450,9 +447,9 @@ where
             .await
         }
     };
-    let end = Instant::now();
-    let run_time = end.saturating_duration_since(start);
-    *last_end = Some(end);
+    let end_ns = shared.clock.now_ns();
+    let run_time = Duration::from_nanos(u64::try_from(end_ns - start_ns).unwrap_or(0));
+    *last_end = Some(end_ns);
     slot.counters.run_time.record_single_writer(run_time);
 
     let result = match ran {
