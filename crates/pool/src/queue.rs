@@ -480,6 +480,52 @@ mod tests {
     }
 
     #[test]
+    fn jobs_moved_from_the_intake_pop_in_the_same_order_as_from_one_queue() {
+        // Old jobs already sorted, newer ones still in the intake: after the move, levels
+        // stay FIFO and strict order holds across both.
+        let mut q = Queue::new(2, None);
+        push(&mut q, 1, 0, Duration::ZERO);
+        push(&mut q, 2, 1, Duration::ZERO);
+        let mut intake: Intake<u32, (), ()> = Intake::new(2, 4);
+        for (id, level) in [(3, 0), (4, 1), (5, 1)] {
+            intake.push(id as u32, (id, level), None, 0);
+        }
+        let mut moved: Vec<Vec<Entry<u32, (), ()>>> = vec![Vec::new(), Vec::new()];
+        intake.take_into(&mut moved);
+        assert_eq!(
+            intake.level_lens().sum::<usize>(),
+            0,
+            "the intake is empty after a take"
+        );
+        assert_eq!(intake.nonempty.get(), EMPTY);
+        q.append(&mut moved);
+        assert!(moved.iter().all(Vec::is_empty));
+        let order: Vec<u32> = std::iter::from_fn(|| q.pop().map(|e| e.req)).collect();
+        assert_eq!(order, [2, 4, 5, 1, 3]);
+    }
+
+    #[test]
+    fn intake_detach_and_remove_find_jobs_by_id() {
+        let mut intake: Intake<u32, (), ()> = Intake::new(2, 2);
+        for id in 1..=4u64 {
+            let cell = Some(Arc::new(Cell::new(None, None)));
+            intake.push(id as u32, (id, (id % 2) as u8), cell, 0);
+        }
+        assert_eq!(intake.nonempty.get(), A_BATCH);
+        assert!(intake.detach(3, 1).is_some(), "the cell comes out");
+        assert!(intake.detach(3, 1).is_none(), "and only once");
+        assert!(intake.detach(3, 0).is_none(), "wrong level");
+        assert_eq!(
+            intake.remove(3, None).map(|e| e.req),
+            Some(3),
+            "the job stays queued"
+        );
+        assert_eq!(intake.remove(2, Some(0)).map(|e| e.req), Some(2));
+        assert_eq!(intake.remove(2, None).map(|e| e.req), None);
+        assert_eq!(intake.level_lens().collect::<Vec<_>>(), [1, 1]);
+    }
+
+    #[test]
     fn remove_finds_by_id() {
         let t = Duration::ZERO;
         let mut q = Queue::new(2, None);

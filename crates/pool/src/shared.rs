@@ -2,25 +2,32 @@
 //!
 //! # Invariants
 //!
-//! 1. `state` (one mutex) holds the queue, the worker count and its bounds, the parked workers'
-//!    wakers and the closed flag. A job enters the queue only while `closed` is false, checked
-//!    under the lock, so a closing pool never strands a job.
-//! 2. Queue capacity is a semaphore per level (or one shared by all levels). A permit is taken
+//! 1. `state` (one mutex) holds the intake (where submits put jobs), the count of queued jobs,
+//!    the worker count and its bounds, the parked workers' wakers and the closed flag. A job
+//!    enters the intake only while `closed` is false, checked under the lock, so a closing pool
+//!    never strands a job. `sorted` (another mutex, taken only by workers, cancels, stats and
+//!    shutdown, always before `state`) holds the jobs moved out of the intake, in priority
+//!    order; see `queue::Intake` for why there are two.
+//! 2. `state.queued` is the number of jobs in the intake and in `sorted` together, except while
+//!    a worker that holds `sorted` pops the `n` jobs it has already counted out. Everything that
+//!    adds or removes a queued job changes it under `state`; a worker counts out only what is
+//!    there, and nobody else can pop while it holds `sorted`.
+//! 3. Queue capacity is a semaphore per level (or one shared by all levels). A permit is taken
 //!    before a job is pushed and given back by whoever takes the job out of the queue: a
 //!    worker's batch pop, a cancel that removes it, or a cancelling shutdown. So the number of
 //!    queued jobs never exceeds the capacity.
-//! 3. `state.workers` counts live workers. A worker leaves only through `fetch` deciding so
+//! 4. `state.workers` counts live workers. A worker leaves only through `fetch` deciding so
 //!    under the lock (excess after `resize`, idle expiry, or closed and empty), and it moves its
 //!    counters into `registry.retired` under the registry lock before its slot goes.
-//! 4. Outcomes: a job's outcome is counted once, by whoever resolves its cell (see `Cell`).
-//! 5. Detached jobs: a queued job whose handle is dropped loses its result cell (taken out of
-//!    its queue entry under the `state` lock), so its worker never touches the cell; a claimed
-//!    or running job keeps it. Cancel by id reaches a claimed or running job through its
-//!    worker's `claimed` ids and `cancel_flag`, whether it has a cell or not.
+//! 5. Outcomes: a job's outcome is counted once, by whoever resolves its cell (see `Cell`).
+//! 6. Detached jobs: a job still in the intake whose handle is dropped loses its result cell
+//!    (taken out of its entry under the `state` lock), so its worker never touches the cell; a
+//!    job already sorted, claimed or running keeps it. Cancel by id reaches a claimed or running
+//!    job through its worker's `claimed` ids and `cancel_flag`, whether it has a cell or not.
 //!
-//! Lock order: the only nesting is `registry` then a worker's `claimed` list (cancel by id).
-//! `state` is never held while another lock is taken (cells, blacklist, registry, semaphores),
-//! and wakers are woken after the lock that found them is released.
+//! Lock order: `sorted` then `state`; `registry` then a worker's `claimed` list (cancel by id).
+//! Neither queue lock is held while another lock is taken (cells, blacklist, registry,
+//! semaphores), and wakers are woken after the lock that found them is released.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -656,7 +663,7 @@ where
         }
     }
 
-    /// A worker leaves (invariant 3): its counters join the retired sums.
+    /// A worker leaves (invariant 4): its counters join the retired sums.
     pub(crate) fn retire(&self, slot: &Arc<WorkerSlot>) {
         let mut reg = lock(&self.registry);
         reg.retired.absorb(&slot.counters);
@@ -878,7 +885,7 @@ where
     E: Send + 'static,
 {
     fn cancelled_while_queued(&self, id: u64, level: u8) {
-        // Whoever takes the entry out of the queue gives its permit back (invariant 2); if a
+        // Whoever takes the entry out of the queue gives its permit back (invariant 3); if a
         // worker already claimed it, the worker did.
         let removed = self.remove_queued(id, Some(level));
         if removed.is_some() {
