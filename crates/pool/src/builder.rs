@@ -305,9 +305,11 @@ impl<Req, Resp, E> Builder<Req, Resp, E> {
     }
 
     /// The most jobs a worker takes from the queue per lock. Workers take fewer when few jobs
-    /// are queued (never more than their share) and one at a time when jobs are slow (over
-    /// 50 µs on average). A worker that finds the queue empty spins a few microseconds for
-    /// this many jobs to come before it parks. By default, 32.
+    /// are queued (never more than their share) and when jobs are slow: a batch holds about
+    /// 25 µs of work at the recent average run time (so a job queued behind it, say one of a
+    /// higher priority, waits about that long at most), and jobs over 25 µs are taken one at a
+    /// time. A worker that finds the queue empty spins a few microseconds for this many jobs
+    /// to come before it parks. By default, 32.
     pub fn batch(mut self, n: NonZeroUsize) -> Self {
         self.batch = n.get();
         self

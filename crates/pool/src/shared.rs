@@ -906,21 +906,3 @@ impl<Req, Resp, E> Drop for Shared<Req, Resp, E> {
         }
     }
 }
-
-/// Takes up to `n` jobs for a worker's batch. Returns the permits to give back per level.
-pub(crate) fn pop_batch<Req, Resp, E>(
-    queue: &mut Queue<Req, Resp, E>,
-    n: usize,
-    into: &mut VecDeque<Entry<Req, Resp, E>>,
-    release: &mut [usize],
-) {
-    for _ in 0..n {
-        match queue.pop() {
-            Some(e) => {
-                release[e.level as usize] += 1;
-                into.push_back(e);
-            }
-            None => break,
-        }
-    }
-}

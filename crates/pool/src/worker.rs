@@ -28,11 +28,14 @@ use crate::error::{JobError, Outcome, panic_message};
 use crate::handler::Handler;
 use crate::lock;
 use crate::queue::{EMPTY, Entry, SOME};
-use crate::shared::{Shared, WorkerSlot, pop_batch};
+use crate::shared::{Shared, WorkerSlot};
 
-/// Jobs shorter than this on average are batched; longer ones are taken one at a time so a
-/// slow job never holds others back while another worker idles.
-const SHORT_JOB: Duration = Duration::from_micros(50);
+/// How much work (at the recent average run time) a worker takes from the queue at once: a
+/// batch amortises the queue lock over many short jobs, but a job queued behind a claimed batch
+/// (say, a higher-priority one, or one another worker could run) waits for it. So a batch is
+/// about this long: up to the configured batch of 100 ns jobs, and one job at a time once jobs
+/// take longer than this.
+const BATCH_WORK: Duration = Duration::from_micros(25);
 
 /// How many times a worker that finds the queue empty checks it again, with a spin-loop hint
 /// between checks (a few microseconds in all), before it parks.
@@ -68,7 +71,7 @@ pub(crate) async fn run<Req, H>(
     // Average run time of recent jobs (EWMA), to size batches. Until jobs are known to be
     // short, take one at a time: starting at zero made a fresh worker grab a whole batch, so
     // higher-priority jobs arriving meanwhile waited behind it.
-    let mut avg_run = SHORT_JOB * 2;
+    let mut avg_run = BATCH_WORK * 2;
     let mut registered: Option<Waker> = None;
     let mut backoff = Duration::from_millis(1);
     // When the previous job ended, if nothing waited since: the next job's start time (one
@@ -122,11 +125,9 @@ pub(crate) async fn run<Req, H>(
         let entry = match local.pop_front() {
             Some(e) => e,
             None => {
-                let batch = if avg_run > SHORT_JOB {
-                    1
-                } else {
-                    shared.config.batch
-                };
+                let batch = usize::try_from(BATCH_WORK.as_nanos() / avg_run.as_nanos().max(1))
+                    .unwrap_or(usize::MAX)
+                    .clamp(1, shared.config.batch);
                 if !fetch(
                     &shared,
                     &slot,
@@ -281,7 +282,7 @@ where
             // Still under `sorted`: nobody else pops, so the `n` jobs counted out are there.
             q.append(moved);
             debug_assert!(q.len() >= n);
-            pop_batch(&mut q, n, local, release);
+            q.pop_into(n, local, release);
             debug_assert_eq!(local.len(), n);
             drop(q);
             if let Some((_, w)) = next {
