@@ -135,14 +135,9 @@ impl Histogram {
         }
     }
 
-    /// Records one sample. Only the owning worker calls this: a load and a store, not a locked
-    /// add. Relaxed: readers only need each bucket's value to be a value it had.
-    pub(crate) fn record_single_writer(&self, d: Duration) {
-        self.record_u64_single_writer(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    }
-
-    /// [`record_single_writer`](Self::record_single_writer) of a signed number of ns (a
-    /// negative one counts as zero).
+    /// Records one sample of `ns` nanoseconds (a negative one counts as zero). Only the owning
+    /// worker calls this: a load and a store, not a locked add. Relaxed: readers only need each
+    /// bucket's value to be a value it had.
     pub(crate) fn record_ns_single_writer(&self, ns: i64) {
         self.record_u64_single_writer(u64::try_from(ns).unwrap_or(0));
     }
@@ -303,7 +298,7 @@ mod tests {
     fn percentiles_of_a_known_distribution() {
         let h = Histogram::new();
         for i in 1..=100u64 {
-            h.record_single_writer(Duration::from_micros(i));
+            h.record_ns_single_writer(i64::try_from(i * 1000).unwrap());
         }
         let mut acc = Histogram::zeroed_acc();
         h.add_to(&mut acc);
