@@ -72,14 +72,24 @@ pub(crate) trait CancelQueued: Send + Sync {
 pub struct JobHandle<Resp, E> {
     /// `None` only while being dropped.
     cell: Option<Arc<Cell<Resp, E>>>,
+    /// The pool, for [`cancel`](Self::cancel) (`None` for a job refused at submission). Held
+    /// here rather than in the cell: a detached job's cell is freed by its worker, and this
+    /// reference count would then bounce between the submitting and the working thread.
+    pool: Option<Arc<dyn CancelQueued>>,
     id: u64,
     level: u8,
 }
 
 impl<Resp, E> JobHandle<Resp, E> {
-    pub(crate) fn new(cell: Arc<Cell<Resp, E>>, id: u64, level: u8) -> Self {
+    pub(crate) fn new(
+        cell: Arc<Cell<Resp, E>>,
+        pool: Option<Arc<dyn CancelQueued>>,
+        id: u64,
+        level: u8,
+    ) -> Self {
         JobHandle {
             cell: Some(cell),
+            pool,
             id,
             level,
         }
@@ -114,7 +124,7 @@ impl<Resp, E> JobHandle<Resp, E> {
         let Some(cell) = &self.cell else {
             return false;
         };
-        let pool = cell.pool.as_deref();
+        let pool = self.pool.as_deref();
         let (was_queued, took_effect) = cell.cancel();
         if was_queued {
             if let Some(pool) = pool {

@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::task::Waker;
 
 use crate::error::JobError;
-use crate::future::CancelQueued;
 use crate::lock;
 
 /// A queued job.
@@ -55,8 +54,6 @@ pub(crate) struct Cell<Resp, E> {
     /// reused as it is (see `Shared::enqueue`).
     polled: AtomicBool,
     slot: Mutex<Slot<Resp, E>>,
-    /// The pool, for the handle's cancel (`None` for a cell resolved at submission).
-    pub(crate) pool: Option<Arc<dyn CancelQueued>>,
     /// What the handle's drop does with a cell whose job is still queued (see
     /// `shared::stash`), and the pool's identity for it.
     pub(crate) stash: Option<(StashFn<Resp, E>, u64)>,
@@ -90,14 +87,10 @@ impl RunnerWaker {
 }
 
 impl<Resp, E> Cell<Resp, E> {
-    pub(crate) fn new(
-        pool: Option<Arc<dyn CancelQueued>>,
-        stash: Option<(StashFn<Resp, E>, u64)>,
-    ) -> Self {
+    pub(crate) fn new(stash: Option<(StashFn<Resp, E>, u64)>) -> Self {
         Cell {
             state: AtomicU8::new(QUEUED),
             polled: AtomicBool::new(false),
-            pool,
             stash,
             slot: Mutex::new(Slot {
                 result: None,
@@ -108,7 +101,7 @@ impl<Resp, E> Cell<Resp, E> {
 
     /// A cell that already holds its outcome.
     pub(crate) fn resolved(result: Result<Resp, JobError<E>>) -> Self {
-        let cell = Cell::new(None, None);
+        let cell = Cell::new(None);
         cell.state.store(DONE, Ordering::Relaxed);
         lock(&cell.slot).result = Some(result);
         cell
@@ -503,7 +496,7 @@ mod tests {
     fn push(q: &mut Queue<u32, (), ()>, id: u64, level: u8, at: Duration) {
         q.push(Entry {
             req: id as u32,
-            cell: Some(Arc::new(Cell::new(None, None))),
+            cell: Some(Arc::new(Cell::new(None))),
             id,
             level,
             stamp: i64::try_from(at.as_nanos()).unwrap(),
@@ -562,7 +555,7 @@ mod tests {
     fn intake_detach_and_remove_find_jobs_by_id() {
         let mut intake: Intake<u32, (), ()> = Intake::new(2, 2);
         for id in 1..=4u64 {
-            let cell = Some(Arc::new(Cell::new(None, None)));
+            let cell = Some(Arc::new(Cell::new(None)));
             intake.push(id as u32, (id, (id % 2) as u8), cell, 0);
         }
         assert_eq!(intake.nonempty.get(), A_BATCH);

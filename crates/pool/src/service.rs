@@ -686,7 +686,7 @@ where
                     SubmitError::Closed(_) => JobError::Rejected,
                     SubmitError::Blacklisted { key, .. } => JobError::Blacklisted { key },
                 };
-                JobHandle::new(Arc::new(Cell::resolved(Err(err))), 0, self.priority)
+                JobHandle::new(Arc::new(Cell::resolved(Err(err))), None, 0, self.priority)
             }
         };
         ResponseFuture::new(handle)

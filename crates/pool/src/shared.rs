@@ -561,7 +561,7 @@ where
         if grow {
             self.spawn_worker();
         }
-        Ok(JobHandle::new(cell, id, level))
+        Ok(JobHandle::new(cell, Some(self.handle_ref()), id, level))
     }
 
     /// [`enqueue`](Self::enqueue) for many jobs at one level, whose permits (if bounded) the
@@ -597,7 +597,12 @@ where
                         st.intake
                             .push(job, (id, level), Some(Arc::clone(&cell)), now);
                         st.queued += 1;
-                        Ok(Some(JobHandle::new(cell, id, level)))
+                        Ok(Some(JobHandle::new(
+                            cell,
+                            Some(self.handle_ref()),
+                            id,
+                            level,
+                        )))
                     } else {
                         st.intake.push(job, (id, level), None, now);
                         st.queued += 1;
@@ -822,10 +827,10 @@ where
 
     /// A fresh cell for a job with a handle.
     fn new_cell(self: &Arc<Self>) -> Arc<Cell<Resp, E>> {
-        Arc::new(Cell::new(
-            Some(self.handle_ref()),
-            Some((stash::<Resp, E> as crate::queue::StashFn<Resp, E>, self.uid)),
-        ))
+        Arc::new(Cell::new(Some((
+            stash::<Resp, E> as crate::queue::StashFn<Resp, E>,
+            self.uid,
+        ))))
     }
 
     pub(crate) fn stats(&self) -> Stats {
