@@ -141,3 +141,110 @@ fn the_same_holds_on_a_multi_thread_runtime() {
         .collect();
     rt.block_on(run(jobs, 2, 64, Mode::Drain(10_000)));
 }
+
+/// Several submitters at once on a multi-thread runtime, each job's handle kept, dropped at
+/// once (the job runs detached and its cell serves the next submit), cancelled through its
+/// handle, or cancelled by id, while workers, let through a gate a few jobs at a time, keep
+/// moving jobs from the intake into the sorted queue. A job lost between the two queues would
+/// hang the draining shutdown or break the sums; a queued count out of step with the queues
+/// trips the worker's debug assertions.
+#[test]
+fn concurrent_submitters_cancels_and_detached_jobs_all_end_once() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+        let g = std::sync::Arc::clone(&gate);
+        let pool: Pool<u32, u32, &'static str> = Pool::builder()
+            .workers(2)
+            .priorities(3)
+            .capacity(256)
+            .batch(std::num::NonZeroUsize::new(8).unwrap())
+            .build_fn(move |_ctx: Context, n: u32| {
+                let g = std::sync::Arc::clone(&g);
+                async move {
+                    // Closed at the end: then every job passes.
+                    if let Ok(p) = g.acquire().await {
+                        p.forget();
+                    }
+                    Ok(n)
+                }
+            });
+        // Lets the workers through slower than the submitters feed them.
+        let pacer = {
+            let gate = std::sync::Arc::clone(&gate);
+            tokio::spawn(async move {
+                while !gate.is_closed() {
+                    gate.add_permits(4);
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        const PER: u32 = 2000;
+        let submitters: Vec<_> = (0..4u32)
+            .map(|s| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    let mut kept = Vec::new();
+                    for i in 0..PER {
+                        let n = s * PER + i;
+                        let h = pool.submit_with((n % 3) as u8, n).await.unwrap();
+                        match n % 4 {
+                            0 => kept.push((n, h)),
+                            1 => drop(h),
+                            2 => {
+                                // Queued: ends Cancelled; running: may still complete.
+                                h.cancel();
+                                kept.push((n, h));
+                            }
+                            _ => {
+                                pool.cancel(h.id());
+                                kept.push((n, h));
+                            }
+                        }
+                        if i % 16 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    kept
+                })
+            })
+            .collect();
+        let mut kept = Vec::new();
+        for s in submitters {
+            kept.extend(s.await.unwrap());
+        }
+        gate.close();
+        pacer.await.unwrap();
+        let (mut completed, mut cancelled) = (0u64, 0u64);
+        for (n, h) in kept {
+            match h.await {
+                Ok(v) => {
+                    assert_eq!(v, n, "a handle gets its own job's result");
+                    completed += 1;
+                }
+                Err(weft_pool::JobError::Cancelled) => cancelled += 1,
+                Err(e) => panic!("job {n}: unexpected {e:?}"),
+            }
+        }
+        let stats = pool
+            .shutdown(Shutdown::drain(Duration::from_secs(60)))
+            .await;
+        let total = u64::from(4 * PER);
+        assert_eq!(stats.submitted, total);
+        assert_eq!(stats.finished(), total, "{stats:?}");
+        assert_eq!(stats.in_flight(), 0);
+        assert_eq!(stats.workers, 0, "every worker left its loop normally");
+        // The kept handles are three jobs in four; the dropped ones all completed.
+        assert_eq!(completed + cancelled, total / 4 * 3);
+        assert_eq!(stats.count(Outcome::Cancelled), cancelled, "{stats:?}");
+        assert_eq!(stats.count(Outcome::Completed), completed + total / 4);
+        assert!(
+            cancelled > total / 4,
+            "most cancels should find their job queued: {stats:?}"
+        );
+    });
+}
