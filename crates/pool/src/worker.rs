@@ -59,7 +59,9 @@ pub(crate) async fn run<Req, H>(
     Req: Send + 'static,
     H: Handler<Req> + Clone,
 {
-    let mut handler = lock(&prototype).clone();
+    // `None` while the handler's `Clone` panics: the worker stays (retrying with a backoff)
+    // rather than die with the jobs it holds.
+    let mut handler: Option<H> = fresh(&prototype);
     let worker_ctx = H::WANTS_CONTEXT.then(|| shared.ctx.with_cancel());
     let mut local: VecDeque<Entry<Req, H::Response, H::Error>> = VecDeque::new();
     let mut release = vec![0usize; shared.config.levels as usize];
@@ -93,6 +95,9 @@ pub(crate) async fn run<Req, H>(
             if shared.cancel_all.load(Ordering::Relaxed) {
                 return Poll::Ready(None);
             }
+            let Some(handler) = handler.as_mut() else {
+                return Poll::Ready(Some(false));
+            };
             match std::panic::catch_unwind(AssertUnwindSafe(|| handler.poll_ready(cx))) {
                 Ok(Poll::Pending) => {
                     last_end = None;
@@ -109,10 +114,12 @@ pub(crate) async fn run<Req, H>(
         if !ready {
             tracing::warn!(
                 worker = slot.id,
-                "handler not ready (error or panic): replacing it"
+                "handler not ready (error, panic or failed clone): replacing it"
             );
-            handler = lock(&prototype).clone();
-            slot.counters.restart_single_writer();
+            handler = fresh(&prototype);
+            if handler.is_some() {
+                slot.counters.restart_single_writer();
+            }
             if shared.cancel_all.load(Ordering::Relaxed) {
                 break;
             }
@@ -121,6 +128,9 @@ pub(crate) async fn run<Req, H>(
             continue;
         }
         backoff = Duration::from_millis(1);
+        let Some(handler) = handler.as_mut() else {
+            continue; // not reached: step 1 is only ready with a handler
+        };
 
         // 2. The next job.
         let entry = match local.pop_front() {
@@ -153,7 +163,7 @@ pub(crate) async fn run<Req, H>(
         let run_time = run_one(
             &shared,
             &slot,
-            &mut handler,
+            handler,
             &prototype,
             worker_ctx.as_ref().map(|(c, _)| c),
             entry,
@@ -191,6 +201,22 @@ pub(crate) async fn run<Req, H>(
     slot.set_claimed(std::iter::empty());
     shared.retire(&slot);
     tracing::trace!(worker = slot.id, "worker stopped");
+}
+
+/// A fresh clone of the pool's handler, or `None` if its `Clone` panicked (logged): user code
+/// must not take a worker down with the jobs it has claimed.
+fn fresh<H: Clone>(prototype: &std::sync::Mutex<H>) -> Option<H> {
+    let guard = lock(prototype);
+    match std::panic::catch_unwind(AssertUnwindSafe(|| guard.clone())) {
+        Ok(h) => Some(h),
+        Err(payload) => {
+            tracing::error!(
+                message = panic_message(&*payload),
+                "cloning the pool's handler panicked"
+            );
+            None
+        }
+    }
 }
 
 /// Per level, jobs taken from the intake on their way to the sorted queue.
@@ -476,8 +502,11 @@ where
         if let (Some(bl), Some(k)) = (&shared.blacklist, &key) {
             bl.record_panic(k);
         }
-        if shared.config.panic_policy == PanicPolicy::ReplaceWorker {
-            *handler = lock(prototype).clone();
+        if shared.config.panic_policy == PanicPolicy::ReplaceWorker
+            && let Some(h) = fresh(prototype)
+        {
+            // (If the clone panicked, the worker keeps the handler it has.)
+            *handler = h;
             slot.counters.restart_single_writer();
         }
     }

@@ -407,6 +407,89 @@ async fn a_panicking_job_is_isolated_and_the_worker_keeps_serving() {
     assert_eq!(stats.restarts, 0, "KeepWorker keeps the handler");
 }
 
+/// A handler whose `n`th `Clone` (from 0) panics when `fails(n)`; `call(n)` panics for 0 and
+/// doubles anything else.
+struct FlakyClone {
+    clones: Arc<AtomicUsize>,
+    fails: fn(usize) -> bool,
+}
+
+impl Clone for FlakyClone {
+    fn clone(&self) -> Self {
+        let n = self.clones.fetch_add(1, Ordering::SeqCst);
+        assert!(!(self.fails)(n), "clone {n} fails");
+        FlakyClone {
+            clones: Arc::clone(&self.clones),
+            fails: self.fails,
+        }
+    }
+}
+
+impl Service<u32> for FlakyClone {
+    type Response = u32;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<u32, Infallible>>;
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, n: u32) -> Self::Future {
+        assert!(n != 0, "asked to");
+        std::future::ready(Ok(n * 2))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_whose_clone_panics_does_not_take_its_worker_down() {
+    // The worker's first clones panic: it retries with a backoff instead of dying with the
+    // pool still counting it, and the job runs once a clone succeeds.
+    let clones = Arc::new(AtomicUsize::new(0));
+    let pool = Pool::builder().workers(1).build(FlakyClone {
+        clones: Arc::clone(&clones),
+        fails: |n| n < 3,
+    });
+    let h = pool.submit(21).await.unwrap();
+    // (A dead worker would leave the job queued forever: the paused clock then runs out.)
+    let r = tokio::time::timeout(Duration::from_secs(60), h).await;
+    assert_eq!(r.expect("the job runs"), Ok(42));
+    assert_eq!(
+        clones.load(Ordering::SeqCst),
+        4,
+        "three failed clones, then one"
+    );
+    let stats = pool.shutdown(Shutdown::drain(Duration::from_secs(5))).await;
+    assert_eq!(stats.count(Outcome::Completed), 1);
+    assert_eq!(stats.workers, 0, "the worker left its loop normally");
+}
+
+#[tokio::test(start_paused = true)]
+async fn replace_worker_keeps_the_handler_when_the_fresh_clone_panics() {
+    // Only the worker's own first clone succeeds; the one after the job's panic fails.
+    let pool = Pool::builder()
+        .workers(1)
+        .panic_policy(PanicPolicy::ReplaceWorker)
+        .build(FlakyClone {
+            clones: Arc::new(AtomicUsize::new(0)),
+            fails: |n| n > 0,
+        });
+    // (A worker dying in the clone would leave this job unresolved: the paused clock then
+    // runs out.)
+    let r = tokio::time::timeout(Duration::from_secs(60), pool.submit(0).await.unwrap()).await;
+    assert!(matches!(
+        r.expect("the job ends"),
+        Err(JobError::Panicked { .. })
+    ));
+    let r = tokio::time::timeout(Duration::from_secs(60), pool.submit(5).await.unwrap()).await;
+    assert_eq!(
+        r.expect("the job runs"),
+        Ok(10),
+        "the worker still serves, with the handler it had"
+    );
+    let stats = pool.shutdown(Shutdown::drain(Duration::from_secs(5))).await;
+    assert_eq!(stats.restarts, 0, "no fresh handler: its clone panicked");
+    assert_eq!(stats.count(Outcome::Completed), 1);
+    assert_eq!(stats.workers, 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn replace_worker_policy_gives_a_fresh_handler_after_a_panic() {
     // A handler with per-clone state: a counter that a fresh clone starts again from zero.
