@@ -378,14 +378,38 @@ impl<T> Shared<T> {
 
     /// Polls a send (see `SendState`). `Err(value)` hands the value back: the channel closed
     /// before a receiver took it.
+    #[inline]
     pub(super) fn poll_send(
         &self,
         send: &mut SendState<T>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), T>> {
+        if let SendState::Idle(_) = send {
+            // Fast path, inlined into the caller: room in the buffer and nobody parked (the
+            // common case of a bounded channel). The rest is out of line.
+            let mut state = self.lock();
+            if !state.closed && state.buf.len() < state.cap && state.recv_waiters.is_empty() {
+                if let SendState::Idle(value) = std::mem::replace(send, SendState::Done) {
+                    state.buf.push_back(value);
+                }
+                return Poll::Ready(Ok(()));
+            }
+            return self.poll_send_slow(Some(state), send, cx);
+        }
+        self.poll_send_slow(None, send, cx)
+    }
+
+    /// The rest of [`Shared::poll_send`]; `locked` is the lock when the fast path took it.
+    #[inline(never)]
+    fn poll_send_slow(
+        &self,
+        locked: Option<MutexGuard<'_, State<T>>>,
+        send: &mut SendState<T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), T>> {
         match std::mem::replace(send, SendState::Done) {
             SendState::Idle(value) => {
-                let mut state = self.lock();
+                let mut state = locked.unwrap_or_else(|| self.lock());
                 if state.closed {
                     return Poll::Ready(Err(value));
                 }
@@ -411,7 +435,7 @@ impl<T> Shared<T> {
                 Poll::Ready(Ok(()))
             }
             SendState::Parked(key) => {
-                let mut state = self.lock();
+                let mut state = locked.unwrap_or_else(|| self.lock());
                 let closed = state.closed;
                 let waiter = state.send_waiters.get_mut(key);
                 match &waiter.value {
@@ -473,13 +497,36 @@ impl<T> Shared<T> {
     /// reset to `None` once it is released. `own` is the stream slot of the `Receiver` the
     /// receive was made from (if it has one): a value handed to it while the stream was polled,
     /// and left there when that poll was abandoned, is this receiver's to take first.
+    #[inline]
     pub(super) fn poll_recv(
         &self,
         key: &mut Option<usize>,
         own: Option<usize>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<T>> {
-        let mut state = self.lock();
+        if key.is_none() && own.is_none() {
+            // Fast path, inlined into the caller: a value buffered and the buffer not full, so
+            // no parked sender to move in (invariant 2) and no slot of ours to look at.
+            let mut state = self.lock();
+            if state.buf.len() < state.cap
+                && let Some(value) = state.buf.pop_front()
+            {
+                return Poll::Ready(Some(value));
+            }
+            return self.poll_recv_slow(state, key, own, cx);
+        }
+        self.poll_recv_slow(self.lock(), key, own, cx)
+    }
+
+    /// The rest of [`Shared::poll_recv`], under the lock.
+    #[inline(never)]
+    fn poll_recv_slow(
+        &self,
+        mut state: MutexGuard<'_, State<T>>,
+        key: &mut Option<usize>,
+        own: Option<usize>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<T>> {
         let handed = match state.take_slot(*key) {
             Some(value) => Some(value),
             None => state.take_slot(own),
