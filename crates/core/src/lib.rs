@@ -23,7 +23,7 @@
 //! cancel.cancel();
 //! assert!(ctx.is_done());
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod chan;

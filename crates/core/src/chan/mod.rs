@@ -129,6 +129,7 @@
 //! # }
 //! ```
 
+mod cells;
 mod core;
 mod error;
 mod future;
@@ -141,7 +142,7 @@ use std::time::Duration;
 
 use futures_core::{FusedStream, Stream};
 
-use self::core::{Shared, UNBOUNDED};
+use self::core::{Shared, Ticket, UNBOUNDED};
 use crate::context::Context;
 use crate::loom::Arc;
 
@@ -255,7 +256,7 @@ pub struct Sender<T> {
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
     /// The parking slot of the `Stream` implementation.
-    stream_key: Option<usize>,
+    stream_key: Option<Ticket>,
     terminated: bool,
 }
 
