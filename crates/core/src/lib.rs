@@ -23,7 +23,7 @@
 //! cancel.cancel();
 //! assert!(ctx.is_done());
 //! ```
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod chan;

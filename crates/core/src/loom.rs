@@ -3,37 +3,10 @@
 //! (`RUSTFLAGS="--cfg loom" cargo test -p weft-core --test loom_chan`).
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::{
-    Arc,
-    atomic::{AtomicU64, AtomicUsize},
-};
+pub(crate) use std::sync::{Arc, atomic::AtomicUsize};
 
 #[cfg(loom)]
-pub(crate) use loom::cell::UnsafeCell;
-#[cfg(loom)]
-pub(crate) use loom::sync::{
-    Arc, MutexGuard,
-    atomic::{AtomicU64, AtomicUsize},
-};
-
-/// `std`'s `UnsafeCell` with loom's closure API (`with_mut`), so that loom checks every
-/// access under `cfg(loom)`.
-#[cfg(not(loom))]
-#[derive(Debug)]
-pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
-
-#[cfg(not(loom))]
-impl<T> UnsafeCell<T> {
-    pub(crate) const fn new(value: T) -> Self {
-        UnsafeCell(std::cell::UnsafeCell::new(value))
-    }
-
-    /// Calls `f` with a raw pointer to the value; the caller's protocol makes access exclusive.
-    #[inline]
-    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
-        f(self.0.get())
-    }
-}
+pub(crate) use loom::sync::{Arc, MutexGuard, atomic::AtomicUsize};
 
 /// The channel's lock: a test-and-test-and-set spin lock (`spin`'s `SpinMutex`) that spins
 /// briefly and then yields the thread.

@@ -382,21 +382,18 @@ fn a_woken_receiver_that_is_dropped_passes_the_wake_up_on() {
     assert_ready_eq!(r2.poll(), Some(1));
 }
 
-/// A value sent while a receive is parked is handed to that receive (Go's direct send): it is
-/// that receive's, so another receiver does not see it, and the receive returns it.
 #[test]
-fn a_value_handed_to_a_parked_receive_is_that_receives() {
+fn a_receiver_that_loses_the_race_waits_again() {
     let (tx, rx) = chan::bounded(4);
     let mut r1 = task::spawn(rx.recv());
     assert_pending!(r1.poll());
     tx.try_send(1).unwrap();
     assert!(r1.is_woken());
-    assert_eq!(rx.len(), 0, "handed over, not buffered");
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "it is r1's");
-    assert_ready_eq!(r1.poll(), Some(1));
+    assert_eq!(rx.try_recv(), Ok(1), "someone else took it first");
+    assert_pending!(r1.poll());
     tx.try_send(2).unwrap();
-    assert_eq!(rx.len(), 1, "nobody parked: buffered");
-    assert_eq!(rx.try_recv(), Ok(2));
+    assert!(r1.is_woken(), "re-queued, so woken for the next value");
+    assert_ready_eq!(r1.poll(), Some(2));
 }
 
 #[tokio::test(start_paused = true)]
@@ -736,25 +733,26 @@ async fn send_timeout_and_send_ctx_cancelled_mid_flight_withdraw_their_value() {
     );
 }
 
-/// Go hands a value to a waiting receiver rather than buffering it; a cancelled receive then
-/// puts its value back into the buffer (past the capacity: it was already sent).
+/// Go hands a value to a waiting receiver even when the buffer is full; a cancelled receive
+/// then puts it back into the buffer (past the capacity: it was already sent).
 #[test]
-fn bounded_hands_off_to_parked_receives_and_a_cancelled_one_gives_it_back() {
+fn bounded_try_send_hands_off_past_a_full_buffer_and_a_cancelled_receive_gives_it_back() {
     let (tx, rx) = chan::bounded(1);
     let mut r1 = task::spawn(rx.recv());
     let mut r2 = task::spawn(rx.recv());
     assert_pending!(r1.poll());
     assert_pending!(r2.poll());
-    assert_eq!(tx.try_send(1), Ok(()), "handed to r1");
-    assert_eq!(tx.try_send(2), Ok(()), "handed to r2");
-    assert_eq!(rx.len(), 0, "handed values are not buffered");
-    assert_eq!(tx.try_send(3), Ok(()), "nobody parked: buffered");
-    assert_eq!(tx.try_send(4), Err(TrySendError::Full(4)));
+    assert_eq!(tx.try_send(1), Ok(()), "into the buffer, waking r1");
+    assert_eq!(
+        tx.try_send(2),
+        Ok(()),
+        "buffer full, handed to the waiting r2"
+    );
+    assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)));
     drop(r2);
     assert_eq!(rx.len(), 2, "r2's value went back to the channel");
-    assert_eq!(tx.try_send(5), Err(TrySendError::Full(5)));
+    assert_eq!(tx.try_send(4), Err(TrySendError::Full(4)));
     assert_ready_eq!(r1.poll(), Some(1));
-    assert_eq!(rx.try_recv(), Ok(3));
     assert_eq!(rx.try_recv(), Ok(2));
     assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
 }

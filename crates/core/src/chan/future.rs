@@ -8,7 +8,7 @@ use std::task::{Context as TaskContext, Poll};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
-use super::core::{SendState, Shared, Ticket};
+use super::core::{SendState, Shared};
 use super::error::{RecvCtxError, RecvTimeoutError, SendCtxError, SendError, SendTimeoutError};
 use crate::context::{Context, ContextError, Done};
 
@@ -115,13 +115,13 @@ impl<T> fmt::Debug for Send<'_, T> {
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Recv<'a, T> {
     shared: &'a Shared<T>,
-    key: Option<Ticket>,
+    key: Option<usize>,
     /// The stream slot of the `Receiver` this borrows (it cannot change while borrowed).
-    own: Option<Ticket>,
+    own: Option<usize>,
 }
 
 impl<'a, T> Recv<'a, T> {
-    pub(super) fn new(shared: &'a Shared<T>, own: Option<Ticket>) -> Self {
+    pub(super) fn new(shared: &'a Shared<T>, own: Option<usize>) -> Self {
         Recv {
             shared,
             key: None,
@@ -164,9 +164,9 @@ impl<T> fmt::Debug for Recv<'_, T> {
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct RecvMany<'a, T> {
     shared: &'a Shared<T>,
-    key: Option<Ticket>,
+    key: Option<usize>,
     /// As in [`Recv`].
-    own: Option<Ticket>,
+    own: Option<usize>,
     buf: &'a mut Vec<T>,
     max: usize,
 }
@@ -174,7 +174,7 @@ pub struct RecvMany<'a, T> {
 impl<'a, T> RecvMany<'a, T> {
     pub(super) fn new(
         shared: &'a Shared<T>,
-        own: Option<Ticket>,
+        own: Option<usize>,
         buf: &'a mut Vec<T>,
         max: usize,
     ) -> Self {

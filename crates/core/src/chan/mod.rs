@@ -129,7 +129,6 @@
 //! # }
 //! ```
 
-mod cells;
 mod core;
 mod error;
 mod future;
@@ -142,7 +141,7 @@ use std::time::Duration;
 
 use futures_core::{FusedStream, Stream};
 
-use self::core::{Shared, Ticket, UNBOUNDED};
+use self::core::{Shared, UNBOUNDED};
 use crate::context::Context;
 use crate::loom::Arc;
 
@@ -256,7 +255,7 @@ pub struct Sender<T> {
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
     /// The parking slot of the `Stream` implementation.
-    stream_key: Option<Ticket>,
+    stream_key: Option<usize>,
     terminated: bool,
 }
 

@@ -37,13 +37,11 @@ impl<E> WaitList<E> {
     }
 
     /// Returns `true` when no entry is linked.
-    #[inline]
     pub(super) fn is_empty(&self) -> bool {
         self.head == NIL
     }
 
     /// Stores `entry` and links it at the back; returns its key.
-    #[inline]
     pub(super) fn push_back(&mut self, entry: E) -> usize {
         let key = match self.free.pop() {
             Some(key) => {
@@ -64,9 +62,8 @@ impl<E> WaitList<E> {
         key
     }
 
-    /// Links an unlinked entry at the back.
-    #[inline]
-    fn link_back(&mut self, key: usize) {
+    /// Links an unlinked entry at the back again.
+    pub(super) fn link_back(&mut self, key: usize) {
         debug_assert!(!self.slots[key].linked);
         let slot = &mut self.slots[key];
         slot.linked = true;
@@ -81,7 +78,6 @@ impl<E> WaitList<E> {
     }
 
     /// Unlinks the front entry and returns its key; the entry stays stored for its owner.
-    #[inline]
     pub(super) fn pop_front(&mut self) -> Option<usize> {
         if self.head == NIL {
             return None;
@@ -91,8 +87,11 @@ impl<E> WaitList<E> {
         Some(key)
     }
 
+    pub(super) fn is_linked(&self, key: usize) -> bool {
+        self.slots[key].linked
+    }
+
     /// Unlinks `key` if it is linked.
-    #[inline]
     pub(super) fn unlink(&mut self, key: usize) {
         let Slot {
             prev, next, linked, ..
@@ -116,7 +115,6 @@ impl<E> WaitList<E> {
         slot.next = NIL;
     }
 
-    #[inline]
     pub(super) fn get_mut(&mut self, key: usize) -> &mut E {
         self.slots[key]
             .entry
@@ -124,8 +122,12 @@ impl<E> WaitList<E> {
             .expect("a wait-list key is only used by its owner, before it releases it")
     }
 
+    /// Every stored entry, linked or not (a linear scan of the slab: for rare paths only).
+    pub(super) fn entries_mut(&mut self) -> impl Iterator<Item = &mut E> {
+        self.slots.iter_mut().filter_map(|slot| slot.entry.as_mut())
+    }
+
     /// Unlinks (if needed) and frees `key`, returning its entry and whether it was still linked.
-    #[inline]
     pub(super) fn release(&mut self, key: usize) -> (E, bool) {
         let linked = self.slots[key].linked;
         self.unlink(key);
@@ -155,7 +157,9 @@ mod tests {
         let d = list.push_back('d');
         assert!(d == a || d == b, "a freed slot is reused");
         assert_eq!(list.pop_front(), Some(c));
+        list.link_back(c);
         assert_eq!(list.pop_front(), Some(d));
+        assert_eq!(list.pop_front(), Some(c));
         assert!(list.is_empty());
         assert_eq!(list.release(c), ('c', false));
         assert_eq!(list.release(d), ('d', false));
