@@ -384,9 +384,12 @@ impl<T> Shared<T> {
         send: &mut SendState<T>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), T>> {
-        if let SendState::Idle(_) = send {
+        if let SendState::Idle(_) = send
+            && self.cap != 0
+        {
             // Fast path, inlined into the caller: room in the buffer and nobody parked (the
-            // common case of a bounded channel). The rest is out of line.
+            // common case of a buffered channel; never the case for a rendezvous, which goes
+            // straight to the rest, out of line).
             let mut state = self.lock();
             if !state.closed && state.buf.len() < state.cap && state.recv_waiters.is_empty() {
                 if let SendState::Idle(value) = std::mem::replace(send, SendState::Done) {
@@ -504,9 +507,10 @@ impl<T> Shared<T> {
         own: Option<usize>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<T>> {
-        if key.is_none() && own.is_none() {
+        if key.is_none() && own.is_none() && self.cap != 0 {
             // Fast path, inlined into the caller: a value buffered and the buffer not full, so
-            // no parked sender to move in (invariant 2) and no slot of ours to look at.
+            // no parked sender to move in (invariant 2) and no slot of ours to look at (never
+            // the case for a rendezvous, which goes straight to the rest).
             let mut state = self.lock();
             if state.buf.len() < state.cap
                 && let Some(value) = state.buf.pop_front()
