@@ -161,6 +161,7 @@ fn update_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
 
 impl<T> State<T> {
     /// Unlinks the first parked receiver and returns its waker (invariant 6).
+    #[inline]
     fn notify_receiver(&mut self) -> Option<Waker> {
         let key = self.recv_waiters.pop_front()?;
         self.recv_waiters.get_mut(key).waker.take()
@@ -168,6 +169,7 @@ impl<T> State<T> {
 
     /// Hands `value` to the first parked receiver and returns its waker; without one, the
     /// value waits in `buf` for the next receive (invariants 1 and 4).
+    #[inline(always)]
     fn hand_off(&mut self, value: T) -> Option<Waker> {
         match self.recv_waiters.pop_front() {
             Some(key) => {
@@ -183,11 +185,13 @@ impl<T> State<T> {
         }
     }
 
+    #[inline]
     fn has_value(&self) -> bool {
         !self.buf.is_empty() || !self.send_waiters.is_empty()
     }
 
     /// Takes the value handed to the receiver slot `key`, if any.
+    #[inline]
     fn take_slot(&mut self, key: Option<usize>) -> Option<T> {
         let value = self.recv_waiters.get_mut(key?).value.take()?;
         self.pending -= 1;
@@ -195,6 +199,7 @@ impl<T> State<T> {
     }
 
     /// Takes the next value, in FIFO order; returns the parked sender to wake, if any.
+    #[inline]
     fn take_value(&mut self) -> Option<(T, Option<Waker>)> {
         if let Some(value) = self.buf.pop_front() {
             // Invariant 2: if `buf` was full, refill the freed slot from the oldest parked

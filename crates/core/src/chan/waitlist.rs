@@ -37,11 +37,13 @@ impl<E> WaitList<E> {
     }
 
     /// Returns `true` when no entry is linked.
+    #[inline]
     pub(super) fn is_empty(&self) -> bool {
         self.head == NIL
     }
 
     /// Stores `entry` and links it at the back; returns its key.
+    #[inline(always)]
     pub(super) fn push_back(&mut self, entry: E) -> usize {
         let key = match self.free.pop() {
             Some(key) => {
@@ -63,6 +65,7 @@ impl<E> WaitList<E> {
     }
 
     /// Links an unlinked entry at the back again.
+    #[inline]
     pub(super) fn link_back(&mut self, key: usize) {
         debug_assert!(!self.slots[key].linked);
         let slot = &mut self.slots[key];
@@ -78,6 +81,7 @@ impl<E> WaitList<E> {
     }
 
     /// Unlinks the front entry and returns its key; the entry stays stored for its owner.
+    #[inline]
     pub(super) fn pop_front(&mut self) -> Option<usize> {
         if self.head == NIL {
             return None;
@@ -87,11 +91,13 @@ impl<E> WaitList<E> {
         Some(key)
     }
 
+    #[inline]
     pub(super) fn is_linked(&self, key: usize) -> bool {
         self.slots[key].linked
     }
 
     /// Unlinks `key` if it is linked.
+    #[inline]
     pub(super) fn unlink(&mut self, key: usize) {
         let Slot {
             prev, next, linked, ..
@@ -115,6 +121,7 @@ impl<E> WaitList<E> {
         slot.next = NIL;
     }
 
+    #[inline]
     pub(super) fn get_mut(&mut self, key: usize) -> &mut E {
         self.slots[key]
             .entry
@@ -128,6 +135,7 @@ impl<E> WaitList<E> {
     }
 
     /// Unlinks (if needed) and frees `key`, returning its entry and whether it was still linked.
+    #[inline(always)]
     pub(super) fn release(&mut self, key: usize) -> (E, bool) {
         let linked = self.slots[key].linked;
         self.unlink(key);
