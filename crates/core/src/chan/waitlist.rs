@@ -23,7 +23,8 @@ pub(super) struct WaitList<E> {
     head: usize,
     tail: usize,
     slots: Vec<Slot<E>>,
-    free: Vec<usize>,
+    /// Head of the free slots, chained through their `next` (a free slot is never linked).
+    free: usize,
 }
 
 impl<E> WaitList<E> {
@@ -32,7 +33,7 @@ impl<E> WaitList<E> {
             head: NIL,
             tail: NIL,
             slots: Vec::new(),
-            free: Vec::new(),
+            free: NIL,
         }
     }
 
@@ -45,20 +46,20 @@ impl<E> WaitList<E> {
     /// Stores `entry` and links it at the back; returns its key.
     #[inline(always)]
     pub(super) fn push_back(&mut self, entry: E) -> usize {
-        let key = match self.free.pop() {
-            Some(key) => {
-                self.slots[key].entry = Some(entry);
-                key
-            }
-            None => {
-                self.slots.push(Slot {
-                    entry: Some(entry),
-                    prev: NIL,
-                    next: NIL,
-                    linked: false,
-                });
-                self.slots.len() - 1
-            }
+        let key = if self.free == NIL {
+            self.slots.push(Slot {
+                entry: Some(entry),
+                prev: NIL,
+                next: NIL,
+                linked: false,
+            });
+            self.slots.len() - 1
+        } else {
+            let key = self.free;
+            let slot = &mut self.slots[key];
+            self.free = slot.next;
+            slot.entry = Some(entry);
+            key
         };
         self.link_back(key);
         key
@@ -139,8 +140,10 @@ impl<E> WaitList<E> {
     pub(super) fn release(&mut self, key: usize) -> (E, bool) {
         let linked = self.slots[key].linked;
         self.unlink(key);
-        self.free.push(key);
-        let entry = self.slots[key]
+        let slot = &mut self.slots[key];
+        slot.next = self.free;
+        self.free = key;
+        let entry = slot
             .entry
             .take()
             .expect("a wait-list key is released once, by its owner");
