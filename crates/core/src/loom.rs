@@ -3,10 +3,16 @@
 //! (`RUSTFLAGS="--cfg loom" cargo test -p weft-core --test loom_chan`).
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Arc, atomic::AtomicUsize};
+pub(crate) use std::sync::{
+    Arc,
+    atomic::{AtomicU64, AtomicUsize},
+};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::{Arc, MutexGuard, atomic::AtomicUsize};
+pub(crate) use loom::sync::{
+    Arc, MutexGuard,
+    atomic::{AtomicU64, AtomicUsize},
+};
 
 /// The channel's lock: a test-and-test-and-set spin lock (`spin`'s `SpinMutex`) that spins
 /// briefly and then yields the thread.

@@ -95,7 +95,7 @@ impl<T> fmt::Debug for Send<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             SendState::Idle(_) => "idle",
-            SendState::Parked(_) => "parked",
+            SendState::Parked(..) => "parked",
             SendState::Done => "done",
         };
         f.debug_struct("Send").field("state", &state).finish()
