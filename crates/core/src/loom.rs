@@ -55,7 +55,7 @@ impl<T> Mutex<T> {
                 // Up to 2^11 - 1 pauses in all before yielding. With 63 (the first version),
                 // 2-worker rendezvous 4x4 runs spent ~30% of their time here and ~10% in
                 // `sched_yield` whenever producers and consumers spread over both workers (the
-                // releasing side re-takes the lock before the waiter sees it free): 0.71-0.74x
+                // releasing side re-takes the lock before the waiter sees it free): 0.58-0.75x
                 // kanal in a fixed-work driver, against 1.16-1.23x with this budget
                 // (`BENCHMARKS.md`, `## Channels`).
                 if round < 11 {
