@@ -3,10 +3,16 @@
 //! (`RUSTFLAGS="--cfg loom" cargo test -p weft-core --test loom_chan`).
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Arc, atomic::AtomicUsize};
+pub(crate) use std::sync::{
+    Arc,
+    atomic::{AtomicU64, AtomicUsize},
+};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::{Arc, MutexGuard, atomic::AtomicUsize};
+pub(crate) use loom::sync::{
+    Arc, MutexGuard,
+    atomic::{AtomicU64, AtomicUsize},
+};
 
 /// The channel's lock: a test-and-test-and-set spin lock (`spin`'s `SpinMutex`) that spins
 /// briefly and then yields the thread.
@@ -16,8 +22,9 @@ pub(crate) use loom::sync::{Arc, MutexGuard, atomic::AtomicUsize};
 /// showed those two locked instructions per operation dominating a channel operation. This
 /// lock releases with a plain store. It never parks: critical sections here are a few
 /// dozen instructions (no allocation in the common case, no user code, no wake-ups: see
-/// `chan/core.rs` invariant 6), and waiters yield the thread after a short spin so that a
-/// holder preempted on a busy machine gets the CPU back.
+/// `chan/core.rs` invariant 6), and waiters yield the thread after spinning (exponential
+/// back-off, 2^11 - 1 pauses in all, tens of microseconds) so that a holder preempted on a
+/// busy machine gets the CPU back.
 #[cfg(not(loom))]
 #[derive(Debug)]
 pub(crate) struct Mutex<T>(spin::mutex::SpinMutex<T>);
@@ -45,7 +52,13 @@ impl<T> Mutex<T> {
         loop {
             // Wait until it looks free before trying again (no cache-line ping-pong).
             while self.0.is_locked() {
-                if round < 6 {
+                // Up to 2^11 - 1 pauses in all before yielding. With 63 (the first version),
+                // 2-worker rendezvous 4x4 runs spent ~30% of their time here and ~10% in
+                // `sched_yield` whenever producers and consumers spread over both workers (the
+                // releasing side re-takes the lock before the waiter sees it free): 0.58-0.75x
+                // kanal in a fixed-work driver, against 1.16-1.23x with this budget
+                // (`BENCHMARKS.md`, `## Channels`).
+                if round < 11 {
                     for _ in 0..(1 << round) {
                         std::hint::spin_loop();
                     }

@@ -2,7 +2,8 @@
 //! few threads, checking that a rendezvous or bounded hand-off with a cancelled receive or a
 //! withdrawn send delivers each value exactly once and loses no wake-up, including the direct
 //! hand-off of a value to a parked receiver (by `send` or `try_send`) whose receive is then
-//! cancelled or overtaken by a close.
+//! cancelled or overtaken by a close, and the per-key `served` counts through which a parked
+//! sender learns without the lock that its value was taken.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p weft-core --test loom_chan --release`
 //! (`LOOM_MAX_PREEMPTIONS=3` explores more).
@@ -256,5 +257,42 @@ fn bounded_hand_off_past_a_full_buffer_to_a_cancelled_receive() {
         }
         got.sort_unstable();
         assert_eq!(got, sent, "each value sent is received exactly once");
+    });
+}
+
+/// Parked senders learn "taken" from a per-key `served` count without the lock, and a key
+/// freed by the receiver that served its sender is reused by the next sender to park. Two
+/// rendezvous sends park one after the other (the second may reuse the first's key) while a
+/// receiver takes one value; then both are withdrawn. Exactly the values the receiver got are
+/// reported sent; the others come back.
+#[test]
+fn served_senders_and_a_reused_key_are_told_apart() {
+    model(|| {
+        let (tx, rx) = chan::rendezvous::<u32>();
+        let receiver = thread::spawn(move || block_on(rx.recv()));
+        // `Some(v)`: not sent (withdrawn, or the channel closed when the receiver ended).
+        let send = |v: u32| {
+            let mut send = tx.send(v);
+            match poll_once(&mut send) {
+                Some(res) => res.err().map(|e| e.into_inner()),
+                None => send.cancel(),
+            }
+        };
+        let first_back = send(1);
+        let second_back = send(2);
+        drop(tx); // closes: a receiver that got nothing ends with None
+        let got = receiver.join().unwrap();
+        let sent: Vec<u32> = [(1, first_back), (2, second_back)]
+            .into_iter()
+            .filter(|(_, back)| back.is_none())
+            .map(|(v, _)| v)
+            .collect();
+        assert_eq!(got.into_iter().collect::<Vec<_>>(), sent);
+        if let Some(v) = first_back {
+            assert_eq!(v, 1);
+        }
+        if let Some(v) = second_back {
+            assert_eq!(v, 2);
+        }
     });
 }

@@ -31,9 +31,12 @@
 //!    into the freed slot (Go's semantics, and FIFO fairness among blocked senders). So only
 //!    that pop needs to look at `send_waiters`.
 //! 3. A parked sender's entry holds `Some(value)` until a receiver takes it, and the receiver
-//!    unlinks the entry as it takes it. `None` in an entry therefore means "delivered": the
-//!    sender's future completes with `Ok` when it sees it, and a dropped sender future whose
-//!    value is `None` counts as a completed send. An entry is freed only by its sender.
+//!    unlinks the entry as it takes it. For the first `SERVED` keys the receiver also frees
+//!    the entry and bumps the key's `served` count (a `Release` store under the lock): the
+//!    sender, which parked with the count it saw then, completes with `Ok` when the count
+//!    differs (an `Acquire` load, without the lock; it never touches the key again). Beyond
+//!    them the entry stays with `None`, which means "delivered", and only its sender frees it.
+//!    Either way a dropped sender future whose value was taken counts as a completed send.
 //! 4. A linked receiver's slot is empty; a receiver slot holding a value is unlinked, and
 //!    `pending` counts those slots. A receiver slot is freed only by its owner, which first
 //!    takes or passes on its value.
@@ -57,7 +60,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
 use super::waitlist::WaitList;
-use crate::loom::{AtomicUsize, Mutex, MutexGuard};
+use crate::loom::{AtomicU64, AtomicUsize, Mutex, MutexGuard};
 
 pub(super) const UNBOUNDED: usize = usize::MAX;
 
@@ -71,7 +74,15 @@ pub(super) struct Shared<T> {
     senders: AtomicUsize,
     receivers: AtomicUsize,
     cap: usize,
+    /// `served[key]` counts the parked senders at wait-list key `key` (for the first
+    /// `SERVED` keys) whose value a receiver took (invariant 3): a woken sender compares it
+    /// with the count it parked with and completes without taking the lock again.
+    served: [AtomicU64; SERVED],
 }
+
+/// How many wait-list keys of parked senders have a `served` counter; senders parked beyond
+/// them (more than this many at once) learn they were served under the lock.
+const SERVED: usize = 16;
 
 #[derive(Debug)]
 #[repr(C)]
@@ -101,11 +112,12 @@ struct SendWaiter<T> {
     waker: Option<Waker>,
 }
 
-/// Where a send future is: not yet tried, parked under a key, or finished.
+/// Where a send future is: not yet tried, parked under a key (with its key's `served` count
+/// then), or finished.
 #[derive(Debug)]
 pub(super) enum SendState<T> {
     Idle(T),
-    Parked(usize),
+    Parked(usize, u64),
     Done,
 }
 
@@ -161,6 +173,7 @@ fn update_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
 
 impl<T> State<T> {
     /// Unlinks the first parked receiver and returns its waker (invariant 6).
+    #[inline]
     fn notify_receiver(&mut self) -> Option<Waker> {
         let key = self.recv_waiters.pop_front()?;
         self.recv_waiters.get_mut(key).waker.take()
@@ -168,6 +181,7 @@ impl<T> State<T> {
 
     /// Hands `value` to the first parked receiver and returns its waker; without one, the
     /// value waits in `buf` for the next receive (invariants 1 and 4).
+    #[inline(always)]
     fn hand_off(&mut self, value: T) -> Option<Waker> {
         match self.recv_waiters.pop_front() {
             Some(key) => {
@@ -183,46 +197,57 @@ impl<T> State<T> {
         }
     }
 
+    #[inline]
     fn has_value(&self) -> bool {
         !self.buf.is_empty() || !self.send_waiters.is_empty()
     }
 
     /// Takes the value handed to the receiver slot `key`, if any.
+    #[inline]
     fn take_slot(&mut self, key: Option<usize>) -> Option<T> {
         let value = self.recv_waiters.get_mut(key?).value.take()?;
         self.pending -= 1;
         Some(value)
     }
 
+    /// Takes the oldest parked sender's value and its waker (invariant 3). A sender with a
+    /// `served` counter is released and counted as served at once, so that it completes
+    /// without the lock; one without keeps its (now empty) entry until it looks.
+    #[inline(always)]
+    fn take_parked_sender(&mut self, served: &[AtomicU64; SERVED]) -> Option<(T, Option<Waker>)> {
+        let key = self.send_waiters.pop_front()?;
+        let (value, waker) = if key < SERVED {
+            let (waiter, _) = self.send_waiters.release(key);
+            // Under the lock, the only writer: a plain increment. Release: pairs with the
+            // sender's Acquire, after which it never touches the key again.
+            let count = served[key].load(Ordering::Relaxed);
+            served[key].store(count + 1, Ordering::Release);
+            (waiter.value, waiter.waker)
+        } else {
+            let waiter = self.send_waiters.get_mut(key);
+            (waiter.value.take(), waiter.waker.take())
+        };
+        let value = value.expect("a linked sender still holds its value (invariant 3)");
+        Some((value, waker))
+    }
+
     /// Takes the next value, in FIFO order; returns the parked sender to wake, if any.
-    fn take_value(&mut self) -> Option<(T, Option<Waker>)> {
+    #[inline]
+    fn take_value(&mut self, served: &[AtomicU64; SERVED]) -> Option<(T, Option<Waker>)> {
         if let Some(value) = self.buf.pop_front() {
             // Invariant 2: if `buf` was full, refill the freed slot from the oldest parked
             // sender (only then can one be parked; for a rendezvous never: `cap` is 0).
-            let refill = self.buf.len() + 1 == self.cap;
-            let waker = match if refill {
-                self.send_waiters.pop_front()
-            } else {
-                None
-            } {
-                Some(key) => {
-                    let waiter = self.send_waiters.get_mut(key);
-                    if let Some(parked) = waiter.value.take() {
-                        self.buf.push_back(parked);
-                    }
-                    waiter.waker.take()
-                }
-                None => None,
-            };
+            let mut waker = None;
+            if self.buf.len() + 1 == self.cap
+                && let Some((parked, w)) = self.take_parked_sender(served)
+            {
+                self.buf.push_back(parked);
+                waker = w;
+            }
             return Some((value, waker));
         }
-        if let Some(key) = self.send_waiters.pop_front() {
-            let waiter = self.send_waiters.get_mut(key);
-            let value = waiter
-                .value
-                .take()
-                .expect("a linked sender still holds its value (invariant 3)");
-            return Some((value, waiter.waker.take()));
+        if let Some(taken) = self.take_parked_sender(served) {
+            return Some(taken);
         }
         if self.closed && self.pending > 0 {
             // Invariant 5: a value handed to a receive whose owner has not polled yet. After
@@ -283,6 +308,7 @@ impl<T> Shared<T> {
             senders: AtomicUsize::new(1),
             receivers: AtomicUsize::new(1),
             cap,
+            served: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
@@ -378,14 +404,64 @@ impl<T> Shared<T> {
 
     /// Polls a send (see `SendState`). `Err(value)` hands the value back: the channel closed
     /// before a receiver took it.
+    #[inline]
     pub(super) fn poll_send(
         &self,
         send: &mut SendState<T>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), T>> {
+        if let SendState::Idle(_) = send
+            && self.cap != 0
+        {
+            // Fast path, inlined into the caller: room in the buffer and nobody parked (the
+            // common case of a buffered channel; never the case for a rendezvous, which goes
+            // straight to the rest, out of line).
+            let mut state = self.lock();
+            if !state.closed && state.buf.len() < state.cap && state.recv_waiters.is_empty() {
+                if let SendState::Idle(value) = std::mem::replace(send, SendState::Done) {
+                    state.buf.push_back(value);
+                }
+                return Poll::Ready(Ok(()));
+            }
+            return self.poll_send_slow(Some(state), send, cx);
+        }
+        if let SendState::Parked(key, count) = *send
+            && self.was_served(key, count)
+        {
+            // Woken by the receiver that took the value: no lock needed (invariant 3).
+            *send = SendState::Done;
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_send_slow(None, send, cx)
+    }
+
+    /// The `served` count of a sender parking at `key` (under the lock).
+    #[inline]
+    fn served_count(&self, key: usize) -> u64 {
+        self.served
+            .get(key)
+            .map_or(0, |count| count.load(Ordering::Relaxed))
+    }
+
+    /// Whether the sender parked at `key` with `served_count` has been served since.
+    #[inline]
+    fn was_served(&self, key: usize, served_count: u64) -> bool {
+        self.served
+            .get(key)
+            .is_some_and(|count| count.load(Ordering::Acquire) != served_count)
+    }
+
+    /// The rest of [`Shared::poll_send`]; `locked` is the lock when the fast path took it.
+    #[inline(never)]
+    fn poll_send_slow(
+        &self,
+        locked: Option<MutexGuard<'_, State<T>>>,
+        send: &mut SendState<T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), T>> {
         match std::mem::replace(send, SendState::Done) {
             SendState::Idle(value) => {
-                let mut state = self.lock();
+                let mut state = locked.unwrap_or_else(|| self.lock());
                 if state.closed {
                     return Poll::Ready(Err(value));
                 }
@@ -403,15 +479,19 @@ impl<T> Shared<T> {
                         value: Some(value),
                         waker: Some(cx.waker().clone()),
                     });
-                    *send = SendState::Parked(key);
+                    *send = SendState::Parked(key, self.served_count(key));
                     return Poll::Pending;
                 };
                 drop(state);
                 wake(waker);
                 Poll::Ready(Ok(()))
             }
-            SendState::Parked(key) => {
-                let mut state = self.lock();
+            SendState::Parked(key, count) => {
+                let mut state = locked.unwrap_or_else(|| self.lock());
+                if self.was_served(key, count) {
+                    // Served between the look without the lock and now; the key is not ours.
+                    return Poll::Ready(Ok(()));
+                }
                 let closed = state.closed;
                 let waiter = state.send_waiters.get_mut(key);
                 match &waiter.value {
@@ -431,7 +511,7 @@ impl<T> Shared<T> {
                     }
                     Some(_) => {
                         update_waker(&mut waiter.waker, cx);
-                        *send = SendState::Parked(key);
+                        *send = SendState::Parked(key, count);
                         Poll::Pending
                     }
                 }
@@ -444,8 +524,16 @@ impl<T> Shared<T> {
     pub(super) fn cancel_send(&self, send: &mut SendState<T>) -> Option<T> {
         match std::mem::replace(send, SendState::Done) {
             SendState::Idle(value) => Some(value),
-            SendState::Parked(key) => {
-                let (waiter, _) = self.lock().send_waiters.release(key);
+            SendState::Parked(key, count) => {
+                if self.was_served(key, count) {
+                    return None;
+                }
+                let mut state = self.lock();
+                if self.was_served(key, count) {
+                    return None;
+                }
+                let (waiter, _) = state.send_waiters.release(key);
+                drop(state);
                 waiter.value
             }
             SendState::Done => None,
@@ -459,7 +547,7 @@ impl<T> Shared<T> {
         if let Some(value) = state.take_slot(own) {
             return Ok(value);
         }
-        match state.take_value() {
+        match state.take_value(&self.served) {
             Some((value, waker)) => {
                 drop(state);
                 wake(waker);
@@ -473,13 +561,37 @@ impl<T> Shared<T> {
     /// reset to `None` once it is released. `own` is the stream slot of the `Receiver` the
     /// receive was made from (if it has one): a value handed to it while the stream was polled,
     /// and left there when that poll was abandoned, is this receiver's to take first.
+    #[inline]
     pub(super) fn poll_recv(
         &self,
         key: &mut Option<usize>,
         own: Option<usize>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<T>> {
-        let mut state = self.lock();
+        if key.is_none() && own.is_none() && self.cap != 0 {
+            // Fast path, inlined into the caller: a value buffered and the buffer not full, so
+            // no parked sender to move in (invariant 2) and no slot of ours to look at (never
+            // the case for a rendezvous, which goes straight to the rest).
+            let mut state = self.lock();
+            if state.buf.len() < state.cap
+                && let Some(value) = state.buf.pop_front()
+            {
+                return Poll::Ready(Some(value));
+            }
+            return self.poll_recv_slow(state, key, own, cx);
+        }
+        self.poll_recv_slow(self.lock(), key, own, cx)
+    }
+
+    /// The rest of [`Shared::poll_recv`], under the lock.
+    #[inline(never)]
+    fn poll_recv_slow(
+        &self,
+        mut state: MutexGuard<'_, State<T>>,
+        key: &mut Option<usize>,
+        own: Option<usize>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<T>> {
         let handed = match state.take_slot(*key) {
             Some(value) => Some(value),
             None => state.take_slot(own),
@@ -487,7 +599,7 @@ impl<T> Shared<T> {
         let (value, waker) = match handed {
             // A sender handed this receive a value (invariant 4).
             Some(value) => (value, None),
-            None => match state.take_value() {
+            None => match state.take_value(&self.served) {
                 Some(taken) => taken,
                 None => return self.park_receiver(state, key, cx),
             },
@@ -520,7 +632,7 @@ impl<T> Shared<T> {
             }
         }
         while taken < max && !wakers.is_full() {
-            match state.take_value() {
+            match state.take_value(&self.served) {
                 Some((value, waker)) => {
                     out.push(value);
                     wakers.push(waker);

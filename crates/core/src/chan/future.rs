@@ -72,6 +72,7 @@ impl<'a, T> Send<'a, T> {
 impl<T> Future for Send<'_, T> {
     type Output = Result<(), SendError<T>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         this.shared
@@ -81,6 +82,7 @@ impl<T> Future for Send<'_, T> {
 }
 
 impl<T> Drop for Send<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         if !matches!(self.state, SendState::Done) {
             // The withdrawn value (if any) is dropped here, after the lock is released.
@@ -93,7 +95,7 @@ impl<T> fmt::Debug for Send<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             SendState::Idle(_) => "idle",
-            SendState::Parked(_) => "parked",
+            SendState::Parked(..) => "parked",
             SendState::Done => "done",
         };
         f.debug_struct("Send").field("state", &state).finish()
@@ -131,6 +133,7 @@ impl<'a, T> Recv<'a, T> {
 impl<T> Future for Recv<'_, T> {
     type Output = Option<T>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<T>> {
         let this = self.get_mut();
         this.shared.poll_recv(&mut this.key, this.own, cx)
@@ -138,6 +141,7 @@ impl<T> Future for Recv<'_, T> {
 }
 
 impl<T> Drop for Recv<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         self.shared.release_receiver(&mut self.key);
     }

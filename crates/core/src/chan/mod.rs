@@ -82,9 +82,10 @@
 //! and allocates nothing once the wait lists have grown to the peak number of waiters. A
 //! rendezvous hand-off costs one wake-up, of whichever side arrived first and parked: a
 //! sender hands its value straight to a parked receiver and completes, and a receiver takes
-//! a parked sender's value and wakes it. A wake-up is sent only when someone is parked, and
-//! to one waiter per value. See `BENCHMARKS.md` (`## Channels`) for measurements against
-//! tokio, async-channel, flume and kanal.
+//! a parked sender's value and wakes it; the woken sender learns that its value was taken
+//! from an atomic counter, without taking the lock again. A wake-up is sent only when someone
+//! is parked, and to one waiter per value. See `BENCHMARKS.md` (`## Channels`) for
+//! measurements against tokio, async-channel, flume and kanal.
 //!
 //! # Examples
 //!

@@ -23,7 +23,8 @@ pub(super) struct WaitList<E> {
     head: usize,
     tail: usize,
     slots: Vec<Slot<E>>,
-    free: Vec<usize>,
+    /// Head of the free slots, chained through their `next` (a free slot is never linked).
+    free: usize,
 }
 
 impl<E> WaitList<E> {
@@ -32,37 +33,40 @@ impl<E> WaitList<E> {
             head: NIL,
             tail: NIL,
             slots: Vec::new(),
-            free: Vec::new(),
+            free: NIL,
         }
     }
 
     /// Returns `true` when no entry is linked.
+    #[inline]
     pub(super) fn is_empty(&self) -> bool {
         self.head == NIL
     }
 
     /// Stores `entry` and links it at the back; returns its key.
+    #[inline(always)]
     pub(super) fn push_back(&mut self, entry: E) -> usize {
-        let key = match self.free.pop() {
-            Some(key) => {
-                self.slots[key].entry = Some(entry);
-                key
-            }
-            None => {
-                self.slots.push(Slot {
-                    entry: Some(entry),
-                    prev: NIL,
-                    next: NIL,
-                    linked: false,
-                });
-                self.slots.len() - 1
-            }
+        let key = if self.free == NIL {
+            self.slots.push(Slot {
+                entry: Some(entry),
+                prev: NIL,
+                next: NIL,
+                linked: false,
+            });
+            self.slots.len() - 1
+        } else {
+            let key = self.free;
+            let slot = &mut self.slots[key];
+            self.free = slot.next;
+            slot.entry = Some(entry);
+            key
         };
         self.link_back(key);
         key
     }
 
     /// Links an unlinked entry at the back again.
+    #[inline]
     pub(super) fn link_back(&mut self, key: usize) {
         debug_assert!(!self.slots[key].linked);
         let slot = &mut self.slots[key];
@@ -78,6 +82,7 @@ impl<E> WaitList<E> {
     }
 
     /// Unlinks the front entry and returns its key; the entry stays stored for its owner.
+    #[inline]
     pub(super) fn pop_front(&mut self) -> Option<usize> {
         if self.head == NIL {
             return None;
@@ -87,11 +92,13 @@ impl<E> WaitList<E> {
         Some(key)
     }
 
+    #[inline]
     pub(super) fn is_linked(&self, key: usize) -> bool {
         self.slots[key].linked
     }
 
     /// Unlinks `key` if it is linked.
+    #[inline]
     pub(super) fn unlink(&mut self, key: usize) {
         let Slot {
             prev, next, linked, ..
@@ -115,6 +122,7 @@ impl<E> WaitList<E> {
         slot.next = NIL;
     }
 
+    #[inline]
     pub(super) fn get_mut(&mut self, key: usize) -> &mut E {
         self.slots[key]
             .entry
@@ -128,11 +136,14 @@ impl<E> WaitList<E> {
     }
 
     /// Unlinks (if needed) and frees `key`, returning its entry and whether it was still linked.
+    #[inline(always)]
     pub(super) fn release(&mut self, key: usize) -> (E, bool) {
         let linked = self.slots[key].linked;
         self.unlink(key);
-        self.free.push(key);
-        let entry = self.slots[key]
+        let slot = &mut self.slots[key];
+        slot.next = self.free;
+        self.free = key;
+        let entry = slot
             .entry
             .take()
             .expect("a wait-list key is released once, by its owner");
