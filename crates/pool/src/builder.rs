@@ -8,12 +8,13 @@ use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use tower_service::Service;
 use weft_core::Context;
 
 use crate::handler::{Contextual, FnHandler, Handler, Plain, WithContext};
 use crate::service::Pool;
-use crate::shared::{Config, KeyFn, Room, Shared};
+use crate::shared::{Config, KeyFn, Shared};
 use crate::worker;
 
 /// What a worker does when a job panics. In every case the job resolves
@@ -391,8 +392,15 @@ where
         let runtime = tokio::runtime::Handle::current();
         let capacity = match self.capacity {
             Capacity::Unbounded => None,
-            Capacity::Shared(n) => Some(Room::new(n, self.levels, false)),
-            Capacity::PerPriority(n) => Some(Room::new(n, self.levels, true)),
+            Capacity::Shared(n) => {
+                let s = Arc::new(Semaphore::new(n));
+                Some(vec![s; self.levels as usize])
+            }
+            Capacity::PerPriority(n) => Some(
+                (0..self.levels)
+                    .map(|_| Arc::new(Semaphore::new(n)))
+                    .collect(),
+            ),
         };
         let config = Config {
             levels: self.levels,

@@ -7,13 +7,15 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::sync::TryAcquireError;
+use tokio_util::sync::PollSemaphore;
 use tower_service::Service;
 
 use crate::builder::Builder;
 use crate::error::{JobError, SubmitError, TrySubmitError};
 use crate::future::{JobHandle, JobId, ResponseFuture};
 use crate::queue::Cell;
-use crate::shared::{Enqueue, Shared};
+use crate::shared::Shared;
 use crate::stats::Stats;
 
 /// How [`Pool::shutdown`] ends the pool.
@@ -85,10 +87,9 @@ impl Shutdown {
 pub struct Pool<Req, Resp, E> {
     shared: Arc<Shared<Req, Resp, E>>,
     priority: u8,
-    /// A queue place reserved by `poll_ready`, not yet used by `call`.
+    /// A permit reserved by `poll_ready`, not yet used by `call`.
     reserved: bool,
-    /// `poll_ready`'s registration while it waits for a place.
-    room_key: Option<u64>,
+    poll_sem: Option<PollSemaphore>,
 }
 
 impl<Req, Resp, E> Pool<Req, Resp, E> {
@@ -109,7 +110,7 @@ where
             shared,
             priority,
             reserved: false,
-            room_key: None,
+            poll_sem: None,
         }
     }
 
@@ -208,21 +209,21 @@ where
         priority: u8,
         job: Req,
     ) -> Result<JobHandle<Resp, E>, SubmitError<Req>> {
-        let job = match self.shared.enqueue(priority, job, false) {
-            Ok(h) => return Ok(h),
-            Err(Enqueue::Refused(e)) => return Err(e),
-            Err(Enqueue::Full(job)) => job,
-        };
-        // Full: wait for a place (a dropped wait leaves nothing behind: `RoomWait`'s drop
-        // unregisters it), then push into it.
-        if RoomWait::new(&self.shared, priority).await.is_err() {
-            return Err(self.refused_closed(job));
+        if let Some(sem) = self.shared.semaphore(priority) {
+            match sem.try_acquire() {
+                Ok(p) => p.forget(),
+                Err(TryAcquireError::Closed) => return Err(self.refused_closed(job)),
+                Err(TryAcquireError::NoPermits) => {
+                    let job = self.shared.precheck(job)?;
+                    match sem.acquire().await {
+                        Ok(p) => p.forget(),
+                        Err(_) => return Err(self.refused_closed(job)),
+                    }
+                    return self.shared.enqueue(priority, job);
+                }
+            }
         }
-        match self.shared.enqueue(priority, job, true) {
-            Ok(h) => Ok(h),
-            Err(Enqueue::Refused(e)) => Err(e),
-            Err(Enqueue::Full(_)) => unreachable!("a reserved place is never full"),
-        }
+        self.shared.enqueue(priority, job)
     }
 
     /// Submits many jobs at `priority`, waiting for queue room as needed; returns one result
@@ -367,16 +368,27 @@ where
             }
             while !chunk.is_empty() {
                 // As many as there is room for right now (at least one, waiting for it).
-                let n = match self.shared.try_take_room(priority, chunk.len()) {
-                    Some(0) => RoomWait::new(&self.shared, priority).await.ok().map(|()| 1),
-                    other => other,
-                };
-                let Some(n) = n else {
-                    // Closed: hand back everything left.
-                    for job in chunk.drain(..).chain(jobs.by_ref()) {
-                        sink(Err(self.refused_closed(job)));
+                let n = match self.shared.semaphore(priority) {
+                    None => chunk.len(),
+                    Some(sem) => {
+                        let n = sem.available_permits().clamp(1, chunk.len());
+                        let acquired = match sem.try_acquire_many(n as u32) {
+                            Ok(p) => Some(p),
+                            Err(TryAcquireError::NoPermits) => {
+                                sem.acquire_many(n as u32).await.ok()
+                            }
+                            Err(TryAcquireError::Closed) => None,
+                        };
+                        let Some(permits) = acquired else {
+                            // Closed: hand back everything left.
+                            for job in chunk.drain(..).chain(jobs.by_ref()) {
+                                sink(Err(self.refused_closed(job)));
+                            }
+                            return;
+                        };
+                        permits.forget();
+                        n
                     }
-                    return;
                 };
                 self.shared
                     .enqueue_many(priority, chunk.drain(..n), handles, &mut sink);
@@ -440,13 +452,18 @@ where
         priority: u8,
         job: Req,
     ) -> Result<JobHandle<Resp, E>, TrySubmitError<Req>> {
-        // Closed and blacklisted take precedence over full (they are checked first), so they
-        // are counted.
-        match self.shared.enqueue(priority, job, false) {
-            Ok(h) => Ok(h),
-            Err(Enqueue::Refused(e)) => Err(e.into()),
-            Err(Enqueue::Full(job)) => Err(TrySubmitError::Full(job)),
+        if let Some(sem) = self.shared.semaphore(priority) {
+            match sem.try_acquire() {
+                Ok(p) => p.forget(),
+                Err(TryAcquireError::Closed) => return Err(self.refused_closed(job).into()),
+                Err(TryAcquireError::NoPermits) => {
+                    // Closed and blacklisted take precedence over full, so they are counted.
+                    let job = self.shared.precheck(job)?;
+                    return Err(TrySubmitError::Full(job));
+                }
+            }
         }
+        Ok(self.shared.enqueue(priority, job)?)
     }
 
     /// Cancels a job by id: queued (removed, resolved `Cancelled`), claimed by a worker but not
@@ -569,9 +586,6 @@ where
         if std::mem::take(&mut self.reserved) {
             self.shared.release(self.priority, 1);
         }
-        if let Some(k) = self.room_key.take() {
-            self.shared.forget_room_waiter(k);
-        }
     }
 }
 
@@ -582,18 +596,21 @@ impl<Req, Resp, E> Clone for Pool<Req, Resp, E> {
             shared: Arc::clone(&self.shared),
             priority: self.priority,
             reserved: false,
-            room_key: None,
+            poll_sem: None,
         }
     }
 }
 
 impl<Req, Resp, E> Drop for Pool<Req, Resp, E> {
     fn drop(&mut self) {
-        if std::mem::take(&mut self.reserved) {
-            self.shared.release(self.priority, 1);
-        }
-        if let Some(k) = self.room_key.take() {
-            self.shared.forget_room_waiter(k);
+        if std::mem::take(&mut self.reserved)
+            && let Some(s) = self
+                .shared
+                .capacity
+                .as_ref()
+                .map(|c| &c[self.priority as usize])
+        {
+            s.add_permits(1);
         }
         // AcqRel: the last handle must see every other handle's work before closing.
         if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -625,74 +642,53 @@ where
         if self.reserved {
             return Poll::Ready(Ok(()));
         }
-        match self.shared.poll_room(self.priority, cx, &mut self.room_key) {
+        let Some(sem) = self.shared.semaphore(self.priority) else {
+            return if self.is_closed() {
+                Poll::Ready(Err(JobError::Rejected))
+            } else {
+                Poll::Ready(Ok(()))
+            };
+        };
+        // Fast path without the PollSemaphore's boxed future.
+        match sem.try_acquire() {
+            Ok(p) => {
+                p.forget();
+                self.reserved = true;
+                return Poll::Ready(Ok(()));
+            }
+            Err(TryAcquireError::Closed) => return Poll::Ready(Err(JobError::Rejected)),
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        let sem = Arc::clone(sem);
+        let poll_sem = self.poll_sem.get_or_insert_with(|| PollSemaphore::new(sem));
+        match poll_sem.poll_acquire(cx) {
             Poll::Pending => Poll::Pending,
-            // Unbounded: nothing to reserve.
-            Poll::Ready(Ok(())) => {
-                self.reserved = self.shared.bounded;
+            Poll::Ready(Some(p)) => {
+                p.forget();
+                self.reserved = true;
                 Poll::Ready(Ok(()))
             }
-            Poll::Ready(Err(())) => Poll::Ready(Err(JobError::Rejected)),
+            Poll::Ready(None) => Poll::Ready(Err(JobError::Rejected)),
         }
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        if self.shared.bounded {
+        if self.shared.capacity.is_some() {
             assert!(
                 std::mem::take(&mut self.reserved),
                 "poll_ready must be called first"
             );
         }
-        // Bounded: the place reserved by `poll_ready`; unbounded: never full.
-        let handle = match self.shared.enqueue(self.priority, req, true) {
+        let handle = match self.shared.enqueue(self.priority, req) {
             Ok(h) => h,
             Err(e) => {
                 let err = match e {
-                    Enqueue::Refused(SubmitError::Closed(_)) | Enqueue::Full(_) => {
-                        JobError::Rejected
-                    }
-                    Enqueue::Refused(SubmitError::Blacklisted { key, .. }) => {
-                        JobError::Blacklisted { key }
-                    }
+                    SubmitError::Closed(_) => JobError::Rejected,
+                    SubmitError::Blacklisted { key, .. } => JobError::Blacklisted { key },
                 };
                 JobHandle::new(Arc::new(Cell::resolved(Err(err))), None, 0, self.priority)
             }
         };
         ResponseFuture::new(handle)
-    }
-}
-
-/// A submit waiting for a queue place: takes one when ready (`Err` if the pool closed).
-/// Dropping it unregisters it, so a cancelled submit leaves nothing behind.
-struct RoomWait<'a, Req, Resp, E> {
-    shared: &'a Shared<Req, Resp, E>,
-    level: u8,
-    key: Option<u64>,
-}
-
-impl<'a, Req, Resp, E> RoomWait<'a, Req, Resp, E> {
-    fn new(shared: &'a Shared<Req, Resp, E>, level: u8) -> Self {
-        RoomWait {
-            shared,
-            level,
-            key: None,
-        }
-    }
-}
-
-impl<Req, Resp, E> Future for RoomWait<'_, Req, Resp, E> {
-    type Output = Result<(), ()>;
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        this.shared.poll_room(this.level, cx, &mut this.key)
-    }
-}
-
-impl<Req, Resp, E> Drop for RoomWait<'_, Req, Resp, E> {
-    fn drop(&mut self) {
-        if let Some(k) = self.key.take() {
-            self.shared.forget_room_waiter(k);
-        }
     }
 }

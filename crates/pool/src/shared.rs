@@ -12,13 +12,10 @@
 //!    a worker that holds `sorted` pops the `n` jobs it has already counted out. Everything that
 //!    adds or removes a queued job changes it under `state`; a worker counts out only what is
 //!    there, and nobody else can pop while it holds `sorted`.
-//! 3. Queue capacity is counted in `state.room`, per level or for all levels together: a place
-//!    is taken under the `state` lock when a job is pushed (or reserved before, by `poll_ready`
-//!    or a submit that waited for room) and given back by whoever takes the job out of the
-//!    queue: a worker's batch pop, a cancel that removes it. So the number of queued jobs never
-//!    exceeds the capacity. (It was a semaphore per level: its compare-and-swap per submit and
-//!    the workers' `add_permits` per batch were a tenth of the per-job profile, and the submit
-//!    holds the `state` lock anyway.)
+//! 3. Queue capacity is a semaphore per level (or one shared by all levels). A permit is taken
+//!    before a job is pushed and given back by whoever takes the job out of the queue: a
+//!    worker's batch pop, a cancel that removes it, or a cancelling shutdown. So the number of
+//!    queued jobs never exceeds the capacity.
 //! 4. `state.workers` counts live workers. A worker leaves only through `fetch` deciding so
 //!    under the lock (excess after `resize`, idle expiry, or closed and empty), and it moves its
 //!    counters into `registry.retired` under the registry lock before its slot goes.
@@ -40,6 +37,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::Waker;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use weft_core::Context;
@@ -55,14 +53,6 @@ use crate::stats::{Acc, Counters, Histogram, Stats};
 
 /// A job past the blacklist check, or refused there.
 type Staged<Req> = Result<Req, SubmitError<Req>>;
-
-/// Why [`Shared::enqueue`] did not queue a job.
-pub(crate) enum Enqueue<Req> {
-    /// No place in the queue (only without a reserved place): the job back, nothing counted.
-    Full(Req),
-    /// Refused (closed or blacklisted), counted.
-    Refused(SubmitError<Req>),
-}
 
 pub(crate) type KeyFn<Req> = Arc<dyn Fn(&Req) -> Option<String> + Send + Sync>;
 
@@ -97,97 +87,10 @@ pub(crate) struct State<Req, Resp, E> {
     /// Workers spinning on an empty queue before they park (at most one): while one does,
     /// a submit wakes nobody (it will see the job).
     pub(crate) searching: usize,
-    /// Free queue places (invariant 3); `None` when unbounded.
-    pub(crate) room: Option<Room>,
     next_worker: usize,
 }
 
-/// Queue capacity, counted under the `state` lock (invariant 3).
-pub(crate) struct Room {
-    /// Free places per group: one group for all levels, or one per level.
-    free: Vec<usize>,
-    per_level: bool,
-    /// Submits waiting for a place: (key, group, waker).
-    waiters: Vec<(u64, usize, Waker)>,
-    next_key: u64,
-}
-
-impl Room {
-    pub(crate) fn new(capacity: usize, levels: u8, per_level: bool) -> Self {
-        Room {
-            free: vec![capacity; if per_level { levels as usize } else { 1 }],
-            per_level,
-            waiters: Vec::new(),
-            next_key: 0,
-        }
-    }
-
-    fn group(&self, level: u8) -> usize {
-        if self.per_level { level as usize } else { 0 }
-    }
-
-    /// Takes up to `n` places for `level`: how many it took.
-    fn take(&mut self, level: u8, n: usize) -> usize {
-        let g = self.group(level);
-        let k = n.min(self.free[g]);
-        self.free[g] -= k;
-        k
-    }
-
-    /// Gives back `n` places of `level`; the submits waiting for them, to wake (all of that
-    /// group's: each tries again, and those that find no place wait again).
-    fn give(&mut self, level: u8, n: usize, wake: &mut Vec<Waker>) {
-        let g = self.group(level);
-        self.free[g] += n;
-        if !self.waiters.is_empty() {
-            let mut i = 0;
-            while i < self.waiters.len() {
-                if self.waiters[i].1 == g {
-                    wake.push(self.waiters.swap_remove(i).2);
-                } else {
-                    i += 1;
-                }
-            }
-        }
-    }
-
-    /// Registers (or refreshes) the waiter `key` for `level`.
-    fn wait(&mut self, level: u8, key: &mut Option<u64>, waker: &Waker) {
-        let g = self.group(level);
-        if let Some(k) = *key
-            && let Some(w) = self.waiters.iter_mut().find(|w| w.0 == k)
-        {
-            if !w.2.will_wake(waker) {
-                w.2 = waker.clone();
-            }
-            return;
-        }
-        let k = *key.get_or_insert_with(|| {
-            self.next_key += 1;
-            self.next_key
-        });
-        self.waiters.push((k, g, waker.clone()));
-    }
-
-    fn forget(&mut self, key: u64) {
-        self.waiters.retain(|w| w.0 != key);
-    }
-}
-
 impl<Req, Resp, E> State<Req, Resp, E> {
-    /// Gives back `n` places when one capacity serves all levels (or there is none); false
-    /// when capacity is per level (the caller gives back per level).
-    pub(crate) fn give_room_shared(&mut self, n: usize, wake: &mut Vec<Waker>) -> bool {
-        match self.room.as_mut() {
-            None => true,
-            Some(room) if !room.per_level => {
-                room.give(0, n, wake);
-                true
-            }
-            Some(_) => false,
-        }
-    }
-
     pub(crate) fn park(&mut self, worker: usize, waker: &Waker) {
         match self.idle.iter_mut().find(|(w, _)| *w == worker) {
             Some((_, old)) => {
@@ -423,8 +326,9 @@ pub(crate) struct Shared<Req, Resp, E> {
     handle_ref: OnceLock<Arc<dyn CancelQueued>>,
     /// This pool's identity for [`DETACHED`].
     uid: u64,
-    /// Whether the queue is bounded (`state.room` is `Some`).
-    pub(crate) bounded: bool,
+    /// One semaphore per level (the same `Arc` for all when capacity is shared); `None` when
+    /// unbounded.
+    pub(crate) capacity: Option<Vec<Arc<Semaphore>>>,
     pub(crate) config: Config<Req>,
     /// Outcomes decided outside a worker.
     pub(crate) counters: Counters,
@@ -445,95 +349,37 @@ pub(crate) struct Shared<Req, Resp, E> {
 }
 
 impl<Req, Resp, E> Shared<Req, Resp, E> {
-    /// Gives back `n` queue places of `level` (jobs left the queue, or a reservation ended)
-    /// and wakes the submits waiting for room.
+    pub(crate) fn semaphore(&self, level: u8) -> Option<&Arc<Semaphore>> {
+        self.capacity.as_ref().map(|c| &c[level as usize])
+    }
+
     pub(crate) fn release(&self, level: u8, n: usize) {
-        if n == 0 || !self.bounded {
-            return;
-        }
-        let mut wake = Vec::new();
-        if let Some(room) = lock(&self.state).room.as_mut() {
-            room.give(level, n, &mut wake);
-        }
-        wake.into_iter().for_each(Waker::wake);
-    }
-
-    /// [`release`](Self::release) of `counts[level]` places per level, in one lock; zeroes
-    /// `counts`.
-    pub(crate) fn release_levels(&self, counts: &mut [usize]) {
-        if !self.bounded || counts.iter().all(|&n| n == 0) {
-            counts.fill(0);
-            return;
-        }
-        let mut wake = Vec::new();
-        if let Some(room) = lock(&self.state).room.as_mut() {
-            for (level, n) in counts.iter_mut().enumerate() {
-                if *n > 0 {
-                    room.give(level as u8, std::mem::take(n), &mut wake);
-                }
-            }
-        }
-        counts.fill(0);
-        wake.into_iter().for_each(Waker::wake);
-    }
-
-    /// Takes up to `n` queue places for `level` now: how many (all `n` when unbounded, 0 when
-    /// full); `None` when the pool is closed.
-    pub(crate) fn try_take_room(&self, level: u8, n: usize) -> Option<usize> {
-        let mut st = lock(&self.state);
-        if st.closed {
-            return None;
-        }
-        Some(st.room.as_mut().map_or(n, |r| r.take(level, n)))
-    }
-
-    /// Takes one queue place for `level`, or registers `cx` (under `key`, kept across polls)
-    /// to be woken when places free up. `Err(())` when the pool is closed.
-    pub(crate) fn poll_room(
-        &self,
-        level: u8,
-        cx: &mut std::task::Context<'_>,
-        key: &mut Option<u64>,
-    ) -> std::task::Poll<Result<(), ()>> {
-        use std::task::Poll;
-        let mut st = lock(&self.state);
-        let closed = st.closed;
-        let Some(room) = st.room.as_mut() else {
-            return Poll::Ready(if closed { Err(()) } else { Ok(()) });
-        };
-        if closed || room.take(level, 1) == 1 {
-            if let Some(k) = key.take() {
-                room.forget(k);
-            }
-            return Poll::Ready(if closed { Err(()) } else { Ok(()) });
-        }
-        room.wait(level, key, cx.waker());
-        Poll::Pending
-    }
-
-    /// Drops the room waiter `key` (its submit was dropped).
-    pub(crate) fn forget_room_waiter(&self, key: u64) {
-        if let Some(room) = lock(&self.state).room.as_mut() {
-            room.forget(key);
+        if n > 0
+            && let Some(s) = self.semaphore(level)
+        {
+            s.add_permits(n);
         }
     }
 
     /// Stops accepting jobs; queued ones still run (drain).
     pub(crate) fn close(&self) {
-        let wake: Vec<Waker> = {
+        let wake: Vec<(usize, Waker)> = {
             let mut st = lock(&self.state);
             if st.closed {
                 Vec::new()
             } else {
                 st.closed = true;
-                let mut wake: Vec<Waker> = st.idle.drain(..).map(|(_, w)| w).collect();
-                if let Some(room) = st.room.as_mut() {
-                    wake.extend(room.waiters.drain(..).map(|w| w.2));
-                }
-                wake
+                st.idle.drain(..).collect()
             }
         };
-        wake.into_iter().for_each(Waker::wake);
+        for (_, w) in wake {
+            w.wake();
+        }
+        if let Some(c) = &self.capacity {
+            for s in c {
+                s.close();
+            }
+        }
         self.tracker.close();
     }
 }
@@ -547,7 +393,7 @@ where
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         config: Config<Req>,
-        room: Option<Room>,
+        capacity: Option<Vec<Arc<Semaphore>>>,
         aging: Option<Duration>,
         min: usize,
         max: usize,
@@ -556,7 +402,6 @@ where
     ) -> Self {
         let (ctx, ctx_cancel) = parent.with_cancel();
         let levels = config.levels as usize;
-        let bounded = room.is_some();
         Shared {
             state: Padded(Mutex::new(State {
                 intake: Intake::new(levels, config.batch),
@@ -570,14 +415,13 @@ where
                 idle: Vec::new(),
                 woken: Vec::new(),
                 searching: 0,
-                room,
                 next_worker: 0,
             })),
             sorted: Padded(Mutex::new(Queue::new(levels, aging))),
             clock: Clock::new(),
             handle_ref: OnceLock::new(),
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
-            bounded,
+            capacity,
             config,
             counters: Counters::new(levels),
             refused: AtomicU64::new(0),
@@ -624,31 +468,43 @@ where
         self.config.job_key.as_ref().and_then(|f| f(job))
     }
 
-    /// The job, or the job back (its reserved place, if any, given back; the refusal counted)
-    /// when its key is blacklisted.
-    fn admit(&self, level: u8, job: Req, reserved: bool) -> Staged<Req> {
+    /// The door check before waiting for capacity: closed or blacklisted.
+    pub(crate) fn precheck(&self, job: Req) -> Result<Req, SubmitError<Req>> {
+        if lock(&self.state).closed {
+            self.refuse(Outcome::Rejected);
+            return Err(SubmitError::Closed(job));
+        }
         if let Some(bl) = &self.blacklist
             && let Some(key) = self.key_of(&job)
             && bl.is_blacklisted(&key)
         {
-            if reserved {
-                self.release(level, 1);
-            }
             self.refuse(Outcome::Blacklisted);
             return Err(SubmitError::Blacklisted { job, key });
         }
         Ok(job)
     }
 
-    /// Pushes a job. With `reserved`, the caller holds a queue place for it (it moves with the
-    /// job); without, one is taken here under the lock, and a full queue hands the job back.
+    /// The job, or the job back (its permit released, the refusal counted) when its key is
+    /// blacklisted.
+    fn admit(&self, level: u8, job: Req) -> Staged<Req> {
+        if let Some(bl) = &self.blacklist
+            && let Some(key) = self.key_of(&job)
+            && bl.is_blacklisted(&key)
+        {
+            self.release(level, 1);
+            self.refuse(Outcome::Blacklisted);
+            return Err(SubmitError::Blacklisted { job, key });
+        }
+        Ok(job)
+    }
+
+    /// Pushes a job whose capacity permit (if bounded) the caller holds (it moves with the job).
     pub(crate) fn enqueue(
         self: &Arc<Self>,
         level: u8,
         job: Req,
-        reserved: bool,
-    ) -> Result<JobHandle<Resp, E>, Enqueue<Req>> {
-        let job = self.admit(level, job, reserved).map_err(Enqueue::Refused)?;
+    ) -> Result<JobHandle<Resp, E>, SubmitError<Req>> {
+        let job = self.admit(level, job)?;
         let stashed = self.take_stashed();
         // Allocated outside the lock when no stashed cell may serve instead.
         let mut fresh = stashed.is_none().then(|| self.new_cell());
@@ -656,20 +512,9 @@ where
         let mut st = lock(&self.state);
         if st.closed {
             drop(st);
-            if reserved {
-                self.release(level, 1);
-            }
+            self.release(level, 1);
             self.refuse(Outcome::Rejected);
-            return Err(Enqueue::Refused(SubmitError::Closed(job)));
-        }
-        if !reserved
-            && let Some(room) = st.room.as_mut()
-            && room.take(level, 1) == 0
-        {
-            drop(st);
-            // (The stashed cell, if any, stays with its job, which then runs with it.)
-            drop((stashed, fresh));
-            return Err(Enqueue::Full(job));
+            return Err(SubmitError::Closed(job));
         }
         let mut garbage = None;
         let pair = match stashed.map(|s| Self::reuse(&mut st, s)) {
@@ -719,7 +564,7 @@ where
         Ok(JobHandle::new(cell, Some(self.handle_ref()), id, level))
     }
 
-    /// [`enqueue`](Self::enqueue) for many jobs at one level, whose queue places (if bounded) the
+    /// [`enqueue`](Self::enqueue) for many jobs at one level, whose permits (if bounded) the
     /// caller holds: one lock, one clock read and one wake-up decision for all of them. Gives
     /// `sink` one result per job, in order: a handle if `handles`, else `None` (the job gets
     /// no result cell at all).
@@ -731,7 +576,7 @@ where
         mut sink: impl FnMut(Result<Option<JobHandle<Resp, E>>, SubmitError<Req>>),
     ) {
         // Blacklisted jobs are refused before the lock, as in `enqueue`.
-        let staged: Vec<Staged<Req>> = jobs.map(|job| self.admit(level, job, true)).collect();
+        let staged: Vec<Staged<Req>> = jobs.map(|job| self.admit(level, job)).collect();
         let now = self.clock.now_ns();
         let mut st = lock(&self.state);
         let closed = st.closed;
@@ -1045,7 +890,7 @@ where
     E: Send + 'static,
 {
     fn cancelled_while_queued(&self, id: u64, level: u8) {
-        // Whoever takes the entry out of the queue gives its place back (invariant 3); if a
+        // Whoever takes the entry out of the queue gives its permit back (invariant 3); if a
         // worker already claimed it, the worker did.
         let removed = self.remove_queued(id, Some(level));
         if removed.is_some() {

@@ -294,10 +294,6 @@ where
             let share = st.queued.div_ceil(st.workers.max(1));
             let n = batch.min(share).clamp(1, st.queued);
             st.queued -= n;
-            // With one capacity for all levels, the `n` places go back here, in this lock;
-            // per-level places once the pop has counted them by level.
-            let mut room_wake = Vec::new();
-            let released = st.give_room_shared(n, &mut room_wake);
             st.intake.take_into(moved);
             // Jobs left and nobody on the way for them: wake the next worker (submits wake
             // one worker per batch, so the chain continues here).
@@ -319,12 +315,9 @@ where
             if let Some((_, w)) = next {
                 w.wake();
             }
-            room_wake.into_iter().for_each(Waker::wake);
             slot.set_claimed(local.iter().map(|e| e.id));
-            if released {
-                release.fill(0);
-            } else {
-                shared.release_levels(release);
+            for (level, n) in release.iter_mut().enumerate() {
+                shared.release(level as u8, std::mem::take(n));
             }
             return Poll::Ready(true);
         }
