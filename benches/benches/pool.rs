@@ -3,6 +3,8 @@
 //! - `weft_pool`: `weft_pool::Pool`, 2 workers, 3 priority levels (jobs spread over them), stats
 //!   on (always), capacity 1024, handles dropped (detached), then a draining shutdown;
 //! - `weft_pool_awaited`: the same, but every handle is awaited (a window of 1024);
+//! - `weft_pool_spawn`: the same pool fed one job at a time with `spawn_with` (no handle, no
+//!   result cell: what the hand-rolled pool's `send` of a closure gives, too);
 //! - `weft_pool_many`: the same pool fed with `submit_many`, 256 jobs per call, the calls
 //!   cycling over the 3 levels, handles dropped;
 //! - `weft_pool_spawn_many`: the same with `spawn_many` (no handles, no per-job result cell);
@@ -63,6 +65,22 @@ async fn weft(await_handles: bool) -> weft_pool::Stats {
     }
     for h in window {
         h.await.expect("completed");
+    }
+    pool.shutdown(Shutdown::drain(Duration::from_secs(600)))
+        .await
+}
+
+async fn weft_spawn() -> weft_pool::Stats {
+    let pool = Pool::builder()
+        .workers(WORKERS)
+        .priorities(3)
+        .capacity(CAP)
+        .build(tower::service_fn(|n: u64| async move {
+            black_box(n);
+            Ok::<_, Infallible>(())
+        }));
+    for i in 0..JOBS {
+        pool.spawn_with((i % 3) as u8, i).await.expect("open");
     }
     pool.shutdown(Shutdown::drain(Duration::from_secs(600)))
         .await
@@ -179,6 +197,16 @@ fn bench(c: &mut Criterion) {
             let start = Instant::now();
             for _ in 0..iters {
                 rt.block_on(weft(true));
+            }
+            start.elapsed()
+        })
+    });
+    g.bench_function(BenchmarkId::from_parameter("weft_pool_spawn"), |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let s = rt.block_on(weft_spawn());
+                assert_eq!(s.count(weft_pool::Outcome::Completed), JOBS);
             }
             start.elapsed()
         })

@@ -7,7 +7,8 @@
 //! cargo run --release -p weft-benches --example pool_drive -- weft,hand_rolled 10
 //! ```
 //!
-//! Cases: `weft` (per-job submit, handles dropped), `weft_awaited`, `many` (`submit_many`),
+//! Cases: `weft` (per-job submit, handles dropped), `weft_awaited`, `spawn` (per-job
+//! `spawn_with`, no handles), `many` (`submit_many`),
 //! `spawn_many`, `hand_rolled`. `WORKERS=n` and `BATCH=n` override the pool's settings.
 
 use std::convert::Infallible;
@@ -60,6 +61,15 @@ async fn weft(await_handles: bool) {
         "  queue wait p50 {:?} p99 {:?}",
         s.queue_wait.p50, s.queue_wait.p99
     );
+}
+
+async fn spawn() {
+    let pool = pool();
+    for i in 0..JOBS {
+        pool.spawn_with((i % 3) as u8, i).await.expect("open");
+    }
+    pool.shutdown(Shutdown::drain(Duration::from_secs(600)))
+        .await;
 }
 
 async fn many(handles: bool) {
@@ -129,6 +139,7 @@ fn main() {
             match case.as_str() {
                 "weft" => rt.block_on(weft(false)),
                 "weft_awaited" => rt.block_on(weft(true)),
+                "spawn" => rt.block_on(spawn()),
                 "many" => rt.block_on(many(true)),
                 "spawn_many" => rt.block_on(many(false)),
                 "hand_rolled" => rt.block_on(hand_rolled()),

@@ -209,6 +209,13 @@ where
         priority: u8,
         job: Req,
     ) -> Result<JobHandle<Resp, E>, SubmitError<Req>> {
+        let job = self.take_room(priority, job).await?;
+        self.shared.enqueue(priority, job)
+    }
+
+    /// Takes a queue place for `job` (if bounded), waiting for one; the job back once it has
+    /// one, or refused.
+    async fn take_room(&self, priority: u8, job: Req) -> Result<Req, SubmitError<Req>> {
         if let Some(sem) = self.shared.semaphore(priority) {
             match sem.try_acquire() {
                 Ok(p) => p.forget(),
@@ -219,11 +226,85 @@ where
                         Ok(p) => p.forget(),
                         Err(_) => return Err(self.refused_closed(job)),
                     }
-                    return self.shared.enqueue(priority, job);
+                    return Ok(job);
                 }
             }
         }
-        self.shared.enqueue(priority, job)
+        Ok(job)
+    }
+
+    /// Submits a job at the default priority without a handle, waiting for queue room: the
+    /// per-job form of [`spawn_many`](Pool::spawn_many), for jobs nobody waits for (like
+    /// dropping [`submit`](Pool::submit)'s handle, but no result cell is even created). Its
+    /// outcome is counted in [`stats`](Pool::stats); its timeout, panic isolation and
+    /// blacklisting apply as usual. Returns the job's id, for [`cancel`](Pool::cancel).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`submit`](Pool::submit): dropped while waiting for room, the job is dropped
+    /// too and was never submitted.
+    ///
+    /// # Errors
+    ///
+    /// As for [`submit`](Pool::submit).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weft_pool::{Outcome, Pool, Shutdown};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Pool::builder().workers(2)
+    ///     .build_fn(|_ctx, n: u64| async move { if n == 3 { Err("three") } else { Ok(n) } });
+    /// for n in 0..10 {
+    ///     pool.spawn(n).await.unwrap();
+    /// }
+    /// let stats = pool.shutdown(Shutdown::drain(Duration::from_secs(10))).await;
+    /// assert_eq!(stats.count(Outcome::Completed), 9);
+    /// assert_eq!(stats.count(Outcome::Failed), 1);
+    /// # }
+    /// ```
+    pub async fn spawn(&self, job: Req) -> Result<JobId, SubmitError<Req>> {
+        self.spawn_at(self.priority, job).await
+    }
+
+    /// [`spawn`](Pool::spawn) at `priority` (`0` lowest).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`submit`](Pool::submit): dropped while waiting, the job is dropped too.
+    ///
+    /// # Panics
+    ///
+    /// If `priority` is not below the pool's number of levels.
+    ///
+    /// # Errors
+    ///
+    /// As for [`submit`](Pool::submit).
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use weft_pool::{Outcome, Pool};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Pool::builder().workers(1).priorities(2)
+    ///     .build_fn(|_ctx, n: u32| async move { Ok::<_, Infallible>(n) });
+    /// let id = pool.spawn_with(1, 7).await.unwrap();
+    /// assert!(id.as_u64() > 0);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn_with(
+        &self,
+        priority: u8,
+        job: Req,
+    ) -> impl Future<Output = Result<JobId, SubmitError<Req>>> + Send + '_ {
+        self.check_level(priority);
+        self.spawn_at(priority, job)
+    }
+
+    async fn spawn_at(&self, priority: u8, job: Req) -> Result<JobId, SubmitError<Req>> {
+        let job = self.take_room(priority, job).await?;
+        self.shared.enqueue_detached(priority, job).map(JobId)
     }
 
     /// Submits many jobs at `priority`, waiting for queue room as needed; returns one result

@@ -537,6 +537,39 @@ where
         };
         st.intake.push(job, (id, level), Some(queued), now);
         st.queued += 1;
+        self.pushed(st);
+        drop(garbage); // outside the lock: a cell may hold a waker
+        drop(fresh);
+        Ok(JobHandle::new(cell, Some(self.handle_ref()), id, level))
+    }
+
+    /// [`enqueue`](Self::enqueue) without a handle or result cell (`Pool::spawn`): the job's id.
+    pub(crate) fn enqueue_detached(
+        self: &Arc<Self>,
+        level: u8,
+        job: Req,
+    ) -> Result<u64, SubmitError<Req>> {
+        let job = self.admit(level, job)?;
+        let now = self.clock.now_ns();
+        let mut st = lock(&self.state);
+        if st.closed {
+            drop(st);
+            self.release(level, 1);
+            self.refuse(Outcome::Rejected);
+            return Err(SubmitError::Closed(job));
+        }
+        let id = st.next_id;
+        st.next_id += 1;
+        st.accepted += 1;
+        st.intake.push(job, (id, level), None, now);
+        st.queued += 1;
+        self.pushed(st);
+        Ok(id)
+    }
+
+    /// After one push under `st`: wakes a parked worker or starts one if the queue needs it,
+    /// releasing the lock first.
+    fn pushed(self: &Arc<Self>, mut st: std::sync::MutexGuard<'_, State<Req, Resp, E>>) {
         let wake = if st.searching == 0 && st.woken.len() * self.config.batch < st.queued {
             st.idle.pop()
         } else {
@@ -553,15 +586,12 @@ where
             st.workers += 1;
         }
         drop(st);
-        drop(garbage); // outside the lock: a cell may hold a waker
-        drop(fresh);
         if let Some((_, w)) = wake {
             w.wake();
         }
         if grow {
             self.spawn_worker();
         }
-        Ok(JobHandle::new(cell, Some(self.handle_ref()), id, level))
     }
 
     /// [`enqueue`](Self::enqueue) for many jobs at one level, whose permits (if bounded) the

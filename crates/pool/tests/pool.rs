@@ -1296,3 +1296,56 @@ async fn cancel_by_id_reaches_a_running_job_whose_handle_was_dropped() {
     assert_eq!(pool.stats().count(Outcome::Cancelled), 1);
     assert!(!pool.cancel(id), "ended: nothing to cancel");
 }
+
+#[tokio::test(start_paused = true)]
+async fn spawned_jobs_run_without_handles_and_can_be_cancelled_by_id() {
+    let (pool, log) = pool_with(Pool::builder().workers(1).priorities(2).aging(None));
+    let gate = Gate::new();
+    pool.spawn(Job::Gate(gate.clone())).await.unwrap();
+    gate.wait_started().await;
+    // Queued behind the gate: the high one runs first, the cancelled one never.
+    pool.spawn_with(0, Job::Record(1)).await.unwrap();
+    let doomed = pool.spawn_with(0, Job::Record(2)).await.unwrap();
+    pool.spawn_with(1, Job::Record(3)).await.unwrap();
+    pool.spawn_with(0, Job::Fail).await.unwrap();
+    assert!(
+        pool.cancel(doomed),
+        "a queued spawned job is cancelled by id"
+    );
+    assert!(!pool.cancel(doomed), "once");
+    gate.open();
+    let stats = pool.shutdown(Shutdown::drain(Duration::from_secs(1))).await;
+    assert_eq!(*log.lock().unwrap(), [3, 1]);
+    assert_eq!(stats.submitted, 5);
+    assert_eq!(stats.count(Outcome::Completed), 3);
+    assert_eq!(stats.count(Outcome::Cancelled), 1);
+    assert_eq!(stats.count(Outcome::Failed), 1);
+    assert!(matches!(
+        pool.spawn(Job::Record(4)).await,
+        Err(SubmitError::Closed(Job::Record(4)))
+    ));
+    assert_eq!(pool.stats().count(Outcome::Rejected), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn spawn_cancelled_while_waiting_for_room_submits_nothing() {
+    let (pool, log) = pool_with(Pool::builder().workers(1).capacity(1));
+    let gate = Gate::new();
+    pool.spawn(Job::Gate(gate.clone())).await.unwrap();
+    gate.wait_started().await;
+    pool.spawn(Job::Record(1)).await.unwrap();
+    tokio::select! {
+        biased;
+        _ = pool.spawn(Job::Record(2)) => panic!("the queue is full"),
+        () = tokio::task::yield_now() => {}
+    }
+    assert_eq!(
+        pool.stats().submitted,
+        2,
+        "the dropped spawn counted nothing"
+    );
+    gate.open();
+    let stats = pool.shutdown(Shutdown::drain(Duration::from_secs(1))).await;
+    assert_eq!(*log.lock().unwrap(), [1]);
+    assert_eq!(stats.submitted, stats.finished());
+}
