@@ -283,13 +283,16 @@ where
     ///
     /// ```
     /// use std::convert::Infallible;
-    /// use weft_pool::{Outcome, Pool};
+    /// use std::time::Duration;
+    /// use weft_pool::{Outcome, Pool, Shutdown};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let pool = Pool::builder().workers(1).priorities(2)
     ///     .build_fn(|_ctx, n: u32| async move { Ok::<_, Infallible>(n) });
     /// let id = pool.spawn_with(1, 7).await.unwrap();
     /// assert!(id.as_u64() > 0);
+    /// let stats = pool.shutdown(Shutdown::drain(Duration::from_secs(1))).await;
+    /// assert_eq!(stats.count(Outcome::Completed), 1);
     /// # }
     /// ```
     #[track_caller]
