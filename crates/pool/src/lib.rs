@@ -13,9 +13,10 @@
 //!   composes with `ServiceBuilder` (timeout, retry, rate limit), [`PoolLayer`] and axum.
 //! - **Submission**: [`Pool::submit`] (waits for room), [`Pool::submit_with`] (a priority),
 //!   [`Pool::try_submit`] (hands the job back when full); each gives a [`JobHandle`] to await
-//!   or cancel; [`Pool::cancel`] cancels by [`JobId`]. In bulk, [`Pool::submit_many`] (one
-//!   queue lock per chunk of jobs) and [`Pool::spawn_many`] (the same without handles: the
-//!   fastest way to feed a pool when nobody awaits the results).
+//!   or cancel; [`Pool::cancel`] cancels by [`JobId`]. For jobs nobody awaits,
+//!   [`Pool::spawn`] / [`Pool::spawn_with`] give no handle and create no result cell (only
+//!   the id). In bulk, [`Pool::submit_many`] (one queue lock per chunk of jobs) and
+//!   [`Pool::spawn_many`] (the same without handles: the fastest way to feed a pool).
 //! - **Priorities**: strict between levels, FIFO within a level, with aging so low levels
 //!   cannot starve ([`Builder::aging`]).
 //! - **Failures**: a panic resolves [`JobError::Panicked`] and the worker keeps serving; keys
