@@ -17,21 +17,19 @@
 //! After the weft run it prints the pool's queue-wait (submit-to-start) percentiles under the
 //! priority mix.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use futures::StreamExt;
 use tower::{Service, ServiceBuilder, ServiceExt};
-use weft_pool::{Pool, Shutdown};
+#[path = "common/pool_cases.rs"]
+mod cases;
+use cases::{CAP, JOBS, WORKERS};
 
-const JOBS: u64 = 1_000_000;
-const WORKERS: usize = 2;
-const CAP: usize = 1024;
 const TOWER_JOBS: u64 = 100_000;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -40,104 +38,6 @@ fn rt() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
-}
-
-async fn weft(await_handles: bool) -> weft_pool::Stats {
-    let pool = Pool::builder()
-        .workers(WORKERS)
-        .priorities(3)
-        .capacity(CAP)
-        .build(tower::service_fn(|n: u64| async move {
-            black_box(n);
-            Ok::<_, Infallible>(())
-        }));
-    let mut window = VecDeque::with_capacity(CAP);
-    for i in 0..JOBS {
-        let h = pool.submit_with((i % 3) as u8, i).await.expect("open");
-        if await_handles {
-            window.push_back(h);
-            if window.len() >= CAP
-                && let Some(h) = window.pop_front()
-            {
-                h.await.expect("completed");
-            }
-        }
-    }
-    for h in window {
-        h.await.expect("completed");
-    }
-    pool.shutdown(Shutdown::drain(Duration::from_secs(600)))
-        .await
-}
-
-async fn weft_spawn() -> weft_pool::Stats {
-    let pool = Pool::builder()
-        .workers(WORKERS)
-        .priorities(3)
-        .capacity(CAP)
-        .build(tower::service_fn(|n: u64| async move {
-            black_box(n);
-            Ok::<_, Infallible>(())
-        }));
-    for i in 0..JOBS {
-        pool.spawn_with((i % 3) as u8, i).await.expect("open");
-    }
-    pool.shutdown(Shutdown::drain(Duration::from_secs(600)))
-        .await
-}
-
-async fn weft_many(handles: bool) -> weft_pool::Stats {
-    const CHUNK: u64 = 256;
-    let pool = Pool::builder()
-        .workers(WORKERS)
-        .priorities(3)
-        .capacity(CAP)
-        .build(tower::service_fn(|n: u64| async move {
-            black_box(n);
-            Ok::<_, Infallible>(())
-        }));
-    let mut start = 0;
-    let mut level = 0u8;
-    while start < JOBS {
-        let end = (start + CHUNK).min(JOBS);
-        if handles {
-            for r in pool.submit_many(level, start..end).await {
-                r.expect("open").detach();
-            }
-        } else {
-            assert!(pool.spawn_many(level, start..end).await.is_empty());
-        }
-        level = (level + 1) % 3;
-        start = end;
-    }
-    pool.shutdown(Shutdown::drain(Duration::from_secs(600)))
-        .await
-}
-
-async fn hand_rolled() {
-    type Job = Box<dyn FnOnce() + Send>;
-    let (tx, rx) = async_channel::bounded::<Job>(CAP);
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|_| {
-            let rx = rx.clone();
-            tokio::spawn(async move {
-                while let Ok(job) = rx.recv().await {
-                    job();
-                }
-            })
-        })
-        .collect();
-    for i in 0..JOBS {
-        tx.send(Box::new(move || {
-            black_box(i);
-        }))
-        .await
-        .expect("open");
-    }
-    drop(tx);
-    for w in workers {
-        w.await.expect("worker");
-    }
 }
 
 async fn tower_buffer_limit() {
@@ -187,7 +87,7 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
-                last_stats = Some(rt.block_on(weft(false)));
+                last_stats = Some(rt.block_on(cases::submit(cases::BENCH, false)));
             }
             start.elapsed()
         })
@@ -196,7 +96,7 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
-                rt.block_on(weft(true));
+                rt.block_on(cases::submit(cases::BENCH, true));
             }
             start.elapsed()
         })
@@ -205,7 +105,7 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
-                let s = rt.block_on(weft_spawn());
+                let s = rt.block_on(cases::spawn(cases::BENCH));
                 assert_eq!(s.count(weft_pool::Outcome::Completed), JOBS);
             }
             start.elapsed()
@@ -215,7 +115,7 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
-                let s = rt.block_on(weft_many(true));
+                let s = rt.block_on(cases::many(cases::BENCH, true));
                 assert_eq!(s.count(weft_pool::Outcome::Completed), JOBS);
             }
             start.elapsed()
@@ -225,7 +125,7 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
-                let s = rt.block_on(weft_many(false));
+                let s = rt.block_on(cases::many(cases::BENCH, false));
                 assert_eq!(s.count(weft_pool::Outcome::Completed), JOBS);
             }
             start.elapsed()
@@ -235,7 +135,7 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
-                rt.block_on(hand_rolled());
+                rt.block_on(cases::hand_rolled(WORKERS));
             }
             start.elapsed()
         })
