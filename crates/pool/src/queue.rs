@@ -224,6 +224,14 @@ impl NonEmpty {
     }
 }
 
+/// The levels a search by id looks at: the one given, or all `n`.
+fn levels_to_search(level: Option<u8>, n: usize) -> std::ops::Range<usize> {
+    match level {
+        Some(l) => l as usize..l as usize + 1,
+        None => 0..n,
+    }
+}
+
 /// Where submits put jobs: one plain FIFO per level, behind the pool's `state` lock, which
 /// submitters take and workers take only once per batch.
 ///
@@ -305,11 +313,7 @@ impl<Req, Resp, E> Intake<Req, Resp, E> {
 
     /// Removes the job `id` if it is still here.
     pub(crate) fn remove(&mut self, id: u64, level: Option<u8>) -> Option<Entry<Req, Resp, E>> {
-        let range = match level {
-            Some(l) => l as usize..l as usize + 1,
-            None => 0..self.levels.len(),
-        };
-        for l in range {
+        for l in levels_to_search(level, self.levels.len()) {
             let q = &mut self.levels[l];
             // Ids grow with submission, so a level is sorted by id: binary search.
             if let Ok(i) = q.binary_search_by_key(&id, |e| e.id) {
@@ -466,11 +470,7 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
 
     /// Removes the queued job `id` (cancel by handle or by id).
     pub(crate) fn remove(&mut self, id: u64, level: Option<u8>) -> Option<Entry<Req, Resp, E>> {
-        let range = match level {
-            Some(l) => l as usize..l as usize + 1,
-            None => 0..self.levels.len(),
-        };
-        for l in range {
+        for l in levels_to_search(level, self.levels.len()) {
             let q = &mut self.levels[l];
             if let Ok(i) = q.binary_search_by_key(&id, |e| e.id) {
                 let e = q.remove(i);

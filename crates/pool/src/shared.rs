@@ -33,7 +33,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -50,6 +50,9 @@ use crate::future::{CancelQueued, JobHandle};
 use crate::lock;
 use crate::queue::{Cell, Entry, Intake, Queue, RunnerWaker};
 use crate::stats::{Acc, Counters, Histogram, Stats};
+
+/// The `state` lock, held.
+type StateGuard<'a, Req, Resp, E> = MutexGuard<'a, State<Req, Resp, E>>;
 
 /// A job past the blacklist check, or refused there.
 type Staged<Req> = Result<Req, SubmitError<Req>>;
@@ -91,6 +94,14 @@ pub(crate) struct State<Req, Resp, E> {
 }
 
 impl<Req, Resp, E> State<Req, Resp, E> {
+    /// The id of a job being accepted (and counts it).
+    fn accept(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.accepted += 1;
+        id
+    }
+
     pub(crate) fn park(&mut self, worker: usize, waker: &Waker) {
         match self.idle.iter_mut().find(|(w, _)| *w == worker) {
             Some((_, old)) => {
@@ -509,13 +520,9 @@ where
         // Allocated outside the lock when no stashed cell may serve instead.
         let mut fresh = stashed.is_none().then(|| self.new_cell());
         let now = self.clock.now_ns();
-        let mut st = lock(&self.state);
-        if st.closed {
-            drop(st);
-            self.release(level, 1);
-            self.refuse(Outcome::Rejected);
+        let Some(mut st) = self.lock_open(level) else {
             return Err(SubmitError::Closed(job));
-        }
+        };
         let mut garbage = None;
         let pair = match stashed.map(|s| Self::reuse(&mut st, s)) {
             Some(Ok(pair)) => Some(pair),
@@ -525,9 +532,7 @@ where
             }
             None => None,
         };
-        let id = st.next_id;
-        st.next_id += 1;
-        st.accepted += 1;
+        let id = st.accept();
         let (cell, queued) = match pair {
             Some(pair) => pair,
             None => {
@@ -551,25 +556,32 @@ where
     ) -> Result<u64, SubmitError<Req>> {
         let job = self.admit(level, job)?;
         let now = self.clock.now_ns();
-        let mut st = lock(&self.state);
-        if st.closed {
-            drop(st);
-            self.release(level, 1);
-            self.refuse(Outcome::Rejected);
+        let Some(mut st) = self.lock_open(level) else {
             return Err(SubmitError::Closed(job));
-        }
-        let id = st.next_id;
-        st.next_id += 1;
-        st.accepted += 1;
+        };
+        let id = st.accept();
         st.intake.push(job, (id, level), None, now);
         st.queued += 1;
         self.pushed(st);
         Ok(id)
     }
 
+    /// The `state` lock if the pool is open; `None` if closed, the submit's queue place then
+    /// given back and the refusal counted (the caller hands the job back).
+    fn lock_open(&self, level: u8) -> Option<StateGuard<'_, Req, Resp, E>> {
+        let st = lock(&self.state);
+        if st.closed {
+            drop(st);
+            self.release(level, 1);
+            self.refuse(Outcome::Rejected);
+            return None;
+        }
+        Some(st)
+    }
+
     /// After one push under `st`: wakes a parked worker or starts one if the queue needs it,
     /// releasing the lock first.
-    fn pushed(self: &Arc<Self>, mut st: std::sync::MutexGuard<'_, State<Req, Resp, E>>) {
+    fn pushed(self: &Arc<Self>, mut st: StateGuard<'_, Req, Resp, E>) {
         let wake = if st.searching == 0 && st.woken.len() * self.config.batch < st.queued {
             st.idle.pop()
         } else {
@@ -619,9 +631,7 @@ where
                     Err(SubmitError::Closed(job))
                 }
                 Ok(job) => {
-                    let id = st.next_id;
-                    st.next_id += 1;
-                    st.accepted += 1;
+                    let id = st.accept();
                     if handles {
                         let cell = self.new_cell();
                         st.intake
