@@ -12,6 +12,8 @@
 //!   `or_done` and fan-out helpers.
 //! - [`time`]: Go's `time.Ticker`, with its missed-tick behaviour.
 //! - [`rate`]: a rate limiter (governor's GCRA on tokio's clock) for throttling senders.
+//! - [`Shutdown`] and [`Panicked`]: the words every weft crate uses for ending work and for a
+//!   caught panic.
 //!
 //! weft-core is the bottom layer of [weft](https://github.com/weft-rs/weft): pipelines
 //! (`weft-pipeline`), the worker pool (`weft-pool`) and the apps build on it, and it knows
@@ -32,7 +34,10 @@ pub mod group;
 mod loom;
 pub mod rate;
 pub mod select;
+mod shutdown;
 pub mod task;
 pub mod time;
 
 pub use context::{Context, ContextError};
+pub use shutdown::Shutdown;
+pub use task::Panicked;

@@ -35,6 +35,7 @@ mod panic;
 mod spawn;
 mod supervisor;
 
+pub use panic::Panicked;
 pub(crate) use panic::catch_panic;
 pub use spawn::{TaskError, TaskHandle, spawn, spawn_named};
 pub use supervisor::{Failure, Restart, Supervisor, SupervisorExit, SupervisorHandle};
