@@ -557,14 +557,14 @@ impl<T> Sender<T> {
     /// still does.
     ///
     /// ```
-    /// use weft_core::chan;
+    /// use weft_core::chan::{self, TryRecvError};
     /// let (tx, rx) = chan::unbounded::<u32>();
     /// let weak = tx.downgrade();
     /// weak.upgrade().unwrap().try_send(1).unwrap();
     /// drop(tx); // the last (strong) sender: the channel closes
     /// assert!(weak.upgrade().is_none());
     /// assert_eq!(rx.try_recv(), Ok(1));
-    /// assert!(rx.try_recv().unwrap_err().is_closed());
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
     /// ```
     pub fn downgrade(&self) -> WeakSender<T> {
         WeakSender {
