@@ -44,6 +44,22 @@ async fn recv_blocking_on_a_plain_thread_drains_a_rendezvous_until_closed() {
     assert_eq!(drainer.join().unwrap(), (0..500).collect::<Vec<_>>());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_calls_work_on_spawn_blocking_threads() {
+    // The documented way to call them from async code: they block that thread, not a worker.
+    let (tx, rx) = chan::bounded(1);
+    let feeder = tokio::task::spawn_blocking(move || {
+        for i in 0..200u32 {
+            tx.send_blocking(i).unwrap();
+        }
+    });
+    let drainer = tokio::task::spawn_blocking(move || {
+        std::iter::from_fn(|| rx.recv_blocking()).collect::<Vec<_>>()
+    });
+    feeder.await.unwrap();
+    assert_eq!(drainer.await.unwrap(), (0..200).collect::<Vec<_>>());
+}
+
 #[test]
 fn blocking_calls_need_no_runtime_at_all() {
     // Two plain threads over a rendezvous: each send completes only once the other has it.
