@@ -453,7 +453,7 @@ impl<T> Sender<T> {
     /// channel (async-channel's `send_blocking`, tokio's `blocking_send`). A closed channel
     /// hands the value back in the error.
     ///
-    /// # Panics and deadlocks
+    /// # Blocking
     ///
     /// Do not call it from async code: it blocks the runtime's worker thread until a receiver
     /// makes room, and if that receiver needs the same worker (always, on a current-thread
@@ -700,7 +700,7 @@ impl<T> Receiver<T> {
     /// a thread outside the async runtime that drains a channel (async-channel's
     /// `recv_blocking`, tokio's `blocking_recv`).
     ///
-    /// # Panics and deadlocks
+    /// # Blocking
     ///
     /// Do not call it from async code: it blocks the runtime's worker thread until a value
     /// arrives, and if the sender needs the same worker (always, on a current-thread runtime)
