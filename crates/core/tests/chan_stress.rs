@@ -11,6 +11,10 @@
 //! cancelled before it runs, which passes the value on (to the next parked receiver, or to the
 //! channel, where `len()` then shows it). The counts printed at the end show that each of
 //! these paths ran.
+//!
+//! Beside the tasks, a plain thread sends with `send_blocking` and another receives with
+//! `recv_blocking`, and senders sometimes `force_send`: a value it overwrites comes back to
+//! that sender, which sends it again, so the exactly-once check still holds.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -49,10 +53,15 @@ struct Counts {
     /// Times a receiver saw a value waiting in the channel right after its receive was
     /// cancelled (for a rendezvous: a hand-off passed back by a cancelled receive).
     seen_waiting: AtomicUsize,
+    /// Values overwritten by `force_send` (and sent again by the overwriting sender).
+    overwritten: AtomicUsize,
+    /// Values received by the blocking thread.
+    received_blocking: AtomicUsize,
 }
 
 async fn run(name: &str, tx: Sender<usize>, rx: Receiver<usize>) {
-    let total = SENDERS * PER_SENDER;
+    // One more range of values, sent by a plain thread.
+    let total = (SENDERS + 1) * PER_SENDER;
     let seen: Arc<Vec<AtomicU8>> = Arc::new((0..total).map(|_| AtomicU8::new(0)).collect());
     let counts = Arc::new(Counts::default());
 
@@ -80,14 +89,43 @@ async fn run(name: &str, tx: Sender<usize>, rx: Receiver<usize>) {
             }
         }));
     }
+    let blocking_receiver = {
+        let (rx, seen, counts) = (rx.clone(), Arc::clone(&seen), Arc::clone(&counts));
+        std::thread::spawn(move || {
+            while let Some(v) = rx.recv_blocking() {
+                seen[v].fetch_add(1, Ordering::Relaxed);
+                counts.received_blocking.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
     drop(rx);
+    let blocking_sender = {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for v in SENDERS * PER_SENDER..(SENDERS + 1) * PER_SENDER {
+                tx.send_blocking(v).expect("receivers outlive senders");
+            }
+        })
+    };
     for s in 0..SENDERS {
         let (tx, counts) = (tx.clone(), Arc::clone(&counts));
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(0xC0FF_EE00 + s as u64);
             let mut todo: Vec<usize> = (s * PER_SENDER..(s + 1) * PER_SENDER).rev().collect();
             while let Some(v) = todo.pop() {
-                let v = if rng.below(4) == 0 {
+                let v = if rng.below(16) == 0 {
+                    match tx.force_send(v) {
+                        Ok(None) => continue,
+                        Ok(Some(old)) => {
+                            // Someone's value, overwritten: ours to send again.
+                            counts.overwritten.fetch_add(1, Ordering::Relaxed);
+                            todo.push(old);
+                            continue;
+                        }
+                        Err(TrySendError::Full(v)) => v,
+                        Err(e) => panic!("receivers outlive senders: {e}"),
+                    }
+                } else if rng.below(4) == 0 {
                     match tx.try_send(v) {
                         Ok(()) => {
                             counts.try_sent.fetch_add(1, Ordering::Relaxed);
@@ -121,6 +159,12 @@ async fn run(name: &str, tx: Sender<usize>, rx: Receiver<usize>) {
         for t in tasks {
             t.await.expect("no task panics");
         }
+        for thread in [blocking_sender, blocking_receiver] {
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .expect("the joining task")
+                .expect("no thread panics");
+        }
     };
     // A hang guard only (a lost wake-up would hang), not a timing assertion.
     tokio::time::timeout(Duration::from_secs(60), all)
@@ -150,10 +194,13 @@ async fn run(name: &str, tx: Sender<usize>, rx: Receiver<usize>) {
     eprintln!(
         "{name}: {total} values, {cancelled} receives cancelled, {} sends withdrawn, {} sends \
          taken while being cancelled, {try_sent} try_sends succeeded, {} times a value was seen \
-         waiting after a cancelled receive",
+         waiting after a cancelled receive, {} overwritten by force_send and sent again, {} \
+         received by the blocking thread",
         counts.withdrawn_sends.load(Ordering::Relaxed),
         counts.sent_while_cancelled.load(Ordering::Relaxed),
         seen_waiting,
+        counts.overwritten.load(Ordering::Relaxed),
+        counts.received_blocking.load(Ordering::Relaxed),
     );
 }
 

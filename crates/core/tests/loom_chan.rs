@@ -3,7 +3,9 @@
 //! withdrawn send delivers each value exactly once and loses no wake-up, including the direct
 //! hand-off of a value to a parked receiver (by `send` or `try_send`) whose receive is then
 //! cancelled or overtaken by a close, and the per-key `served` counts through which a parked
-//! sender learns without the lock that its value was taken.
+//! sender learns without the lock that its value was taken; and the handles added for
+//! parity with tokio and async-channel: `closed()` futures, weak senders racing the last
+//! drop, `force_send` racing receives and blocked senders, and the blocking calls.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p weft-core --test loom_chan --release`
 //! (`LOOM_MAX_PREEMPTIONS=3` explores more).
@@ -294,5 +296,91 @@ fn served_senders_and_a_reused_key_are_told_apart() {
         if let Some(v) = second_back {
             assert_eq!(v, 2);
         }
+    });
+}
+
+/// `Sender::closed` waits while the last receiver is dropped on another thread: the close
+/// wakes it (no lost wake-up between its look at `closed` and its parking), and a second
+/// `closed` future cancelled at the same time does not swallow the wake-up.
+#[test]
+fn closed_future_is_woken_by_the_last_receiver_drop() {
+    model(|| {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        let dropper = thread::spawn(move || drop(rx));
+        let canceller = {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                let _ = poll_once(tx.closed());
+            })
+        };
+        block_on(tx.closed());
+        assert!(tx.is_closed());
+        dropper.join().unwrap();
+        canceller.join().unwrap();
+    });
+}
+
+/// A weak sender upgrades while the last strong sender is dropped on another thread: either
+/// the upgrade wins (then the channel stays open until the upgraded sender is dropped, and a
+/// send through it is received) or it sees no sender and the channel is closed for good.
+#[test]
+fn weak_upgrade_racing_the_last_drop_never_reopens_the_channel() {
+    model(|| {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        let weak = tx.downgrade();
+        let dropper = thread::spawn(move || drop(tx));
+        let sent = match weak.upgrade() {
+            Some(tx) => {
+                assert!(!tx.is_closed(), "a live sender means an open channel");
+                tx.try_send(1).unwrap();
+                true
+            }
+            None => false,
+        };
+        dropper.join().unwrap();
+        assert!(weak.upgrade().is_none(), "closed for good");
+        assert_eq!(block_on(rx.recv()).is_some(), sent);
+        assert_eq!(block_on(rx.recv()), None);
+    });
+}
+
+/// `force_send` on a full bounded(1) channel races a receiver and a sender blocked for room:
+/// every value ends exactly once, received or handed back as overwritten.
+#[test]
+fn force_send_racing_a_receive_and_a_blocked_send_accounts_for_every_value() {
+    model(|| {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        tx.try_send(1).unwrap();
+        let blocked = {
+            let tx = tx.clone();
+            thread::spawn(move || block_on(tx.send(2)).unwrap())
+        };
+        let receiver = thread::spawn(move || {
+            let mut got = Vec::new();
+            while let Some(v) = block_on(rx.recv()) {
+                got.push(v);
+            }
+            got
+        });
+        let evicted = tx.force_send(3).unwrap();
+        drop(tx);
+        blocked.join().unwrap();
+        let mut all = receiver.join().unwrap();
+        all.extend(evicted);
+        all.sort_unstable();
+        assert_eq!(all, [1, 2, 3], "received or overwritten, exactly once");
+    });
+}
+
+/// `send_blocking` and `recv_blocking` on a rendezvous between two threads: the value arrives
+/// once and the send returns only after the receiver has it.
+#[test]
+fn blocking_send_and_receive_meet_on_a_rendezvous() {
+    model(|| {
+        let (tx, rx) = chan::rendezvous::<u32>();
+        let receiver = thread::spawn(move || rx.recv_blocking());
+        tx.send_blocking(4).unwrap();
+        drop(tx);
+        assert_eq!(receiver.join().unwrap(), Some(4));
     });
 }

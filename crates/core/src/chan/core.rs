@@ -23,7 +23,9 @@
 //!    the value in its own slot (or in its `Receiver`'s stream slot, left there by an
 //!    abandoned stream poll), or pops from `buf`, then from a parked sender; a released
 //!    receiver slot's value moves to the next linked receiver's slot or to the back of `buf`
-//!    (past `cap` if need be: it was already sent).
+//!    (past `cap` if need be: it was already sent); `force_send` on a full buffer (`cap > 0`)
+//!    pops the oldest value out of `buf` and hands it back to its caller, which is the one
+//!    way a sent value leaves the channel other than by a receive.
 //!    A receive future returns `Ready` with a value in the same poll that takes it: there is
 //!    no state in which a value belongs to a receiver future that might be dropped.
 //! 2. `buf.len() < cap` implies no sender is linked in `send_waiters`: whenever a receiver
@@ -42,6 +44,7 @@
 //!    takes or passes on its value.
 //! 5. Once `closed` is set it is never cleared; on closing, every linked sender is unlinked
 //!    (keeping its value, which its future hands back) and every linked receiver is woken.
+//!    Every parked `closed()` future is unlinked and woken too, and none links itself after.
 //!    After that nothing enters `send_waiters` or a receiver slot, and nothing but values
 //!    passed on by dropped receives enters `buf`; receivers drain `buf`, then steal what is
 //!    still `pending` in slots whose owners have not polled yet (so "closed and drained" is
@@ -54,6 +57,9 @@
 //!    receiver only parks when no value is available, so they never wait for each other.
 //! 7. Wakers are called and values are dropped only after the lock is released (a waker or a
 //!    user `Drop` may run arbitrary code, which must not run under our lock).
+//! 8. `senders` never rises from 0: a `Sender` is cloned only from a live one, and a
+//!    `WeakSender` upgrades only while the count is above 0 (a compare-and-swap), so the
+//!    close made by the last sender's drop is final: a weak sender never keeps a channel open.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -96,6 +102,8 @@ struct State<T> {
     send_waiters: WaitList<SendWaiter<T>>,
     /// Receiver slots holding a handed value (invariant 4).
     pending: usize,
+    /// Parked `closed()` futures (invariant 5: all woken on closing, none linked after).
+    close_waiters: WaitList<Option<Waker>>,
 }
 
 #[derive(Debug)]
@@ -276,6 +284,9 @@ impl<T> State<T> {
         while let Some(key) = self.recv_waiters.pop_front() {
             wakers.extend(self.recv_waiters.get_mut(key).waker.take());
         }
+        while let Some(key) = self.close_waiters.pop_front() {
+            wakers.extend(self.close_waiters.get_mut(key).take());
+        }
         wakers
     }
 }
@@ -304,6 +315,7 @@ impl<T> Shared<T> {
                 closed: false,
                 send_waiters: WaitList::new(),
                 recv_waiters: WaitList::new(),
+                close_waiters: WaitList::new(),
             }),
             senders: AtomicUsize::new(1),
             receivers: AtomicUsize::new(1),
@@ -355,6 +367,28 @@ impl<T> Shared<T> {
         self.senders.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Adds a sender unless none is left (a weak sender's upgrade): once the count has reached
+    /// zero the channel is closed for good, so it must never rise again.
+    pub(super) fn try_add_sender(&self) -> bool {
+        let mut count = self.senders.load(Ordering::Relaxed);
+        loop {
+            if count == 0 {
+                return false;
+            }
+            // Acquire on success, as `Weak::upgrade`: pairs with the AcqRel decrement of a
+            // sender dropped before, so this handle starts after everything that one did.
+            match self.senders.compare_exchange_weak(
+                count,
+                count + 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => count = now,
+            }
+        }
+    }
+
     pub(super) fn add_receiver(&self) {
         self.receivers.fetch_add(1, Ordering::Relaxed);
     }
@@ -400,6 +434,62 @@ impl<T> Shared<T> {
         drop(state);
         wake(waker);
         Ok(())
+    }
+
+    /// Sends without parking, overwriting the oldest buffered value when the buffer is full:
+    /// `Ok(Some(oldest))` then. `Err((value, closed))` when closed, or for a rendezvous with no
+    /// receiver waiting (nothing buffered to overwrite).
+    pub(super) fn force_send(&self, value: T) -> Result<Option<T>, (T, bool)> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err((value, true));
+        }
+        let (waker, evicted) = if state.buf.len() < state.cap {
+            state.buf.push_back(value);
+            (state.notify_receiver(), None)
+        } else if !state.recv_waiters.is_empty() {
+            // Exactly as `try_send`: a parked receiver takes the value, nothing is evicted.
+            (state.hand_off(value), None)
+        } else if state.cap == 0 {
+            // A rendezvous buffers nothing that could be overwritten (what `buf` holds there
+            // was handed to a receive already: sent, not to be dropped).
+            return Err((value, false));
+        } else {
+            // Full: drop the oldest, keep the length. The buffer stays full, so parked
+            // senders stay parked (invariant 2) and no receiver is linked (invariant 6).
+            let oldest = state.buf.pop_front();
+            state.buf.push_back(value);
+            (None, oldest)
+        };
+        drop(state);
+        wake(waker);
+        Ok(evicted)
+    }
+
+    /// Polls a `closed()` future: `Ready` once the channel is closed. `key` is its parking
+    /// slot, as for a receive.
+    pub(super) fn poll_closed(&self, key: &mut Option<usize>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.lock();
+        if state.closed {
+            let released = key.take().map(|k| state.close_waiters.release(k).0);
+            drop(state);
+            drop(released);
+            return Poll::Ready(());
+        }
+        match *key {
+            // Not closed, so still linked: only `close` unlinks them (invariant 5).
+            Some(k) => update_waker(state.close_waiters.get_mut(k), cx),
+            None => *key = Some(state.close_waiters.push_back(Some(cx.waker().clone()))),
+        }
+        Poll::Pending
+    }
+
+    /// Releases a `closed()` future's parking slot when it is dropped.
+    pub(super) fn release_closed(&self, key: &mut Option<usize>) {
+        if let Some(k) = key.take() {
+            let (waker, _) = self.lock().close_waiters.release(k);
+            drop(waker);
+        }
     }
 
     /// Polls a send (see `SendState`). `Err(value)` hands the value back: the channel closed

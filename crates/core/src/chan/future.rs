@@ -216,6 +216,54 @@ impl<T> fmt::Debug for RecvMany<'_, T> {
     }
 }
 
+/// Future returned by [`Sender::closed`](super::Sender::closed) and
+/// [`Receiver::closed`](super::Receiver::closed); behaves like `async fn closed(&self)`.
+///
+/// It completes once the channel is closed: by [`close`](super::Sender::close) on either
+/// half, by the last [`Receiver`](super::Receiver) being dropped (for a sender: nobody will
+/// receive any more), or by the last [`Sender`](super::Sender) being dropped (for a receiver:
+/// nothing more will arrive; values still buffered can still be received). Once closed, a
+/// channel stays closed, so it then completes at once, however often it is created.
+///
+/// # Cancel safety
+///
+/// Cancel safe: it takes nothing from the channel. Dropping it only gives up its place among
+/// the futures waiting for the close.
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct Closed<'a, T> {
+    shared: &'a Shared<T>,
+    key: Option<usize>,
+}
+
+impl<'a, T> Closed<'a, T> {
+    pub(super) fn new(shared: &'a Shared<T>) -> Self {
+        Closed { shared, key: None }
+    }
+}
+
+impl<T> Future for Closed<'_, T> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        this.shared.poll_closed(&mut this.key, cx)
+    }
+}
+
+impl<T> Drop for Closed<'_, T> {
+    fn drop(&mut self) {
+        self.shared.release_closed(&mut self.key);
+    }
+}
+
+impl<T> fmt::Debug for Closed<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Closed")
+            .field("parked", &self.key.is_some())
+            .finish()
+    }
+}
+
 pin_project! {
     /// Future returned by [`Sender::send_timeout`](super::Sender::send_timeout); behaves like
     /// `async fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>>`.

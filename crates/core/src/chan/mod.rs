@@ -13,6 +13,10 @@
 //! | `close(ch)` | [`tx.close()`](Sender::close), [`rx.close()`](Receiver::close), or drop every `Sender` |
 //! | `len(ch)`, `cap(ch)` | [`len`](Sender::len), [`capacity`](Sender::capacity) |
 //! | `chan<- T`, `<-chan T` | [`Sender<T>`], [`Receiver<T>`] |
+//! | a goroutine's plain `ch <- v` / `<-ch` from non-async code | [`send_blocking`](Sender::send_blocking), [`recv_blocking`](Receiver::recv_blocking) |
+//! | (none: a `done` channel beside it) | [`tx.closed().await`](Sender::closed), [`rx.closed().await`](Receiver::closed) |
+//! | (none: `select` with a receive of the oldest, then a send) | [`tx.force_send(v)`](Sender::force_send) |
+//! | (none) | [`tx.downgrade()`](Sender::downgrade): a [`WeakSender`] that does not keep the channel open |
 //!
 //! Both halves are `Clone`: many senders and many receivers share one channel (Go's fan-in
 //! and fan-out; each value goes to exactly one receiver). `select` is `tokio::select!`; see
@@ -28,6 +32,14 @@
 //! - **Dropping every [`Sender`] closes the channel** (no goroutine leaks on a forgotten
 //!   `close`); dropping every [`Receiver`] closes it too, and drops the buffered values, which
 //!   no one can receive any more.
+//! - **A goroutine blocks; async code awaits.** Go has one kind of send. Here
+//!   [`send`](Sender::send) is for async code, and
+//!   [`send_blocking`](Sender::send_blocking) / [`recv_blocking`](Receiver::recv_blocking)
+//!   are for threads outside the runtime: they block the thread, so calling them from async
+//!   code blocks a runtime worker (a deadlock on a current-thread runtime).
+//! - **Waiting for the close is a method**, [`closed`](Sender::closed), where Go would use a
+//!   second `done` channel; and a [`WeakSender`] can send without keeping the channel open,
+//!   which Go, without reference counts, has no use for.
 //! - **There is no nil channel.** To disable a `select!` branch, use a precondition
 //!   (`, if cond`) or an `Option<Receiver<T>>` (see [`crate::select`]).
 //!
@@ -130,6 +142,7 @@
 //! # }
 //! ```
 
+mod blocking;
 mod core;
 mod error;
 mod future;
@@ -150,7 +163,7 @@ pub use error::{
     RecvCtxError, RecvTimeoutError, SendCtxError, SendError, SendTimeoutError, TryRecvError,
     TrySendError,
 };
-pub use future::{Recv, RecvCtx, RecvMany, RecvTimeout, Send, SendCtx, SendTimeout};
+pub use future::{Closed, Recv, RecvCtx, RecvMany, RecvTimeout, Send, SendCtx, SendTimeout};
 
 /// Creates a channel buffering up to `cap` values (Go's `make(chan T, cap)`).
 ///
@@ -435,6 +448,130 @@ impl<T> Sender<T> {
         SendCtx::new(self.send(value), ctx)
     }
 
+    /// Sends a value from synchronous code, blocking the thread until the send completes (as
+    /// [`send`](Sender::send) would): for a thread outside the async runtime that feeds a
+    /// channel (async-channel's `send_blocking`, tokio's `blocking_send`). A closed channel
+    /// hands the value back in the error.
+    ///
+    /// # Blocking
+    ///
+    /// Do not call it from async code: it blocks the runtime's worker thread until a receiver
+    /// makes room, and if that receiver needs the same worker (always, on a current-thread
+    /// runtime) it never does, a deadlock. It does not panic there (unlike tokio's
+    /// `blocking_send`, weft cannot tell a worker from a `spawn_blocking` thread, where it is
+    /// fine). In async code use [`send`](Sender::send); from a blocking section of async code,
+    /// [`tokio::task::spawn_blocking`].
+    ///
+    /// ```
+    /// use weft_core::chan;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (tx, rx) = chan::bounded(1);
+    /// // A plain thread feeds the channel; the runtime drains it.
+    /// let feeder = std::thread::spawn(move || {
+    ///     for i in 0..3 {
+    ///         tx.send_blocking(i).unwrap(); // waits while the buffer is full
+    ///     }
+    /// });
+    /// let mut got = Vec::new();
+    /// while let Some(v) = rx.recv().await {
+    ///     got.push(v);
+    /// }
+    /// feeder.join().unwrap();
+    /// assert_eq!(got, [0, 1, 2]);
+    /// # }
+    /// ```
+    pub fn send_blocking(&self, value: T) -> Result<(), SendError<T>> {
+        blocking::block_on(self.send(value))
+    }
+
+    /// Sends a value without waiting, overwriting the **oldest** buffered value if the buffer
+    /// is full, and returns what it overwrote: the "latest value wins" pattern of telemetry
+    /// and UI updates (async-channel's `force_send`).
+    ///
+    /// - Room in the buffer, or a receiver waiting: sent as [`try_send`](Sender::try_send)
+    ///   would, `Ok(None)`.
+    /// - Buffer full: the oldest value is taken out and returned, `Ok(Some(oldest))`; the new
+    ///   value goes to the back. It does not queue behind senders blocked in
+    ///   [`send`](Sender::send): they keep waiting for room, as before.
+    /// - Closed: [`TrySendError::Closed`] with the value, as `try_send`.
+    /// - Rendezvous channel with no receiver waiting: [`TrySendError::Full`] with the value,
+    ///   as `try_send`. A rendezvous buffers nothing that could be overwritten; a value
+    ///   waiting with a blocked sender belongs to that sender, and is never dropped by this.
+    ///
+    /// An unbounded channel is never full, so there it is `try_send`.
+    ///
+    /// ```
+    /// use weft_core::chan::{self, TrySendError};
+    /// let (tx, rx) = chan::bounded(2);
+    /// assert_eq!(tx.force_send(1), Ok(None));
+    /// assert_eq!(tx.force_send(2), Ok(None));
+    /// assert_eq!(tx.force_send(3), Ok(Some(1)), "the oldest value makes room");
+    /// assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(2), Ok(3)));
+    ///
+    /// let (tx, _rx) = chan::rendezvous();
+    /// assert_eq!(tx.force_send(1), Err(TrySendError::Full(1)), "nothing to overwrite");
+    /// tx.close();
+    /// assert_eq!(tx.force_send(2), Err(TrySendError::Closed(2)));
+    /// ```
+    pub fn force_send(&self, value: T) -> Result<Option<T>, TrySendError<T>> {
+        self.shared.force_send(value).map_err(|(v, closed)| {
+            if closed {
+                TrySendError::Closed(v)
+            } else {
+                TrySendError::Full(v)
+            }
+        })
+    }
+
+    /// Waits until the channel is closed: by [`close`](Sender::close) on either half, or
+    /// because every [`Receiver`] was dropped, so nobody will receive what is sent (tokio's
+    /// `Sender::closed`). Use it to stop producing work that nobody wants any more.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it takes nothing from the channel; see [`Closed`].
+    ///
+    /// ```
+    /// use weft_core::chan;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (tx, rx) = chan::bounded::<u32>(1);
+    /// let producer = tokio::spawn(async move {
+    ///     tokio::select! {
+    ///         () = tx.closed() => "stopped: no receiver left",
+    ///         () = std::future::pending() => unreachable!(),
+    ///     }
+    /// });
+    /// drop(rx);
+    /// assert_eq!(producer.await.unwrap(), "stopped: no receiver left");
+    /// # }
+    /// ```
+    pub fn closed(&self) -> Closed<'_, T> {
+        Closed::new(&self.shared)
+    }
+
+    /// Returns a [`WeakSender`]: a handle that can become a `Sender` again while other
+    /// senders are alive, but does not itself keep the channel open (tokio's
+    /// `Sender::downgrade`). For a background task that should send only while someone else
+    /// still does.
+    ///
+    /// ```
+    /// use weft_core::chan::{self, TryRecvError};
+    /// let (tx, rx) = chan::unbounded::<u32>();
+    /// let weak = tx.downgrade();
+    /// weak.upgrade().unwrap().try_send(1).unwrap();
+    /// drop(tx); // the last (strong) sender: the channel closes
+    /// assert!(weak.upgrade().is_none());
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    /// ```
+    pub fn downgrade(&self) -> WeakSender<T> {
+        WeakSender {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// Returns `true` if both senders belong to the same channel.
     pub fn same_channel(&self, other: &Sender<T>) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
@@ -558,9 +695,130 @@ impl<T> Receiver<T> {
         RecvMany::new(&self.shared, self.stream_key, buf, max)
     }
 
+    /// Receives the next value from synchronous code, blocking the thread until there is one
+    /// (as [`recv`](Receiver::recv) would); `None` once the channel is closed and drained. For
+    /// a thread outside the async runtime that drains a channel (async-channel's
+    /// `recv_blocking`, tokio's `blocking_recv`).
+    ///
+    /// # Blocking
+    ///
+    /// Do not call it from async code: it blocks the runtime's worker thread until a value
+    /// arrives, and if the sender needs the same worker (always, on a current-thread runtime)
+    /// none ever does, a deadlock. It does not panic there (unlike tokio's `blocking_recv`,
+    /// weft cannot tell a worker from a `spawn_blocking` thread, where it is fine). In async
+    /// code use [`recv`](Receiver::recv).
+    ///
+    /// ```
+    /// use weft_core::chan;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (tx, rx) = chan::rendezvous();
+    /// // A plain thread drains the channel; the runtime feeds it.
+    /// let drainer = std::thread::spawn(move || {
+    ///     let mut sum = 0;
+    ///     while let Some(v) = rx.recv_blocking() {
+    ///         sum += v;
+    ///     }
+    ///     sum
+    /// });
+    /// for i in 1..=3 {
+    ///     tx.send(i).await.unwrap(); // completes once the thread has the value
+    /// }
+    /// drop(tx);
+    /// assert_eq!(drainer.join().unwrap(), 6);
+    /// # }
+    /// ```
+    pub fn recv_blocking(&self) -> Option<T> {
+        blocking::block_on(self.recv())
+    }
+
+    /// Waits until the channel is closed: by [`close`](Receiver::close) on either half, or
+    /// because every [`Sender`] was dropped, so nothing more will arrive. Values sent before
+    /// the close may still be buffered: [`recv`](Receiver::recv) returns them, then `None`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it takes nothing from the channel; see [`Closed`].
+    ///
+    /// ```
+    /// use weft_core::chan;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (tx, rx) = chan::bounded(4);
+    /// tx.send("last words").await.unwrap();
+    /// drop(tx);
+    /// rx.closed().await; // the last sender is gone...
+    /// assert_eq!(rx.recv().await, Some("last words")); // ...but its value is still here
+    /// assert_eq!(rx.recv().await, None);
+    /// # }
+    /// ```
+    pub fn closed(&self) -> Closed<'_, T> {
+        Closed::new(&self.shared)
+    }
+
     /// Returns `true` if both receivers belong to the same channel.
     pub fn same_channel(&self, other: &Receiver<T>) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+/// A sender that does not keep the channel open (tokio's `WeakSender`): made by
+/// [`Sender::downgrade`], it becomes a [`Sender`] again with [`upgrade`](WeakSender::upgrade)
+/// while at least one `Sender` is alive. It is not counted by
+/// [`sender_count`](Sender::sender_count), so dropping the last `Sender` closes the channel
+/// even while weak senders exist; after that, `upgrade` returns `None` for good.
+pub struct WeakSender<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> WeakSender<T> {
+    /// Returns a [`Sender`] if any `Sender` is still alive, `None` once the last one was
+    /// dropped. The channel may still have been closed by [`close`](Sender::close): sends on
+    /// the returned `Sender` then fail with [`SendError`], as for any sender.
+    ///
+    /// ```
+    /// use weft_core::chan;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (tx, rx) = chan::bounded::<&str>(8);
+    /// let weak = tx.downgrade();
+    /// let reporter = tokio::spawn(async move {
+    ///     // Reports only while the channel's real producers are still at work.
+    ///     while let Some(tx) = weak.upgrade() {
+    ///         if tx.send("still here").await.is_err() {
+    ///             break;
+    ///         }
+    ///         drop(tx); // do not hold the channel open between reports
+    ///         tokio::task::yield_now().await;
+    ///     }
+    /// });
+    /// tokio::task::yield_now().await;
+    /// drop(tx);
+    /// reporter.await.unwrap(); // ends: nothing else keeps the channel open
+    /// let reports: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    /// assert!(!reports.is_empty());
+    /// # }
+    /// ```
+    pub fn upgrade(&self) -> Option<Sender<T>> {
+        self.shared.try_add_sender().then(|| Sender {
+            shared: Arc::clone(&self.shared),
+        })
+    }
+}
+
+impl<T> Clone for WeakSender<T> {
+    fn clone(&self) -> Self {
+        WeakSender {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T> fmt::Debug for WeakSender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakSender")
+            .field("sender_count", &self.shared.sender_count())
+            .finish()
     }
 }
 
