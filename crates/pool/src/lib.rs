@@ -72,22 +72,27 @@
 
 mod builder;
 mod clock;
+mod config;
 mod error;
 mod future;
 mod handler;
+mod job;
 mod layer;
-mod queue;
+mod loom;
+mod pool;
+mod sched;
 mod service;
-mod shared;
 mod stats;
 mod worker;
 
-pub use builder::{Blacklist, Builder, PanicPolicy};
+pub use builder::Builder;
+pub use config::{Blacklist, PanicPolicy};
 pub use error::{JobError, Outcome, SubmitError, TrySubmitError};
-pub use future::{JobHandle, JobId, ResponseFuture};
+pub use future::ResponseFuture;
 pub use handler::WithContext;
+pub use job::{JobHandle, JobId};
 pub use layer::PoolLayer;
-pub use service::{Pool, Shutdown};
+pub use pool::{Pool, Shutdown};
 pub use stats::{Latency, Stats};
 
 /// Locks a mutex, ignoring poison: no code here panics while holding one of our locks, and
