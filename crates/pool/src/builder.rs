@@ -15,6 +15,7 @@ use weft_core::Context;
 use crate::config::{Blacklist, Capacity, Config, KeyFn, PanicPolicy};
 use crate::handler::{Contextual, FnHandler, Handler, Plain, WithContext};
 use crate::pool::Pool;
+use crate::priority::Priority;
 use crate::sched::{Shared, Spawner};
 use crate::worker;
 
@@ -44,7 +45,7 @@ impl<Req, Resp, E> Pool<Req, Resp, E> {
 /// use std::convert::Infallible;
 /// use std::time::Duration;
 /// use weft_core::Context;
-/// use weft_pool::{Blacklist, PanicPolicy, Pool};
+/// use weft_pool::{Blacklist, PanicPolicy, Pool, Priority};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -61,7 +62,7 @@ impl<Req, Resp, E> Pool<Req, Resp, E> {
 ///     .blacklist(Blacklist::after_panics(3))
 ///     .context(ctx)
 ///     .build_fn(|_ctx, name: String| async move { Ok::<_, Infallible>(name.len()) });
-/// assert_eq!(pool.submit_with(2, "urgent".into()).await.unwrap().await, Ok(6));
+/// assert_eq!(pool.submit_at(Priority::HIGH, "urgent".into()).await.unwrap().await, Ok(6));
 /// # }
 /// ```
 pub struct Builder<Req, Resp, E> {
@@ -208,7 +209,8 @@ impl<Req, Resp, E> Builder<Req, Resp, E> {
     /// If `priority` is not below the number of levels (set [`priorities`](Builder::priorities)
     /// first).
     #[track_caller]
-    pub fn default_priority(mut self, priority: u8) -> Self {
+    pub fn default_priority(mut self, priority: Priority) -> Self {
+        let priority = priority.get();
         assert!(priority < self.levels, "priority {priority} out of range");
         self.default_priority = priority;
         self
@@ -254,7 +256,7 @@ impl<Req, Resp, E> Builder<Req, Resp, E> {
     }
 
     /// The Context the pool runs under: when it is done, the pool shuts down as with
-    /// [`Shutdown::Cancel`](crate::Shutdown::Cancel), and every job's Context is its
+    /// [`Shutdown::Abort`](crate::Shutdown::Abort), and every job's Context is its
     /// descendant (so values set on it reach the handler). By default, a fresh background
     /// Context.
     pub fn context(mut self, ctx: Context) -> Self {

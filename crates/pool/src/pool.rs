@@ -5,37 +5,16 @@ use std::fmt;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tokio::sync::TryAcquireError;
 use tokio_util::sync::PollSemaphore;
+use weft_core::Shutdown;
 
 use crate::error::{SubmitError, TrySubmitError};
 use crate::job::{JobHandle, JobId};
+use crate::priority::Priority;
 use crate::sched::Shared;
 use crate::stats::Stats;
-
-/// How [`Pool::shutdown`] ends the pool.
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shutdown {
-    /// Stop accepting, then let queued and running jobs finish; whatever is left after
-    /// `timeout` is cancelled.
-    Drain {
-        /// How long to wait for the queue and the workers to finish.
-        timeout: Duration,
-    },
-    /// Stop accepting, cancel queued jobs and the running ones (their Contexts are cancelled
-    /// and their futures dropped).
-    Cancel,
-}
-
-impl Shutdown {
-    /// [`Shutdown::Drain`] with this timeout.
-    pub fn drain(timeout: Duration) -> Self {
-        Shutdown::Drain { timeout }
-    }
-}
 
 /// A pool of workers running jobs through a handler, with priorities, backpressure, timeouts,
 /// panic isolation, cancellation, resizing and metrics. It is itself a `tower::Service<Req>`.
@@ -105,12 +84,14 @@ where
     }
 
     #[track_caller]
-    fn check_level(&self, priority: u8) {
+    fn check_level(&self, priority: Priority) -> u8 {
+        let priority = priority.get();
         assert!(
             priority < self.shared.config.levels,
             "priority {priority} out of range: the pool has {} levels",
             self.shared.config.levels
         );
+        priority
     }
 
     /// This handle with `priority` as its default, for [`submit`](Pool::submit) and the
@@ -120,10 +101,10 @@ where
     ///
     /// If `priority` is not below the pool's number of levels.
     #[track_caller]
-    pub fn with_priority(mut self, priority: u8) -> Self {
-        self.check_level(priority);
+    pub fn with_priority(mut self, priority: Priority) -> Self {
+        let level = self.check_level(priority);
         self.release_reservation();
-        self.priority = priority;
+        self.priority = level;
         self
     }
 
@@ -150,15 +131,15 @@ where
     /// let pool = Pool::builder().workers(1).build_fn(|_ctx, n: i32| async move { Ok::<_, Infallible>(-n) });
     /// let handle = pool.submit(5).await.unwrap();
     /// assert_eq!(handle.await, Ok(-5));
-    /// pool.shutdown(Shutdown::Cancel).await;
+    /// pool.shutdown(Shutdown::Abort).await;
     /// assert!(matches!(pool.submit(6).await, Err(SubmitError::Closed(6))));
     /// # }
     /// ```
     pub async fn submit(&self, job: Req) -> Result<JobHandle<Resp, E>, SubmitError<Req>> {
-        self.submit_at(self.priority, job).await
+        self.submit_level(self.priority, job).await
     }
 
-    /// Submits a job at `priority` (`0` lowest), waiting for room in its queue.
+    /// Submits a job at `priority` (higher runs first), waiting for room in its queue.
     ///
     /// # Cancel safety
     ///
@@ -174,27 +155,27 @@ where
     ///
     /// ```
     /// use std::convert::Infallible;
-    /// use weft_pool::Pool;
+    /// use weft_pool::{Pool, Priority};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let pool = Pool::builder().workers(1).priorities(3)
     ///     .build_fn(|_ctx, s: &'static str| async move { Ok::<_, Infallible>(s) });
-    /// let h = pool.submit_with(2, "urgent").await.unwrap();
-    /// assert_eq!(h.priority(), 2);
+    /// let h = pool.submit_at(Priority::HIGH, "urgent").await.unwrap();
+    /// assert_eq!(h.priority(), Priority::HIGH);
     /// assert_eq!(h.await, Ok("urgent"));
     /// # }
     /// ```
     #[track_caller]
-    pub fn submit_with(
+    pub fn submit_at(
         &self,
-        priority: u8,
+        priority: Priority,
         job: Req,
     ) -> impl Future<Output = Result<JobHandle<Resp, E>, SubmitError<Req>>> + Send + '_ {
-        self.check_level(priority);
-        self.submit_at(priority, job)
+        let level = self.check_level(priority);
+        self.submit_level(level, job)
     }
 
-    async fn submit_at(
+    async fn submit_level(
         &self,
         priority: u8,
         job: Req,
@@ -223,11 +204,15 @@ where
         Ok(job)
     }
 
-    /// Submits a job at the default priority without a handle, waiting for queue room: the
-    /// per-job form of [`spawn_many`](Pool::spawn_many), for jobs nobody waits for (like
-    /// dropping [`submit`](Pool::submit)'s handle, but no result cell is even created). Its
-    /// outcome is counted in [`stats`](Pool::stats); its timeout, panic isolation and
-    /// blacklisting apply as usual. Returns the job's id, for [`cancel`](Pool::cancel).
+    /// Submits a job at the default priority without a [`JobHandle`], waiting for queue room,
+    /// and returns its [`JobId`] (for [`cancel`](Pool::cancel)): the cheapest per-job submit,
+    /// for jobs nobody waits for. Like dropping [`submit`](Pool::submit)'s handle, but no
+    /// result cell is even created. The job runs as any other: its outcome is counted in
+    /// [`stats`](Pool::stats), and its timeout, panic isolation and blacklisting apply. The
+    /// per-job form of [`submit_many_detached`](Pool::submit_many_detached).
+    ///
+    /// (Unlike `tokio::spawn`, which runs a future and returns a handle to it, this queues a
+    /// request for the pool's handler and returns only an id: hence the name.)
     ///
     /// # Cancel safety
     ///
@@ -246,18 +231,18 @@ where
     /// let pool = Pool::builder().workers(2)
     ///     .build_fn(|_ctx, n: u64| async move { if n == 3 { Err("three") } else { Ok(n) } });
     /// for n in 0..10 {
-    ///     pool.spawn(n).await.unwrap();
+    ///     pool.submit_detached(n).await.unwrap();
     /// }
     /// let stats = pool.shutdown(Shutdown::drain(Duration::from_secs(10))).await;
     /// assert_eq!(stats.count(Outcome::Completed), 9);
     /// assert_eq!(stats.count(Outcome::Failed), 1);
     /// # }
     /// ```
-    pub async fn spawn(&self, job: Req) -> Result<JobId, SubmitError<Req>> {
-        self.spawn_at(self.priority, job).await
+    pub async fn submit_detached(&self, job: Req) -> Result<JobId, SubmitError<Req>> {
+        self.detached_level(self.priority, job).await
     }
 
-    /// [`spawn`](Pool::spawn) at `priority` (`0` lowest).
+    /// [`submit_detached`](Pool::submit_detached) at `priority` (higher runs first).
     ///
     /// # Cancel safety
     ///
@@ -274,28 +259,28 @@ where
     /// ```
     /// use std::convert::Infallible;
     /// use std::time::Duration;
-    /// use weft_pool::{Outcome, Pool, Shutdown};
+    /// use weft_pool::{Outcome, Pool, Priority, Shutdown};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let pool = Pool::builder().workers(1).priorities(2)
     ///     .build_fn(|_ctx, n: u32| async move { Ok::<_, Infallible>(n) });
-    /// let id = pool.spawn_with(1, 7).await.unwrap();
+    /// let id = pool.submit_detached_at(Priority::new(1), 7).await.unwrap();
     /// assert!(id.as_u64() > 0);
     /// let stats = pool.shutdown(Shutdown::drain(Duration::from_secs(1))).await;
     /// assert_eq!(stats.count(Outcome::Completed), 1);
     /// # }
     /// ```
     #[track_caller]
-    pub fn spawn_with(
+    pub fn submit_detached_at(
         &self,
-        priority: u8,
+        priority: Priority,
         job: Req,
     ) -> impl Future<Output = Result<JobId, SubmitError<Req>>> + Send + '_ {
-        self.check_level(priority);
-        self.spawn_at(priority, job)
+        let level = self.check_level(priority);
+        self.detached_level(level, job)
     }
 
-    async fn spawn_at(&self, priority: u8, job: Req) -> Result<JobId, SubmitError<Req>> {
+    async fn detached_level(&self, priority: u8, job: Req) -> Result<JobId, SubmitError<Req>> {
         let job = self.take_room(priority, job).await?;
         self.shared.enqueue_detached(priority, job).map(JobId)
     }
@@ -306,7 +291,7 @@ where
     /// instead of once per job (a chunk is at most 256 jobs, and no more than the queue has
     /// room for at that moment, so a bounded queue never holds more than its capacity).
     ///
-    /// Each job is accepted or refused as by [`submit_with`](Pool::submit_with): a blacklisted
+    /// Each job is accepted or refused as by [`submit_at`](Pool::submit_at): a blacklisted
     /// job is handed back in [`SubmitError::Blacklisted`]; once the pool is closed, every job
     /// left is handed back in [`SubmitError::Closed`] (all counted as with `submit`).
     ///
@@ -323,13 +308,13 @@ where
     ///
     /// ```
     /// use std::convert::Infallible;
-    /// use weft_pool::Pool;
+    /// use weft_pool::{Pool, Priority};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let pool = Pool::builder().workers(2).capacity(4)
     ///     .build_fn(|_ctx, n: u64| async move { Ok::<_, Infallible>(n * n) });
     /// // More jobs than the queue holds: it waits for room chunk by chunk.
-    /// let handles = pool.submit_many(0, 1..=10).await;
+    /// let handles = pool.submit_many(Priority::LOW, 1..=10).await;
     /// let mut sum = 0;
     /// for h in handles {
     ///     sum += h.unwrap().await.unwrap();
@@ -340,18 +325,18 @@ where
     #[track_caller]
     pub fn submit_many<I>(
         &self,
-        priority: u8,
+        priority: Priority,
         jobs: I,
     ) -> impl Future<Output = Vec<Result<JobHandle<Resp, E>, SubmitError<Req>>>>
     where
         I: IntoIterator<Item = Req>,
     {
-        self.check_level(priority);
+        let level = self.check_level(priority);
         let jobs = jobs.into_iter();
-        async move { self.submit_many_at(priority, jobs).await }
+        async move { self.submit_many_level(level, jobs).await }
     }
 
-    async fn submit_many_at(
+    async fn submit_many_level(
         &self,
         priority: u8,
         jobs: impl Iterator<Item = Req>,
@@ -374,7 +359,7 @@ where
     /// Returns the jobs handed back, in order: the blacklisted ones, and every job left once the
     /// pool is closed (counted as with `submit`); empty when all were queued.
     ///
-    /// A job spawned this way has no handle and no [`JobId`] to give out, so it cannot be
+    /// A job submitted this way has no handle and no [`JobId`] to give out, so it cannot be
     /// awaited or cancelled alone; a cancelling [`shutdown`](Pool::shutdown) cancels it like
     /// any other job (and its timeout, panic isolation and blacklisting apply as usual).
     ///
@@ -389,12 +374,12 @@ where
     ///
     /// ```
     /// use std::time::Duration;
-    /// use weft_pool::{Outcome, Pool, Shutdown};
+    /// use weft_pool::{Outcome, Pool, Priority, Shutdown};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let pool = Pool::builder().workers(2).capacity(8)
     ///     .build_fn(|_ctx, n: u64| async move { if n % 10 == 0 { Err("tens") } else { Ok(n) } });
-    /// let refused = pool.spawn_many(0, 1..=100).await;
+    /// let refused = pool.submit_many_detached(Priority::LOW, 1..=100).await;
     /// assert!(refused.is_empty());
     /// let stats = pool.shutdown(Shutdown::drain(Duration::from_secs(10))).await;
     /// assert_eq!(stats.count(Outcome::Completed), 90);
@@ -402,19 +387,19 @@ where
     /// # }
     /// ```
     #[track_caller]
-    pub fn spawn_many<I>(
+    pub fn submit_many_detached<I>(
         &self,
-        priority: u8,
+        priority: Priority,
         jobs: I,
     ) -> impl Future<Output = Vec<SubmitError<Req>>>
     where
         I: IntoIterator<Item = Req>,
     {
-        self.check_level(priority);
+        let level = self.check_level(priority);
         let jobs = jobs.into_iter();
         async move {
             let mut refused = Vec::new();
-            self.feed(priority, jobs, false, |r| {
+            self.feed(level, jobs, false, |r| {
                 if let Err(e) = r {
                     refused.push(e);
                 }
@@ -499,7 +484,7 @@ where
     /// # }
     /// ```
     pub fn try_submit(&self, job: Req) -> Result<JobHandle<Resp, E>, TrySubmitError<Req>> {
-        self.try_submit_at(self.priority, job)
+        self.try_submit_level(self.priority, job)
     }
 
     /// [`try_submit`](Pool::try_submit) at `priority`.
@@ -512,16 +497,16 @@ where
     ///
     /// As for [`try_submit`](Pool::try_submit).
     #[track_caller]
-    pub fn try_submit_with(
+    pub fn try_submit_at(
         &self,
-        priority: u8,
+        priority: Priority,
         job: Req,
     ) -> Result<JobHandle<Resp, E>, TrySubmitError<Req>> {
-        self.check_level(priority);
-        self.try_submit_at(priority, job)
+        let level = self.check_level(priority);
+        self.try_submit_level(level, job)
     }
 
-    fn try_submit_at(
+    fn try_submit_level(
         &self,
         priority: u8,
         job: Req,
@@ -645,7 +630,8 @@ where
                     self.shared.cancel_everything();
                 }
             }
-            Shutdown::Cancel => self.shared.cancel_everything(),
+            // `Abort`, and any way of ending added to `Shutdown` later: stop at once.
+            _ => self.shared.cancel_everything(),
         }
         self.shared.workers_stopped().await;
         self.shared.stats()

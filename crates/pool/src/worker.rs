@@ -17,10 +17,10 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
-use weft_core::Context;
+use weft_core::{Context, Panicked};
 
 use crate::config::PanicPolicy;
-use crate::error::{JobError, Outcome, panic_message};
+use crate::error::{JobError, Outcome};
 use crate::handler::Handler;
 use crate::lock;
 use crate::sched::{Buffers, Entry, Fetched, Shared, WorkerSlot, cancel_entry};
@@ -34,7 +34,7 @@ const BATCH_WORK_NS: u64 = 25_000;
 
 enum Ran<T, E> {
     Done(Result<T, E>),
-    Panicked(String),
+    Panicked(Panicked),
     Cancelled,
     TimedOut,
 }
@@ -180,7 +180,7 @@ fn fresh<H: Clone>(prototype: &std::sync::Mutex<H>) -> Option<H> {
         Ok(h) => Some(h),
         Err(payload) => {
             tracing::error!(
-                message = panic_message(&*payload),
+                message = Panicked::from_payload(&*payload).message(),
                 "cloning the pool's handler panicked"
             );
             None
@@ -325,7 +325,7 @@ where
         std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(job_ctx, req)))
     };
     let ran: Ran<H::Response, H::Error> = match ran {
-        Err(payload) => Ran::Panicked(panic_message(&*payload)),
+        Err(payload) => Ran::Panicked(Panicked::from_payload(&*payload)),
         Ok(fut) => {
             let mut fut = pin!(fut);
             let mut sleep = deadline.map(|t| Box::pin(tokio::time::sleep_until(t)));
@@ -351,7 +351,7 @@ where
                 match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
                     Ok(Poll::Ready(r)) => Poll::Ready(Ran::Done(r)),
                     Ok(Poll::Pending) => Poll::Pending,
-                    Err(payload) => Poll::Ready(Ran::Panicked(panic_message(&*payload))),
+                    Err(payload) => Poll::Ready(Ran::Panicked(Panicked::from_payload(&*payload))),
                 }
             })
             .await
@@ -369,10 +369,10 @@ where
         Ran::Done(Err(e)) => Err(JobError::Failed(e)),
         Ran::Cancelled => Err(JobError::Cancelled),
         Ran::TimedOut => Err(JobError::TimedOut),
-        Ran::Panicked(message) => {
+        Ran::Panicked(panicked) => {
             let _enter = span.enter();
-            tracing::warn!(message, "job panicked");
-            Err(JobError::Panicked { message })
+            tracing::warn!(message = panicked.message(), "job panicked");
+            Err(JobError::Panicked(panicked))
         }
     };
     match (&result, job_cancel) {
@@ -380,7 +380,7 @@ where
         (Err(JobError::TimedOut), Some(c)) => c.cancel_with("job timed out"),
         _ => {}
     }
-    if let Err(JobError::Panicked { .. }) = &result {
+    if let Err(JobError::Panicked(_)) = &result {
         if let (Some(bl), Some(k)) = (&shared.blacklist, &key) {
             bl.record_panic(k);
         }

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use super::cell::{Cancel, Cell};
 use super::id::JobId;
 use crate::error::JobError;
+use crate::priority::Priority;
 
 /// Removes a cancelled job from the queue and accounts for it; implemented by the pool.
 pub(crate) trait CancelQueued: Send + Sync {
@@ -51,7 +52,7 @@ pub(crate) trait CancelQueued: Send + Sync {
 /// assert_eq!(running.await, Err(JobError::Cancelled));
 /// # }
 /// ```
-#[must_use = "a JobHandle does nothing unless awaited; dropping it detaches the job"]
+#[must_use = "the job runs whether or not its handle is awaited; await the handle for its result, or call `detach()` to say the result is not wanted"]
 pub struct JobHandle<Resp, E> {
     /// `None` only while being dropped.
     cell: Option<Arc<Cell<Resp, E>>>,
@@ -83,9 +84,9 @@ impl<Resp, E> JobHandle<Resp, E> {
         JobId(self.id)
     }
 
-    /// The priority level it was submitted at.
-    pub fn priority(&self) -> u8 {
-        self.level
+    /// The priority it was submitted at.
+    pub fn priority(&self) -> Priority {
+        Priority::new(self.level)
     }
 
     /// Whether the job has ended (its outcome is ready, or was already taken).
