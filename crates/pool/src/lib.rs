@@ -99,10 +99,10 @@ pub use layer::PoolLayer;
 pub use pool::Pool;
 pub use priority::Priority;
 pub use stats::{Latency, Stats};
-/// What [`JobError::Panicked`] carries: weft-core's [`Panicked`](weft_core::Panicked),
+/// What [`JobError::Panicked`] carries: weft-core's `Panicked`,
 /// re-exported.
 pub use weft_core::Panicked;
-/// How [`Pool::shutdown`] ends the pool: weft-core's [`Shutdown`](weft_core::Shutdown),
+/// How [`Pool::shutdown`] ends the pool: weft-core's `Shutdown`,
 /// re-exported (`Drain { timeout }` or `Abort`, the words weft-pipeline uses too).
 pub use weft_core::Shutdown;
 
