@@ -9,7 +9,6 @@ use super::stash::Stashed;
 use super::{Shared, StateGuard};
 use crate::error::{Outcome, SubmitError};
 use crate::job::JobHandle;
-use crate::lock;
 
 /// A job past the blacklist check, or refused there.
 type Staged<Req> = Result<Req, SubmitError<Req>>;
@@ -118,7 +117,7 @@ where
     /// The `state` lock if the pool is open; `None` if closed, the submit's queue place then
     /// given back and the refusal counted (the caller hands the job back).
     fn lock_open(&self, level: u8) -> Option<StateGuard<'_, Req, Resp, E>> {
-        let st = lock(&self.state);
+        let st = self.state.lock();
         if st.is_closed() {
             drop(st);
             self.release(level, 1);
@@ -155,7 +154,7 @@ where
         // Blacklisted jobs are refused before the lock, as in `enqueue`.
         let staged: Vec<Staged<Req>> = jobs.map(|job| self.admit(level, job)).collect();
         let now = self.clock.now_ns();
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let closed = st.is_closed();
         let mut rejected = 0;
         for item in staged {

@@ -38,7 +38,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
         self.close();
         let entries = {
             let mut q = lock(&self.sorted);
-            lock(&self.state).drain_all(&mut q)
+            self.state.lock().drain_all(&mut q)
         };
         for e in entries {
             cancel_entry(e, || Self::count_cancelled(&self.counters));
@@ -92,7 +92,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
     /// Takes the job `id` out of the intake or the sorted queue, if it is still queued.
     fn remove_queued(&self, id: u64, level: Option<u8>) -> Option<Entry<Req, Resp, E>> {
         let mut q = lock(&self.sorted);
-        lock(&self.state).remove(&mut q, id, level)
+        self.state.lock().remove(&mut q, id, level)
     }
 }
 

@@ -71,7 +71,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
         expired: impl FnOnce(&Waker) -> bool,
     ) -> Fetched {
         let mut q = lock(&self.sorted);
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         if *may_spin
             && !self.cancelling()
             && let Some(flag) = st.begin_search()
@@ -96,7 +96,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
                 i += 1;
             }
             q = lock(&self.sorted);
-            st = lock(&self.state);
+            st = self.state.lock();
             st.end_search();
         }
         match st.claim(slot.id, batch, &mut buf.moved) {

@@ -13,6 +13,7 @@
 //! | `scaling.rs` | starting and retiring workers, resizing |
 //! | `blacklist.rs` | keys that keep panicking |
 //! | `slot.rs` | what each worker publishes (counters, claimed ids, its waker) |
+//! | `lock.rs` | the `state` lock (a spin lock that yields) |
 //!
 //! # Invariants
 //!
@@ -40,6 +41,7 @@ mod admission;
 mod blacklist;
 mod cancel;
 mod claim;
+mod lock;
 mod queue;
 mod scaling;
 mod slot;
@@ -47,7 +49,7 @@ mod stash;
 mod state;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -67,15 +69,16 @@ use crate::config::{Blacklist, Config};
 use crate::job::CancelQueued;
 use crate::lock;
 use crate::stats::{Acc, Counters, Histogram, Stats};
+use lock::{SpinGuard, SpinLock};
 use queue::Queue;
 use slot::Registry;
 use state::State;
 
 /// The `state` lock, held.
-type StateGuard<'a, Req, Resp, E> = MutexGuard<'a, State<Req, Resp, E>>;
+type StateGuard<'a, Req, Resp, E> = SpinGuard<'a, State<Req, Resp, E>>;
 
 pub(crate) struct Shared<Req, Resp, E> {
-    state: Padded<Mutex<State<Req, Resp, E>>>,
+    state: Padded<SpinLock<State<Req, Resp, E>>>,
     /// The queue workers pop from, in priority order (see `queue::Intake` for why it is
     /// apart). Lock order: `sorted`, then `state`.
     sorted: Padded<Mutex<Queue<Req, Resp, E>>>,
@@ -134,7 +137,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
         let (ctx, ctx_cancel) = parent.with_cancel();
         let levels = config.levels as usize;
         Shared {
-            state: Padded(Mutex::new(State::new(levels, config.batch, min, max))),
+            state: Padded(SpinLock::new(State::new(levels, config.batch, min, max))),
             sorted: Padded(Mutex::new(Queue::new(levels, aging))),
             clock: Clock::new(),
             handle_ref: OnceLock::new(),
@@ -177,7 +180,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        lock(&self.state).is_closed()
+        self.state.lock().is_closed()
     }
 
     /// Whether a cancelling shutdown has begun.
@@ -187,7 +190,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
 
     /// Stops accepting jobs; queued ones still run (drain).
     pub(crate) fn close(&self) {
-        let wake = lock(&self.state).close();
+        let wake = self.state.lock().close();
         for w in wake {
             w.wake();
         }
@@ -224,7 +227,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
     pub(crate) fn stats(&self) -> Stats {
         let (queued, workers, accepted) = {
             let q = lock(&self.sorted);
-            lock(&self.state).snapshot(&q)
+            self.state.lock().snapshot(&q)
         };
         let mut acc = Acc::new(self.config.levels as usize);
         let (mut busy, mut claimed) = (0, 0);

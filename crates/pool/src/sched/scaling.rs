@@ -36,7 +36,7 @@ where
 
     /// Starts one worker; the caller has already counted it (`State::workers`).
     pub(crate) fn spawn_worker(self: &Arc<Self>) {
-        let id = lock(&self.state).next_worker_id();
+        let id = self.state.lock().next_worker_id();
         let slot = Arc::new(WorkerSlot::new(id, self.config.levels as usize));
         lock(&self.registry).slots.push(Arc::clone(&slot));
         if let Some(spawn) = self.spawner.get() {
@@ -55,7 +55,7 @@ where
     /// New bounds for the worker count: starts the missing workers, wakes the parked ones so
     /// that those in excess leave.
     pub(crate) fn set_bounds(self: &Arc<Self>, min: usize, max: usize) {
-        let (spawn, wake) = lock(&self.state).set_bounds(min, max);
+        let (spawn, wake) = self.state.lock().set_bounds(min, max);
         for w in wake {
             w.wake();
         }
@@ -66,7 +66,7 @@ where
 
     /// A worker that is still counted stops (a cancelling shutdown ended its loop).
     pub(crate) fn leave(&self, slot: &WorkerSlot) {
-        lock(&self.state).leave(slot.id);
+        self.state.lock().leave(slot.id);
     }
 
     /// A worker's slot goes (invariant 3 of the module): its counters join the retired sums.
