@@ -3,7 +3,7 @@
 //!
 //! What it fixes in the Go original pools:
 //! - **A panicking job killed its worker** (or the process); here it resolves
-//!   `Panicked { message }`, the worker keeps serving, and a job key that keeps panicking is
+//!   `Panicked(Panicked)`, the worker keeps serving, and a job key that keeps panicking is
 //!   blacklisted, like the material's ResilientWorkerPool but built in.
 //! - **A timed-out job kept running**; here its Context is cancelled so the work stops.
 //! - **No priorities** (ants refused them): strict levels with aging, FIFO within a level.
@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
-use weft::pool::{Blacklist, JobError, Outcome, Pool, Shutdown};
+use weft::pool::{Blacklist, JobError, Outcome, Pool, Priority, Shutdown};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -74,13 +74,16 @@ async fn main() -> anyhow::Result<()> {
     // Hold every worker for a moment so that the queue fills and priorities decide the order.
     let mut blockers = Vec::new();
     for _ in 0..args.workers.max(1) {
-        blockers.push(pool.submit_with(2, Job::Work { ms: 100 }).await?);
+        blockers.push(
+            pool.submit_at(Priority::HIGH, Job::Work { ms: 100 })
+                .await?,
+        );
     }
     let mut handles = Vec::new();
     for id in 0..args.jobs {
-        let priority = (id % 3) as u8;
+        let priority = Priority::new((id % 3) as u8);
         let handle = pool
-            .submit_with(priority, Job::Work { ms: args.work_ms })
+            .submit_at(priority, Job::Work { ms: args.work_ms })
             .await?;
         handles.push((priority, handle));
     }
@@ -88,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
         pool.submit(Job::Panic).await?,
         pool.submit(Job::Panic).await?,
     ];
-    let hang = pool.submit_with(2, Job::Hang).await?;
+    let hang = pool.submit_at(Priority::HIGH, Job::Hang).await?;
 
     println!(
         "resize: {} -> {} workers while the queue is full",
@@ -109,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
     completion.sort_unstable();
     for p in panics {
         match p.await {
-            Err(JobError::Panicked { message }) => println!("panicked job resolved: {message}"),
+            Err(JobError::Panicked(p)) => println!("panicked job resolved: {}", p.message()),
             other => println!("panicked job: unexpected {other:?}"),
         }
     }
@@ -130,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
     let high_first = completion
         .iter()
         .take(args.jobs as usize / 3)
-        .filter(|(_, p)| *p == 2)
+        .filter(|(_, p)| *p == Priority::HIGH)
         .count();
     println!(
         "completed {} ordinary jobs; {} of the first {} completions were high priority",

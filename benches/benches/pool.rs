@@ -3,11 +3,12 @@
 //! - `weft_pool`: `weft_pool::Pool`, 2 workers, 3 priority levels (jobs spread over them), stats
 //!   on (always), capacity 1024, handles dropped (detached), then a draining shutdown;
 //! - `weft_pool_awaited`: the same, but every handle is awaited (a window of 1024);
-//! - `weft_pool_spawn`: the same pool fed one job at a time with `spawn_with` (no handle, no
+//! - `weft_pool_spawn`: the same pool fed one job at a time with `submit_detached_at` (no handle, no
 //!   result cell: what the hand-rolled pool's `send` of a closure gives, too);
 //! - `weft_pool_many`: the same pool fed with `submit_many`, 256 jobs per call, the calls
 //!   cycling over the 3 levels, handles dropped;
-//! - `weft_pool_spawn_many`: the same with `spawn_many` (no handles, no per-job result cell);
+//! - `weft_pool_spawn_many`: the same with `submit_many_detached` (no handles, no per-job result
+//!   cell);
 //! - `hand_rolled`: 2 tokio tasks pulling boxed closures from an `async_channel::bounded(1024)`;
 //! - `tower_buffer_limit`: tower's `Buffer(1024)` over `ConcurrencyLimit(2)`, driven by
 //!   `buffer_unordered(1024)`; it is about 10x slower than the others, so it runs 100k jobs per
@@ -16,6 +17,13 @@
 //!
 //! After the weft run it prints the pool's queue-wait (submit-to-start) percentiles under the
 //! priority mix.
+//!
+//! Group `pool_concurrent` (issue 19's shapes): 2 workers, 1, 4 or 16 submitting tasks spawned
+//! from the thread in `block_on`, 1M jobs that each add one to an atomic; `ff_*`
+//! fire-and-forget (`submit_detached` against the hand-rolled pool's `send`), `aw_*` submit and
+//! await with 64 in flight per submitter (`submit` and its handle against `send` and a
+//! oneshot). For CPU time beside wall time, and interleaved rounds, run the same cases with
+//! `cargo run --release -p weft-benches --example pool_drive -- ff_weft_4,ff_hand_4 5`.
 
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -181,5 +189,36 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+fn concurrent(c: &mut Criterion) {
+    let rt = rt();
+    let mut g = c.benchmark_group("pool_concurrent");
+    g.sampling_mode(SamplingMode::Flat);
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(JOBS));
+    for submitters in [1, 4, 16] {
+        for (shape, awaited) in [("ff", false), ("aw", true)] {
+            g.bench_function(format!("{shape}_weft_{submitters}"), |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        rt.block_on(cases::concurrent_weft(submitters, awaited));
+                    }
+                    start.elapsed()
+                })
+            });
+            g.bench_function(format!("{shape}_hand_{submitters}"), |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        rt.block_on(cases::concurrent_hand_rolled(submitters, awaited));
+                    }
+                    start.elapsed()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, concurrent);
 criterion_main!(benches);

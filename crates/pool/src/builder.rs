@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::num::{NonZeroU32, NonZeroUsize};
+use std::num::NonZeroUsize;
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,69 +12,28 @@ use tokio::sync::Semaphore;
 use tower_service::Service;
 use weft_core::Context;
 
+use crate::config::{Blacklist, Capacity, Config, KeyFn, PanicPolicy};
 use crate::handler::{Contextual, FnHandler, Handler, Plain, WithContext};
-use crate::service::Pool;
-use crate::shared::{Config, KeyFn, Shared};
+use crate::pool::Pool;
+use crate::priority::Priority;
+use crate::sched::{Shared, Spawner};
 use crate::worker;
 
-/// What a worker does when a job panics. In every case the job resolves
-/// [`JobError::Panicked`](crate::JobError::Panicked), the worker keeps serving and the pool keeps
-/// its size.
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PanicPolicy {
-    /// Keep the worker's handler as it is. The default.
-    #[default]
-    KeepWorker,
-    /// Replace the worker's handler with a fresh clone of the one the pool was built with (in
-    /// case the panic left it in a bad state), counted in [`Stats::restarts`](crate::Stats).
-    ReplaceWorker,
-}
-
-/// Blacklisting of job keys that keep panicking, like a circuit breaker: after `after` panics
-/// of jobs with the same key (from [`Builder::job_key`]), jobs with that key resolve
-/// [`JobError::Blacklisted`](crate::JobError::Blacklisted) (or are handed back by `submit`),
-/// for `cooldown` or for good. When the cooldown ends the key starts again from zero panics.
-///
-/// ```
-/// use std::time::Duration;
-/// use weft_pool::Blacklist;
-/// let b = Blacklist::after_panics(3).cooldown(Duration::from_secs(60));
-/// assert_eq!(b.limit(), 3);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Blacklist {
-    pub(crate) after: NonZeroU32,
-    pub(crate) cooldown: Option<Duration>,
-}
-
-impl Blacklist {
-    /// Blacklists a key for good after `panics` panics (at least 1).
-    pub fn after_panics(panics: u32) -> Self {
-        Blacklist {
-            after: NonZeroU32::new(panics).unwrap_or(NonZeroU32::MIN),
-            cooldown: None,
-        }
+impl<Req, Resp, E> Pool<Req, Resp, E> {
+    /// A builder with the defaults; see [`Builder`].
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use weft_pool::Pool;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Pool::builder().workers(1).build_fn(|_ctx, n: u8| async move { Ok::<_, Infallible>(n) });
+    /// assert_eq!(pool.stats().workers, 1);
+    /// # }
+    /// ```
+    pub fn builder() -> Builder<Req, Resp, E> {
+        Builder::new()
     }
-
-    /// Lifts the blacklisting `cooldown` after it starts. By default, it lasts for good.
-    pub fn cooldown(mut self, cooldown: Duration) -> Self {
-        self.cooldown = Some(cooldown);
-        self
-    }
-
-    /// The panic count that blacklists a key.
-    pub fn limit(&self) -> u32 {
-        self.after.get()
-    }
-}
-
-/// How queue capacity is shared between priority levels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Capacity {
-    Shared(usize),
-    PerPriority(usize),
-    Unbounded,
 }
 
 /// Configures and builds a [`Pool`]; from [`Pool::builder`].
@@ -86,7 +45,7 @@ enum Capacity {
 /// use std::convert::Infallible;
 /// use std::time::Duration;
 /// use weft_core::Context;
-/// use weft_pool::{Blacklist, PanicPolicy, Pool};
+/// use weft_pool::{Blacklist, PanicPolicy, Pool, Priority};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -103,7 +62,7 @@ enum Capacity {
 ///     .blacklist(Blacklist::after_panics(3))
 ///     .context(ctx)
 ///     .build_fn(|_ctx, name: String| async move { Ok::<_, Infallible>(name.len()) });
-/// assert_eq!(pool.submit_with(2, "urgent".into()).await.unwrap().await, Ok(6));
+/// assert_eq!(pool.submit_at(Priority::HIGH, "urgent".into()).await.unwrap().await, Ok(6));
 /// # }
 /// ```
 pub struct Builder<Req, Resp, E> {
@@ -250,7 +209,8 @@ impl<Req, Resp, E> Builder<Req, Resp, E> {
     /// If `priority` is not below the number of levels (set [`priorities`](Builder::priorities)
     /// first).
     #[track_caller]
-    pub fn default_priority(mut self, priority: u8) -> Self {
+    pub fn default_priority(mut self, priority: Priority) -> Self {
+        let priority = priority.get();
         assert!(priority < self.levels, "priority {priority} out of range");
         self.default_priority = priority;
         self
@@ -296,7 +256,7 @@ impl<Req, Resp, E> Builder<Req, Resp, E> {
     }
 
     /// The Context the pool runs under: when it is done, the pool shuts down as with
-    /// [`Shutdown::Cancel`](crate::Shutdown::Cancel), and every job's Context is its
+    /// [`Shutdown::Abort`](crate::Shutdown::Abort), and every job's Context is its
     /// descendant (so values set on it reach the handler). By default, a fresh background
     /// Context.
     pub fn context(mut self, ctx: Context) -> Self {
@@ -415,28 +375,16 @@ where
             config,
             capacity,
             self.aging,
-            self.min,
-            self.max,
+            (self.min, self.max),
             self.blacklist,
             &self.context,
         ));
         let prototype = Arc::new(Mutex::new(handler));
-        let spawner: crate::shared::Spawner<Req, Resp, E> = Box::new(move |shared, slot| {
+        let spawner: Spawner<Req, Resp, E> = Box::new(move |shared, slot| {
             let fut = worker::run::<Req, H>(Arc::clone(shared), Arc::clone(&prototype), slot);
-            shared.tracker.spawn_on(fut, &runtime);
+            shared.spawn_task(fut, &runtime);
         });
-        let _ = shared.spawner.set(spawner);
-        shared.init_handle_ref();
-        shared.set_bounds(self.min, self.max);
-        // The pool ends with its Context. A weak reference: the watcher must not keep the pool
-        // alive.
-        let weak = Arc::downgrade(&shared);
-        let watcher = shared.ctx.after_func(move || {
-            if let Some(s) = weak.upgrade() {
-                s.cancel_everything();
-            }
-        });
-        *crate::lock(&shared.watcher) = Some(watcher);
+        shared.start(spawner, self.min, self.max);
         Pool::from_shared(shared, self.default_priority)
     }
 }

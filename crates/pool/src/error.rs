@@ -78,7 +78,8 @@ impl fmt::Display for Outcome {
 ///
 /// ```
 /// use weft_pool::JobError;
-/// let err: JobError<&str> = JobError::Panicked { message: "boom".into() };
+/// use weft_core::Panicked;
+/// let err: JobError<&str> = JobError::Panicked(Panicked::new("boom"));
 /// assert_eq!(err.to_string(), "job panicked: boom");
 /// ```
 #[non_exhaustive]
@@ -94,12 +95,11 @@ pub enum JobError<E> {
     /// future dropped.
     #[error("job timed out")]
     TimedOut,
-    /// The handler panicked; the worker caught it and kept serving.
-    #[error("job panicked: {message}")]
-    Panicked {
-        /// The panic payload when it was a string, or a placeholder.
-        message: String,
-    },
+    /// The handler panicked; the worker caught it and kept serving. The panic's message is
+    /// in [`Panicked::message`](weft_core::Panicked::message) (weft's one panic error, which
+    /// weft-core's and weft-pipeline's errors carry too).
+    #[error("job {0}")]
+    Panicked(weft_core::Panicked),
     /// The pool was closed (shut down) when the job arrived.
     #[error("job rejected: the pool is closed")]
     Rejected,
@@ -118,15 +118,15 @@ impl<E> JobError<E> {
             JobError::Failed(_) => Outcome::Failed,
             JobError::Cancelled => Outcome::Cancelled,
             JobError::TimedOut => Outcome::TimedOut,
-            JobError::Panicked { .. } => Outcome::Panicked,
+            JobError::Panicked(_) => Outcome::Panicked,
             JobError::Rejected => Outcome::Rejected,
             JobError::Blacklisted { .. } => Outcome::Blacklisted,
         }
     }
 }
 
-/// The error of [`Pool::submit`](crate::Pool::submit) and
-/// [`Pool::submit_with`](crate::Pool::submit_with): the job was not accepted and is handed back.
+/// The error of [`Pool::submit`](crate::Pool::submit), [`Pool::submit_at`](crate::Pool::submit_at)
+/// and the other submits that wait for room: the job was not accepted and is handed back.
 ///
 /// The job still counts as submitted, with the outcome [`Outcome::Rejected`] or
 /// [`Outcome::Blacklisted`].
@@ -249,16 +249,5 @@ impl<Req> fmt::Debug for TrySubmitError<Req> {
                 .field("key", key)
                 .finish_non_exhaustive(),
         }
-    }
-}
-
-/// Turns a panic payload into a message.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string panic payload>".to_owned()
     }
 }

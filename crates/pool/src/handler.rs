@@ -12,7 +12,7 @@ use weft_core::Context;
 ///
 /// The Context is a child of the pool's Context; it is cancelled when the job is cancelled
 /// while running, when it times out (its deadline is the job's timeout), and when the pool is
-/// shut down with [`Shutdown::Cancel`](crate::Shutdown::Cancel).
+/// shut down with [`Shutdown::Abort`](crate::Shutdown::Abort).
 ///
 /// ```
 /// use std::convert::Infallible;

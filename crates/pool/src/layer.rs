@@ -6,7 +6,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::builder::Builder;
-use crate::service::Pool;
+use crate::pool::Pool;
 
 /// A `tower::Layer` that wraps a service in a [`Pool`] built from a [`Builder`], so a pool can
 /// sit inside a `ServiceBuilder` stack like tower's `BufferLayer`.

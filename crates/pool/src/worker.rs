@@ -5,13 +5,9 @@
 //! when it is empty), run the job under `catch_unwind` racing its cancel flag and its timeout,
 //! count the outcome in the worker's own counters, then resolve the job's handle.
 //!
-//! A worker that finds the queue empty does not park at once: if no other worker is doing so,
-//! it spins for a few microseconds on the queue's fill hint (and, once a job is there, a
-//! little longer for a batch's worth), while submits wake nobody. Waking a parked worker costs
-//! the submitter a system call and both threads a context switch, which for short jobs cost
-//! more than the jobs; the spin is bounded, so an idle pool still parks all its workers.
+//! The queue side of step 2 (spinning, claiming, parking, leaving) is the scheduler core's
+//! (`sched::claim`); this module is the worker's own loop and the running of one job.
 
-use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
 use std::pin::{Pin, pin};
@@ -21,14 +17,13 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
-use weft_core::Context;
+use weft_core::{Context, Panicked};
 
-use crate::builder::PanicPolicy;
-use crate::error::{JobError, Outcome, panic_message};
+use crate::config::PanicPolicy;
+use crate::error::{JobError, Outcome};
 use crate::handler::Handler;
 use crate::lock;
-use crate::queue::{EMPTY, Entry, SOME};
-use crate::shared::{Shared, WorkerSlot};
+use crate::sched::{Buffers, Entry, Fetched, Shared, WorkerSlot, cancel_entry};
 
 /// How much work (at the recent average run time) a worker takes from the queue at once: a
 /// batch amortises the queue lock over many short jobs, but a job queued behind a claimed batch
@@ -37,16 +32,9 @@ use crate::shared::{Shared, WorkerSlot};
 /// take longer than this.
 const BATCH_WORK_NS: u64 = 25_000;
 
-/// How many times a worker that finds the queue empty checks it again, with a spin-loop hint
-/// between checks (a few microseconds in all), before it parks.
-const SPIN: u32 = 128;
-
-/// Once a job has come, how many more checks a spinning worker waits for a batch's worth.
-const SPIN_FOR_BATCH: u32 = 32;
-
 enum Ran<T, E> {
     Done(Result<T, E>),
-    Panicked(String),
+    Panicked(Panicked),
     Cancelled,
     TimedOut,
 }
@@ -63,13 +51,7 @@ pub(crate) async fn run<Req, H>(
     // rather than die with the jobs it holds.
     let mut handler: Option<H> = fresh(&prototype);
     let worker_ctx = H::WANTS_CONTEXT.then(|| shared.ctx.with_cancel());
-    let mut local: VecDeque<Entry<Req, H::Response, H::Error>> = VecDeque::new();
-    let mut release = vec![0usize; shared.config.levels as usize];
-    // The intake's vectors land here (the intake gets these, emptied, in exchange: their
-    // capacity goes back and forth instead of being allocated per batch), then move into
-    // the sorted queue.
-    let mut moved: Moved<Req, H::Response, H::Error> =
-        (0..shared.config.levels).map(|_| Vec::new()).collect();
+    let mut buf: Buffers<Req, H::Response, H::Error> = Buffers::new(shared.config.levels as usize);
     // Average run time of recent jobs (EWMA), to size batches. Until jobs are known to be
     // short, take one at a time: starting at zero made a fresh worker grab a whole batch, so
     // higher-priority jobs arriving meanwhile waited behind it.
@@ -92,7 +74,7 @@ pub(crate) async fn run<Req, H>(
                 slot.runner.register(cx.waker());
                 registered = Some(cx.waker().clone());
             }
-            if shared.cancel_all.load(Ordering::Relaxed) {
+            if shared.cancelling() {
                 return Poll::Ready(None);
             }
             let Some(handler) = handler.as_mut() else {
@@ -120,7 +102,7 @@ pub(crate) async fn run<Req, H>(
             if handler.is_some() {
                 slot.counters.restart_single_writer();
             }
-            if shared.cancel_all.load(Ordering::Relaxed) {
+            if shared.cancelling() {
                 break;
             }
             tokio::time::sleep(backoff).await;
@@ -133,7 +115,7 @@ pub(crate) async fn run<Req, H>(
         };
 
         // 2. The next job.
-        let entry = match local.pop_front() {
+        let entry = match buf.local.pop_front() {
             Some(e) => e,
             None => {
                 let batch = usize::try_from(BATCH_WORK_NS / avg_run.max(1))
@@ -142,9 +124,7 @@ pub(crate) async fn run<Req, H>(
                 if !fetch(
                     &shared,
                     &slot,
-                    &mut local,
-                    &mut moved,
-                    &mut release,
+                    &mut buf,
                     batch,
                     &mut registered,
                     &mut last_end,
@@ -157,7 +137,7 @@ pub(crate) async fn run<Req, H>(
                 continue;
             }
         };
-        slot.claimed_len.store(local.len(), Ordering::Relaxed);
+        slot.claimed_len.store(buf.local.len(), Ordering::Relaxed);
 
         // 3. Run it (cancel by id finds it at `next`, and no longer after).
         let run_time = run_one(
@@ -171,29 +151,18 @@ pub(crate) async fn run<Req, H>(
             &mut last_end,
         )
         .await;
-        slot.next
-            .store(slot.next.load(Ordering::Relaxed) + 1, Ordering::Release);
+        slot.advance();
         if let Some(t) = run_time {
             avg_run = avg_run.saturating_mul(7).saturating_add(t) / 8;
         }
     }
 
     // Leaving on a cancelling shutdown: jobs claimed but not started end here, cancelled.
-    for e in local.drain(..) {
-        match e.cell {
-            Some(cell) => {
-                if cell.cancel().0 {
-                    slot.counters.bump_single_writer(Outcome::Cancelled);
-                    cell.resolve(Err(JobError::Cancelled));
-                }
-            }
-            None => slot.counters.bump_single_writer(Outcome::Cancelled),
-        }
+    for e in buf.local.drain(..) {
+        cancel_entry(e, || slot.counters.bump_single_writer(Outcome::Cancelled));
     }
     if counted {
-        let mut st = lock(&shared.state);
-        st.workers -= 1;
-        st.unpark(slot.id);
+        shared.leave(&slot);
     }
     if let Some((_, cancel)) = worker_ctx {
         cancel.cancel_with("worker stopped");
@@ -211,7 +180,7 @@ fn fresh<H: Clone>(prototype: &std::sync::Mutex<H>) -> Option<H> {
         Ok(h) => Some(h),
         Err(payload) => {
             tracing::error!(
-                message = panic_message(&*payload),
+                message = Panicked::from_payload(&*payload).message(),
                 "cloning the pool's handler panicked"
             );
             None
@@ -219,26 +188,15 @@ fn fresh<H: Clone>(prototype: &std::sync::Mutex<H>) -> Option<H> {
     }
 }
 
-/// Per level, jobs taken from the intake on their way to the sorted queue.
-type Moved<Req, Resp, E> = Vec<Vec<Entry<Req, Resp, E>>>;
-
 /// Waits for a batch of jobs. False: this worker must stop.
-#[allow(clippy::too_many_arguments)]
 async fn fetch<Req, Resp, E>(
-    shared: &Arc<Shared<Req, Resp, E>>,
+    shared: &Shared<Req, Resp, E>,
     slot: &WorkerSlot,
-    local: &mut VecDeque<Entry<Req, Resp, E>>,
-    moved: &mut [Vec<Entry<Req, Resp, E>>],
-    release: &mut [usize],
+    buf: &mut Buffers<Req, Resp, E>,
     batch: usize,
     registered: &mut Option<Waker>,
     last_end: &mut Option<i64>,
-) -> bool
-where
-    Req: Send + 'static,
-    Resp: Send + 'static,
-    E: Send + 'static,
-{
+) -> bool {
     let mut idle_timer: Option<Pin<Box<Sleep>>> = None;
     let mut may_spin = true;
     poll_fn(|cx| {
@@ -246,97 +204,21 @@ where
             slot.runner.register(cx.waker());
             *registered = Some(cx.waker().clone());
         }
-        let mut q = lock(&shared.sorted);
-        let mut st = lock(&shared.state);
-        // An empty queue: rather than park at once (a wake-up costs the submitter a system
-        // call and both threads a context switch), one worker at a time spins briefly on the
-        // queue's `nonempty` flag; meanwhile submits wake nobody.
-        if may_spin
-            && st.queued == 0
-            && st.searching == 0
-            && !st.closed
-            && st.workers <= st.max
-            && !shared.cancel_all.load(Ordering::Relaxed)
-        {
-            may_spin = false;
-            st.searching += 1;
-            let flag = std::sync::Arc::clone(&st.intake.nonempty);
-            drop(st);
-            drop(q);
-            // Until a job comes; then, briefly, until a batch's worth has come, so that the
-            // queue lock is taken once per batch rather than once per job.
-            let mut wait = SPIN;
-            let mut i = 0;
-            while i < wait {
-                match flag.get() {
-                    EMPTY => {}
-                    SOME if wait == SPIN => {
-                        wait = i + SPIN_FOR_BATCH;
-                    }
-                    SOME => {}
-                    _ => break,
-                }
-                std::hint::spin_loop();
-                i += 1;
-            }
-            q = lock(&shared.sorted);
-            st = lock(&shared.state);
-            st.searching -= 1;
-        }
-        if let Some(i) = st.woken.iter().position(|w| *w == slot.id) {
-            st.woken.swap_remove(i);
-        }
-        let leave = st.workers > st.max;
-        if !leave && st.queued > 0 {
-            st.unpark(slot.id);
-            // Fair share: never take more than our part of what is queued (a parked worker
-            // counts: a job held in this batch behind a slow one could have run there).
-            let share = st.queued.div_ceil(st.workers.max(1));
-            let n = batch.min(share).clamp(1, st.queued);
-            st.queued -= n;
-            st.intake.take_into(moved);
-            // Jobs left and nobody on the way for them: wake the next worker (submits wake
-            // one worker per batch, so the chain continues here).
-            let next = if st.queued > 0 && st.woken.is_empty() && st.searching == 0 {
-                st.idle.pop()
-            } else {
-                None
-            };
-            if let Some((w, _)) = &next {
-                st.woken.push(*w);
-            }
-            drop(st);
-            // Still under `sorted`: nobody else pops, so the `n` jobs counted out are there.
-            q.append(moved);
-            debug_assert!(q.len() >= n);
-            q.pop_into(n, local, release);
-            debug_assert_eq!(local.len(), n);
-            drop(q);
-            if let Some((_, w)) = next {
-                w.wake();
-            }
-            slot.set_claimed(local.iter().map(|e| e.id));
-            for (level, n) in release.iter_mut().enumerate() {
-                shared.release(level as u8, std::mem::take(n));
-            }
-            return Poll::Ready(true);
-        }
-        let expired = !leave
-            && !st.closed
-            && st.workers > st.min
-            && idle_timer
+        let expired = |waker: &Waker| {
+            idle_timer
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep(shared.config.idle_timeout)))
                 .as_mut()
-                .poll(cx)
-                .is_ready();
-        if leave || st.closed || expired {
-            st.workers -= 1;
-            st.unpark(slot.id);
-            return Poll::Ready(false);
+                .poll(&mut std::task::Context::from_waker(waker))
+                .is_ready()
+        };
+        match shared.fetch(slot, batch, &mut may_spin, buf, cx.waker(), expired) {
+            Fetched::Batch => Poll::Ready(true),
+            Fetched::Left => Poll::Ready(false),
+            Fetched::Parked => {
+                *last_end = None; // it waits: the next start needs its own clock read
+                Poll::Pending
+            }
         }
-        *last_end = None; // it waits: the next start needs its own clock read
-        st.park(slot.id, cx.waker());
-        Poll::Pending
     })
     .await
 }
@@ -396,7 +278,7 @@ where
     };
     // The blacklist key, only when there is a blacklist to check and to feed on a panic.
     let key = shared.blacklist.as_ref().and_then(|_| shared.key_of(&req));
-    let early = if shared.cancel_all.load(Ordering::Relaxed) {
+    let early = if shared.cancelling() {
         Some(JobError::Cancelled)
     } else if let (Some(bl), Some(k)) = (&shared.blacklist, &key)
         && bl.is_blacklisted(k)
@@ -443,7 +325,7 @@ where
         std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(job_ctx, req)))
     };
     let ran: Ran<H::Response, H::Error> = match ran {
-        Err(payload) => Ran::Panicked(panic_message(&*payload)),
+        Err(payload) => Ran::Panicked(Panicked::from_payload(&*payload)),
         Ok(fut) => {
             let mut fut = pin!(fut);
             let mut sleep = deadline.map(|t| Box::pin(tokio::time::sleep_until(t)));
@@ -454,7 +336,7 @@ where
                     *registered = Some(cx.waker().clone());
                 }
                 if cell.as_ref().is_some_and(|c| c.cancel_requested())
-                    || shared.cancel_all.load(Ordering::Relaxed)
+                    || shared.cancelling()
                     || slot.take_cancel(id)
                 {
                     return Poll::Ready(Ran::Cancelled);
@@ -469,7 +351,7 @@ where
                 match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
                     Ok(Poll::Ready(r)) => Poll::Ready(Ran::Done(r)),
                     Ok(Poll::Pending) => Poll::Pending,
-                    Err(payload) => Poll::Ready(Ran::Panicked(panic_message(&*payload))),
+                    Err(payload) => Poll::Ready(Ran::Panicked(Panicked::from_payload(&*payload))),
                 }
             })
             .await
@@ -487,10 +369,10 @@ where
         Ran::Done(Err(e)) => Err(JobError::Failed(e)),
         Ran::Cancelled => Err(JobError::Cancelled),
         Ran::TimedOut => Err(JobError::TimedOut),
-        Ran::Panicked(message) => {
+        Ran::Panicked(panicked) => {
             let _enter = span.enter();
-            tracing::warn!(message, "job panicked");
-            Err(JobError::Panicked { message })
+            tracing::warn!(message = panicked.message(), "job panicked");
+            Err(JobError::Panicked(panicked))
         }
     };
     match (&result, job_cancel) {
@@ -498,7 +380,7 @@ where
         (Err(JobError::TimedOut), Some(c)) => c.cancel_with("job timed out"),
         _ => {}
     }
-    if let Err(JobError::Panicked { .. }) = &result {
+    if let Err(JobError::Panicked(_)) = &result {
         if let (Some(bl), Some(k)) = (&shared.blacklist, &key) {
             bl.record_panic(k);
         }

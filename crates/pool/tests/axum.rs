@@ -1,6 +1,7 @@
 //! The pool as an axum route service: `HandleErrorLayer` turns a job's error into a response,
 //! and the pool's backpressure and outcomes stay as they are. Requests go through
 //! `tower::ServiceExt::oneshot` on the router (no socket).
+#![cfg(not(loom))]
 
 use std::convert::Infallible;
 

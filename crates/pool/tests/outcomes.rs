@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use weft_core::Context;
-use weft_pool::{Outcome, Pool, Shutdown};
+use weft_pool::{Outcome, Pool, Priority, Shutdown};
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -65,13 +65,13 @@ async fn run(jobs: Vec<(Kind, u8, bool)>, workers: usize, cap: usize, mode: Mode
     let mut refused = 0u64;
     for (k, level, try_only) in jobs {
         if try_only {
-            match pool.try_submit_with(level, k) {
+            match pool.try_submit_at(Priority::new(level), k) {
                 Ok(h) => handles.push(h),
                 Err(e) if e.is_full() => {}
                 Err(_) => refused += 1,
             }
         } else {
-            match pool.submit_with(level, k).await {
+            match pool.submit_at(Priority::new(level), k).await {
                 Ok(h) => handles.push(h),
                 Err(_) => refused += 1,
             }
@@ -83,7 +83,7 @@ async fn run(jobs: Vec<(Kind, u8, bool)>, workers: usize, cap: usize, mode: Mode
     }
     let how = match mode {
         Mode::Drain(ms) => Shutdown::drain(Duration::from_millis(ms)),
-        Mode::Cancel => Shutdown::Cancel,
+        Mode::Cancel => Shutdown::Abort,
     };
     let stats = pool.shutdown(how).await;
     let mut seen = [0u64; 7];
@@ -191,7 +191,10 @@ fn concurrent_submitters_cancels_and_detached_jobs_all_end_once() {
                     let mut kept = Vec::new();
                     for i in 0..PER {
                         let n = s * PER + i;
-                        let h = pool.submit_with((n % 3) as u8, n).await.unwrap();
+                        let h = pool
+                            .submit_at(Priority::new((n % 3) as u8), n)
+                            .await
+                            .unwrap();
                         match n % 4 {
                             0 => kept.push((n, h)),
                             1 => drop(h),

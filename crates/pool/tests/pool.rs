@@ -15,8 +15,8 @@ use tokio_test::{assert_pending, assert_ready_ok};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use weft_core::{Context, ContextError};
 use weft_pool::{
-    Blacklist, JobError, Outcome, PanicPolicy, Pool, Shutdown, SubmitError, TrySubmitError,
-    WithContext,
+    Blacklist, JobError, Outcome, PanicPolicy, Panicked, Pool, Priority, Shutdown, SubmitError,
+    TrySubmitError, WithContext,
 };
 
 /// A job vocabulary for the tests.
@@ -112,7 +112,7 @@ async fn priorities_are_strict_and_fifo_within_a_level() {
     let g = pool.submit(Job::Gate(gate.clone())).await.unwrap();
     gate.wait_started().await;
     for (tag, level) in [(1, 0), (2, 2), (3, 1), (4, 2), (5, 0), (6, 1)] {
-        pool.submit_with(level, Job::Record(tag))
+        pool.submit_at(Priority::new(level), Job::Record(tag))
             .await
             .unwrap()
             .detach();
@@ -135,11 +135,20 @@ async fn aging_lets_a_waiting_low_job_pass_newer_high_ones() {
     let gate = Gate::new();
     let _g = pool.submit(Job::Gate(gate.clone())).await.unwrap();
     gate.wait_started().await;
-    pool.submit_with(0, Job::Record(1)).await.unwrap().detach(); // low, t = 0
+    pool.submit_at(Priority::LOW, Job::Record(1))
+        .await
+        .unwrap()
+        .detach(); // low, t = 0
     tokio::time::advance(Duration::from_millis(500)).await;
-    pool.submit_with(1, Job::Record(2)).await.unwrap().detach(); // high, t = 0.5: still ahead
+    pool.submit_at(Priority::new(1), Job::Record(2))
+        .await
+        .unwrap()
+        .detach(); // high, t = 0.5: still ahead
     tokio::time::advance(Duration::from_secs(1)).await;
-    pool.submit_with(1, Job::Record(3)).await.unwrap().detach(); // high, t = 1.5: low has aged past it
+    pool.submit_at(Priority::new(1), Job::Record(3))
+        .await
+        .unwrap()
+        .detach(); // high, t = 1.5: low has aged past it
     gate.open();
     pool.shutdown(Shutdown::drain(Duration::from_secs(1))).await;
     assert_eq!(*log.lock().unwrap(), [2, 1, 3]);
@@ -234,14 +243,14 @@ async fn capacity_per_priority_keeps_room_for_high_jobs() {
     let gate = Gate::new();
     let _g = pool.submit(Job::Gate(gate.clone())).await.unwrap();
     gate.wait_started().await;
-    let _low = pool.try_submit_with(0, Job::Record(1)).unwrap();
+    let _low = pool.try_submit_at(Priority::LOW, Job::Record(1)).unwrap();
     assert!(
-        pool.try_submit_with(0, Job::Record(2))
+        pool.try_submit_at(Priority::LOW, Job::Record(2))
             .unwrap_err()
             .is_full()
     );
     assert!(
-        pool.try_submit_with(1, Job::Record(3)).is_ok(),
+        pool.try_submit_at(Priority::new(1), Job::Record(3)).is_ok(),
         "level 1 has its own room"
     );
     gate.open();
@@ -394,12 +403,7 @@ async fn a_panicking_job_is_isolated_and_the_worker_keeps_serving() {
     let (pool, _log) = pool_with(Pool::builder().workers(1));
     let p = pool.submit(Job::Panic("kaboom")).await.unwrap();
     let after = pool.submit(Job::Record(9)).await.unwrap();
-    assert_eq!(
-        p.await,
-        Err(JobError::Panicked {
-            message: "kaboom".into()
-        })
-    );
+    assert_eq!(p.await, Err(JobError::Panicked(Panicked::new("kaboom"))));
     assert_eq!(after.await, Ok(9));
     let stats = pool.stats();
     assert_eq!(stats.workers, 1, "the pool keeps its size");
@@ -476,7 +480,7 @@ async fn replace_worker_keeps_the_handler_when_the_fresh_clone_panics() {
     let r = tokio::time::timeout(Duration::from_secs(60), pool.submit(0).await.unwrap()).await;
     assert!(matches!(
         r.expect("the job ends"),
-        Err(JobError::Panicked { .. })
+        Err(JobError::Panicked(_))
     ));
     let r = tokio::time::timeout(Duration::from_secs(60), pool.submit(5).await.unwrap()).await;
     assert_eq!(
@@ -516,7 +520,7 @@ async fn replace_worker_policy_gives_a_fresh_handler_after_a_panic() {
     assert_eq!(pool.submit(false).await.unwrap().await, Ok(2));
     assert!(matches!(
         pool.submit(true).await.unwrap().await,
-        Err(JobError::Panicked { .. })
+        Err(JobError::Panicked(_))
     ));
     assert_eq!(
         pool.submit(false).await.unwrap().await,
@@ -571,7 +575,7 @@ async fn cancel_shutdown_stops_workers_whose_handler_never_gets_ready() {
     }
     let pool = Pool::builder().workers(2).build(NeverReady);
     let h = pool.submit(1).await.unwrap();
-    let stats = pool.shutdown(Shutdown::Cancel).await;
+    let stats = pool.shutdown(Shutdown::Abort).await;
     assert_eq!(h.await, Err(JobError::Cancelled));
     assert_eq!(stats.workers, 0);
     assert_eq!(stats.submitted, stats.finished());
@@ -590,7 +594,7 @@ async fn keys_that_keep_panicking_are_blacklisted_until_the_cooldown_ends() {
     );
     for _ in 0..2 {
         let h = pool.submit(Job::Panic("bad")).await.unwrap();
-        assert!(matches!(h.await, Err(JobError::Panicked { .. })));
+        assert!(matches!(h.await, Err(JobError::Panicked(_))));
     }
     match pool.submit(Job::Panic("bad")).await {
         Err(SubmitError::Blacklisted {
@@ -602,14 +606,14 @@ async fn keys_that_keep_panicking_are_blacklisted_until_the_cooldown_ends() {
     }
     let other = pool.submit(Job::Panic("other")).await.unwrap();
     assert!(
-        matches!(other.await, Err(JobError::Panicked { .. })),
+        matches!(other.await, Err(JobError::Panicked(_))),
         "other keys still run"
     );
 
     tokio::time::advance(Duration::from_secs(61)).await;
     let again = pool.submit(Job::Panic("bad")).await.unwrap();
     assert!(
-        matches!(again.await, Err(JobError::Panicked { .. })),
+        matches!(again.await, Err(JobError::Panicked(_))),
         "cooldown over"
     );
     let stats = pool.stats();
@@ -632,7 +636,7 @@ async fn a_queued_job_whose_key_gets_blacklisted_resolves_blacklisted() {
     let first = pool.submit(Job::Panic("x")).await.unwrap();
     let second = pool.submit(Job::Fail).await.unwrap(); // same key, queued behind
     gate.open();
-    assert!(matches!(first.await, Err(JobError::Panicked { .. })));
+    assert!(matches!(first.await, Err(JobError::Panicked(_))));
     assert_eq!(second.await, Err(JobError::Blacklisted { key: "k".into() }));
     assert!(pool.unblacklist("k"));
     assert_eq!(
@@ -680,19 +684,23 @@ async fn a_fresh_worker_does_not_hold_high_jobs_behind_a_long_one() {
     // Two long jobs at the top level, submitted before the workers ran once: each (fresh)
     // worker must claim only one of them.
     let gate = Gate::new();
-    let gates: Vec<_> =
-        futures::future::join_all((0..2).map(|_| pool.submit_with(2, Job::Gate(gate.clone()))))
-            .await
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
+    let gates: Vec<_> = futures::future::join_all(
+        (0..2).map(|_| pool.submit_at(Priority::new(2), Job::Gate(gate.clone()))),
+    )
+    .await
+    .into_iter()
+    .map(Result::unwrap)
+    .collect();
     // 30 short jobs over 3 levels, tagged `level * 100 + i`, in mixed order.
     for i in 0..10 {
         for level in [0u8, 1, 2] {
-            pool.submit_with(level, Job::Record(u32::from(level) * 100 + i))
-                .await
-                .unwrap()
-                .detach();
+            pool.submit_at(
+                Priority::new(level),
+                Job::Record(u32::from(level) * 100 + i),
+            )
+            .await
+            .unwrap()
+            .detach();
         }
     }
     pool.resize(4);
@@ -776,7 +784,7 @@ async fn cancel_shutdown_cancels_queued_and_running_jobs() {
     let running = pool.submit(Job::UntilDone(why)).await.unwrap();
     eventually(|| pool.stats().busy == 1).await;
     let queued = pool.submit(Job::Record(1)).await.unwrap();
-    let stats = pool.shutdown(Shutdown::Cancel).await;
+    let stats = pool.shutdown(Shutdown::Abort).await;
     assert_eq!(running.await, Err(JobError::Cancelled));
     assert_eq!(queued.await, Err(JobError::Cancelled));
     assert!(log.lock().unwrap().is_empty());
@@ -1002,7 +1010,7 @@ async fn submit_many_respects_capacity_and_dropped_keeps_only_what_it_queued() {
     let g = pool.submit(Job::Gate(gate.clone())).await.unwrap();
     gate.wait_started().await;
     {
-        let fut = pool.submit_many(0, (1..=5).map(Job::Record));
+        let fut = pool.submit_many(Priority::LOW, (1..=5).map(Job::Record));
         let mut fut = std::pin::pin!(fut);
         let polled = poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
         assert!(polled.is_pending(), "3 of 5 jobs wait for room");
@@ -1015,7 +1023,9 @@ async fn submit_many_respects_capacity_and_dropped_keeps_only_what_it_queued() {
     );
     gate.open();
     g.await.unwrap();
-    let handles = pool.submit_many(0, (10..15).map(Job::Record)).await;
+    let handles = pool
+        .submit_many(Priority::LOW, (10..15).map(Job::Record))
+        .await;
     let mut got = Vec::new();
     for h in handles {
         got.push(h.unwrap().await.unwrap());
@@ -1041,9 +1051,12 @@ async fn submit_many_hands_back_blacklisted_and_closed_jobs() {
             .blacklist(Blacklist::after_panics(1)),
     );
     let h = pool.submit(Job::Panic("bad")).await.unwrap();
-    assert!(matches!(h.await, Err(JobError::Panicked { .. })));
+    assert!(matches!(h.await, Err(JobError::Panicked(_))));
     let results = pool
-        .submit_many(0, [Job::Record(1), Job::Panic("bad"), Job::Record(2)])
+        .submit_many(
+            Priority::LOW,
+            [Job::Record(1), Job::Panic("bad"), Job::Record(2)],
+        )
         .await;
     assert_eq!(results.len(), 3);
     let mut results = results.into_iter();
@@ -1058,7 +1071,9 @@ async fn submit_many_hands_back_blacklisted_and_closed_jobs() {
     assert_eq!(results.next().unwrap().unwrap().await, Ok(2));
 
     pool.close();
-    let results = pool.submit_many(0, (3..5).map(Job::Record)).await;
+    let results = pool
+        .submit_many(Priority::LOW, (3..5).map(Job::Record))
+        .await;
     assert!(
         matches!(
             results.as_slice(),
@@ -1069,7 +1084,7 @@ async fn submit_many_hands_back_blacklisted_and_closed_jobs() {
         ),
         "closed: every job handed back"
     );
-    let stats = pool.shutdown(Shutdown::Cancel).await;
+    let stats = pool.shutdown(Shutdown::Abort).await;
     assert_eq!(*log.lock().unwrap(), [1, 2]);
     assert_eq!(stats.submitted, 6);
     assert_eq!(stats.count(Outcome::Blacklisted), 1);
@@ -1080,10 +1095,10 @@ async fn submit_many_hands_back_blacklisted_and_closed_jobs() {
 /// Jobs spawned without handles run and are counted like others; a cancelling shutdown cancels
 /// the queued ones (each counted once), and a closed pool hands every job back.
 #[tokio::test(start_paused = true)]
-async fn spawn_many_runs_counts_and_cancels_jobs_without_handles() {
+async fn submit_many_detached_runs_counts_and_cancels_jobs_without_handles() {
     let (pool, log) = pool_with(Pool::builder().workers(1).capacity(8));
     assert!(
-        pool.spawn_many(0, (1..=3).map(Job::Record))
+        pool.submit_many_detached(Priority::LOW, (1..=3).map(Job::Record))
             .await
             .is_empty()
     );
@@ -1094,12 +1109,12 @@ async fn spawn_many_runs_counts_and_cancels_jobs_without_handles() {
     let g = pool.submit(Job::Gate(gate.clone())).await.unwrap();
     gate.wait_started().await;
     assert!(
-        pool.spawn_many(0, (4..=6).map(Job::Record))
+        pool.submit_many_detached(Priority::LOW, (4..=6).map(Job::Record))
             .await
             .is_empty()
     );
     assert_eq!(pool.stats().queued, [3]);
-    let stats = pool.shutdown(Shutdown::Cancel).await;
+    let stats = pool.shutdown(Shutdown::Abort).await;
     assert_eq!(g.await, Err(JobError::Cancelled));
     assert_eq!(*log.lock().unwrap(), [1, 2, 3], "queued ones never ran");
     assert_eq!(stats.count(Outcome::Completed), 3);
@@ -1110,7 +1125,9 @@ async fn spawn_many_runs_counts_and_cancels_jobs_without_handles() {
     );
     assert_eq!(stats.submitted, stats.finished());
 
-    let refused = pool.spawn_many(0, (7..=8).map(Job::Record)).await;
+    let refused = pool
+        .submit_many_detached(Priority::LOW, (7..=8).map(Job::Record))
+        .await;
     assert!(matches!(
         refused.as_slice(),
         [
@@ -1216,7 +1233,10 @@ async fn reused_cells_keep_outcomes_apart_across_threads() {
     let mut waiting = std::collections::VecDeque::new();
     let mut cancelled = 0u64;
     for n in 0..20_000u32 {
-        let h = pool.submit_with((n % 2) as u8, n).await.unwrap();
+        let h = pool
+            .submit_at(Priority::new((n % 2) as u8), n)
+            .await
+            .unwrap();
         match n % 4 {
             0 => h.detach(),
             1 if n % 5 == 0 => {
@@ -1298,16 +1318,25 @@ async fn cancel_by_id_reaches_a_running_job_whose_handle_was_dropped() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn spawned_jobs_run_without_handles_and_can_be_cancelled_by_id() {
+async fn detached_jobs_run_without_handles_and_can_be_cancelled_by_id() {
     let (pool, log) = pool_with(Pool::builder().workers(1).priorities(2).aging(None));
     let gate = Gate::new();
-    pool.spawn(Job::Gate(gate.clone())).await.unwrap();
+    pool.submit_detached(Job::Gate(gate.clone())).await.unwrap();
     gate.wait_started().await;
     // Queued behind the gate: the high one runs first, the cancelled one never.
-    pool.spawn_with(0, Job::Record(1)).await.unwrap();
-    let doomed = pool.spawn_with(0, Job::Record(2)).await.unwrap();
-    pool.spawn_with(1, Job::Record(3)).await.unwrap();
-    pool.spawn_with(0, Job::Fail).await.unwrap();
+    pool.submit_detached_at(Priority::LOW, Job::Record(1))
+        .await
+        .unwrap();
+    let doomed = pool
+        .submit_detached_at(Priority::LOW, Job::Record(2))
+        .await
+        .unwrap();
+    pool.submit_detached_at(Priority::new(1), Job::Record(3))
+        .await
+        .unwrap();
+    pool.submit_detached_at(Priority::LOW, Job::Fail)
+        .await
+        .unwrap();
     assert!(
         pool.cancel(doomed),
         "a queued spawned job is cancelled by id"
@@ -1321,22 +1350,22 @@ async fn spawned_jobs_run_without_handles_and_can_be_cancelled_by_id() {
     assert_eq!(stats.count(Outcome::Cancelled), 1);
     assert_eq!(stats.count(Outcome::Failed), 1);
     assert!(matches!(
-        pool.spawn(Job::Record(4)).await,
+        pool.submit_detached(Job::Record(4)).await,
         Err(SubmitError::Closed(Job::Record(4)))
     ));
     assert_eq!(pool.stats().count(Outcome::Rejected), 1);
 }
 
 #[tokio::test(start_paused = true)]
-async fn spawn_cancelled_while_waiting_for_room_submits_nothing() {
+async fn submit_detached_cancelled_while_waiting_for_room_submits_nothing() {
     let (pool, log) = pool_with(Pool::builder().workers(1).capacity(1));
     let gate = Gate::new();
-    pool.spawn(Job::Gate(gate.clone())).await.unwrap();
+    pool.submit_detached(Job::Gate(gate.clone())).await.unwrap();
     gate.wait_started().await;
-    pool.spawn(Job::Record(1)).await.unwrap();
+    pool.submit_detached(Job::Record(1)).await.unwrap();
     tokio::select! {
         biased;
-        _ = pool.spawn(Job::Record(2)) => panic!("the queue is full"),
+        _ = pool.submit_detached(Job::Record(2)) => panic!("the queue is full"),
         () = tokio::task::yield_now() => {}
     }
     assert_eq!(

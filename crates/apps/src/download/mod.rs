@@ -99,7 +99,7 @@ use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 use url::Url;
 use weft_core::context::Context;
-use weft_pool::{JobError, JobHandle, Pool, Shutdown};
+use weft_pool::{JobError, JobHandle, Pool, Priority, Shutdown};
 
 pub use config::Config;
 pub use error::{ClientError, DownloadError, HttpError, InputError, RedirectError};
@@ -471,7 +471,10 @@ async fn schedule(
     }
     let indices: Vec<usize> = first.iter().map(|(i, _)| *i).collect();
     let mut running = FuturesUnordered::new();
-    for (index, submitted) in indices.into_iter().zip(pool.submit_many(0, first).await) {
+    for (index, submitted) in indices
+        .into_iter()
+        .zip(pool.submit_many(Priority::LOW, first).await)
+    {
         match submitted {
             Ok(handle) => running.push(indexed(index, handle)),
             // The pool is ours and never closed before the end: unreachable in practice.
@@ -503,8 +506,8 @@ async fn schedule(
                 results[index] = match result {
                     Ok(r) => Some(r),
                     // Left empty: reported as a panicked download.
-                    Err(JobError::Panicked { message }) => {
-                        tracing::error!(%message, "download panicked");
+                    Err(JobError::Panicked(panicked)) => {
+                        tracing::error!(message = panicked.message(), "download panicked");
                         None
                     }
                     Err(_) => None,
@@ -525,7 +528,7 @@ async fn schedule(
             }
         }
     }
-    pool.shutdown(Shutdown::Cancel).await;
+    pool.shutdown(Shutdown::Abort).await;
     results
 }
 

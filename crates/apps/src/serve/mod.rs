@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use weft_core::context::Context;
-use weft_pool::{JobError as PoolJobError, JobHandle, JobId, Pool, Shutdown, Stats};
+use weft_pool::{JobError as PoolJobError, JobHandle, JobId, Pool, Priority, Shutdown, Stats};
 
 use self::jobs::{JobSpec, JobType};
 use self::store::{JobStatus, Store, StoreError};
@@ -159,7 +159,7 @@ impl Server {
         // Hold the map's lock across submission so that the watcher's removal cannot run
         // before the insertion.
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        let handle = self.pool.try_submit_with(priority, job)?;
+        let handle = self.pool.try_submit_at(Priority::new(priority), job)?;
         live.insert(id.clone(), handle.id());
         drop(live);
         let server = Arc::clone(self);
@@ -184,10 +184,10 @@ impl Server {
                 None,
                 Some(format!("job ran longer than {:?}", self.config.job_timeout)),
             )),
-            Err(PoolJobError::Panicked { message }) => Some((
+            Err(PoolJobError::Panicked(panicked)) => Some((
                 JobStatus::Failed,
                 None,
-                Some(format!("job panicked: {message}")),
+                Some(format!("job panicked: {}", panicked.message())),
             )),
             Err(PoolJobError::Cancelled) if by_client => Some((
                 JobStatus::Cancelled,
@@ -227,7 +227,7 @@ fn build_pool(ctx: &Context, store: &Store, config: &ServeConfig) -> JobPool {
     Pool::builder()
         .workers(config.workers.max(1))
         .priorities(PRIORITY_LEVELS)
-        .default_priority(1)
+        .default_priority(Priority::NORMAL)
         .capacity_per_priority(config.queue_size.max(1))
         .aging(config.aging)
         .timeout(config.job_timeout)
@@ -362,7 +362,7 @@ pub async fn serve(
         ended = &mut http => {
             // The server stopped by itself: that is an accept error, not a shutdown.
             server.shutting_down.store(true, Ordering::Release);
-            server.pool.shutdown(Shutdown::Cancel).await;
+            server.pool.shutdown(Shutdown::Abort).await;
             return Err(ServeError::Http(match ended {
                 Ok(Err(e)) => e,
                 Ok(Ok(())) => std::io::Error::other("http server ended unexpectedly"),

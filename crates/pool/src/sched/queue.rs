@@ -1,4 +1,5 @@
-//! The job queue: one FIFO per priority level behind the pool's mutex, with aging.
+//! The job queues: the [`Intake`] submitters push into, and the [`Queue`] workers pop from in
+//! priority order, one FIFO per level, with aging.
 //!
 //! # Aging without a clock read per pop
 //!
@@ -9,19 +10,17 @@
 //! difference. Without aging, the highest non-empty level wins (strict order).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::Waker;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::error::JobError;
-use crate::lock;
+use crate::job::Cell;
 
 /// A queued job.
 pub(crate) struct Entry<Req, Resp, E> {
     pub(crate) req: Req,
-    /// The job's result cell; `None` for a job submitted without a handle
-    /// ([`Pool::spawn_many`](crate::Pool::spawn_many)): nobody waits for its outcome, which
-    /// is only counted.
+    /// The job's result cell; `None` for a job submitted without a handle, or whose handle
+    /// was dropped while it was in the intake: nobody waits for its outcome, which is only
+    /// counted.
     pub(crate) cell: Option<Arc<Cell<Resp, E>>>,
     pub(crate) id: u64,
     pub(crate) level: u8,
@@ -31,181 +30,6 @@ pub(crate) struct Entry<Req, Resp, E> {
     // No blacklist key: a worker that needs it computes it again (only when a blacklist is
     // configured), which keeps an entry at 40 bytes. Entries are written by submitters and
     // read by workers, so each cache line of them crosses between cores once.
-}
-
-pub(crate) const QUEUED: u8 = 0;
-pub(crate) const RUNNING: u8 = 1;
-pub(crate) const CANCEL_REQUESTED: u8 = 2;
-pub(crate) const DONE: u8 = 3;
-
-/// The per-job shared state: where the outcome goes, and the cancel flag.
-///
-/// # Invariants
-///
-/// 1. `state` moves `QUEUED -> RUNNING -> (CANCEL_REQUESTED ->) DONE` or `QUEUED -> DONE`
-///    (cancelled while queued), only forward, by compare-and-swap.
-/// 2. Whoever moves it to `DONE` from `QUEUED` (a canceller) or from `RUNNING`/`CANCEL_REQUESTED`
-///    (the worker) stores the result exactly once: so each job has exactly one outcome.
-/// 3. A canceller that moves `RUNNING -> CANCEL_REQUESTED` then wakes the workers (they check
-///    the flag at every poll of the job).
-pub(crate) struct Cell<Resp, E> {
-    state: AtomicU8,
-    /// Set by the handle's first poll: a cell never polled holds no waker, so it can be
-    /// reused as it is (see `Shared::enqueue`).
-    polled: AtomicBool,
-    slot: Mutex<Slot<Resp, E>>,
-    /// What the handle's drop does with a cell whose job is still queued (see
-    /// `shared::stash`), and the pool's identity for it.
-    pub(crate) stash: Option<(StashFn<Resp, E>, u64)>,
-}
-
-/// Takes a dropped handle's cell: `(cell, job id, level)`.
-pub(crate) type StashFn<Resp, E> = fn(Arc<Cell<Resp, E>>, u64, u8);
-
-struct Slot<Resp, E> {
-    result: Option<Result<Resp, JobError<E>>>,
-    waker: Option<Waker>,
-}
-
-/// Where a worker leaves its task's waker, so a running job's canceller can wake it.
-#[derive(Default)]
-pub(crate) struct RunnerWaker(Mutex<Option<Waker>>);
-
-impl RunnerWaker {
-    pub(crate) fn register(&self, waker: &Waker) {
-        let mut w = lock(&self.0);
-        if !w.as_ref().is_some_and(|old| old.will_wake(waker)) {
-            *w = Some(waker.clone());
-        }
-    }
-
-    pub(crate) fn wake(&self) {
-        if let Some(w) = lock(&self.0).as_ref() {
-            w.wake_by_ref();
-        }
-    }
-}
-
-impl<Resp, E> Cell<Resp, E> {
-    pub(crate) fn new(stash: Option<(StashFn<Resp, E>, u64)>) -> Self {
-        Cell {
-            state: AtomicU8::new(QUEUED),
-            polled: AtomicBool::new(false),
-            stash,
-            slot: Mutex::new(Slot {
-                result: None,
-                waker: None,
-            }),
-        }
-    }
-
-    /// A cell that already holds its outcome.
-    pub(crate) fn resolved(result: Result<Resp, JobError<E>>) -> Self {
-        let cell = Cell::new(None);
-        cell.state.store(DONE, Ordering::Relaxed);
-        lock(&cell.slot).result = Some(result);
-        cell
-    }
-
-    /// Worker: claims the job to run it. False if it was cancelled while queued.
-    pub(crate) fn start(&self) -> bool {
-        self.state
-            .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-
-    /// Worker: ends a job that a cancel by id reached after it was claimed, like
-    /// [`cancel`](Self::cancel) of a queued job. False if it had already started or ended.
-    pub(crate) fn cancel_claimed(&self) -> bool {
-        self.state
-            .compare_exchange(QUEUED, DONE, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-
-    /// Worker: whether a cancel was requested while running (checked at every poll).
-    pub(crate) fn cancel_requested(&self) -> bool {
-        // Relaxed: the flag carries no data; the worker acts on it alone.
-        self.state.load(Ordering::Relaxed) == CANCEL_REQUESTED
-    }
-
-    /// Canceller: cancels a queued job (the caller must then resolve it and account for it), or
-    /// flags a running one (the caller must then wake the workers). Returns
-    /// `(was_queued, took_effect)`.
-    pub(crate) fn cancel(&self) -> (bool, bool) {
-        match self
-            .state
-            .compare_exchange(QUEUED, DONE, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => (true, true),
-            Err(RUNNING) => {
-                if self
-                    .state
-                    .compare_exchange(
-                        RUNNING,
-                        CANCEL_REQUESTED,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
-                    .is_ok()
-                {
-                    (false, true)
-                } else {
-                    (false, false)
-                }
-            }
-            Err(_) => (false, false),
-        }
-    }
-
-    pub(crate) fn is_done(&self) -> bool {
-        self.state.load(Ordering::Acquire) == DONE
-    }
-
-    /// Whether a cell taken back from a dropped handle and its queue entry can serve another
-    /// job as it is: queued (so no outcome stored) and never polled (so no waker).
-    pub(crate) fn reusable(&self) -> bool {
-        !self.polled.load(Ordering::Relaxed) && self.state.load(Ordering::Relaxed) == QUEUED
-    }
-
-    /// Whether the job may still be in the queue (not started, not cancelled). Relaxed: a
-    /// hint only; whoever acts on it checks again under the queue lock.
-    pub(crate) fn maybe_queued(&self) -> bool {
-        self.state.load(Ordering::Relaxed) == QUEUED
-    }
-
-    /// Ends the job without storing its outcome: for a job nobody can ask the outcome of (its
-    /// handle was dropped). Called instead of [`resolve`](Self::resolve), once per job.
-    pub(crate) fn resolve_detached(&self) {
-        self.state.store(DONE, Ordering::Release);
-    }
-
-    /// Stores the outcome and wakes the handle. Called once per job (invariant 2).
-    pub(crate) fn resolve(&self, result: Result<Resp, JobError<E>>) {
-        self.state.store(DONE, Ordering::Release);
-        let waker = {
-            let mut slot = lock(&self.slot);
-            slot.result = Some(result);
-            slot.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-
-    /// Handle: takes the outcome, or registers to be woken.
-    pub(crate) fn poll_result(&self, waker: &Waker) -> Option<Result<Resp, JobError<E>>> {
-        if !self.polled.load(Ordering::Relaxed) {
-            self.polled.store(true, Ordering::Relaxed);
-        }
-        let mut slot = lock(&self.slot);
-        if let Some(r) = slot.result.take() {
-            return Some(r);
-        }
-        if !slot.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            slot.waker = Some(waker.clone());
-        }
-        None
-    }
 }
 
 /// [`Intake::nonempty`], on cache lines of its own: how full the intake is, coarsely.
@@ -248,7 +72,7 @@ pub(crate) struct Intake<Req, Resp, E> {
     levels: Vec<Vec<Entry<Req, Resp, E>>>,
     len: usize,
     /// Whether the intake holds no job, some, or a batch's worth, readable without the lock:
-    /// a worker waiting for work spins on it briefly before it parks (see `worker::fetch`).
+    /// a worker waiting for work spins on it briefly before it parks (see `sched::claim`).
     /// Written only when that changes, so not once per job.
     pub(crate) nonempty: Arc<NonEmpty>,
     /// The value last written to `nonempty`.

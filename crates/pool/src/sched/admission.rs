@@ -1,0 +1,197 @@
+//! Accepting jobs: the door checks (closed, blacklisted), the push into the intake, and the
+//! wake-up decision after it. Every submit path (`submit`, `spawn`, the bulk ones and the
+//! `Service` impl) ends here, holding the job's queue place (invariant 2 of the module).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::stash::Stashed;
+use super::{Shared, StateGuard};
+use crate::error::{Outcome, SubmitError};
+use crate::job::JobHandle;
+
+/// A job past the blacklist check, or refused there.
+type Staged<Req> = Result<Req, SubmitError<Req>>;
+
+impl<Req, Resp, E> Shared<Req, Resp, E>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    E: Send + 'static,
+{
+    /// Counts a rejection and hands the job back.
+    pub(crate) fn reject(&self, job: Req) -> SubmitError<Req> {
+        self.refuse(Outcome::Rejected, 1);
+        SubmitError::Closed(job)
+    }
+
+    /// Counts `n` refusals at the door, as submitted.
+    fn refuse(&self, outcome: Outcome, n: u64) {
+        self.refused.fetch_add(n, Ordering::Relaxed);
+        self.counters.bump_shared(outcome, n);
+    }
+
+    /// The door check before waiting for capacity: closed or blacklisted.
+    pub(crate) fn precheck(&self, job: Req) -> Result<Req, SubmitError<Req>> {
+        if self.is_closed() {
+            return Err(self.reject(job));
+        }
+        if let Some(bl) = &self.blacklist
+            && let Some(key) = self.key_of(&job)
+            && bl.is_blacklisted(&key)
+        {
+            self.refuse(Outcome::Blacklisted, 1);
+            return Err(SubmitError::Blacklisted { job, key });
+        }
+        Ok(job)
+    }
+
+    /// The job, or the job back (its queue place released, the refusal counted) when its key
+    /// is blacklisted.
+    fn admit(&self, level: u8, job: Req) -> Staged<Req> {
+        if let Some(bl) = &self.blacklist
+            && let Some(key) = self.key_of(&job)
+            && bl.is_blacklisted(&key)
+        {
+            self.release(level, 1);
+            self.refuse(Outcome::Blacklisted, 1);
+            return Err(SubmitError::Blacklisted { job, key });
+        }
+        Ok(job)
+    }
+
+    /// Pushes a job whose queue place (if bounded) the caller holds (it moves with the job);
+    /// its handle.
+    pub(crate) fn enqueue(
+        self: &Arc<Self>,
+        level: u8,
+        job: Req,
+    ) -> Result<JobHandle<Resp, E>, SubmitError<Req>> {
+        let job = self.admit(level, job)?;
+        let stashed = self.take_stashed();
+        // Allocated outside the lock when no stashed cell may serve instead.
+        let mut fresh = stashed.is_none().then(|| self.new_cell());
+        let now = self.clock.now_ns();
+        let Some(mut st) = self.lock_open(level) else {
+            return Err(SubmitError::Closed(job));
+        };
+        let mut garbage = None;
+        let pair = match stashed.map(|s: Stashed| s.reuse(&mut st)) {
+            Some(Ok(pair)) => Some(pair),
+            Some(Err(g)) => {
+                garbage = Some(g);
+                None
+            }
+            None => None,
+        };
+        let (cell, queued) = match pair {
+            Some(pair) => pair,
+            None => {
+                let c = fresh.take().unwrap_or_else(|| self.new_cell());
+                (Arc::clone(&c), c)
+            }
+        };
+        let id = st.push(job, level, Some(queued), now);
+        self.pushed(st);
+        drop(garbage); // outside the lock: a cell may hold a waker
+        drop(fresh);
+        Ok(JobHandle::new(cell, Some(self.handle_ref()), id, level))
+    }
+
+    /// [`enqueue`](Self::enqueue) without a handle or result cell: the job's id.
+    pub(crate) fn enqueue_detached(
+        self: &Arc<Self>,
+        level: u8,
+        job: Req,
+    ) -> Result<u64, SubmitError<Req>> {
+        let job = self.admit(level, job)?;
+        let now = self.clock.now_ns();
+        let Some(mut st) = self.lock_open(level) else {
+            return Err(SubmitError::Closed(job));
+        };
+        let id = st.push(job, level, None, now);
+        self.pushed(st);
+        Ok(id)
+    }
+
+    /// The `state` lock if the pool is open; `None` if closed, the submit's queue place then
+    /// given back and the refusal counted (the caller hands the job back).
+    fn lock_open(&self, level: u8) -> Option<StateGuard<'_, Req, Resp, E>> {
+        let st = self.state.lock();
+        if st.is_closed() {
+            drop(st);
+            self.release(level, 1);
+            self.refuse(Outcome::Rejected, 1);
+            return None;
+        }
+        Some(st)
+    }
+
+    /// After one push under `st`: wakes a parked worker or starts one if the queue needs it,
+    /// releasing the lock first.
+    fn pushed(self: &Arc<Self>, mut st: StateGuard<'_, Req, Resp, E>) {
+        let (wake, grow) = st.after_push(self.config.batch, self.config.scale_up_depth);
+        drop(st);
+        if let Some(w) = wake {
+            w.wake();
+        }
+        if grow {
+            self.spawn_worker();
+        }
+    }
+
+    /// [`enqueue`](Self::enqueue) for many jobs at one level, whose queue places (if bounded)
+    /// the caller holds: one lock, one clock read and one wake-up decision for all of them.
+    /// Gives `sink` one result per job, in order: a handle if `handles`, else `None` (the job
+    /// gets no result cell at all).
+    pub(crate) fn enqueue_many(
+        self: &Arc<Self>,
+        level: u8,
+        jobs: impl Iterator<Item = Req>,
+        handles: bool,
+        mut sink: impl FnMut(Result<Option<JobHandle<Resp, E>>, SubmitError<Req>>),
+    ) {
+        // Blacklisted jobs are refused before the lock, as in `enqueue`.
+        let staged: Vec<Staged<Req>> = jobs.map(|job| self.admit(level, job)).collect();
+        let now = self.clock.now_ns();
+        let mut st = self.state.lock();
+        let closed = st.is_closed();
+        let mut rejected = 0;
+        for item in staged {
+            sink(match item {
+                Err(e) => Err(e),
+                Ok(job) if closed => {
+                    rejected += 1;
+                    Err(SubmitError::Closed(job))
+                }
+                Ok(job) if handles => {
+                    let cell = self.new_cell();
+                    let id = st.push(job, level, Some(Arc::clone(&cell)), now);
+                    Ok(Some(JobHandle::new(
+                        cell,
+                        Some(self.handle_ref()),
+                        id,
+                        level,
+                    )))
+                }
+                Ok(job) => {
+                    st.push(job, level, None, now);
+                    Ok(None)
+                }
+            });
+        }
+        let mut wake = Vec::new();
+        let grow = st.after_push_many(self.config.batch, self.config.scale_up_depth, &mut wake);
+        drop(st);
+        if rejected > 0 {
+            self.release(level, rejected);
+            self.refuse(Outcome::Rejected, rejected as u64);
+        }
+        for w in wake {
+            w.wake();
+        }
+        if grow {
+            self.spawn_worker();
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The scheduler core: the private state shared by a pool's handles and its workers, and every
+//! operation on it. The [`Pool`](crate::Pool) handle, the `Service` impl and the workers reach
+//! it only through these operations.
+//!
+//! | file | what it owns |
+//! |---|---|
+//! | `state.rs` | the `state` lock's contents (intake, queued count, workers, parked and woken workers, closed) and the only code that changes them |
+//! | `queue.rs` | the intake and the sorted priority queue (FIFO per level, aging) |
+//! | `admission.rs` | accepting jobs: the closed and blacklist checks, ids, pushes, wake-ups |
+//! | `stash.rs` | reuse of a dropped handle's result cell by the thread's next submit |
+//! | `claim.rs` | a worker taking a batch: spin, claim, park or leave |
+//! | `cancel.rs` | cancel by handle, by id, and the cancelling shutdown |
+//! | `scaling.rs` | starting and retiring workers, resizing |
+//! | `blacklist.rs` | keys that keep panicking |
+//! | `slot.rs` | what each worker publishes (counters, claimed ids, its waker) |
+//! | `lock.rs` | the `state` lock (a spin lock that yields) |
+//!
+//! # Invariants
+//!
+//! 1. The queue's accounting (`State::queued`, the closed flag, worker counts and wake-ups):
+//!    see `state.rs`, which is its only writer.
+//! 2. Queue capacity is a semaphore per level (or one shared by all levels). A permit is taken
+//!    before a job is pushed and given back by whoever takes the job out of the queue: a
+//!    worker's batch pop (`claim.rs`), a cancel that removes it or a cancelling shutdown
+//!    (`cancel.rs`), or a submit refused after taking it (`admission.rs`). So the number of
+//!    queued jobs never exceeds the capacity.
+//! 3. A worker leaves only through the `state` lock (invariant 3 of `state.rs`), and it moves
+//!    its counters into `registry.retired` under the registry lock before its slot goes
+//!    (`scaling.rs`).
+//! 4. Outcomes: a job's outcome is counted once, by whoever resolves its cell (see
+//!    `job::Cell`), or for a job without a cell by whoever ends it.
+//! 5. Detached jobs: a job still in the intake whose handle is dropped loses its result cell
+//!    (taken out of its entry under the `state` lock, `stash.rs`), so its worker never touches
+//!    the cell; a job already sorted, claimed or running keeps it.
+//!
+//! Lock order: `sorted` then `state`; `registry` then a worker's claimed ids (cancel by id).
+//! Neither queue lock is held while another lock is taken (cells, blacklist, registry,
+//! semaphores), and wakers are woken after the lock that found them is released.
+
+mod admission;
+mod blacklist;
+mod cancel;
+mod claim;
+mod lock;
+mod queue;
+mod scaling;
+mod slot;
+mod stash;
+mod state;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+use weft_core::Context;
+use weft_core::context::{AfterFunc, CancelFn};
+
+pub(crate) use blacklist::BlacklistState;
+pub(crate) use cancel::cancel_entry;
+pub(crate) use claim::{Buffers, Fetched};
+pub(crate) use queue::Entry;
+pub(crate) use scaling::Spawner;
+pub(crate) use slot::WorkerSlot;
+
+use crate::clock::Clock;
+use crate::config::{Blacklist, Config};
+use crate::job::CancelQueued;
+use crate::lock;
+use crate::stats::{Acc, Counters, Histogram, Stats};
+use lock::{SpinGuard, SpinLock};
+use queue::Queue;
+use slot::Registry;
+use state::State;
+
+/// The `state` lock, held.
+type StateGuard<'a, Req, Resp, E> = SpinGuard<'a, State<Req, Resp, E>>;
+
+pub(crate) struct Shared<Req, Resp, E> {
+    state: Padded<SpinLock<State<Req, Resp, E>>>,
+    /// The queue workers pop from, in priority order (see `queue::Intake` for why it is
+    /// apart). Lock order: `sorted`, then `state`.
+    sorted: Padded<Mutex<Queue<Req, Resp, E>>>,
+    /// Job stamps and latencies (see [`Clock`]).
+    pub(crate) clock: Clock,
+    /// Given to job handles (see `stash::PoolRef`); set once the pool is in its `Arc`.
+    handle_ref: OnceLock<Arc<dyn CancelQueued>>,
+    /// This pool's identity for the thread-local cell stash.
+    uid: u64,
+    /// One semaphore per level (the same `Arc` for all when capacity is shared); `None` when
+    /// unbounded.
+    capacity: Option<Vec<Arc<Semaphore>>>,
+    pub(crate) config: Config<Req>,
+    /// Outcomes decided outside a worker.
+    counters: Counters,
+    /// Submissions refused at the door (rejected or blacklisted), counted as submitted.
+    refused: AtomicU64,
+    registry: Mutex<Registry>,
+    pub(crate) blacklist: Option<BlacklistState>,
+    /// Set by a cancelling shutdown: workers drop what they run and start nothing new.
+    cancel_all: AtomicBool,
+    spawner: OnceLock<Spawner<Req, Resp, E>>,
+    tracker: TaskTracker,
+    /// Live `Pool` handles; the last one dropped closes the pool (it drains).
+    handles: AtomicUsize,
+    /// The pool's own Context (child of the configured one) and its cancel.
+    pub(crate) ctx: Context,
+    ctx_cancel: CancelFn,
+    watcher: Mutex<Option<AfterFunc>>,
+}
+
+/// Keeps a value on cache lines of its own, so that writes to it do not slow down readers of
+/// its neighbours on other cores (false sharing).
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Pool identities for the thread-local cell stash.
+static NEXT_UID: AtomicU64 = AtomicU64::new(1);
+
+impl<Req, Resp, E> Shared<Req, Resp, E> {
+    pub(crate) fn new(
+        config: Config<Req>,
+        capacity: Option<Vec<Arc<Semaphore>>>,
+        aging: Option<Duration>,
+        (min, max): (usize, usize),
+        blacklist: Option<Blacklist>,
+        parent: &Context,
+    ) -> Self {
+        let (ctx, ctx_cancel) = parent.with_cancel();
+        let levels = config.levels as usize;
+        Shared {
+            state: Padded(SpinLock::new(State::new(levels, config.batch, min, max))),
+            sorted: Padded(Mutex::new(Queue::new(levels, aging))),
+            clock: Clock::new(),
+            handle_ref: OnceLock::new(),
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+            capacity,
+            config,
+            counters: Counters::new(levels),
+            refused: AtomicU64::new(0),
+            registry: Mutex::new(Registry {
+                slots: Vec::new(),
+                retired: Counters::new(levels),
+            }),
+            blacklist: blacklist.map(BlacklistState::new),
+            cancel_all: AtomicBool::new(false),
+            spawner: OnceLock::new(),
+            tracker: TaskTracker::new(),
+            handles: AtomicUsize::new(1),
+            ctx,
+            ctx_cancel,
+            watcher: Mutex::new(None),
+        }
+    }
+
+    /// Level `level`'s capacity semaphore; `None` when the queue is unbounded.
+    pub(crate) fn semaphore(&self, level: u8) -> Option<&Arc<Semaphore>> {
+        self.capacity.as_ref().map(|c| &c[level as usize])
+    }
+
+    pub(crate) fn is_bounded(&self) -> bool {
+        self.capacity.is_some()
+    }
+
+    /// Gives `n` queue places of `level` back (invariant 2).
+    pub(crate) fn release(&self, level: u8, n: usize) {
+        if n > 0
+            && let Some(s) = self.semaphore(level)
+        {
+            s.add_permits(n);
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.lock().is_closed()
+    }
+
+    /// Whether a cancelling shutdown has begun.
+    pub(crate) fn cancelling(&self) -> bool {
+        self.cancel_all.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting jobs; queued ones still run (drain).
+    pub(crate) fn close(&self) {
+        let wake = self.state.lock().close();
+        for w in wake {
+            w.wake();
+        }
+        if let Some(c) = &self.capacity {
+            for s in c {
+                s.close();
+            }
+        }
+        self.tracker.close();
+    }
+
+    /// A `Pool` handle was cloned.
+    pub(crate) fn handle_cloned(&self) {
+        self.handles.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A `Pool` handle was dropped; the last one closes the pool.
+    pub(crate) fn handle_dropped(&self) {
+        // AcqRel: the last handle must see every other handle's work before closing.
+        if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.close();
+        }
+    }
+
+    /// Waits until every worker has stopped (after [`close`](Self::close)).
+    pub(crate) async fn workers_stopped(&self) {
+        self.tracker.wait().await;
+    }
+
+    pub(crate) fn key_of(&self, job: &Req) -> Option<String> {
+        self.config.job_key.as_ref().and_then(|f| f(job))
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let (queued, workers, accepted) = {
+            let q = lock(&self.sorted);
+            self.state.lock().snapshot(&q)
+        };
+        let mut acc = Acc::new(self.config.levels as usize);
+        let (mut busy, mut claimed) = (0, 0);
+        {
+            let reg = lock(&self.registry);
+            reg.retired.add_to(&mut acc);
+            for s in &reg.slots {
+                s.counters.add_to(&mut acc);
+                busy += usize::from(s.busy.load(Ordering::Relaxed));
+                claimed += s.claimed_len.load(Ordering::Relaxed);
+            }
+        }
+        self.counters.add_to(&mut acc);
+        Stats {
+            workers,
+            busy,
+            queued,
+            claimed,
+            submitted: accepted + self.refused.load(Ordering::Relaxed),
+            outcomes: acc.outcomes,
+            restarts: acc.restarts,
+            queue_wait: {
+                let mut all = Histogram::zeroed_acc();
+                for level in &acc.queue_wait {
+                    for (a, b) in all.iter_mut().zip(level) {
+                        *a += b;
+                    }
+                }
+                Histogram::latency(&all)
+            },
+            queue_wait_by_priority: acc
+                .queue_wait
+                .iter()
+                .map(|h| Histogram::latency(h))
+                .collect(),
+            run_time: Histogram::latency(&acc.run_time),
+        }
+    }
+}
+
+impl<Req, Resp, E> Drop for Shared<Req, Resp, E> {
+    fn drop(&mut self) {
+        if let Some(w) = lock(&self.watcher).take() {
+            w.stop();
+        }
+    }
+}
