@@ -121,7 +121,7 @@ async fn run(c: Case) {
             x
         },
     );
-    let (report, out_len) = match p.collect::<Vec<u64>>(&ctx).await {
+    let (report, out_len) = match p.collect::<Vec<u64>>(ctx.clone()).await {
         Ok(done) => {
             if c.cancel_after.is_none() {
                 assert_ne!(done.report.stop, StopReason::Aborted);
