@@ -296,3 +296,6 @@ impl<T> std::fmt::Debug for Receiver<T> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;
