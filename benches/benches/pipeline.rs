@@ -157,6 +157,20 @@ async fn weft_trivial_spawned() -> u64 {
         .output
 }
 
+/// The same stages, each given its default queue size by name (`buffer(16384)`), which keeps
+/// each in a task of its own: how weft ran them before consecutive sync stages were fused.
+async fn weft_trivial_spawned_unfused() -> u64 {
+    let own = |name: &'static str| Stage::new(name).buffer(CAP);
+    Pipeline::from_iter(0..N_SPAWNED)
+        .map(own("m1"), m1)
+        .filter(own("keep"), keep)
+        .map(own("m2"), m2)
+        .fold(Context::background(), 0u64, |a, x| a.wrapping_add(x))
+        .await
+        .expect("run")
+        .output
+}
+
 async fn chain_trivial_spawned() -> u64 {
     futures::stream::iter(0..N_SPAWNED)
         .map(m1)
@@ -314,6 +328,7 @@ fn bench(c: &mut Criterion) {
         .fold(0u64, u64::wrapping_add);
     assert_eq!(spawned(&rt, weft_trivial_spawned()), expect_spawned);
     assert_eq!(spawned(&rt, chain_trivial_spawned()), expect_spawned);
+    assert_eq!(spawned(&rt, weft_trivial_spawned_unfused()), expect_spawned);
     interleaved(
         &rt,
         "pipeline_trivial_spawned_20M",
@@ -321,6 +336,9 @@ fn bench(c: &mut Criterion) {
         &[
             ("weft", &|rt| {
                 black_box(spawned(rt, weft_trivial_spawned()));
+            }),
+            ("weft_unfused", &|rt| {
+                black_box(spawned(rt, weft_trivial_spawned_unfused()));
             }),
             ("stream_chain", &|rt| {
                 black_box(spawned(rt, chain_trivial_spawned()));
@@ -363,6 +381,9 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("weft", |b| {
         b.iter(|| black_box(spawned(&rt, weft_trivial_spawned())))
+    });
+    g.bench_function("weft_unfused", |b| {
+        b.iter(|| black_box(spawned(&rt, weft_trivial_spawned_unfused())))
     });
     g.bench_function("stream_chain", |b| {
         b.iter(|| black_box(spawned(&rt, chain_trivial_spawned())))

@@ -28,7 +28,11 @@
 //!   [`then`](Pipeline::then) / [`try_then`](Pipeline::try_then),
 //!   [`batch`](Pipeline::batch), [`unbatch`](Pipeline::unbatch),
 //!   [`throttle`](Pipeline::throttle); each configured by a [`Stage`] (name, workers, order,
-//!   buffer, blocking threads, overflow, [`ErrorPolicy`]).
+//!   buffer, blocking threads, overflow, [`ErrorPolicy`]). A setting an operator has no use
+//!   for (a blocking `then`, workers on `batch`) panics when the pipeline is built, as does a
+//!   count of 0 (workers, buffer, chunk size, batch size, branches).
+//! - Shutdown and panics use weft-core's words: [`Shutdown`] (`Abort` or `Drain { timeout }`)
+//!   and [`Panicked`], re-exported here.
 //! - Fan-out/fan-in: [`broadcast`](Pipeline::broadcast), [`partition`](Pipeline::partition),
 //!   [`merge`](Pipeline::merge).
 //! - Sinks: [`collect`](Pipeline::collect), [`fold`](Pipeline::fold),
@@ -81,8 +85,9 @@
 //!
 //! Items move between stages in chunks (a `Vec` per hand-off, by default 64 KiB worth of items,
 //! see [`Pipeline::chunk_size`]), counters are updated once per chunk, panics are caught with
-//! one `catch_unwind` per chunk, and `map`, `filter` and `inspect` run a chunk as one tight loop
-//! (filtering in place): per-item costs are those of the user's closures. See `BENCHMARKS.md`
+//! one `catch_unwind` per chunk, `map`, `filter` and `inspect` run a chunk as one tight loop
+//! (filtering in place), and consecutive single-worker sync stages share one task (see
+//! [`Pipeline`]): per-item costs are those of the user's closures. See `BENCHMARKS.md`
 //! in the repository for figures against hand-wired tokio tasks and a single-task `StreamExt`
 //! chain.
 #![forbid(unsafe_code)]

@@ -13,8 +13,8 @@ use crate::policy::Overflow;
 use crate::report::Progress;
 use crate::run::{Build, Env, Opts};
 
-/// A pipeline under construction: a source and the stages after it, each of which will run in
-/// its own task, joined by bounded queues. Nothing runs until a sink method
+/// A pipeline under construction: a source and the stages after it, which will run in tasks
+/// joined by bounded queues. Nothing runs until a sink method
 /// ([`collect`](Pipeline::collect), [`for_each`](Pipeline::for_each), ...) is awaited or
 /// [`into_stream`](Pipeline::into_stream) is called.
 ///
@@ -46,6 +46,14 @@ use crate::run::{Build, Env, Opts};
 /// as soon as its input would wait, so a slow source adds no latency. Each stage's queue is
 /// bounded by its [`buffer`](Stage::buffer) (in items): a slow stage makes the stages before
 /// it wait (backpressure) instead of filling memory.
+///
+/// Every stage runs in a task of its own, except one: a single-worker sync stage (`map`,
+/// `filter`, `filter_map`, `flat_map`, `try_map`, `inspect`) with the default
+/// [`buffer`](Stage::buffer) and [`overflow`](Stage::overflow), right after another sync stage,
+/// runs in that stage's task, on each chunk it hands on, with no queue in between. Trivial
+/// closures cost less than a hand-off between tasks, so a chain of them runs as one loop; the
+/// report still lists each stage with its own counters. Give a CPU-heavy stage
+/// [`workers`](Stage::workers) (or its own `buffer`) to run it in tasks of its own.
 ///
 /// # Differences from Go
 ///

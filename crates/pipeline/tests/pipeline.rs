@@ -701,3 +701,131 @@ async fn async_stage_keeps_driving_in_flight_work_while_its_output_is_full() {
     assert_eq!(done.output, (0..100).collect::<Vec<_>>());
     done.report.check().unwrap();
 }
+
+/// Sinks own their Context and everything else they use, so their futures can be spawned.
+#[tokio::test]
+async fn every_sink_future_can_be_spawned() {
+    let collect = tokio::spawn(Pipeline::from_iter(0..10u32).collect::<Vec<_>>(bg()));
+    let fold = tokio::spawn(Pipeline::from_iter(0..10u32).fold(bg(), 0, |a, x| a + x));
+    let seen = Arc::new(AtomicU32::new(0));
+    let s = seen.clone();
+    let for_each = tokio::spawn(Pipeline::from_iter(0..10u32).for_each(bg(), move |_| {
+        s.fetch_add(1, Ordering::Relaxed);
+    }));
+    let stream = Pipeline::from_iter(0..10u32).into_stream(bg());
+    let streamed = tokio::spawn(stream.collect::<Vec<_>>());
+    assert_eq!(collect.await.unwrap().unwrap().output.len(), 10);
+    assert_eq!(fold.await.unwrap().unwrap().output, 45);
+    for_each.await.unwrap().unwrap();
+    assert_eq!(seen.load(Ordering::Relaxed), 10);
+    assert_eq!(streamed.await.unwrap().len(), 10);
+}
+
+/// Consecutive single-worker sync stages run in one task, yet each keeps its own counters
+/// and the hand-offs between them still add up; a stage with its own buffer keeps its queue.
+#[tokio::test]
+async fn fused_sync_stages_report_as_separate_stages() {
+    let done = Pipeline::from_iter(0..10_000u64)
+        .chunk_size(100)
+        .map("m1", |x| x * 3)
+        .filter("keep", |x| x % 2 == 0)
+        .map("m2", |x| x + 1)
+        .map(Stage::new("queued").buffer(300), |x| x)
+        .collect::<Vec<_>>(bg())
+        .await
+        .unwrap();
+    assert_eq!(done.output.len(), 5_000);
+    assert_eq!(done.output[1], 7);
+    let r = &done.report;
+    let stage = |n: &str| r.stage(n).unwrap().clone();
+    assert_eq!((stage("m1").received, stage("m1").output), (10_000, 10_000));
+    assert_eq!(
+        (stage("keep").received, stage("keep").filtered),
+        (10_000, 5_000)
+    );
+    assert_eq!((stage("m2").received, stage("m2").emitted), (5_000, 5_000));
+    assert_eq!(
+        stage("m2").max_queue_depth,
+        0,
+        "m2 ran in m1's task, with no queue"
+    );
+    assert!(
+        stage("queued").max_queue_depth > 0,
+        "a stage with a buffer has its own queue"
+    );
+    let names: Vec<&str> = r.stages.iter().map(|s| &*s.name).collect();
+    assert_eq!(names, ["source", "m1", "keep", "m2", "queued", "sink"]);
+    r.check().unwrap();
+}
+
+/// A fail-fast failure in a fused stage fails the run with that stage's name, and every item
+/// in every fused stage is still accounted for.
+#[tokio::test]
+async fn a_failure_in_a_fused_stage_names_it_and_balances() {
+    let err = Pipeline::from_iter(0..100_000u64)
+        .map("m1", |x| x + 1)
+        .try_map("parse", |x: &u64| {
+            if *x == 50_000 {
+                Err(E::Permanent(*x))
+            } else {
+                Ok(*x)
+            }
+        })
+        .map("m2", |x| x)
+        .collect::<Vec<_>>(bg())
+        .await
+        .unwrap_err();
+    assert_eq!(err.stage(), "parse");
+    assert_eq!(err.report().stage("parse").unwrap().failed, 1);
+    err.report().check().unwrap();
+}
+
+#[test]
+#[should_panic(expected = "Stage::workers must be at least 1")]
+fn zero_workers_panics() {
+    let _ = Stage::<u32>::new("s").workers(0);
+}
+
+#[test]
+#[should_panic(expected = "Stage::buffer must be at least 1")]
+fn zero_buffer_panics() {
+    let _ = Stage::<u32>::new("s").buffer(0);
+}
+
+#[test]
+#[should_panic(expected = "chunk_size must be at least 1")]
+fn zero_chunk_size_panics() {
+    let _ = Pipeline::from_iter(0..1u32).chunk_size(0);
+}
+
+#[test]
+#[should_panic(expected = "max_items of at least 1")]
+fn zero_batch_size_panics() {
+    let _ = Pipeline::from_iter(0..1u32).batch("b", 0, Duration::from_millis(1));
+}
+
+#[test]
+#[should_panic(expected = "at least 1 branch")]
+fn zero_branches_panics() {
+    let _ = Pipeline::from_iter(0..1u32).broadcast("tee", 0, |_, b| b);
+}
+
+#[test]
+#[should_panic(expected = "`then` has no blocking variant")]
+fn blocking_then_is_rejected_at_build() {
+    let _ = Pipeline::from_iter(0..1u32).then(Stage::new("io").blocking(), |x| async move { x });
+}
+
+#[test]
+#[should_panic(expected = "`batch` runs one item at a time")]
+fn workers_on_batch_are_rejected_at_build() {
+    let _ =
+        Pipeline::from_iter(0..1u32).batch(Stage::new("b").workers(2), 4, Duration::from_millis(1));
+}
+
+#[test]
+#[should_panic(expected = "`throttle` runs no closure that can fail")]
+fn an_error_policy_on_throttle_is_rejected_at_build() {
+    let stage = Stage::new("t").on_error(ErrorPolicy::skip());
+    let _ = Pipeline::from_iter(0..1u32).throttle(stage, 1, Duration::from_millis(1));
+}
