@@ -72,6 +72,9 @@ fn cpu_time() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
+/// One case of [`interleaved`]: runs the shape once on the runtime.
+type RunCase = dyn Fn(&tokio::runtime::Runtime);
+
 /// Runs each case `rounds` times, interleaved (so load from other processes hits them alike),
 /// and prints the median wall time per run, the CPU time per run and the wall ratio of each
 /// case against the last one.
@@ -79,7 +82,7 @@ fn interleaved(
     rt: &tokio::runtime::Runtime,
     title: &str,
     rounds: usize,
-    cases: &[(&str, &dyn Fn(&tokio::runtime::Runtime))],
+    cases: &[(&str, &RunCase)],
 ) {
     let mut wall: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
     let mut cpu = vec![Duration::ZERO; cases.len()];

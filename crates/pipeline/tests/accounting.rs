@@ -77,7 +77,7 @@ async fn run(c: Case) {
     let mut stage = Stage::new("work").workers(c.workers).on_error(policy());
     // An odd buffer leaves the default queue: a single-worker, non-blocking `work` then runs
     // fused in `tap`'s task, so the sums are checked for fused stages too.
-    if c.buffer % 2 == 0 {
+    if c.buffer.is_multiple_of(2) {
         stage = stage.buffer(c.buffer);
     }
     if !c.ordered {

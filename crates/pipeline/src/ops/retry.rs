@@ -30,8 +30,7 @@ where
     Fut: Future<Output = Result<U, (Option<T>, StageFailure<E>)>>,
 {
     let mut attempt = 0u32;
-    loop {
-        let Some(r) = policy else { break };
+    while let Some(r) = policy {
         let StageFailure::Error(e) = &error else {
             break;
         };

@@ -79,13 +79,18 @@ impl Shared {
     }
 }
 
+/// Builds a stage that sends into the given queue.
+pub(crate) type BuildChan<T> = Box<dyn FnOnce(&mut Env, Sender<T>) + Send>;
+/// Builds a stage that hands its chunks to the given [`Push`].
+pub(crate) type BuildFusable<T> = Box<dyn FnOnce(&mut Env, Box<dyn Push<T>>) + Send>;
+
 /// How a stage is built once the run starts, given where its output goes.
 pub(crate) enum Build<T> {
     /// A stage that sends its output into the next stage's queue.
-    Chan(Box<dyn FnOnce(&mut Env, Sender<T>) + Send>),
+    Chan(BuildChan<T>),
     /// A sync stage that can run the single-worker sync stages after it in its own loop:
     /// given the first of them (which hands on to the rest), or the next stage's queue.
-    Fusable(Box<dyn FnOnce(&mut Env, Box<dyn Push<T>>) + Send>),
+    Fusable(BuildFusable<T>),
 }
 
 impl<T: Send + 'static> Build<T> {
