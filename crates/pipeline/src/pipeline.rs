@@ -44,16 +44,16 @@ use crate::run::{Build, Env, Opts};
 /// [`chunk_size`](Pipeline::chunk_size) items), so the cost of a queue operation and a task
 /// wake-up is paid once per chunk instead of once per item. A source hands on a partial chunk
 /// as soon as its input would wait, so a slow source adds no latency. Each stage's queue is
-/// bounded by its [`buffer`](Stage::buffer) (in items): a slow stage makes the stages before
+/// bounded by its [`buffer`](crate::Stage::buffer) (in items): a slow stage makes the stages before
 /// it wait (backpressure) instead of filling memory.
 ///
 /// Every stage runs in a task of its own, except one: a single-worker sync stage (`map`,
 /// `filter`, `filter_map`, `flat_map`, `try_map`, `inspect`) with the default
-/// [`buffer`](Stage::buffer) and [`overflow`](Stage::overflow), right after another sync stage,
+/// [`buffer`](crate::Stage::buffer) and [`overflow`](crate::Stage::overflow), right after another sync stage,
 /// runs in that stage's task, on each chunk it hands on, with no queue in between. Trivial
 /// closures cost less than a hand-off between tasks, so a chain of them runs as one loop; the
 /// report still lists each stage with its own counters. Give a CPU-heavy stage
-/// [`workers`](Stage::workers) (or its own `buffer`) to run it in tasks of its own.
+/// [`workers`](crate::Stage::workers) (or its own `buffer`) to run it in tasks of its own.
 ///
 /// # Differences from Go
 ///
@@ -97,7 +97,7 @@ impl<T: Send + 'static> Pipeline<T> {
         self
     }
 
-    /// The queue size of stages that do not set their own [`Stage::buffer`]. By default, two
+    /// The queue size of stages that do not set their own [`Stage::buffer`](crate::Stage::buffer). By default, two
     /// chunks of the stage's input type (`2 * chunk_size`), so one can be filled while the
     /// other is taken.
     ///

@@ -218,7 +218,7 @@ impl<T: Send + 'static> Pipeline<T> {
         })
     }
 
-    /// Starts the pipeline under `ctx` and returns its output as a [`Stream`]. The stages run
+    /// Starts the pipeline under `ctx` and returns its output as a [`Stream`](futures_core::Stream). The stages run
     /// in their own tasks while the stream is read; [`PipelineStream::finish`] returns the
     /// report. Must be called inside a tokio runtime.
     ///

@@ -20,8 +20,8 @@ use crate::stage::{Accepts, IntoStage};
 
 impl<T: Send + 'static> Pipeline<T> {
     /// Applies an async `f` (I/O: a request, a query) to every item, with up to
-    /// [`Stage::workers`] items in flight at once in this stage's task, output in input order
-    /// unless [`Stage::unordered`]. Like futures' `buffered`, but as a stage with its own task,
+    /// [`Stage::workers`](crate::Stage::workers) items in flight at once in this stage's task, output in input order
+    /// unless [`Stage::unordered`](crate::Stage::unordered). Like futures' `buffered`, but as a stage with its own task,
     /// queue and counters. A panic in `f`'s future goes to the stage's policy.
     ///
     /// ```
