@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .map("square", |x: u64| x * x)
     .filter("odd", |x| x % 2 == 1)
-    .fold(&ctx, 0u64, |sum, x| sum + x)
+    .fold(ctx.clone(), 0u64, |sum, x| sum + x)
     .await?;
     println!(
         "   sum of odd squares up to {}: {} (expected {expected})",
@@ -77,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let done = Pipeline::from_iter(1..=args.count)
         .map(Stage::new("square").workers(args.workers), |x: u64| x * x)
-        .collect::<Vec<u64>>(&ctx)
+        .collect::<Vec<u64>>(ctx.clone())
         .await?;
     let ordered = done.output.windows(2).all(|w| w[0] < w[1]);
     println!("   {} squares, in order: {ordered}", done.output.len());
@@ -95,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
             |_, branch| branch.map("square", |x: u64| x * x),
         )
         .filter("odd", |x| x % 2 == 1)
-        .fold(&ctx, 0u64, |sum, x| sum + x)
+        .fold(ctx.clone(), 0u64, |sum, x| sum + x)
         .await?;
     println!(
         "   merged sum: {} (same as 1: {})",
@@ -111,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
     let (run_ctx, stop) = ctx.with_cancel();
     let mut stream = Pipeline::from_iter(1..=u64::MAX)
         .map("square", |x: u64| x.wrapping_mul(x))
-        .into_stream(&run_ctx);
+        .into_stream(run_ctx.clone());
     let first: Vec<u64> = stream.by_ref().take(args.take).collect().await;
     stop.cancel_with("consumer has enough");
     let report = stream.finish().await?;

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::report::Counters;
+use crate::counters::Counters;
 
 struct State<T> {
     queue: VecDeque<Vec<T>>,
@@ -296,3 +296,6 @@ impl<T> std::fmt::Debug for Receiver<T> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;

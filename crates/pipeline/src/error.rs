@@ -53,31 +53,7 @@ impl PipelineError {
     }
 }
 
-/// A stage closure panicked; the `source` of [`PipelineError::Stage`] for a panic.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("panicked: {0}")]
-pub struct Panicked(pub String);
-
 /// A sink's channel was closed by its receiver.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("sink channel closed")]
 pub struct SinkClosed;
-
-pub(crate) enum Fatal {
-    Stage(Arc<str>, Box<dyn Error + Send + Sync>),
-    Sink(Box<dyn Error + Send + Sync>),
-}
-
-impl Fatal {
-    pub(crate) fn into_error(self, report: Report) -> PipelineError {
-        let report = Box::new(report);
-        match self {
-            Fatal::Stage(stage, source) => PipelineError::Stage {
-                stage,
-                source,
-                report,
-            },
-            Fatal::Sink(source) => PipelineError::Sink { source, report },
-        }
-    }
-}

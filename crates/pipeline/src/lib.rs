@@ -11,7 +11,7 @@
 //! let done = Pipeline::from_iter(1..=1000u64)          // generate
 //!     .map(Stage::new("square").workers(4), |x| x * x) // parallel square, order kept
 //!     .filter("odd", |x| x % 2 == 1)                   // filter
-//!     .fold(&Context::background(), 0, |a, x| a + x)   // sink
+//!     .fold(Context::background(), 0, |a, x| a + x)   // sink
 //!     .await?;
 //! assert_eq!(done.output, (1..=1000u64).step_by(2).map(|x| x * x).sum::<u64>());
 //! done.report.check()?; // received == emitted + filtered + failed + dropped + cancelled, everywhere
@@ -28,7 +28,11 @@
 //!   [`then`](Pipeline::then) / [`try_then`](Pipeline::try_then),
 //!   [`batch`](Pipeline::batch), [`unbatch`](Pipeline::unbatch),
 //!   [`throttle`](Pipeline::throttle); each configured by a [`Stage`] (name, workers, order,
-//!   buffer, blocking threads, overflow, [`ErrorPolicy`]).
+//!   buffer, blocking threads, overflow, [`ErrorPolicy`]). A setting an operator has no use
+//!   for (a blocking `then`, workers on `batch`) panics when the pipeline is built, as does a
+//!   count of 0 (workers, buffer, chunk size, batch size, branches).
+//! - Shutdown and panics use weft-core's words: [`Shutdown`] (`Abort` or `Drain { timeout }`)
+//!   and [`Panicked`], re-exported here.
 //! - Fan-out/fan-in: [`broadcast`](Pipeline::broadcast), [`partition`](Pipeline::partition),
 //!   [`merge`](Pipeline::merge).
 //! - Sinks: [`collect`](Pipeline::collect), [`fold`](Pipeline::fold),
@@ -52,7 +56,7 @@
 //!         tokio::time::sleep(Duration::from_millis(1)).await;
 //!         x
 //!     })
-//!     .collect::<Vec<_>>(&Context::background())
+//!     .collect::<Vec<_>>(Context::background())
 //!     .await?;
 //! assert_eq!(done.output.len(), 100);
 //! assert!(done.report.stage("slow").expect("listed").max_queue_depth <= 8);
@@ -64,7 +68,7 @@
 //!         tokio::time::sleep(Duration::from_millis(1)).await;
 //!         x
 //!     })
-//!     .collect::<Vec<_>>(&Context::background())
+//!     .collect::<Vec<_>>(Context::background())
 //!     .await?;
 //! let slow = done.report.stage("slow").expect("listed");
 //! assert!(slow.dropped > 0);
@@ -81,23 +85,40 @@
 //!
 //! Items move between stages in chunks (a `Vec` per hand-off, by default 64 KiB worth of items,
 //! see [`Pipeline::chunk_size`]), counters are updated once per chunk, panics are caught with
-//! one `catch_unwind` per chunk, and `map`, `filter` and `inspect` run a chunk as one tight loop
-//! (filtering in place): per-item costs are those of the user's closures. See `BENCHMARKS.md`
+//! one `catch_unwind` per chunk, `map`, `filter` and `inspect` run a chunk as one tight loop
+//! (filtering in place), and consecutive single-worker sync stages share one task (see
+//! [`Pipeline`]): per-item costs are those of the user's closures. See `BENCHMARKS.md`
 //! in the repository for figures against hand-wired tokio tasks and a single-task `StreamExt`
 //! chain.
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
-mod chan;
+// Public types, one file each.
+mod emitter;
 mod error;
+mod finished;
 mod pipeline;
 pub mod policy;
 pub mod report;
 mod stage;
+mod stream;
 
-pub use error::{Panicked, PipelineError, SinkClosed};
-pub use pipeline::run::{Finished, PipelineStream, Shutdown};
-pub use pipeline::{Emitter, Pipeline, Stopped};
+// Private machinery: the queue between stages, the counters, the run-time plumbing, and the
+// operators (each adds its methods to `Pipeline`).
+mod chan;
+mod counters;
+mod ops;
+mod run;
+
+pub use emitter::{Emitter, Stopped};
+pub use error::{PipelineError, SinkClosed};
+pub use finished::Finished;
+pub use pipeline::Pipeline;
 pub use policy::{Backoff, DeadLetter, ErrorPolicy, Overflow, Retry, StageFailure};
 pub use report::{Progress, Report, StageReport, StopReason, Unbalanced};
 pub use stage::{IntoStage, Stage};
+pub use stream::PipelineStream;
+/// The panic error all of weft shares, re-exported from weft-core.
+pub use weft_core::Panicked;
+/// The shutdown vocabulary all of weft shares, re-exported from weft-core.
+pub use weft_core::Shutdown;

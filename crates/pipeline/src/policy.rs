@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use weft_core::Panicked;
 
 /// Why an item failed in a stage: its closure returned an error, or panicked.
 #[derive(Debug)]
@@ -27,15 +28,15 @@ use tokio::sync::mpsc;
 pub enum StageFailure<E> {
     /// The stage closure returned this error.
     Error(E),
-    /// The stage closure panicked with this message.
-    Panicked(String),
+    /// The stage closure panicked; this is its message.
+    Panicked(Panicked),
 }
 
 impl<E: fmt::Display> fmt::Display for StageFailure<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StageFailure::Error(e) => e.fmt(f),
-            StageFailure::Panicked(m) => write!(f, "panicked: {m}"),
+            StageFailure::Panicked(p) => p.fmt(f),
         }
     }
 }
@@ -213,7 +214,7 @@ pub(crate) enum Terminal<T, E> {
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let done = Pipeline::from_iter(["1", "x", "3"])
 ///     .try_map(Stage::new("parse").on_error(ErrorPolicy::skip()), |s: &&str| s.parse::<u32>())
-///     .collect::<Vec<_>>(&Context::background())
+///     .collect::<Vec<_>>(Context::background())
 ///     .await?;
 /// assert_eq!(done.output, [1, 3]);
 /// assert_eq!(done.report.stage("parse").map(|s| s.failed), Some(1));
@@ -281,18 +282,16 @@ impl<T, E> ErrorPolicy<T, E> {
         Self::fail_fast().with_retry(retry)
     }
 
+    /// Fail fast without retries: what a stage has unless told otherwise.
+    pub(crate) fn is_default(&self) -> bool {
+        matches!(self.terminal, Terminal::FailFast) && self.retry.is_none()
+    }
+
     /// Retry as `retry` says before applying this policy.
     #[must_use]
     pub fn with_retry(mut self, retry: Retry<E>) -> Self {
         self.retry = Some(retry);
         self
-    }
-
-    pub(crate) fn retries(&self, f: &StageFailure<E>) -> Option<&Retry<E>> {
-        match (f, &self.retry) {
-            (StageFailure::Error(e), Some(r)) if r.max_retries > 0 && r.applies_to(e) => Some(r),
-            _ => None,
-        }
     }
 }
 

@@ -24,7 +24,7 @@ use crate::policy::{ErrorPolicy, Overflow};
 /// // A CPU-bound stage on 4 blocking threads, output order kept.
 /// let done = Pipeline::from_iter(0..1000u64)
 ///     .map(Stage::new("hash").workers(4).blocking().buffer(256), |x| x.wrapping_mul(0x9E37_79B9))
-///     .collect::<Vec<_>>(&Context::background())
+///     .collect::<Vec<_>>(Context::background())
 ///     .await?;
 /// assert_eq!(done.output[3], 3u64.wrapping_mul(0x9E37_79B9));
 /// # Ok(())
@@ -73,13 +73,27 @@ impl<T, E> Stage<T, E> {
     /// Run the stage's closure on `n` items (sync stages: `n` chunks) at a time. Output order
     /// is kept unless [`unordered`](Stage::unordered) is set. Sync stages with more than one
     /// worker run their chunks as separate tasks, so they use several cores. By default, 1.
+    ///
+    /// Only `map`, `filter`, `filter_map`, `flat_map`, `try_map`, `inspect`, `then` and
+    /// `try_then` run a closure on several items at once; the other operators panic when
+    /// given more than one worker.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
     #[must_use]
+    #[track_caller]
     pub fn workers(mut self, n: usize) -> Self {
-        self.workers = NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN);
+        match NonZeroUsize::new(n) {
+            Some(n) => self.workers = n,
+            None => panic!("Stage::workers must be at least 1 (stage `{}`)", self.name),
+        }
         self
     }
 
-    /// Hand results on as they complete instead of in input order. By default, ordered.
+    /// Hand results on as they complete instead of in input order. By default, ordered. Only
+    /// stages with several [`workers`](Stage::workers) have an order to keep; the operators
+    /// without workers panic when given this.
     #[must_use]
     pub fn unordered(mut self) -> Self {
         self.ordered = false;
@@ -88,17 +102,27 @@ impl<T, E> Stage<T, E> {
 
     /// The most items waiting in this stage's input queue; the upstream stage waits (or its
     /// hand-off is dropped, see [`overflow`](Stage::overflow)) when it is full. By default,
-    /// the pipeline's [`default_buffer`](crate::Pipeline::default_buffer). Values below 1
-    /// count as 1.
+    /// the pipeline's [`default_buffer`](crate::Pipeline::default_buffer).
+    ///
+    /// # Panics
+    ///
+    /// If `items` is 0.
     #[must_use]
+    #[track_caller]
     pub fn buffer(mut self, items: usize) -> Self {
-        self.buffer = Some(items.max(1));
+        assert!(
+            items > 0,
+            "Stage::buffer must be at least 1 (stage `{}`)",
+            self.name
+        );
+        self.buffer = Some(items);
         self
     }
 
     /// Run the closure on tokio's blocking threads (`spawn_blocking`), for CPU-bound work that
     /// must not hold up the async workers. Only sync stages (`map`, `filter`, `filter_map`,
-    /// `flat_map`, `try_map`, `inspect`) have a blocking variant. By default, off.
+    /// `flat_map`, `try_map`, `inspect`) have a blocking variant: the other operators
+    /// (`then`, `try_then`, `batch`, ...) panic when given a blocking stage. By default, off.
     #[must_use]
     pub fn blocking(mut self) -> Self {
         self.blocking = true;
@@ -113,11 +137,42 @@ impl<T, E> Stage<T, E> {
     }
 
     /// The stage's error policy, applied to its errors and panics. By default,
-    /// [`ErrorPolicy::fail_fast`].
+    /// [`ErrorPolicy::fail_fast`]. Operators that run no closure of the user's on items
+    /// (`batch`, `throttle`, `broadcast`, `partition`) have nothing to apply
+    /// it to and panic when given another policy.
     #[must_use]
     pub fn on_error(mut self, policy: ErrorPolicy<T, E>) -> Self {
         self.policy = policy;
         self
+    }
+}
+
+/// The settings an operator takes beyond name, buffer and overflow (which every operator
+/// honours, since they belong to the stage's input queue).
+#[derive(Clone, Copy)]
+pub(crate) struct Accepts {
+    pub(crate) workers: bool,
+    pub(crate) blocking: bool,
+    pub(crate) policy: bool,
+}
+
+impl<T, E> Stage<T, E> {
+    /// Panics, at build time, if the stage sets something `operator` would ignore.
+    #[track_caller]
+    pub(crate) fn check(&self, operator: &str, accepts: Accepts) {
+        let name = &self.name;
+        assert!(
+            accepts.workers || (self.workers.get() == 1 && self.ordered),
+            "`{operator}` runs one item at a time: stage `{name}` cannot have workers or be unordered"
+        );
+        assert!(
+            accepts.blocking || !self.blocking,
+            "`{operator}` has no blocking variant: stage `{name}` cannot be blocking"
+        );
+        assert!(
+            accepts.policy || self.policy.is_default(),
+            "`{operator}` runs no closure that can fail: stage `{name}` cannot have an error policy"
+        );
     }
 }
 

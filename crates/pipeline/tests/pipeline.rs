@@ -33,7 +33,7 @@ async fn generate_square_filter_counts_every_item() {
     })
     .map("square", |x| x * x)
     .filter("even", |x| x % 2 == 0)
-    .collect::<Vec<_>>(&bg())
+    .collect::<Vec<_>>(bg())
     .await
     .unwrap();
     let want: Vec<u64> = (0..1000u64).map(|x| x * x).filter(|x| x % 2 == 0).collect();
@@ -53,7 +53,7 @@ async fn parallel_ordered_keeps_order_and_unordered_keeps_items() {
     let done = Pipeline::from_iter(0..50_000u64)
         .chunk_size(64)
         .map(Stage::new("sq").workers(4), |x| x * x)
-        .collect::<Vec<_>>(&bg())
+        .collect::<Vec<_>>(bg())
         .await
         .unwrap();
     assert_eq!(
@@ -63,7 +63,7 @@ async fn parallel_ordered_keeps_order_and_unordered_keeps_items() {
     let done = Pipeline::from_iter(0..50_000u64)
         .chunk_size(64)
         .map(Stage::new("sq").workers(4).unordered(), |x| x * x)
-        .collect::<Vec<_>>(&bg())
+        .collect::<Vec<_>>(bg())
         .await
         .unwrap();
     let mut out = done.output;
@@ -79,7 +79,7 @@ async fn blocking_stage_runs_off_the_async_thread() {
         .map(Stage::new("cpu").blocking().workers(2), move |x| {
             (x, std::thread::current().id() != async_thread)
         })
-        .collect::<Vec<_>>(&bg())
+        .collect::<Vec<_>>(bg())
         .await
         .unwrap();
     assert!(done.output.iter().all(|(_, off)| *off));
@@ -100,7 +100,7 @@ async fn few_items_are_split_across_idle_workers() {
             b.wait();
             x
         })
-        .collect::<Vec<_>>(&bg())
+        .collect::<Vec<_>>(bg())
         .await
         .unwrap();
     assert_eq!(done.output, [0, 1, 2, 3]);
@@ -118,7 +118,7 @@ async fn fail_fast_returns_first_error_with_stage_name_and_balanced_report() {
             }
         })
         .map("after", |x| x)
-        .collect::<Vec<_>>(&bg())
+        .collect::<Vec<_>>(bg())
         .await
         .unwrap_err();
     assert_eq!(err.stage(), "check");
@@ -149,7 +149,7 @@ async fn retry_only_transient_errors_then_skip() {
                 _ => Ok(*x),
             }
         })
-        .collect::<Vec<_>>(&bg())
+        .collect::<Vec<_>>(bg())
         .await
         .unwrap();
     assert_eq!(done.output, [0, 1], "recovered item kept its place");
@@ -170,7 +170,7 @@ async fn dead_letters_carry_item_and_error() {
                 Ok(*x)
             }
         })
-        .collect::<Vec<_>>(&bg())
+        .collect::<Vec<_>>(bg())
         .await
         .unwrap();
     assert_eq!(done.output, [0, 2, 4, 6, 8]);
@@ -191,7 +191,7 @@ async fn panic_in_map_is_caught_and_handled_by_policy() {
             assert!(x % 100 != 7, "bad item {x}");
             x
         })
-        .collect::<Vec<_>>(&bg())
+        .collect::<Vec<_>>(bg())
         .await
         .unwrap();
     assert_eq!(done.output.len(), 990);
@@ -207,7 +207,7 @@ async fn panic_in_map_is_caught_and_handled_by_policy() {
             assert!(x != 3, "bad item");
             x
         })
-        .collect::<Vec<_>>(&bg())
+        .collect::<Vec<_>>(bg())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("panicked: bad item"), "{err}");
@@ -230,7 +230,7 @@ async fn panics_in_filter_and_inspect_fail_only_their_item() {
             x % 3 != 0
         })
         .inspect(tap, |x| assert!(x % 50 != 47, "inspect boom {x}"))
-        .collect::<Vec<_>>(&bg())
+        .collect::<Vec<_>>(bg())
         .await
         .unwrap();
     let expect: Vec<u64> = (0..1000u64)
@@ -279,7 +279,7 @@ async fn panic_in_async_stage_goes_to_dead_letter() {
             assert!(x != 4, "cannot fetch 4");
             x
         })
-        .collect::<Vec<_>>(&bg())
+        .collect::<Vec<_>>(bg())
         .await
         .unwrap();
     assert_eq!(done.output, [0, 1, 2, 3, 5]);
@@ -303,7 +303,7 @@ async fn batch_flushes_on_size_and_on_time() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     })
     .batch("b", 3, Duration::from_millis(100))
-    .collect::<Vec<_>>(&bg())
+    .collect::<Vec<_>>(bg())
     .await
     .unwrap();
     // [0,1,2] by size, [3,4] by the timer during the pause, [5,6] by the timer before the end
@@ -317,7 +317,7 @@ async fn throttle_spaces_items() {
     let start = tokio::time::Instant::now();
     let done = Pipeline::from_iter(0..21u32)
         .throttle("t", 10, Duration::from_secs(1))
-        .collect::<Vec<_>>(&bg())
+        .collect::<Vec<_>>(bg())
         .await
         .unwrap();
     assert_eq!(done.output.len(), 21);
@@ -333,7 +333,7 @@ async fn bounded_buffer_caps_queue_depth() {
             tokio::time::sleep(Duration::from_millis(1)).await;
             x
         })
-        .collect::<Vec<_>>(&bg())
+        .collect::<Vec<_>>(bg())
         .await
         .unwrap();
     let slow = done.report.stage("slow").unwrap();
@@ -355,7 +355,7 @@ async fn drop_when_full_counts_drops() {
                 x
             },
         )
-        .collect::<Vec<_>>(&bg())
+        .collect::<Vec<_>>(bg())
         .await
         .unwrap();
     let slow = done.report.stage("slow").unwrap();
@@ -370,7 +370,7 @@ async fn drop_when_full_counts_drops() {
 async fn broadcast_partition_merge_account_per_branch() {
     let done = Pipeline::from_iter(0..1000u64)
         .broadcast("tee", 3, |i, b| b.map("x", move |x| x + i as u64 * 10_000))
-        .collect::<Vec<_>>(&bg())
+        .collect::<Vec<_>>(bg())
         .await
         .unwrap();
     assert_eq!(done.output.len(), 3000);
@@ -385,7 +385,7 @@ async fn broadcast_partition_merge_account_per_branch() {
 
     let done = Pipeline::from_iter(0..1000u64)
         .partition("part", 4, |x| x % 10, |_, b| b.filter("f", |x| x % 2 == 0))
-        .collect::<Vec<_>>(&bg())
+        .collect::<Vec<_>>(bg())
         .await
         .unwrap();
     assert_eq!(done.output.len(), 500);
@@ -399,7 +399,7 @@ async fn broadcast_partition_merge_account_per_branch() {
     let b = Pipeline::from_iter(100..300u64).map("b", |x| x);
     let done = Pipeline::merge([a, b])
         .map("after", |x| x)
-        .collect::<Vec<_>>(&bg())
+        .collect::<Vec<_>>(bg())
         .await
         .unwrap();
     let mut out = done.output;
@@ -422,7 +422,7 @@ async fn abort_midway_accounts_items_in_flight() {
             }
         })
         .map(Stage::new("sq").workers(3), |x| x * x)
-        .collect::<Vec<_>>(&ctx)
+        .collect::<Vec<_>>(ctx.clone())
         .await
         .unwrap();
     let r = &done.report;
@@ -448,7 +448,7 @@ async fn drain_timeout_aborts_a_stuck_stage() {
             }
         })
         .shutdown(Shutdown::drain(Duration::from_secs(3)))
-        .collect::<Vec<_>>(&ctx)
+        .collect::<Vec<_>>(ctx.clone())
         .await
         .unwrap();
     assert_eq!(done.report.stop, StopReason::DrainTimedOut);
@@ -464,7 +464,7 @@ async fn already_cancelled_context_runs_nothing_and_balances() {
     cancel.cancel();
     let done = Pipeline::from_iter(0..1_000_000u64)
         .map("m", |x| x)
-        .collect::<Vec<_>>(&ctx)
+        .collect::<Vec<_>>(ctx.clone())
         .await
         .unwrap();
     assert_eq!(done.report.stop, StopReason::Aborted);
@@ -500,7 +500,7 @@ async fn live_progress_shows_a_run_in_flight() {
             }
         });
     let progress = p.progress();
-    let run = tokio::spawn(async move { p.collect::<Vec<_>>(&bg()).await });
+    let run = tokio::spawn(async move { p.collect::<Vec<_>>(bg()).await });
     // wait until the stage has taken item 5 and is stuck on it
     loop {
         if let Some(s) = progress.stage("wait")
@@ -522,7 +522,7 @@ async fn live_progress_shows_a_run_in_flight() {
 async fn stream_sink_yields_in_order_and_counts_unread_as_cancelled() {
     let mut s = Pipeline::from_iter(0..10_000u32)
         .map("m", |x| x + 1)
-        .into_stream(&bg());
+        .into_stream(bg());
     let first: Vec<u32> = s.by_ref().take(5).collect().await;
     assert_eq!(first, [1, 2, 3, 4, 5]);
     let r = s.finish().await.unwrap();
@@ -531,7 +531,7 @@ async fn stream_sink_yields_in_order_and_counts_unread_as_cancelled() {
     assert_eq!(sink.emitted, 5);
     r.check().unwrap();
 
-    let s = Pipeline::from_iter(0..100u32).into_stream(&bg());
+    let s = Pipeline::from_iter(0..100u32).into_stream(bg());
     let all: Vec<u32> = s.collect().await;
     assert_eq!(all.len(), 100);
 }
@@ -575,7 +575,7 @@ async fn emitter_send_cancelled_mid_flight_sends_nothing() {
             }
         }
     })
-    .collect::<Vec<_>>(&bg())
+    .collect::<Vec<_>>(bg())
     .await
     .unwrap();
     let out = done.output;
@@ -596,7 +596,7 @@ async fn stream_next_cancelled_mid_flight_loses_nothing() {
             tokio::time::sleep(Duration::from_millis(10)).await;
             x
         })
-        .into_stream(&bg());
+        .into_stream(bg());
     let mut got = Vec::new();
     loop {
         tokio::select! {
@@ -627,7 +627,7 @@ async fn dropping_a_run_future_stops_its_stages() {
             let _keep = &flag;
             std::future::pending::<u32>()
         })
-        .collect::<Vec<_>>(&ctx);
+        .collect::<Vec<_>>(ctx.clone());
     // cancel the run future mid-flight
     let r = tokio::time::timeout(Duration::from_millis(20), run).await;
     assert!(r.is_err());
@@ -673,7 +673,7 @@ async fn async_stage_keeps_driving_in_flight_work_while_its_output_is_full() {
                     x
                 }
             })
-            .collect::<Vec<_>>(&bg())
+            .collect::<Vec<_>>(bg())
             .await
     });
     // Let the run settle against the closed gate (one thread: nothing runs behind our back).
@@ -700,4 +700,82 @@ async fn async_stage_keeps_driving_in_flight_work_while_its_output_is_full() {
     let done = run.await.unwrap().unwrap();
     assert_eq!(done.output, (0..100).collect::<Vec<_>>());
     done.report.check().unwrap();
+}
+
+/// Sinks own their Context and everything else they use, so their futures can be spawned.
+#[tokio::test]
+async fn every_sink_future_can_be_spawned() {
+    let collect = tokio::spawn(Pipeline::from_iter(0..10u32).collect::<Vec<_>>(bg()));
+    let fold = tokio::spawn(Pipeline::from_iter(0..10u32).fold(bg(), 0, |a, x| a + x));
+    let seen = Arc::new(AtomicU32::new(0));
+    let s = seen.clone();
+    let for_each = tokio::spawn(Pipeline::from_iter(0..10u32).for_each(bg(), move |_| {
+        s.fetch_add(1, Ordering::Relaxed);
+    }));
+    let stream = Pipeline::from_iter(0..10u32).into_stream(bg());
+    let streamed = tokio::spawn(stream.collect::<Vec<_>>());
+    assert_eq!(collect.await.unwrap().unwrap().output.len(), 10);
+    assert_eq!(fold.await.unwrap().unwrap().output, 45);
+    for_each.await.unwrap().unwrap();
+    assert_eq!(seen.load(Ordering::Relaxed), 10);
+    assert_eq!(streamed.await.unwrap().len(), 10);
+}
+
+/// Consecutive single-worker sync stages run in one task, yet each keeps its own counters
+/// and the hand-offs between them still add up; a stage with its own buffer keeps its queue.
+#[tokio::test]
+async fn fused_sync_stages_report_as_separate_stages() {
+    let done = Pipeline::from_iter(0..10_000u64)
+        .chunk_size(100)
+        .map("m1", |x| x * 3)
+        .filter("keep", |x| x % 2 == 0)
+        .map("m2", |x| x + 1)
+        .map(Stage::new("queued").buffer(300), |x| x)
+        .collect::<Vec<_>>(bg())
+        .await
+        .unwrap();
+    assert_eq!(done.output.len(), 5_000);
+    assert_eq!(done.output[1], 7);
+    let r = &done.report;
+    let stage = |n: &str| r.stage(n).unwrap().clone();
+    assert_eq!((stage("m1").received, stage("m1").output), (10_000, 10_000));
+    assert_eq!(
+        (stage("keep").received, stage("keep").filtered),
+        (10_000, 5_000)
+    );
+    assert_eq!((stage("m2").received, stage("m2").emitted), (5_000, 5_000));
+    assert_eq!(
+        stage("m2").max_queue_depth,
+        0,
+        "m2 ran in m1's task, with no queue"
+    );
+    assert!(
+        stage("queued").max_queue_depth > 0,
+        "a stage with a buffer has its own queue"
+    );
+    let names: Vec<&str> = r.stages.iter().map(|s| &*s.name).collect();
+    assert_eq!(names, ["source", "m1", "keep", "m2", "queued", "sink"]);
+    r.check().unwrap();
+}
+
+/// A fail-fast failure in a fused stage fails the run with that stage's name, and every item
+/// in every fused stage is still accounted for.
+#[tokio::test]
+async fn a_failure_in_a_fused_stage_names_it_and_balances() {
+    let err = Pipeline::from_iter(0..100_000u64)
+        .map("m1", |x| x + 1)
+        .try_map("parse", |x: &u64| {
+            if *x == 50_000 {
+                Err(E::Permanent(*x))
+            } else {
+                Ok(*x)
+            }
+        })
+        .map("m2", |x| x)
+        .collect::<Vec<_>>(bg())
+        .await
+        .unwrap_err();
+    assert_eq!(err.stage(), "parse");
+    assert_eq!(err.report().stage("parse").unwrap().failed, 1);
+    err.report().check().unwrap();
 }

@@ -180,7 +180,7 @@ impl Crawler {
         };
         let ctx = ctx.clone();
         let task = tokio::spawn(async move {
-            let pages = pipeline.into_stream(&ctx);
+            let pages = pipeline.into_stream(ctx.clone());
             sink.run(pages, ctx).await;
         });
         Ok(Crawl {

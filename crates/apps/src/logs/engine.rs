@@ -138,7 +138,7 @@ pub async fn analyze(
     let init = Stats::new(slow_us, samples);
     // Partial stats merge in any order to the same result, so the stage can be unordered.
     let done = pipeline
-        .fold(ctx, init, |mut acc, mut part| {
+        .fold(ctx.clone(), init, |mut acc, mut part| {
             acc.absorb(&mut part);
             // If the pool is full the stats are simply freed.
             let _ = stats_tx.try_send(part);
