@@ -35,7 +35,7 @@ fn cancel_reaches_all_descendants_but_not_parent_or_siblings() {
 
     cancel_parent.cancel();
     assert!(parent.is_done() && b.is_done());
-    assert_eq!(b.err(), Some(ContextError::Canceled));
+    assert_eq!(b.err(), Some(ContextError::Cancelled));
 }
 
 #[test]
@@ -54,7 +54,7 @@ fn drop_guard_cancels_on_scope_exit() {
         let _g = cancel.drop_guard();
         assert!(!ctx.is_done());
     }
-    assert_eq!(ctx.err(), Some(ContextError::Canceled));
+    assert_eq!(ctx.err(), Some(ContextError::Cancelled));
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn first_cause_wins_and_reaches_children() {
         cause.downcast_ref::<std::io::Error>().map(|e| e.kind()),
         Some(std::io::ErrorKind::BrokenPipe)
     );
-    assert_eq!(grandchild.err(), Some(ContextError::Canceled));
+    assert_eq!(grandchild.err(), Some(ContextError::Cancelled));
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn plain_cancel_cause_is_the_context_error() {
     let cause: Cause = ctx.cause().unwrap();
     assert_eq!(
         cause.downcast_ref::<ContextError>(),
-        Some(&ContextError::Canceled)
+        Some(&ContextError::Cancelled)
     );
 }
 
@@ -164,11 +164,11 @@ async fn cancel_after_deadline_passed_keeps_deadline_exceeded() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn cancel_before_deadline_is_canceled() {
+async fn cancel_before_deadline_is_cancelled() {
     let (ctx, cancel) = Context::background().with_timeout(Duration::from_secs(1));
     cancel.cancel();
     tokio::time::advance(Duration::from_secs(2)).await;
-    assert_eq!(ctx.err(), Some(ContextError::Canceled));
+    assert_eq!(ctx.err(), Some(ContextError::Cancelled));
 }
 
 #[test]
@@ -310,7 +310,7 @@ async fn run_returns_output_or_error() {
             p.fetch_add(1, Ordering::SeqCst);
         })
         .await;
-    assert_eq!(r, Err(ContextError::Canceled));
+    assert_eq!(r, Err(ContextError::Cancelled));
     assert_eq!(
         polled.load(Ordering::SeqCst),
         0,
@@ -388,5 +388,5 @@ fn debug_output_names_state() {
     let (ctx, cancel) = Context::background().with_cancel();
     cancel.cancel();
     let s = format!("{ctx:?} {cancel:?}");
-    assert!(s.contains("Canceled"), "{s}");
+    assert!(s.contains("Cancelled"), "{s}");
 }

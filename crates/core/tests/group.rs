@@ -278,7 +278,7 @@ async fn first_error_cancels_context_with_it_as_cause() {
     let err = group.wait().await.unwrap_err();
     assert_eq!(err, GroupError::Failed("disk full".to_string()));
     assert_eq!(stopped.load(Ordering::SeqCst), 3);
-    assert_eq!(ctx.err(), Some(ContextError::Canceled));
+    assert_eq!(ctx.err(), Some(ContextError::Cancelled));
     assert_eq!(ctx.cause().unwrap().to_string(), "disk full");
     assert!(!parent.is_done(), "the group never cancels its parent");
 }
@@ -314,7 +314,7 @@ async fn success_cancels_context_when_wait_returns() {
     settle().await;
     assert!(!ctx.is_done(), "not before wait returns");
     group.wait().await.unwrap();
-    assert_eq!(ctx.err(), Some(ContextError::Canceled));
+    assert_eq!(ctx.err(), Some(ContextError::Cancelled));
 }
 
 #[tokio::test]
@@ -328,7 +328,7 @@ async fn parent_cancel_reaches_group_context() {
     cancel.cancel_with("shutdown");
     assert_eq!(
         group.wait().await,
-        Err(GroupError::Failed(ContextError::Canceled))
+        Err(GroupError::Failed(ContextError::Cancelled))
     );
     assert_eq!(ctx.cause().unwrap().to_string(), "shutdown");
 }

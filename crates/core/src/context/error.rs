@@ -5,6 +5,10 @@ use std::sync::Arc;
 /// Why a [`Context`](super::Context) is done: Go's `context.Canceled` and
 /// `context.DeadlineExceeded`.
 ///
+/// [`Cancelled`](ContextError::Cancelled) is Go's `context.Canceled`, spelled as tokio and the
+/// rest of weft spell it (`JoinError::is_cancelled`, `CancellationToken::is_cancelled`,
+/// `TaskError::Cancelled`), so one word means one thing across the crates.
+///
 /// Returned by [`Context::err`](super::Context::err) and
 /// [`Context::run`](super::Context::run). It is `Copy` and cheap to compare; the
 /// richer reason, if the canceller gave one, is the [`Cause`] returned by
@@ -18,30 +22,30 @@ use std::sync::Arc;
 /// let (ctx, cancel) = Context::background().with_cancel();
 /// assert_eq!(ctx.err(), None);
 /// cancel.cancel();
-/// assert_eq!(ctx.err(), Some(ContextError::Canceled));
-/// assert_eq!(ContextError::Canceled.to_string(), "context canceled");
+/// assert_eq!(ctx.err(), Some(ContextError::Cancelled));
+/// assert_eq!(ContextError::Cancelled.to_string(), "context cancelled");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum ContextError {
-    /// The context, or one of its parents, was cancelled.
-    #[error("context canceled")]
-    Canceled,
+    /// The context, or one of its parents, was cancelled (Go's `context.Canceled`).
+    #[error("context cancelled")]
+    Cancelled,
     /// The deadline of the context, or of one of its parents, passed.
     #[error("context deadline exceeded")]
     DeadlineExceeded,
 }
 
 impl ContextError {
-    /// Returns `true` for [`ContextError::Canceled`].
+    /// Returns `true` for [`ContextError::Cancelled`].
     ///
     /// ```
     /// use weft_core::context::ContextError;
-    /// assert!(ContextError::Canceled.is_canceled());
+    /// assert!(ContextError::Cancelled.is_cancelled());
     /// ```
     #[must_use]
-    pub fn is_canceled(&self) -> bool {
-        matches!(self, ContextError::Canceled)
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, ContextError::Cancelled)
     }
 
     /// Returns `true` for [`ContextError::DeadlineExceeded`].
@@ -75,7 +79,7 @@ impl ContextError {
 ///
 /// let (ctx, cancel) = Context::background().with_cancel();
 /// cancel.cancel();
-/// assert_eq!(ctx.cause().unwrap().downcast_ref::<ContextError>(), Some(&ContextError::Canceled));
+/// assert_eq!(ctx.cause().unwrap().downcast_ref::<ContextError>(), Some(&ContextError::Cancelled));
 /// ```
 #[derive(Clone)]
 pub struct Cause(Arc<dyn Error + Send + Sync + 'static>);

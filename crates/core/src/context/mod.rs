@@ -16,6 +16,7 @@
 //! | `context.AfterFunc(ctx, f)` | [`ctx.after_func(f)`](Context::after_func) |
 //! | `<-ctx.Done()` | [`ctx.done().await`](Context::done) |
 //! | `ctx.Err()`, `context.Cause(ctx)` | [`ctx.err()`](Context::err), [`ctx.cause()`](Context::cause) |
+//! | `context.Canceled`, `context.DeadlineExceeded` | [`ContextError::Cancelled`], [`ContextError::DeadlineExceeded`] |
 //!
 //! # Differences from Go, and why
 //!
@@ -29,6 +30,10 @@
 //!   asks ([`is_done`](Context::is_done), [`err`](Context::err)) or waits
 //!   ([`done`](Context::done) races the token against a timer). Creating and dropping 100k
 //!   timeout contexts is a handful of allocations each (see `benches/benches/context.rs`).
+//! - **`Cancelled`, not `Canceled`.** Go's `context.Canceled` is [`ContextError::Cancelled`]
+//!   here, and its text is `context cancelled`: tokio (`JoinError::is_cancelled`,
+//!   `CancellationToken`) and every other weft crate spell it that way, and one word per idea
+//!   beats matching Go's spelling. Match on the variant, not on the text.
 //! - **Values are keyed by type**, not by an `interface{}` key, so two libraries cannot collide
 //!   by accident and lookups need no cast at the call site. Wrap a value in a newtype to give it
 //!   its own key.
@@ -397,7 +402,7 @@ impl Context {
     ///
     /// let (ctx, cancel) = ctx.with_cancel();
     /// cancel.cancel();
-    /// assert_eq!(ctx.run(async { 1 + 1 }).await, Err(ContextError::Canceled));
+    /// assert_eq!(ctx.run(async { 1 + 1 }).await, Err(ContextError::Cancelled));
     /// # }
     /// ```
     pub async fn run<F: Future>(&self, future: F) -> Result<F::Output, ContextError> {
@@ -406,7 +411,7 @@ impl Context {
         }
         tokio::select! {
             biased;
-            () = self.done() => Err(self.err().unwrap_or(ContextError::Canceled)),
+            () = self.done() => Err(self.err().unwrap_or(ContextError::Cancelled)),
             output = future => Ok(output),
         }
     }
@@ -529,21 +534,21 @@ pub struct CancelFn {
 }
 
 impl CancelFn {
-    /// Cancels the context and its children with [`ContextError::Canceled`] as the cause.
+    /// Cancels the context and its children with [`ContextError::Cancelled`] as the cause.
     ///
     /// ```
     /// use weft_core::context::{Context, ContextError};
     /// let (ctx, cancel) = Context::background().with_cancel();
     /// cancel.cancel();
-    /// assert_eq!(ctx.err(), Some(ContextError::Canceled));
+    /// assert_eq!(ctx.err(), Some(ContextError::Cancelled));
     /// ```
     pub fn cancel(&self) {
         self.node
-            .cancel(ContextError::Canceled, Cause::from(ContextError::Canceled));
+            .cancel(ContextError::Cancelled, Cause::from(ContextError::Cancelled));
     }
 
     /// Cancels the context and its children, recording `cause` (an error, or a message) for
-    /// [`Context::cause`]. [`Context::err`] still says [`ContextError::Canceled`].
+    /// [`Context::cause`]. [`Context::err`] still says [`ContextError::Cancelled`].
     ///
     /// If the context was already done (cancelled, or past its deadline), this does nothing.
     ///
@@ -551,14 +556,14 @@ impl CancelFn {
     /// use weft_core::context::{Context, ContextError};
     /// let (ctx, cancel) = Context::background().with_cancel();
     /// cancel.cancel_with(format!("worker {} failed", 3));
-    /// assert_eq!(ctx.err(), Some(ContextError::Canceled));
+    /// assert_eq!(ctx.err(), Some(ContextError::Cancelled));
     /// assert_eq!(ctx.cause().unwrap().to_string(), "worker 3 failed");
     /// ```
     pub fn cancel_with(
         &self,
         cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
     ) {
-        self.node.cancel(ContextError::Canceled, Cause::new(cause));
+        self.node.cancel(ContextError::Cancelled, Cause::new(cause));
     }
 
     /// Returns a guard that cancels the context when dropped: Go's `defer cancel()`.

@@ -164,8 +164,8 @@ impl Node {
             Some(reason) => Some(reason.clone()),
             // Only reachable if the token was cancelled behind our back (never done by weft).
             None => Some(Reason {
-                err: ContextError::Canceled,
-                cause: Cause::from(ContextError::Canceled),
+                err: ContextError::Cancelled,
+                cause: Cause::from(ContextError::Cancelled),
                 at: Instant::now(),
             }),
         }
