@@ -268,32 +268,61 @@ async fn after_func_stop_before_done_prevents_call() {
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_func_stop_races_cancel_exactly_one_wins() {
-    // Across many races, exactly one of {the call ran, stop returned true} holds each time.
-    for _ in 0..500 {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let (ctx, cancel) = Context::background().with_cancel();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let handle = ctx.after_func({
-            let calls = calls.clone();
-            move || {
-                calls.fetch_add(1, Ordering::SeqCst);
-                drop(tx);
+#[tokio::test]
+async fn after_func_stop_after_cancel_returns_false_and_the_call_still_runs() {
+    // On a current-thread runtime the after_func task cannot run between `cancel` and `stop`:
+    // the context is done, so `stop` must say it is too late, and the call must happen.
+    let (ctx, cancel) = Context::background().with_cancel();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let handle = ctx.after_func(move || tx.send("ran").unwrap());
+    cancel.cancel();
+    assert!(!handle.stop(), "the context is done: stop cannot prevent the call");
+    assert_eq!(rx.await, Ok("ran"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_func_stop_after_an_unobserved_deadline_returns_false_and_the_call_runs() {
+    // The deadline has passed but nothing has noticed it yet (no token is cancelled): the
+    // context is done all the same, so `stop` is too late.
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::ZERO);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let handle = ctx.after_func(move || tx.send(()).unwrap());
+    assert!(!handle.stop());
+    assert_eq!(rx.await, Ok(()));
+}
+
+#[test]
+fn after_func_stop_races_cancel_and_once_done_the_call_always_runs() {
+    // For each race: the call runs exactly when `stop` returns false (the oneshot's sender is
+    // either used by the call or dropped with the stopped function), and a context seen done
+    // before `stop` always gets `false`.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (mut stopped_count, mut ran_count) = (0, 0);
+        for _ in 0..2000 {
+            let (ctx, cancel) = Context::background().with_cancel();
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let handle = ctx.after_func(move || tx.send(()).unwrap());
+            let canceller = std::thread::spawn(move || cancel.cancel());
+            let done_before = ctx.is_done();
+            let stopped = handle.stop();
+            canceller.join().unwrap();
+            if done_before {
+                assert!(!stopped, "stop returned true on a context already done");
             }
-        });
-        let canceller = tokio::spawn(async move { cancel.cancel() });
-        let stopped = handle.stop();
-        canceller.await.unwrap();
-        if stopped {
-            // rx errors when tx is dropped, either by the call or by stop dropping f.
-            let _ = rx.await;
-            assert_eq!(calls.load(Ordering::SeqCst), 0);
-        } else {
-            let _ = rx.await;
-            assert_eq!(calls.load(Ordering::SeqCst), 1);
+            let ran = rx.await.is_ok();
+            assert_eq!(ran, !stopped, "exactly one of: the call ran, stop prevented it");
+            if stopped {
+                stopped_count += 1;
+            } else {
+                ran_count += 1;
+            }
         }
-    }
+        assert_eq!(stopped_count + ran_count, 2000);
+    });
 }
 
 #[tokio::test]

@@ -34,6 +34,12 @@
 //!   here, and its text is `context cancelled`: tokio (`JoinError::is_cancelled`,
 //!   `CancellationToken`) and every other weft crate spell it that way, and one word per idea
 //!   beats matching Go's spelling. Match on the variant, not on the text.
+//! - **[`after_func`](Context::after_func)'s function runs on a tokio task.** Go's `cancel`
+//!   starts `f`'s goroutine itself; here `after_func` spawns one task at once, which wakes when
+//!   the context is done. Go's guarantee holds all the same: once the context is done,
+//!   [`stop`](AfterFunc::stop) returns `false` and `f` runs exactly once, even if its task has
+//!   not run yet. Two things differ: `after_func` must be called inside a tokio runtime, and
+//!   `f` is dropped without running if the runtime shuts down before its task runs.
 //! - **Values are keyed by type**, not by an `interface{}` key, so two libraries cannot collide
 //!   by accident and lookups need no cast at the call site. Wrap a value in a newtype to give it
 //!   its own key.
@@ -419,9 +425,13 @@ impl Context {
     /// Arranges for `f` to run on a tokio task once this context is done (Go 1.21's
     /// `context.AfterFunc`). If the context is already done, `f` runs right away on that task.
     ///
-    /// The returned [`AfterFunc`]'s [`stop`](AfterFunc::stop) prevents the call if it has not
-    /// started. Dropping the handle does not stop it. `f` runs on an async worker thread: it
-    /// must not block (wrap blocking work in `tokio::task::spawn_blocking`).
+    /// The returned [`AfterFunc`]'s [`stop`](AfterFunc::stop) prevents the call, but only
+    /// while the context is not done: as in Go, once the context is done (cancelled, or past
+    /// its deadline, noticed or not), `stop` returns `false` and `f` runs exactly once, even
+    /// if its task has not been scheduled yet. Dropping the handle does not stop it. `f` runs
+    /// on an async worker thread: it must not block (wrap blocking work in
+    /// `tokio::task::spawn_blocking`). If the runtime shuts down before the task runs, `f` is
+    /// dropped without being called.
     ///
     /// # Panics
     ///
@@ -464,6 +474,7 @@ impl Context {
         });
         AfterFunc {
             slot,
+            node: Arc::clone(&self.node),
             task: task.abort_handle(),
         }
     }
@@ -638,11 +649,18 @@ impl fmt::Debug for CancelGuard {
 }
 
 /// The function an [`AfterFunc`] may still call; `None` once called or stopped.
+///
+/// Whoever takes it out owns the decision: the task takes it to call it (only once the
+/// context is done), `stop` takes it to drop it (only while the context is not done). So once
+/// the context is done, `stop` never takes it and the task, which is then bound to wake, calls
+/// it: Go's "once done, `stop` is false and `f` runs" without a callback inside `cancel`.
 type AfterSlot = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
 
 /// Handle to a function registered with [`Context::after_func`].
 ///
 /// Dropping the handle does not stop the function.
+///
+/// # Examples
 ///
 /// ```
 /// use weft_core::context::Context;
@@ -655,33 +673,47 @@ type AfterSlot = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
 /// ```
 pub struct AfterFunc {
     slot: AfterSlot,
+    node: Arc<Node>,
     task: AbortHandle,
 }
 
 impl AfterFunc {
-    /// Prevents the function from running. Returns `true` if this call stopped it, `false` if
-    /// it had already started (or finished) or was already stopped, as Go's `stop()`.
+    /// Prevents the function from running, as Go's `stop()`: returns `true` if this call
+    /// stopped it, `false` if the context is already done (the function then runs, or has
+    /// run, exactly once) or if it was already stopped.
+    ///
+    /// `true` means the context was not done when `stop` decided, and the function will
+    /// never run. A `stop` racing a cancel on another thread sees one or the other first.
     ///
     /// ```
     /// use weft_core::context::Context;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let (ctx, _cancel) = Context::background().with_cancel();
+    /// let (ctx, cancel) = Context::background().with_cancel();
     /// assert!(ctx.after_func(|| {}).stop());
+    ///
+    /// let (tx, rx) = tokio::sync::oneshot::channel();
+    /// let late = ctx.after_func(move || tx.send("ran").unwrap());
+    /// cancel.cancel();
+    /// assert!(!late.stop(), "the context is done: too late to stop");
+    /// assert_eq!(rx.await.unwrap(), "ran");
     /// # }
     /// ```
     pub fn stop(&self) -> bool {
-        let stopped = self
-            .slot
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .is_some();
-        if stopped {
-            // The task has nothing left to do; free it now rather than when the context ends.
-            self.task.abort();
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        // Decided under the lock, so the task cannot take the function between this check
+        // and the take. A done context (even by a deadline nobody observed: the task's own
+        // timer will) means the task runs the function: leave it there.
+        if slot.is_none() || self.node.is_done() {
+            return false;
         }
-        stopped
+        let f = slot.take();
+        drop(slot);
+        // Dropped outside the lock: `f`'s captures may run arbitrary `Drop` code.
+        drop(f);
+        // The task has nothing left to do; free it now rather than when the context ends.
+        self.task.abort();
+        true
     }
 }
 
