@@ -297,9 +297,7 @@ async fn panic_cancels_context_and_is_returned() {
     let err = group.wait().await.unwrap_err();
     assert_eq!(
         err,
-        GroupError::Panicked {
-            message: "index out of range".into()
-        }
+        GroupError::Panicked(weft_core::Panicked::new("index out of range"))
     );
     assert_eq!(
         ctx.cause().unwrap().to_string(),
@@ -393,9 +391,7 @@ async fn wait_all_returns_every_failure_in_the_order_they_happened() {
             GroupError::Failed("a"),
             GroupError::Failed("b"),
             GroupError::Failed("c"),
-            GroupError::Panicked {
-                message: "e".into()
-            },
+            GroupError::Panicked(weft_core::Panicked::new("e")),
         ]
     );
     assert_eq!(
@@ -699,9 +695,7 @@ async fn result_group_wait_all_keeps_every_outcome_in_order() {
         [
             Ok(10),
             Err(GroupError::Failed("bad")),
-            Err(GroupError::Panicked {
-                message: "worse".into()
-            })
+            Err(GroupError::Panicked(weft_core::Panicked::new("worse")))
         ]
     );
 }

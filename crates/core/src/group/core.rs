@@ -110,7 +110,7 @@ where
             let result = match catch_panic(future).await {
                 Ok(Ok(value)) => Ok(value),
                 Ok(Err(e)) => Err(GroupError::Failed(e)),
-                Err(message) => Err(GroupError::Panicked { message }),
+                Err(panicked) => Err(GroupError::Panicked(panicked)),
             };
             let mut ticket = usize::MAX;
             if let Err(err) = &result {

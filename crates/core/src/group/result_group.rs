@@ -7,6 +7,7 @@ use std::num::NonZeroUsize;
 use super::core::{Core, Finished};
 use super::error::{GroupError, TryGoError};
 use crate::context::Context;
+use crate::task::Panicked;
 
 /// A task's outcome, its failure carrying its ticket (see `core`'s invariant 2).
 type Outcome<T, E> = Result<T, (usize, GroupError<E>)>;
@@ -290,9 +291,7 @@ where
                 slot.unwrap_or_else(|| {
                     Err((
                         usize::MAX,
-                        GroupError::Panicked {
-                            message: "task ended without an outcome".to_owned(),
-                        },
+                        GroupError::Panicked(Panicked::new("task ended without an outcome")),
                     ))
                 })
             })
