@@ -171,6 +171,70 @@ async fn cancel_before_deadline_is_cancelled() {
     assert_eq!(ctx.err(), Some(ContextError::Cancelled));
 }
 
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("the {0} budget ran out")]
+struct Budget(&'static str);
+
+fn budget_of(ctx: &Context) -> Option<&'static str> {
+    ctx.cause()
+        .and_then(|c| c.downcast_ref::<Budget>().map(|b| b.0))
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_cause_is_the_cause_when_the_deadline_ends_the_context() {
+    let start = Instant::now();
+    let (ctx, _c) =
+        Context::background().with_timeout_cause(Duration::from_secs(2), Budget("request"));
+    let (child, _c2) = ctx.with_cancel();
+    assert_eq!(ctx.cause().map(|c| c.to_string()), None, "no cause while not done");
+    child.done().await;
+    assert_eq!(Instant::now(), start + Duration::from_secs(2));
+    assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
+    assert_eq!(budget_of(&ctx), Some("request"));
+    assert_eq!(budget_of(&child), Some("request"), "children see the deadline's cause");
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_cause_is_the_cause_even_when_the_deadline_passed_unobserved() {
+    let (parent, cancel) = Context::background().with_cancel();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let (ctx, _c) = parent.with_deadline_cause(deadline, Budget("batch"));
+    assert_eq!(ctx.deadline(), Some(deadline));
+    tokio::time::advance(Duration::from_secs(5)).await;
+    // Nobody looked at the deadline; the parent's later cancel does not replace it.
+    cancel.cancel_with("shutdown");
+    assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
+    assert_eq!(budget_of(&ctx), Some("batch"));
+    assert_eq!(parent.cause().unwrap().to_string(), "shutdown");
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_before_a_deadline_with_cause_keeps_the_cancel_cause() {
+    let (ctx, cancel) =
+        Context::background().with_timeout_cause(Duration::from_secs(1), Budget("request"));
+    cancel.cancel_with("client went away");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(ctx.err(), Some(ContextError::Cancelled));
+    assert_eq!(ctx.cause().unwrap().to_string(), "client went away");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_earlier_parent_deadline_ends_the_child_with_the_parent_cause() {
+    let (parent, _c1) =
+        Context::background().with_timeout_cause(Duration::from_secs(1), Budget("parent"));
+    let (child, _c2) = parent.with_timeout_cause(Duration::from_secs(10), Budget("child"));
+    let (plain, _c3) = Context::background().with_timeout(Duration::from_secs(1));
+    let (plain_child, _c4) = plain.with_timeout_cause(Duration::from_secs(10), Budget("child"));
+    child.done().await;
+    plain_child.done().await;
+    assert_eq!(budget_of(&child), Some("parent"));
+    assert_eq!(
+        plain_child.cause().unwrap().downcast_ref::<ContextError>(),
+        Some(&ContextError::DeadlineExceeded),
+        "the parent's deadline without a cause ends the child with DeadlineExceeded"
+    );
+}
+
 #[test]
 fn values_shadow_and_look_through_parents() {
     #[derive(Debug, PartialEq)]

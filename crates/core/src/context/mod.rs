@@ -11,6 +11,7 @@
 //! | `context.WithCancel(ctx)` | [`ctx.with_cancel()`](Context::with_cancel) |
 //! | `context.WithCancelCause(ctx)` | [`ctx.with_cancel()`](Context::with_cancel) + [`cancel.cancel_with(cause)`](CancelFn::cancel_with) |
 //! | `context.WithTimeout` / `WithDeadline` | [`ctx.with_timeout(d)`](Context::with_timeout) / [`ctx.with_deadline(t)`](Context::with_deadline) |
+//! | `context.WithTimeoutCause` / `WithDeadlineCause` | [`ctx.with_timeout_cause(d, cause)`](Context::with_timeout_cause) / [`ctx.with_deadline_cause(t, cause)`](Context::with_deadline_cause) |
 //! | `context.WithValue(ctx, key, v)` | [`ctx.with_value(v)`](Context::with_value), keyed by type |
 //! | `context.WithoutCancel(ctx)` | [`ctx.without_cancel()`](Context::without_cancel) |
 //! | `context.AfterFunc(ctx, f)` | [`ctx.after_func(f)`](Context::after_func) |
@@ -204,8 +205,73 @@ impl Context {
         self.derive(Some(deadline))
     }
 
+    /// Returns a child context that is done `timeout` from now at the latest, and then has
+    /// `cause` as its [cause](Context::cause) (Go 1.21's `context.WithTimeoutCause`).
+    /// [`err`](Context::err) still says [`ContextError::DeadlineExceeded`]; a cancel before
+    /// the deadline keeps its own cause.
+    ///
+    /// Only this context's own deadline carries `cause`: if the parent's deadline comes
+    /// first, the child ends with the parent's deadline and cause, as in Go.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weft_core::context::{Context, ContextError};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("upstream took longer than {0:?}")]
+    /// struct SlowUpstream(Duration);
+    ///
+    /// let budget = Duration::from_millis(250);
+    /// let (ctx, _cancel) = Context::background().with_timeout_cause(budget, SlowUpstream(budget));
+    /// ctx.done().await;
+    /// assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
+    /// let cause = ctx.cause().unwrap();
+    /// assert_eq!(cause.downcast_ref::<SlowUpstream>().unwrap().0, budget);
+    /// # }
+    /// ```
+    #[must_use = "the context is the first value; the CancelFn cancels it (dropping it does not)"]
+    pub fn with_timeout_cause(
+        &self,
+        timeout: Duration,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> (Context, CancelFn) {
+        self.with_deadline_cause(Instant::now() + timeout, cause)
+    }
+
+    /// Returns a child context that is done at `deadline` at the latest, and then has `cause`
+    /// as its [cause](Context::cause) (Go 1.21's `context.WithDeadlineCause`). As
+    /// [`with_timeout_cause`](Context::with_timeout_cause), with an instant.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio::time::Instant;
+    /// use weft_core::context::{Context, ContextError};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let close_of_business = Instant::now() + Duration::from_secs(8 * 3600);
+    /// let (ctx, _cancel) = Context::background()
+    ///     .with_deadline_cause(close_of_business, "the batch window closed");
+    /// tokio::time::advance(Duration::from_secs(8 * 3600)).await;
+    /// assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
+    /// assert_eq!(ctx.cause().unwrap().to_string(), "the batch window closed");
+    /// # }
+    /// ```
+    #[must_use = "the context is the first value; the CancelFn cancels it (dropping it does not)"]
+    pub fn with_deadline_cause(
+        &self,
+        deadline: Instant,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> (Context, CancelFn) {
+        let node = self.node.child(Some(deadline), Some(Cause::new(cause)));
+        self.wrap(node)
+    }
+
     fn derive(&self, deadline: Option<Instant>) -> (Context, CancelFn) {
-        let node = self.node.child(deadline);
+        self.wrap(self.node.child(deadline, None))
+    }
+
+    fn wrap(&self, node: Arc<Node>) -> (Context, CancelFn) {
         let cancel = CancelFn {
             node: Arc::clone(&node),
         };
