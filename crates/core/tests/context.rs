@@ -186,12 +186,20 @@ async fn timeout_cause_is_the_cause_when_the_deadline_ends_the_context() {
     let (ctx, _c) =
         Context::background().with_timeout_cause(Duration::from_secs(2), Budget("request"));
     let (child, _c2) = ctx.with_cancel();
-    assert_eq!(ctx.cause().map(|c| c.to_string()), None, "no cause while not done");
+    assert_eq!(
+        ctx.cause().map(|c| c.to_string()),
+        None,
+        "no cause while not done"
+    );
     child.done().await;
     assert_eq!(Instant::now(), start + Duration::from_secs(2));
     assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
     assert_eq!(budget_of(&ctx), Some("request"));
-    assert_eq!(budget_of(&child), Some("request"), "children see the deadline's cause");
+    assert_eq!(
+        budget_of(&child),
+        Some("request"),
+        "children see the deadline's cause"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -340,7 +348,10 @@ async fn after_func_stop_after_cancel_returns_false_and_the_call_still_runs() {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let handle = ctx.after_func(move || tx.send("ran").unwrap());
     cancel.cancel();
-    assert!(!handle.stop(), "the context is done: stop cannot prevent the call");
+    assert!(
+        !handle.stop(),
+        "the context is done: stop cannot prevent the call"
+    );
     assert_eq!(rx.await, Ok("ran"));
 }
 
@@ -378,7 +389,10 @@ fn after_func_stop_races_cancel_and_once_done_the_call_always_runs() {
                 assert!(!stopped, "stop returned true on a context already done");
             }
             let ran = rx.await.is_ok();
-            assert_eq!(ran, !stopped, "exactly one of: the call ran, stop prevented it");
+            assert_eq!(
+                ran, !stopped,
+                "exactly one of: the call ran, stop prevented it"
+            );
             if stopped {
                 stopped_count += 1;
             } else {

@@ -28,7 +28,9 @@ async fn spawn_reports_panic_with_message() {
     assert_eq!(handle.name(), "worker-7");
     assert_eq!(
         handle.await,
-        Err(TaskError::Panicked(weft_core::Panicked::new("job 7 failed")))
+        Err(TaskError::Panicked(weft_core::Panicked::new(
+            "job 7 failed"
+        )))
     );
 }
 

@@ -93,7 +93,12 @@ impl Cause {
     /// assert_eq!(cause.to_string(), "shutting down");
     /// ```
     pub fn new(error: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Self {
-        Cause(Arc::from(error.into()))
+        match error.into().downcast::<Cause>() {
+            // Passing a cause along (say, a parent's to a child) keeps it as it is, so
+            // `downcast_ref` still finds the original error.
+            Ok(cause) => *cause,
+            Err(error) => Cause(Arc::from(error)),
+        }
     }
 
     /// Returns the cause as its original error type, if it is one.
@@ -118,6 +123,21 @@ impl Cause {
     #[must_use]
     pub fn into_inner(self) -> Arc<dyn Error + Send + Sync + 'static> {
         self.0
+    }
+}
+
+/// Shares the error: the cause and every other holder of the `Arc` see the same value.
+///
+/// ```
+/// use std::sync::Arc;
+/// use weft_core::context::Cause;
+/// let err: Arc<dyn std::error::Error + Send + Sync> = Arc::new(std::io::Error::other("gone"));
+/// let cause = Cause::from(Arc::clone(&err));
+/// assert!(Arc::ptr_eq(&cause.into_inner(), &err));
+/// ```
+impl From<Arc<dyn Error + Send + Sync + 'static>> for Cause {
+    fn from(error: Arc<dyn Error + Send + Sync + 'static>) -> Self {
+        Cause(error)
     }
 }
 

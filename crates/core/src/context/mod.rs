@@ -620,8 +620,10 @@ impl CancelFn {
     /// assert_eq!(ctx.err(), Some(ContextError::Cancelled));
     /// ```
     pub fn cancel(&self) {
-        self.node
-            .cancel(ContextError::Cancelled, Cause::from(ContextError::Cancelled));
+        self.node.cancel(
+            ContextError::Cancelled,
+            Cause::from(ContextError::Cancelled),
+        );
     }
 
     /// Cancels the context and its children, recording `cause` (an error, or a message) for

@@ -319,8 +319,10 @@ impl WaitGuard {
 impl Drop for WaitGuard {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.panics
-                .record(Panicked::new("panicked while holding a WaitGroup guard"), false);
+            self.panics.record(
+                Panicked::new("panicked while holding a WaitGroup guard"),
+                false,
+            );
         }
         // `token` is dropped after this body: the panic is recorded before the count drops,
         // so the `wait` this drop releases sees it.

@@ -271,7 +271,9 @@ impl<T> Future for TaskHandle<T> {
             Err(err) if err.is_cancelled() => Err(TaskError::Cancelled),
             // Panics are caught inside the task, so tokio only reports one if dropping the
             // output or the future panicked; still report it rather than lose it.
-            Err(err) => Err(TaskError::Panicked(Panicked::from_payload(&*err.into_panic()))),
+            Err(err) => Err(TaskError::Panicked(Panicked::from_payload(
+                &*err.into_panic(),
+            ))),
         })
     }
 }
