@@ -31,6 +31,15 @@
 //!   asks ([`is_done`](Context::is_done), [`err`](Context::err)) or waits
 //!   ([`done`](Context::done) races the token against a timer). Creating and dropping 100k
 //!   timeout contexts is a handful of allocations each (see `benches/benches/context.rs`).
+//!   The one thing this changes: a tokio-util token from [`child_token`](Context::child_token)
+//!   is cancelled by a deadline only once something notices the deadline, so await
+//!   [`done`](Context::done) somewhere if a token alone must fire on time.
+//! - **One cancel function for `WithCancel` and `WithCancelCause`.** [`CancelFn`] has both
+//!   [`cancel`](CancelFn::cancel) and [`cancel_with`](CancelFn::cancel_with), and is `Clone`.
+//! - **`Context` is a type, not an interface.** Go code may implement `context.Context`
+//!   itself; here every context is a [`Context`], derived from another or from
+//!   [`background`](Context::background). Code that speaks tokio-util's `CancellationToken`
+//!   gets one from [`child_token`](Context::child_token).
 //! - **`Cancelled`, not `Canceled`.** Go's `context.Canceled` is [`ContextError::Cancelled`]
 //!   here, and its text is `context cancelled`: tokio (`JoinError::is_cancelled`,
 //!   `CancellationToken`) and every other weft crate spell it that way, and one word per idea
