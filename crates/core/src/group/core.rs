@@ -15,7 +15,8 @@
 //!    task spawned later (spawning takes the same lock) belongs to the next round.
 //! 4. The lock (`Shared::state`) is held only for short, non-blocking steps (spawn, reap one
 //!    poll's worth of finished tasks, read the length), never across an `.await` and never
-//!    while user code runs: `wait` polls the `JoinSet` through it, so a task may spawn into
+//!    while user code runs (save one case: a runtime that is shutting down drops a spawned
+//!    future inside `spawn`): `wait` polls the `JoinSet` through it, so a task may spawn into
 //!    its own group while the owner waits.
 //! 5. Once the owner is dropped, `closed` is set and the `JoinSet` is gone (its tasks are
 //!    aborted); handles spawn nothing after that.
