@@ -167,36 +167,40 @@ where
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits for a slot under the limit (none needed without one).
-    pub(super) async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
-        let limit = self.lock().limit.clone();
-        match limit {
-            // The semaphore is never closed, so `acquire_owned` cannot fail.
-            Some(sem) => sem.acquire_owned().await.ok(),
-            None => None,
+    /// Spawns `future` once a slot under the limit is free (at once without a limit, under a
+    /// single lock); hands it back if the owner is gone.
+    ///
+    /// Cancel safe as `go` documents: dropped while waiting for a slot, it drops `future`.
+    pub(super) async fn go<F>(self: &Arc<Self>, future: F) -> Result<(), F>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let sem = {
+            let mut state = self.lock();
+            if state.closed {
+                return Err(future);
+            }
+            match &state.limit {
+                Some(sem) => Arc::clone(sem),
+                None => {
+                    self.spawn_locked(&mut state, None, future);
+                    return Ok(());
+                }
+            }
+        };
+        // The semaphore is never closed, so `acquire_owned` cannot fail.
+        let permit = sem.acquire_owned().await.ok();
+        let mut state = self.lock();
+        if state.closed {
+            return Err(future);
         }
+        self.spawn_locked(&mut state, permit, future);
+        Ok(())
     }
 
-    /// Takes a slot if one is free: `Err(())` when the group is at its limit.
-    pub(super) fn try_acquire(&self) -> Result<Option<OwnedSemaphorePermit>, ()> {
-        match &self.lock().limit {
-            Some(sem) => Arc::clone(sem)
-                .try_acquire_owned()
-                .map(Some)
-                .map_err(|_| ()),
-            None => Ok(None),
-        }
-    }
-
-    /// Spawns `future` holding `permit` (released when the task ends), first collecting the
-    /// tasks already finished so that a long-lived group holds about as many entries as it
-    /// has running tasks. Hands `future` back if the owner is gone.
-    #[track_caller]
-    pub(super) fn spawn<F>(
-        self: &Arc<Self>,
-        permit: Option<OwnedSemaphorePermit>,
-        future: F,
-    ) -> Result<(), F>
+    /// Spawns `future` if a slot under the limit is free (always without a limit); hands it
+    /// back if the group is at its limit or the owner is gone.
+    pub(super) fn try_go<F>(self: &Arc<Self>, future: F) -> Result<(), F>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
@@ -204,6 +208,28 @@ where
         if state.closed {
             return Err(future);
         }
+        let permit = match &state.limit {
+            Some(sem) => match Arc::clone(sem).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => return Err(future),
+            },
+            None => None,
+        };
+        self.spawn_locked(&mut state, permit, future);
+        Ok(())
+    }
+
+    /// Spawns `future` holding `permit` (released when the task ends), first collecting the
+    /// tasks already finished so that a long-lived group holds about as many entries as it
+    /// has running tasks.
+    fn spawn_locked<F>(
+        self: &Arc<Self>,
+        state: &mut State<T, E, A>,
+        permit: Option<OwnedSemaphorePermit>,
+        future: F,
+    ) where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
         while let Some(joined) = state.set.try_join_next() {
             if let Ok(finished) = joined {
                 state.collected.collect(finished);
@@ -237,11 +263,6 @@ where
                 result,
             }
         });
-        Ok(())
-    }
-
-    pub(super) fn is_closed(&self) -> bool {
-        self.lock().closed
     }
 }
 

@@ -204,10 +204,8 @@ where
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
-        let shared = self.core.shared();
-        let permit = shared.acquire().await;
         // Only a dropped group refuses, and `self` is alive.
-        let _ = shared.spawn(permit, future);
+        let _ = self.core.shared().go(future).await;
     }
 
     /// Spawns `future` if a slot under the limit is free (always, without a limit), or
@@ -238,7 +236,7 @@ where
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
-        try_go(self.core.shared(), future)
+        self.core.shared().try_go(future).map_err(TryGoError)
     }
 
     /// Returns a handle that spawns into this group, for the group's own tasks (Go's `g.Go`
@@ -371,17 +369,6 @@ where
     }
 }
 
-fn try_go<E, F>(shared: &Arc<Shared<(), E, Failures<E>>>, future: F) -> Result<(), TryGoError<F>>
-where
-    E: fmt::Display + Send + 'static,
-    F: Future<Output = Result<(), E>> + Send + 'static,
-{
-    match shared.try_acquire() {
-        Ok(permit) => shared.spawn(permit, future).map_err(TryGoError),
-        Err(()) => Err(TryGoError(future)),
-    }
-}
-
 impl<E> Default for ErrGroup<E>
 where
     E: fmt::Display + Send + 'static,
@@ -476,12 +463,8 @@ where
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
-        if self.shared.is_closed() {
-            return;
-        }
-        let permit = self.shared.acquire().await;
-        // A group dropped meanwhile refuses it: dropping it is all that is left to do.
-        let _ = self.shared.spawn(permit, future);
+        // A dropped group refuses it: dropping it is all that is left to do.
+        let _ = self.shared.go(future).await;
     }
 
     /// Spawns `future` if a slot under the limit is free, as [`ErrGroup::try_go`]; hands it
@@ -506,7 +489,7 @@ where
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
-        try_go(&self.shared, future)
+        self.shared.try_go(future).map_err(TryGoError)
     }
 }
 

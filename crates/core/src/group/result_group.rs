@@ -161,10 +161,8 @@ where
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let shared = self.core.shared();
-        let permit = shared.acquire().await;
         // Only a dropped group refuses, and `self` is alive.
-        let _ = shared.spawn(permit, future);
+        let _ = self.core.shared().go(future).await;
     }
 
     /// Spawns `future` if a slot under the limit is free, or hands it back in
@@ -191,11 +189,7 @@ where
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let shared = self.core.shared();
-        match shared.try_acquire() {
-            Ok(permit) => shared.spawn(permit, future).map_err(TryGoError),
-            Err(()) => Err(TryGoError(future)),
-        }
+        self.core.shared().try_go(future).map_err(TryGoError)
     }
 
     /// Waits for every task, then returns their outputs in submission order, or the first
