@@ -166,7 +166,9 @@ impl<E: Error + 'static> Error for GroupError<E> {
     }
 }
 
-/// The error of `try_go` on a group at its concurrency limit; it hands the future back.
+/// The error of `try_go` on a group at its concurrency limit, or of
+/// [`ErrGroupHandle::try_go`](super::ErrGroupHandle::try_go) once the group is dropped; it
+/// hands the future back.
 ///
 /// # Examples
 ///
@@ -179,7 +181,7 @@ impl<E: Error + 'static> Error for GroupError<E> {
 /// group.set_limit(NonZeroUsize::MIN);
 /// group.try_go(std::future::pending()).unwrap();
 /// let err = group.try_go(async { Ok(()) }).unwrap_err();
-/// assert_eq!(err.to_string(), "group is at its concurrency limit");
+/// assert_eq!(err.to_string(), "group is at its concurrency limit or dropped");
 /// let _future = err.into_inner(); // run it later, or elsewhere
 /// # }
 /// ```
@@ -205,7 +207,7 @@ impl<F> fmt::Debug for TryGoError<F> {
 
 impl<F> fmt::Display for TryGoError<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("group is at its concurrency limit")
+        f.write_str("group is at its concurrency limit or dropped")
     }
 }
 
