@@ -118,6 +118,6 @@ async fn main() {
     cancel.cancel();
     println!("   {}", rx.await.unwrap_or("cleanup did not run"));
 
-    assert_eq!(ctx.err(), Some(ContextError::Canceled));
+    assert_eq!(ctx.err(), Some(ContextError::Cancelled));
     println!("done in {:?}", start.elapsed());
 }

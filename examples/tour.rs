@@ -41,5 +41,5 @@ async fn main() {
         ctx.err(),
         ctx.cause().map(|c| c.to_string()).unwrap_or_default()
     );
-    assert_eq!(ctx.err(), Some(ContextError::Canceled));
+    assert_eq!(ctx.err(), Some(ContextError::Cancelled));
 }

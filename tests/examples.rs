@@ -48,7 +48,7 @@ fn context_example_shows_propagation_timeout_values_and_after_func() {
         "{out}"
     );
     assert!(
-        out.contains("Some(Canceled) (server shutting down)"),
+        out.contains("Some(Cancelled) (server shutting down)"),
         "{out}"
     );
     // Worker k steps every 40*(k+1) ms: workers 0 and 1 finish 3 steps within 300 ms, 3 cannot.

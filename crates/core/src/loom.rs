@@ -17,14 +17,11 @@ pub(crate) use loom::sync::{
 /// The channel's lock: a test-and-test-and-set spin lock (`spin`'s `SpinMutex`) that spins
 /// briefly and then yields the thread.
 ///
-/// Why not `std::sync::Mutex` or parking_lot's: both unlock with an atomic read-modify-write
-/// (to find out whether to wake a parked thread), and profiling `benches/benches/chan.rs`
-/// showed those two locked instructions per operation dominating a channel operation. This
-/// lock releases with a plain store. It never parks: critical sections here are a few
-/// dozen instructions (no allocation in the common case, no user code, no wake-ups: see
-/// `chan/core.rs` invariant 6), and waiters yield the thread after spinning (exponential
-/// back-off, 2^11 - 1 pauses in all, tens of microseconds) so that a holder preempted on a
-/// busy machine gets the CPU back.
+/// Not `std::sync::Mutex` or parking_lot's, because both unlock with a second atomic
+/// read-modify-write and this one releases with a plain store; spinning is enough because
+/// critical sections are a few dozen instructions with no user code (`chan/core.rs`
+/// invariant 6), and yielding after the spin lets a preempted holder run. The measurements
+/// behind it are in `BENCHMARKS.md`, `## Channels`.
 #[cfg(not(loom))]
 #[derive(Debug)]
 pub(crate) struct Mutex<T>(spin::mutex::SpinMutex<T>);
@@ -52,12 +49,9 @@ impl<T> Mutex<T> {
         loop {
             // Wait until it looks free before trying again (no cache-line ping-pong).
             while self.0.is_locked() {
-                // Up to 2^11 - 1 pauses in all before yielding. With 63 (the first version),
-                // 2-worker rendezvous 4x4 runs spent ~30% of their time here and ~10% in
-                // `sched_yield` whenever producers and consumers spread over both workers (the
-                // releasing side re-takes the lock before the waiter sees it free): 0.58-0.75x
-                // kanal in a fixed-work driver, against 1.16-1.23x with this budget
-                // (`BENCHMARKS.md`, `## Channels`).
+                // Exponential back-off, 2^11 - 1 pauses in all, before yielding: long enough
+                // for a holder on the other worker to release (step 4 of `BENCHMARKS.md`'s
+                // channel notes says how the budget was chosen).
                 if round < 11 {
                     for _ in 0..(1 << round) {
                         std::hint::spin_loop();

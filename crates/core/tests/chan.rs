@@ -466,7 +466,7 @@ async fn send_ctx_returns_the_value_when_the_context_ends() {
     let err = tx.send_ctx(String::from("v"), &ctx).await.unwrap_err();
     assert_eq!(
         err,
-        SendCtxError::Done("v".to_string(), ContextError::Canceled)
+        SendCtxError::Done("v".to_string(), ContextError::Cancelled)
     );
     canceller.await.unwrap();
     assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "nothing was sent");
@@ -493,7 +493,7 @@ async fn recv_ctx_ends_with_the_context_and_takes_nothing_after() {
     cancel.cancel();
     assert_eq!(
         rx.recv_ctx(&ctx).await,
-        Err(RecvCtxError::Done(ContextError::Canceled))
+        Err(RecvCtxError::Done(ContextError::Cancelled))
     );
     assert_eq!(
         rx.try_recv(),
@@ -662,7 +662,7 @@ fn errors_display_lowercase_without_period() {
         SendCtxError::Closed(()).to_string(),
         TryRecvError::Closed.to_string(),
         RecvTimeoutError::Closed.to_string(),
-        RecvCtxError::Done(ContextError::Canceled).to_string(),
+        RecvCtxError::Done(ContextError::Cancelled).to_string(),
     ];
     for m in msgs {
         assert!(

@@ -35,7 +35,7 @@ fn cancel_reaches_all_descendants_but_not_parent_or_siblings() {
 
     cancel_parent.cancel();
     assert!(parent.is_done() && b.is_done());
-    assert_eq!(b.err(), Some(ContextError::Canceled));
+    assert_eq!(b.err(), Some(ContextError::Cancelled));
 }
 
 #[test]
@@ -54,7 +54,7 @@ fn drop_guard_cancels_on_scope_exit() {
         let _g = cancel.drop_guard();
         assert!(!ctx.is_done());
     }
-    assert_eq!(ctx.err(), Some(ContextError::Canceled));
+    assert_eq!(ctx.err(), Some(ContextError::Cancelled));
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn first_cause_wins_and_reaches_children() {
         cause.downcast_ref::<std::io::Error>().map(|e| e.kind()),
         Some(std::io::ErrorKind::BrokenPipe)
     );
-    assert_eq!(grandchild.err(), Some(ContextError::Canceled));
+    assert_eq!(grandchild.err(), Some(ContextError::Cancelled));
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn plain_cancel_cause_is_the_context_error() {
     let cause: Cause = ctx.cause().unwrap();
     assert_eq!(
         cause.downcast_ref::<ContextError>(),
-        Some(&ContextError::Canceled)
+        Some(&ContextError::Cancelled)
     );
 }
 
@@ -164,11 +164,83 @@ async fn cancel_after_deadline_passed_keeps_deadline_exceeded() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn cancel_before_deadline_is_canceled() {
+async fn cancel_before_deadline_is_cancelled() {
     let (ctx, cancel) = Context::background().with_timeout(Duration::from_secs(1));
     cancel.cancel();
     tokio::time::advance(Duration::from_secs(2)).await;
-    assert_eq!(ctx.err(), Some(ContextError::Canceled));
+    assert_eq!(ctx.err(), Some(ContextError::Cancelled));
+}
+
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("the {0} budget ran out")]
+struct Budget(&'static str);
+
+fn budget_of(ctx: &Context) -> Option<&'static str> {
+    ctx.cause()
+        .and_then(|c| c.downcast_ref::<Budget>().map(|b| b.0))
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_cause_is_the_cause_when_the_deadline_ends_the_context() {
+    let start = Instant::now();
+    let (ctx, _c) =
+        Context::background().with_timeout_cause(Duration::from_secs(2), Budget("request"));
+    let (child, _c2) = ctx.with_cancel();
+    assert_eq!(
+        ctx.cause().map(|c| c.to_string()),
+        None,
+        "no cause while not done"
+    );
+    child.done().await;
+    assert_eq!(Instant::now(), start + Duration::from_secs(2));
+    assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
+    assert_eq!(budget_of(&ctx), Some("request"));
+    assert_eq!(
+        budget_of(&child),
+        Some("request"),
+        "children see the deadline's cause"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_cause_is_the_cause_even_when_the_deadline_passed_unobserved() {
+    let (parent, cancel) = Context::background().with_cancel();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let (ctx, _c) = parent.with_deadline_cause(deadline, Budget("batch"));
+    assert_eq!(ctx.deadline(), Some(deadline));
+    tokio::time::advance(Duration::from_secs(5)).await;
+    // Nobody looked at the deadline; the parent's later cancel does not replace it.
+    cancel.cancel_with("shutdown");
+    assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
+    assert_eq!(budget_of(&ctx), Some("batch"));
+    assert_eq!(parent.cause().unwrap().to_string(), "shutdown");
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_before_a_deadline_with_cause_keeps_the_cancel_cause() {
+    let (ctx, cancel) =
+        Context::background().with_timeout_cause(Duration::from_secs(1), Budget("request"));
+    cancel.cancel_with("client went away");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(ctx.err(), Some(ContextError::Cancelled));
+    assert_eq!(ctx.cause().unwrap().to_string(), "client went away");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_earlier_parent_deadline_ends_the_child_with_the_parent_cause() {
+    let (parent, _c1) =
+        Context::background().with_timeout_cause(Duration::from_secs(1), Budget("parent"));
+    let (child, _c2) = parent.with_timeout_cause(Duration::from_secs(10), Budget("child"));
+    let (plain, _c3) = Context::background().with_timeout(Duration::from_secs(1));
+    let (plain_child, _c4) = plain.with_timeout_cause(Duration::from_secs(10), Budget("child"));
+    child.done().await;
+    plain_child.done().await;
+    assert_eq!(budget_of(&child), Some("parent"));
+    assert_eq!(
+        plain_child.cause().unwrap().downcast_ref::<ContextError>(),
+        Some(&ContextError::DeadlineExceeded),
+        "the parent's deadline without a cause ends the child with DeadlineExceeded"
+    );
 }
 
 #[test]
@@ -268,32 +340,67 @@ async fn after_func_stop_before_done_prevents_call() {
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_func_stop_races_cancel_exactly_one_wins() {
-    // Across many races, exactly one of {the call ran, stop returned true} holds each time.
-    for _ in 0..500 {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let (ctx, cancel) = Context::background().with_cancel();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let handle = ctx.after_func({
-            let calls = calls.clone();
-            move || {
-                calls.fetch_add(1, Ordering::SeqCst);
-                drop(tx);
+#[tokio::test]
+async fn after_func_stop_after_cancel_returns_false_and_the_call_still_runs() {
+    // On a current-thread runtime the after_func task cannot run between `cancel` and `stop`:
+    // the context is done, so `stop` must say it is too late, and the call must happen.
+    let (ctx, cancel) = Context::background().with_cancel();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let handle = ctx.after_func(move || tx.send("ran").unwrap());
+    cancel.cancel();
+    assert!(
+        !handle.stop(),
+        "the context is done: stop cannot prevent the call"
+    );
+    assert_eq!(rx.await, Ok("ran"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_func_stop_after_an_unobserved_deadline_returns_false_and_the_call_runs() {
+    // The deadline has passed but nothing has noticed it yet (no token is cancelled): the
+    // context is done all the same, so `stop` is too late.
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::ZERO);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let handle = ctx.after_func(move || tx.send(()).unwrap());
+    assert!(!handle.stop());
+    assert_eq!(rx.await, Ok(()));
+}
+
+#[test]
+fn after_func_stop_races_cancel_and_once_done_the_call_always_runs() {
+    // For each race: the call runs exactly when `stop` returns false (the oneshot's sender is
+    // either used by the call or dropped with the stopped function), and a context seen done
+    // before `stop` always gets `false`.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (mut stopped_count, mut ran_count) = (0, 0);
+        for _ in 0..2000 {
+            let (ctx, cancel) = Context::background().with_cancel();
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let handle = ctx.after_func(move || tx.send(()).unwrap());
+            let canceller = std::thread::spawn(move || cancel.cancel());
+            let done_before = ctx.is_done();
+            let stopped = handle.stop();
+            canceller.join().unwrap();
+            if done_before {
+                assert!(!stopped, "stop returned true on a context already done");
             }
-        });
-        let canceller = tokio::spawn(async move { cancel.cancel() });
-        let stopped = handle.stop();
-        canceller.await.unwrap();
-        if stopped {
-            // rx errors when tx is dropped, either by the call or by stop dropping f.
-            let _ = rx.await;
-            assert_eq!(calls.load(Ordering::SeqCst), 0);
-        } else {
-            let _ = rx.await;
-            assert_eq!(calls.load(Ordering::SeqCst), 1);
+            let ran = rx.await.is_ok();
+            assert_eq!(
+                ran, !stopped,
+                "exactly one of: the call ran, stop prevented it"
+            );
+            if stopped {
+                stopped_count += 1;
+            } else {
+                ran_count += 1;
+            }
         }
-    }
+        assert_eq!(stopped_count + ran_count, 2000);
+    });
 }
 
 #[tokio::test]
@@ -310,7 +417,7 @@ async fn run_returns_output_or_error() {
             p.fetch_add(1, Ordering::SeqCst);
         })
         .await;
-    assert_eq!(r, Err(ContextError::Canceled));
+    assert_eq!(r, Err(ContextError::Cancelled));
     assert_eq!(
         polled.load(Ordering::SeqCst),
         0,
@@ -388,5 +495,5 @@ fn debug_output_names_state() {
     let (ctx, cancel) = Context::background().with_cancel();
     cancel.cancel();
     let s = format!("{ctx:?} {cancel:?}");
-    assert!(s.contains("Canceled"), "{s}");
+    assert!(s.contains("Cancelled"), "{s}");
 }

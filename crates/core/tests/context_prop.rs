@@ -118,7 +118,7 @@ fn check(specs: Vec<Spec>, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     // Only the first end of a node counts, and a node already ended through an
                     // ancestor or a passed deadline ignores the cancel.
                     if model.expected(i, now).is_none() {
-                        model.own_end[i] = Some((now, ContextError::Canceled, cause.clone()));
+                        model.own_end[i] = Some((now, ContextError::Cancelled, cause.clone()));
                     }
                     ctxs[i].1.cancel_with(cause);
                 }

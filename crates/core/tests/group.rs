@@ -278,7 +278,7 @@ async fn first_error_cancels_context_with_it_as_cause() {
     let err = group.wait().await.unwrap_err();
     assert_eq!(err, GroupError::Failed("disk full".to_string()));
     assert_eq!(stopped.load(Ordering::SeqCst), 3);
-    assert_eq!(ctx.err(), Some(ContextError::Canceled));
+    assert_eq!(ctx.err(), Some(ContextError::Cancelled));
     assert_eq!(ctx.cause().unwrap().to_string(), "disk full");
     assert!(!parent.is_done(), "the group never cancels its parent");
 }
@@ -297,13 +297,12 @@ async fn panic_cancels_context_and_is_returned() {
     let err = group.wait().await.unwrap_err();
     assert_eq!(
         err,
-        GroupError::Panicked {
-            message: "index out of range".into()
-        }
+        GroupError::Panicked(weft_core::Panicked::new("index out of range"))
     );
     assert_eq!(
-        ctx.cause().unwrap().to_string(),
-        "task panicked: index out of range"
+        ctx.cause().unwrap().downcast_ref::<weft_core::Panicked>(),
+        Some(&weft_core::Panicked::new("index out of range")),
+        "the cause is the panic value itself"
     );
 }
 
@@ -314,7 +313,7 @@ async fn success_cancels_context_when_wait_returns() {
     settle().await;
     assert!(!ctx.is_done(), "not before wait returns");
     group.wait().await.unwrap();
-    assert_eq!(ctx.err(), Some(ContextError::Canceled));
+    assert_eq!(ctx.err(), Some(ContextError::Cancelled));
 }
 
 #[tokio::test]
@@ -328,7 +327,7 @@ async fn parent_cancel_reaches_group_context() {
     cancel.cancel_with("shutdown");
     assert_eq!(
         group.wait().await,
-        Err(GroupError::Failed(ContextError::Canceled))
+        Err(GroupError::Failed(ContextError::Cancelled))
     );
     assert_eq!(ctx.cause().unwrap().to_string(), "shutdown");
 }
@@ -393,9 +392,7 @@ async fn wait_all_returns_every_failure_in_the_order_they_happened() {
             GroupError::Failed("a"),
             GroupError::Failed("b"),
             GroupError::Failed("c"),
-            GroupError::Panicked {
-                message: "e".into()
-            },
+            GroupError::Panicked(weft_core::Panicked::new("e")),
         ]
     );
     assert_eq!(
@@ -515,7 +512,7 @@ async fn try_go_hands_the_future_back_when_full() {
 
 #[tokio::test]
 async fn try_go_without_limit_always_spawns() {
-    let mut group = ErrGroup::<String>::new();
+    let group = ErrGroup::<String>::new();
     for _ in 0..100 {
         group.try_go(std::future::pending()).unwrap();
     }
@@ -615,7 +612,7 @@ async fn set_limit_with_tasks_panics() {
 
 #[tokio::test]
 async fn dropping_the_group_aborts_tasks_and_cancels_context() {
-    let (mut group, ctx) = ErrGroup::<String>::with_context(&Context::background());
+    let (group, ctx) = ErrGroup::<String>::with_context(&Context::background());
     let dropped = Arc::new(AtomicBool::new(false));
     let guard = DropFlag(Arc::clone(&dropped));
     group
@@ -699,9 +696,7 @@ async fn result_group_wait_all_keeps_every_outcome_in_order() {
         [
             Ok(10),
             Err(GroupError::Failed("bad")),
-            Err(GroupError::Panicked {
-                message: "worse".into()
-            })
+            Err(GroupError::Panicked(weft_core::Panicked::new("worse")))
         ]
     );
 }
@@ -802,6 +797,163 @@ async fn returned_error_is_the_cause_even_when_many_fail_at_once() {
             err.to_string(),
             ctx.cause().unwrap().to_string(),
             "wait returns the failure that cancelled the context"
+        );
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("shard {0} unreachable")]
+struct ShardDown(u32);
+
+type SharedError = Arc<dyn std::error::Error + Send + Sync>;
+
+#[tokio::test]
+async fn a_shared_error_value_is_the_context_cause_and_downcasts() {
+    let (mut group, ctx) = ErrGroup::<SharedError>::with_context(&Context::background());
+    group
+        .go(async { Err(Arc::new(ShardDown(4)) as SharedError) })
+        .await;
+    let GroupError::Failed(returned) = group.wait().await.unwrap_err() else {
+        panic!("expected the task's error");
+    };
+    let cause = ctx.cause().unwrap();
+    assert_eq!(cause.downcast_ref::<ShardDown>().map(|s| s.0), Some(4));
+    assert!(
+        Arc::ptr_eq(&cause.into_inner(), &returned),
+        "the context and wait share the one error value"
+    );
+}
+
+#[tokio::test]
+async fn a_cause_returned_by_a_task_is_passed_on_unwrapped() {
+    // A task that stops because its own context ended can return that context's cause; the
+    // group's context then carries the original error, not a wrapper around it.
+    let (upstream, cancel) = Context::background().with_cancel();
+    let (mut group, ctx) = ErrGroup::with_context(&Context::background());
+    group
+        .go(async move {
+            upstream.done().await;
+            Err(upstream.cause().unwrap())
+        })
+        .await;
+    cancel.cancel_with(ShardDown(9));
+    assert!(group.wait().await.is_err());
+    assert_eq!(
+        ctx.cause()
+            .unwrap()
+            .downcast_ref::<ShardDown>()
+            .map(|s| s.0),
+        Some(9)
+    );
+}
+
+#[tokio::test]
+async fn tasks_spawn_into_their_own_group_and_wait_waits_for_them() {
+    let mut group = ErrGroup::<String>::new();
+    let handle = group.handle();
+    let (release, gate) = oneshot::channel::<()>();
+    let finished = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&finished);
+    group
+        .go(async move {
+            // The root returns at once; the grandchild it leaves behind holds the group open.
+            let inner = handle.clone();
+            handle
+                .go(async move {
+                    inner
+                        .go(async move {
+                            gate.await.map_err(|e| e.to_string())?;
+                            flag.store(true, Ordering::SeqCst);
+                            Ok(())
+                        })
+                        .await;
+                    Ok(())
+                })
+                .await;
+            Ok(())
+        })
+        .await;
+    let mut wait = task::spawn(group.wait());
+    settle().await;
+    assert_pending!(
+        wait.poll(),
+        "a task spawned from inside the group is still running"
+    );
+    release.send(()).unwrap();
+    settle().await;
+    assert!(wait.is_woken());
+    assert_ready!(wait.poll()).unwrap();
+    assert!(finished.load(Ordering::SeqCst));
+}
+
+#[tokio::test]
+async fn a_failure_spawned_from_inside_cancels_the_context_and_is_returned() {
+    let (mut group, ctx) = ErrGroup::with_context(&Context::background());
+    let handle = group.handle();
+    let sibling = ctx.clone();
+    group
+        .go(async move {
+            handle.go(async { Err("inner failure") }).await;
+            sibling.done().await;
+            Err("stopped by the inner failure")
+        })
+        .await;
+    assert_eq!(group.wait().await, Err(GroupError::Failed("inner failure")));
+    assert_eq!(ctx.cause().unwrap().to_string(), "inner failure");
+}
+
+#[tokio::test]
+async fn a_handle_spawns_nothing_once_the_group_is_dropped() {
+    let group = ErrGroup::<String>::new();
+    let handle = group.handle();
+    drop(group);
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = DropFlag(Arc::clone(&dropped));
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = Arc::clone(&ran);
+    handle
+        .go(async move {
+            let _flag = flag;
+            r.store(true, Ordering::SeqCst);
+            Ok(())
+        })
+        .await;
+    assert!(dropped.load(Ordering::SeqCst), "the future was dropped");
+    assert!(
+        handle.try_go(async { Ok(()) }).is_err(),
+        "try_go hands it back"
+    );
+    settle().await;
+    assert!(!ran.load(Ordering::SeqCst), "and never ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_spawning_tasks_on_many_threads_are_all_waited_for() {
+    for _ in 0..20 {
+        let mut group = ErrGroup::<String>::new();
+        let count = Arc::new(AtomicUsize::new(0));
+        for _ in 0..8 {
+            let (handle, count) = (group.handle(), Arc::clone(&count));
+            group
+                .go(async move {
+                    for _ in 0..16 {
+                        let count = Arc::clone(&count);
+                        handle
+                            .go(async move {
+                                count.fetch_add(1, Ordering::Relaxed);
+                                Ok(())
+                            })
+                            .await;
+                    }
+                    Ok(())
+                })
+                .await;
+        }
+        group.wait().await.unwrap();
+        assert_eq!(
+            count.load(Ordering::Relaxed),
+            8 * 16,
+            "wait returned before a task ended"
         );
     }
 }

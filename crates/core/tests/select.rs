@@ -1,7 +1,7 @@
 //! Integration tests for `weft_core::select` (merge, tee, or_done, fan-out), `weft_core::time`
 //! (Ticker on tokio's paused clock) and `weft_core::rate` (RateLimiter on the paused clock).
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -13,6 +13,10 @@ use weft_core::context::Context;
 use weft_core::rate::RateLimiter;
 use weft_core::select::{fan_out, merge, or_done, tee};
 use weft_core::time::Ticker;
+
+fn n(count: usize) -> NonZeroUsize {
+    NonZeroUsize::new(count).expect("tests ask for at least one output")
+}
 
 #[tokio::test]
 async fn merge_yields_every_value_and_ends_when_all_inputs_close() {
@@ -86,7 +90,7 @@ fn merge_next_cancelled_loses_nothing() {
 #[tokio::test]
 async fn tee_copies_every_value_to_each_output_in_order() {
     let (tx, rx) = chan::bounded(2);
-    let outs = tee(rx, 3);
+    let outs = tee(rx, n(3), &Context::background());
     assert_eq!(outs.len(), 3);
     assert_eq!(
         outs[0].capacity(),
@@ -111,7 +115,7 @@ async fn tee_copies_every_value_to_each_output_in_order() {
 #[tokio::test]
 async fn tee_keeps_feeding_the_outputs_still_alive() {
     let (tx, rx) = chan::unbounded();
-    let mut outs = tee(rx, 2);
+    let mut outs = tee(rx, n(2), &Context::background());
     let kept = outs.pop().unwrap();
     drop(outs);
     for i in 0..5 {
@@ -121,17 +125,37 @@ async fn tee_keeps_feeding_the_outputs_still_alive() {
     assert_eq!(kept.collect::<Vec<_>>().await, [0, 1, 2, 3, 4]);
 }
 
-#[tokio::test]
-async fn tee_of_zero_drops_the_input() {
-    let (tx, rx) = chan::bounded::<u8>(1);
-    assert!(tee(rx, 0).is_empty());
-    assert!(tx.is_closed(), "the only receiver is gone");
+#[tokio::test(start_paused = true)]
+async fn tee_stops_when_the_context_is_done_even_behind_a_full_output() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let (tx, rx) = chan::bounded(1);
+    let outs = tee(rx, n(2), &ctx);
+    tx.send(1).await.unwrap();
+    tx.send(2).await.unwrap();
+    // Output 0 drains; output 1 is never read, so the task waits on it with value 2.
+    assert_eq!(outs[0].recv().await, Some(1));
+    assert_eq!(outs[0].recv().await, Some(2));
+    cancel.cancel();
+    // The paused clock turns a task that ignores the context into a timeout, not a hang.
+    let closed = tokio::time::timeout(Duration::from_secs(10), outs[0].recv()).await;
+    assert_eq!(
+        closed,
+        Ok(None),
+        "the task stopped with its context and closed output 0"
+    );
+    assert_eq!(
+        outs[1].recv().await,
+        Some(1),
+        "an output keeps what it already holds"
+    );
+    assert_eq!(outs[1].recv().await, None);
+    assert!(tx.is_closed(), "the task dropped the input");
 }
 
 #[tokio::test]
 async fn tee_ends_when_every_output_is_gone() {
     let (tx, rx) = chan::bounded::<u8>(1);
-    drop(tee(rx, 2));
+    drop(tee(rx, n(2), &Context::background()));
     tx.send(1).await.unwrap();
     // The task takes the value, finds no output left, and drops the input: the channel closes.
     tokio::time::timeout(Duration::from_secs(10), async {
@@ -180,7 +204,7 @@ async fn or_done_wakes_on_a_deadline() {
 #[tokio::test]
 async fn round_robin_deals_in_turn_and_skips_gone_workers() {
     let (tx, rx) = chan::unbounded();
-    let mut workers = fan_out::round_robin(rx, 3);
+    let mut workers = fan_out::round_robin(rx, n(3), &Context::background());
     for i in 0..6 {
         tx.send(i).await.unwrap();
     }
@@ -204,12 +228,39 @@ async fn round_robin_deals_in_turn_and_skips_gone_workers() {
     assert!(!a.is_empty() && !b.is_empty());
 }
 
+#[tokio::test(start_paused = true)]
+async fn round_robin_stops_when_the_context_is_done_even_behind_a_full_output() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let (tx, rx) = chan::bounded(1);
+    let workers = fan_out::round_robin(rx, n(2), &ctx);
+    for i in 0..3 {
+        tx.send(i).await.unwrap();
+    }
+    // Worker 0 holds 0, worker 1 holds 1; the task waits to give 2 to the full worker 0.
+    cancel.cancel();
+    // Worker 1 is read first: reading worker 0 would make room for the value in flight.
+    assert_eq!(workers[1].recv().await, Some(1));
+    // The paused clock turns a task that ignores the context into a timeout, not a hang.
+    let closed = tokio::time::timeout(Duration::from_secs(10), workers[1].recv()).await;
+    assert_eq!(
+        closed,
+        Ok(None),
+        "the task stopped with its context and closed worker 1"
+    );
+    assert_eq!(workers[0].recv().await, Some(0));
+    assert_eq!(
+        workers[0].recv().await,
+        None,
+        "the value in flight was dropped"
+    );
+    assert!(tx.is_closed(), "the task dropped the input");
+}
+
 #[tokio::test]
 async fn shared_fan_out_gives_each_value_to_exactly_one_worker() {
     let (tx, rx) = chan::bounded(4);
-    let workers = fan_out::shared(rx, 4);
+    let workers = fan_out::shared(rx, n(4));
     assert_eq!(workers.len(), 4);
-    assert!(fan_out::shared(chan::bounded::<u8>(1).1, 0).is_empty());
     let handles: Vec<_> = workers
         .into_iter()
         .map(|w| tokio::spawn(async move { w.collect::<Vec<u32>>().await }))

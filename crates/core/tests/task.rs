@@ -28,9 +28,9 @@ async fn spawn_reports_panic_with_message() {
     assert_eq!(handle.name(), "worker-7");
     assert_eq!(
         handle.await,
-        Err(TaskError::Panicked {
-            message: "job 7 failed".into()
-        })
+        Err(TaskError::Panicked(weft_core::Panicked::new(
+            "job 7 failed"
+        )))
     );
 }
 
@@ -229,9 +229,7 @@ async fn panic_in_the_factory_is_a_failed_run() {
     };
     assert_eq!(
         last,
-        Failure::Panicked {
-            message: "cannot build the task".into()
-        }
+        Failure::Panicked(weft_core::Panicked::new("cannot build the task"))
     );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }

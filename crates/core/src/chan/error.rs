@@ -122,8 +122,8 @@ impl<T> SendTimeoutError<T> {
 /// ```
 /// use weft_core::chan::SendCtxError;
 /// use weft_core::context::ContextError;
-/// let err = SendCtxError::Done(1, ContextError::Canceled);
-/// assert_eq!(err.to_string(), "context done before the send: context canceled");
+/// let err = SendCtxError::Done(1, ContextError::Cancelled);
+/// assert_eq!(err.to_string(), "context done before the send: context cancelled");
 /// assert_eq!(err.into_inner(), 1);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -347,7 +347,7 @@ impl<T> Future for SendCtx<'_, T> {
         let this = self.project();
         // The context first: once it is done, nothing more is sent.
         if this.done.poll(cx).is_ready() {
-            let err = this.ctx.err().unwrap_or(ContextError::Canceled);
+            let err = this.ctx.err().unwrap_or(ContextError::Cancelled);
             return Poll::Ready(match this.send.cancel() {
                 Some(v) => Err(SendCtxError::Done(v, err)),
                 None => Ok(()),
@@ -447,7 +447,7 @@ impl<T> Future for RecvCtx<'_, T> {
         let this = self.project();
         // The context first: once it is done, no more values are taken.
         if this.done.poll(cx).is_ready() {
-            let err = this.ctx.err().unwrap_or(ContextError::Canceled);
+            let err = this.ctx.err().unwrap_or(ContextError::Cancelled);
             return Poll::Ready(Err(RecvCtxError::Done(err)));
         }
         Pin::new(&mut *this.recv)

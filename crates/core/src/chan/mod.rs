@@ -441,7 +441,7 @@ impl<T> Sender<T> {
     /// let (tx, _rx) = chan::rendezvous();
     /// cancel.cancel();
     /// let err = tx.send_ctx("job", &ctx).await.unwrap_err();
-    /// assert_eq!(err, SendCtxError::Done("job", ContextError::Canceled));
+    /// assert_eq!(err, SendCtxError::Done("job", ContextError::Cancelled));
     /// # }
     /// ```
     pub fn send_ctx<'a>(&'a self, value: T, ctx: &'a Context) -> SendCtx<'a, T> {

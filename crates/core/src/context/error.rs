@@ -5,6 +5,10 @@ use std::sync::Arc;
 /// Why a [`Context`](super::Context) is done: Go's `context.Canceled` and
 /// `context.DeadlineExceeded`.
 ///
+/// [`Cancelled`](ContextError::Cancelled) is Go's `context.Canceled`, spelled as tokio and the
+/// rest of weft spell it (`JoinError::is_cancelled`, `CancellationToken::is_cancelled`,
+/// `TaskError::Cancelled`), so one word means one thing across the crates.
+///
 /// Returned by [`Context::err`](super::Context::err) and
 /// [`Context::run`](super::Context::run). It is `Copy` and cheap to compare; the
 /// richer reason, if the canceller gave one, is the [`Cause`] returned by
@@ -18,30 +22,30 @@ use std::sync::Arc;
 /// let (ctx, cancel) = Context::background().with_cancel();
 /// assert_eq!(ctx.err(), None);
 /// cancel.cancel();
-/// assert_eq!(ctx.err(), Some(ContextError::Canceled));
-/// assert_eq!(ContextError::Canceled.to_string(), "context canceled");
+/// assert_eq!(ctx.err(), Some(ContextError::Cancelled));
+/// assert_eq!(ContextError::Cancelled.to_string(), "context cancelled");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum ContextError {
-    /// The context, or one of its parents, was cancelled.
-    #[error("context canceled")]
-    Canceled,
+    /// The context, or one of its parents, was cancelled (Go's `context.Canceled`).
+    #[error("context cancelled")]
+    Cancelled,
     /// The deadline of the context, or of one of its parents, passed.
     #[error("context deadline exceeded")]
     DeadlineExceeded,
 }
 
 impl ContextError {
-    /// Returns `true` for [`ContextError::Canceled`].
+    /// Returns `true` for [`ContextError::Cancelled`].
     ///
     /// ```
     /// use weft_core::context::ContextError;
-    /// assert!(ContextError::Canceled.is_canceled());
+    /// assert!(ContextError::Cancelled.is_cancelled());
     /// ```
     #[must_use]
-    pub fn is_canceled(&self) -> bool {
-        matches!(self, ContextError::Canceled)
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, ContextError::Cancelled)
     }
 
     /// Returns `true` for [`ContextError::DeadlineExceeded`].
@@ -75,7 +79,7 @@ impl ContextError {
 ///
 /// let (ctx, cancel) = Context::background().with_cancel();
 /// cancel.cancel();
-/// assert_eq!(ctx.cause().unwrap().downcast_ref::<ContextError>(), Some(&ContextError::Canceled));
+/// assert_eq!(ctx.cause().unwrap().downcast_ref::<ContextError>(), Some(&ContextError::Cancelled));
 /// ```
 #[derive(Clone)]
 pub struct Cause(Arc<dyn Error + Send + Sync + 'static>);
@@ -89,7 +93,12 @@ impl Cause {
     /// assert_eq!(cause.to_string(), "shutting down");
     /// ```
     pub fn new(error: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Self {
-        Cause(Arc::from(error.into()))
+        match error.into().downcast::<Cause>() {
+            // Passing a cause along (say, a parent's to a child) keeps it as it is, so
+            // `downcast_ref` still finds the original error.
+            Ok(cause) => *cause,
+            Err(error) => Cause(Arc::from(error)),
+        }
     }
 
     /// Returns the cause as its original error type, if it is one.
@@ -114,6 +123,21 @@ impl Cause {
     #[must_use]
     pub fn into_inner(self) -> Arc<dyn Error + Send + Sync + 'static> {
         self.0
+    }
+}
+
+/// Shares the error: the cause and every other holder of the `Arc` see the same value.
+///
+/// ```
+/// use std::sync::Arc;
+/// use weft_core::context::Cause;
+/// let err: Arc<dyn std::error::Error + Send + Sync> = Arc::new(std::io::Error::other("gone"));
+/// let cause = Cause::from(Arc::clone(&err));
+/// assert!(Arc::ptr_eq(&cause.into_inner(), &err));
+/// ```
+impl From<Arc<dyn Error + Send + Sync + 'static>> for Cause {
+    fn from(error: Arc<dyn Error + Send + Sync + 'static>) -> Self {
+        Cause(error)
     }
 }
 

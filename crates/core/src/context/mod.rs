@@ -11,11 +11,13 @@
 //! | `context.WithCancel(ctx)` | [`ctx.with_cancel()`](Context::with_cancel) |
 //! | `context.WithCancelCause(ctx)` | [`ctx.with_cancel()`](Context::with_cancel) + [`cancel.cancel_with(cause)`](CancelFn::cancel_with) |
 //! | `context.WithTimeout` / `WithDeadline` | [`ctx.with_timeout(d)`](Context::with_timeout) / [`ctx.with_deadline(t)`](Context::with_deadline) |
+//! | `context.WithTimeoutCause` / `WithDeadlineCause` | [`ctx.with_timeout_cause(d, cause)`](Context::with_timeout_cause) / [`ctx.with_deadline_cause(t, cause)`](Context::with_deadline_cause) |
 //! | `context.WithValue(ctx, key, v)` | [`ctx.with_value(v)`](Context::with_value), keyed by type |
 //! | `context.WithoutCancel(ctx)` | [`ctx.without_cancel()`](Context::without_cancel) |
 //! | `context.AfterFunc(ctx, f)` | [`ctx.after_func(f)`](Context::after_func) |
 //! | `<-ctx.Done()` | [`ctx.done().await`](Context::done) |
 //! | `ctx.Err()`, `context.Cause(ctx)` | [`ctx.err()`](Context::err), [`ctx.cause()`](Context::cause) |
+//! | `context.Canceled`, `context.DeadlineExceeded` | [`ContextError::Cancelled`], [`ContextError::DeadlineExceeded`] |
 //!
 //! # Differences from Go, and why
 //!
@@ -29,6 +31,25 @@
 //!   asks ([`is_done`](Context::is_done), [`err`](Context::err)) or waits
 //!   ([`done`](Context::done) races the token against a timer). Creating and dropping 100k
 //!   timeout contexts is a handful of allocations each (see `benches/benches/context.rs`).
+//!   The one thing this changes: a tokio-util token from [`child_token`](Context::child_token)
+//!   is cancelled by a deadline only once something notices the deadline, so await
+//!   [`done`](Context::done) somewhere if a token alone must fire on time.
+//! - **One cancel function for `WithCancel` and `WithCancelCause`.** [`CancelFn`] has both
+//!   [`cancel`](CancelFn::cancel) and [`cancel_with`](CancelFn::cancel_with), and is `Clone`.
+//! - **`Context` is a type, not an interface.** Go code may implement `context.Context`
+//!   itself; here every context is a [`Context`], derived from another or from
+//!   [`background`](Context::background). Code that speaks tokio-util's `CancellationToken`
+//!   gets one from [`child_token`](Context::child_token).
+//! - **`Cancelled`, not `Canceled`.** Go's `context.Canceled` is [`ContextError::Cancelled`]
+//!   here, and its text is `context cancelled`: tokio (`JoinError::is_cancelled`,
+//!   `CancellationToken`) and every other weft crate spell it that way, and one word per idea
+//!   beats matching Go's spelling. Match on the variant, not on the text.
+//! - **[`after_func`](Context::after_func)'s function runs on a tokio task.** Go's `cancel`
+//!   starts `f`'s goroutine itself; here `after_func` spawns one task at once, which wakes when
+//!   the context is done. Go's guarantee holds all the same: once the context is done,
+//!   [`stop`](AfterFunc::stop) returns `false` and `f` runs exactly once, even if its task has
+//!   not run yet. Two things differ: `after_func` must be called inside a tokio runtime, and
+//!   `f` is dropped without running if the runtime shuts down before its task runs.
 //! - **Values are keyed by type**, not by an `interface{}` key, so two libraries cannot collide
 //!   by accident and lookups need no cast at the call site. Wrap a value in a newtype to give it
 //!   its own key.
@@ -193,8 +214,73 @@ impl Context {
         self.derive(Some(deadline))
     }
 
+    /// Returns a child context that is done `timeout` from now at the latest, and then has
+    /// `cause` as its [cause](Context::cause) (Go 1.21's `context.WithTimeoutCause`).
+    /// [`err`](Context::err) still says [`ContextError::DeadlineExceeded`]; a cancel before
+    /// the deadline keeps its own cause.
+    ///
+    /// Only this context's own deadline carries `cause`: if the parent's deadline comes
+    /// first, the child ends with the parent's deadline and cause, as in Go.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weft_core::context::{Context, ContextError};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("upstream took longer than {0:?}")]
+    /// struct SlowUpstream(Duration);
+    ///
+    /// let budget = Duration::from_millis(250);
+    /// let (ctx, _cancel) = Context::background().with_timeout_cause(budget, SlowUpstream(budget));
+    /// ctx.done().await;
+    /// assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
+    /// let cause = ctx.cause().unwrap();
+    /// assert_eq!(cause.downcast_ref::<SlowUpstream>().unwrap().0, budget);
+    /// # }
+    /// ```
+    #[must_use = "the context is the first value; the CancelFn cancels it (dropping it does not)"]
+    pub fn with_timeout_cause(
+        &self,
+        timeout: Duration,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> (Context, CancelFn) {
+        self.with_deadline_cause(Instant::now() + timeout, cause)
+    }
+
+    /// Returns a child context that is done at `deadline` at the latest, and then has `cause`
+    /// as its [cause](Context::cause) (Go 1.21's `context.WithDeadlineCause`). As
+    /// [`with_timeout_cause`](Context::with_timeout_cause), with an instant.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio::time::Instant;
+    /// use weft_core::context::{Context, ContextError};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let close_of_business = Instant::now() + Duration::from_secs(8 * 3600);
+    /// let (ctx, _cancel) = Context::background()
+    ///     .with_deadline_cause(close_of_business, "the batch window closed");
+    /// tokio::time::advance(Duration::from_secs(8 * 3600)).await;
+    /// assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
+    /// assert_eq!(ctx.cause().unwrap().to_string(), "the batch window closed");
+    /// # }
+    /// ```
+    #[must_use = "the context is the first value; the CancelFn cancels it (dropping it does not)"]
+    pub fn with_deadline_cause(
+        &self,
+        deadline: Instant,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> (Context, CancelFn) {
+        let node = self.node.child(Some(deadline), Some(Cause::new(cause)));
+        self.wrap(node)
+    }
+
     fn derive(&self, deadline: Option<Instant>) -> (Context, CancelFn) {
-        let node = self.node.child(deadline);
+        self.wrap(self.node.child(deadline, None))
+    }
+
+    fn wrap(&self, node: Arc<Node>) -> (Context, CancelFn) {
         let cancel = CancelFn {
             node: Arc::clone(&node),
         };
@@ -397,7 +483,7 @@ impl Context {
     ///
     /// let (ctx, cancel) = ctx.with_cancel();
     /// cancel.cancel();
-    /// assert_eq!(ctx.run(async { 1 + 1 }).await, Err(ContextError::Canceled));
+    /// assert_eq!(ctx.run(async { 1 + 1 }).await, Err(ContextError::Cancelled));
     /// # }
     /// ```
     pub async fn run<F: Future>(&self, future: F) -> Result<F::Output, ContextError> {
@@ -406,7 +492,7 @@ impl Context {
         }
         tokio::select! {
             biased;
-            () = self.done() => Err(self.err().unwrap_or(ContextError::Canceled)),
+            () = self.done() => Err(self.err().unwrap_or(ContextError::Cancelled)),
             output = future => Ok(output),
         }
     }
@@ -414,9 +500,13 @@ impl Context {
     /// Arranges for `f` to run on a tokio task once this context is done (Go 1.21's
     /// `context.AfterFunc`). If the context is already done, `f` runs right away on that task.
     ///
-    /// The returned [`AfterFunc`]'s [`stop`](AfterFunc::stop) prevents the call if it has not
-    /// started. Dropping the handle does not stop it. `f` runs on an async worker thread: it
-    /// must not block (wrap blocking work in `tokio::task::spawn_blocking`).
+    /// The returned [`AfterFunc`]'s [`stop`](AfterFunc::stop) prevents the call, but only
+    /// while the context is not done: as in Go, once the context is done (cancelled, or past
+    /// its deadline, noticed or not), `stop` returns `false` and `f` runs exactly once, even
+    /// if its task has not been scheduled yet. Dropping the handle does not stop it. `f` runs
+    /// on an async worker thread: it must not block (wrap blocking work in
+    /// `tokio::task::spawn_blocking`). If the runtime shuts down before the task runs, `f` is
+    /// dropped without being called.
     ///
     /// # Panics
     ///
@@ -459,6 +549,7 @@ impl Context {
         });
         AfterFunc {
             slot,
+            node: Arc::clone(&self.node),
             task: task.abort_handle(),
         }
     }
@@ -529,21 +620,23 @@ pub struct CancelFn {
 }
 
 impl CancelFn {
-    /// Cancels the context and its children with [`ContextError::Canceled`] as the cause.
+    /// Cancels the context and its children with [`ContextError::Cancelled`] as the cause.
     ///
     /// ```
     /// use weft_core::context::{Context, ContextError};
     /// let (ctx, cancel) = Context::background().with_cancel();
     /// cancel.cancel();
-    /// assert_eq!(ctx.err(), Some(ContextError::Canceled));
+    /// assert_eq!(ctx.err(), Some(ContextError::Cancelled));
     /// ```
     pub fn cancel(&self) {
-        self.node
-            .cancel(ContextError::Canceled, Cause::from(ContextError::Canceled));
+        self.node.cancel(
+            ContextError::Cancelled,
+            Cause::from(ContextError::Cancelled),
+        );
     }
 
     /// Cancels the context and its children, recording `cause` (an error, or a message) for
-    /// [`Context::cause`]. [`Context::err`] still says [`ContextError::Canceled`].
+    /// [`Context::cause`]. [`Context::err`] still says [`ContextError::Cancelled`].
     ///
     /// If the context was already done (cancelled, or past its deadline), this does nothing.
     ///
@@ -551,14 +644,14 @@ impl CancelFn {
     /// use weft_core::context::{Context, ContextError};
     /// let (ctx, cancel) = Context::background().with_cancel();
     /// cancel.cancel_with(format!("worker {} failed", 3));
-    /// assert_eq!(ctx.err(), Some(ContextError::Canceled));
+    /// assert_eq!(ctx.err(), Some(ContextError::Cancelled));
     /// assert_eq!(ctx.cause().unwrap().to_string(), "worker 3 failed");
     /// ```
     pub fn cancel_with(
         &self,
         cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
     ) {
-        self.node.cancel(ContextError::Canceled, Cause::new(cause));
+        self.node.cancel(ContextError::Cancelled, Cause::new(cause));
     }
 
     /// Returns a guard that cancels the context when dropped: Go's `defer cancel()`.
@@ -633,11 +726,18 @@ impl fmt::Debug for CancelGuard {
 }
 
 /// The function an [`AfterFunc`] may still call; `None` once called or stopped.
+///
+/// Whoever takes it out owns the decision: the task takes it to call it (only once the
+/// context is done), `stop` takes it to drop it (only while the context is not done). So once
+/// the context is done, `stop` never takes it and the task, which is then bound to wake, calls
+/// it: Go's "once done, `stop` is false and `f` runs" without a callback inside `cancel`.
 type AfterSlot = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
 
 /// Handle to a function registered with [`Context::after_func`].
 ///
 /// Dropping the handle does not stop the function.
+///
+/// # Examples
 ///
 /// ```
 /// use weft_core::context::Context;
@@ -650,33 +750,47 @@ type AfterSlot = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
 /// ```
 pub struct AfterFunc {
     slot: AfterSlot,
+    node: Arc<Node>,
     task: AbortHandle,
 }
 
 impl AfterFunc {
-    /// Prevents the function from running. Returns `true` if this call stopped it, `false` if
-    /// it had already started (or finished) or was already stopped, as Go's `stop()`.
+    /// Prevents the function from running, as Go's `stop()`: returns `true` if this call
+    /// stopped it, `false` if the context is already done (the function then runs, or has
+    /// run, exactly once) or if it was already stopped.
+    ///
+    /// `true` means the context was not done when `stop` decided, and the function will
+    /// never run. A `stop` racing a cancel on another thread sees one or the other first.
     ///
     /// ```
     /// use weft_core::context::Context;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let (ctx, _cancel) = Context::background().with_cancel();
+    /// let (ctx, cancel) = Context::background().with_cancel();
     /// assert!(ctx.after_func(|| {}).stop());
+    ///
+    /// let (tx, rx) = tokio::sync::oneshot::channel();
+    /// let late = ctx.after_func(move || tx.send("ran").unwrap());
+    /// cancel.cancel();
+    /// assert!(!late.stop(), "the context is done: too late to stop");
+    /// assert_eq!(rx.await.unwrap(), "ran");
     /// # }
     /// ```
     pub fn stop(&self) -> bool {
-        let stopped = self
-            .slot
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .is_some();
-        if stopped {
-            // The task has nothing left to do; free it now rather than when the context ends.
-            self.task.abort();
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        // Decided under the lock, so the task cannot take the function between this check
+        // and the take. A done context (even by a deadline nobody observed: the task's own
+        // timer will) means the task runs the function: leave it there.
+        if slot.is_none() || self.node.is_done() {
+            return false;
         }
-        stopped
+        let f = slot.take();
+        drop(slot);
+        // Dropped outside the lock: `f`'s captures may run arbitrary `Drop` code.
+        drop(f);
+        // The task has nothing left to do; free it now rather than when the context ends.
+        self.task.abort();
+        true
     }
 }
 

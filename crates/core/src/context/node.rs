@@ -12,7 +12,9 @@
 //!    whose token is cancelled has a reason on itself or on an ancestor whose token is cancelled.
 //! 3. `deadline` is the effective deadline, `min(own_deadline, parent.deadline)`, fixed at
 //!    creation. The nearest node (self first, then upward) whose `own_deadline` equals it is the
-//!    deadline's *owner*; expiry cancels the owner, so everything below the owner ends with it.
+//!    deadline's *owner*; expiry cancels the owner, so everything below the owner ends with it,
+//!    with the owner's `deadline_cause` (Go's `WithDeadlineCause`) or else `DeadlineExceeded`
+//!    as the cause.
 //! 4. Deadlines are lazy: no task or timer exists per node. A deadline is noticed by whoever
 //!    looks (`is_done`, `err`, `cause`, or a polled `Done` future, which races the token against
 //!    a `Sleep`), and the first to notice expires the owner (invariant 2 then holds for it).
@@ -42,6 +44,8 @@ pub(crate) struct Node {
     pub(crate) token: CancellationToken,
     parent: Option<Arc<Node>>,
     own_deadline: Option<Instant>,
+    /// The cause recorded when `own_deadline` ends this node; `None` means `DeadlineExceeded`.
+    deadline_cause: Option<Cause>,
     pub(crate) deadline: Option<Instant>,
     reason: OnceLock<Reason>,
 }
@@ -53,13 +57,19 @@ impl Node {
             token: CancellationToken::new(),
             parent: None,
             own_deadline: None,
+            deadline_cause: None,
             deadline: None,
             reason: OnceLock::new(),
         })
     }
 
-    /// A node cancelled with `self`, with an optional deadline of its own.
-    pub(crate) fn child(self: &Arc<Self>, own_deadline: Option<Instant>) -> Arc<Node> {
+    /// A node cancelled with `self`, with an optional deadline of its own and the cause that
+    /// deadline ends it with.
+    pub(crate) fn child(
+        self: &Arc<Self>,
+        own_deadline: Option<Instant>,
+        deadline_cause: Option<Cause>,
+    ) -> Arc<Node> {
         let deadline = match (own_deadline, self.deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -68,6 +78,7 @@ impl Node {
             token: self.token.child_token(),
             parent: Some(Arc::clone(self)),
             own_deadline,
+            deadline_cause,
             deadline,
             reason: OnceLock::new(),
         })
@@ -97,33 +108,44 @@ impl Node {
         self.token.cancel();
     }
 
-    /// Ends the owner of this node's deadline (invariant 3) with `DeadlineExceeded`.
-    pub(crate) fn expire(&self) {
-        let Some(deadline) = self.deadline else {
-            return;
-        };
+    /// The owner of this node's deadline (invariant 3), or `None` without a deadline.
+    fn deadline_owner(&self) -> Option<&Node> {
+        let deadline = self.deadline?;
         let mut node = self;
         loop {
             if node.own_deadline == Some(deadline) {
-                break;
+                return Some(node);
             }
             match &node.parent {
                 Some(parent) => node = parent,
-                // Unreachable by invariant 3, but cancelling `self` is the safe fallback.
-                None => {
-                    node = self;
-                    break;
-                }
+                // Unreachable by invariant 3, but `self` is the safe fallback.
+                None => return Some(self),
             }
         }
+    }
+
+    /// The reason the owner's deadline ends it with.
+    fn deadline_reason(&self) -> Reason {
+        let cause = self
+            .deadline_cause
+            .clone()
+            .unwrap_or_else(|| Cause::from(ContextError::DeadlineExceeded));
+        Reason {
+            err: ContextError::DeadlineExceeded,
+            cause,
+            at: self.own_deadline.unwrap_or_else(Instant::now),
+        }
+    }
+
+    /// Ends the owner of this node's deadline (invariant 3) with `DeadlineExceeded`.
+    pub(crate) fn expire(&self) {
+        let Some(node) = self.deadline_owner() else {
+            return;
+        };
         if node.token.is_cancelled() {
             return;
         }
-        let _ = node.reason.set(Reason {
-            err: ContextError::DeadlineExceeded,
-            cause: Cause::from(ContextError::DeadlineExceeded),
-            at: deadline,
-        });
+        let _ = node.reason.set(node.deadline_reason());
         node.token.cancel();
     }
 
@@ -156,16 +178,14 @@ impl Node {
         match found {
             // Our own deadline (or an ancestor's below the canceller) passed before that
             // cancel, unobserved: the deadline ended this context first, as Go's timer would have.
-            Some(reason) if self.deadline.is_some_and(|d| d <= reason.at) => Some(Reason {
-                err: ContextError::DeadlineExceeded,
-                cause: Cause::from(ContextError::DeadlineExceeded),
-                at: self.deadline.unwrap_or(reason.at),
-            }),
+            Some(reason) if self.deadline.is_some_and(|d| d <= reason.at) => {
+                self.deadline_owner().map(Node::deadline_reason)
+            }
             Some(reason) => Some(reason.clone()),
             // Only reachable if the token was cancelled behind our back (never done by weft).
             None => Some(Reason {
-                err: ContextError::Canceled,
-                cause: Cause::from(ContextError::Canceled),
+                err: ContextError::Cancelled,
+                cause: Cause::from(ContextError::Cancelled),
                 at: Instant::now(),
             }),
         }

@@ -1,5 +1,6 @@
-//! The engine shared by `ErrGroup` and `ResultGroup`: a `JoinSet` of wrapped tasks, an
-//! optional concurrency limit, and the first-failure ticket that cancels the group's context.
+//! The engine shared by `ErrGroup` and `ResultGroup`: a `JoinSet` of wrapped tasks behind a
+//! lock, an optional concurrency limit, and the first-failure ticket that cancels the group's
+//! context.
 //!
 //! # Invariants
 //!
@@ -9,20 +10,31 @@
 //!    the group's first failure, the one that cancels the context (with itself as cause) and
 //!    the one `wait` returns. So the cause other tasks see and the error `wait` returns are
 //!    the same failure, even when several tasks fail at once on different threads.
-//! 3. Tickets restart from 0 only in [`Core::finish`], when the `JoinSet` is empty: no
-//!    wrapper of an earlier round is alive to take one.
+//! 3. Tickets and indices restart from 0 only when a poll finds the `JoinSet` empty, in the
+//!    same critical section: no wrapper of an earlier round is alive to take a ticket, and a
+//!    task spawned later (spawning takes the same lock) belongs to the next round.
+//! 4. The lock (`Shared::state`) is held only for short, non-blocking steps (spawn, reap one
+//!    poll's worth of finished tasks, read the length), never across an `.await` and never
+//!    while user code runs (save one case: a runtime that is shutting down drops a spawned
+//!    future inside `spawn`): `wait` polls the `JoinSet` through it, so a task may spawn into
+//!    its own group while the owner waits.
+//! 5. Once the owner is dropped, `closed` is set and the `JoinSet` is gone (its tasks are
+//!    aborted); handles spawn nothing after that.
 
+use std::any::Any;
+use std::error::Error;
 use std::fmt;
 use std::future::Future;
 use std::num::NonZeroUsize;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context as TaskContext, Poll};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::error::GroupError;
-use crate::context::{CancelFn, Context};
+use crate::context::{CancelFn, Cause, Context};
 use crate::task::catch_panic;
 
 /// One task's end, as the `JoinSet` returns it.
@@ -34,32 +46,55 @@ pub(super) struct Finished<T, E> {
     pub(super) result: Result<T, GroupError<E>>,
 }
 
-struct Shared {
+/// What a group keeps of its finished tasks until `wait` takes it.
+pub(super) trait Collect<T, E>: Default + Send + 'static {
+    fn collect(&mut self, finished: Finished<T, E>);
+
+    /// Called once per round with how many tasks it had (`ResultGroup` sizes its output by
+    /// it).
+    fn round_ended(&mut self, _submitted: usize) {}
+}
+
+/// The state that handles share with their group.
+pub(super) struct Shared<T, E, A> {
+    state: Mutex<State<T, E, A>>,
     failures: AtomicUsize,
     cancel: Option<CancelFn>,
 }
 
-pub(super) struct Core<T, E> {
+struct State<T, E, A> {
     set: JoinSet<Finished<T, E>>,
     limit: Option<Arc<Semaphore>>,
-    shared: Arc<Shared>,
     next_index: usize,
+    collected: A,
+    /// The owner was dropped (invariant 5).
+    closed: bool,
 }
 
-impl<T, E> Core<T, E>
+/// The owner's side: dropping it aborts the tasks and cancels the context.
+pub(super) struct Core<T, E, A> {
+    shared: Arc<Shared<T, E, A>>,
+}
+
+impl<T, E, A> Core<T, E, A>
 where
     T: Send + 'static,
     E: fmt::Display + Send + 'static,
+    A: Collect<T, E>,
 {
     pub(super) fn new(cancel: Option<CancelFn>) -> Self {
         Core {
-            set: JoinSet::new(),
-            limit: None,
             shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    set: JoinSet::new(),
+                    limit: None,
+                    next_index: 0,
+                    collected: A::default(),
+                    closed: false,
+                }),
                 failures: AtomicUsize::new(0),
                 cancel,
             }),
-            next_index: 0,
         }
     }
 
@@ -68,49 +103,146 @@ where
         (Core::new(Some(cancel)), child)
     }
 
+    pub(super) fn shared(&self) -> &Arc<Shared<T, E, A>> {
+        &self.shared
+    }
+
     #[track_caller]
     pub(super) fn set_limit(&mut self, limit: NonZeroUsize) {
+        let mut state = self.shared.lock();
         assert!(
-            self.set.is_empty(),
+            state.set.is_empty(),
             "set_limit called while the group has tasks; set it before the first go"
         );
-        self.limit = Some(Arc::new(Semaphore::new(limit.get())));
+        state.limit = Some(Arc::new(Semaphore::new(limit.get())));
     }
 
-    /// Waits for a slot under the limit (none needed without one).
-    pub(super) async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
-        match &self.limit {
-            // The semaphore is never closed, so `acquire_owned` cannot fail.
-            Some(sem) => Arc::clone(sem).acquire_owned().await.ok(),
-            None => None,
+    /// Polls for the end of the round: collects every task that has finished and, once none
+    /// is left, ends the round (invariant 3) and returns what was collected.
+    ///
+    /// Cancel safe: what is collected stays in the shared state until the round ends.
+    pub(super) fn poll_round(&self, cx: &mut TaskContext<'_>) -> Poll<A> {
+        let mut state = self.shared.lock();
+        loop {
+            match state.set.poll_join_next(cx) {
+                Poll::Ready(Some(joined)) => {
+                    // Wrappers never panic (invariant 1) and the set never aborts them while
+                    // the owner is alive; a JoinError means the runtime is shutting down, and
+                    // nobody can observe the group anymore.
+                    if let Ok(finished) = joined {
+                        state.collected.collect(finished);
+                    }
+                }
+                Poll::Ready(None) => break,
+                Poll::Pending => return Poll::Pending,
+            }
         }
-    }
-
-    /// Takes a slot if one is free: `Err(())` when the group is at its limit.
-    pub(super) fn try_acquire(&self) -> Result<Option<OwnedSemaphorePermit>, ()> {
-        match &self.limit {
-            Some(sem) => Arc::clone(sem)
-                .try_acquire_owned()
-                .map(Some)
-                .map_err(|_| ()),
-            None => Ok(None),
+        // Invariant 3: the set is empty and we hold the lock.
+        self.shared.failures.store(0, Ordering::Relaxed);
+        let next_index = std::mem::take(&mut state.next_index);
+        let mut collected = std::mem::take(&mut state.collected);
+        drop(state);
+        collected.round_ended(next_index);
+        // Go's `Wait` cancels the group's context when it returns.
+        if let Some(cancel) = &self.shared.cancel {
+            cancel.cancel();
         }
+        Poll::Ready(collected)
     }
 
-    /// Spawns `future` holding `permit` (released when the task ends).
-    #[track_caller]
-    pub(super) fn spawn<F>(&mut self, permit: Option<OwnedSemaphorePermit>, future: F)
+    pub(super) fn len(&self) -> usize {
+        self.shared.lock().set.len()
+    }
+}
+
+impl<T, E, A> Shared<T, E, A>
+where
+    T: Send + 'static,
+    E: fmt::Display + Send + 'static,
+    A: Collect<T, E>,
+{
+    fn lock(&self) -> MutexGuard<'_, State<T, E, A>> {
+        // No user code runs under the lock (invariant 4), so a poisoned lock holds consistent
+        // state.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Spawns `future` once a slot under the limit is free (at once without a limit, under a
+    /// single lock); hands it back if the owner is gone.
+    ///
+    /// Cancel safe as `go` documents: dropped while waiting for a slot, it drops `future`.
+    pub(super) async fn go<F>(self: &Arc<Self>, future: F) -> Result<(), F>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let index = self.next_index;
-        self.next_index += 1;
-        let shared = Arc::clone(&self.shared);
-        self.set.spawn(async move {
+        let sem = {
+            let mut state = self.lock();
+            if state.closed {
+                return Err(future);
+            }
+            match &state.limit {
+                Some(sem) => Arc::clone(sem),
+                None => {
+                    self.spawn_locked(&mut state, None, future);
+                    return Ok(());
+                }
+            }
+        };
+        // The semaphore is never closed, so `acquire_owned` cannot fail.
+        let permit = sem.acquire_owned().await.ok();
+        let mut state = self.lock();
+        if state.closed {
+            return Err(future);
+        }
+        self.spawn_locked(&mut state, permit, future);
+        Ok(())
+    }
+
+    /// Spawns `future` if a slot under the limit is free (always without a limit); hands it
+    /// back if the group is at its limit or the owner is gone.
+    pub(super) fn try_go<F>(self: &Arc<Self>, future: F) -> Result<(), F>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(future);
+        }
+        let permit = match &state.limit {
+            Some(sem) => match Arc::clone(sem).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => return Err(future),
+            },
+            None => None,
+        };
+        self.spawn_locked(&mut state, permit, future);
+        Ok(())
+    }
+
+    /// Spawns `future` holding `permit` (released when the task ends), first collecting the
+    /// tasks already finished so that a long-lived group holds about as many entries as it
+    /// has running tasks.
+    fn spawn_locked<F>(
+        self: &Arc<Self>,
+        state: &mut State<T, E, A>,
+        permit: Option<OwnedSemaphorePermit>,
+        future: F,
+    ) where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        while let Some(joined) = state.set.try_join_next() {
+            if let Ok(finished) = joined {
+                state.collected.collect(finished);
+            }
+        }
+        let index = state.next_index;
+        state.next_index += 1;
+        let shared = Arc::clone(self);
+        state.set.spawn(async move {
             let result = match catch_panic(future).await {
                 Ok(Ok(value)) => Ok(value),
                 Ok(Err(e)) => Err(GroupError::Failed(e)),
-                Err(message) => Err(GroupError::Panicked { message }),
+                Err(panicked) => Err(GroupError::Panicked(panicked)),
             };
             let mut ticket = usize::MAX;
             if let Err(err) = &result {
@@ -120,10 +252,11 @@ where
                 if ticket == 0
                     && let Some(cancel) = &shared.cancel
                 {
-                    cancel.cancel_with(err.to_string());
+                    cancel.cancel_with(cause_of(err));
                 }
             }
             drop(permit);
+            drop(shared);
             Finished {
                 index,
                 ticket,
@@ -131,63 +264,62 @@ where
             }
         });
     }
+}
 
-    /// Collects tasks that have already finished, without waiting.
-    pub(super) fn reap(&mut self, mut sink: impl FnMut(Finished<T, E>)) {
-        while let Some(joined) = self.set.try_join_next() {
-            if let Some(finished) = Self::unwrap_joined(joined) {
-                sink(finished);
+/// The context cause for a group's failure: the error value itself when its type can be
+/// shared (`Arc<dyn Error + Send + Sync>`, or a [`Cause`]), the [`Panicked`] value for a panic,
+/// and otherwise the error's text (a value that is not `Clone` cannot be both returned by
+/// `wait` and kept by the context).
+///
+/// [`Panicked`]: crate::Panicked
+fn cause_of<E: fmt::Display + 'static>(err: &GroupError<E>) -> Cause {
+    match err {
+        GroupError::Failed(e) => {
+            let any: &dyn Any = e;
+            if let Some(shared) = any.downcast_ref::<Arc<dyn Error + Send + Sync>>() {
+                Cause::from(Arc::clone(shared))
+            } else if let Some(cause) = any.downcast_ref::<Cause>() {
+                cause.clone()
+            } else {
+                Cause::new(e.to_string())
             }
         }
-    }
-
-    /// Waits for the next task to finish; `None` once the set is empty.
-    ///
-    /// Cancel safe, as `JoinSet::join_next`.
-    pub(super) async fn join_next(&mut self) -> Option<Option<Finished<T, E>>> {
-        let joined = self.set.join_next().await?;
-        Some(Self::unwrap_joined(joined))
-    }
-
-    fn unwrap_joined(
-        joined: Result<Finished<T, E>, tokio::task::JoinError>,
-    ) -> Option<Finished<T, E>> {
-        // Wrappers never panic (invariant 1) and the set never aborts them while it is
-        // alive; a JoinError means the runtime is shutting down, and nobody can observe the
-        // group anymore.
-        joined.ok()
-    }
-
-    /// Ends a round once every task has been joined: Go's `Wait` cancels the group's
-    /// context when it returns, and the next round numbers tasks and failures from 0.
-    pub(super) fn finish(&mut self) {
-        debug_assert!(self.set.is_empty());
-        if let Some(cancel) = &self.shared.cancel {
-            cancel.cancel();
-        }
-        self.shared.failures.store(0, Ordering::Relaxed);
-        self.next_index = 0;
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.set.len()
+        GroupError::Panicked(panicked) => Cause::new(panicked.clone()),
     }
 }
 
-impl<T, E> Drop for Core<T, E> {
+impl<T, E, A> Drop for Core<T, E, A> {
     fn drop(&mut self) {
-        // The JoinSet aborts the tasks as it drops; tell whoever else holds the context.
+        let set = {
+            let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.closed = true;
+            std::mem::take(&mut state.set)
+        };
+        // Dropped outside the lock: the JoinSet aborts the tasks as it drops (a task may hold
+        // a handle to this very state). Then tell whoever else holds the context.
+        drop(set);
         if let Some(cancel) = &self.shared.cancel {
             cancel.cancel();
         }
     }
 }
 
-impl<T, E> fmt::Debug for Core<T, E> {
+impl<T, E, A> fmt::Debug for Core<T, E, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.shared, f)
+    }
+}
+
+impl<T, E, A> fmt::Debug for Shared<T, E, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         f.debug_struct("Core")
-            .field("len", &self.set.len())
-            .field("limit", &self.limit.as_ref().map(|s| s.available_permits()))
+            .field("len", &state.set.len())
+            .field(
+                "limit",
+                &state.limit.as_ref().map(|s| s.available_permits()),
+            )
+            .field("closed", &state.closed)
             .finish_non_exhaustive()
     }
 }

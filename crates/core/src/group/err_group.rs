@@ -1,10 +1,11 @@
 //! golang.org/x/sync/errgroup, over tokio's `JoinSet`.
 
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 
-use super::core::{Core, Finished};
+use super::core::{Collect, Core, Finished, Shared};
 use super::error::{GroupError, TryGoError};
 use crate::context::Context;
 
@@ -14,6 +15,9 @@ use crate::context::Context;
 /// - [`ErrGroup::with_context`] returns a child [`Context`] that is cancelled at the first
 ///   error **or panic**, with that failure as its [cause](Context::cause), so sibling tasks
 ///   can stop early (Go's `errgroup.WithContext`, which cannot catch panics).
+/// - [`go`](ErrGroup::go) takes `&self`, and [`handle`](ErrGroup::handle) gives tasks an
+///   [`ErrGroupHandle`] to spawn more tasks into their own group, as Go's `g.Go` may be
+///   called from inside a task.
 /// - [`set_limit`](ErrGroup::set_limit) bounds how many tasks run at once:
 ///   [`go`](ErrGroup::go) waits for a slot, [`try_go`](ErrGroup::try_go) does not and hands
 ///   the future back.
@@ -64,9 +68,24 @@ use crate::context::Context;
 /// # }
 /// ```
 pub struct ErrGroup<E> {
-    core: Core<(), E>,
-    /// Failures collected so far, with their tickets.
-    failures: Vec<(usize, GroupError<E>)>,
+    core: Core<(), E, Failures<E>>,
+}
+
+/// Failures collected so far in a round, with their tickets; successes leave nothing.
+struct Failures<E>(Vec<(usize, GroupError<E>)>);
+
+impl<E> Default for Failures<E> {
+    fn default() -> Self {
+        Failures(Vec::new())
+    }
+}
+
+impl<E: Send + 'static> Collect<(), E> for Failures<E> {
+    fn collect(&mut self, finished: Finished<(), E>) {
+        if let Err(err) = finished.result {
+            self.0.push((finished.ticket, err));
+        }
+    }
 }
 
 impl<E> ErrGroup<E>
@@ -85,38 +104,49 @@ where
     pub fn new() -> Self {
         ErrGroup {
             core: Core::new(None),
-            failures: Vec::new(),
         }
     }
 
     /// Returns a group and a child of `ctx` (Go's `errgroup.WithContext`). The child is
-    /// cancelled at the group's first failure, with it as the cause (its `Display`, or
-    /// `task panicked: {message}`), or else when [`wait`](ErrGroup::wait) returns, or when
-    /// the group is dropped; and, as any child, when `ctx` is.
+    /// cancelled at the group's first failure, with it as the cause, or else when
+    /// [`wait`](ErrGroup::wait) returns, or when the group is dropped; and, as any child, when
+    /// `ctx` is.
+    ///
+    /// The cause is the failure itself where Rust lets the context and `wait` both have it,
+    /// as Go's `context.Cause` does:
+    ///
+    /// - a panic: the [`Panicked`](crate::Panicked) value (`cause.downcast_ref::<Panicked>()`);
+    /// - `E = Arc<dyn Error + Send + Sync>` (or [`Cause`](crate::context::Cause)): the very
+    ///   error value, shared, so `cause.downcast_ref::<YourError>()` finds it;
+    /// - any other `E`: its `Display` text, since a value that is not shared or `Clone`
+    ///   cannot be both returned by `wait` and kept by the context. Make `E` an `Arc<dyn
+    ///   Error + Send + Sync>` to keep the value.
     ///
     /// ```
-    /// use weft_core::context::Context;
+    /// use std::sync::Arc;
+    /// use weft_core::{Panicked, context::Context};
     /// use weft_core::group::ErrGroup;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let (mut group, ctx) = ErrGroup::with_context(&Context::background());
+    /// let (mut group, ctx) = ErrGroup::<String>::with_context(&Context::background());
     /// group.go(async { panic!("bug") }).await;
     /// let err = group.wait().await.unwrap_err();
     /// assert!(err.is_panic());
-    /// assert_eq!(ctx.cause().unwrap().to_string(), "task panicked: bug");
-    /// # let _: Option<String> = err.into_error();
+    /// assert_eq!(ctx.cause().unwrap().downcast_ref::<Panicked>().unwrap().message(), "bug");
+    ///
+    /// // A shared error type keeps the value itself as the cause.
+    /// type SharedError = Arc<dyn std::error::Error + Send + Sync>;
+    /// let (mut group, ctx) = ErrGroup::<SharedError>::with_context(&Context::background());
+    /// group.go(async { Err(Arc::new(std::io::Error::other("disk full")) as SharedError) }).await;
+    /// assert!(group.wait().await.is_err());
+    /// let io = ctx.cause().unwrap();
+    /// assert_eq!(io.downcast_ref::<std::io::Error>().unwrap().kind(), std::io::ErrorKind::Other);
     /// # }
     /// ```
     #[must_use = "the context is how tasks learn of a failure; the group is how you wait"]
     pub fn with_context(ctx: &Context) -> (Self, Context) {
         let (core, child) = Core::with_context(ctx);
-        (
-            ErrGroup {
-                core,
-                failures: Vec::new(),
-            },
-            child,
-        )
+        (ErrGroup { core }, child)
     }
 
     /// Limits the number of tasks running at once to `limit` (Go's `SetLimit`). By default
@@ -142,6 +172,11 @@ where
     /// Spawns `future` into the group once a slot under the limit is free (at once without a
     /// limit): Go's `g.Go`.
     ///
+    /// It takes `&self`, as [`WaitGroup::go`](super::WaitGroup::go) does; to spawn from
+    /// inside the group's own tasks, give them a [`handle`](ErrGroup::handle). With a limit,
+    /// a task that waits in `go` holds its own slot meanwhile: as in Go, a group whose every
+    /// slot is held by tasks waiting to spawn makes no progress.
+    ///
     /// # Cancel safety
     ///
     /// If the returned future is dropped before it completes, it was waiting for a slot and
@@ -165,13 +200,12 @@ where
     /// assert!(group.wait().await.is_ok());
     /// # }
     /// ```
-    pub async fn go<F>(&mut self, future: F)
+    pub async fn go<F>(&self, future: F)
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
-        self.reap();
-        let permit = self.core.acquire().await;
-        self.core.spawn(permit, future);
+        // Only a dropped group refuses, and `self` is alive.
+        let _ = self.core.shared().go(future).await;
     }
 
     /// Spawns `future` if a slot under the limit is free (always, without a limit), or
@@ -198,17 +232,46 @@ where
     /// # }
     /// ```
     #[track_caller]
-    pub fn try_go<F>(&mut self, future: F) -> Result<(), TryGoError<F>>
+    pub fn try_go<F>(&self, future: F) -> Result<(), TryGoError<F>>
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
-        self.reap();
-        match self.core.try_acquire() {
-            Ok(permit) => {
-                self.core.spawn(permit, future);
-                Ok(())
-            }
-            Err(()) => Err(TryGoError(future)),
+        self.core.shared().try_go(future).map_err(TryGoError)
+    }
+
+    /// Returns a handle that spawns into this group, for the group's own tasks (Go's `g.Go`
+    /// called from inside a task). Handles are cheap to clone; they do not keep the group
+    /// alive: once it is dropped, they spawn nothing.
+    ///
+    /// ```
+    /// use weft_core::group::ErrGroup;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    /// let mut group = ErrGroup::<String>::new();
+    /// let handle = group.handle();
+    /// group.go(async move {
+    ///     // A crawler's root task spawns a task per link it finds.
+    ///     for link in ["/a", "/b"] {
+    ///         let tx = tx.clone();
+    ///         handle.go(async move { tx.send(link).map_err(|e| e.to_string()) }).await;
+    ///     }
+    ///     Ok(())
+    /// }).await;
+    /// group.wait().await.unwrap(); // waits for the tasks spawned from inside, too
+    /// let mut rx = rx;
+    /// let mut seen = Vec::new();
+    /// while let Some(link) = rx.recv().await {
+    ///     seen.push(link);
+    /// }
+    /// seen.sort();
+    /// assert_eq!(seen, ["/a", "/b"]);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn handle(&self) -> ErrGroupHandle<E> {
+        ErrGroupHandle {
+            shared: Arc::clone(self.core.shared()),
         }
     }
 
@@ -236,10 +299,9 @@ where
     /// # }
     /// ```
     pub async fn wait(&mut self) -> Result<(), GroupError<E>> {
-        self.join_all().await;
-        let first = self
-            .failures
-            .drain(..)
+        let Failures(failures) = self.join_all().await;
+        let first = failures
+            .into_iter()
             .min_by_key(|(ticket, _)| *ticket)
             .map(|(_, err)| err);
         first.map_or(Ok(()), Err)
@@ -270,8 +332,7 @@ where
     /// # }
     /// ```
     pub async fn wait_all(&mut self) -> Result<(), Vec<GroupError<E>>> {
-        self.join_all().await;
-        let mut failures = std::mem::take(&mut self.failures);
+        let Failures(mut failures) = self.join_all().await;
         if failures.is_empty() {
             return Ok(());
         }
@@ -301,24 +362,10 @@ where
         self.core.len() == 0
     }
 
-    fn reap(&mut self) {
-        let failures = &mut self.failures;
-        self.core.reap(|f| absorb(failures, f));
-    }
-
-    async fn join_all(&mut self) {
-        while let Some(joined) = self.core.join_next().await {
-            if let Some(finished) = joined {
-                absorb(&mut self.failures, finished);
-            }
-        }
-        self.core.finish();
-    }
-}
-
-fn absorb<E>(failures: &mut Vec<(usize, GroupError<E>)>, finished: Finished<(), E>) {
-    if let Err(err) = finished.result {
-        failures.push((finished.ticket, err));
+    /// Waits until the round's last task has ended; `&mut self` so that only the owner
+    /// waits, one wait at a time.
+    async fn join_all(&mut self) -> Failures<E> {
+        poll_fn(|cx| self.core.poll_round(cx)).await
     }
 }
 
@@ -336,7 +383,128 @@ impl<E> fmt::Debug for ErrGroup<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ErrGroup")
             .field("core", &self.core)
-            .field("failures", &self.failures.len())
+            .finish()
+    }
+}
+
+/// Spawns into an [`ErrGroup`] from anywhere, notably from inside the group's own tasks (Go's
+/// `g.Go` called by a goroutine of the group); made by [`ErrGroup::handle`].
+///
+/// Tasks spawned through a handle are the group's like any other: they count for
+/// [`wait`](ErrGroup::wait), their failures cancel the group's context, the limit applies, and
+/// dropping the group aborts them.
+///
+/// # Drop
+///
+/// A handle does not keep the group alive. Once the group is dropped (which aborts its
+/// tasks), [`go`](ErrGroupHandle::go) drops its future without running it and
+/// [`try_go`](ErrGroupHandle::try_go) hands it back.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use weft_core::group::ErrGroup;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let mut group = ErrGroup::<String>::new();
+/// let visited = Arc::new(AtomicUsize::new(0));
+/// let (handle, count) = (group.handle(), Arc::clone(&visited));
+/// group.go(async move {
+///     // The root spawns three children, and each child one grandchild.
+///     for _ in 0..3 {
+///         let (grandparent, count) = (handle.clone(), Arc::clone(&count));
+///         handle.go(async move {
+///             let leaf = Arc::clone(&count);
+///             grandparent.go(async move { leaf.fetch_add(1, Ordering::Relaxed); Ok(()) }).await;
+///             count.fetch_add(1, Ordering::Relaxed);
+///             Ok(())
+///         }).await;
+///     }
+///     Ok(())
+/// }).await;
+/// group.wait().await.unwrap();
+/// assert_eq!(visited.load(Ordering::Relaxed), 6);
+/// # }
+/// ```
+pub struct ErrGroupHandle<E> {
+    shared: Arc<Shared<(), E, Failures<E>>>,
+}
+
+impl<E> ErrGroupHandle<E>
+where
+    E: fmt::Display + Send + 'static,
+{
+    /// Spawns `future` into the group once a slot under the limit is free, as
+    /// [`ErrGroup::go`]; drops it without running it if the group is gone.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`ErrGroup::go`]: if the returned future is dropped while waiting for a slot,
+    /// `future` is dropped without being spawned.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called outside a tokio runtime.
+    ///
+    /// ```
+    /// use weft_core::group::ErrGroup;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut group = ErrGroup::<String>::new();
+    /// let handle = group.handle();
+    /// handle.go(async { Err("from a handle".to_string()) }).await;
+    /// assert_eq!(group.wait().await.unwrap_err().to_string(), "from a handle");
+    /// # }
+    /// ```
+    pub async fn go<F>(&self, future: F)
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        // A dropped group refuses it: dropping it is all that is left to do.
+        let _ = self.shared.go(future).await;
+    }
+
+    /// Spawns `future` if a slot under the limit is free, as [`ErrGroup::try_go`]; hands it
+    /// back in [`TryGoError`] when the group is at its limit or gone.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called outside a tokio runtime.
+    ///
+    /// ```
+    /// use weft_core::group::ErrGroup;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let group = ErrGroup::<String>::new();
+    /// let handle = group.handle();
+    /// drop(group);
+    /// assert!(handle.try_go(async { Ok(()) }).is_err(), "the group is gone");
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn try_go<F>(&self, future: F) -> Result<(), TryGoError<F>>
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        self.shared.try_go(future).map_err(TryGoError)
+    }
+}
+
+impl<E> Clone for ErrGroupHandle<E> {
+    fn clone(&self) -> Self {
+        ErrGroupHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<E> fmt::Debug for ErrGroupHandle<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErrGroupHandle")
+            .field("group", &self.shared)
             .finish()
     }
 }

@@ -1,6 +1,8 @@
 use std::error::Error;
 use std::fmt;
 
+use crate::task::Panicked;
+
 /// The first panic among a [`WaitGroup`](super::WaitGroup)'s tasks, reported by
 /// [`WaitGroup::wait`](super::WaitGroup::wait) after every task has ended.
 ///
@@ -15,17 +17,35 @@ use std::fmt;
 /// wg.go(async {});
 /// let err = wg.wait().await.unwrap_err();
 /// assert_eq!(err.message(), "disk on fire");
+/// assert_eq!(err.panicked().message(), "disk on fire");
 /// assert_eq!(err.count(), 1);
 /// assert_eq!(err.to_string(), "task panicked: disk on fire");
 /// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PanicError {
-    pub(super) message: String,
+    pub(super) first: Panicked,
     pub(super) count: usize,
 }
 
 impl PanicError {
+    /// Returns the first panic.
+    ///
+    /// ```
+    /// # use weft_core::group::WaitGroup;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let wg = WaitGroup::new();
+    /// wg.go(async { panic!("x") });
+    /// let first = wg.wait().await.unwrap_err().panicked().clone();
+    /// assert_eq!(first, weft_core::Panicked::new("x"));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn panicked(&self) -> &Panicked {
+        &self.first
+    }
+
     /// Returns the first panic's message.
     ///
     /// ```
@@ -39,7 +59,7 @@ impl PanicError {
     /// ```
     #[must_use]
     pub fn message(&self) -> &str {
-        &self.message
+        self.first.message()
     }
 
     /// Returns how many tasks panicked since the previous `wait` (at least 1).
@@ -62,7 +82,7 @@ impl PanicError {
 
 impl fmt::Display for PanicError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "task panicked: {}", self.message)?;
+        write!(f, "task {}", self.first)?;
         if self.count > 1 {
             write!(f, " (and {} more panicked)", self.count - 1)?;
         }
@@ -97,11 +117,8 @@ impl Error for PanicError {}
 pub enum GroupError<E> {
     /// The task returned this error.
     Failed(E),
-    /// The task panicked.
-    Panicked {
-        /// The panic's message.
-        message: String,
-    },
+    /// The task panicked; [`Panicked::message`] says with what.
+    Panicked(Panicked),
 }
 
 impl<E> GroupError<E> {
@@ -115,19 +132,19 @@ impl<E> GroupError<E> {
     pub fn into_error(self) -> Option<E> {
         match self {
             GroupError::Failed(e) => Some(e),
-            GroupError::Panicked { .. } => None,
+            GroupError::Panicked(_) => None,
         }
     }
 
     /// Returns `true` if the task panicked.
     ///
     /// ```
-    /// use weft_core::group::GroupError;
-    /// assert!(GroupError::<()>::Panicked { message: "x".into() }.is_panic());
+    /// use weft_core::{Panicked, group::GroupError};
+    /// assert!(GroupError::<()>::Panicked(Panicked::new("x")).is_panic());
     /// ```
     #[must_use]
     pub fn is_panic(&self) -> bool {
-        matches!(self, GroupError::Panicked { .. })
+        matches!(self, GroupError::Panicked(_))
     }
 }
 
@@ -135,7 +152,7 @@ impl<E: fmt::Display> fmt::Display for GroupError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GroupError::Failed(e) => fmt::Display::fmt(e, f),
-            GroupError::Panicked { message } => write!(f, "task panicked: {message}"),
+            GroupError::Panicked(p) => write!(f, "task {p}"),
         }
     }
 }
@@ -144,12 +161,14 @@ impl<E: Error + 'static> Error for GroupError<E> {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             GroupError::Failed(e) => e.source(),
-            GroupError::Panicked { .. } => None,
+            GroupError::Panicked(_) => None,
         }
     }
 }
 
-/// The error of `try_go` on a group at its concurrency limit; it hands the future back.
+/// The error of `try_go` on a group at its concurrency limit, or of
+/// [`ErrGroupHandle::try_go`](super::ErrGroupHandle::try_go) once the group is dropped; it
+/// hands the future back.
 ///
 /// # Examples
 ///
@@ -162,7 +181,7 @@ impl<E: Error + 'static> Error for GroupError<E> {
 /// group.set_limit(NonZeroUsize::MIN);
 /// group.try_go(std::future::pending()).unwrap();
 /// let err = group.try_go(async { Ok(()) }).unwrap_err();
-/// assert_eq!(err.to_string(), "group is at its concurrency limit");
+/// assert_eq!(err.to_string(), "group is at its concurrency limit or dropped");
 /// let _future = err.into_inner(); // run it later, or elsewhere
 /// # }
 /// ```
@@ -188,7 +207,7 @@ impl<F> fmt::Debug for TryGoError<F> {
 
 impl<F> fmt::Display for TryGoError<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("group is at its concurrency limit")
+        f.write_str("group is at its concurrency limit or dropped")
     }
 }
 

@@ -1,12 +1,13 @@
 //! An `ErrGroup` whose tasks return values, collected in submission order.
 
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::num::NonZeroUsize;
 
-use super::core::{Core, Finished};
+use super::core::{Collect, Core, Finished};
 use super::error::{GroupError, TryGoError};
 use crate::context::Context;
+use crate::task::Panicked;
 
 /// A task's outcome, its failure carrying its ticket (see `core`'s invariant 2).
 type Outcome<T, E> = Result<T, (usize, GroupError<E>)>;
@@ -45,9 +46,35 @@ type Outcome<T, E> = Result<T, (usize, GroupError<E>)>;
 /// # }
 /// ```
 pub struct ResultGroup<T, E> {
-    core: Core<T, E>,
-    /// Outcomes by submission index, with failure tickets.
-    slots: Vec<Option<Outcome<T, E>>>,
+    core: Core<T, E, Slots<T, E>>,
+}
+
+/// Outcomes by submission index, with failure tickets.
+struct Slots<T, E>(Vec<Option<Outcome<T, E>>>);
+
+impl<T, E> Default for Slots<T, E> {
+    fn default() -> Self {
+        Slots(Vec::new())
+    }
+}
+
+impl<T: Send + 'static, E: Send + 'static> Collect<T, E> for Slots<T, E> {
+    fn collect(&mut self, finished: Finished<T, E>) {
+        let Finished {
+            index,
+            ticket,
+            result,
+        } = finished;
+        if self.0.len() <= index {
+            self.0.resize_with(index + 1, || None);
+        }
+        self.0[index] = Some(result.map_err(|err| (ticket, err)));
+    }
+
+    fn round_ended(&mut self, submitted: usize) {
+        // Every task of the round has a slot, even one whose outcome never came back.
+        self.0.resize_with(submitted.max(self.0.len()), || None);
+    }
 }
 
 impl<T, E> ResultGroup<T, E>
@@ -66,7 +93,6 @@ where
     pub fn new() -> Self {
         ResultGroup {
             core: Core::new(None),
-            slots: Vec::new(),
         }
     }
 
@@ -88,13 +114,7 @@ where
     #[must_use = "the context is how tasks learn of a failure; the group is how you wait"]
     pub fn with_context(ctx: &Context) -> (Self, Context) {
         let (core, child) = Core::with_context(ctx);
-        (
-            ResultGroup {
-                core,
-                slots: Vec::new(),
-            },
-            child,
-        )
+        (ResultGroup { core }, child)
     }
 
     /// Limits the number of tasks running at once to `limit`. By default there is no limit.
@@ -115,7 +135,8 @@ where
     }
 
     /// Spawns `future` once a slot under the limit is free (at once without a limit). Its
-    /// output takes the next place in `wait`'s vector.
+    /// output takes the next place in `wait`'s vector. It takes `&self`, as
+    /// [`ErrGroup::go`](super::ErrGroup::go) does.
     ///
     /// # Cancel safety
     ///
@@ -136,14 +157,12 @@ where
     /// assert_eq!(group.wait().await.unwrap(), ["a", "b"]);
     /// # }
     /// ```
-    pub async fn go<F>(&mut self, future: F)
+    pub async fn go<F>(&self, future: F)
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
-        self.reap();
-        let permit = self.core.acquire().await;
-        self.slots.push(None);
-        self.core.spawn(permit, future);
+        // Only a dropped group refuses, and `self` is alive.
+        let _ = self.core.shared().go(future).await;
     }
 
     /// Spawns `future` if a slot under the limit is free, or hands it back in
@@ -166,19 +185,11 @@ where
     /// # }
     /// ```
     #[track_caller]
-    pub fn try_go<F>(&mut self, future: F) -> Result<(), TryGoError<F>>
+    pub fn try_go<F>(&self, future: F) -> Result<(), TryGoError<F>>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
-        self.reap();
-        match self.core.try_acquire() {
-            Ok(permit) => {
-                self.slots.push(None);
-                self.core.spawn(permit, future);
-                Ok(())
-            }
-            Err(()) => Err(TryGoError(future)),
-        }
+        self.core.shared().try_go(future).map_err(TryGoError)
     }
 
     /// Waits for every task, then returns their outputs in submission order, or the first
@@ -270,44 +281,21 @@ where
         self.core.len() == 0
     }
 
-    fn reap(&mut self) {
-        let slots = &mut self.slots;
-        self.core.reap(|f| place(slots, f));
-    }
-
     /// Joins every task and returns the round's outcomes by submission index.
     async fn join_all(&mut self) -> Vec<Outcome<T, E>> {
-        while let Some(joined) = self.core.join_next().await {
-            if let Some(finished) = joined {
-                place(&mut self.slots, finished);
-            }
-        }
-        self.core.finish();
-        std::mem::take(&mut self.slots)
+        let Slots(slots) = poll_fn(|cx| self.core.poll_round(cx)).await;
+        slots
             .into_iter()
             .map(|slot| {
                 // Only a task lost to a runtime shutdown leaves its slot empty.
                 slot.unwrap_or_else(|| {
                     Err((
                         usize::MAX,
-                        GroupError::Panicked {
-                            message: "task ended without an outcome".to_owned(),
-                        },
+                        GroupError::Panicked(Panicked::new("task ended without an outcome")),
                     ))
                 })
             })
             .collect()
-    }
-}
-
-fn place<T, E>(slots: &mut [Option<Outcome<T, E>>], finished: Finished<T, E>) {
-    let Finished {
-        index,
-        ticket,
-        result,
-    } = finished;
-    if let Some(slot) = slots.get_mut(index) {
-        *slot = Some(result.map_err(|err| (ticket, err)));
     }
 }
 
@@ -326,7 +314,6 @@ impl<T, E> fmt::Debug for ResultGroup<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResultGroup")
             .field("core", &self.core)
-            .field("submitted", &self.slots.len())
             .finish()
     }
 }

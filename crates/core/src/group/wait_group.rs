@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::{TaskTrackerToken, TaskTrackerWaitFuture};
 
 use super::error::PanicError;
-use crate::task::catch_panic;
+use crate::task::{Panicked, catch_panic};
 
 /// Go's `sync.WaitGroup` without its foot-guns: [`go`](WaitGroup::go) spawns and counts a
 /// task, [`add`](WaitGroup::add) counts other work through a guard whose drop is `Done`, and
@@ -88,20 +88,20 @@ struct Panics {
 }
 
 struct Recorded {
-    message: String,
+    first: Panicked,
     count: usize,
     /// `false` for a panic seen only by a guard's drop, which cannot know the message.
     precise: bool,
 }
 
 impl Panics {
-    fn record(&self, message: String, precise: bool) {
-        tracing::error!(panic = %message, "task in a WaitGroup panicked");
+    fn record(&self, panicked: Panicked, precise: bool) {
+        tracing::error!(panic = %panicked.message(), "task in a WaitGroup panicked");
         let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
         match slot.as_mut() {
             None => {
                 *slot = Some(Recorded {
-                    message,
+                    first: panicked,
                     count: 1,
                     precise,
                 });
@@ -111,7 +111,7 @@ impl Panics {
                 // drop (without the message) and then by `go`'s catch. Keep the message and
                 // count it once.
                 if !r.precise && precise {
-                    r.message = message;
+                    r.first = panicked;
                     r.precise = true;
                 } else {
                     r.count += 1;
@@ -123,7 +123,7 @@ impl Panics {
     fn take(&self) -> Option<PanicError> {
         let recorded = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         recorded.map(|r| PanicError {
-            message: r.message,
+            first: r.first,
             count: r.count,
         })
     }
@@ -179,8 +179,8 @@ impl WaitGroup {
         let panics = Arc::clone(&self.panics);
         // The returned JoinHandle is dropped: the task is detached and only counted.
         drop(self.tracker.spawn(async move {
-            if let Err(message) = catch_panic(future).await {
-                panics.record(message, true);
+            if let Err(panicked) = catch_panic(future).await {
+                panics.record(panicked, true);
             }
         }));
     }
@@ -319,8 +319,10 @@ impl WaitGuard {
 impl Drop for WaitGuard {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.panics
-                .record("panicked while holding a WaitGroup guard".to_owned(), false);
+            self.panics.record(
+                Panicked::new("panicked while holding a WaitGroup guard"),
+                false,
+            );
         }
         // `token` is dropped after this body: the panic is recorded before the count drops,
         // so the `wait` this drop releases sees it.

@@ -8,18 +8,23 @@
 //! - [`round_robin`]: value `i` goes to worker `i % n` (skipping workers that are gone). Use it
 //!   when each worker must get an even share, e.g. to keep per-worker state balanced.
 
-use crate::chan::{Receiver, Sender};
+use std::num::NonZeroUsize;
+
+use crate::chan::{Receiver, SendCtxError, Sender};
+use crate::context::Context;
 
 /// Returns `n` receivers sharing `input`'s queue: each value goes to exactly one of them,
 /// whichever receives first. They are clones of `input` (the channel is MPMC), so there is no
-/// copying task and no extra hop.
+/// copying task and no extra hop (and so no context to stop one: each worker stops when its
+/// own work does).
 ///
 /// ```
+/// use std::num::NonZeroUsize;
 /// use weft_core::{chan, select::fan_out};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let (tx, rx) = chan::bounded(8);
-/// let workers = fan_out::shared(rx, 3);
+/// let workers = fan_out::shared(rx, NonZeroUsize::new(3).unwrap());
 /// for i in 0..6 {
 ///     tx.send(i).await.unwrap();
 /// }
@@ -33,32 +38,37 @@ use crate::chan::{Receiver, Sender};
 /// assert_eq!(sum, 15, "every value reached exactly one worker");
 /// # }
 /// ```
-pub fn shared<T>(input: Receiver<T>, n: usize) -> Vec<Receiver<T>> {
-    if n == 0 {
-        return Vec::new();
-    }
-    let mut out: Vec<Receiver<T>> = (1..n).map(|_| input.clone()).collect();
+pub fn shared<T>(input: Receiver<T>, n: NonZeroUsize) -> Vec<Receiver<T>> {
+    let mut out: Vec<Receiver<T>> = (1..n.get()).map(|_| input.clone()).collect();
     out.push(input);
     out
 }
 
 /// Returns `n` receivers that get `input`'s values in turn: value `i` goes to receiver
-/// `i % n`. A task, spawned on the current tokio runtime, does the dealing; the outputs have
-/// `input`'s capacity, so a full output makes the task wait (it does not skip ahead, to keep
-/// the order). A dropped output is skipped and its turn goes to the next one; the value is
-/// not lost. Outputs close once `input` is closed and drained; when every output is gone,
-/// the task ends and drops `input` (and the one value it was dealing, which no one can take).
+/// `i % n`, until `input` ends or `ctx` is done. A task, spawned on the current tokio
+/// runtime, does the dealing; the outputs have `input`'s capacity, so a full output makes the
+/// task wait (it does not skip ahead, to keep the order). A dropped output is skipped and its
+/// turn goes to the next one; the value is not lost. Outputs close once `input` is closed and
+/// drained; when every output is gone, the task ends and drops `input` (and the one value it
+/// was dealing, which no one can take).
+///
+/// # Cancellation
+///
+/// Once `ctx` is done the task stops at once, even while it waits on a full output: it drops
+/// the value it was dealing, closes every output (each still yields what it holds, then
+/// `None`) and drops `input`, leaving unread values in it.
 ///
 /// # Panics
 ///
 /// Panics if called outside a tokio runtime.
 ///
 /// ```
-/// use weft_core::{chan, select::fan_out};
+/// use std::num::NonZeroUsize;
+/// use weft_core::{chan, context::Context, select::fan_out};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let (tx, rx) = chan::bounded(8);
-/// let workers = fan_out::round_robin(rx, 2);
+/// let workers = fan_out::round_robin(rx, NonZeroUsize::new(2).unwrap(), &Context::background());
 /// for i in 0..4 {
 ///     tx.send(i).await.unwrap();
 /// }
@@ -70,37 +80,36 @@ pub fn shared<T>(input: Receiver<T>, n: usize) -> Vec<Receiver<T>> {
 /// # }
 /// ```
 #[track_caller]
-pub fn round_robin<T>(input: Receiver<T>, n: usize) -> Vec<Receiver<T>>
+pub fn round_robin<T>(input: Receiver<T>, n: NonZeroUsize, ctx: &Context) -> Vec<Receiver<T>>
 where
     T: Send + 'static,
 {
-    if n == 0 {
-        return Vec::new();
-    }
     let (senders, receivers): (Vec<Sender<T>>, Vec<Receiver<T>>) =
-        (0..n).map(|_| super::tee::like(&input)).unzip();
-    tokio::spawn(deal(input, senders));
+        (0..n.get()).map(|_| super::tee::like(&input)).unzip();
+    tokio::spawn(deal(input, senders, ctx.clone()));
     receivers
 }
 
-async fn deal<T>(input: Receiver<T>, mut outputs: Vec<Sender<T>>) {
+async fn deal<T>(input: Receiver<T>, mut outputs: Vec<Sender<T>>, ctx: Context) {
     let mut next = 0;
-    while let Some(mut value) = input.recv().await {
+    // Ends on a closed input or a done context alike; the outputs close as they drop.
+    while let Ok(mut value) = input.recv_ctx(&ctx).await {
         loop {
             if outputs.is_empty() {
                 return;
             }
             next %= outputs.len();
-            match outputs[next].send(value).await {
+            match outputs[next].send_ctx(value, &ctx).await {
                 Ok(()) => {
                     next += 1;
                     break;
                 }
-                Err(err) => {
+                Err(SendCtxError::Closed(v)) => {
                     // That worker is gone: its turn (and the value) goes to the next one.
-                    value = err.into_inner();
+                    value = v;
                     outputs.remove(next);
                 }
+                Err(_) => return,
             }
         }
     }

@@ -180,6 +180,11 @@
 //! - [`or_done`]: a stream that also ends when a context is done.
 //! - [`fan_out::round_robin`] and [`fan_out::shared`]: distribute values to `n` workers, in
 //!   turn or to whoever is free.
+//!
+//! The helpers that spawn a task ([`tee`], [`fan_out::round_robin`]) take a
+//! [`Context`](crate::context::Context) and stop when it is done, as Go's versions take a
+//! `done` channel; counts are [`NonZeroUsize`](std::num::NonZeroUsize), as a limit is
+//! everywhere in weft, so "no outputs" cannot be asked for by mistake.
 
 pub mod fan_out;
 mod merge;

@@ -11,7 +11,7 @@
 //! hands back an opaque [`JoinError`](tokio::task::JoinError) whose payload must be
 //! downcast by hand, and a detached task's panic only reaches stderr. [`spawn_named`] logs
 //! the panic through `tracing` with the task's name, and its [`TaskHandle`] resolves to a
-//! [`TaskError`] that reads `Panicked { message }` or `Cancelled`.
+//! [`TaskError`] that reads `Panicked(`[`Panicked`]`)` or `Cancelled`.
 //!
 //! # Examples
 //!
@@ -25,7 +25,7 @@
 //!     data[0] // index out of bounds: panics
 //! });
 //! match handle.await {
-//!     Err(TaskError::Panicked { message }) => assert!(message.contains("out of bounds")),
+//!     Err(TaskError::Panicked(p)) => assert!(p.message().contains("out of bounds")),
 //!     other => panic!("unexpected {other:?}"),
 //! }
 //! # }

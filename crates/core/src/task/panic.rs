@@ -7,18 +7,18 @@ use std::panic::AssertUnwindSafe;
 use futures_util::FutureExt;
 
 /// Runs `future`, catching a panic in its `poll` *or in its drop after it completes* (the
-/// inner `async` block drops the finished future inside `catch_unwind`), and returns the
-/// panic's message.
+/// inner `async` block drops the finished future inside `catch_unwind`), and returns it as a
+/// [`Panicked`].
 ///
 /// `AssertUnwindSafe`: after a panic the future is dropped, never polled again, so a broken
 /// invariant inside it cannot be observed; state it shares is the caller's concern, exactly
 /// as with `tokio::spawn`, which catches task panics the same way.
 #[allow(clippy::redundant_async_block)] // the block is what moves the drop inside the catch
-pub(crate) async fn catch_panic<F: Future>(future: F) -> Result<F::Output, String> {
+pub(crate) async fn catch_panic<F: Future>(future: F) -> Result<F::Output, Panicked> {
     AssertUnwindSafe(async move { future.await })
         .catch_unwind()
         .await
-        .map_err(|payload| panic_message(&*payload))
+        .map_err(|payload| Panicked::from_payload(&*payload))
 }
 
 /// A caught panic: the message a task, job or stage panicked with.

@@ -8,7 +8,7 @@ use std::task::{Context as TaskContext, Poll, ready};
 
 use tokio::task::{AbortHandle, Id, JoinHandle};
 
-use super::panic::{catch_panic, panic_message};
+use super::panic::{Panicked, catch_panic};
 
 /// The name given to tasks spawned with [`spawn`].
 const UNNAMED: &str = "unnamed";
@@ -24,20 +24,17 @@ const UNNAMED: &str = "unnamed";
 /// # async fn main() {
 /// let handle = task::spawn_named("parser", async { panic!("bad header") });
 /// let err = handle.await.unwrap_err();
-/// assert_eq!(err, TaskError::Panicked { message: "bad header".into() });
+/// assert_eq!(err, TaskError::Panicked(weft_core::Panicked::new("bad header")));
 /// assert_eq!(err.to_string(), "task panicked: bad header");
 /// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TaskError {
-    /// The task panicked; `message` is the panic's message.
-    #[error("task panicked: {message}")]
-    Panicked {
-        /// What the task panicked with (the `panic!` message, or a placeholder when the
-        /// payload was not a string).
-        message: String,
-    },
+    /// The task panicked; [`Panicked::message`] is what it panicked with (the `panic!`
+    /// message, or a placeholder when the payload was not a string).
+    #[error("task {0}")]
+    Panicked(Panicked),
     /// The task was aborted (with [`TaskHandle::abort`]) or its runtime shut down before it
     /// finished.
     #[error("task was cancelled")]
@@ -48,12 +45,12 @@ impl TaskError {
     /// Returns `true` for [`TaskError::Panicked`].
     ///
     /// ```
-    /// use weft_core::task::TaskError;
-    /// assert!(TaskError::Panicked { message: "x".into() }.is_panic());
+    /// use weft_core::{Panicked, task::TaskError};
+    /// assert!(TaskError::Panicked(Panicked::new("x")).is_panic());
     /// ```
     #[must_use]
     pub fn is_panic(&self) -> bool {
-        matches!(self, TaskError::Panicked { .. })
+        matches!(self, TaskError::Panicked(_))
     }
 
     /// Returns `true` for [`TaskError::Cancelled`].
@@ -119,7 +116,7 @@ where
 ///     1 / zero
 /// });
 /// assert_eq!(ok.await, Ok(2));
-/// assert!(matches!(bad.await, Err(TaskError::Panicked { message }) if message.contains("divide by zero")));
+/// assert!(matches!(bad.await, Err(TaskError::Panicked(p)) if p.message().contains("divide by zero")));
 /// # }
 /// ```
 #[track_caller]
@@ -141,14 +138,14 @@ where
     let inner = tokio::spawn(async move {
         match catch_panic(future).await {
             Ok(output) => Ok(output),
-            Err(message) => {
+            Err(panicked) => {
                 tracing::error!(
                     task = %task_name,
                     task.id = %tokio::task::id(),
-                    panic = %message,
+                    panic = %panicked.message(),
                     "task panicked"
                 );
-                Err(message)
+                Err(panicked)
             }
         }
     });
@@ -183,7 +180,7 @@ where
 /// ```
 #[must_use = "dropping a TaskHandle detaches the task; await it to learn how it ended"]
 pub struct TaskHandle<T> {
-    inner: JoinHandle<Result<T, String>>,
+    inner: JoinHandle<Result<T, Panicked>>,
     name: Arc<str>,
 }
 
@@ -270,13 +267,13 @@ impl<T> Future for TaskHandle<T> {
         let joined = ready!(Pin::new(&mut self.inner).poll(cx));
         Poll::Ready(match joined {
             Ok(Ok(output)) => Ok(output),
-            Ok(Err(message)) => Err(TaskError::Panicked { message }),
+            Ok(Err(panicked)) => Err(TaskError::Panicked(panicked)),
             Err(err) if err.is_cancelled() => Err(TaskError::Cancelled),
             // Panics are caught inside the task, so tokio only reports one if dropping the
             // output or the future panicked; still report it rather than lose it.
-            Err(err) => Err(TaskError::Panicked {
-                message: panic_message(&*err.into_panic()),
-            }),
+            Err(err) => Err(TaskError::Panicked(Panicked::from_payload(
+                &*err.into_panic(),
+            ))),
         })
     }
 }

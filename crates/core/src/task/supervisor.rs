@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::panic::{catch_panic, panic_message};
+use super::panic::{Panicked, catch_panic};
 use crate::context::Context;
 
 /// Why one run of a supervised task failed.
@@ -21,8 +21,9 @@ use crate::context::Context;
 /// # Examples
 ///
 /// ```
+/// use weft_core::Panicked;
 /// use weft_core::task::Failure;
-/// let f: Failure<std::io::Error> = Failure::Panicked { message: "boom".into() };
+/// let f: Failure<std::io::Error> = Failure::Panicked(Panicked::new("boom"));
 /// assert_eq!(f.to_string(), "panicked: boom");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,11 +31,8 @@ use crate::context::Context;
 pub enum Failure<E> {
     /// The run returned this error.
     Error(E),
-    /// The run panicked with this message.
-    Panicked {
-        /// The panic's message.
-        message: String,
-    },
+    /// The run panicked; [`Panicked::message`] says with what.
+    Panicked(Panicked),
 }
 
 impl<E> Failure<E> {
@@ -48,19 +46,19 @@ impl<E> Failure<E> {
     pub fn error(&self) -> Option<&E> {
         match self {
             Failure::Error(e) => Some(e),
-            Failure::Panicked { .. } => None,
+            Failure::Panicked(_) => None,
         }
     }
 
     /// Returns `true` if the run panicked.
     ///
     /// ```
-    /// use weft_core::task::Failure;
-    /// assert!(Failure::<()>::Panicked { message: String::new() }.is_panic());
+    /// use weft_core::{Panicked, task::Failure};
+    /// assert!(Failure::<()>::Panicked(Panicked::new("x")).is_panic());
     /// ```
     #[must_use]
     pub fn is_panic(&self) -> bool {
-        matches!(self, Failure::Panicked { .. })
+        matches!(self, Failure::Panicked(_))
     }
 }
 
@@ -68,7 +66,7 @@ impl<E: fmt::Display> fmt::Display for Failure<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Error(e) => write!(f, "failed: {e}"),
-            Failure::Panicked { message } => write!(f, "panicked: {message}"),
+            Failure::Panicked(p) => fmt::Display::fmt(p, f),
         }
     }
 }
@@ -436,7 +434,7 @@ where
         // A panic in `make` itself counts as a failed run, like one in the future it returns.
         let attempt = match std::panic::catch_unwind(AssertUnwindSafe(|| make(ctx.clone()))) {
             Ok(fut) => fut,
-            Err(payload) => return self.panicked(panic_message(&*payload)),
+            Err(payload) => return self.panicked(Panicked::from_payload(&*payload)),
         };
         let mut attempt = pin!(catch_panic(attempt));
         let outcome = tokio::select! {
@@ -458,13 +456,17 @@ where
         match outcome {
             Ok(Ok(())) => RunOutcome::Completed,
             Ok(Err(e)) => RunOutcome::Failed(Failure::Error(e)),
-            Err(message) => self.panicked(message),
+            Err(panicked) => self.panicked(panicked),
         }
     }
 
-    fn panicked(&self, message: String) -> RunOutcome<E> {
-        tracing::error!(supervisor = %self.name, panic = %message, "supervised task panicked");
-        RunOutcome::Failed(Failure::Panicked { message })
+    fn panicked(&self, panicked: Panicked) -> RunOutcome<E> {
+        tracing::error!(
+            supervisor = %self.name,
+            panic = %panicked.message(),
+            "supervised task panicked"
+        );
+        RunOutcome::Failed(Failure::Panicked(panicked))
     }
 
     /// The delay before the restart that follows `prior` restarts within the window.
