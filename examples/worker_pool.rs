@@ -12,6 +12,12 @@
 //!
 //! Run: `cargo run --example worker_pool [-- --jobs 30 --workers 2]`
 
+#[path = "common/out.rs"]
+mod out;
+use out::outln;
+#[path = "common/runtime.rs"]
+mod runtime;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -30,6 +36,10 @@ struct Args {
     /// Work per ordinary job, in milliseconds.
     #[arg(long, default_value_t = 10)]
     work_ms: u64,
+    /// Run on one thread with tokio's clock paused: every timeout resolves the same way on any
+    /// machine (used by the tests).
+    #[arg(long)]
+    paused_clock: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -39,9 +49,12 @@ enum Job {
     Hang,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    runtime::build(args.paused_clock)?.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     // The panics below are expected and caught by the pool: print one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| eprintln!("(job panicked: {info})")));
     let order = Arc::new(AtomicU32::new(0));
@@ -90,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
     ];
     let hang = pool.submit_with(2, Job::Hang).await?;
 
-    println!(
+    outln!(
         "resize: {} -> {} workers while the queue is full",
         args.workers,
         args.workers * 2
@@ -109,22 +122,22 @@ async fn main() -> anyhow::Result<()> {
     completion.sort_unstable();
     for p in panics {
         match p.await {
-            Err(JobError::Panicked { message }) => println!("panicked job resolved: {message}"),
-            other => println!("panicked job: unexpected {other:?}"),
+            Err(JobError::Panicked { message }) => outln!("panicked job resolved: {message}"),
+            other => outln!("panicked job: unexpected {other:?}"),
         }
     }
     match pool.submit(Job::Panic).await {
         Ok(h) => match h.await {
             Err(JobError::Blacklisted { key }) => {
-                println!("third panicky job rejected: key {key:?} is blacklisted")
+                outln!("third panicky job rejected: key {key:?} is blacklisted")
             }
-            other => println!("third panicky job: {other:?}"),
+            other => outln!("third panicky job: {other:?}"),
         },
-        Err(e) => println!("third panicky job refused at submit: {e}"),
+        Err(e) => outln!("third panicky job refused at submit: {e}"),
     }
     match hang.await {
-        Err(JobError::TimedOut) => println!("hung job resolved: timed out, its Context cancelled"),
-        other => println!("hung job: unexpected {other:?}"),
+        Err(JobError::TimedOut) => outln!("hung job resolved: timed out, its Context cancelled"),
+        other => outln!("hung job: unexpected {other:?}"),
     }
     pool.resize(args.workers);
     let high_first = completion
@@ -132,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
         .take(args.jobs as usize / 3)
         .filter(|(_, p)| *p == 2)
         .count();
-    println!(
+    outln!(
         "completed {} ordinary jobs; {} of the first {} completions were high priority",
         completion.len(),
         high_first,
@@ -140,7 +153,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let stats = pool.shutdown(Shutdown::drain(Duration::from_secs(5))).await;
-    println!(
+    outln!(
         "stats: submitted {} = completed {} + failed {} + timed out {} + panicked {} + blacklisted {} + cancelled {} (in flight {})",
         stats.submitted,
         stats.count(Outcome::Completed),
@@ -151,9 +164,12 @@ async fn main() -> anyhow::Result<()> {
         stats.count(Outcome::Cancelled),
         stats.in_flight()
     );
-    println!(
+    outln!(
         "queue wait p50 {:?} p99 {:?}; run time p50 {:?} p99 {:?}",
-        stats.queue_wait.p50, stats.queue_wait.p99, stats.run_time.p50, stats.run_time.p99
+        stats.queue_wait.p50,
+        stats.queue_wait.p99,
+        stats.run_time.p50,
+        stats.run_time.p99
     );
     Ok(())
 }
