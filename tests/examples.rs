@@ -286,7 +286,8 @@ fn request_service_shows_every_status_and_stops_abandoned_work() {
         .and_then(|l| l.rsplit(" in ").next())
         .and_then(|l| l.trim_end_matches(" ms").parse().ok())
         .expect("rate phase duration");
-    let allowed = 40 + 40 * (millis + 1).div_ceil(1000) as usize;
+    // (One more for the rounding of a permit that falls due at the very end.)
+    let allowed = 40 + (40 * (millis + 1)).div_ceil(1000) as usize + 1;
     assert!(
         rate.get("200").copied().unwrap_or(0) <= allowed,
         "more than {allowed} requests passed the rate limit in {millis} ms: {out}"
