@@ -8,6 +8,10 @@
 //!
 //! Run: `cargo run --example channels [-- --items 1000 --capacity 100]`
 
+#[path = "common/out.rs"]
+mod out;
+use out::outln;
+
 use std::time::Duration;
 
 use clap::Parser;
@@ -50,17 +54,19 @@ async fn race(tx: Sender<u32>, rx: Receiver<u32>, items: u32) -> Duration {
 async fn main() {
     let args = Args::parse();
 
-    println!("1. unbuffered (rendezvous): a send completes only once a receiver has the value");
+    outln!("1. unbuffered (rendezvous): a send completes only once a receiver has the value");
     let (tx, rx) = chan::rendezvous::<&str>();
     let idle_receiver = rx.clone(); // alive, but not receiving
+    // Started before the receiver's 20 ms sleep can begin, so a send that waits for the
+    // receiver always measures at least 20 ms, however the threads are scheduled.
+    let start = Instant::now();
     let receiver = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(20)).await; // a slow receiver
         rx.recv().await
     });
-    let start = Instant::now();
     tx.send("ping").await.expect("receiver is alive");
     let waited = start.elapsed();
-    println!(
+    outln!(
         "   send waited {}ms for the receiver to arrive (it sleeps 20 ms first): {}",
         waited.as_millis(),
         if waited >= Duration::from_millis(20) {
@@ -69,26 +75,26 @@ async fn main() {
             "NOT synchronised"
         }
     );
-    println!("   received {:?}", receiver.await.ok().flatten());
-    println!(
+    outln!("   received {:?}", receiver.await.ok().flatten());
+    outln!(
         "   try_send with no receiver waiting: {}",
         describe(tx.try_send("pong"))
     );
     drop(idle_receiver);
 
-    println!("2. buffered (capacity 2): two sends complete at once, the third waits for room");
+    outln!("2. buffered (capacity 2): two sends complete at once, the third waits for room");
     let (tx, rx) = chan::bounded::<u32>(2);
     for i in 1..=2 {
         tx.send(i).await.expect("room in the buffer");
-        println!(
+        outln!(
             "   send {i} completed, buffered {}/{:?}",
             tx.len(),
             tx.capacity()
         );
     }
-    println!("   try_send 3: {}", describe(tx.try_send(3)));
+    outln!("   try_send 3: {}", describe(tx.try_send(3)));
     let third = tx.send_timeout(3, Duration::from_millis(10)).await;
-    println!(
+    outln!(
         "   send 3 with a 10 ms timeout: {}",
         if third.is_err() {
             "timed out, value handed back"
@@ -96,42 +102,42 @@ async fn main() {
             "sent"
         }
     );
-    println!(
+    outln!(
         "   receive {:?} -> room for one more: {}",
         rx.recv().await,
         describe(tx.try_send(3))
     );
 
-    println!(
+    outln!(
         "3. closing: receivers drain what is buffered, then see the end; senders get their value back"
     );
     tx.close();
     match tx.send(4).await {
-        Err(e) => println!(
+        Err(e) => outln!(
             "   send 4 on a closed channel returned the value {}",
             e.into_inner()
         ),
-        Ok(()) => println!("   send 4 succeeded (unexpected)"),
+        Ok(()) => outln!("   send 4 succeeded (unexpected)"),
     }
     let mut drained = Vec::new();
     while let Some(v) = rx.recv().await {
         drained.push(v);
     }
-    println!(
+    outln!(
         "   drained {drained:?}, then recv() = None; is_closed = {}",
         rx.is_closed()
     );
 
-    println!("4. {} items, 1 producer, 1 consumer", args.items);
+    outln!("4. {} items, 1 producer, 1 consumer", args.items);
     let (tx, rx) = chan::rendezvous();
     let unbuffered = race(tx, rx, args.items).await;
     let (tx, rx) = chan::bounded(args.capacity.max(1));
     let buffered = race(tx, rx, args.items).await;
-    println!(
+    outln!(
         "   unbuffered: {unbuffered:.2?}   buffered({}): {buffered:.2?}",
         args.capacity.max(1)
     );
-    println!(
+    outln!(
         "   (a buffer lets the producer run ahead instead of meeting the consumer for every item)"
     );
 }

@@ -7,6 +7,12 @@
 //!
 //! Run: `cargo run --example context [-- --timeout-ms 300 --workers 4]`
 
+#[path = "common/out.rs"]
+mod out;
+use out::outln;
+#[path = "common/runtime.rs"]
+mod runtime;
+
 use std::time::Duration;
 
 use clap::Parser;
@@ -22,6 +28,10 @@ struct Args {
     /// Number of workers under the request context.
     #[arg(long, default_value_t = 4)]
     workers: u64,
+    /// Run on one thread with tokio's clock paused: every timeout resolves the same way on any
+    /// machine (used by the tests).
+    #[arg(long)]
+    paused_clock: bool,
 }
 
 /// A request-scoped value: found by type, through every child context.
@@ -52,31 +62,35 @@ async fn worker(ctx: Context, id: u64) -> String {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() -> std::io::Result<()> {
     let args = Args::parse();
+    runtime::build(args.paused_clock)?.block_on(run(args));
+    Ok(())
+}
+
+async fn run(args: Args) {
     let start = Instant::now();
 
-    println!("1. propagation: a parent's cancel reaches its children, never the reverse");
+    outln!("1. propagation: a parent's cancel reaches its children, never the reverse");
     let (parent, cancel_parent) = Context::background().with_cancel();
     let (child, cancel_child) = parent.with_cancel();
     let (grandchild, _keep) = child.with_cancel();
     cancel_child.cancel();
-    println!(
+    outln!(
         "   cancel child -> parent done: {}, child done: {}, grandchild done: {}",
         parent.is_done(),
         child.is_done(),
         grandchild.is_done()
     );
     cancel_parent.cancel_with("server shutting down");
-    println!(
+    outln!(
         "   cancel parent with a cause -> parent: {:?} ({}); child keeps its own: {}",
         parent.err(),
         parent.cause().map(|c| c.to_string()).unwrap_or_default(),
         child.cause().map(|c| c.to_string()).unwrap_or_default()
     );
 
-    println!(
+    outln!(
         "2. timeout: workers under a {} ms deadline",
         args.timeout_ms
     );
@@ -95,29 +109,29 @@ async fn main() {
     }
     lines.sort();
     for line in &lines {
-        println!("   {line}");
+        outln!("   {line}");
     }
-    println!("   request context: {:?}", ctx.err());
+    outln!("   request context: {:?}", ctx.err());
 
-    println!("3. values: looked up through parents, shadowed by children");
+    outln!("3. values: looked up through parents, shadowed by children");
     let (inner, _c) = ctx.without_cancel().with_cancel();
     let shadow = inner.with_value(RequestId("req-42/retry".into()));
-    println!(
+    outln!(
         "   without_cancel keeps values ({}) and is not done: {}; shadowed: {}",
         inner.value::<RequestId>().map_or("-", |r| r.0.as_str()),
         !inner.is_done(),
         shadow.value::<RequestId>().map_or("-", |r| r.0.as_str()),
     );
 
-    println!("4. after_func: cleanup that runs once the context ends");
+    outln!("4. after_func: cleanup that runs once the context ends");
     let (ctx, cancel) = Context::background().with_cancel();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let _cleanup = ctx.after_func(move || {
         let _ = tx.send("connection closed");
     });
     cancel.cancel();
-    println!("   {}", rx.await.unwrap_or("cleanup did not run"));
+    outln!("   {}", rx.await.unwrap_or("cleanup did not run"));
 
     assert_eq!(ctx.err(), Some(ContextError::Cancelled));
-    println!("done in {:?}", start.elapsed());
+    outln!("done in {:?}", start.elapsed());
 }

@@ -13,6 +13,12 @@
 //! Run: `cargo run --example file_processor [-- DIR --workers 4 --timeout-ms 5000]`
 //! (by default it processes this repository's source files).
 
+#[path = "common/out.rs"]
+mod out;
+use out::outln;
+#[path = "common/runtime.rs"]
+mod runtime;
+
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,6 +44,10 @@ struct Args {
     /// Simulated extra work per file, in milliseconds (to watch the timeout act).
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
+    /// Run on one thread with tokio's clock paused: every timeout resolves the same way on any
+    /// machine (used by the tests).
+    #[arg(long)]
+    paused_clock: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,9 +152,12 @@ async fn walk(
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    runtime::build(args.paused_clock)?.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let root = args
         .dir
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
@@ -164,12 +177,12 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
     if let Err(e) = walked {
-        println!("walk stopped early: {e}");
+        outln!("walk stopped early: {e}");
     }
     // Every worker is joined here, timeout or not, and every error is kept.
     let errors: Vec<GroupError<FileError>> = group.wait_all().await.err().unwrap_or_default();
 
-    println!(
+    outln!(
         "processed {} files, {} lines, {} bytes under {} in {:.0?} with {} workers",
         totals.files.load(Ordering::Relaxed),
         totals.lines.load(Ordering::Relaxed),
@@ -179,14 +192,14 @@ async fn main() -> anyhow::Result<()> {
         args.workers
     );
     if let Some(e) = ctx.err() {
-        println!("run ended by its context: {e}");
+        outln!("run ended by its context: {e}");
     }
     if !errors.is_empty() {
-        println!("{} errors:", errors.len());
+        outln!("{} errors:", errors.len());
         let mut lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         lines.sort();
         for line in lines {
-            println!("  {line}");
+            outln!("  {line}");
         }
     }
     Ok(())

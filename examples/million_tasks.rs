@@ -8,6 +8,10 @@
 //!
 //! Run: `cargo run --release --example million_tasks [-- --tasks 1000000 --every 100000]`
 
+#[path = "common/out.rs"]
+mod out;
+use out::outln;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -58,7 +62,7 @@ async fn main() {
         if i % every == 0 {
             // Let the spawned tasks run their first poll so that they are really live.
             tokio::task::yield_now().await;
-            println!(
+            outln!(
                 "spawned {i:>9}  live tasks {:>9}  rss {:>8.1} MiB",
                 tracker.len(),
                 mib(rss_bytes().unwrap_or(0))
@@ -72,14 +76,14 @@ async fn main() {
     tracker.wait().await;
 
     let per_task = peak.saturating_sub(before) as f64 / args.tasks.max(1) as f64;
-    println!(
+    outln!(
         "{} tasks spawned in {:.2?}, all joined in {:.2?}; live after join: {}",
         args.tasks,
         spawned_in,
         start.elapsed(),
         live.load(Ordering::Relaxed)
     );
-    println!(
+    outln!(
         "memory: {per_task:.0} bytes per task (rss {:.1} MiB -> {:.1} MiB)",
         mib(before),
         mib(peak)

@@ -13,6 +13,10 @@
 //!
 //! Run: `cargo run --example number_pipeline [-- --count 100000 --workers 4 --take 10]`
 
+#[path = "common/out.rs"]
+mod out;
+use out::outln;
+
 use clap::Parser;
 use futures::StreamExt;
 use weft::core::context::Context;
@@ -32,14 +36,19 @@ struct Args {
 }
 
 fn print_report(title: &str, report: &Report) -> anyhow::Result<()> {
-    println!(
+    outln!(
         "   {title}: stopped {:?} after {:.1?}",
-        report.stop, report.elapsed
+        report.stop,
+        report.elapsed
     );
     for s in &report.stages {
-        println!(
+        outln!(
             "     {:<10} received {:>7} emitted {:>7} filtered {:>7} cancelled {:>5}",
-            s.name, s.received, s.emitted, s.filtered, s.cancelled
+            s.name,
+            s.received,
+            s.emitted,
+            s.filtered,
+            s.cancelled
         );
     }
     report.check()?; // the counters add up, or this says which stage does not
@@ -52,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
     let ctx = Context::background();
     let expected: u64 = (1..=args.count).map(|x| x * x).filter(|x| x % 2 == 1).sum();
 
-    println!("1. generate -> square -> keep odd squares, one task per stage");
+    outln!("1. generate -> square -> keep odd squares, one task per stage");
     let done = Pipeline::generate(move |ctx, out| async move {
         for x in 1..=args.count {
             // A generator gets the run's Context and stops when the run does.
@@ -65,13 +74,14 @@ async fn main() -> anyhow::Result<()> {
     .filter("odd", |x| x % 2 == 1)
     .fold(ctx.clone(), 0u64, |sum, x| sum + x)
     .await?;
-    println!(
+    outln!(
         "   sum of odd squares up to {}: {} (expected {expected})",
-        args.count, done.output
+        args.count,
+        done.output
     );
     print_report("report", &done.report)?;
 
-    println!(
+    outln!(
         "2. parallel square: {} workers in one stage, order kept",
         args.workers
     );
@@ -80,10 +90,10 @@ async fn main() -> anyhow::Result<()> {
         .collect::<Vec<u64>>(ctx.clone())
         .await?;
     let ordered = done.output.windows(2).all(|w| w[0] < w[1]);
-    println!("   {} squares, in order: {ordered}", done.output.len());
+    outln!("   {} squares, in order: {ordered}", done.output.len());
     print_report("report", &done.report)?;
 
-    println!(
+    outln!(
         "3. fan-out to {} square branches, fan-in by merge (Go's shape)",
         args.workers
     );
@@ -97,14 +107,14 @@ async fn main() -> anyhow::Result<()> {
         .filter("odd", |x| x % 2 == 1)
         .fold(ctx.clone(), 0u64, |sum, x| sum + x)
         .await?;
-    println!(
+    outln!(
         "   merged sum: {} (same as 1: {})",
         done.output,
         done.output == expected
     );
     print_report("report", &done.report)?;
 
-    println!(
+    outln!(
         "4. a consumer that stops after {} results: the stages stop with it",
         args.take
     );
@@ -115,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
     let first: Vec<u64> = stream.by_ref().take(args.take).collect().await;
     stop.cancel_with("consumer has enough");
     let report = stream.finish().await?;
-    println!("   took {:?}", first);
+    outln!("   took {:?}", first);
     print_report("report", &report)?;
     Ok(())
 }

@@ -15,6 +15,10 @@
 //!
 //! Run: `cargo run --example parallel_search [-- TERM DIR --workers 4 -i]`
 
+#[path = "common/out.rs"]
+mod out;
+use out::outln;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -180,23 +184,23 @@ async fn main() -> anyhow::Result<()> {
     let matching: Vec<&FileResult> = results.iter().filter(|r| !r.matches.is_empty()).collect();
     let lines: usize = matching.iter().map(|r| r.matches.len()).sum();
     for r in &matching {
-        println!("{} ({} lines)", r.path.display(), r.matches.len());
+        outln!("{} ({} lines)", r.path.display(), r.matches.len());
         for (n, text) in r.matches.iter().take(args.show) {
             let text: String = text.trim().chars().take(100).collect();
-            println!("  {n}: {text}");
+            outln!("  {n}: {text}");
         }
     }
     for r in results.iter().filter(|r| r.error.is_some()) {
-        println!(
+        outln!(
             "error: {}: {}",
             r.path.display(),
             r.error.as_deref().unwrap_or_default()
         );
     }
     for e in &walk_errors {
-        println!("error: {e}");
+        outln!("error: {e}");
     }
-    println!(
+    outln!(
         "searched {searched} files with {} workers in {:.0?}: {lines} matching lines in {} files{}",
         args.workers,
         start.elapsed(),
@@ -205,6 +209,6 @@ async fn main() -> anyhow::Result<()> {
             .map(|e| format!(" (stopped early: {e})"))
             .unwrap_or_default()
     );
-    println!("for regexes, .gitignore rules and ripgrep-level speed: weft grep PATTERN [PATH...]");
+    outln!("for regexes, .gitignore rules and ripgrep-level speed: weft grep PATTERN [PATH...]");
     Ok(())
 }

@@ -16,6 +16,10 @@
 //! or `cargo run --example request_service -- --serve` to try it with curl:
 //! `curl 'http://127.0.0.1:8080/process?work_ms=300'`.
 
+#[path = "common/out.rs"]
+mod out;
+use out::outln;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -59,6 +63,24 @@ struct Counters {
     completed: AtomicU64,
     timed_out: AtomicU64,
     client_gone: AtomicU64,
+    /// Handlers running now, and the most ever at once (never above `--max-concurrent`).
+    in_progress: AtomicU64,
+    peak: AtomicU64,
+}
+
+/// Counts a handler as in progress from its start until it ends or is dropped.
+struct InProgress<'a>(&'a Counters);
+impl<'a> InProgress<'a> {
+    fn start(counters: &'a Counters) -> Self {
+        let now = counters.in_progress.fetch_add(1, Ordering::SeqCst) + 1;
+        counters.peak.fetch_max(now, Ordering::SeqCst);
+        InProgress(counters)
+    }
+}
+impl Drop for InProgress<'_> {
+    fn drop(&mut self) {
+        self.0.in_progress.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 struct AppState {
@@ -93,6 +115,7 @@ async fn process(
     State(app): State<Arc<AppState>>,
     Query(work): Query<Work>,
 ) -> (StatusCode, String) {
+    let _in_progress = InProgress::start(&app.counters);
     if !app.limiter.try_acquire() {
         return (
             StatusCode::TOO_MANY_REQUESTS,
@@ -147,11 +170,12 @@ async fn fetch_and_process(ctx: &Context, work: &Work) -> Result<String, Process
 async fn stats(State(app): State<Arc<AppState>>) -> String {
     let c = &app.counters;
     format!(
-        "started={} completed={} timed_out={} client_gone={}",
+        "started={} completed={} timed_out={} client_gone={} peak_in_progress={}",
         c.started.load(Ordering::SeqCst),
         c.completed.load(Ordering::SeqCst),
         c.timed_out.load(Ordering::SeqCst),
-        c.client_gone.load(Ordering::SeqCst)
+        c.client_gone.load(Ordering::SeqCst),
+        c.peak.load(Ordering::SeqCst)
     )
 }
 
@@ -209,7 +233,7 @@ async fn main() -> anyhow::Result<()> {
             .with_graceful_shutdown(ctx.done())
             .into_future(),
     );
-    println!("listening on http://{addr}");
+    outln!("listening on http://{addr}");
     if args.serve {
         server.await??;
         return Ok(());
@@ -229,19 +253,20 @@ async fn main() -> anyhow::Result<()> {
         ),
     ];
     for (name, url, n) in &phases {
-        println!("{name:>12}: {:?}", burst(&client, url, *n).await);
+        outln!("{name:>12}: {:?}", burst(&client, url, *n).await);
     }
     // A client that gives up after 30 ms on work of 150 ms: the server stops that work.
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(30))
         .build()?;
-    println!(
+    outln!(
         "{:>12}: {:?}",
         "client gone",
         burst(&impatient, &format!("{base}/process?work_ms=150"), 1).await
     );
     // Far more requests than the rate allows, sequentially so the concurrency limit is idle.
     let mut limited = BTreeMap::new();
+    let start = tokio::time::Instant::now();
     for _ in 0..(args.rate as usize * 2) {
         let status = client
             .get(format!("{base}/process?work_ms=0"))
@@ -250,7 +275,11 @@ async fn main() -> anyhow::Result<()> {
             .status();
         *limited.entry(status.as_u16().to_string()).or_insert(0) += 1;
     }
-    println!("{:>12}: {limited:?}", "rate limit");
+    outln!(
+        "{:>12}: {limited:?} in {} ms",
+        "rate limit",
+        start.elapsed().as_millis()
+    );
 
     // Wait until the server has seen the impatient client leave (it notices on its next poll).
     let mut line = String::new();
@@ -261,12 +290,12 @@ async fn main() -> anyhow::Result<()> {
             .await?
             .text()
             .await?;
-        if !line.ends_with("client_gone=0") {
+        if !line.contains("client_gone=0") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    println!("server: {line}");
+    outln!("server: {line}");
     cancel.cancel_with("load driver finished");
     server.await??;
     Ok(())

@@ -13,6 +13,10 @@
 //!
 //! Run: `cargo run --example system_monitor [-- --interval-ms 500 --cycles 4 --jsonl metrics.jsonl]`
 
+#[path = "common/out.rs"]
+mod out;
+use out::outln;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -214,9 +218,14 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut processor = Processor::default();
     let mut ticker = Ticker::new(interval);
-    println!(
+    outln!(
         "{:>5} {:>7} {:>7} {:>7} {:>12} {:>12}  note",
-        "cycle", "cpu", "mem", "disk", "net rx/s", "net tx/s"
+        "cycle",
+        "cpu",
+        "mem",
+        "disk",
+        "net rx/s",
+        "net tx/s"
     );
 
     let mut cycle = 0;
@@ -262,7 +271,7 @@ async fn main() -> anyhow::Result<()> {
         } else {
             String::new()
         };
-        println!(
+        outln!(
             "{:>5} {:>7} {:>7} {:>7} {:>12} {:>12}  {note}",
             row.cycle,
             fmt(row.cpu_percent, "%"),
@@ -277,7 +286,7 @@ async fn main() -> anyhow::Result<()> {
             f.flush()?;
         }
     }
-    println!(
+    outln!(
         "monitored {cycle} cycles{}",
         ctx.cause()
             .map(|c| format!(" (stopped: {c})"))

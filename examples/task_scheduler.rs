@@ -17,6 +17,12 @@
 //!
 //! Run: `cargo run --example task_scheduler [-- --tasks 40 --workers 3 --grace-ms 150]`
 
+#[path = "common/out.rs"]
+mod out;
+use out::outln;
+#[path = "common/runtime.rs"]
+mod runtime;
+
 use std::time::Duration;
 
 use clap::Parser;
@@ -45,6 +51,10 @@ struct Args {
     /// How long workers may drain the queues after shutdown starts.
     #[arg(long, default_value_t = 150)]
     grace_ms: u64,
+    /// Run on one thread with tokio's clock paused: every timeout resolves the same way on any
+    /// machine (used by the tests).
+    #[arg(long)]
+    paused_clock: bool,
 }
 
 #[derive(Debug)]
@@ -192,9 +202,13 @@ impl Scheduler {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() -> std::io::Result<()> {
     let args = Args::parse();
+    runtime::build(args.paused_clock)?.block_on(run(args));
+    Ok(())
+}
+
+async fn run(args: Args) {
     let start = Instant::now();
     let (results_tx, results_rx) = chan::bounded::<TaskResult>(4);
     let scheduler = Scheduler::start(&args, results_tx);
@@ -210,8 +224,8 @@ async fn main() {
     });
 
     match scheduler.control().await {
-        Ok(worker) => println!("control request acknowledged by worker {worker}"),
-        Err(e) => println!("control request failed: {e}"),
+        Ok(worker) => outln!("control request acknowledged by worker {worker}"),
+        Err(e) => outln!("control request failed: {e}"),
     }
 
     let (mut submitted, mut rejected) = (0u32, Vec::new());
@@ -225,7 +239,7 @@ async fn main() {
             Err(e) => rejected.push(e.to_string()),
         }
     }
-    println!(
+    outln!(
         "submitted {submitted}, rejected {} ({})",
         rejected.len(),
         rejected.first().map_or("-", String::as_str)
@@ -238,11 +252,11 @@ async fn main() {
         id: args.tasks,
         priority: 9,
     }) {
-        println!("submit after shutdown: {e}");
+        outln!("submit after shutdown: {e}");
     }
     drop(scheduler); // the last result sender goes with the workers; the collector ends
     let (ok, failed) = collector.await.unwrap_or_default();
-    println!(
+    outln!(
         "completed {}, failed {}, cancelled at shutdown {} (ids {:?}) in {:.0?}",
         ok.len(),
         failed.len(),
@@ -251,10 +265,10 @@ async fn main() {
         start.elapsed()
     );
     if let Some(e) = failed.first() {
-        println!("first failure: {e}");
+        outln!("first failure: {e}");
     }
     let accounted = ok.len() + failed.len() + cancelled.len();
-    println!(
+    outln!(
         "accounted {accounted} of {submitted} submitted: {}",
         if accounted == submitted as usize {
             "none lost"

@@ -2,6 +2,10 @@
 //!
 //! Run with `cargo run --example tour`.
 
+#[path = "common/out.rs"]
+mod out;
+use out::outln;
+
 use std::time::Duration;
 
 use weft::core::context::{Context, ContextError};
@@ -31,12 +35,12 @@ async fn main() {
 
     for w in workers {
         match w.await {
-            Ok(line) => println!("{line}"),
-            Err(e) => println!("worker failed: {e}"),
+            Ok(line) => outln!("{line}"),
+            Err(e) => outln!("worker failed: {e}"),
         }
     }
     let request = ctx.value::<RequestId>().map_or(0, |r| r.0);
-    println!(
+    outln!(
         "request {request}: err={:?} cause={}",
         ctx.err(),
         ctx.cause().map(|c| c.to_string()).unwrap_or_default()

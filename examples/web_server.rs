@@ -9,6 +9,10 @@
 //! Run: `cargo run --example web_server` (serves a built-in burst of requests, then stops), or
 //! `cargo run --example web_server -- --serve --addr 127.0.0.1:8080` (until Ctrl-C).
 
+#[path = "common/out.rs"]
+mod out;
+use out::outln;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +23,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use clap::Parser;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -36,6 +41,10 @@ struct Args {
     /// Keep serving until Ctrl-C instead of sending the built-in burst.
     #[arg(long)]
     serve: bool,
+    /// Hold each request until this many are in flight together (at most 10 s): proves the
+    /// requests run concurrently whatever the machine's load (the tests use it).
+    #[arg(long)]
+    hold: Option<usize>,
 }
 
 #[derive(Default)]
@@ -43,14 +52,38 @@ struct Stats {
     in_flight: AtomicUsize,
     peak: AtomicUsize,
     served: AtomicUsize,
+    /// Wakes the held requests when the peak grows (`--hold`).
+    peak_grew: Notify,
+}
+
+impl Stats {
+    /// Waits until `n` requests have been in flight together, or 10 s (a server that handled
+    /// requests one at a time would never get there).
+    async fn hold_until_peak(&self, n: usize) {
+        let reached = async {
+            loop {
+                // Created before the check, so a rise between the check and the await is seen.
+                let grew = self.peak_grew.notified();
+                if self.peak.load(Ordering::SeqCst) >= n {
+                    return;
+                }
+                grew.await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(10), reached).await;
+    }
 }
 
 async fn handle(
-    State((stats, work)): State<(Arc<Stats>, Duration)>,
+    State((stats, work, hold)): State<(Arc<Stats>, Duration, Option<usize>)>,
     Path(path): Path<String>,
 ) -> String {
     let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     stats.peak.fetch_max(now, Ordering::SeqCst);
+    stats.peak_grew.notify_waiters();
+    if let Some(n) = hold {
+        stats.hold_until_peak(n).await;
+    }
     tokio::time::sleep(work).await; // the request's "work"; other requests run meanwhile
     stats.in_flight.fetch_sub(1, Ordering::SeqCst);
     stats.served.fetch_add(1, Ordering::SeqCst);
@@ -61,14 +94,16 @@ async fn handle(
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let stats = Arc::new(Stats::default());
-    let app = Router::new()
-        .route("/{*path}", get(handle))
-        .with_state((Arc::clone(&stats), Duration::from_millis(args.work_ms)));
+    let app = Router::new().route("/{*path}", get(handle)).with_state((
+        Arc::clone(&stats),
+        Duration::from_millis(args.work_ms),
+        args.hold,
+    ));
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = listener.local_addr()?;
-    println!("listening on http://{addr}");
+    outln!("listening on http://{addr}");
 
     // One Context stops the server: Ctrl-C, or the end of the burst below.
     let (ctx, cancel) = weft_apps::shutdown::ctrl_c_context();
@@ -103,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         let elapsed = start.elapsed();
-        println!(
+        outln!(
             "{ok}/{} requests of {} ms work each in {:.0} ms ({:.0}x faster than one at a time); peak concurrency {}",
             args.requests,
             args.work_ms,
@@ -118,7 +153,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("server task failed")?
         .context("server failed")?;
-    println!(
+    outln!(
         "shut down ({}): served {}, in flight at exit {}",
         ctx.cause().map(|c| c.to_string()).unwrap_or_default(),
         stats.served.load(Ordering::SeqCst),

@@ -12,6 +12,12 @@
 //!
 //! Run: `cargo run --example worker_pool [-- --jobs 30 --workers 2]`
 
+#[path = "common/out.rs"]
+mod out;
+use out::outln;
+#[path = "common/runtime.rs"]
+mod runtime;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -30,6 +36,10 @@ struct Args {
     /// Work per ordinary job, in milliseconds.
     #[arg(long, default_value_t = 10)]
     work_ms: u64,
+    /// Run on one thread with tokio's clock paused: every timeout resolves the same way on any
+    /// machine (used by the tests).
+    #[arg(long)]
+    paused_clock: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -39,9 +49,12 @@ enum Job {
     Hang,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    runtime::build(args.paused_clock)?.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     // The panics below are expected and caught by the pool: print one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| eprintln!("(job panicked: {info})")));
     let order = Arc::new(AtomicU32::new(0));
@@ -93,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
     ];
     let hang = pool.submit_at(Priority::HIGH, Job::Hang).await?;
 
-    println!(
+    outln!(
         "resize: {} -> {} workers while the queue is full",
         args.workers,
         args.workers * 2
@@ -112,22 +125,22 @@ async fn main() -> anyhow::Result<()> {
     completion.sort_unstable();
     for p in panics {
         match p.await {
-            Err(JobError::Panicked(p)) => println!("panicked job resolved: {}", p.message()),
-            other => println!("panicked job: unexpected {other:?}"),
+            Err(JobError::Panicked(p)) => outln!("panicked job resolved: {}", p.message()),
+            other => outln!("panicked job: unexpected {other:?}"),
         }
     }
     match pool.submit(Job::Panic).await {
         Ok(h) => match h.await {
             Err(JobError::Blacklisted { key }) => {
-                println!("third panicky job rejected: key {key:?} is blacklisted")
+                outln!("third panicky job rejected: key {key:?} is blacklisted")
             }
-            other => println!("third panicky job: {other:?}"),
+            other => outln!("third panicky job: {other:?}"),
         },
-        Err(e) => println!("third panicky job refused at submit: {e}"),
+        Err(e) => outln!("third panicky job refused at submit: {e}"),
     }
     match hang.await {
-        Err(JobError::TimedOut) => println!("hung job resolved: timed out, its Context cancelled"),
-        other => println!("hung job: unexpected {other:?}"),
+        Err(JobError::TimedOut) => outln!("hung job resolved: timed out, its Context cancelled"),
+        other => outln!("hung job: unexpected {other:?}"),
     }
     pool.resize(args.workers);
     let high_first = completion
@@ -135,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
         .take(args.jobs as usize / 3)
         .filter(|(_, p)| *p == Priority::HIGH)
         .count();
-    println!(
+    outln!(
         "completed {} ordinary jobs; {} of the first {} completions were high priority",
         completion.len(),
         high_first,
@@ -143,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let stats = pool.shutdown(Shutdown::drain(Duration::from_secs(5))).await;
-    println!(
+    outln!(
         "stats: submitted {} = completed {} + failed {} + timed out {} + panicked {} + blacklisted {} + cancelled {} (in flight {})",
         stats.submitted,
         stats.count(Outcome::Completed),
@@ -154,9 +167,12 @@ async fn main() -> anyhow::Result<()> {
         stats.count(Outcome::Cancelled),
         stats.in_flight()
     );
-    println!(
+    outln!(
         "queue wait p50 {:?} p99 {:?}; run time p50 {:?} p99 {:?}",
-        stats.queue_wait.p50, stats.queue_wait.p99, stats.run_time.p50, stats.run_time.p99
+        stats.queue_wait.p50,
+        stats.queue_wait.p99,
+        stats.run_time.p50,
+        stats.run_time.p99
     );
     Ok(())
 }

@@ -2,11 +2,19 @@
 //!
 //! `cargo test` builds the examples before it runs this file; each test runs the built binary
 //! from `target/<profile>/examples/`, so the examples are tested exactly as users run them.
+//!
+//! No assertion depends on how fast the machine runs: examples whose outcome turns on a timeout
+//! run with `--paused-clock` (one thread, tokio's clock paused, so time only moves when every
+//! task waits), and the network examples are checked for what their rules guarantee under any
+//! load (a deadline that can never be met is always missed, totals add up, a limit is never
+//! exceeded).
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 fn example(name: &str) -> Command {
     // target/<profile>/deps/examples-<hash> -> target/<profile>/examples/<name>
@@ -42,7 +50,13 @@ fn run_ok(cmd: &mut Command) -> String {
 
 #[test]
 fn context_example_shows_propagation_timeout_values_and_after_func() {
-    let out = run_ok(example("context").args(["--timeout-ms", "300", "--workers", "4"]));
+    let out = run_ok(example("context").args([
+        "--timeout-ms",
+        "300",
+        "--workers",
+        "4",
+        "--paused-clock",
+    ]));
     assert!(
         out.contains("cancel child -> parent done: false, child done: true, grandchild done: true"),
         "{out}"
@@ -51,10 +65,18 @@ fn context_example_shows_propagation_timeout_values_and_after_func() {
         out.contains("Some(Cancelled) (server shutting down)"),
         "{out}"
     );
-    // Worker k steps every 40*(k+1) ms: workers 0 and 1 finish 3 steps within 300 ms, 3 cannot.
+    // Worker k steps every 40*(k+1) ms; on the paused clock the 300 ms deadline falls exactly
+    // where the arithmetic puts it: 0 and 1 finish, 2 and 3 stop mid-way.
     assert!(out.contains("worker 0: finished 3 steps"), "{out}");
-    assert!(out.contains("worker 3: stopped after"), "{out}");
-    assert!(out.contains("context deadline exceeded"), "{out}");
+    assert!(out.contains("worker 1: finished 3 steps"), "{out}");
+    assert!(
+        out.contains("worker 2: stopped after 2 steps: context deadline exceeded"),
+        "{out}"
+    );
+    assert!(
+        out.contains("worker 3: stopped after 1 steps: context deadline exceeded"),
+        "{out}"
+    );
     assert!(
         out.contains("request context: Some(DeadlineExceeded)"),
         "{out}"
@@ -70,20 +92,25 @@ fn context_example_shows_propagation_timeout_values_and_after_func() {
 
 #[test]
 fn web_server_serves_a_concurrent_burst_and_shuts_down_gracefully() {
-    let out = run_ok(example("web_server").args(["--requests", "40", "--work-ms", "50"]));
-    assert!(out.contains("40/40 requests of 50 ms work each"), "{out}");
+    // `--hold 40`: each request waits until all 40 are in flight together, which only a server
+    // that serves them concurrently reaches, whatever the load.
+    let out =
+        run_ok(example("web_server").args(["--requests", "40", "--work-ms", "0", "--hold", "40"]));
+    assert!(out.contains("40/40 requests of 0 ms work each"), "{out}");
     assert!(
         out.contains("shut down (burst finished): served 40, in flight at exit 0"),
         "{out}"
     );
-    // Requests overlapped: more than one was in flight at some point.
     let peak: usize = out
         .split("peak concurrency ")
         .nth(1)
         .and_then(|s| s.split_whitespace().next())
         .and_then(|s| s.parse().ok())
         .expect("peak concurrency printed");
-    assert!(peak > 1, "requests were served one at a time: {out}");
+    assert_eq!(
+        peak, 40,
+        "the requests were not all in flight at once: {out}"
+    );
 }
 
 #[test]
@@ -103,6 +130,8 @@ fn million_tasks_counts_live_tasks_and_joins_them_all() {
 #[test]
 fn channels_example_shows_rendezvous_buffering_and_close() {
     let out = run_ok(example("channels").args(["--items", "200", "--capacity", "10"]));
+    // The clock starts before the receiver's 20 ms sleep, so a rendezvous send always waits
+    // at least that long; a send that did not wait for the receiver prints "NOT synchronised".
     assert!(
         out.contains("(it sleeps 20 ms first): synchronised"),
         "{out}"
@@ -150,14 +179,17 @@ fn task_scheduler_accounts_for_every_task_and_acks_control_on_the_right_channel(
         "5",
         "--grace-ms",
         "20",
+        "--paused-clock",
     ]));
     assert!(
         out.contains("control request acknowledged by worker "),
         "{out}"
     );
+    // The submits run without a yield on the paused clock's single thread, so no worker takes a
+    // task meanwhile: 16 high and 24 normal tasks meet 8 and 16 slots.
     assert!(
-        out.contains("queue is full"),
-        "40 instant submits overflow 8+16 slots: {out}"
+        out.contains("submitted 24, rejected 16 (normal priority queue is full)"),
+        "{out}"
     );
     assert!(
         out.contains("submit after shutdown: scheduler is shutting down"),
@@ -225,17 +257,84 @@ fn request_service_shows_every_status_and_stops_abandoned_work() {
         "--timeout-ms",
         "200",
     ]));
-    assert!(out.contains("ok: {\"200\": 3}"), "{out}");
-    assert!(out.contains("failure: {\"500\": 1}"), "{out}");
-    assert!(out.contains("timeout: {\"504\": 1}"), "{out}");
-    assert!(out.contains("overload: {\"200\": 4, \"503\": 8}"), "{out}");
-    assert!(
-        out.contains("client gone: {\"client gave up\": 1}"),
+    // Work of 5x the deadline can never finish in time; a client that waits 30 ms for 150 ms of
+    // work always gives up.
+    assert_eq!(statuses(&out, "timeout:"), [("504", 1)].into(), "{out}");
+    assert_eq!(
+        statuses(&out, "client gone:"),
+        [("client gave up", 1)].into(),
         "{out}"
     );
-    let rate = out.lines().find(|l| l.contains("rate limit:")).unwrap();
-    assert!(rate.contains("\"429\""), "{out}");
-    assert!(out.contains("timed_out=1 client_gone=1"), "{out}");
+    // Short work answers 200 (or 500 when told to fail), unless a stalled machine lets the
+    // deadline pass first (504): every request gets one of those, none another status.
+    assert_only(&out, "ok:", 3, &["200", "504"]);
+    assert_only(&out, "failure:", 1, &["500", "504"]);
+    // The concurrency limit sheds with 503 and admits at least `--max-concurrent` of the burst.
+    let overload = assert_only(&out, "overload:", 12, &["200", "503", "504"]);
+    let admitted = overload.get("200").unwrap_or(&0) + overload.get("504").unwrap_or(&0);
+    assert!(admitted >= 4, "{out}");
+    let server = out.lines().find(|l| l.contains("server: ")).unwrap();
+    assert!(
+        server.contains("peak_in_progress=") && server_count(server, "peak_in_progress") <= 4,
+        "the concurrency limit let more than 4 requests run at once: {out}"
+    );
+    // The rate limiter (40/s, burst 40) admits at most 40 + 40/s over the phase's duration.
+    let rate = assert_only(&out, "rate limit:", 80, &["200", "429"]);
+    let millis: u64 = out
+        .lines()
+        .find(|l| l.contains("rate limit:"))
+        .and_then(|l| l.rsplit(" in ").next())
+        .and_then(|l| l.trim_end_matches(" ms").parse().ok())
+        .expect("rate phase duration");
+    // (One more for the rounding of a permit that falls due at the very end.)
+    let allowed = 40 + (40 * (millis + 1)).div_ceil(1000) as usize + 1;
+    assert!(
+        rate.get("200").copied().unwrap_or(0) <= allowed,
+        "more than {allowed} requests passed the rate limit in {millis} ms: {out}"
+    );
+    // Abandoned work stops: the timed-out request and the client that left are both counted.
+    assert!(server_count(server, "timed_out") >= 1, "{out}");
+    assert_eq!(server_count(server, "client_gone"), 1, "{out}");
+}
+
+/// The status counts printed for one phase of request_service, e.g. `ok: {"200": 3}`.
+fn statuses<'a>(out: &'a str, phase: &str) -> BTreeMap<&'a str, usize> {
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with(phase))
+        .unwrap_or_else(|| panic!("no {phase} line: {out}"));
+    let map = &line[line.find('{').unwrap() + 1..line.rfind('}').unwrap()];
+    map.split(", ")
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.rsplit_once(": ").unwrap();
+            (k.trim_matches('"'), v.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Asserts that `phase` answered `total` requests, each with one of `allowed`.
+fn assert_only<'a>(
+    out: &'a str,
+    phase: &str,
+    total: usize,
+    allowed: &[&str],
+) -> BTreeMap<&'a str, usize> {
+    let counts = statuses(out, phase);
+    assert!(
+        counts.keys().all(|k| allowed.contains(k)),
+        "{phase} expected only {allowed:?}: {out}"
+    );
+    assert_eq!(counts.values().sum::<usize>(), total, "{phase} {out}");
+    counts
+}
+
+/// A `name=N` counter from request_service's `/stats` line.
+fn server_count(line: &str, name: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
 }
 
 /// A small tree: two text files (3 lines in all) and one file that is not UTF-8.
@@ -257,13 +356,19 @@ fn file_tree() -> std::path::PathBuf {
 #[test]
 fn file_processor_joins_workers_and_reports_every_error() {
     let dir = file_tree();
-    let out = run_ok(example("file_processor").arg(&dir).args(["--workers", "2"]));
+    let out =
+        run_ok(
+            example("file_processor")
+                .arg(&dir)
+                .args(["--workers", "2", "--paused-clock"]),
+        );
     assert!(out.contains("processed 2 files, 3 lines, 6 bytes"), "{out}");
     assert!(out.contains("1 errors:"), "{out}");
     assert!(out.contains("bin.dat: not UTF-8 text (byte 0)"), "{out}");
     assert!(!out.contains("run ended by its context"), "{out}");
 
-    // Past the deadline every file's work stops, and each stop is reported, none dropped.
+    // Past the deadline every file's work stops, and each stop is reported, none dropped. On
+    // the paused clock the walk takes no time, so all three files are started before it.
     let out = run_ok(example("file_processor").arg(&dir).args([
         "--workers",
         "2",
@@ -271,6 +376,7 @@ fn file_processor_joins_workers_and_reports_every_error() {
         "5000",
         "--timeout-ms",
         "100",
+        "--paused-clock",
     ]));
     assert!(out.contains("processed 0 files"), "{out}");
     assert!(
@@ -288,8 +394,15 @@ fn file_processor_joins_workers_and_reports_every_error() {
 
 #[test]
 fn worker_pool_isolates_panics_times_out_blacklists_and_counts_add_up() {
-    let out =
-        run_ok(example("worker_pool").args(["--jobs", "30", "--workers", "2", "--work-ms", "5"]));
+    let out = run_ok(example("worker_pool").args([
+        "--jobs",
+        "30",
+        "--workers",
+        "2",
+        "--work-ms",
+        "5",
+        "--paused-clock",
+    ]));
     assert_eq!(
         out.matches("panicked job resolved: corrupt input").count(),
         2,
@@ -303,7 +416,8 @@ fn worker_pool_isolates_panics_times_out_blacklists_and_counts_add_up() {
         out.contains("hung job resolved: timed out, its Context cancelled"),
         "{out}"
     );
-    // Everything queued behind the blockers: the ten high jobs finish before any other.
+    // Everything queued behind the blockers: the ten high jobs finish before any other (on the
+    // paused clock no job can time out or finish early because of the machine's load).
     assert!(
         out.contains(
             "completed 30 ordinary jobs; 10 of the first 10 completions were high priority"
@@ -349,6 +463,9 @@ fn number_pipeline_matches_the_sequential_answer_and_stops_early_cleanly() {
     );
 }
 
+/// A search deadline of an hour: the default 10 s could pass on a loaded machine and skip files.
+const NO_DEADLINE: &str = "3600000";
+
 #[test]
 fn parallel_search_finds_every_matching_line_including_very_long_ones() {
     let dir = std::env::temp_dir().join(format!("weft-ps-{}", std::process::id()));
@@ -361,27 +478,48 @@ fn parallel_search_finds_every_matching_line_including_very_long_ones() {
     std::fs::write(dir.join("a/bin.dat"), b"needle\0\x01\x02").unwrap();
     std::fs::write(dir.join("a/none.txt"), "haystack only\n").unwrap();
 
-    let out = run_ok(
-        example("parallel_search")
-            .arg("needle")
-            .arg(&dir)
-            .args(["--workers", "3"]),
-    );
+    let out = run_ok(example("parallel_search").arg("needle").arg(&dir).args([
+        "--workers",
+        "3",
+        "--timeout-ms",
+        NO_DEADLINE,
+    ]));
     assert!(out.contains("one.txt (1 lines)"), "{out}");
     assert!(out.contains("long.txt (1 lines)"), "{out}");
     assert!(!out.contains("bin.dat"), "binary files are skipped: {out}");
     assert!(out.contains("searched 4 files with 3 workers"), "{out}");
     assert!(out.contains(": 2 matching lines in 2 files"), "{out}");
 
-    let out =
-        run_ok(
-            example("parallel_search")
-                .arg("needle")
-                .arg(&dir)
-                .args(["--workers", "2", "-i"]),
-        );
+    let out = run_ok(example("parallel_search").arg("needle").arg(&dir).args([
+        "--workers",
+        "2",
+        "-i",
+        "--timeout-ms",
+        NO_DEADLINE,
+    ]));
     assert!(out.contains("one.txt (2 lines)"), "{out}");
     assert!(out.contains("  3: NEEDLE upper"), "{out}");
     assert!(out.contains(": 3 matching lines in 2 files"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_example_whose_reader_closes_the_pipe_exits_cleanly() {
+    // 100,000 progress lines (about 5 MB) are far more than a pipe holds, so the example is
+    // certain to write after the reader has gone.
+    let mut child = example("million_tasks")
+        .args(["--tasks", "100000", "--every", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap(); // the reader is dropped here: the pipe is closed
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(first.starts_with("spawned"), "{first}");
+    assert!(out.status.success(), "{}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
