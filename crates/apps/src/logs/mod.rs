@@ -69,9 +69,11 @@
 //! ```
 
 mod aggregate;
+mod budget;
 mod engine;
 mod error;
 mod filter;
+mod heavy;
 mod histogram;
 mod html;
 mod parse;
@@ -86,6 +88,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+pub use budget::{DEFAULT_MEMORY_BUDGET, MIN_MEMORY_BUDGET, parse_size};
 pub use engine::analyze;
 pub use error::LogsError;
 pub use filter::{parse_status_ranges, parse_time};
@@ -93,7 +96,7 @@ pub use html::render_html;
 pub use parse::{Level, LogFormat};
 pub use report::{
     InputSummary, IpCount, LatencyBin, LatencySummary, MalformedSample, MinuteCount, PathSummary,
-    RateSummary, Report, StatusCount,
+    RateSummary, ReasonCount, Report, StatusCount,
 };
 
 /// What to analyze.
@@ -198,10 +201,16 @@ pub struct Options {
     /// Parse workers (chunks analyzed at once); 0 (the default) means one per available core
     /// plus one, so a core has a chunk to parse while a finished worker is handed its next.
     pub workers: usize,
-    /// Bytes read per chunk. Default 2 MiB.
+    /// Bytes read per chunk, at most. Default 2 MiB; the memory budget may make it smaller.
     pub chunk_size: usize,
-    /// Longest line buffered; a longer line is counted as malformed and skipped. Default 16 MiB.
+    /// Longest line buffered; a longer line is counted as malformed and skipped. Default 16 MiB
+    /// (at most 1/8 of the memory budget).
     pub max_line: usize,
+    /// Memory the whole analysis may hold, in bytes (see [`parse_size`]); at least
+    /// [`MIN_MEMORY_BUDGET`]. Chunk sizes and the room of the path, client and minute tables
+    /// follow from it; past that room, paths and clients are summarized with a stated error
+    /// bound (see [`Report`]). Default [`DEFAULT_MEMORY_BUDGET`] (128 MiB).
+    pub memory_budget: u64,
     /// Stop at the first unreadable input with [`LogsError::Read`] instead of listing it in the
     /// report and going on. Default off.
     pub strict: bool,
@@ -225,6 +234,7 @@ impl Default for Options {
             workers: 0,
             chunk_size: 2 << 20,
             max_line: 16 << 20,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
             strict: false,
             progress: None,
         }
@@ -239,6 +249,12 @@ impl Options {
             return Err(LogsError::InvalidArgument(
                 "chunk size and maximum line length must be at least 4096 bytes".into(),
             ));
+        }
+        if self.memory_budget < MIN_MEMORY_BUDGET {
+            return Err(LogsError::InvalidArgument(format!(
+                "the memory budget must be at least {} MiB",
+                MIN_MEMORY_BUDGET >> 20
+            )));
         }
         Ok(())
     }
