@@ -14,9 +14,11 @@
 //! 1. For every key `x` with true count `f(x)` and counter `c(x)` (0 when absent):
 //!    `c(x) <= f(x) <= c(x) + decremented`. A counter only loses occurrences at a prune, and at
 //!    most `d` each time.
-//! 2. Each prune takes `d` from at least `max_len / 2 + 1` counters, so
+//! 2. A prune the key count triggers takes `d` from at least `max_len / 2 + 1` counters, so
 //!    `decremented <= N / (max_len / 2 + 1)` for `N` counted occurrences: the bound shrinks
-//!    with the budget's room, and is `0` (exact) until the first prune.
+//!    with the budget's room, and is `0` (exact) until the first prune. (A prune the heap bytes
+//!    trigger keeps fewer counters, so its `d` can be larger; `decremented` still sums the
+//!    actual `d`s, so invariant 1 holds with the reported figure.)
 //!
 //! Reported counts are `c(x) + decremented` (exact for a key tracked from its first occurrence),
 //! so `decremented` is the largest possible over-count of any reported key.

@@ -44,10 +44,14 @@ pub(crate) fn path_bucket(us: u64) -> u16 {
 }
 
 /// A compact per-path latency histogram: `u32` counts over the buckets from the path's fastest
-/// to its slowest value only (at most 593 buckets, 2.3 KiB; one bucket for a path seen once).
+/// to its slowest value only (at most 593 buckets, 2.3 KiB). While every value of the path fell
+/// in one bucket (the long tail of paths seen once or twice), it holds that bucket inline and
+/// allocates nothing: the totals create and drop such paths at the rate of the input's lines.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PathHistogram {
     lo: u16,
+    /// The count of bucket `lo` while `counts` is empty.
+    one: u32,
     counts: Vec<u32>,
 }
 
@@ -55,9 +59,18 @@ impl PathHistogram {
     /// Counts one value, given as its [`path_bucket`].
     pub(crate) fn add(&mut self, b: u16) {
         if self.counts.is_empty() {
-            self.lo = b;
-            self.counts.push(1);
-            return;
+            if self.one == 0 || b == self.lo {
+                self.lo = b;
+                self.one = self.one.saturating_add(1);
+                return;
+            }
+            // A second bucket: spread out to a vector over both, allocated once.
+            let (lo, hi) = (self.lo.min(b), self.lo.max(b));
+            let mut counts = vec![0; usize::from(hi - lo) + 1];
+            counts[usize::from(self.lo - lo)] = self.one;
+            self.counts = counts;
+            self.lo = lo;
+            self.one = 0;
         }
         if b < self.lo {
             let grow = usize::from(self.lo - b);
@@ -76,16 +89,26 @@ impl PathHistogram {
         self.counts.capacity() * 4
     }
 
+    /// The counts from bucket `lo` on.
+    fn counts(&self) -> &[u32] {
+        if self.counts.is_empty() {
+            std::slice::from_ref(&self.one)
+        } else {
+            &self.counts
+        }
+    }
+
     /// The nearest-rank `q`-quantile in microseconds, as the middle of its bucket (within
     /// 3.1% of the exact value).
     pub(crate) fn quantile(&self, q: f64) -> Option<f64> {
-        let total: u64 = self.counts.iter().map(|&c| u64::from(c)).sum();
+        let counts = self.counts();
+        let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
         if total == 0 {
             return None;
         }
         let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
         let mut seen = 0;
-        for (i, &c) in self.counts.iter().enumerate() {
+        for (i, &c) in counts.iter().enumerate() {
             seen += u64::from(c);
             if seen >= rank {
                 let (lo, hi) = bounds(PATH_SUB_BITS, usize::from(self.lo) + i);
@@ -242,7 +265,16 @@ mod tests {
         );
         let mut one = PathHistogram::default();
         one.add(path_bucket(12_345));
-        assert_eq!(one.counts.len(), 1);
+        one.add(path_bucket(12_346));
+        assert_eq!(one.heap_bytes(), 0, "one bucket is held inline");
+        assert_eq!(
+            one.quantile(1.0),
+            Some(12_543.5),
+            "the middle of 12,288..=12,799"
+        );
+        one.add(path_bucket(1));
+        assert!(one.heap_bytes() > 0);
+        assert_eq!(one.quantile(0.1), Some(1.0));
     }
 
     #[test]

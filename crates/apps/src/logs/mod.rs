@@ -31,9 +31,16 @@
 //!   made the Go version slow; the stage runs on N blocking threads (one per core plus one by
 //!   default, so a core has a chunk to parse while a finished worker is handed its next).
 //! - **report** is the sink, a [`Pipeline::fold`] that absorbs each partial into the total (in
-//!   any order: the merge is commutative, and malformed-line samples keep their input position),
-//!   then the report is built once, sorted deterministically. Emptied partials go back to the
-//!   workers.
+//!   any order: the merge is commutative while the keys fit, and malformed-line samples keep
+//!   their input position), then the report is built once, sorted deterministically. Emptied
+//!   partials go back to the workers, cleared of their keys.
+//! - **memory** follows [`Options::memory_budget`], never the input: the chunks in flight and
+//!   the pools are sized from it, partials hold one chunk's keys, and the totals keep paths
+//!   (64-bit hashes, with the text of the tracked ones) and clients (IPv4 and IPv6 as 128-bit
+//!   numbers) in tables of a fixed room. Past that room a table is a Misra-Gries/Space-Saving
+//!   summary whose largest over-count the report states; distinct counts then come from
+//!   HyperLogLog (the `cardinality-estimator` crate); latencies live in fixed-size log-bucketed
+//!   histograms.
 //! - Stopping is the pipeline's: a done context makes the run drain ([`Shutdown::drain`]), so the
 //!   source stops at its next chunk, the chunks already read are still counted, and the report
 //!   says it is partial. [`Progress::stages`] exposes the stages' live counters (chunks read,
