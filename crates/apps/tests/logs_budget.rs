@@ -20,7 +20,7 @@ struct Lines {
 
 fn hot(i: u64) -> Option<u64> {
     // Hot path k gets a share proportional to k + 1.
-    (i % 8 == 0).then(|| {
+    i.is_multiple_of(8).then(|| {
         let r = (i / 8).wrapping_mul(0x9e37_79b9_7f4a_7c15) % 36;
         (0..8).find(|&k| r < (k + 1) * (k + 2) / 2).unwrap_or(7)
     })

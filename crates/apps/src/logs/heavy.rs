@@ -165,7 +165,7 @@ mod tests {
         (0..n)
             .map(|i| {
                 let u = (xorshift(&mut x) >> 11) as f64 / (1u64 << 53) as f64;
-                if tail && i % 2 == 0 {
+                if tail && i.is_multiple_of(2) {
                     1_000_000 + i as u64
                 } else {
                     (u * u * u * 5_000.0) as u64
@@ -177,7 +177,7 @@ mod tests {
     #[test]
     fn every_count_is_within_the_reported_bound_of_the_exact_count() {
         for seed in 1..=12u64 {
-            let tail = seed % 2 == 0;
+            let tail = seed.is_multiple_of(2);
             let keys = stream(seed, 40_000, tail);
             let room = Room {
                 max_len: 64 + (seed as usize % 5) * 50,
