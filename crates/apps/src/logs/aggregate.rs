@@ -431,7 +431,9 @@ pub(crate) struct PathEntry {
     pub(crate) timed: u64,
     pub(crate) latency_sum_us: u64,
     pub(crate) latency: PathHistogram,
-    pub(crate) text: Box<[u8]>,
+    /// The path's text in `Totals::path_text`: one arena instead of an allocation per path,
+    /// since past the budget paths are created and dropped at the rate of the lines.
+    text: (u32, u32),
 }
 
 impl Counted for PathEntry {
@@ -443,7 +445,9 @@ impl Counted for PathEntry {
     }
     fn heap_bytes(&self) -> usize {
         // Each allocation also costs the allocator's header, about 16 bytes.
-        self.text.len() + self.latency.heap_bytes() + 32
+        // Its text in the arena, which a compaction after each prune keeps at most about twice
+        // the live texts; an allocation's header is about 16 bytes.
+        2 * self.text.1 as usize + self.latency.heap_bytes() + 16
     }
 }
 
@@ -473,6 +477,9 @@ pub(crate) struct Totals {
     pub(crate) status: Vec<u64>,
     pub(crate) reasons: Vec<(&'static str, u64)>,
     pub(crate) paths: Heavy<u64, PathEntry>,
+    path_text: Vec<u8>,
+    /// `paths.prunes()` when `path_text` was last compacted.
+    compacted_at: u64,
     pub(crate) path_hll: Hll,
     pub(crate) clients: Heavy<ClientKey, ClientEntry>,
     pub(crate) client_hll: Hll,
@@ -503,6 +510,8 @@ impl Totals {
             status: vec![0; 1000],
             reasons: Vec::new(),
             paths: Heavy::new(plan.paths),
+            path_text: Vec::new(),
+            compacted_at: 0,
             path_hll: Hll::new(),
             clients: Heavy::new(plan.clients),
             client_hll: Hll::new(),
@@ -531,16 +540,19 @@ impl Totals {
         for p in &part.path_parts {
             self.path_hll.insert_hash(mix(p.hash));
             let mut created = false;
+            let arena = &mut self.path_text;
             let entry = self.paths.entry(p.hash, || {
                 created = true;
                 let (start, len) = (p.text.0 as usize, p.text.1 as usize);
+                let at = arena.len() as u32;
+                arena.extend_from_slice(&part.path_text[start..start + len]);
                 PathEntry {
                     count: 0,
                     errors: 0,
                     timed: 0,
                     latency_sum_us: 0,
                     latency: PathHistogram::default(),
-                    text: part.path_text[start..start + len].into(),
+                    text: (at, len as u32),
                 }
             });
             let before = if created { 0 } else { entry.heap_bytes() };
@@ -556,6 +568,9 @@ impl Totals {
             self.paths.add_heap(grown);
         }
         self.paths.settle();
+        if self.paths.prunes() != self.compacted_at {
+            self.compact_path_text();
+        }
         for (&key, &n) in &part.clients {
             self.client_hll
                 .insert_hash(mix(key as u64 ^ (key >> 64) as u64 ^ 0x9e37));
@@ -592,6 +607,26 @@ impl Totals {
         part.clear();
     }
 
+    /// Copies the texts of the paths still tracked into a new arena, leaving the dropped ones.
+    fn compact_path_text(&mut self) {
+        let live: usize = self.paths.map.values().map(|e| e.text.1 as usize).sum();
+        let mut arena = Vec::with_capacity(live);
+        for e in self.paths.map.values_mut() {
+            let (start, len) = (e.text.0 as usize, e.text.1 as usize);
+            let at = arena.len() as u32;
+            arena.extend_from_slice(&self.path_text[start..start + len]);
+            e.text.0 = at;
+        }
+        self.path_text = arena;
+        self.compacted_at = self.paths.prunes();
+    }
+
+    /// The text of a tracked path.
+    pub(crate) fn path_text(&self, e: &PathEntry) -> &[u8] {
+        let (start, len) = (e.text.0 as usize, e.text.1 as usize);
+        &self.path_text[start..start + len]
+    }
+
     /// The number of distinct paths, and whether it is exact (else a HyperLogLog estimate).
     pub(crate) fn distinct_paths(&self) -> (u64, bool) {
         if self.paths.exact() {
@@ -623,7 +658,7 @@ mod tests {
             .paths
             .map
             .values()
-            .map(|a| (a.text.to_vec(), a.count, a.timed))
+            .map(|a| (t.path_text(a).to_vec(), a.count, a.timed))
             .collect();
         paths.sort();
         (

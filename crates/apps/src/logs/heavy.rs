@@ -66,6 +66,7 @@ pub(crate) struct Heavy<K, V> {
     room: Room,
     heap: usize,
     decremented: u64,
+    prunes: u64,
 }
 
 impl<K: Hash + Eq, V: Counted> Heavy<K, V> {
@@ -75,6 +76,7 @@ impl<K: Hash + Eq, V: Counted> Heavy<K, V> {
             room,
             heap: 0,
             decremented: 0,
+            prunes: 0,
         }
     }
 
@@ -116,6 +118,12 @@ impl<K: Hash + Eq, V: Counted> Heavy<K, V> {
         });
         self.heap = heap;
         self.decremented += d;
+        self.prunes += 1;
+    }
+
+    /// How many times the table was pruned (entries were dropped).
+    pub(crate) fn prunes(&self) -> u64 {
+        self.prunes
     }
 
     /// The largest over-count of a reported count (0: every count is exact).

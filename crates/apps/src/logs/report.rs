@@ -420,11 +420,9 @@ pub(crate) fn build(
     let (distinct_ips, distinct_ips_exact) = stats.distinct_clients();
     let top_paths_max_overcount = stats.paths.max_overcount();
     let top_ips_max_overcount = stats.clients.max_overcount();
-    let paths: Vec<_> = stats
-        .paths
-        .map
-        .drain()
-        .map(|(_, mut p)| (std::mem::take(&mut p.text), p))
+    let paths: Vec<_> = std::mem::take(&mut stats.paths.map)
+        .into_values()
+        .map(|p| (Box::<[u8]>::from(stats.path_text(&p)), p))
         .collect();
     let top_paths = top_by_count(paths, |p| p.count, o.top)
         .into_iter()
