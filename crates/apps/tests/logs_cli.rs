@@ -175,12 +175,14 @@ fn help_lists_every_option() {
         "--format",
         "--html",
         "--strict",
+        "--memory-budget",
         "Exit status",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
     let help = stdout_of(weft().args(["gen-logs", "--help"]));
     assert!(help.contains("--lines") && help.contains("--files") && help.contains("--gzip"));
+    assert!(help.contains("--clients") && help.contains("--paths"));
 }
 
 #[test]
@@ -214,4 +216,94 @@ fn gen_logs_gzip_json_round_trips_through_the_analyzer() {
         assert_eq!(input["format"], "json");
         assert_eq!(input["detected"], true);
     }
+}
+
+#[test]
+fn html_output_never_overwrites_an_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("app.log");
+    let line = "2024-03-01 12:00:00 path=/ status=200\n";
+    std::fs::write(&log, line).expect("write");
+    // Named directly, and found by walking a directory.
+    for (inputs, html) in [
+        (vec![log.clone()], log.clone()),
+        (vec![dir.path().to_path_buf()], log.clone()),
+    ] {
+        let out = weft()
+            .arg("logs")
+            .args(&inputs)
+            .arg("--html")
+            .arg(&html)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{inputs:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("refusing to write"), "{stderr}");
+        assert_eq!(
+            std::fs::read_to_string(&log).expect("read"),
+            line,
+            "the log is intact"
+        );
+    }
+    let report = dir.path().join("report.html");
+    weft()
+        .arg("logs")
+        .arg(&log)
+        .arg("--html")
+        .arg(&report)
+        .assert()
+        .success();
+    assert!(
+        std::fs::read_to_string(&report)
+            .expect("html")
+            .starts_with("<!DOCTYPE html>")
+    );
+}
+
+#[test]
+fn a_path_without_logs_is_said_and_exits_non_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("notes.md"), "x\n").expect("write");
+    let out = weft().arg("logs").arg(dir.path()).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no log files"), "{stderr}");
+}
+
+#[test]
+fn gen_logs_shapes_give_high_cardinality_that_the_budget_summarizes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    weft()
+        .args([
+            "gen-logs",
+            "--lines",
+            "30000",
+            "--clients",
+            "unique",
+            "--paths",
+            "100000",
+        ])
+        .arg(dir.path())
+        .assert()
+        .success();
+    let json = stdout_of(weft().arg("logs").arg(dir.path()).args([
+        "--format",
+        "json",
+        "--memory-budget",
+        "32M",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["memory_budget"], 32 << 20);
+    let ips = v["distinct_ips"].as_u64().expect("distinct ips");
+    assert!(ips > 29_000, "about one client per line: {ips}");
+    let paths = v["distinct_paths"].as_u64().expect("distinct paths");
+    assert!(paths > 5_000, "a long tail of id-bearing paths: {paths}");
+    assert!(v["top_ips_max_overcount"].is_u64() && v["top_paths_max_overcount"].is_u64());
+    let top = v["top_paths"][0]["path"].as_str().expect("top path");
+    assert!(top.starts_with('/'), "{top}");
+    let out = weft()
+        .args(["logs", "--memory-budget", "lots"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -7,15 +7,21 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use weft_apps::logs::LogFormat;
-use weft_apps::logs::sample::Generator;
+use weft_apps::logs::sample::{Clients, Generator, Shape};
 
 /// Arguments of `weft gen-logs`.
 #[derive(Debug, clap::Args)]
 #[command(
     long_about = "Write deterministic sample logs into DIR: LINES lines in total, split evenly \
 over FILES files named sample-000.log, sample-001.log, ... (.jsonl for JSON, plus .gz with \
---gzip). The same seed gives the same bytes. About 110 bytes per kv line.",
-    after_help = "Example (the benchmark input, about 450 MB):\n  weft gen-logs --lines 4000000 --files 8 /tmp/weft-logs"
+--gzip). The same seed gives the same bytes. About 110 bytes per kv line.\n\n\
+By default the logs have few distinct clients (about 3,000) and 24 paths. --clients and --paths \
+give them the cardinality of real traffic: Zipf-like popularity (a few busy keys, a long tail), \
+id-bearing paths (/api/v1/users/123456, /order/9f3a...), latencies over five orders of \
+magnitude.",
+    after_help = "Examples:\n  weft gen-logs --lines 4000000 --files 8 /tmp/weft-logs     \
+the benchmark input, about 450 MB\n  \
+weft gen-logs --lines 4000000 --files 8 --clients unique --paths 200000 /tmp/weft-high"
 )]
 pub(crate) struct Args {
     /// Total number of lines.
@@ -33,9 +39,27 @@ pub(crate) struct Args {
     /// Compress the files with gzip.
     #[arg(long)]
     gzip: bool,
+    /// Distinct client addresses, with Zipf-like popularity; `unique` gives every request a
+    /// new address. By default, about 3,000.
+    #[arg(long, value_name = "N|unique", value_parser = parse_clients)]
+    clients: Option<Clients>,
+    /// Distinct paths: the 24 built-in ones, then id-bearing paths in a Zipf-like long tail.
+    /// By default, the 24 only.
+    #[arg(long, value_name = "N")]
+    paths: Option<u64>,
     /// Directory to write into (created if missing).
     #[arg(value_name = "DIR")]
     dir: PathBuf,
+}
+
+fn parse_clients(s: &str) -> Result<Clients, String> {
+    if s.eq_ignore_ascii_case("unique") {
+        return Ok(Clients::Unique);
+    }
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Clients::Pool(n)),
+        _ => Err(format!("expected a positive number or `unique`, got {s:?}")),
+    }
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -52,7 +76,12 @@ fn write_all(args: &Args) -> anyhow::Result<ExitCode> {
         _ => "log",
     };
     // One generator for all files, so time runs on from one file to the next.
-    let mut generator = Generator::new(args.log_format, args.seed);
+    let mut shape = Shape::default();
+    if let Some(c) = args.clients {
+        shape.clients = c;
+    }
+    shape.paths = args.paths.unwrap_or(0);
+    let mut generator = Generator::with_shape(args.log_format, args.seed, shape);
     let mut bytes = 0;
     for i in 0..args.files {
         let lines = args.lines / args.files + u64::from(i < args.lines % args.files);

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use weft_apps::logs::{
-    Input, Level, LogFormat, Options, Progress, analyze, parse_status_ranges, parse_time,
-    render_html, sample,
+    Input, Level, LogFormat, Options, Progress, Report, analyze, parse_size, parse_status_ranges,
+    parse_time, render_html, sample,
 };
 
 /// Inputs larger than this get a progress bar (when stderr is a terminal).
@@ -31,18 +31,23 @@ latency percentiles, status codes, top paths and clients, requests per minute, a
 lines (counted and quoted, never dropped silently).\n\n\
 Formats, detected per file: key=value lines (`2024-03-01 12:00:00 level=info ip=10.1.2.3 \
 path=\"/api/x\" status=200 time=12ms msg=\"...\"`), Apache/nginx Combined Log Format (optionally \
-followed by a response time), and JSON lines. Gzip input is recognised by content.",
+followed by a response time), and JSON lines. Gzip input is recognised by content.\n\n\
+Memory stays within --memory-budget whatever the input: paths and client addresses are counted \
+exactly while they fit, then summarized (Misra-Gries/Space-Saving) with the largest possible \
+over-count printed beside the table, and their distinct numbers estimated (HyperLogLog, 0.81% \
+standard error).",
     after_help = "Examples:\n  weft logs                          analyze a built-in sample\n  \
 weft logs /var/log/nginx --status 5xx --since '2024-03-01 12:00'\n  \
 zcat app.log.gz | weft logs - --format json\n  \
 weft logs logs/ --html report.html\n\n\
-Exit status: 0 on success; 2 on bad arguments, or when an input could not be read (the report \
-is still printed unless --strict); 130 when interrupted (Ctrl-C), after printing the partial \
-report."
+Exit status: 0 on success; 2 on bad arguments, when an input could not be read or a path held \
+no log file (the report is still printed unless --strict), or when --html names an input; 130 \
+when interrupted (Ctrl-C), after printing the partial report."
 )]
 pub(crate) struct Args {
-    /// Log files or directories (walked for .log, .txt, .jsonl and .gz files); `-` reads
-    /// stdin. Without a path, a built-in deterministic sample is analyzed.
+    /// Log files or directories (walked, following symbolic links, for .log, .txt, .jsonl and
+    /// .gz files and their rotations such as access.log.1); `-` reads stdin. Without a path, a
+    /// built-in deterministic sample is analyzed.
     #[arg(value_name = "PATH")]
     paths: Vec<PathBuf>,
     /// Input format for every input, instead of detecting it per file: kv, combined or json.
@@ -93,6 +98,9 @@ pub(crate) struct Args {
     /// Parse threads (0: one per core, plus one).
     #[arg(long, value_name = "N", default_value_t = 0)]
     workers: usize,
+    /// Memory the analysis may use, whatever the input (e.g. 64M, 1G; at least 32M).
+    #[arg(long, value_name = "SIZE", default_value = "128M")]
+    memory_budget: String,
 }
 
 fn options(args: &Args) -> anyhow::Result<Options> {
@@ -111,12 +119,49 @@ fn options(args: &Args) -> anyhow::Result<Options> {
     o.samples = args.samples;
     o.strict = args.strict;
     o.workers = args.workers;
+    o.memory_budget = parse_size(&args.memory_budget)?;
     o.validate()?;
     Ok(o)
 }
 
+/// Whether `out` is the same file as `input`, or one of the files a walk of `input` reads.
+fn same_file(out: &std::path::Path, input: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(out), std::fs::canonicalize(input)) {
+        (Ok(o), Ok(i)) => o == i,
+        _ => false,
+    }
+}
+
+/// Refuses an output file that is one of the inputs: writing it would destroy the log.
+fn check_output(
+    out: &std::path::Path,
+    inputs: impl IntoIterator<Item = PathBuf>,
+) -> anyhow::Result<()> {
+    for input in inputs {
+        if same_file(out, &input) {
+            anyhow::bail!(
+                "refusing to write the report to {}: it is one of the inputs (choose another file)",
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The files the analysis read, as paths (walked directories included).
+fn input_paths(report: &Report) -> impl Iterator<Item = PathBuf> + '_ {
+    report.inputs.iter().map(|i| PathBuf::from(&i.name))
+}
+
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut options = options(&args)?;
+    // Before reading anything: an output named like an input given by path.
+    if let Some(html) = &args.html {
+        check_output(
+            html,
+            args.paths.iter().filter(|p| p.as_os_str() != "-").cloned(),
+        )?;
+    }
     let inputs: Vec<Input> = if args.paths.is_empty() {
         sample::builtin()
     } else {
@@ -157,6 +202,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     if let Some(path) = &args.html {
+        // And a file found by walking a directory.
+        check_output(path, input_paths(&report))?;
         std::fs::write(path, render_html(&report))
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("weft: wrote {}", path.display());

@@ -12,7 +12,8 @@ use memchr::{memchr, memrchr};
 use weft_core::context::Context;
 use weft_pipeline::{Emitter, Pipeline, Shutdown, Stage, StopReason};
 
-use super::aggregate::Stats;
+use super::aggregate::{Stats, Totals};
+use super::budget::Plan;
 use super::filter::Filter;
 use super::report::{InputSummary, Report, build};
 use super::{Input, LogFormat, LogsError, Options, Progress};
@@ -82,10 +83,12 @@ pub async fn analyze(
     // Already done: nothing is read, and the report says so.
     let stop = Arc::new(AtomicBool::new(ctx.is_done()));
     let _stop_on_drop = StopOnDrop(Arc::clone(&stop));
-    // Chunk buffers come back from the workers to the reader, so they are allocated once.
-    let (pool_tx, pool_rx) = async_channel::bounded::<Vec<u8>>(workers * 2 + 4);
+    let plan = Plan::for_budget(options.memory_budget, workers);
+    // Chunk buffers come back from the workers to the reader, so they are allocated once; the
+    // pools hold no more than the budget's plan counts on.
+    let (pool_tx, pool_rx) = async_channel::bounded::<Vec<u8>>(workers + 1);
     // So do the partial stats, from the sink back to the workers, emptied.
-    let (stats_tx, stats_rx) = async_channel::bounded::<Stats>(workers * 2 + 4);
+    let (stats_tx, stats_rx) = async_channel::bounded::<Stats>(workers + 1);
     let state = Arc::new(Mutex::new(ReaderState::default()));
     let progress = options.progress.clone().unwrap_or_default();
     let slow_us = options.slow_ms.saturating_mul(1000);
@@ -93,8 +96,8 @@ pub async fn analyze(
 
     let (format, chunk_size, max_line, strict) = (
         options.format,
-        options.chunk_size,
-        options.max_line,
+        options.chunk_size.min(plan.chunk_size),
+        options.max_line.min(plan.max_line),
         options.strict,
     );
     let (reader_stop, reader_state, reader_progress) =
@@ -130,12 +133,12 @@ pub async fn analyze(
                 .try_recv()
                 .unwrap_or_else(|_| Stats::new(slow_us, samples));
             analyze_chunk(chunk, &mut stats, &filter, &pool_tx);
-            analyze_progress.add_lines(stats.lines);
+            analyze_progress.add_lines(stats.c.lines);
             stats
         },
     );
     progress.set_pipeline(pipeline.progress());
-    let init = Stats::new(slow_us, samples);
+    let init = Totals::new(&plan, samples);
     // Partial stats merge in any order to the same result, so the stage can be unordered.
     let done = pipeline
         .fold(ctx.clone(), init, |mut acc, mut part| {
@@ -146,8 +149,7 @@ pub async fn analyze(
         })
         .await
         .map_err(|_| LogsError::Worker)?;
-    let mut stats = done.output;
-    stats.finish();
+    let stats = done.output;
     tracing::debug!(report = ?done.report, "weft logs pipeline");
     let skipped = done
         .report
@@ -353,7 +355,13 @@ impl Reader {
             out.push(Source::File(path.to_path_buf()));
             return;
         }
-        for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
+        let before = out.len();
+        // Symbolic links are followed (a log directory often links the current file);
+        // walkdir reports a link back to an ancestor as a loop instead of following it.
+        for entry in walkdir::WalkDir::new(path)
+            .follow_links(true)
+            .sort_by_file_name()
+        {
             match entry {
                 Ok(e) if e.file_type().is_file() && is_log_file(e.path()) => {
                     if let Ok(m) = e.metadata() {
@@ -366,12 +374,28 @@ impl Reader {
                     let name = e
                         .path()
                         .map_or_else(|| path.display().to_string(), |p| p.display().to_string());
-                    let io = e
-                        .into_io_error()
-                        .unwrap_or_else(|| io::Error::other("filesystem loop"));
+                    let io = match e.loop_ancestor() {
+                        Some(a) => io::Error::other(format!(
+                            "symbolic link loop back to {}, not followed",
+                            a.display()
+                        )),
+                        None => e
+                            .into_io_error()
+                            .unwrap_or_else(|| io::Error::other("unreadable directory entry")),
+                    };
                     out.push(Source::Failed(name, io));
                 }
             }
+        }
+        if out.len() == before {
+            out.push(Source::Failed(
+                path.display().to_string(),
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no log files in this directory (looked for .log, .txt, .jsonl and .gz \
+                     files, rotated ones such as access.log.1 included)",
+                ),
+            ));
         }
     }
 
@@ -420,15 +444,43 @@ impl Reader {
             }
             // Files are read a full buffer at a time; a pipe or reader hands on whatever lines
             // it has after each read, so a slow producer's lines are analyzed as they come.
-            let (n, eof) = if fill {
-                let n = read_full(&mut src, &mut buf[filled..]).map_err(Halt::Io)?;
-                (n, filled + n < buf.len())
+            let (n, eof, failed) = if fill {
+                let (n, failed) = read_full(&mut src, &mut buf[filled..]);
+                (n, filled + n < buf.len() || failed.is_some(), failed)
             } else {
-                let n = read_once(&mut src, &mut buf[filled..]).map_err(Halt::Io)?;
-                (n, n == 0)
+                match read_once(&mut src, &mut buf[filled..]) {
+                    Ok(n) => (n, n == 0, None),
+                    Err(e) => (0, true, Some(e)),
+                }
             };
             filled += n;
             self.with_state(|s| s.inputs[input].bytes += n as u64);
+            if let Some(e) = failed {
+                // A read error (a truncated gzip file): every complete line read before it is
+                // still counted, then the error is reported; the cut-off last line is dropped.
+                let complete = memrchr(b'\n', &buf[..filled]).map_or(0, |p| p + 1);
+                if complete > 0 && !skipping {
+                    let format = match format {
+                        Some(f) => f,
+                        None => {
+                            let f = self
+                                .format
+                                .or(LogFormat::detect(&buf[..complete]))
+                                .unwrap_or(LogFormat::Kv);
+                            self.with_state(|s| s.inputs[input].format = Some(f));
+                            f
+                        }
+                    };
+                    self.send(Chunk::Lines {
+                        input,
+                        seq,
+                        format,
+                        buf,
+                        len: complete,
+                    })?;
+                }
+                return Err(Halt::Io(e));
+            }
             if skipping {
                 match memchr(b'\n', &buf[..filled]) {
                     Some(p) => {
@@ -506,25 +558,43 @@ impl Reader {
     }
 }
 
-/// Whether a walked file is a log: `.log`, `.txt`, `.jsonl` or `.gz` (e.g. `access.log.1.gz`).
+/// Whether a walked file is a log: `.log`, `.txt`, `.jsonl` or `.gz`, and their rotations:
+/// a numbered or dated suffix after the extension (`access.log.1`, `app.log.2.gz`,
+/// `access.log-20240301`).
 fn is_log_file(p: &Path) -> bool {
-    p.extension()
+    let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    if name.ends_with(".gz") {
+        return true;
+    }
+    let mut rest = name;
+    // One rotation suffix: `.N` or `-DATE` (digits only).
+    if let Some(i) = rest.rfind(['.', '-'])
+        && i + 1 < rest.len()
+        && rest[i + 1..].bytes().all(|b| b.is_ascii_digit())
+    {
+        rest = &rest[..i];
+    }
+    Path::new(rest)
+        .extension()
         .and_then(|e| e.to_str())
-        .is_some_and(|e| matches!(e, "log" | "txt" | "jsonl" | "gz"))
+        .is_some_and(|e| matches!(e, "log" | "txt" | "jsonl"))
 }
 
-/// Reads until `buf` is full or the end of input; returns the bytes read.
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads until `buf` is full, the end of input or an error; returns the bytes read, and the
+/// error if one stopped it (the bytes before it are kept).
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return (n, Some(e)),
         }
     }
-    Ok(n)
+    (n, None)
 }
 
 /// One read, retried if interrupted.
@@ -557,10 +627,19 @@ mod tests {
 
     #[test]
     fn walked_extensions() {
-        for ok in ["a.log", "b.txt", "c.jsonl", "access.log.1.gz"] {
+        for ok in [
+            "a.log",
+            "b.txt",
+            "c.jsonl",
+            "access.log.1.gz",
+            "access.log.1",
+            "app.log.2.gz",
+            "error.log.10",
+            "access.log-20240301",
+        ] {
             assert!(is_log_file(Path::new(ok)), "{ok}");
         }
-        for no in ["a.json", "b.csv", "log", "x.log.bak"] {
+        for no in ["a.json", "b.csv", "log", "x.log.bak", "notes.1", "a.json.2"] {
             assert!(!is_log_file(Path::new(no)), "{no}");
         }
     }

@@ -1,11 +1,123 @@
-//! A log-linear latency histogram: memory grows with the range of values, never with their count.
+//! Log-linear latency histograms with a fixed number of buckets: memory depends on neither the
+//! number of values nor their size.
 //!
 //! Values below `2^(s+1)` get a bucket each (exact). Above, every power of two `[2^e, 2^(e+1))`
 //! is split into `2^s` buckets of width `2^(e-s)`, so a bucket is at most `2^-s` of its lower
 //! bound wide. A percentile is reported as the middle of its bucket, clamped to the observed
 //! min and max, so it is within `2^-(s+1)` relative error of the exact nearest-rank value
-//! (0.05% for `s = 10`, 0.4% for `s = 7`). The counts vector grows only up to the largest index
-//! seen.
+//! (0.05% for `s = 10`, 3.1% for `s = 4`). Values go up to [`MAX_LATENCY_US`] (the parsers
+//! treat a larger one as malformed), so the bucket count is fixed by `s`: [`Histogram`] holds
+//! all of them (31,745 for the overall latency), a [`PathHistogram`] at most 593, only over the
+//! range its path's values span.
+
+/// The largest latency accepted, in microseconds (2^40 µs, about 12.7 days).
+pub(crate) const MAX_LATENCY_US: u64 = 1 << 40;
+
+/// Bucket index of `v` with `s` sub-bucket bits.
+fn index(s: u32, v: u64) -> usize {
+    if v < 1 << (s + 1) {
+        return v as usize;
+    }
+    let e = 63 - v.leading_zeros();
+    let mantissa = v >> (e - s); // in [2^s, 2^(s+1))
+    (((e - s + 1) as usize) << s) + (mantissa as usize - (1 << s))
+}
+
+/// The inclusive value range of bucket `i` with `s` sub-bucket bits.
+fn bounds(s: u32, i: usize) -> (u64, u64) {
+    if i < 1 << (s + 1) {
+        return (i as u64, i as u64);
+    }
+    let k = (i >> s) as u32; // e - s + 1
+    let e = k + s - 1;
+    let mantissa = (1u64 << s) + (i as u64 & ((1 << s) - 1));
+    let lo = mantissa << (e - s);
+    (lo, lo + (1u64 << (e - s)) - 1)
+}
+
+/// Sub-bucket bits of the per-path histograms: at most 3.1% relative error.
+pub(crate) const PATH_SUB_BITS: u32 = 4;
+
+/// The bucket of a latency in a [`PathHistogram`] (values above the maximum share the last).
+pub(crate) fn path_bucket(us: u64) -> u16 {
+    index(PATH_SUB_BITS, us.min(MAX_LATENCY_US)) as u16
+}
+
+/// A compact per-path latency histogram: `u32` counts over the buckets from the path's fastest
+/// to its slowest value only (at most 593 buckets, 2.3 KiB). While every value of the path fell
+/// in one bucket (the long tail of paths seen once or twice), it holds that bucket inline and
+/// allocates nothing: the totals create and drop such paths at the rate of the input's lines.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PathHistogram {
+    lo: u16,
+    /// The count of bucket `lo` while `counts` is empty.
+    one: u32,
+    counts: Vec<u32>,
+}
+
+impl PathHistogram {
+    /// Counts one value, given as its [`path_bucket`].
+    pub(crate) fn add(&mut self, b: u16) {
+        if self.counts.is_empty() {
+            if self.one == 0 || b == self.lo {
+                self.lo = b;
+                self.one = self.one.saturating_add(1);
+                return;
+            }
+            // A second bucket: spread out to a vector over both, allocated once.
+            let (lo, hi) = (self.lo.min(b), self.lo.max(b));
+            let mut counts = vec![0; usize::from(hi - lo) + 1];
+            counts[usize::from(self.lo - lo)] = self.one;
+            self.counts = counts;
+            self.lo = lo;
+            self.one = 0;
+        }
+        if b < self.lo {
+            let grow = usize::from(self.lo - b);
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.lo = b;
+        }
+        let i = usize::from(b - self.lo);
+        if i >= self.counts.len() {
+            self.counts.resize(i + 1, 0);
+        }
+        self.counts[i] = self.counts[i].saturating_add(1);
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.counts.capacity() * 4
+    }
+
+    /// The counts from bucket `lo` on.
+    fn counts(&self) -> &[u32] {
+        if self.counts.is_empty() {
+            std::slice::from_ref(&self.one)
+        } else {
+            &self.counts
+        }
+    }
+
+    /// The nearest-rank `q`-quantile in microseconds, as the middle of its bucket (within
+    /// 3.1% of the exact value).
+    pub(crate) fn quantile(&self, q: f64) -> Option<f64> {
+        let counts = self.counts();
+        let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (i, &c) in counts.iter().enumerate() {
+            seen += u64::from(c);
+            if seen >= rank {
+                let (lo, hi) = bounds(PATH_SUB_BITS, usize::from(self.lo) + i);
+                return Some((lo as f64 + hi as f64) / 2.0);
+            }
+        }
+        None
+    }
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct Histogram {
@@ -20,7 +132,8 @@ impl Histogram {
     pub(crate) fn new(sub_bits: u32) -> Self {
         Histogram {
             sub_bits,
-            counts: Vec::new(),
+            // Zeroed pages cost no memory until a bucket in them is counted.
+            counts: vec![0; index(sub_bits, MAX_LATENCY_US) + 1],
             total: 0,
             min: u64::MAX,
             max: 0,
@@ -28,33 +141,18 @@ impl Histogram {
     }
 
     fn index(&self, v: u64) -> usize {
-        let s = self.sub_bits;
-        if v < 1 << (s + 1) {
-            return v as usize;
-        }
-        let e = 63 - v.leading_zeros();
-        let mantissa = v >> (e - s); // in [2^s, 2^(s+1))
-        (((e - s + 1) as usize) << s) + (mantissa as usize - (1 << s))
+        index(self.sub_bits, v)
     }
 
-    /// The inclusive value range of bucket `i`.
     fn bounds(&self, i: usize) -> (u64, u64) {
-        let s = self.sub_bits;
-        if i < 1 << (s + 1) {
-            return (i as u64, i as u64);
-        }
-        let k = (i >> s) as u32; // e - s + 1
-        let e = k + s - 1;
-        let mantissa = (1u64 << s) + (i as u64 & ((1 << s) - 1));
-        let lo = mantissa << (e - s);
-        (lo, lo + (1u64 << (e - s)) - 1)
+        bounds(self.sub_bits, i)
     }
 
+    /// Counts `v`; a value above [`MAX_LATENCY_US`] counts in the last bucket (the parsers
+    /// reject them, so this is only a guard).
     pub(crate) fn record(&mut self, v: u64) {
+        let v = v.min(MAX_LATENCY_US);
         let i = self.index(v);
-        if i >= self.counts.len() {
-            self.counts.resize(i + 1, 0);
-        }
         self.counts[i] += 1;
         self.total += 1;
         self.min = self.min.min(v);
@@ -70,9 +168,6 @@ impl Histogram {
             return;
         }
         let (lo, hi) = (other.index(other.min), other.index(other.max));
-        if hi >= self.counts.len() {
-            self.counts.resize(hi + 1, 0);
-        }
         for (a, b) in self.counts[lo..=hi]
             .iter_mut()
             .zip(&mut other.counts[lo..=hi])
@@ -150,6 +245,54 @@ mod tests {
             next = hi + 1;
         }
         assert!(h.index(u64::MAX) > 0);
+    }
+
+    #[test]
+    fn sizes_are_fixed_whatever_the_values() {
+        let mut h = Histogram::new(10);
+        let before = h.counts.len();
+        h.record(u64::MAX);
+        h.record(0);
+        assert_eq!(h.counts.len(), before, "no growth with huge values");
+        assert_eq!(before, 31_745);
+        let mut p = PathHistogram::default();
+        p.add(path_bucket(u64::MAX));
+        p.add(path_bucket(0));
+        assert_eq!(
+            p.counts.len(),
+            593,
+            "a path's histogram spans at most 593 buckets"
+        );
+        let mut one = PathHistogram::default();
+        one.add(path_bucket(12_345));
+        one.add(path_bucket(12_346));
+        assert_eq!(one.heap_bytes(), 0, "one bucket is held inline");
+        assert_eq!(
+            one.quantile(1.0),
+            Some(12_543.5),
+            "the middle of 12,288..=12,799"
+        );
+        one.add(path_bucket(1));
+        assert!(one.heap_bytes() > 0);
+        assert_eq!(one.quantile(0.1), Some(1.0));
+    }
+
+    #[test]
+    fn path_quantiles_are_within_3_percent() {
+        let mut p = PathHistogram::default();
+        let mut values: Vec<u64> = (1..=10_000u64).map(|i| i * i % 99_991 + 1).collect();
+        for &v in &values {
+            p.add(path_bucket(v));
+        }
+        values.sort_unstable();
+        for q in [0.5, 0.95, 0.99] {
+            let want = exact(&values, q) as f64;
+            let got = p.quantile(q).expect("values were added");
+            assert!(
+                (got - want).abs() <= want / 32.0 + 0.5,
+                "q={q}: {got} vs {want}"
+            );
+        }
     }
 
     #[test]

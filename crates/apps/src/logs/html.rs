@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::Report;
-use super::report::fmt_ms;
+use super::report::{distinct, fmt_ms, overcount_sentence};
 use super::time::parse_datetime_prefix;
 
 /// Escapes text for HTML and SVG (element content and quoted attributes).
@@ -300,7 +300,19 @@ pub fn render_html(r: &Report) -> String {
     latency_chart(r, &mut out);
     out.push_str("\n<h2>Traffic over time</h2>\n");
     traffic_chart(r, &mut out);
-    out.push_str("\n<h2>Top paths</h2>\n");
+    let _ = write!(
+        out,
+        "\n<h2>Top paths</h2>\n<p class=\"note\">{} of {} distinct paths</p>\n",
+        r.top_paths.len(),
+        esc(&distinct(
+            r.distinct_paths,
+            r.distinct_paths_exact,
+            r.distinct_error
+        ))
+    );
+    if let Some(note) = overcount_sentence(r.top_paths_max_overcount, "paths", r.memory_budget) {
+        let _ = writeln!(out, "<p class=\"partial\">{}</p>", esc(&note));
+    }
     paths_chart(r, &mut out);
     out.push_str("\n<table><tr><th>requests</th><th>errors</th><th>avg ms</th><th>p95 ms</th><th class=\"l\">path</th></tr>");
     for p in &r.top_paths {
@@ -315,7 +327,20 @@ pub fn render_html(r: &Report) -> String {
             esc(&p.path)
         );
     }
-    out.push_str("</table>\n<h2>Top client addresses</h2>\n<table><tr><th>requests</th><th class=\"l\">address</th></tr>");
+    let _ = write!(
+        out,
+        "</table>\n<h2>Top client addresses</h2>\n<p class=\"note\">{} of {} distinct addresses</p>\n",
+        r.top_ips.len(),
+        esc(&distinct(
+            r.distinct_ips,
+            r.distinct_ips_exact,
+            r.distinct_error
+        ))
+    );
+    if let Some(note) = overcount_sentence(r.top_ips_max_overcount, "clients", r.memory_budget) {
+        let _ = writeln!(out, "<p class=\"partial\">{}</p>", esc(&note));
+    }
+    out.push_str("<table><tr><th>requests</th><th class=\"l\">address</th></tr>");
     for ip in &r.top_ips {
         let _ = write!(
             out,
@@ -325,8 +350,20 @@ pub fn render_html(r: &Report) -> String {
         );
     }
     out.push_str("</table>\n");
-    if !r.malformed_samples.is_empty() {
+    if !r.malformed_reasons.is_empty() {
         out.push_str("<h2>Malformed lines</h2>\n<table>");
+        for m in &r.malformed_reasons {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td class=\"l\">{}</td></tr>",
+                m.count,
+                esc(&m.reason)
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    if !r.malformed_samples.is_empty() {
+        out.push_str("<table>");
         for s in &r.malformed_samples {
             let at = s.line.map_or(String::new(), |l| format!(":{l}"));
             let _ = write!(

@@ -31,9 +31,16 @@
 //!   made the Go version slow; the stage runs on N blocking threads (one per core plus one by
 //!   default, so a core has a chunk to parse while a finished worker is handed its next).
 //! - **report** is the sink, a [`Pipeline::fold`] that absorbs each partial into the total (in
-//!   any order: the merge is commutative, and malformed-line samples keep their input position),
-//!   then the report is built once, sorted deterministically. Emptied partials go back to the
-//!   workers.
+//!   any order: the merge is commutative while the keys fit, and malformed-line samples keep
+//!   their input position), then the report is built once, sorted deterministically. Emptied
+//!   partials go back to the workers, cleared of their keys.
+//! - **memory** follows [`Options::memory_budget`], never the input: the chunks in flight and
+//!   the pools are sized from it, partials hold one chunk's keys, and the totals keep paths
+//!   (64-bit hashes, with the text of the tracked ones) and clients (IPv4 and IPv6 as 128-bit
+//!   numbers) in tables of a fixed room. Past that room a table is a Misra-Gries/Space-Saving
+//!   summary whose largest over-count the report states; distinct counts then come from
+//!   HyperLogLog (the `cardinality-estimator` crate); latencies live in fixed-size log-bucketed
+//!   histograms.
 //! - Stopping is the pipeline's: a done context makes the run drain ([`Shutdown::drain`]), so the
 //!   source stops at its next chunk, the chunks already read are still counted, and the report
 //!   says it is partial. [`Progress::stages`] exposes the stages' live counters (chunks read,
@@ -69,9 +76,11 @@
 //! ```
 
 mod aggregate;
+mod budget;
 mod engine;
 mod error;
 mod filter;
+mod heavy;
 mod histogram;
 mod html;
 mod parse;
@@ -86,6 +95,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+pub use budget::{DEFAULT_MEMORY_BUDGET, MIN_MEMORY_BUDGET, parse_size};
 pub use engine::analyze;
 pub use error::LogsError;
 pub use filter::{parse_status_ranges, parse_time};
@@ -93,7 +103,7 @@ pub use html::render_html;
 pub use parse::{Level, LogFormat};
 pub use report::{
     InputSummary, IpCount, LatencyBin, LatencySummary, MalformedSample, MinuteCount, PathSummary,
-    RateSummary, Report, StatusCount,
+    RateSummary, ReasonCount, Report, StatusCount,
 };
 
 /// What to analyze.
@@ -198,10 +208,16 @@ pub struct Options {
     /// Parse workers (chunks analyzed at once); 0 (the default) means one per available core
     /// plus one, so a core has a chunk to parse while a finished worker is handed its next.
     pub workers: usize,
-    /// Bytes read per chunk. Default 2 MiB.
+    /// Bytes read per chunk, at most. Default 2 MiB; the memory budget may make it smaller.
     pub chunk_size: usize,
-    /// Longest line buffered; a longer line is counted as malformed and skipped. Default 16 MiB.
+    /// Longest line buffered; a longer line is counted as malformed and skipped. Default 16 MiB
+    /// (at most 1/8 of the memory budget).
     pub max_line: usize,
+    /// Memory the whole analysis may hold, in bytes (see [`parse_size`]); at least
+    /// [`MIN_MEMORY_BUDGET`]. Chunk sizes and the room of the path, client and minute tables
+    /// follow from it; past that room, paths and clients are summarized with a stated error
+    /// bound (see [`Report`]). Default [`DEFAULT_MEMORY_BUDGET`] (128 MiB).
+    pub memory_budget: u64,
     /// Stop at the first unreadable input with [`LogsError::Read`] instead of listing it in the
     /// report and going on. Default off.
     pub strict: bool,
@@ -225,6 +241,7 @@ impl Default for Options {
             workers: 0,
             chunk_size: 2 << 20,
             max_line: 16 << 20,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
             strict: false,
             progress: None,
         }
@@ -239,6 +256,12 @@ impl Options {
             return Err(LogsError::InvalidArgument(
                 "chunk size and maximum line length must be at least 4096 bytes".into(),
             ));
+        }
+        if self.memory_budget < MIN_MEMORY_BUDGET {
+            return Err(LogsError::InvalidArgument(format!(
+                "the memory budget must be at least {} MiB",
+                MIN_MEMORY_BUDGET >> 20
+            )));
         }
         Ok(())
     }

@@ -1,17 +1,26 @@
 //! The report: built once from the merged stats, in a deterministic order, and rendered as text
 //! (its `Display`), JSON (`serde`) or HTML ([`render_html`](super::render_html)).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
 use serde::Serialize;
 
-use super::aggregate::Stats;
+use super::aggregate::{HLL_STD_ERROR, Totals, client_text};
 use super::time::{format_rfc3339, format_utc};
 use super::{LogFormat, Options};
 
-/// The result of an analysis. Every count is exact; percentiles come from a histogram and are
-/// within 0.05% (overall) or 0.4% (per path) of the exact nearest-rank value.
+/// The result of an analysis. Line, request, status and minute counts are exact; percentiles
+/// come from histograms and are within 0.05% (overall) or 3.1% (per path) of the exact
+/// nearest-rank value.
+///
+/// Paths and client addresses are counted exactly while they fit the memory budget. Past it,
+/// each table becomes a heavy-hitters summary: [`Report::top_paths_max_overcount`] and
+/// [`Report::top_ips_max_overcount`] give the most a listed count can exceed the true one (0
+/// while exact), and the distinct counts become HyperLogLog estimates
+/// ([`Report::distinct_paths_exact`], [`Report::distinct_error`]). The figures a path lists
+/// beside its count (errors, latencies) then cover the requests counted while it was tracked.
 ///
 /// The line counters add up: `lines = blank_lines + other_lines + malformed_lines +
 /// filtered_out + requests`. Its `Display` is the text report; it serializes to JSON with serde.
@@ -47,6 +56,8 @@ pub struct Report {
     pub other_lines: u64,
     /// Lines that could not be parsed.
     pub malformed_lines: u64,
+    /// Malformed lines by reason, most frequent first.
+    pub malformed_reasons: Vec<ReasonCount>,
     /// The first malformed lines, in input order.
     pub malformed_samples: Vec<MalformedSample>,
     /// Requests the filters left out.
@@ -69,16 +80,44 @@ pub struct Report {
     pub status_codes: Vec<StatusCount>,
     /// Number of distinct paths (targets without their query string).
     pub distinct_paths: usize,
+    /// Whether `distinct_paths` is exact; else it is a HyperLogLog estimate.
+    pub distinct_paths_exact: bool,
     /// The busiest paths: by count, then by path.
     pub top_paths: Vec<PathSummary>,
+    /// The most a count in `top_paths` can exceed the true count: 0 while every path fits the
+    /// memory budget, else the bound of the heavy-hitters summary (each listed count `c` is
+    /// then an upper bound, and the true count is in `c - max_overcount ..= c`).
+    pub top_paths_max_overcount: u64,
     /// Number of distinct client addresses.
     pub distinct_ips: usize,
+    /// Whether `distinct_ips` is exact; else it is a HyperLogLog estimate.
+    pub distinct_ips_exact: bool,
     /// The busiest client addresses: by count, then by address.
     pub top_ips: Vec<IpCount>,
+    /// The most a count in `top_ips` can exceed the true count (see `top_paths_max_overcount`).
+    pub top_ips_max_overcount: u64,
+    /// The relative standard error of an estimated distinct count (HyperLogLog with 2^14
+    /// registers: 0.81%); it applies where `distinct_*_exact` is false.
+    pub distinct_error: f64,
+    /// The memory budget the analysis ran under, in bytes.
+    pub memory_budget: u64,
     /// Requests per minute over the minutes from the first to the last timestamped request.
     pub requests_per_minute: Option<RateSummary>,
     /// Requests per minute that has any, in time order.
     pub per_minute: Vec<MinuteCount>,
+    /// Requests left out of `per_minute` (and the rate) because their minutes did not fit the
+    /// memory budget (timestamps spread over years).
+    pub per_minute_dropped: u64,
+}
+
+/// Malformed lines with one reason.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct ReasonCount {
+    /// What is wrong with them.
+    pub reason: String,
+    /// How many lines.
+    pub count: u64,
 }
 
 /// One input of the analysis.
@@ -179,7 +218,7 @@ pub struct StatusCount {
 pub struct PathSummary {
     /// The path (target without query string; invalid UTF-8 replaced).
     pub path: String,
-    /// Requests.
+    /// Requests (an upper bound when `Report::top_paths_max_overcount` is not 0).
     pub count: u64,
     /// Requests with status 400 or more.
     pub errors: u64,
@@ -246,9 +285,38 @@ fn top_by_count<T>(
     top: usize,
 ) -> Vec<(Box<[u8]>, T)> {
     let mut items = items;
+    // Only the items tied with the top-th count or above can be listed: sort those.
+    if top > 0 && items.len() > top {
+        let (_, nth, _) =
+            items.select_nth_unstable_by(top - 1, |a, b| count(&b.1).cmp(&count(&a.1)));
+        let bar = count(&nth.1);
+        items.retain(|i| count(&i.1) >= bar);
+    }
     items.sort_unstable_by(|a, b| count(&b.1).cmp(&count(&a.1)).then_with(|| a.0.cmp(&b.0)));
     items.truncate(top);
     items
+}
+
+/// Text from the input, made safe for a terminal: control characters (ESC, BEL, the C1 range
+/// that starts OSC sequences, DEL) are written as `\x1b`-style escapes.
+pub(crate) fn term(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            let n = u32::from(c);
+            if n < 0x100 {
+                out.push_str(&format!("\\x{n:02x}"));
+            } else {
+                out.push_str(&format!("\\u{{{n:x}}}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// 1-2-5 bin edges in microseconds: 0, 1 ms, 2 ms, 5 ms, 10 ms, ...
@@ -261,7 +329,7 @@ fn bin_edge(i: usize) -> u64 {
 }
 
 pub(crate) fn build(
-    mut stats: Stats,
+    mut stats: Totals,
     mut inputs: Vec<InputSummary>,
     o: &Options,
     stopped: Option<String>,
@@ -308,7 +376,7 @@ pub(crate) fn build(
     let latency = h.min_max().map(|(min, max)| LatencySummary {
         count: h.total(),
         min_ms: ms(min as f64),
-        avg_ms: ms(stats.latency_sum_us as f64 / h.total() as f64),
+        avg_ms: ms(stats.c.latency_sum_us as f64 / h.total() as f64),
         max_ms: ms(max as f64),
         p50_ms: ms(h.quantile(0.5).unwrap_or(0.0)),
         p90_ms: ms(h.quantile(0.9).unwrap_or(0.0)),
@@ -344,31 +412,58 @@ pub(crate) fn build(
         .map(|(code, &count)| StatusCount {
             status: code as u16,
             count,
-            share: share(count, stats.requests),
+            share: share(count, stats.c.requests),
         })
         .collect();
 
-    let distinct_paths = stats.paths.len();
-    let paths = top_by_count(stats.paths.drain().collect(), |p| p.count, o.top);
-    let top_paths = paths
+    let (distinct_paths, distinct_paths_exact) = stats.distinct_paths();
+    let (distinct_ips, distinct_ips_exact) = stats.distinct_clients();
+    let top_paths_max_overcount = stats.paths.max_overcount();
+    let top_ips_max_overcount = stats.clients.max_overcount();
+    let paths: Vec<_> = std::mem::take(&mut stats.paths.map)
+        .into_values()
+        .map(|p| (Box::<[u8]>::from(stats.path_text(&p)), p))
+        .collect();
+    let top_paths = top_by_count(paths, |p| p.count, o.top)
         .into_iter()
-        .map(|(path, p)| {
-            let timed = p.latency.total();
-            PathSummary {
-                path: String::from_utf8_lossy(&path).into_owned(),
-                count: p.count,
-                errors: p.errors,
-                avg_ms: (timed > 0).then(|| ms(p.latency_sum_us as f64 / timed as f64)),
-                p95_ms: p.latency.quantile(0.95).map(ms),
-            }
+        .map(|(path, p)| PathSummary {
+            path: String::from_utf8_lossy(&path).into_owned(),
+            count: p.count + top_paths_max_overcount,
+            errors: p.errors,
+            avg_ms: (p.timed > 0).then(|| ms(p.latency_sum_us as f64 / p.timed as f64)),
+            p95_ms: p.latency.quantile(0.95).map(ms),
         })
         .collect();
-    let ips = stats.take_ips();
-    let distinct_ips = ips.len();
+    // Addresses are formatted only for the clients that can be listed.
+    let mut clients: Vec<_> = stats.clients.map.drain().collect();
+    if o.top > 0 && clients.len() > o.top {
+        let (_, nth, _) =
+            clients.select_nth_unstable_by(o.top - 1, |a, b| b.1.count.cmp(&a.1.count));
+        let bar = nth.1.count;
+        clients.retain(|c| c.1.count >= bar);
+    }
+    let ips: Vec<(Box<[u8]>, u64)> = clients
+        .into_iter()
+        .map(|(key, c)| {
+            let text = c
+                .text
+                .unwrap_or_else(|| client_text(key).into_bytes().into_boxed_slice());
+            (text, c.count)
+        })
+        .collect();
     let top_ips = top_by_count(ips, |c| *c, o.top)
         .into_iter()
         .map(|(ip, count)| IpCount {
             ip: String::from_utf8_lossy(&ip).into_owned(),
+            count: count + top_ips_max_overcount,
+        })
+        .collect();
+    let mut reasons = std::mem::take(&mut stats.reasons);
+    reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let malformed_reasons = reasons
+        .into_iter()
+        .map(|(reason, count)| ReasonCount {
+            reason: reason.to_string(),
             count,
         })
         .collect();
@@ -408,26 +503,34 @@ pub(crate) fn build(
         partial: stopped.is_some(),
         stopped_because: stopped,
         inputs,
-        lines: stats.lines,
-        blank_lines: stats.blank,
-        other_lines: stats.other,
-        malformed_lines: stats.malformed,
+        lines: stats.c.lines,
+        blank_lines: stats.c.blank,
+        other_lines: stats.c.other,
+        malformed_lines: stats.c.malformed,
+        malformed_reasons,
         malformed_samples,
-        filtered_out: stats.filtered,
-        requests: stats.requests,
-        errors: stats.errors,
-        error_share: share(stats.errors, stats.requests),
+        filtered_out: stats.c.filtered,
+        requests: stats.c.requests,
+        errors: stats.c.errors,
+        error_share: share(stats.c.errors, stats.c.requests),
         slow_threshold_ms: o.slow_ms,
-        slow: stats.slow,
+        slow: stats.c.slow,
         latency,
         latency_histogram,
         status_codes,
-        distinct_paths,
+        distinct_paths: usize::try_from(distinct_paths).unwrap_or(usize::MAX),
+        distinct_paths_exact,
         top_paths,
-        distinct_ips,
+        top_paths_max_overcount,
+        distinct_ips: usize::try_from(distinct_ips).unwrap_or(usize::MAX),
+        distinct_ips_exact,
         top_ips,
+        top_ips_max_overcount,
+        distinct_error: HLL_STD_ERROR,
+        memory_budget: o.memory_budget,
         requests_per_minute,
         per_minute,
+        per_minute_dropped: stats.minutes_dropped,
     }
 }
 
@@ -454,6 +557,33 @@ fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// `123`, or `~123 (estimated, 0.81% standard error)`.
+pub(crate) fn distinct(n: usize, exact: bool, error: f64) -> String {
+    if exact {
+        n.to_string()
+    } else {
+        format!("~{n} (estimated, {:.2}% standard error)", error * 100.0)
+    }
+}
+
+/// The sentence that says a table's counts are bounds, and how loose.
+pub(crate) fn overcount_sentence(max_overcount: u64, what: &str, budget: u64) -> Option<String> {
+    (max_overcount > 0).then(|| {
+        format!(
+            "more distinct {what} than fit the memory budget ({}): counts are upper bounds, \
+             each at most {max_overcount} above the true count (Misra-Gries/Space-Saving summary)",
+            human_bytes(budget)
+        )
+    })
+}
+
+fn overcount_note(f: &mut fmt::Formatter<'_>, max: u64, what: &str, budget: u64) -> fmt::Result {
+    match overcount_sentence(max, what, budget) {
+        Some(s) => writeln!(f, "  {s}"),
+        None => Ok(()),
     }
 }
 
@@ -489,12 +619,12 @@ impl fmt::Display for Report {
             write!(
                 f,
                 "  {}: {fmt_name}{how}{gz}, {} lines, {}",
-                i.name,
+                term(&i.name),
                 i.lines,
                 human_bytes(i.bytes)
             )?;
             if let Some(e) = &i.error {
-                write!(f, ", ERROR: {e}")?;
+                write!(f, ", ERROR: {}", term(e))?;
             }
             writeln!(f)?;
         }
@@ -567,8 +697,9 @@ impl fmt::Display for Report {
                 f,
                 "\ntop paths ({} of {})",
                 r.top_paths.len(),
-                r.distinct_paths
+                distinct(r.distinct_paths, r.distinct_paths_exact, r.distinct_error)
             )?;
+            overcount_note(f, r.top_paths_max_overcount, "paths", r.memory_budget)?;
             writeln!(
                 f,
                 "  {:>10}  {:>8}  {:>9}  {:>9}  path",
@@ -583,17 +714,25 @@ impl fmt::Display for Report {
                     p.errors,
                     opt(p.avg_ms),
                     opt(p.p95_ms),
-                    p.path
+                    term(&p.path)
                 )?;
             }
             writeln!(
                 f,
                 "\ntop client addresses ({} of {})",
                 r.top_ips.len(),
-                r.distinct_ips
+                distinct(r.distinct_ips, r.distinct_ips_exact, r.distinct_error)
             )?;
+            overcount_note(f, r.top_ips_max_overcount, "clients", r.memory_budget)?;
             for ip in &r.top_ips {
-                writeln!(f, "  {:>10}  {}", ip.count, ip.ip)?;
+                writeln!(f, "  {:>10}  {}", ip.count, term(&ip.ip))?;
+            }
+            if r.per_minute_dropped > 0 {
+                writeln!(
+                    f,
+                    "\nrequests/minute leaves out {} requests whose minutes did not fit the memory budget",
+                    r.per_minute_dropped
+                )?;
             }
         }
         if r.malformed_lines > 0 {
@@ -603,9 +742,18 @@ impl fmt::Display for Report {
                 r.malformed_lines,
                 r.malformed_samples.len()
             )?;
+            for reason in &r.malformed_reasons {
+                writeln!(f, "  {:>10}  {}", reason.count, reason.reason)?;
+            }
             for s in &r.malformed_samples {
                 let at = s.line.map_or(String::new(), |l| format!(":{l}"));
-                writeln!(f, "  {}{at}: {}: {}", s.input, s.reason, s.text)?;
+                writeln!(
+                    f,
+                    "  {}{at}: {}: {}",
+                    term(&s.input),
+                    s.reason,
+                    term(&s.text)
+                )?;
             }
         }
         Ok(())
@@ -615,6 +763,14 @@ impl fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_for_the_terminal() {
+        assert_eq!(term("/plain"), "/plain");
+        assert_eq!(term("/a\x1b]0;pwned\x07b"), "/a\\x1b]0;pwned\\x07b");
+        assert_eq!(term("\u{9b}31m"), "\\x9b31m");
+        assert_eq!(term("x\u{7f}"), "x\\x7f");
+    }
 
     #[test]
     fn bin_edges_follow_1_2_5() {
@@ -641,7 +797,7 @@ mod tests {
     #[test]
     fn empty_stats_make_a_clear_report() {
         let r = build(
-            Stats::new(500_000, 5),
+            Totals::new(&crate::logs::budget::Plan::for_budget(128 << 20, 3), 5),
             Vec::new(),
             &Options::default(),
             None,

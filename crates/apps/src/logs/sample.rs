@@ -61,6 +61,61 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
+/// Templates of id-bearing paths (the long tail of `--paths`), with their base latency in ms.
+const ID_PATHS: [(&str, u32); 6] = [
+    ("/api/v1/users/", 20),
+    ("/order/", 60),
+    ("/api/v1/products/", 30),
+    ("/static/build/", 2),
+    ("/api/v2/sessions/", 8),
+    ("/export/", 700),
+];
+
+/// Who sends the requests in a [`Shape`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Clients {
+    /// The built-in pool: about 3,000 private addresses with heavy hitters.
+    #[default]
+    Builtin,
+    /// `N` distinct addresses (IPv4, one in ten IPv6), with a Zipf-like popularity: a few
+    /// very busy clients and a long tail.
+    Pool(u64),
+    /// Every request from a new address (a scan, a crawler storm, a large public site).
+    Unique,
+}
+
+/// The cardinality of generated logs: how many clients and paths, and how popular each is.
+/// The default is the built-in shape (few clients, 24 paths).
+///
+/// ```
+/// use weft_apps::logs::LogFormat;
+/// use weft_apps::logs::sample::{Clients, Generator, Shape};
+/// let mut shape = Shape::default();
+/// shape.clients = Clients::Unique;
+/// shape.paths = 100_000;
+/// let mut out = Vec::new();
+/// Generator::with_shape(LogFormat::Kv, 1, shape).write_lines(&mut out, 1000)?;
+/// let text = String::from_utf8(out)?;
+/// let ips: std::collections::HashSet<&str> = text
+///     .lines()
+///     .filter_map(|l| l.split(" ip=").nth(1)?.split(' ').next())
+///     .collect();
+/// assert!(ips.len() > 980, "nearly one client per line");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct Shape {
+    /// Who sends the requests.
+    pub clients: Clients,
+    /// Distinct paths: 0 for the built-in 24; else the 24 built-in ones as the busiest, then
+    /// id-bearing paths (`/api/v1/users/123456`, `/order/9f3a...`) in a Zipf-like long tail.
+    /// Latencies then spread over five orders of magnitude (tens of microseconds to a
+    /// minute), written with microsecond precision.
+    pub paths: u64,
+}
+
 /// A seeded generator of log lines in one format.
 ///
 /// ```
@@ -78,6 +133,7 @@ const MONTHS: [&str; 12] = [
 #[derive(Debug, Clone)]
 pub struct Generator {
     format: LogFormat,
+    shape: Shape,
     state: u64,
     /// Milliseconds since [`SAMPLE_START`].
     clock_ms: u64,
@@ -88,8 +144,15 @@ impl Generator {
     /// A generator for `format`, starting at [`SAMPLE_START`].
     #[must_use]
     pub fn new(format: LogFormat, seed: u64) -> Self {
+        Self::with_shape(format, seed, Shape::default())
+    }
+
+    /// A generator for `format` with the cardinality of `shape`.
+    #[must_use]
+    pub fn with_shape(format: LogFormat, seed: u64, shape: Shape) -> Self {
         Generator {
             format,
+            shape,
             state: seed ^ 0x5851_f42d_4c95_7f2d,
             clock_ms: 0,
             line: 0,
@@ -166,18 +229,70 @@ impl Generator {
         };
     }
 
+    /// A Zipf-like rank in `0..n`: the cube of a uniform puts most draws on the first ranks
+    /// and spreads the rest over all of them.
+    fn rank(&mut self, n: u64) -> u64 {
+        let u = self.unit();
+        ((u * u * u) * n as f64) as u64 % n.max(1)
+    }
+
+    /// The address of client `r` of a pool: a bijective scramble of `r`, so neighbours in rank
+    /// are not neighbours in address; one in ten is IPv6.
+    fn client_address(r: u64) -> String {
+        let x = (r as u32).wrapping_mul(0x9e37_79b1) ^ ((r >> 32) as u32);
+        let x = x ^ (x >> 15);
+        if r % 10 == 9 {
+            format!("2001:db8:{:x}:{:x}::{:x}", x >> 16, x & 0xffff, r >> 32)
+        } else {
+            let [a, b, c, d] = x.to_be_bytes();
+            format!("{}.{b}.{c}.{d}", a.max(1))
+        }
+    }
+
     fn request(&mut self, out: &mut Vec<u8>, secs: i64) {
-        // Zipf-like choice of path: the square of a uniform favours low indexes.
-        let u = self.unit();
-        let (path, base_ms) = PATHS[((u * u) * PATHS.len() as f64) as usize % PATHS.len()];
-        let u = self.unit();
-        let ip_n = ((u * u * u) * 3000.0) as u64;
-        let ip = format!(
-            "10.{}.{}.{}",
-            ip_n / 1000,
-            (ip_n / 10) % 100 + 1,
-            ip_n % 250 + 2
-        );
+        let shaped = self.shape.paths > 0;
+        let mut id_path = String::new();
+        let (path, base_ms) = if shaped {
+            let r = self.rank(self.shape.paths);
+            if (r as usize) < PATHS.len() {
+                PATHS[r as usize]
+            } else {
+                let (prefix, base) = ID_PATHS[(r % ID_PATHS.len() as u64) as usize];
+                id_path.push_str(prefix);
+                if prefix == "/order/" {
+                    id_path.push_str(&format!(
+                        "{:012x}",
+                        r.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16
+                    ));
+                } else {
+                    id_path.push_str(&(100_000 + r).to_string());
+                }
+                (id_path.as_str(), base)
+            }
+        } else {
+            // Zipf-like choice of path: the square of a uniform favours low indexes.
+            let u = self.unit();
+            PATHS[((u * u) * PATHS.len() as f64) as usize % PATHS.len()]
+        };
+        let path = path.to_string();
+        let path = path.as_str();
+        let ip = match self.shape.clients {
+            Clients::Builtin => {
+                let u = self.unit();
+                let ip_n = ((u * u * u) * 3000.0) as u64;
+                format!(
+                    "10.{}.{}.{}",
+                    ip_n / 1000,
+                    (ip_n / 10) % 100 + 1,
+                    ip_n % 250 + 2
+                )
+            }
+            Clients::Pool(n) => {
+                let r = self.rank(n);
+                Self::client_address(r)
+            }
+            Clients::Unique => Self::client_address(self.line),
+        };
         let status = match self.below(1000) {
             0..=899 => 200,
             900..=919 => 201,
@@ -197,6 +312,14 @@ impl Generator {
             latency *= 8.0;
         }
         let latency_ms = latency.round().max(1.0) as u64;
+        // The shaped logs spread latencies over five orders of magnitude: a cache hit in tens
+        // of microseconds to an export of a minute.
+        let latency_us = if shaped {
+            let spread = [0.02, 0.1, 1.0, 1.0, 1.0, 3.0][self.below(6) as usize];
+            ((latency * spread * 1000.0).round() as u64).clamp(20, 60_000_000)
+        } else {
+            latency_ms * 1000
+        };
         let level = match status {
             500.. => "error",
             400..500 => "warn",
@@ -217,19 +340,36 @@ impl Generator {
                 let size = 200 + self.below(20_000);
                 writeln!(
                     out,
-                    "{ip} - - [{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000] \"{method} {path}{query} HTTP/1.1\" {status} {size} \"-\" \"Mozilla/5.0 (X11; Linux x86_64)\" {}.{:03}",
+                    "{ip} - - [{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000] \"{method} {path}{query} HTTP/1.1\" {status} {size} \"-\" \"Mozilla/5.0 (X11; Linux x86_64)\" {}.{:0width$}",
                     MONTHS[(mo - 1) as usize],
                     s / 3600,
                     s / 60 % 60,
                     s % 60,
-                    latency_ms / 1000,
-                    latency_ms % 1000
+                    latency_us / 1_000_000,
+                    if shaped {
+                        latency_us % 1_000_000
+                    } else {
+                        latency_us / 1000 % 1000
+                    },
+                    width = if shaped { 6 } else { 3 }
                 )
             }
+            LogFormat::Json if shaped => writeln!(
+                out,
+                r#"{{"ts":"{}","level":"{level}","ip":"{ip}","method":"{method}","path":"{path}{query}","status":{status},"time_ms":{}.{:03},"msg":"{msg}"}}"#,
+                format_rfc3339(secs),
+                latency_us / 1000,
+                latency_us % 1000
+            ),
             LogFormat::Json => writeln!(
                 out,
                 r#"{{"ts":"{}","level":"{level}","ip":"{ip}","method":"{method}","path":"{path}{query}","status":{status},"time_ms":{latency_ms},"msg":"{msg}"}}"#,
                 format_rfc3339(secs)
+            ),
+            _ if shaped => writeln!(
+                out,
+                "{} level={level} ip={ip} path=\"{path}{query}\" status={status} time={latency_us}us msg=\"{msg}\"",
+                format_utc(secs)
             ),
             _ => writeln!(
                 out,

@@ -348,6 +348,37 @@ fn parse_duration_us(b: &[u8], default_us_per_unit: u64) -> Option<u64> {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// No byte sequence makes a parser panic: random bytes, and valid lines of each format
+        /// with random bytes spliced in.
+        #[test]
+        fn parsers_never_panic_on_any_bytes(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            cut in 0usize..200,
+        ) {
+            let lines: [&[u8]; 3] = [
+                b"2024-03-01 12:00:00 level=info ip=10.1.2.3 path=\"/api/x?q=1\" status=200 time=12.5ms msg=\"ok\"",
+                b"1.2.3.4 - - [01/Mar/2024:12:00:00 +0000] \"GET /a HTTP/1.1\" 200 5 \"-\" \"curl\" 0.250",
+                b"{\"ts\":\"2024-03-01T12:00:00Z\",\"ip\":\"::1\",\"path\":\"/a\",\"status\":200,\"time_ms\":1.5}",
+            ];
+            for format in [LogFormat::Kv, LogFormat::Combined, LogFormat::Json] {
+                let mut cache = TsCache::default();
+                let _ = parse_line(format, trim_line(&bytes), &mut cache);
+                for line in lines {
+                    let at = cut.min(line.len());
+                    let mut spliced = line[..at].to_vec();
+                    spliced.extend_from_slice(&bytes);
+                    spliced.extend_from_slice(&line[at..]);
+                    let _ = parse_line(format, trim_line(&spliced), &mut cache);
+                    let _ = parse_line(format, &line[..at], &mut cache);
+                }
+            }
+            let _ = LogFormat::detect(&bytes);
+        }
+    }
+
     #[test]
     fn durations_in_every_unit() {
         assert_eq!(parse_duration_us(b"12ms", 1000), Some(12_000));
