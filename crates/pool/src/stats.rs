@@ -143,8 +143,13 @@ impl Histogram {
     }
 
     fn record_u64_single_writer(&self, ns: u64) {
+        self.record_many_single_writer(ns, 1);
+    }
+
+    /// Records `n` samples of `ns` nanoseconds each (the owning worker only, as above).
+    pub(crate) fn record_many_single_writer(&self, ns: u64, n: u64) {
         let b = &self.buckets[bucket_of(ns)];
-        b.store(b.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        b.store(b.load(Ordering::Relaxed) + n, Ordering::Relaxed);
     }
 
     /// Adds `other` into `self` (any thread; used when a worker retires).
