@@ -69,7 +69,7 @@ use crate::config::{Blacklist, Config};
 use crate::job::CancelQueued;
 use crate::lock;
 use crate::stats::{Acc, Counters, Histogram, Stats};
-use lock::{SpinGuard, SpinLock};
+pub(crate) use lock::{SpinGuard, SpinLock};
 use queue::Queue;
 use slot::Registry;
 use state::State;
