@@ -158,6 +158,11 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
         }
     }
 
+    /// This pool's identity (cell stash, handle registry).
+    pub(crate) fn uid(&self) -> u64 {
+        self.uid
+    }
+
     /// Level `level`'s capacity semaphore; `None` when the queue is unbounded.
     pub(crate) fn semaphore(&self, level: u8) -> Option<&Arc<Semaphore>> {
         self.capacity.as_ref().map(|c| &c[level as usize])
