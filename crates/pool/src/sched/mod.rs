@@ -159,7 +159,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
     }
 
     /// This pool's identity (cell stash, handle registry).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn uid(&self) -> u64 {
         self.uid
     }
