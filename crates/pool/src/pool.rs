@@ -737,3 +737,37 @@ impl<Req, Resp, E> fmt::Debug for Pool<Req, Resp, E> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pool_is_found_by_its_handles_while_alive_and_leaves_the_registry_when_dropped() {
+        let pool = Pool::builder()
+            .workers(1)
+            .build_fn(|_ctx, n: u32| async move { Ok::<_, Infallible>(n) });
+        let uid = pool.shared.uid();
+        assert!(
+            crate::sched::pool_of(uid).is_some(),
+            "registered when built"
+        );
+        assert_eq!(pool.submit(1).await.unwrap().await.unwrap(), 1);
+        let weak = Arc::downgrade(&pool.shared);
+        pool.shutdown(Shutdown::drain(std::time::Duration::from_secs(1)))
+            .await;
+        drop(pool);
+        // The workers' tasks drop their references as they finish.
+        for _ in 0..1000 {
+            if weak.strong_count() == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(weak.strong_count(), 0, "the pool's core is freed");
+        assert!(crate::sched::pool_of(uid).is_none(), "and unregistered");
+    }
+}

@@ -34,12 +34,7 @@ where
                     SubmitError::Closed(_) => JobError::Rejected,
                     SubmitError::Blacklisted { key, .. } => JobError::Blacklisted { key },
                 };
-                JobHandle::new(
-                    Arc::new(Cell::resolved(Err(err))),
-                    None,
-                    0,
-                    self.default_level(),
-                )
+                JobHandle::new(Arc::new(Cell::resolved(Err(err))), 0, self.default_level())
             }
         };
         ResponseFuture::new(handle)

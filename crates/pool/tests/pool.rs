@@ -962,6 +962,61 @@ async fn a_context_service_gets_each_jobs_context() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn trivial_jobs_run_in_batches_are_all_counted_and_a_waiting_one_keeps_its_run_time() {
+    // Jobs that finish at their first poll share clock reads within a claimed batch (their run
+    // time is the batch's mean); one that waits among them is timed alone. Every started job
+    // is counted once in both histograms, and under the paused clock the figures are exact.
+    let (pool, log) = pool_with(
+        Pool::builder()
+            .workers(1)
+            .batch(std::num::NonZeroUsize::new(64).unwrap()),
+    );
+    let gate = Gate::new();
+    let g = pool.submit(Job::Gate(gate.clone())).await.unwrap();
+    gate.wait_started().await;
+    // Queued behind the gate, so the worker claims them in batches of more than one.
+    for n in 0..500 {
+        pool.submit_detached(Job::Record(n)).await.unwrap();
+        if n == 250 {
+            pool.submit_detached(Job::Sleep(Duration::from_secs(2)))
+                .await
+                .unwrap();
+        }
+    }
+    tokio::time::advance(Duration::from_secs(1)).await;
+    gate.open();
+    g.await.unwrap();
+    let stats = pool
+        .shutdown(Shutdown::drain(Duration::from_secs(10)))
+        .await;
+    assert_eq!(log.lock().unwrap().len(), 500);
+    assert_eq!(stats.count(Outcome::Completed), 502);
+    assert_eq!(stats.run_time.count, 502, "{:?}", stats.run_time);
+    assert_eq!(stats.queue_wait.count, 502, "{:?}", stats.queue_wait);
+    // The gate ran 1 s and the sleeper 2 s, each measured alone; the trivial jobs took no
+    // (paused) time, even those sharing a batch with the sleeper.
+    assert!(
+        stats.run_time.max >= Duration::from_secs(2)
+            && stats.run_time.max < Duration::from_millis(2260),
+        "{:?}",
+        stats.run_time
+    );
+    assert_eq!(stats.run_time.p90, Duration::ZERO, "{:?}", stats.run_time);
+    // Queued at t = 0 and started after the gate (1 s), or after the sleeper too (3 s).
+    assert!(
+        stats.queue_wait.max >= Duration::from_secs(3)
+            && stats.queue_wait.max < Duration::from_millis(3400),
+        "{:?}",
+        stats.queue_wait
+    );
+    assert!(
+        stats.queue_wait.p50 >= Duration::from_secs(1),
+        "{:?}",
+        stats.queue_wait
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn stats_count_every_outcome_and_latencies() {
     let (pool, _log) = pool_with(Pool::builder().workers(2).timeout(Duration::from_secs(1)));
     let jobs = [

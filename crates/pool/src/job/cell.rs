@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::task::Waker;
 
 use crate::error::JobError;
-use crate::loom::{AtomicBool, AtomicU8, Mutex, lock};
+use crate::loom::{AtomicBool, AtomicU8, SlotLock, lock_slot};
 
 /// Where a job is in its life, as its cell records it.
 ///
@@ -56,7 +56,7 @@ pub(crate) struct Cell<Resp, E> {
     /// Set by the handle's first poll: a cell never polled holds no waker, so it can be
     /// reused as it is (see `sched::stash`).
     polled: AtomicBool,
-    slot: Mutex<Slot<Resp, E>>,
+    slot: SlotLock<Slot<Resp, E>>,
     /// What the handle's drop does with a cell whose job is still queued (see
     /// `sched::stash`), and the pool's identity for it.
     pub(crate) stash: Option<(StashFn<Resp, E>, u64)>,
@@ -88,7 +88,7 @@ impl<Resp, E> Cell<Resp, E> {
             state: AtomicU8::new(CellState::Queued as u8),
             polled: AtomicBool::new(false),
             stash,
-            slot: Mutex::new(Slot {
+            slot: SlotLock::new(Slot {
                 result: None,
                 waker: None,
             }),
@@ -99,7 +99,7 @@ impl<Resp, E> Cell<Resp, E> {
     pub(crate) fn resolved(result: Result<Resp, JobError<E>>) -> Self {
         let cell = Cell::new(None);
         cell.state.store(CellState::Done as u8, Ordering::Relaxed);
-        lock(&cell.slot).result = Some(result);
+        lock_slot(&cell.slot).result = Some(result);
         cell
     }
 
@@ -186,7 +186,7 @@ impl<Resp, E> Cell<Resp, E> {
     pub(crate) fn resolve(&self, result: Result<Resp, JobError<E>>) {
         self.finish();
         let waker = {
-            let mut slot = lock(&self.slot);
+            let mut slot = lock_slot(&self.slot);
             slot.result = Some(result);
             slot.waker.take()
         };
@@ -200,7 +200,7 @@ impl<Resp, E> Cell<Resp, E> {
         if !self.polled.load(Ordering::Relaxed) {
             self.polled.store(true, Ordering::Relaxed);
         }
-        let mut slot = lock(&self.slot);
+        let mut slot = lock_slot(&self.slot);
         if let Some(r) = slot.result.take() {
             return Some(r);
         }

@@ -56,24 +56,14 @@ pub(crate) trait CancelQueued: Send + Sync {
 pub struct JobHandle<Resp, E> {
     /// `None` only while being dropped.
     cell: Option<Arc<Cell<Resp, E>>>,
-    /// The pool, for [`cancel`](Self::cancel) (`None` for a job refused at submission). Held
-    /// here rather than in the cell: a detached job's cell is freed by its worker, and this
-    /// reference count would then bounce between the submitting and the working thread.
-    pool: Option<Arc<dyn CancelQueued>>,
     id: u64,
     level: u8,
 }
 
 impl<Resp, E> JobHandle<Resp, E> {
-    pub(crate) fn new(
-        cell: Arc<Cell<Resp, E>>,
-        pool: Option<Arc<dyn CancelQueued>>,
-        id: u64,
-        level: u8,
-    ) -> Self {
+    pub(crate) fn new(cell: Arc<Cell<Resp, E>>, id: u64, level: u8) -> Self {
         JobHandle {
             cell: Some(cell),
-            pool,
             id,
             level,
         }
@@ -108,17 +98,19 @@ impl<Resp, E> JobHandle<Resp, E> {
         let Some(cell) = &self.cell else {
             return false;
         };
-        let pool = self.pool.as_deref();
+        // The pool (none for a job refused at submission) is found through its cell's uid,
+        // only when needed (see `sched::stash::PoolRef`).
+        let pool = || cell.stash.and_then(|(_, uid)| crate::sched::pool_of(uid));
         match cell.cancel() {
             Cancel::WasQueued => {
-                if let Some(pool) = pool {
+                if let Some(pool) = pool() {
                     pool.cancelled_while_queued(self.id, self.level);
                 }
                 cell.resolve(Err(JobError::Cancelled));
                 true
             }
             Cancel::Flagged => {
-                if let Some(pool) = pool {
+                if let Some(pool) = pool() {
                     pool.wake_workers();
                 }
                 true

@@ -95,7 +95,7 @@ where
         self.pushed(st);
         drop(garbage); // outside the lock: a cell may hold a waker
         drop(fresh);
-        Ok(JobHandle::new(cell, Some(self.handle_ref()), id, level))
+        Ok(JobHandle::new(cell, id, level))
     }
 
     /// [`enqueue`](Self::enqueue) without a handle or result cell: the job's id.
@@ -167,12 +167,7 @@ where
                 Ok(job) if handles => {
                     let cell = self.new_cell();
                     let id = st.push(job, level, Some(Arc::clone(&cell)), now);
-                    Ok(Some(JobHandle::new(
-                        cell,
-                        Some(self.handle_ref()),
-                        id,
-                        level,
-                    )))
+                    Ok(Some(JobHandle::new(cell, id, level)))
                 }
                 Ok(job) => {
                     st.push(job, level, None, now);

@@ -63,13 +63,13 @@ pub(crate) use claim::{Buffers, Fetched};
 pub(crate) use queue::Entry;
 pub(crate) use scaling::Spawner;
 pub(crate) use slot::WorkerSlot;
+pub(crate) use stash::pool_of;
 
 use crate::clock::Clock;
 use crate::config::{Blacklist, Config};
-use crate::job::CancelQueued;
 use crate::lock;
 use crate::stats::{Acc, Counters, Histogram, Stats};
-use lock::{SpinGuard, SpinLock};
+pub(crate) use lock::{SpinGuard, SpinLock};
 use queue::Queue;
 use slot::Registry;
 use state::State;
@@ -84,8 +84,6 @@ pub(crate) struct Shared<Req, Resp, E> {
     sorted: Padded<Mutex<Queue<Req, Resp, E>>>,
     /// Job stamps and latencies (see [`Clock`]).
     pub(crate) clock: Clock,
-    /// Given to job handles (see `stash::PoolRef`); set once the pool is in its `Arc`.
-    handle_ref: OnceLock<Arc<dyn CancelQueued>>,
     /// This pool's identity for the thread-local cell stash.
     uid: u64,
     /// One semaphore per level (the same `Arc` for all when capacity is shared); `None` when
@@ -140,7 +138,6 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
             state: Padded(SpinLock::new(State::new(levels, config.batch, min, max))),
             sorted: Padded(Mutex::new(Queue::new(levels, aging))),
             clock: Clock::new(),
-            handle_ref: OnceLock::new(),
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             capacity,
             config,
@@ -159,6 +156,12 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
             ctx_cancel,
             watcher: Mutex::new(None),
         }
+    }
+
+    /// This pool's identity (cell stash, handle registry).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn uid(&self) -> u64 {
+        self.uid
     }
 
     /// Level `level`'s capacity semaphore; `None` when the queue is unbounded.
@@ -270,6 +273,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
 
 impl<Req, Resp, E> Drop for Shared<Req, Resp, E> {
     fn drop(&mut self) {
+        stash::unregister(self.uid);
         if let Some(w) = lock(&self.watcher).take() {
             w.stop();
         }

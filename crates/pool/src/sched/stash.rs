@@ -4,18 +4,42 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use super::Shared;
 use super::state::State;
 use crate::job::{CancelQueued, Cell, StashFn};
+use crate::lock;
 
-/// What a [`JobHandle`](crate::JobHandle) holds to cancel its job: a weak reference to the
-/// pool, in an allocation of its own. Every submit clones it and every handle drop releases
-/// it; when handles held the pool's `Arc` itself, that reference count shared a cache line
-/// with the fields the workers read, and each submit made those lines bounce between cores.
-#[repr(align(128))]
+/// How a [`JobHandle`](crate::JobHandle) reaches its pool to cancel its job: a weak
+/// reference, registered in [`POOLS`] under the pool's uid (which the handle's cell carries).
+/// Handles used to hold a reference each: cloned by every submit and released by every handle
+/// drop, its count bounced between the submitting and the working threads (BENCHMARKS.md).
 struct PoolRef<Req, Resp, E>(Weak<Shared<Req, Resp, E>>);
+
+/// The live pools by uid (see [`PoolRef`]): written when a pool is built and dropped, read
+/// only by a handle's cancel.
+static POOLS: Mutex<Vec<(u64, Arc<dyn CancelQueued>)>> = Mutex::new(Vec::new());
+
+/// The pool of uid `uid`, if it is still alive.
+pub(crate) fn pool_of(uid: u64) -> Option<Arc<dyn CancelQueued>> {
+    lock(&POOLS)
+        .iter()
+        .find(|(u, _)| *u == uid)
+        .map(|(_, r)| Arc::clone(r))
+}
+
+/// Called when the pool of uid `uid` is dropped.
+pub(super) fn unregister(uid: u64) {
+    let removed = {
+        let mut pools = lock(&POOLS);
+        pools
+            .iter()
+            .position(|(u, _)| *u == uid)
+            .map(|i| pools.swap_remove(i))
+    };
+    drop(removed); // outside the lock
+}
 
 impl<Req, Resp, E> CancelQueued for PoolRef<Req, Resp, E>
 where
@@ -114,18 +138,11 @@ where
     Resp: Send + 'static,
     E: Send + 'static,
 {
-    /// Must be called once the pool is in its `Arc`, before any submit.
+    /// Must be called once the pool is in its `Arc`, before any submit: registers it for its
+    /// handles' cancels (see [`PoolRef`]).
     pub(super) fn init_handle_ref(self: &Arc<Self>) {
         let r: Arc<dyn CancelQueued> = Arc::new(PoolRef(Arc::downgrade(self)));
-        let _ = self.handle_ref.set(r);
-    }
-
-    /// The pool reference for a new handle.
-    pub(super) fn handle_ref(self: &Arc<Self>) -> Arc<dyn CancelQueued> {
-        match self.handle_ref.get() {
-            Some(r) => Arc::clone(r),
-            None => Arc::clone(self) as Arc<dyn CancelQueued>,
-        }
+        lock(&POOLS).push((self.uid, r));
     }
 
     /// This thread's stashed cell if it is this pool's.
