@@ -30,17 +30,34 @@ pub enum Outcome {
     Blacklisted,
 }
 
+/// Every outcome, in declaration order (the order `Outcome::index` follows).
+const ALL: [Outcome; 7] = [
+    Outcome::Completed,
+    Outcome::Failed,
+    Outcome::Cancelled,
+    Outcome::TimedOut,
+    Outcome::Panicked,
+    Outcome::Rejected,
+    Outcome::Blacklisted,
+];
+
 impl Outcome {
-    /// All outcomes, in declaration order.
-    pub const ALL: [Outcome; 7] = [
-        Outcome::Completed,
-        Outcome::Failed,
-        Outcome::Cancelled,
-        Outcome::TimedOut,
-        Outcome::Panicked,
-        Outcome::Rejected,
-        Outcome::Blacklisted,
-    ];
+    /// Every outcome this version of weft-pool knows, in declaration order.
+    ///
+    /// An iterator rather than a fixed-size array: `Outcome` is `#[non_exhaustive]`, and a
+    /// public `[Outcome; 7]` would make adding an outcome a breaking change. Code that indexes
+    /// its own table by outcome should size it with `Outcome::all().len()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft_pool::Outcome;
+    /// assert_eq!(Outcome::all().next(), Some(Outcome::Completed));
+    /// assert!(Outcome::all().any(|o| o == Outcome::Blacklisted));
+    /// ```
+    pub fn all() -> impl ExactSizeIterator<Item = Outcome> + Clone {
+        ALL.into_iter()
+    }
 
     /// The outcome a job's result stands for.
     pub fn of<T, E>(result: &Result<T, JobError<E>>) -> Outcome {

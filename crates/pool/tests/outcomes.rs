@@ -89,7 +89,7 @@ async fn run(jobs: Vec<(Kind, u8, bool)>, workers: usize, cap: usize, mode: Mode
     let mut seen = [0u64; 7];
     for h in handles {
         let o = Outcome::of(&h.await);
-        seen[Outcome::ALL.iter().position(|x| *x == o).unwrap()] += 1;
+        seen[Outcome::all().position(|x| x == o).unwrap()] += 1;
     }
     assert_eq!(refused, 0, "nothing is refused before shutdown");
     assert_eq!(stats.outcomes, seen, "counters agree with the handles");

@@ -1033,7 +1033,7 @@ async fn stats_count_every_outcome_and_latencies() {
     let mut seen = [0u64; 7];
     for h in hs {
         let outcome = Outcome::of(&h.await);
-        seen[Outcome::ALL.iter().position(|o| *o == outcome).unwrap()] += 1;
+        seen[Outcome::all().position(|o| o == outcome).unwrap()] += 1;
     }
     let stats = pool.stats();
     assert_eq!(

@@ -46,7 +46,7 @@ pub(crate) fn render(stats: &Stats, stored: &[(JobStatus, u64)], accepted: u64) 
     for (level, depth) in stats.queued.iter().enumerate() {
         let _ = writeln!(out, "weft_pool_queue_depth{{priority=\"{level}\"}} {depth}");
     }
-    for outcome in Outcome::ALL {
+    for outcome in Outcome::all() {
         let name = outcome.to_string().replace(' ', "_");
         let _ = writeln!(
             out,
