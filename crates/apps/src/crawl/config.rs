@@ -125,10 +125,12 @@ impl CrawlConfig {
         self
     }
 
-    /// Follows links only to these hosts and their subdomains (`example.com` allows
-    /// `docs.example.com`; IP addresses match exactly). Seeds are always fetched.
+    /// Also follows links to these hosts and their subdomains (`example.com` allows
+    /// `docs.example.com`; IP addresses match exactly), on any port, over http or https.
+    /// Seeds are always fetched.
     ///
-    /// By default, the seeds' hosts are allowed.
+    /// By default, there are none: only the seeds' origins (scheme, host and port) are in
+    /// scope, so `http://host:8080/` does not lead to `http://host:8081/` or `https://host/`.
     pub fn allow_domains<I, S>(mut self, domains: I) -> Self
     where
         I: IntoIterator<Item = S>,

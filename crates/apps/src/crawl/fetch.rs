@@ -3,6 +3,7 @@
 //! stage.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -12,8 +13,9 @@ use url::Url;
 
 use super::config::CrawlConfig;
 use super::frontier::Job;
+use super::guard::Guard;
 use super::parse::parse_html;
-use super::record::{PageError, PageRecord};
+use super::record::{Counters, PageError, PageRecord, Skip};
 use super::robots::Robots;
 use super::url::{Scope, host_key, normalize};
 
@@ -26,6 +28,9 @@ pub(crate) struct Env {
     /// Every URL ever queued or requested, normalised. Shared with the tasks so that a
     /// same-host redirect never requests a URL twice either.
     pub(crate) seen: Mutex<HashSet<Box<str>>>,
+    /// The addresses never requested.
+    pub(crate) guard: Guard,
+    pub(crate) counters: Arc<Counters>,
 }
 
 impl Env {
@@ -91,8 +96,15 @@ fn backoff(config: &CrawlConfig, attempt: u32, retry_after: Option<Duration>) ->
     wait.min(config.max_backoff)
 }
 
-/// Sends a GET, retrying transient failures. Returns the last result and the attempts made.
+/// Sends a GET, retrying transient failures. Returns the last result and the attempts made
+/// (0 when the URL is blocked and nothing was sent).
 async fn send(env: &Env, url: &Url) -> (Result<Response, PageError>, u32) {
+    if !env.guard.allows(url) {
+        // Relaxed: a counter for the summary, read after the run is joined.
+        env.counters.blocked.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%url, "not requested: link-local or cloud metadata address");
+        return (Err(PageError::Blocked), 0);
+    }
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -220,7 +232,8 @@ pub(crate) async fn fetch_page(env: Arc<Env>, job: Job, robots: Arc<Robots>) -> 
                 break;
             }
             hops += 1;
-            if !env.scope.allows(&target) {
+            if let Err(skip) = env.scope.check(&target) {
+                rec.not_followed = Some(skip);
                 break;
             }
             if host_key(&target) != host_key(&url) {
@@ -232,8 +245,13 @@ pub(crate) async fn fetch_page(env: Arc<Env>, job: Job, robots: Arc<Robots>) -> 
                 });
                 break;
             }
-            if !robots.allows(&target) || !env.mark_seen(&target) {
-                // Disallowed, or already crawled (or queued) on its own: a loop ends here.
+            if !robots.allows(&target) {
+                rec.not_followed = Some(Skip::Robots);
+                break;
+            }
+            if !env.mark_seen(&target) {
+                // Already crawled (or queued) on its own: a loop ends here.
+                rec.not_followed = Some(Skip::Seen);
                 break;
             }
             url = target;
@@ -303,9 +321,15 @@ pub(crate) fn parse_page(env: &Env, page: FetchedPage) -> PageOutcome {
     }
 }
 
-/// Fetches and parses a host's robots.txt (following up to 5 redirects, to any host).
-/// 2xx: its rules; 4xx: allow all; 5xx: disallow all (RFC 9309); no answer at all: allow all,
-/// so that the pages themselves report the network error.
+/// The most of a robots.txt that is read and parsed: the 500 KiB that RFC 9309 asks crawlers
+/// to parse at least (more costs memory per host and says nothing a real site needs).
+pub(crate) const ROBOTS_MAX: usize = 500 * 1024;
+
+/// Fetches and parses a host's robots.txt (following up to 5 redirects, to any host but a
+/// blocked address, as RFC 9309 allows). 2xx: its rules (the first [`ROBOTS_MAX`] bytes, up to
+/// the last whole line); 4xx, a blocked redirect or too many: allow all; 5xx: disallow all
+/// (RFC 9309); no answer at all: allow all, so that the pages themselves report the network
+/// error.
 pub(crate) async fn fetch_robots(env: Arc<Env>, mut url: Url) -> Robots {
     for _ in 0..=5 {
         let (result, _) = send(&env, &url).await;
@@ -334,9 +358,16 @@ pub(crate) async fn fetch_robots(env: Arc<Env>, mut url: Url) -> Robots {
         if !status.is_success() {
             return Robots::AllowAll;
         }
-        // RFC 9309: parse at least 500 KiB.
-        return match read_body(&mut resp, 512 * 1024, true).await {
-            Ok((body, _, _)) => Robots::parse(env.config.robots_agent(), &body),
+        return match read_body(&mut resp, ROBOTS_MAX, true).await {
+            Ok((mut body, _, truncated)) => {
+                if truncated {
+                    // A rule cut in half could mean something else (`Disallow: /a` of
+                    // `/admin`): keep whole lines only.
+                    let whole = memchr::memrchr(b'\n', &body).map_or(0, |at| at + 1);
+                    body.truncate(whole);
+                }
+                Robots::parse(env.config.robots_agent(), &body)
+            }
             Err(_) => Robots::AllowAll,
         };
     }

@@ -9,9 +9,14 @@
 //!   runs on a [`weft_pipeline`] pipeline whose sink feeds the links it finds back to its
 //!   source (below).
 //! - **Scope**: links are followed within [`max_depth`](CrawlConfig::max_depth) and
-//!   [`max_pages`](CrawlConfig::max_pages), to the allowed domains (by default the seeds'
-//!   hosts), matching the include and exclude patterns; URLs are [normalised](normalize) and
-//!   never fetched twice, redirect hops included.
+//!   [`max_pages`](CrawlConfig::max_pages), on the seeds' origins (scheme, host and port) or
+//!   the [allowed domains](CrawlConfig::allow_domains), matching the include and exclude
+//!   patterns; URLs are [normalised](normalize) (credentials dropped) and never fetched twice,
+//!   redirect hops included. A redirect that is not followed says why
+//!   ([`PageRecord::not_followed`]).
+//! - **Safety**: no request goes to a link-local or cloud metadata address (`169.254.0.0/16`,
+//!   `fe80::/10`, `metadata.google.internal`, ...), checked on the URL and on every resolved
+//!   address, unless a seed names that host; robots.txt is read up to 500 KiB.
 //! - **Manners**: robots.txt is fetched per host and obeyed (including `Crawl-delay`) unless
 //!   [`respect_robots(false)`](CrawlConfig::respect_robots).
 //! - **Robustness**: timeouts, a body size cap, a redirect limit, retries with backoff for
@@ -82,6 +87,7 @@ mod crawler;
 mod error;
 mod fetch;
 mod frontier;
+mod guard;
 mod parse;
 mod record;
 mod robots;
@@ -90,5 +96,5 @@ mod url;
 pub use config::{CrawlConfig, DEFAULT_USER_AGENT};
 pub use crawler::{Crawl, Crawler};
 pub use error::CrawlError;
-pub use record::{PageError, PageRecord, Progress, Stats, StopReason, Summary};
-pub use url::normalize;
+pub use record::{PageError, PageRecord, Progress, Skip, Stats, StopReason, Summary};
+pub use url::{normalize, parse_seed};

@@ -34,6 +34,47 @@ pub enum PageError {
     /// Fetching or parsing the page panicked (a bug); the crawl went on.
     #[error("the page task panicked")]
     Panicked,
+    /// The URL names a link-local or cloud metadata address (`169.254.0.0/16`, `fe80::/10`,
+    /// `metadata.google.internal`, ...) that no seed named: it was not requested.
+    #[error("not requested: link-local or cloud metadata address")]
+    Blocked,
+}
+
+/// Why a link or a redirect was not followed.
+///
+/// Serialised (in [`PageRecord::not_followed`] and the `--links` list) as its lowercase name.
+///
+/// ```
+/// use weft_apps::crawl::Skip;
+/// assert_eq!(serde_json::to_string(&Skip::Scope)?, r#""scope""#);
+/// assert_eq!(Skip::Scope.to_string(), "out of scope (another origin or domain)");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Skip {
+    /// Another origin (scheme, host or port) than the seeds', and not an allowed domain.
+    #[error("out of scope (another origin or domain)")]
+    Scope,
+    /// The include or exclude patterns (or the follow selector) leave it out.
+    #[error("left out by the include, exclude or follow filters")]
+    Filter,
+    /// Its host's robots.txt disallows it.
+    #[error("disallowed by robots.txt")]
+    Robots,
+    /// It is past the depth limit.
+    #[error("past the depth limit")]
+    Depth,
+    /// It was already crawled or queued.
+    #[error("already seen")]
+    Seen,
+    /// The page limit was reached.
+    #[error("page limit reached")]
+    PageLimit,
+    /// A link-local or cloud metadata address (see [`PageError::Blocked`]).
+    #[error("link-local or cloud metadata address")]
+    Blocked,
 }
 
 impl From<reqwest::Error> for PageError {
@@ -100,6 +141,10 @@ pub struct PageRecord {
     /// Why the page failed, if it did (a 4xx/5xx status counts as failed).
     #[serde(serialize_with = "error_as_text")]
     pub error: Option<PageError>,
+    /// Why the redirect to `final_url` was not followed, when the page ended on one (a
+    /// redirect to another in-scope origin is followed as a page of its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_followed: Option<Skip>,
 }
 
 impl PageRecord {
@@ -117,6 +162,7 @@ impl PageRecord {
             attempts: 0,
             fetch_ms: 0.0,
             error: None,
+            not_followed: None,
         }
     }
 }
@@ -130,6 +176,7 @@ pub(crate) struct Counters {
     pub(crate) queued: AtomicU64,
     pub(crate) in_flight: AtomicU64,
     pub(crate) robots_denied: AtomicU64,
+    pub(crate) blocked: AtomicU64,
 }
 
 /// A snapshot of a crawl's counters. See [`Crawl::progress`](super::Crawl::progress).
@@ -148,6 +195,9 @@ pub struct Stats {
     pub in_flight: u64,
     /// URLs not fetched because robots.txt disallows them.
     pub robots_denied: u64,
+    /// Requests refused because they would reach a link-local or cloud metadata address
+    /// (pages and robots.txt redirects).
+    pub blocked: u64,
 }
 
 /// A cheap, cloneable view of a running crawl's counters, for progress displays.
@@ -166,6 +216,7 @@ impl Progress {
             queued: c.queued.load(Ordering::Relaxed),
             in_flight: c.in_flight.load(Ordering::Relaxed),
             robots_denied: c.robots_denied.load(Ordering::Relaxed),
+            blocked: c.blocked.load(Ordering::Relaxed),
         }
     }
 }
@@ -224,6 +275,13 @@ impl std::fmt::Display for Summary {
         )?;
         if s.robots_denied > 0 {
             write!(f, "; {} denied by robots.txt", s.robots_denied)?;
+        }
+        if s.blocked > 0 {
+            write!(
+                f,
+                "; {} requests refused (link-local or cloud metadata address)",
+                s.blocked
+            )?;
         }
         match &self.stop {
             StopReason::Finished => write!(f, "; finished"),
