@@ -275,4 +275,53 @@ mod tests {
             Err(Skip::Filter)
         );
     }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// URL-ish text: schemes, credentials, hosts, ports, dot segments, escapes, fragments.
+        fn url_text() -> impl Strategy<Value = String> {
+            (
+                "(http://|HTTPS://|ftp://|)",
+                "(|user:pa%40ss@|u@|:@)",
+                "(example\\.com|EXAMPLE\\.com\\.|127\\.0\\.0\\.1|\\[::1\\]|169\\.254\\.169\\.254|xn--nxasmq6b\\.test|[a-z0-9.-]{0,12})",
+                "(|:80|:443|:8080|:0)",
+                "(/|\\.|\\.\\.|%2e|%2F|[a-z]|\\?|#|&|=| ){0,20}",
+            )
+                .prop_map(|(s, c, h, p, rest)| format!("{s}{c}{h}{p}{rest}"))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn normalized_urls_are_fetchable_credential_free_and_stable(text in url_text()) {
+                let _ = parse_seed(&text);
+                let Ok(url) = Url::parse(&text) else { return Ok(()) };
+                let Some(n) = normalize(url) else { return Ok(()) };
+                prop_assert!(matches!(n.scheme(), "http" | "https"));
+                prop_assert!(n.host().is_some());
+                prop_assert!(n.fragment().is_none());
+                prop_assert!(n.username().is_empty() && n.password().is_none());
+                // Idempotent, and what is printed parses back to the same URL.
+                let again = normalize(n.clone());
+                prop_assert_eq!(again.as_ref(), Some(&n));
+                let reparsed = Url::parse(n.as_str()).ok();
+                prop_assert_eq!(reparsed.as_ref(), Some(&n));
+            }
+
+            #[test]
+            fn the_default_scope_is_exactly_the_seed_origins(seed in url_text(), link in url_text()) {
+                let (Ok(seed), Ok(link)) = (Url::parse(&seed), Url::parse(&link)) else {
+                    return Ok(());
+                };
+                let (Some(seed), Some(link)) = (normalize(seed), normalize(link)) else {
+                    return Ok(());
+                };
+                let scope = Scope::new(vec![seed.origin()], vec![], vec![], vec![]);
+                prop_assert_eq!(scope.allows(&link), link.origin() == seed.origin());
+            }
+        }
+    }
 }
