@@ -1,6 +1,7 @@
 //! What the crawler refuses to do, against local fixture sites (loopback only): leave the seeds'
 //! origin, reach link-local or cloud metadata addresses, send or print credentials, read an
 //! unbounded robots.txt; and that it says why it did not follow a redirect.
+#![allow(clippy::unwrap_used)] // test helpers, not only #[test] fns
 
 mod crawl_fixture;
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use crawl_fixture::{Spec, start};
 use futures::StreamExt;
-use weft_apps::crawl::{CrawlConfig, Crawler, PageError, PageRecord, Skip, Summary};
+use weft_apps::crawl::{CrawlConfig, Crawler, Link, PageError, PageRecord, Skip, Summary};
 use weft_core::context::Context;
 
 fn test_config() -> CrawlConfig {
@@ -142,8 +143,11 @@ async fn a_robots_txt_redirect_to_another_host_is_followed() {
 }
 
 #[tokio::test]
-async fn a_link_to_a_link_local_address_is_not_requested_even_in_scope() {
-    let mut spec = Spec::default();
+async fn a_link_or_redirect_to_a_link_local_address_is_not_requested_even_in_scope() {
+    let mut spec = Spec {
+        other_host: Some("http://169.254.169.254".to_owned()),
+        ..Spec::default()
+    };
     spec.pages.insert(
         "/to-metadata".to_owned(),
         r#"<a href="http://169.254.169.254/latest/meta-data/">x</a>"#.to_owned(),
@@ -151,13 +155,31 @@ async fn a_link_to_a_link_local_address_is_not_requested_even_in_scope() {
     let site = start(spec).await;
     let config = test_config()
         .max_depth(1)
+        .record_links(true)
         .allow_domains(["169.254.169.254"]);
-    let (pages, summary) = crawl_all(config, &[site.url("/to-metadata")]).await;
-    let blocked = page(&pages, "http://169.254.169.254/latest/meta-data/");
+    let (pages, summary) = crawl_all(
+        config,
+        &[site.url("/to-metadata"), site.url("/redirect/other")],
+    )
+    .await;
+    let links = page(&pages, &site.url("/to-metadata"))
+        .out_links
+        .clone()
+        .unwrap();
+    assert_eq!(
+        links,
+        [Link::new(
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+            Some(Skip::Blocked)
+        )]
+    );
+    // The redirect is queued as a page of its own (it is in scope), which is refused.
+    let blocked = page(&pages, "http://169.254.169.254/");
     assert_eq!(blocked.error, Some(PageError::Blocked));
     assert_eq!((blocked.status, blocked.attempts), (None, 0));
     // Its robots.txt and the page itself.
     assert_eq!(summary.stats.blocked, 2);
+    assert_eq!(pages.len(), 3);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! What a download that stops leaves on disk: a `.part` file only when it can be resumed (the
 //! server gave a validator), and a report saying which were kept and why; on a full disk too.
 //! Loopback fixture only.
+#![allow(clippy::unwrap_used)] // test helpers, not only #[test] fns
 
 mod fixture;
 

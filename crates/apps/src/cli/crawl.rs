@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures::{FutureExt, StreamExt};
-use weft_apps::crawl::{CrawlConfig, Crawler, Progress, StopReason, parse_seed};
+use weft_apps::crawl::{CrawlConfig, Crawler, Extract, Progress, StopReason, parse_seed};
 
 use super::parse::{parse_duration, parse_size};
 
@@ -17,7 +17,11 @@ use super::parse::{parse_duration, parse_size};
 #[command(
     about = "Crawl web sites politely and concurrently; one JSON line per page",
     after_help = "Output fields: url, final_url, status, content_type, title, depth, links, bytes, \
-                  truncated, attempts, fetch_ms, error.\n\
+                  truncated, attempts, fetch_ms, error; not_followed (why a redirect was not \
+                  followed: scope, filter, robots, depth, seen, page_limit, blocked); out_links \
+                  (with --links: url, followed, reason); one field per --extract/--extract-all.\n\
+                  Example: weft crawl --extract 'price=.price' --extract 'img=img.main@src' \
+                  --extract-all 'tags=.tag' --follow 'a.next' --links https://shop.example/\n\
                   Exit status: 0 when the crawl ends (page errors are in the output), 130 when \
                   interrupted, 2 on bad arguments or I/O errors."
 )]
@@ -56,6 +60,20 @@ pub(crate) struct Args {
     /// Never follow links whose URL matches this regex (repeatable).
     #[arg(long, value_name = "REGEX")]
     exclude: Vec<regex::Regex>,
+    /// Extract a field from each page: the text of the first element the CSS selector
+    /// matches, or an attribute with SELECTOR@ATTR (repeatable; null when nothing matches).
+    #[arg(long, value_name = "NAME=SELECTOR", value_parser = parse_extract)]
+    extract: Vec<Extract>,
+    /// Extract a field as the list of every match (repeatable; SELECTOR@ATTR for attributes).
+    #[arg(long, value_name = "NAME=SELECTOR", value_parser = parse_extract)]
+    extract_all: Vec<Extract>,
+    /// List each page's links (absolute, normalised) with whether they were followed and why not.
+    #[arg(long)]
+    links: bool,
+    /// Follow only the links of elements this CSS selector matches (their href, or the links
+    /// inside them), e.g. 'a.next, .pagination'.
+    #[arg(long, value_name = "SELECTOR")]
+    follow: Option<String>,
     /// Do not fetch or obey robots.txt.
     #[arg(long)]
     ignore_robots: bool,
@@ -81,6 +99,20 @@ pub(crate) struct Args {
     /// No progress line on stderr, even on a terminal.
     #[arg(short = 'q', long)]
     quiet: bool,
+}
+
+/// `--extract`: a field, or clap's error pointing at the argument.
+fn parse_extract(spec: &str) -> Result<Extract, String> {
+    Extract::parse(spec).map_err(|e| {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        text
+    })
 }
 
 fn read_seeds(path: &PathBuf) -> anyhow::Result<Vec<String>> {
@@ -150,6 +182,18 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(ua) = args.user_agent {
         config = config.user_agent(ua);
+    }
+    for field in args.extract {
+        config = config.extract(field);
+    }
+    for field in args.extract_all {
+        config = config.extract(field.all());
+    }
+    config = config.record_links(args.links);
+    if let Some(follow) = &args.follow {
+        config = config
+            .follow(follow)
+            .map_err(|e| anyhow::Error::new(e).context("in --follow"))?;
     }
 
     let crawler = Crawler::new(config)?;

@@ -21,8 +21,8 @@ use std::collections::HashSet;
 use std::num::NonZeroUsize;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context as TaskContext, Poll, ready};
 
 use futures::stream::FusedStream;
@@ -162,6 +162,7 @@ impl Crawler {
             seen: Mutex::new(HashSet::new()),
             guard: self.guard.clone(),
             counters: Arc::clone(&counters),
+            budget_spent: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let (report_tx, report_rx) = mpsc::unbounded_channel();
@@ -459,19 +460,20 @@ async fn schedule(
             if budget_spent(dispatched) {
                 return;
             }
-            let next_depth = depth + 1;
-            let mut jobs: Vec<Job> = Vec::new();
-            if config.max_depth.is_none_or(|max| next_depth <= max) {
-                jobs.extend(follow.into_iter().map(|url| Job {
+            // `parse` checked the links' depth and marked them seen; a redirect target is
+            // checked here.
+            let mut jobs: Vec<Job> = follow
+                .into_iter()
+                .map(|url| Job {
                     url,
-                    depth: next_depth,
+                    depth: depth + 1,
                     redirects: 0,
-                }));
-            }
-            jobs.extend(redirect);
-            if !jobs.is_empty() {
-                let mut seen = env.seen.lock().unwrap_or_else(PoisonError::into_inner);
-                jobs.retain(|job| seen.insert(job.url.as_str().into()));
+                })
+                .collect();
+            if let Some(job) = redirect
+                && env.mark_seen(&job.url)
+            {
+                jobs.push(job);
             }
             let now = Instant::now();
             for job in jobs {
@@ -498,6 +500,10 @@ async fn schedule(
             };
             if matches!(request, Dispatch::Page(..)) {
                 dispatched += 1;
+                if budget_spent(dispatched) {
+                    // Relaxed: `parse` only uses it to stop marking links followed.
+                    env.budget_spent.store(true, Ordering::Relaxed);
+                }
             }
             outstanding += 1;
             add(&counters.in_flight, 1);

@@ -3,7 +3,7 @@
 //! stage.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -12,10 +12,12 @@ use reqwest::{Response, StatusCode};
 use url::Url;
 
 use super::config::CrawlConfig;
+use super::extract::HtmlPage;
 use super::frontier::Job;
 use super::guard::Guard;
+use super::parse::followable;
 use super::parse::parse_html;
-use super::record::{Counters, PageError, PageRecord, Skip};
+use super::record::{Counters, Link, PageError, PageRecord, Skip};
 use super::robots::Robots;
 use super::url::{Scope, host_key, normalize};
 
@@ -31,6 +33,8 @@ pub(crate) struct Env {
     /// The addresses never requested.
     pub(crate) guard: Guard,
     pub(crate) counters: Arc<Counters>,
+    /// Set by the scheduler once the page limit is reached: no link is followed after that.
+    pub(crate) budget_spent: AtomicBool,
 }
 
 impl Env {
@@ -52,6 +56,8 @@ pub(crate) struct FetchedPage {
     pub(crate) redirect: Option<Job>,
     /// When the first request started (for [`PageRecord::fetch_ms`]).
     pub(crate) started: std::time::Instant,
+    /// The host's robots.txt rules, for the page's same-origin links.
+    pub(crate) robots: Option<Arc<Robots>>,
 }
 
 impl FetchedPage {
@@ -64,6 +70,7 @@ impl FetchedPage {
             html: None,
             redirect: None,
             started: std::time::Instant::now(),
+            robots: None,
         }
     }
 }
@@ -192,6 +199,7 @@ pub(crate) async fn fetch_page(env: Arc<Env>, job: Job, robots: Arc<Robots>) -> 
         html: None,
         redirect: None,
         started: std::time::Instant::now(),
+        robots: Some(Arc::clone(&robots)),
     };
     let rec = &mut out.record;
     let mut url = job.url;
@@ -282,34 +290,25 @@ pub(crate) async fn fetch_page(env: Arc<Env>, job: Job, robots: Arc<Robots>) -> 
 }
 
 /// Parses a fetched page's HTML (CPU-bound: the crawl runs it on blocking threads): its
-/// title, link count and the in-scope links to follow.
+/// title, extracted fields, handlers, and which links to follow (each link's fate, for
+/// [`PageRecord::out_links`]).
 pub(crate) fn parse_page(env: &Env, page: FetchedPage) -> PageOutcome {
     let FetchedPage {
         mut record,
         html,
         redirect,
         started,
+        robots,
     } = page;
     let mut follow = Vec::new();
     if let Some((body, url)) = html {
-        // A panic here is a bug in a parser: the page says so and the crawl goes on (the
-        // pipeline would otherwise fail the whole run).
+        // A panic here is a bug in a parser or a handler: the page says so and the crawl goes
+        // on (the pipeline would otherwise fail the whole run).
         let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let parsed = parse_html(&body, &url);
-            let follow: Vec<Url> = parsed
-                .links
-                .iter()
-                .filter(|l| env.scope.allows(l))
-                .cloned()
-                .collect();
-            (parsed.title, parsed.links.len(), follow)
+            scrape(env, &body, &url, robots.as_deref(), &mut record)
         }));
         match parsed {
-            Ok((title, links, to_follow)) => {
-                record.title = title;
-                record.links = links;
-                follow = to_follow;
-            }
+            Ok(to_follow) => follow = to_follow,
             Err(_) => record.error = Some(PageError::Panicked),
         }
     }
@@ -319,6 +318,82 @@ pub(crate) fn parse_page(env: &Env, page: FetchedPage) -> PageOutcome {
         follow,
         redirect,
     }
+}
+
+/// Fills the record from the HTML and returns the links to queue (marked seen).
+fn scrape(
+    env: &Env,
+    body: &[u8],
+    url: &Url,
+    robots: Option<&Robots>,
+    record: &mut PageRecord,
+) -> Vec<Url> {
+    let config = &env.config;
+    let parsed = parse_html(body, url);
+    record.title = parsed.title.clone();
+    record.links = parsed.links.len();
+    for field in &config.extract {
+        record
+            .fields
+            .insert(field.name().to_owned(), field.apply(&parsed.doc));
+    }
+    if !config.handlers.is_empty() {
+        let page = HtmlPage {
+            doc: &parsed.doc,
+            url: &parsed.base,
+        };
+        for handler in &config.handlers {
+            for element in parsed.doc.select(&handler.selector) {
+                (handler.run)(element, &page, record);
+            }
+        }
+    }
+    let followable = config.follow.as_ref().map(|sel| followable(&parsed, sel));
+    let next_depth = record.depth + 1;
+    let too_deep = config.max_depth.is_some_and(|max| next_depth > max);
+    let own_origin = url.origin();
+    let mut follow = Vec::new();
+    let mut links = config.links.then(|| Vec::with_capacity(parsed.links.len()));
+    for link in parsed.links {
+        let verdict = env.scope.check(&link).and_then(|()| {
+            if followable
+                .as_ref()
+                .is_some_and(|set| !set.contains(link.as_str()))
+            {
+                return Err(Skip::Filter);
+            }
+            if too_deep {
+                return Err(Skip::Depth);
+            }
+            if !env.guard.allows(&link) {
+                return Err(Skip::Blocked);
+            }
+            if robots.is_some_and(|r| !r.allows(&link)) && link.origin() == own_origin {
+                if env.mark_seen(&link) {
+                    // Relaxed: a counter for the summary.
+                    env.counters.robots_denied.fetch_add(1, Ordering::Relaxed);
+                }
+                return Err(Skip::Robots);
+            }
+            // Relaxed: set by the scheduler once no more pages will start; a link that
+            // races past it is queued and dropped there.
+            if env.budget_spent.load(Ordering::Relaxed) {
+                return Err(Skip::PageLimit);
+            }
+            if !env.mark_seen(&link) {
+                return Err(Skip::Seen);
+            }
+            Ok(())
+        });
+        if let Some(links) = &mut links {
+            links.push(Link::new(link.to_string(), verdict.err()));
+        }
+        if verdict.is_ok() {
+            follow.push(link);
+        }
+    }
+    record.out_links = links;
+    follow
 }
 
 /// The most of a robots.txt that is read and parsed: the 500 KiB that RFC 9309 asks crawlers

@@ -85,6 +85,7 @@
 mod config;
 mod crawler;
 mod error;
+mod extract;
 mod fetch;
 mod frontier;
 mod guard;
@@ -96,5 +97,8 @@ mod url;
 pub use config::{CrawlConfig, DEFAULT_USER_AGENT};
 pub use crawler::{Crawl, Crawler};
 pub use error::CrawlError;
-pub use record::{PageError, PageRecord, Progress, Skip, Stats, StopReason, Summary};
+pub use extract::{Extract, HtmlPage};
+pub use record::{Link, PageError, PageRecord, Progress, Skip, Stats, StopReason, Summary};
+/// The HTML parser the crawl uses: [`CrawlConfig::on_html`] handlers get its `ElementRef`s.
+pub use scraper;
 pub use url::{normalize, parse_seed};

@@ -145,6 +145,47 @@ pub struct PageRecord {
     /// redirect to another in-scope origin is followed as a page of its own).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_followed: Option<Skip>,
+    /// The page's links, when [`record_links`](super::CrawlConfig::record_links) is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out_links: Option<Vec<Link>>,
+    /// Fields extracted with [`CrawlConfig::extract`](super::CrawlConfig::extract) or filled by
+    /// [`on_html`](super::CrawlConfig::on_html) handlers; written as fields of the JSON line.
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A link found on a page (see [`PageRecord::out_links`]).
+///
+/// ```
+/// use weft_apps::crawl::{Link, Skip};
+/// let link = Link::new("http://a.test/x".into(), Some(Skip::Depth));
+/// assert_eq!(
+///     serde_json::to_string(&link)?,
+///     r#"{"url":"http://a.test/x","followed":false,"reason":"depth"}"#
+/// );
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Link {
+    /// Absolute and [normalised](super::normalize).
+    pub url: String,
+    /// Whether the crawl queued it (a page limit reached later may still leave it out).
+    pub followed: bool,
+    /// Why it was not followed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Skip>,
+}
+
+impl Link {
+    /// A link, followed unless there is a reason.
+    pub fn new(url: String, reason: Option<Skip>) -> Self {
+        Link {
+            url,
+            followed: reason.is_none(),
+            reason,
+        }
+    }
 }
 
 impl PageRecord {
@@ -163,6 +204,8 @@ impl PageRecord {
             fetch_ms: 0.0,
             error: None,
             not_followed: None,
+            out_links: None,
+            fields: serde_json::Map::new(),
         }
     }
 }

@@ -160,6 +160,7 @@ impl Scope {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn allows(&self, url: &Url) -> bool {
         self.check(url).is_ok()
     }
