@@ -270,3 +270,68 @@ async fn the_command_writes_extracted_fields_and_links_on_each_line() {
     assert_eq!(line["tags"], json!(["green", "loose"]));
     assert_eq!(line["out_links"], json!([]));
 }
+
+#[tokio::test]
+async fn an_interrupted_crawl_resumes_from_its_saved_pages_without_fetching_them_again() {
+    let site = start(Spec::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = || test_config().save(dir.path());
+
+    // The first crawl is cancelled after two pages.
+    let crawler = Crawler::new(config()).unwrap();
+    let (ctx, cancel) = Context::background().with_cancel();
+    let mut crawl = crawler.crawl(&ctx, [site.url("/chain/1")]).unwrap();
+    for _ in 0..2 {
+        let page = crawl.next().await.unwrap();
+        assert!(page.saved.is_some(), "{page:?}");
+    }
+    cancel.cancel();
+    while crawl.next().await.is_some() {}
+    drop(crawl);
+    site.seen.wait_idle().await;
+    let index = std::fs::read_to_string(dir.path().join("index.jsonl")).unwrap();
+    let saved_first = index.lines().count();
+    assert!(saved_first >= 2, "{index}");
+
+    // The second reads what was saved and fetches the rest.
+    let pages = by_url(crawl_all(config().resume(true), &[site.url("/chain/1")]).await);
+    assert_eq!(pages.len(), 10);
+    for n in 1..=10 {
+        assert_eq!(site.seen.hits(&format!("/chain/{n}")), 1, "/chain/{n}");
+        let page = &pages[&site.url(&format!("/chain/{n}"))];
+        assert_eq!(page.title.as_deref(), Some(format!("Chain {n}").as_str()));
+    }
+    let from_disk = pages.values().filter(|p| p.attempts == 0).count();
+    assert_eq!(from_disk, saved_first);
+
+    // Every page is indexed once, and its file is there, whole.
+    let index = std::fs::read_to_string(dir.path().join("index.jsonl")).unwrap();
+    assert_eq!(index.lines().count(), 10, "{index}");
+    for line in index.lines() {
+        let entry: Value = serde_json::from_str(line).unwrap();
+        let file = dir.path().join(entry["file"].as_str().unwrap());
+        let body = std::fs::read_to_string(&file).unwrap();
+        assert!(body.ends_with("</html>"), "{}", file.display());
+        assert_eq!(entry["status"], 200);
+        assert!(
+            entry["content_type"]
+                .as_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(entry["fetched_at"].as_f64().unwrap() > 1e9);
+    }
+    // Nothing but the bodies and the index.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 11);
+}
+
+#[tokio::test]
+async fn resume_needs_save() {
+    let out = weft()
+        .args(["crawl", "-q", "--resume", "http://127.0.0.1:9/"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--save"));
+}

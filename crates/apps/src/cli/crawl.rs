@@ -19,7 +19,8 @@ use super::parse::{parse_duration, parse_size};
     after_help = "Output fields: url, final_url, status, content_type, title, depth, links, bytes, \
                   truncated, attempts, fetch_ms, error; not_followed (why a redirect was not \
                   followed: scope, filter, robots, depth, seen, page_limit, blocked); out_links \
-                  (with --links: url, followed, reason); one field per --extract/--extract-all.\n\
+                  (with --links: url, followed, reason); saved (with --save: the body's file); one field per \
+                  --extract/--extract-all.\n\
                   Example: weft crawl --extract 'price=.price' --extract 'img=img.main@src' \
                   --extract-all 'tags=.tag' --follow 'a.next' --links https://shop.example/\n\
                   Exit status: 0 when the crawl ends (page errors are in the output), 130 when \
@@ -74,6 +75,14 @@ pub(crate) struct Args {
     /// inside them), e.g. 'a.next, .pagination'.
     #[arg(long, value_name = "SELECTOR")]
     follow: Option<String>,
+    /// Save each successful body in DIR, named by a hash of its final URL, with DIR/index.jsonl
+    /// mapping URL to file, status, content type and fetch time.
+    #[arg(long, value_name = "DIR")]
+    save: Option<PathBuf>,
+    /// With --save: read the pages DIR/index.jsonl lists instead of fetching them, and go on
+    /// from there (after an interrupted crawl).
+    #[arg(long, requires = "save")]
+    resume: bool,
     /// Do not fetch or obey robots.txt.
     #[arg(long)]
     ignore_robots: bool,
@@ -189,7 +198,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     for field in args.extract_all {
         config = config.extract(field.all());
     }
-    config = config.record_links(args.links);
+    config = config.record_links(args.links).resume(args.resume);
+    if let Some(dir) = args.save {
+        config = config.save(dir);
+    }
     if let Some(follow) = &args.follow {
         config = config
             .follow(follow)

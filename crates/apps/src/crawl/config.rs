@@ -51,6 +51,8 @@ pub struct CrawlConfig {
     pub(crate) links: bool,
     pub(crate) follow: Option<Selector>,
     pub(crate) handlers: Vec<Handler>,
+    pub(crate) save: Option<std::path::PathBuf>,
+    pub(crate) resume: bool,
 }
 
 /// The product token the crawler announces and looks for in robots.txt.
@@ -85,6 +87,8 @@ impl Default for CrawlConfig {
             links: false,
             follow: None,
             handlers: Vec::new(),
+            save: None,
+            resume: false,
         }
     }
 }
@@ -310,6 +314,27 @@ impl CrawlConfig {
     {
         self.handlers.push(Handler::new(selector(css)?, handler));
         Ok(self)
+    }
+
+    /// Stores each successful body in `dir` (created if missing), named by a SHA-256 of its
+    /// final URL, written atomically, with `dir/index.jsonl` mapping each URL to its file,
+    /// status, content type and fetch time ([`PageRecord::saved`] names the file). Without
+    /// [`resume`](Self::resume), the index is started over.
+    ///
+    /// By default, nothing is saved.
+    pub fn save(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.save = Some(dir.into());
+        self
+    }
+
+    /// With [`save`](Self::save): pages the index already lists (from an interrupted crawl)
+    /// are read from the directory instead of fetched (their records have 0 attempts), and
+    /// their links are followed as before, so the crawl goes on where it stopped.
+    ///
+    /// By default, this is off.
+    pub fn resume(mut self, yes: bool) -> Self {
+        self.resume = yes;
+        self
     }
 
     /// The depth limit, if any.

@@ -41,6 +41,7 @@ use super::frontier::{Dispatch, Frontier, HostId, Job, Pushed};
 use super::guard::{Guard, GuardedResolver};
 use super::record::{Counters, PageRecord, Progress, StopReason, Summary};
 use super::robots::Robots;
+use super::save::Saver;
 use super::url::{Scope, parse_seed};
 
 /// A configured crawler; [`crawl`](Crawler::crawl) starts crawls with it. Crawls started from
@@ -129,8 +130,8 @@ impl Crawler {
     ///
     /// # Errors
     ///
-    /// [`CrawlError::NoSeeds`], or [`CrawlError::InvalidSeed`] for a seed that is not an
-    /// absolute http(s) URL.
+    /// [`CrawlError::NoSeeds`], [`CrawlError::InvalidSeed`] for a seed that is not an
+    /// absolute http(s) URL, or [`CrawlError::Save`] when the save directory cannot be used.
     ///
     /// # Panics
     ///
@@ -154,8 +155,19 @@ impl Crawler {
             self.config.include.clone(),
             self.config.exclude.clone(),
         );
+        let saver =
+            match &self.config.save {
+                Some(dir) => Some(Saver::open(dir, self.config.resume).map_err(|source| {
+                    CrawlError::Save {
+                        dir: dir.clone(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
         let counters = Arc::new(Counters::default());
         let env = Arc::new(Env {
+            saver,
             client: self.client.clone(),
             config: self.config.clone(),
             scope,

@@ -28,6 +28,15 @@ pub enum CrawlError {
         #[source]
         source: scraper::error::SelectorErrorKind,
     },
+    /// The save directory or its index cannot be opened.
+    #[error("cannot use the save directory {}", dir.display())]
+    Save {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// An extracted field is not `NAME=SELECTOR[@ATTR]` with a free name.
     #[error("invalid field {spec:?}: {reason}")]
     Extract {

@@ -25,6 +25,7 @@ const RESERVED: &[&str] = &[
     "error",
     "not_followed",
     "out_links",
+    "saved",
 ];
 
 /// Parses a CSS selector, or says which one is wrong and why.

@@ -19,6 +19,7 @@ use super::parse::followable;
 use super::parse::parse_html;
 use super::record::{Counters, Link, PageError, PageRecord, Skip};
 use super::robots::Robots;
+use super::save::Saver;
 use super::url::{Scope, host_key, normalize};
 
 /// What every stage of the crawl shares.
@@ -35,6 +36,8 @@ pub(crate) struct Env {
     pub(crate) counters: Arc<Counters>,
     /// Set by the scheduler once the page limit is reached: no link is followed after that.
     pub(crate) budget_spent: AtomicBool,
+    /// Where bodies are saved, and what an earlier crawl saved.
+    pub(crate) saver: Option<Saver>,
 }
 
 impl Env {
@@ -58,6 +61,10 @@ pub(crate) struct FetchedPage {
     pub(crate) started: std::time::Instant,
     /// The host's robots.txt rules, for the page's same-origin links.
     pub(crate) robots: Option<Arc<Robots>>,
+    /// A successful body that is not HTML, kept to be saved.
+    pub(crate) other_body: Option<Vec<u8>>,
+    /// Read from the save directory rather than fetched.
+    pub(crate) loaded: bool,
 }
 
 impl FetchedPage {
@@ -71,6 +78,8 @@ impl FetchedPage {
             redirect: None,
             started: std::time::Instant::now(),
             robots: None,
+            other_body: None,
+            loaded: false,
         }
     }
 }
@@ -200,7 +209,28 @@ pub(crate) async fn fetch_page(env: Arc<Env>, job: Job, robots: Arc<Robots>) -> 
         redirect: None,
         started: std::time::Instant::now(),
         robots: Some(Arc::clone(&robots)),
+        other_body: None,
+        loaded: false,
     };
+    if let Some((entry, path)) = env.saver.as_ref().and_then(|s| s.saved(job.url.as_str())) {
+        // Resuming: the page an earlier crawl saved, parsed again for its links.
+        if let Ok(final_url) = Url::parse(&entry.final_url)
+            && let Ok(body) = tokio::fs::read(&path).await
+        {
+            let rec = &mut out.record;
+            rec.final_url = entry.final_url.clone();
+            rec.status = Some(entry.status);
+            rec.content_type = entry.content_type.clone();
+            rec.bytes = body.len() as u64;
+            rec.saved = Some(entry.file.clone());
+            out.loaded = true;
+            if is_html(rec.content_type.as_deref(), &body) {
+                out.html = Some((body, final_url));
+            }
+            return out;
+        }
+    }
+    let saving = env.saver.is_some();
     let rec = &mut out.record;
     let mut url = job.url;
     let mut hops = job.redirects;
@@ -271,18 +301,25 @@ pub(crate) async fn fetch_page(env: Arc<Env>, job: Job, robots: Arc<Robots>) -> 
         }
         let html = status.is_success() && is_html(rec.content_type.as_deref(), b"");
         let sniff = status.is_success() && rec.content_type.is_none();
-        let (body, bytes, truncated) =
-            match read_body(&mut resp, env.config.max_body, html || sniff).await {
-                Ok(read) => read,
-                Err(e) => {
-                    rec.error = Some(e);
-                    break;
-                }
-            };
+        let (body, bytes, truncated) = match read_body(
+            &mut resp,
+            env.config.max_body,
+            html || sniff || (saving && status.is_success()),
+        )
+        .await
+        {
+            Ok(read) => read,
+            Err(e) => {
+                rec.error = Some(e);
+                break;
+            }
+        };
         rec.bytes = bytes;
         rec.truncated = truncated;
         if html || (sniff && is_html(None, &body)) {
             out.html = Some((body, url));
+        } else if saving && status.is_success() {
+            out.other_body = Some(body);
         }
         break;
     }
@@ -299,7 +336,25 @@ pub(crate) fn parse_page(env: &Env, page: FetchedPage) -> PageOutcome {
         redirect,
         started,
         robots,
+        other_body,
+        loaded,
     } = page;
+    if let Some(saver) = &env.saver
+        && !loaded
+        && let Some(status @ 200..=299) = record.status
+        && let Some(body) = html.as_ref().map(|(b, _)| b).or(other_body.as_ref())
+    {
+        match saver.save(
+            &record.url,
+            &record.final_url,
+            status,
+            record.content_type.as_deref(),
+            body,
+        ) {
+            Ok(file) => record.saved = Some(file),
+            Err(e) => record.error = Some(PageError::Save(e.to_string())),
+        }
+    }
     let mut follow = Vec::new();
     if let Some((body, url)) = html {
         // A panic here is a bug in a parser or a handler: the page says so and the crawl goes

@@ -92,6 +92,7 @@ mod guard;
 mod parse;
 mod record;
 mod robots;
+mod save;
 mod url;
 
 pub use config::{CrawlConfig, DEFAULT_USER_AGENT};

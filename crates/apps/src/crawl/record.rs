@@ -38,6 +38,9 @@ pub enum PageError {
     /// `metadata.google.internal`, ...) that no seed named: it was not requested.
     #[error("not requested: link-local or cloud metadata address")]
     Blocked,
+    /// The body could not be saved (see [`CrawlConfig::save`](super::CrawlConfig::save)).
+    #[error("cannot save the body: {0}")]
+    Save(String),
 }
 
 /// Why a link or a redirect was not followed.
@@ -145,6 +148,10 @@ pub struct PageRecord {
     /// redirect to another in-scope origin is followed as a page of its own).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_followed: Option<Skip>,
+    /// The body's file in the save directory, when saving (see
+    /// [`CrawlConfig::save`](super::CrawlConfig::save)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saved: Option<String>,
     /// The page's links, when [`record_links`](super::CrawlConfig::record_links) is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub out_links: Option<Vec<Link>>,
@@ -205,6 +212,7 @@ impl PageRecord {
             error: None,
             not_followed: None,
             out_links: None,
+            saved: None,
             fields: serde_json::Map::new(),
         }
     }
