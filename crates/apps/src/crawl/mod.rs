@@ -17,6 +17,11 @@
 //! - **Safety**: no request goes to a link-local or cloud metadata address (`169.254.0.0/16`,
 //!   `fe80::/10`, `metadata.google.internal`, ...), checked on the URL and on every resolved
 //!   address, unless a seed names that host; robots.txt is read up to 500 KiB.
+//! - **Scraping**: fields by CSS selector ([`CrawlConfig::extract`], [`Extract`]), each page's
+//!   links with their fate ([`CrawlConfig::record_links`]), following by selector
+//!   ([`CrawlConfig::follow`]), handlers given the parsed page ([`CrawlConfig::on_html`], the
+//!   shape of colly's `OnHTML`), bodies saved and a crawl resumed ([`CrawlConfig::save`],
+//!   [`CrawlConfig::resume`]).
 //! - **Manners**: robots.txt is fetched per host and obeyed (including `Crawl-delay`) unless
 //!   [`respect_robots(false)`](CrawlConfig::respect_robots).
 //! - **Robustness**: timeouts, a body size cap, a redirect limit, retries with backoff for
