@@ -3,6 +3,8 @@
 //! Rows (all fetch the same 10,000 pages from the same server, 64 requests in flight):
 //! - `weft_crawl`: the crawler: robots.txt, link discovery (scraper), normalisation, dedup,
 //!   per-host scheduling, one JSON-able record per page;
+//! - `weft_crawl_extract3_links`: the same, scraping: three `--extract` fields (a text, an
+//!   attribute, a list) and `--links` (each page's ten links with their fate);
 //! - `reqwest_parse_buffer_unordered`: a known URL list fetched with reqwest and
 //!   `buffer_unordered(64)`, each page parsed with scraper (no discovery, no politeness);
 //! - `reqwest_buffer_unordered`: the same without parsing: the HTTP ceiling on this machine.
@@ -21,7 +23,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
-use weft_apps::crawl::{CrawlConfig, Crawler};
+use weft_apps::crawl::{CrawlConfig, Crawler, Extract};
 use weft_core::context::Context;
 
 const PAGES: usize = 10_000;
@@ -75,6 +77,33 @@ fn bench(c: &mut Criterion) {
             let mut pages = 0;
             while let Some(page) = crawl.next().await {
                 assert_eq!(page.status, Some(200), "{page:?}");
+                pages += 1;
+            }
+            assert_eq!(pages, PAGES);
+        });
+    });
+
+    let scraper = Crawler::new(
+        CrawlConfig::new()
+            .concurrency(jobs)
+            .per_host(jobs)
+            .timeouts(Duration::from_secs(30), Duration::from_secs(5))
+            .extract(Extract::parse("heading=h1").expect("selector"))
+            .extract(Extract::parse("first_link=p a@href").expect("selector"))
+            .extract(Extract::parse("paragraphs=p").expect("selector").all())
+            .record_links(true),
+    )
+    .expect("crawler");
+    group.bench_function("weft_crawl_extract3_links", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut crawl = scraper
+                .crawl(&Context::background(), [&seed])
+                .expect("crawl");
+            let mut pages = 0;
+            while let Some(page) = crawl.next().await {
+                assert_eq!(page.status, Some(200), "{page:?}");
+                assert!(page.fields["heading"].is_string(), "{page:?}");
+                assert_eq!(page.out_links.as_ref().map(Vec::len), Some(page.links));
                 pages += 1;
             }
             assert_eq!(pages, PAGES);

@@ -151,3 +151,92 @@ async fn ctrl_c_leaves_a_valid_file_with_every_page_so_far_and_a_summary() {
     );
     assert!(stderr.contains("cancelled (interrupted)"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_bad_seed_leaves_an_existing_output_file_untouched() {
+    let site = start(Spec::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("existing.jsonl");
+    std::fs::write(&output, "{\"kept\":true}\n").unwrap();
+    for bad in [
+        vec!["not a url".to_owned()],
+        vec![site.url("/chain/1"), "ftp://example.com/".to_owned()],
+    ] {
+        let out = weft()
+            .args(["crawl", "-q", "-o"])
+            .arg(&output)
+            .args(&bad)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert_eq!(
+            std::fs::read_to_string(&output).unwrap(),
+            "{\"kept\":true}\n"
+        );
+    }
+    assert_eq!(site.seen.total.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // Nothing is left beside it either.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+    // A crawl that runs replaces it, keeping its permissions.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&output, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let out = weft()
+        .args(["crawl", "-q", "--depth", "0", "-o"])
+        .arg(&output)
+        .arg(site.url("/chain/1"))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let lines = json_lines(&std::fs::read_to_string(&output).unwrap());
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["title"], "Chain 1");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&output).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[tokio::test]
+async fn credentials_in_seeds_are_never_printed() {
+    let site = start(Spec::default()).await;
+    let host = &site.base()["http://".len()..];
+    let out = weft()
+        .args(["crawl", "-q", "--depth", "0"])
+        .arg(format!("http://user:secret@{host}/chain/1"))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("Chain 1") && !stdout.contains("secret"),
+        "{stdout}"
+    );
+    assert_eq!(
+        site.seen
+            .authorized
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+
+    let out = weft()
+        .args(["crawl", "-q", "http://user:secret@exa mple.com/"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("invalid seed url") && !stderr.contains("secret"),
+        "{stderr}"
+    );
+}

@@ -126,3 +126,40 @@ async fn a_checksum_mismatch_fails_and_usage_errors_exit_two() {
     let output = weft(vec![]).await;
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_downloads_say_which_partial_files_were_kept_for_resume_and_why() {
+    let fx = Fixture::start(100_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = weft(vec![
+        fx.url("/dropalways/20000/100000/v.bin"),
+        fx.url("/novaldrop/20000/100000/n.bin"),
+        "-o".into(),
+        dir.path().display().to_string(),
+        "--tries".into(),
+        "1".into(),
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains("partial file kept for resume (the server's ETag \"gen-100000\" guards it)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("partial file (20000 bytes) removed: the server sent no ETag"),
+        "{text}"
+    );
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("2 failed; 1 partial file kept for resume")
+            && stderr.contains("1 partial file removed (no ETag or Last-Modified"),
+        "{stderr}"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["v.bin.part", "v.bin.part.meta"]);
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures::{FutureExt, StreamExt};
-use weft_apps::crawl::{CrawlConfig, Crawler, Progress, StopReason};
+use weft_apps::crawl::{CrawlConfig, Crawler, Extract, Progress, StopReason, parse_seed};
 
 use super::parse::{parse_duration, parse_size};
 
@@ -17,7 +17,12 @@ use super::parse::{parse_duration, parse_size};
 #[command(
     about = "Crawl web sites politely and concurrently; one JSON line per page",
     after_help = "Output fields: url, final_url, status, content_type, title, depth, links, bytes, \
-                  truncated, attempts, fetch_ms, error.\n\
+                  truncated, attempts, fetch_ms, error; not_followed (why a redirect was not \
+                  followed: scope, filter, robots, depth, seen, page_limit, blocked); out_links \
+                  (with --links: url, followed, reason); saved (with --save: the body's file); one field per \
+                  --extract/--extract-all.\n\
+                  Example: weft crawl --extract 'price=.price' --extract 'img=img.main@src' \
+                  --extract-all 'tags=.tag' --follow 'a.next' --links https://shop.example/\n\
                   Exit status: 0 when the crawl ends (page errors are in the output), 130 when \
                   interrupted, 2 on bad arguments or I/O errors."
 )]
@@ -46,7 +51,8 @@ pub(crate) struct Args {
     /// Random extra delay, up to TIME, added each time.
     #[arg(long, value_name = "TIME", value_parser = parse_duration, default_value = "0")]
     jitter: Duration,
-    /// Follow links only to this domain and its subdomains (repeatable; default: the seeds' hosts).
+    /// Also follow links to this domain and its subdomains, any port (repeatable; by default
+    /// only the seeds' origins, scheme://host:port, are crawled).
     #[arg(long = "allow-domain", value_name = "DOMAIN")]
     allow_domain: Vec<String>,
     /// Follow only links whose URL matches this regex (repeatable: any may match).
@@ -55,6 +61,28 @@ pub(crate) struct Args {
     /// Never follow links whose URL matches this regex (repeatable).
     #[arg(long, value_name = "REGEX")]
     exclude: Vec<regex::Regex>,
+    /// Extract a field from each page: the text of the first element the CSS selector
+    /// matches, or an attribute with SELECTOR@ATTR (repeatable; null when nothing matches).
+    #[arg(long, value_name = "NAME=SELECTOR", value_parser = parse_extract)]
+    extract: Vec<Extract>,
+    /// Extract a field as the list of every match (repeatable; SELECTOR@ATTR for attributes).
+    #[arg(long, value_name = "NAME=SELECTOR", value_parser = parse_extract)]
+    extract_all: Vec<Extract>,
+    /// List each page's links (absolute, normalised) with whether they were followed and why not.
+    #[arg(long)]
+    links: bool,
+    /// Follow only the links of elements this CSS selector matches (their href, or the links
+    /// inside them), e.g. 'a.next, .pagination'.
+    #[arg(long, value_name = "SELECTOR")]
+    follow: Option<String>,
+    /// Save each successful body in DIR, named by a hash of its final URL, with DIR/index.jsonl
+    /// mapping URL to file, status, content type and fetch time.
+    #[arg(long, value_name = "DIR")]
+    save: Option<PathBuf>,
+    /// With --save: read the pages DIR/index.jsonl lists instead of fetching them, and go on
+    /// from there (after an interrupted crawl).
+    #[arg(long, requires = "save")]
+    resume: bool,
     /// Do not fetch or obey robots.txt.
     #[arg(long)]
     ignore_robots: bool,
@@ -73,12 +101,27 @@ pub(crate) struct Args {
     /// The User-Agent header (its first word is the robots.txt product token).
     #[arg(long, value_name = "UA")]
     user_agent: Option<String>,
-    /// Write the JSON lines to FILE instead of stdout.
+    /// Write the JSON lines to FILE instead of stdout. FILE is replaced only when the crawl
+    /// ends (or is interrupted); a crawl that cannot start leaves it as it was.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
     /// No progress line on stderr, even on a terminal.
     #[arg(short = 'q', long)]
     quiet: bool,
+}
+
+/// `--extract`: a field, or clap's error pointing at the argument.
+fn parse_extract(spec: &str) -> Result<Extract, String> {
+    Extract::parse(spec).map_err(|e| {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        text
+    })
 }
 
 fn read_seeds(path: &PathBuf) -> anyhow::Result<Vec<String>> {
@@ -118,6 +161,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if seeds.is_empty() {
         anyhow::bail!("no seed urls: give them as arguments or with -i FILE");
     }
+    // Every argument is checked before any output is touched.
+    for seed in &seeds {
+        parse_seed(seed)?;
+    }
     let mut config = CrawlConfig::new()
         .concurrency(args.jobs)
         .per_host(args.per_host)
@@ -145,17 +192,27 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(ua) = args.user_agent {
         config = config.user_agent(ua);
     }
+    for field in args.extract {
+        config = config.extract(field);
+    }
+    for field in args.extract_all {
+        config = config.extract(field.all());
+    }
+    config = config.record_links(args.links).resume(args.resume);
+    if let Some(dir) = args.save {
+        config = config.save(dir);
+    }
+    if let Some(follow) = &args.follow {
+        config = config
+            .follow(follow)
+            .map_err(|e| anyhow::Error::new(e).context("in --follow"))?;
+    }
 
-    let mut out: Box<dyn Write + Send> = match &args.output {
-        Some(path) => Box::new(BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?,
-        )),
-        None => Box::new(BufWriter::new(std::io::stdout())),
-    };
+    let crawler = Crawler::new(config)?;
+    let mut output = Output::open(args.output.as_deref())?;
+    let out = &mut output.writer;
 
     let (ctx, _cancel) = weft_apps::shutdown::ctrl_c_context();
-    let crawler = Crawler::new(config)?;
     let mut crawl = crawler.crawl(&ctx, &seeds)?;
 
     let started = Instant::now();
@@ -179,7 +236,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut next = Some(page);
         tokio::task::block_in_place(|| -> anyhow::Result<()> {
             while let Some(page) = next.take() {
-                serde_json::to_writer(&mut out, &page).context("cannot write the output")?;
+                serde_json::to_writer(&mut *out, &page).context("cannot write the output")?;
                 out.write_all(b"\n").context("cannot write the output")?;
                 if let Some(Some(more)) = crawl.next().now_or_never() {
                     next = Some(more);
@@ -202,6 +259,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     match crawl.summary() {
         Some(summary) => {
+            output.commit()?;
             eprintln!("weft crawl: {summary}");
             Ok(match summary.stop {
                 StopReason::Cancelled(_) => ExitCode::from(130),
@@ -209,5 +267,71 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             })
         }
         None => anyhow::bail!("the crawl stopped without a summary (its task failed)"),
+    }
+}
+
+/// Where the JSON lines go. A regular file is written as a temporary file beside it and renamed
+/// over it only when the crawl has ended (finished or interrupted): a crawl that fails early, or
+/// a process that is killed, leaves the old file as it was. Other paths (`/dev/null`, a pipe)
+/// are written directly.
+struct Output {
+    writer: BufWriter<Box<dyn Write + Send>>,
+    /// The temporary file and the path it replaces.
+    pending: Option<(tempfile::TempPath, PathBuf)>,
+}
+
+impl Output {
+    fn open(path: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(Output {
+                writer: BufWriter::new(Box::new(std::io::stdout())),
+                pending: None,
+            });
+        };
+        let existing = std::fs::metadata(path).ok();
+        if existing.as_ref().is_some_and(|m| !m.is_file()) {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            return Ok(Output {
+                writer: BufWriter::new(Box::new(file)),
+                pending: None,
+            });
+        }
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => std::path::Path::new("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".weft-crawl-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+        // The temporary file is private (0600); the output gets the old file's permissions,
+        // or the usual ones for a new file.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = existing.map_or(0o644, |m| m.permissions().mode());
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("cannot create {}", path.display()))?;
+        }
+        let (file, tmp_path) = tmp.into_parts();
+        Ok(Output {
+            writer: BufWriter::new(Box::new(file)),
+            pending: Some((tmp_path, path.to_owned())),
+        })
+    }
+
+    /// Writes what is buffered and puts the file in place.
+    fn commit(&mut self) -> anyhow::Result<()> {
+        self.writer.flush().context("cannot write the output")?;
+        if let Some((tmp, path)) = self.pending.take() {
+            tmp.persist(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+        }
+        Ok(())
     }
 }

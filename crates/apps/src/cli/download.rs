@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail};
 
 use super::parse::parse_size;
 use weft_apps::download::{
-    Bars, Config, Downloader, NoProgress, Outcome, Progress, Proxies, Report, Request,
+    Bars, Config, Downloader, NoProgress, Outcome, Partial, Progress, Proxies, Report, Request,
     Sha256Digest, parse_list,
 };
 
@@ -170,15 +170,48 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (complete, failed, cancelled) = report.counts();
     if let Some(why) = &report.interrupted {
         eprintln!(
-            "weft: interrupted ({why}); {complete} complete, {cancelled} stopped (partial files kept for resume)"
+            "weft: interrupted ({why}); {complete} complete, {cancelled} stopped{}",
+            partial_counts(&report)
         );
         return Ok(ExitCode::from(130));
+    }
+    if failed > 0 {
+        let partials = partial_counts(&report);
+        if !partials.is_empty() {
+            eprintln!("weft: {failed} failed{partials}");
+        }
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `"; N partial files kept for resume (run again to continue), M removed (...)"`, or nothing.
+fn partial_counts(report: &Report) -> String {
+    let (mut kept, mut removed) = (0, 0);
+    for r in &report.results {
+        match r.partial {
+            Some(Partial::Kept { .. }) => kept += 1,
+            Some(Partial::Removed { .. }) => removed += 1,
+            _ => {}
+        }
+    }
+    let mut text = String::new();
+    if kept > 0 {
+        text.push_str(&format!(
+            "; {kept} partial file{} kept for resume (run the same command again to continue)",
+            if kept == 1 { "" } else { "s" }
+        ));
+    }
+    if removed > 0 {
+        text.push_str(&format!(
+            "; {removed} partial file{} removed (no ETag or Last-Modified to resume against)",
+            if removed == 1 { "" } else { "s" }
+        ));
+    }
+    text
 }
 
 fn print_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
@@ -210,6 +243,9 @@ fn print_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
         )?;
         if let Outcome::Failed(_) = &r.outcome {
             writeln!(out, "          {}", r.outcome)?;
+        }
+        if let Some(partial) = &r.partial {
+            writeln!(out, "          {partial}")?;
         }
     }
     let (c, f, x) = report.counts();
@@ -244,6 +280,15 @@ fn print_json(out: &mut impl Write, report: &Report) -> anyhow::Result<()> {
                 "attempts": r.attempts,
                 "outcome": outcome,
                 "error": error,
+                "partial": match &r.partial {
+                    Some(Partial::Kept { validator }) => {
+                        serde_json::json!({ "kept": true, "validator": validator })
+                    }
+                    Some(Partial::Removed { bytes }) => {
+                        serde_json::json!({ "kept": false, "removed_bytes": bytes })
+                    }
+                    _ => serde_json::Value::Null,
+                },
             })
         })
         .collect();

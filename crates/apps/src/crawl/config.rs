@@ -4,6 +4,11 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use regex::Regex;
+use scraper::{ElementRef, Selector};
+
+use super::error::CrawlError;
+use super::extract::{Extract, Handler, HtmlPage, selector};
+use super::record::PageRecord;
 
 /// Settings of a [`Crawler`](super::Crawler). Every setter states its default.
 ///
@@ -42,6 +47,12 @@ pub struct CrawlConfig {
     pub(crate) respect_robots: bool,
     pub(crate) max_crawl_delay: Duration,
     pub(crate) user_agent: String,
+    pub(crate) extract: Vec<Extract>,
+    pub(crate) links: bool,
+    pub(crate) follow: Option<Selector>,
+    pub(crate) handlers: Vec<Handler>,
+    pub(crate) save: Option<std::path::PathBuf>,
+    pub(crate) resume: bool,
 }
 
 /// The product token the crawler announces and looks for in robots.txt.
@@ -72,6 +83,12 @@ impl Default for CrawlConfig {
             respect_robots: true,
             max_crawl_delay: Duration::from_secs(30),
             user_agent: DEFAULT_USER_AGENT.to_owned(),
+            extract: Vec::new(),
+            links: false,
+            follow: None,
+            handlers: Vec::new(),
+            save: None,
+            resume: false,
         }
     }
 }
@@ -125,10 +142,12 @@ impl CrawlConfig {
         self
     }
 
-    /// Follows links only to these hosts and their subdomains (`example.com` allows
-    /// `docs.example.com`; IP addresses match exactly). Seeds are always fetched.
+    /// Also follows links to these hosts and their subdomains (`example.com` allows
+    /// `docs.example.com`; IP addresses match exactly), on any port, over http or https.
+    /// Seeds are always fetched.
     ///
-    /// By default, the seeds' hosts are allowed.
+    /// By default, there are none: only the seeds' origins (scheme, host and port) are in
+    /// scope, so `http://host:8080/` does not lead to `http://host:8081/` or `https://host/`.
     pub fn allow_domains<I, S>(mut self, domains: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -213,6 +232,108 @@ impl CrawlConfig {
     /// By default, this is [`DEFAULT_USER_AGENT`].
     pub fn user_agent(mut self, agent: impl Into<String>) -> Self {
         self.user_agent = agent.into();
+        self
+    }
+
+    /// Extracts a field from every HTML page into [`PageRecord::fields`] (repeatable: each
+    /// call adds one).
+    ///
+    /// By default, nothing is extracted.
+    pub fn extract(mut self, field: Extract) -> Self {
+        self.extract.push(field);
+        self
+    }
+
+    /// Whether each record lists the page's links ([`PageRecord::out_links`]): absolute,
+    /// normalised, each with whether it was followed and, if not, why.
+    ///
+    /// By default, only their number is recorded.
+    pub fn record_links(mut self, yes: bool) -> Self {
+        self.links = yes;
+        self
+    }
+
+    /// Follows only the links of the elements this CSS selector matches (an element's own
+    /// `href`, or the links inside it): pagination and listing pages, such as
+    /// `"a.next, .pagination"`. Scope, patterns, depth and robots.txt still apply.
+    ///
+    /// By default, every link is a candidate.
+    ///
+    /// # Errors
+    ///
+    /// [`CrawlError::Selector`] if the selector does not parse.
+    pub fn follow(mut self, css: &str) -> Result<Self, CrawlError> {
+        self.follow = Some(selector(css)?);
+        Ok(self)
+    }
+
+    /// Calls `handler` for every element that the CSS selector matches on every HTML page
+    /// (colly's `OnHTML`), with the parsed page and the page's record, which it may fill
+    /// ([`PageRecord::fields`]). Handlers run on the crawl's parse threads (blocking threads,
+    /// one per core), after the built-in fields and extraction, in the order they were added.
+    ///
+    /// A handler that panics marks its page as failed ([`PageError::Panicked`](super::PageError::Panicked)); the
+    /// crawl goes on.
+    ///
+    /// By default, there are none.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use weft_apps::crawl::{CrawlConfig, Crawler};
+    /// use weft_core::context::Context;
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use axum::{Router, response::Html, routing::get};
+    /// # let app = Router::new().route("/", get(|| async { Html(
+    /// #     r#"<ul><li class="item" data-sku="a1">Tea</li><li class="item" data-sku="b2">Milk</li></ul>"#
+    /// # ) }));
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let site = format!("http://{}/", listener.local_addr()?);
+    /// # tokio::spawn(async move { axum::serve(listener, app).await });
+    /// let config = CrawlConfig::new().on_html("li.item", |item, _page, record| {
+    ///     let sku = item.value().attr("data-sku").unwrap_or_default();
+    ///     let skus = record.fields.entry("skus").or_insert_with(|| serde_json::json!([]));
+    ///     if let Some(list) = skus.as_array_mut() {
+    ///         list.push(sku.into());
+    ///     }
+    /// })?;
+    /// let mut crawl = Crawler::new(config)?.crawl(&Context::background(), [&site])?;
+    /// let page = crawl.next().await.unwrap();
+    /// assert_eq!(page.fields["skus"], serde_json::json!(["a1", "b2"]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`CrawlError::Selector`] if the selector does not parse.
+    pub fn on_html<F>(mut self, css: &str, handler: F) -> Result<Self, CrawlError>
+    where
+        F: Fn(ElementRef<'_>, &HtmlPage<'_>, &mut PageRecord) + Send + Sync + 'static,
+    {
+        self.handlers.push(Handler::new(selector(css)?, handler));
+        Ok(self)
+    }
+
+    /// Stores each successful body in `dir` (created if missing), named by a SHA-256 of its
+    /// final URL, written atomically, with `dir/index.jsonl` mapping each URL to its file,
+    /// status, content type and fetch time ([`PageRecord::saved`] names the file). Without
+    /// [`resume`](Self::resume), the index is started over.
+    ///
+    /// By default, nothing is saved.
+    pub fn save(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.save = Some(dir.into());
+        self
+    }
+
+    /// With [`save`](Self::save): pages the index already lists (from an interrupted crawl)
+    /// are read from the directory instead of fetched (their records have 0 attempts), and
+    /// their links are followed as before, so the crawl goes on where it stopped.
+    ///
+    /// By default, this is off.
+    pub fn resume(mut self, yes: bool) -> Self {
+        self.resume = yes;
         self
     }
 

@@ -21,8 +21,8 @@ use std::collections::HashSet;
 use std::num::NonZeroUsize;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context as TaskContext, Poll, ready};
 
 use futures::stream::FusedStream;
@@ -38,9 +38,11 @@ use super::config::CrawlConfig;
 use super::error::CrawlError;
 use super::fetch::{Env, FetchedPage, PageOutcome, fetch_page, fetch_robots, parse_page};
 use super::frontier::{Dispatch, Frontier, HostId, Job, Pushed};
+use super::guard::{Guard, GuardedResolver};
 use super::record::{Counters, PageRecord, Progress, StopReason, Summary};
 use super::robots::Robots;
-use super::url::{Scope, normalize};
+use super::save::Saver;
+use super::url::{Scope, parse_seed};
 
 /// A configured crawler; [`crawl`](Crawler::crawl) starts crawls with it. Crawls started from
 /// one crawler share its HTTP connection pool.
@@ -77,17 +79,21 @@ use super::url::{Scope, normalize};
 pub struct Crawler {
     client: reqwest::Client,
     config: CrawlConfig,
+    guard: Guard,
 }
 
 impl Crawler {
     /// Builds a crawler (and its HTTP client: rustls, no automatic redirects, the configured
-    /// timeouts and user agent).
+    /// timeouts and user agent, a resolver that drops link-local and cloud metadata
+    /// addresses).
     ///
     /// # Errors
     ///
     /// [`CrawlError::Client`] if the HTTP client cannot be built.
     pub fn new(config: CrawlConfig) -> Result<Self, CrawlError> {
+        let guard = Guard::default();
         let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
             .user_agent(config.user_agent.clone())
             // Redirects are followed by hand: each hop is checked against scope, robots.txt
             // and the set of URLs already seen.
@@ -97,7 +103,11 @@ impl Crawler {
             .pool_max_idle_per_host(config.per_host.get())
             .build()
             .map_err(CrawlError::Client)?;
-        Ok(Crawler { client, config })
+        Ok(Crawler {
+            client,
+            config,
+            guard,
+        })
     }
 
     /// The settings.
@@ -110,13 +120,18 @@ impl Crawler {
     /// done, or the returned [`Crawl`] is dropped (which stops it).
     ///
     /// Pages are produced as they finish, in no fixed order. Seeds are always fetched (if
-    /// robots.txt allows); links are followed if they are in scope (allowed domains, include
-    /// and exclude patterns), within the depth limit, and not seen before.
+    /// robots.txt allows); links are followed if they are in scope (the seeds' origins, that is
+    /// scheme, host and port, or an allowed domain; the include and exclude patterns), within
+    /// the depth limit, and not seen before.
+    ///
+    /// No request ever goes to a link-local or cloud metadata address (`169.254.0.0/16`,
+    /// `fe80::/10`, `metadata.google.internal`, ...) unless a seed names that host: such pages
+    /// fail with [`PageError::Blocked`](super::PageError::Blocked).
     ///
     /// # Errors
     ///
-    /// [`CrawlError::NoSeeds`], or [`CrawlError::InvalidSeed`] for a seed that is not an
-    /// absolute http(s) URL.
+    /// [`CrawlError::NoSeeds`], [`CrawlError::InvalidSeed`] for a seed that is not an
+    /// absolute http(s) URL, or [`CrawlError::Save`] when the save directory cannot be used.
     ///
     /// # Panics
     ///
@@ -126,41 +141,41 @@ impl Crawler {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut urls = Vec::new();
-        for seed in seeds {
-            let seed = seed.as_ref();
-            let url = Url::parse(seed.trim()).map_err(|e| CrawlError::InvalidSeed {
-                seed: seed.to_owned(),
-                reason: e.to_string(),
-            })?;
-            let url = normalize(url).ok_or_else(|| CrawlError::InvalidSeed {
-                seed: seed.to_owned(),
-                reason: "not an http(s) url with a host".to_owned(),
-            })?;
-            urls.push(url);
-        }
+        let urls = seeds
+            .into_iter()
+            .map(|seed| parse_seed(seed.as_ref()))
+            .collect::<Result<Vec<Url>, _>>()?;
         if urls.is_empty() {
             return Err(CrawlError::NoSeeds);
         }
-        let domains = if self.config.allowed_domains.is_empty() {
-            urls.iter()
-                .filter_map(|u| u.host_str().map(str::to_owned))
-                .collect()
-        } else {
-            self.config.allowed_domains.clone()
-        };
+        self.guard.exempt_seeds(&urls);
         let scope = Scope::new(
-            domains,
+            urls.iter().map(Url::origin).collect(),
+            self.config.allowed_domains.clone(),
             self.config.include.clone(),
             self.config.exclude.clone(),
         );
+        let saver =
+            match &self.config.save {
+                Some(dir) => Some(Saver::open(dir, self.config.resume).map_err(|source| {
+                    CrawlError::Save {
+                        dir: dir.clone(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
+        let counters = Arc::new(Counters::default());
         let env = Arc::new(Env {
+            saver,
             client: self.client.clone(),
             config: self.config.clone(),
             scope,
             seen: Mutex::new(HashSet::new()),
+            guard: self.guard.clone(),
+            counters: Arc::clone(&counters),
+            budget_spent: AtomicBool::new(false),
         });
-        let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let (report_tx, report_rx) = mpsc::unbounded_channel();
         let verdict = Arc::new(OnceLock::new());
@@ -457,19 +472,20 @@ async fn schedule(
             if budget_spent(dispatched) {
                 return;
             }
-            let next_depth = depth + 1;
-            let mut jobs: Vec<Job> = Vec::new();
-            if config.max_depth.is_none_or(|max| next_depth <= max) {
-                jobs.extend(follow.into_iter().map(|url| Job {
+            // `parse` checked the links' depth and marked them seen; a redirect target is
+            // checked here.
+            let mut jobs: Vec<Job> = follow
+                .into_iter()
+                .map(|url| Job {
                     url,
-                    depth: next_depth,
+                    depth: depth + 1,
                     redirects: 0,
-                }));
-            }
-            jobs.extend(redirect);
-            if !jobs.is_empty() {
-                let mut seen = env.seen.lock().unwrap_or_else(PoisonError::into_inner);
-                jobs.retain(|job| seen.insert(job.url.as_str().into()));
+                })
+                .collect();
+            if let Some(job) = redirect
+                && env.mark_seen(&job.url)
+            {
+                jobs.push(job);
             }
             let now = Instant::now();
             for job in jobs {
@@ -496,6 +512,10 @@ async fn schedule(
             };
             if matches!(request, Dispatch::Page(..)) {
                 dispatched += 1;
+                if budget_spent(dispatched) {
+                    // Relaxed: `parse` only uses it to stop marking links followed.
+                    env.budget_spent.store(true, Ordering::Relaxed);
+                }
             }
             outstanding += 1;
             add(&counters.in_flight, 1);

@@ -3,6 +3,7 @@
 //! stage.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -11,10 +12,14 @@ use reqwest::{Response, StatusCode};
 use url::Url;
 
 use super::config::CrawlConfig;
+use super::extract::HtmlPage;
 use super::frontier::Job;
+use super::guard::Guard;
+use super::parse::followable;
 use super::parse::parse_html;
-use super::record::{PageError, PageRecord};
+use super::record::{Counters, Link, PageError, PageRecord, Skip};
 use super::robots::Robots;
+use super::save::Saver;
 use super::url::{Scope, host_key, normalize};
 
 /// What every stage of the crawl shares.
@@ -26,6 +31,13 @@ pub(crate) struct Env {
     /// Every URL ever queued or requested, normalised. Shared with the tasks so that a
     /// same-host redirect never requests a URL twice either.
     pub(crate) seen: Mutex<HashSet<Box<str>>>,
+    /// The addresses never requested.
+    pub(crate) guard: Guard,
+    pub(crate) counters: Arc<Counters>,
+    /// Set by the scheduler once the page limit is reached: no link is followed after that.
+    pub(crate) budget_spent: AtomicBool,
+    /// Where bodies are saved, and what an earlier crawl saved.
+    pub(crate) saver: Option<Saver>,
 }
 
 impl Env {
@@ -47,6 +59,12 @@ pub(crate) struct FetchedPage {
     pub(crate) redirect: Option<Job>,
     /// When the first request started (for [`PageRecord::fetch_ms`]).
     pub(crate) started: std::time::Instant,
+    /// The host's robots.txt rules, for the page's same-origin links.
+    pub(crate) robots: Option<Arc<Robots>>,
+    /// A successful body that is not HTML, kept to be saved.
+    pub(crate) other_body: Option<Vec<u8>>,
+    /// Read from the save directory rather than fetched.
+    pub(crate) loaded: bool,
 }
 
 impl FetchedPage {
@@ -59,6 +77,9 @@ impl FetchedPage {
             html: None,
             redirect: None,
             started: std::time::Instant::now(),
+            robots: None,
+            other_body: None,
+            loaded: false,
         }
     }
 }
@@ -91,8 +112,15 @@ fn backoff(config: &CrawlConfig, attempt: u32, retry_after: Option<Duration>) ->
     wait.min(config.max_backoff)
 }
 
-/// Sends a GET, retrying transient failures. Returns the last result and the attempts made.
+/// Sends a GET, retrying transient failures. Returns the last result and the attempts made
+/// (0 when the URL is blocked and nothing was sent).
 async fn send(env: &Env, url: &Url) -> (Result<Response, PageError>, u32) {
+    if !env.guard.allows(url) {
+        // Relaxed: a counter for the summary, read after the run is joined.
+        env.counters.blocked.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%url, "not requested: link-local or cloud metadata address");
+        return (Err(PageError::Blocked), 0);
+    }
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -180,7 +208,29 @@ pub(crate) async fn fetch_page(env: Arc<Env>, job: Job, robots: Arc<Robots>) -> 
         html: None,
         redirect: None,
         started: std::time::Instant::now(),
+        robots: Some(Arc::clone(&robots)),
+        other_body: None,
+        loaded: false,
     };
+    if let Some((entry, path)) = env.saver.as_ref().and_then(|s| s.saved(job.url.as_str())) {
+        // Resuming: the page an earlier crawl saved, parsed again for its links.
+        if let Ok(final_url) = Url::parse(&entry.final_url)
+            && let Ok(body) = tokio::fs::read(&path).await
+        {
+            let rec = &mut out.record;
+            rec.final_url = entry.final_url.clone();
+            rec.status = Some(entry.status);
+            rec.content_type = entry.content_type.clone();
+            rec.bytes = body.len() as u64;
+            rec.saved = Some(entry.file.clone());
+            out.loaded = true;
+            if is_html(rec.content_type.as_deref(), &body) {
+                out.html = Some((body, final_url));
+            }
+            return out;
+        }
+    }
+    let saving = env.saver.is_some();
     let rec = &mut out.record;
     let mut url = job.url;
     let mut hops = job.redirects;
@@ -220,7 +270,8 @@ pub(crate) async fn fetch_page(env: Arc<Env>, job: Job, robots: Arc<Robots>) -> 
                 break;
             }
             hops += 1;
-            if !env.scope.allows(&target) {
+            if let Err(skip) = env.scope.check(&target) {
+                rec.not_followed = Some(skip);
                 break;
             }
             if host_key(&target) != host_key(&url) {
@@ -232,8 +283,13 @@ pub(crate) async fn fetch_page(env: Arc<Env>, job: Job, robots: Arc<Robots>) -> 
                 });
                 break;
             }
-            if !robots.allows(&target) || !env.mark_seen(&target) {
-                // Disallowed, or already crawled (or queued) on its own: a loop ends here.
+            if !robots.allows(&target) {
+                rec.not_followed = Some(Skip::Robots);
+                break;
+            }
+            if !env.mark_seen(&target) {
+                // Already crawled (or queued) on its own: a loop ends here.
+                rec.not_followed = Some(Skip::Seen);
                 break;
             }
             url = target;
@@ -245,18 +301,25 @@ pub(crate) async fn fetch_page(env: Arc<Env>, job: Job, robots: Arc<Robots>) -> 
         }
         let html = status.is_success() && is_html(rec.content_type.as_deref(), b"");
         let sniff = status.is_success() && rec.content_type.is_none();
-        let (body, bytes, truncated) =
-            match read_body(&mut resp, env.config.max_body, html || sniff).await {
-                Ok(read) => read,
-                Err(e) => {
-                    rec.error = Some(e);
-                    break;
-                }
-            };
+        let (body, bytes, truncated) = match read_body(
+            &mut resp,
+            env.config.max_body,
+            html || sniff || (saving && status.is_success()),
+        )
+        .await
+        {
+            Ok(read) => read,
+            Err(e) => {
+                rec.error = Some(e);
+                break;
+            }
+        };
         rec.bytes = bytes;
         rec.truncated = truncated;
         if html || (sniff && is_html(None, &body)) {
             out.html = Some((body, url));
+        } else if saving && status.is_success() {
+            out.other_body = Some(body);
         }
         break;
     }
@@ -264,34 +327,43 @@ pub(crate) async fn fetch_page(env: Arc<Env>, job: Job, robots: Arc<Robots>) -> 
 }
 
 /// Parses a fetched page's HTML (CPU-bound: the crawl runs it on blocking threads): its
-/// title, link count and the in-scope links to follow.
+/// title, extracted fields, handlers, and which links to follow (each link's fate, for
+/// [`PageRecord::out_links`]).
 pub(crate) fn parse_page(env: &Env, page: FetchedPage) -> PageOutcome {
     let FetchedPage {
         mut record,
         html,
         redirect,
         started,
+        robots,
+        other_body,
+        loaded,
     } = page;
+    if let Some(saver) = &env.saver
+        && !loaded
+        && let Some(status @ 200..=299) = record.status
+        && let Some(body) = html.as_ref().map(|(b, _)| b).or(other_body.as_ref())
+    {
+        match saver.save(
+            &record.url,
+            &record.final_url,
+            status,
+            record.content_type.as_deref(),
+            body,
+        ) {
+            Ok(file) => record.saved = Some(file),
+            Err(e) => record.error = Some(PageError::Save(e.to_string())),
+        }
+    }
     let mut follow = Vec::new();
     if let Some((body, url)) = html {
-        // A panic here is a bug in a parser: the page says so and the crawl goes on (the
-        // pipeline would otherwise fail the whole run).
+        // A panic here is a bug in a parser or a handler: the page says so and the crawl goes
+        // on (the pipeline would otherwise fail the whole run).
         let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let parsed = parse_html(&body, &url);
-            let follow: Vec<Url> = parsed
-                .links
-                .iter()
-                .filter(|l| env.scope.allows(l))
-                .cloned()
-                .collect();
-            (parsed.title, parsed.links.len(), follow)
+            scrape(env, &body, &url, robots.as_deref(), &mut record)
         }));
         match parsed {
-            Ok((title, links, to_follow)) => {
-                record.title = title;
-                record.links = links;
-                follow = to_follow;
-            }
+            Ok(to_follow) => follow = to_follow,
             Err(_) => record.error = Some(PageError::Panicked),
         }
     }
@@ -303,9 +375,91 @@ pub(crate) fn parse_page(env: &Env, page: FetchedPage) -> PageOutcome {
     }
 }
 
-/// Fetches and parses a host's robots.txt (following up to 5 redirects, to any host).
-/// 2xx: its rules; 4xx: allow all; 5xx: disallow all (RFC 9309); no answer at all: allow all,
-/// so that the pages themselves report the network error.
+/// Fills the record from the HTML and returns the links to queue (marked seen).
+fn scrape(
+    env: &Env,
+    body: &[u8],
+    url: &Url,
+    robots: Option<&Robots>,
+    record: &mut PageRecord,
+) -> Vec<Url> {
+    let config = &env.config;
+    let parsed = parse_html(body, url);
+    record.title = parsed.title.clone();
+    record.links = parsed.links.len();
+    for field in &config.extract {
+        record
+            .fields
+            .insert(field.name().to_owned(), field.apply(&parsed.doc));
+    }
+    if !config.handlers.is_empty() {
+        let page = HtmlPage {
+            doc: &parsed.doc,
+            url: &parsed.base,
+        };
+        for handler in &config.handlers {
+            for element in parsed.doc.select(&handler.selector) {
+                (handler.run)(element, &page, record);
+            }
+        }
+    }
+    let followable = config.follow.as_ref().map(|sel| followable(&parsed, sel));
+    let next_depth = record.depth + 1;
+    let too_deep = config.max_depth.is_some_and(|max| next_depth > max);
+    let own_origin = url.origin();
+    let mut follow = Vec::new();
+    let mut links = config.links.then(|| Vec::with_capacity(parsed.links.len()));
+    for link in parsed.links {
+        let verdict = env.scope.check(&link).and_then(|()| {
+            if followable
+                .as_ref()
+                .is_some_and(|set| !set.contains(link.as_str()))
+            {
+                return Err(Skip::Filter);
+            }
+            if too_deep {
+                return Err(Skip::Depth);
+            }
+            if !env.guard.allows(&link) {
+                return Err(Skip::Blocked);
+            }
+            if robots.is_some_and(|r| !r.allows(&link)) && link.origin() == own_origin {
+                if env.mark_seen(&link) {
+                    // Relaxed: a counter for the summary.
+                    env.counters.robots_denied.fetch_add(1, Ordering::Relaxed);
+                }
+                return Err(Skip::Robots);
+            }
+            // Relaxed: set by the scheduler once no more pages will start; a link that
+            // races past it is queued and dropped there.
+            if env.budget_spent.load(Ordering::Relaxed) {
+                return Err(Skip::PageLimit);
+            }
+            if !env.mark_seen(&link) {
+                return Err(Skip::Seen);
+            }
+            Ok(())
+        });
+        if let Some(links) = &mut links {
+            links.push(Link::new(link.to_string(), verdict.err()));
+        }
+        if verdict.is_ok() {
+            follow.push(link);
+        }
+    }
+    record.out_links = links;
+    follow
+}
+
+/// The most of a robots.txt that is read and parsed: the 500 KiB that RFC 9309 asks crawlers
+/// to parse at least (more costs memory per host and says nothing a real site needs).
+pub(crate) const ROBOTS_MAX: usize = 500 * 1024;
+
+/// Fetches and parses a host's robots.txt (following up to 5 redirects, to any host but a
+/// blocked address, as RFC 9309 allows). 2xx: its rules (the first [`ROBOTS_MAX`] bytes, up to
+/// the last whole line); 4xx, a blocked redirect or too many: allow all; 5xx: disallow all
+/// (RFC 9309); no answer at all: allow all, so that the pages themselves report the network
+/// error.
 pub(crate) async fn fetch_robots(env: Arc<Env>, mut url: Url) -> Robots {
     for _ in 0..=5 {
         let (result, _) = send(&env, &url).await;
@@ -334,9 +488,16 @@ pub(crate) async fn fetch_robots(env: Arc<Env>, mut url: Url) -> Robots {
         if !status.is_success() {
             return Robots::AllowAll;
         }
-        // RFC 9309: parse at least 500 KiB.
-        return match read_body(&mut resp, 512 * 1024, true).await {
-            Ok((body, _, _)) => Robots::parse(env.config.robots_agent(), &body),
+        return match read_body(&mut resp, ROBOTS_MAX, true).await {
+            Ok((mut body, _, truncated)) => {
+                if truncated {
+                    // A rule cut in half could mean something else (`Disallow: /a` of
+                    // `/admin`): keep whole lines only.
+                    let whole = memchr::memrchr(b'\n', &body).map_or(0, |at| at + 1);
+                    body.truncate(whole);
+                }
+                Robots::parse(env.config.robots_agent(), &body)
+            }
             Err(_) => Robots::AllowAll,
         };
     }

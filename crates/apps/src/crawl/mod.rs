@@ -9,9 +9,19 @@
 //!   runs on a [`weft_pipeline`] pipeline whose sink feeds the links it finds back to its
 //!   source (below).
 //! - **Scope**: links are followed within [`max_depth`](CrawlConfig::max_depth) and
-//!   [`max_pages`](CrawlConfig::max_pages), to the allowed domains (by default the seeds'
-//!   hosts), matching the include and exclude patterns; URLs are [normalised](normalize) and
-//!   never fetched twice, redirect hops included.
+//!   [`max_pages`](CrawlConfig::max_pages), on the seeds' origins (scheme, host and port) or
+//!   the [allowed domains](CrawlConfig::allow_domains), matching the include and exclude
+//!   patterns; URLs are [normalised](normalize) (credentials dropped) and never fetched twice,
+//!   redirect hops included. A redirect that is not followed says why
+//!   ([`PageRecord::not_followed`]).
+//! - **Safety**: no request goes to a link-local or cloud metadata address (`169.254.0.0/16`,
+//!   `fe80::/10`, `metadata.google.internal`, ...), checked on the URL and on every resolved
+//!   address, unless a seed names that host; robots.txt is read up to 500 KiB.
+//! - **Scraping**: fields by CSS selector ([`CrawlConfig::extract`], [`Extract`]), each page's
+//!   links with their fate ([`CrawlConfig::record_links`]), following by selector
+//!   ([`CrawlConfig::follow`]), handlers given the parsed page ([`CrawlConfig::on_html`], the
+//!   shape of colly's `OnHTML`), bodies saved and a crawl resumed ([`CrawlConfig::save`],
+//!   [`CrawlConfig::resume`]).
 //! - **Manners**: robots.txt is fetched per host and obeyed (including `Crawl-delay`) unless
 //!   [`respect_robots(false)`](CrawlConfig::respect_robots).
 //! - **Robustness**: timeouts, a body size cap, a redirect limit, retries with backoff for
@@ -80,15 +90,21 @@
 mod config;
 mod crawler;
 mod error;
+mod extract;
 mod fetch;
 mod frontier;
+mod guard;
 mod parse;
 mod record;
 mod robots;
+mod save;
 mod url;
 
 pub use config::{CrawlConfig, DEFAULT_USER_AGENT};
 pub use crawler::{Crawl, Crawler};
 pub use error::CrawlError;
-pub use record::{PageError, PageRecord, Progress, Stats, StopReason, Summary};
-pub use url::normalize;
+pub use extract::{Extract, HtmlPage};
+pub use record::{Link, PageError, PageRecord, Progress, Skip, Stats, StopReason, Summary};
+/// The HTML parser the crawl uses: [`CrawlConfig::on_html`] handlers get its `ElementRef`s.
+pub use scraper;
+pub use url::{normalize, parse_seed};

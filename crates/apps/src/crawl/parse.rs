@@ -1,5 +1,6 @@
 //! HTML parsing with `scraper` (html5ever): the title and the page's links.
 
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use scraper::{Html, Selector};
@@ -14,11 +15,15 @@ static BASE: LazyLock<Selector> =
 static LINKS: LazyLock<Selector> =
     LazyLock::new(|| Selector::parse("a[href], area[href]").expect("static selector is valid"));
 
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug)]
 pub(crate) struct Parsed {
     pub(crate) title: Option<String>,
     /// Distinct normalised http(s) links, sorted.
     pub(crate) links: Vec<Url>,
+    /// The document, for extraction and handlers.
+    pub(crate) doc: Html,
+    /// What relative links resolve against.
+    pub(crate) base: Url,
 }
 
 /// Parses a page fetched from `page_url` (its final URL). Links resolve against the first
@@ -45,7 +50,33 @@ pub(crate) fn parse_html(body: &[u8], page_url: &Url) -> Parsed {
         .collect();
     links.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
     links.dedup_by(|a, b| a.as_str() == b.as_str());
-    Parsed { title, links }
+    Parsed {
+        title,
+        links,
+        doc,
+        base,
+    }
+}
+
+/// The normalised links of the elements `follow` matches: an element's own `href`, or the
+/// links inside it.
+pub(crate) fn followable(parsed: &Parsed, follow: &Selector) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for element in parsed.doc.select(follow) {
+        let own = element.value().attr("href").map(|href| vec![href]);
+        let hrefs = own.unwrap_or_else(|| {
+            element
+                .select(&LINKS)
+                .filter_map(|a| a.value().attr("href"))
+                .collect()
+        });
+        for href in hrefs {
+            if let Some(url) = parsed.base.join(href.trim()).ok().and_then(normalize) {
+                out.insert(url.into());
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

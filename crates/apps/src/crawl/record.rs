@@ -34,6 +34,50 @@ pub enum PageError {
     /// Fetching or parsing the page panicked (a bug); the crawl went on.
     #[error("the page task panicked")]
     Panicked,
+    /// The URL names a link-local or cloud metadata address (`169.254.0.0/16`, `fe80::/10`,
+    /// `metadata.google.internal`, ...) that no seed named: it was not requested.
+    #[error("not requested: link-local or cloud metadata address")]
+    Blocked,
+    /// The body could not be saved (see [`CrawlConfig::save`](super::CrawlConfig::save)).
+    #[error("cannot save the body: {0}")]
+    Save(String),
+}
+
+/// Why a link or a redirect was not followed.
+///
+/// Serialised (in [`PageRecord::not_followed`] and the `--links` list) as its lowercase name.
+///
+/// ```
+/// use weft_apps::crawl::Skip;
+/// assert_eq!(serde_json::to_string(&Skip::Scope)?, r#""scope""#);
+/// assert_eq!(Skip::Scope.to_string(), "out of scope (another origin or domain)");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Skip {
+    /// Another origin (scheme, host or port) than the seeds', and not an allowed domain.
+    #[error("out of scope (another origin or domain)")]
+    Scope,
+    /// The include or exclude patterns (or the follow selector) leave it out.
+    #[error("left out by the include, exclude or follow filters")]
+    Filter,
+    /// Its host's robots.txt disallows it.
+    #[error("disallowed by robots.txt")]
+    Robots,
+    /// It is past the depth limit.
+    #[error("past the depth limit")]
+    Depth,
+    /// It was already crawled or queued.
+    #[error("already seen")]
+    Seen,
+    /// The page limit was reached.
+    #[error("page limit reached")]
+    PageLimit,
+    /// A link-local or cloud metadata address (see [`PageError::Blocked`]).
+    #[error("link-local or cloud metadata address")]
+    Blocked,
 }
 
 impl From<reqwest::Error> for PageError {
@@ -100,6 +144,55 @@ pub struct PageRecord {
     /// Why the page failed, if it did (a 4xx/5xx status counts as failed).
     #[serde(serialize_with = "error_as_text")]
     pub error: Option<PageError>,
+    /// Why the redirect to `final_url` was not followed, when the page ended on one (a
+    /// redirect to another in-scope origin is followed as a page of its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_followed: Option<Skip>,
+    /// The body's file in the save directory, when saving (see
+    /// [`CrawlConfig::save`](super::CrawlConfig::save)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saved: Option<String>,
+    /// The page's links, when [`record_links`](super::CrawlConfig::record_links) is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out_links: Option<Vec<Link>>,
+    /// Fields extracted with [`CrawlConfig::extract`](super::CrawlConfig::extract) or filled by
+    /// [`on_html`](super::CrawlConfig::on_html) handlers; written as fields of the JSON line.
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A link found on a page (see [`PageRecord::out_links`]).
+///
+/// ```
+/// use weft_apps::crawl::{Link, Skip};
+/// let link = Link::new("http://a.test/x".into(), Some(Skip::Depth));
+/// assert_eq!(
+///     serde_json::to_string(&link)?,
+///     r#"{"url":"http://a.test/x","followed":false,"reason":"depth"}"#
+/// );
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Link {
+    /// Absolute and [normalised](super::normalize).
+    pub url: String,
+    /// Whether the crawl queued it (a page limit reached later may still leave it out).
+    pub followed: bool,
+    /// Why it was not followed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Skip>,
+}
+
+impl Link {
+    /// A link, followed unless there is a reason.
+    pub fn new(url: String, reason: Option<Skip>) -> Self {
+        Link {
+            url,
+            followed: reason.is_none(),
+            reason,
+        }
+    }
 }
 
 impl PageRecord {
@@ -117,6 +210,10 @@ impl PageRecord {
             attempts: 0,
             fetch_ms: 0.0,
             error: None,
+            not_followed: None,
+            out_links: None,
+            saved: None,
+            fields: serde_json::Map::new(),
         }
     }
 }
@@ -130,6 +227,7 @@ pub(crate) struct Counters {
     pub(crate) queued: AtomicU64,
     pub(crate) in_flight: AtomicU64,
     pub(crate) robots_denied: AtomicU64,
+    pub(crate) blocked: AtomicU64,
 }
 
 /// A snapshot of a crawl's counters. See [`Crawl::progress`](super::Crawl::progress).
@@ -148,6 +246,9 @@ pub struct Stats {
     pub in_flight: u64,
     /// URLs not fetched because robots.txt disallows them.
     pub robots_denied: u64,
+    /// Requests refused because they would reach a link-local or cloud metadata address
+    /// (pages and robots.txt redirects).
+    pub blocked: u64,
 }
 
 /// A cheap, cloneable view of a running crawl's counters, for progress displays.
@@ -166,6 +267,7 @@ impl Progress {
             queued: c.queued.load(Ordering::Relaxed),
             in_flight: c.in_flight.load(Ordering::Relaxed),
             robots_denied: c.robots_denied.load(Ordering::Relaxed),
+            blocked: c.blocked.load(Ordering::Relaxed),
         }
     }
 }
@@ -224,6 +326,13 @@ impl std::fmt::Display for Summary {
         )?;
         if s.robots_denied > 0 {
             write!(f, "; {} denied by robots.txt", s.robots_denied)?;
+        }
+        if s.blocked > 0 {
+            write!(
+                f,
+                "; {} requests refused (link-local or cloud metadata address)",
+                s.blocked
+            )?;
         }
         match &self.stop {
             StopReason::Finished => write!(f, "; finished"),

@@ -48,3 +48,49 @@ impl Robots {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// robots.txt-ish lines, some well formed, some not.
+    fn robots_text() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just(b"User-agent: *\n".to_vec()),
+                Just(b"User-agent: weft\n".to_vec()),
+                Just(b"Disallow: /private/\n".to_vec()),
+                Just(b"Disallow: /*.pdf$\n".to_vec()),
+                Just(b"Allow: /private/ok\n".to_vec()),
+                Just(b"Crawl-delay: 1e30\n".to_vec()),
+                Just(b"Crawl-delay: -5\n".to_vec()),
+                Just(b"Crawl-delay: NaN\n".to_vec()),
+                Just(b"Sitemap: http://h.test/s.xml\n".to_vec()),
+                Just(b"Disallow: /\xff\xfe%zz*$$**\n".to_vec()),
+                "[ -~]{0,30}\n".prop_map(String::into_bytes),
+                proptest::collection::vec(any::<u8>(), 0..30),
+            ],
+            0..30,
+        )
+        .prop_map(|lines| lines.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn any_robots_txt_parses_and_answers_without_panicking(
+            body in robots_text(),
+            path in "(/|[a-z]|\\.|%2F|\\*|\\$|\\?|=){0,20}",
+        ) {
+            let robots = Robots::parse("weft", &body);
+            if let Ok(url) = Url::parse(&format!("http://h.test/{path}")) {
+                let _ = robots.allows(&url);
+            }
+            if let Some(delay) = robots.crawl_delay() {
+                prop_assert!(delay.is_finite() && delay > 0.0);
+            }
+        }
+    }
+}

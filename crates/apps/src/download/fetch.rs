@@ -14,7 +14,7 @@ use super::error::DownloadError;
 use super::part::{self, FileThread, Mode, PartPaths, PartWriter, Target, Validator};
 use super::progress::Tracker;
 use super::retry;
-use super::{FileResult, Outcome, Request, Shared};
+use super::{FileResult, Outcome, Partial, Request, Shared};
 
 /// How an attempt ended short of completion.
 enum Stop {
@@ -79,6 +79,7 @@ pub(crate) async fn fetch(
                     duration: started.elapsed(),
                     attempts,
                     outcome: Outcome::Complete,
+                    partial: None,
                 };
             }
             Err((Stop::Cancelled, _)) => break Outcome::Cancelled,
@@ -113,17 +114,19 @@ pub(crate) async fn fetch(
             }
         }
     };
-    // Report what is left on disk for a resume.
-    let kept = tokio::task::spawn_blocking({
+    // Keep the partial file only if a later run can resume it; report which.
+    let left = tokio::task::spawn_blocking({
         let paths = paths.clone();
-        move || paths.part_len().map(|len| (paths.part, len))
+        let url = job.request.url.clone();
+        move || settle_partial(&paths, &url)
     })
     .await
     .ok()
     .flatten();
-    let (path, bytes) = match kept {
-        Some((p, len)) => (Some(p), len),
-        None => (None, 0),
+    let (path, bytes, partial) = match left {
+        Some((kept @ Partial::Kept { .. }, len)) => (Some(paths.part), len, Some(kept)),
+        Some((removed, _)) => (None, 0, Some(removed)),
+        None => (None, 0, None),
     };
     FileResult {
         url: job.request.url.clone(),
@@ -133,7 +136,27 @@ pub(crate) async fn fetch(
         duration: started.elapsed(),
         attempts,
         outcome,
+        partial,
     }
+}
+
+/// Keeps a partial file that its metadata makes resumable, and deletes any other (with its
+/// metadata): a `.part` without a validator is never left behind. `None` when there was no
+/// partial file, or an empty one (deleted without a word).
+fn settle_partial(paths: &PartPaths, url: &url::Url) -> Option<(Partial, u64)> {
+    let len = paths.part_len()?;
+    if let Some((len, validator)) = paths.resumable(url) {
+        let validator = match validator {
+            Validator::ETag(v) => format!("ETag {v}"),
+            Validator::LastModified(v) => format!("Last-Modified {v}"),
+        };
+        return Some((Partial::Kept { validator }, len));
+    }
+    if paths.belongs_elsewhere(url) {
+        return None;
+    }
+    paths.remove();
+    (len > 0).then_some((Partial::Removed { bytes: len }, 0))
 }
 
 /// What every attempt of a batch uses: the downloader and the batch's file thread.

@@ -17,6 +17,9 @@
 //! - **Cancellation.** When the context ends, every download stops at its next await, writes
 //!   what it holds to its `.part` file, and reports [`Outcome::Cancelled`]; the ones that
 //!   finished are reported as such.
+//! - **No dead partial files.** A download that stops keeps its `.part` only if it can be
+//!   resumed (the server gave a validator); otherwise the file is deleted, so a full disk is
+//!   not kept full by files nothing can use. [`FileResult::partial`] says which.
 //!
 //! # Scheduling
 //!
@@ -114,9 +117,11 @@ pub enum Outcome {
     /// The file is complete and verified at [`FileResult::path`].
     Complete,
     /// The download failed; any partial file was kept for a resume unless its content was
-    /// unusable (too large, checksum mismatch, longer than announced).
+    /// unusable (too large, checksum mismatch, longer than announced) or could not be resumed
+    /// safely (see [`Partial`]).
     Failed(DownloadError),
-    /// The context ended first; the bytes received so far are in the `.part` file.
+    /// The context ended first; the bytes received so far are in the `.part` file when it can
+    /// be resumed (see [`Partial`]).
     Cancelled,
 }
 
@@ -145,13 +150,62 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// What became of the partial file of a download that did not complete.
+///
+/// A `.part` file is kept only when it can be resumed safely: when the server named the
+/// version of the file with a strong `ETag` or a `Last-Modified` date, kept in its
+/// `.part.meta`, that the next run sends in `If-Range`. Any other partial file is deleted when
+/// the download stops, so that a failed download (a full disk, say) never leaves a file that
+/// only takes room.
+///
+/// ```
+/// use weft_apps::download::Partial;
+///
+/// let kept = Partial::Kept { validator: "ETag \"v1\"".into() };
+/// assert_eq!(kept.to_string(), "partial file kept for resume (the server's ETag \"v1\" guards it)");
+/// assert!(Partial::Removed { bytes: 10 }.to_string().starts_with("partial file (10 bytes) removed"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Partial {
+    /// Kept at [`FileResult::path`] for the next run to resume.
+    Kept {
+        /// What guards the resume: `ETag "..."` or `Last-Modified ...`.
+        validator: String,
+    },
+    /// Deleted: the server gave no strong `ETag` or `Last-Modified` to resume it against.
+    Removed {
+        /// The bytes it held.
+        bytes: u64,
+    },
+}
+
+impl fmt::Display for Partial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Kept { validator } => {
+                write!(
+                    f,
+                    "partial file kept for resume (the server's {validator} guards it)"
+                )
+            }
+            Self::Removed { bytes } => write!(
+                f,
+                "partial file ({bytes} bytes) removed: the server sent no ETag or Last-Modified \
+                 to resume it against"
+            ),
+        }
+    }
+}
+
 /// What happened to one request.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct FileResult {
     /// The requested URL.
     pub url: Url,
-    /// The final file when complete; the kept `.part` file otherwise, if there is one.
+    /// The final file when complete; the kept `.part` file otherwise, if there is one (see
+    /// [`partial`](Self::partial)).
     pub path: Option<PathBuf>,
     /// The size of the file at `path` (0 when there is none).
     pub bytes: u64,
@@ -163,6 +217,9 @@ pub struct FileResult {
     pub attempts: u32,
     /// How it ended.
     pub outcome: Outcome,
+    /// For a download that started and did not complete: whether its partial file was kept
+    /// for a resume, and why, or removed (`None` when it had received nothing).
+    pub partial: Option<Partial>,
 }
 
 /// The results of a batch, in input order.
@@ -569,6 +626,7 @@ fn not_started(url: Url, outcome: Outcome) -> FileResult {
         duration: Duration::ZERO,
         attempts: 0,
         outcome,
+        partial: None,
     }
 }
 

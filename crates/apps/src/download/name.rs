@@ -35,33 +35,56 @@ pub(crate) fn from_content_disposition(value: &str) -> Option<String> {
     (name != FALLBACK).then_some(name)
 }
 
-/// Makes `raw` a safe single path component: no separators, no control characters, no leading
-/// dot (so no `..`, no hidden files), no characters Windows forbids, at most [`MAX_LEN`] bytes,
-/// never empty, never ending in `.part` (our partial files).
+/// Whether `c` changes how the text around it is shown without being seen itself: bidi
+/// embeddings, overrides and isolates (`invoice\u{202E}fdp.exe` shows as `invoiceexe.pdf`),
+/// zero-width characters, the byte order mark, invisible operators and fillers, tag characters.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
+/// Makes `raw` a safe single path component: no separators, no control, bidi or invisible
+/// characters, no leading dot (so no `..`, no hidden files), no characters Windows forbids, at
+/// most [`MAX_LEN`] bytes, never empty, never ending in `.part` (our partial files).
 pub(crate) fn sanitize(raw: &str) -> String {
     // A server may send a path; only its last component is a name.
     let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
     let mut name: String = last
         .chars()
         .map(|c| match c {
-            c if c.is_control() => '_',
+            c if c.is_control() || is_invisible(c) => '_',
             '<' | '>' | ':' | '"' | '|' | '?' | '*' => '_',
             c => c,
         })
         .collect();
-    let trimmed = name
-        .trim()
-        .trim_start_matches('.')
-        .trim_end_matches(['.', ' ']);
-    if trimmed.len() != name.len() {
-        name = trimmed.to_owned();
-    }
     if name.len() > MAX_LEN {
         let mut cut = MAX_LEN;
         while !name.is_char_boundary(cut) {
             cut -= 1;
         }
         name.truncate(cut);
+    }
+    // No leading dot or space (no `..`, no hidden file, no name that looks blank-prefixed),
+    // no trailing dot or space (Windows drops them).
+    let edge = |c: char| c == '.' || c.is_whitespace();
+    let trimmed = name.trim_start_matches(edge).trim_end_matches(edge);
+    if trimmed.len() != name.len() {
+        name = trimmed.to_owned();
     }
     if name.is_empty() {
         return FALLBACK.to_owned();
@@ -154,6 +177,22 @@ mod tests {
     }
 
     #[test]
+    fn bidi_and_invisible_characters_are_replaced() {
+        assert_eq!(sanitize("invoice\u{202E}fdp.exe"), "invoice_fdp.exe");
+        assert_eq!(sanitize("a\u{2066}b\u{2069}c"), "a_b_c");
+        assert_eq!(sanitize("\u{FEFF}report.pdf"), "_report.pdf");
+        assert_eq!(sanitize("zero\u{200B}width\u{200D}.txt"), "zero_width_.txt");
+        assert_eq!(sanitize("tag\u{E0041}.txt"), "tag_.txt");
+        assert_eq!(
+            from_content_disposition("attachment; filename*=UTF-8''invoice%E2%80%AEfdp.exe")
+                .as_deref(),
+            Some("invoice_fdp.exe")
+        );
+        // Visible non-ASCII stays.
+        assert_eq!(sanitize("été 日本.txt"), "été 日本.txt");
+    }
+
+    #[test]
     fn url_names_are_decoded_last_segments() {
         let url = Url::parse("http://h/dir/my%20file.tar.gz?x=1").unwrap();
         assert_eq!(from_url(&url), "my file.tar.gz");
@@ -189,5 +228,86 @@ mod tests {
     fn numbered_keeps_extension() {
         assert_eq!(numbered("a.tar.gz", 2), "a.tar (2).gz");
         assert_eq!(numbered("README", 1), "README (1)");
+    }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// The promises of [`sanitize`], for any input.
+        fn assert_safe(name: &str) {
+            assert!(!name.is_empty());
+            assert!(name.len() <= MAX_LEN, "{} bytes", name.len());
+            assert!(!name.contains(['/', '\\']), "{name:?}");
+            assert!(!name.starts_with('.'), "{name:?}");
+            assert!(name != "..");
+            assert!(
+                !name.chars().any(|c| c.is_control() || is_invisible(c)),
+                "{name:?}"
+            );
+            assert!(!name.ends_with(".part") && !name.ends_with(".part.meta"));
+        }
+
+        /// Text with the characters hostile names are made of.
+        fn hostile() -> impl Strategy<Value = String> {
+            proptest::collection::vec(
+                prop_oneof![
+                    Just("/".to_owned()),
+                    Just("\\".to_owned()),
+                    Just("..".to_owned()),
+                    Just(".".to_owned()),
+                    Just("%2F".to_owned()),
+                    Just(".part".to_owned()),
+                    Just("\u{202E}".to_owned()),
+                    Just("\u{200B}".to_owned()),
+                    Just("\u{FEFF}".to_owned()),
+                    Just(" ".to_owned()),
+                    Just("\"".to_owned()),
+                    Just(";".to_owned()),
+                    Just("'".to_owned()),
+                    any::<char>().prop_map(String::from),
+                    "[a-z]{1,8}",
+                ],
+                0..20,
+            )
+            .prop_map(|parts| parts.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            #[test]
+            fn sanitized_names_are_always_safe(raw in hostile()) {
+                assert_safe(&sanitize(&raw));
+            }
+
+            #[test]
+            fn sanitizing_twice_changes_nothing(raw in hostile()) {
+                let once = sanitize(&raw);
+                prop_assert_eq!(sanitize(&once), once);
+            }
+
+            #[test]
+            fn content_disposition_names_are_safe(value in hostile(), ext in hostile()) {
+                for header in [
+                    format!("attachment; filename=\"{value}\""),
+                    format!("attachment; filename={value}"),
+                    format!("attachment; filename*=UTF-8''{ext}; filename=\"{value}\""),
+                    format!("inline;{value}={ext}"),
+                    value.clone(),
+                ] {
+                    if let Some(name) = from_content_disposition(&header) {
+                        assert_safe(&name);
+                    }
+                }
+            }
+
+            #[test]
+            fn url_names_are_safe(path in hostile()) {
+                if let Ok(url) = Url::parse(&format!("http://h.test/{path}")) {
+                    assert_safe(&from_url(&url));
+                }
+            }
+        }
     }
 }

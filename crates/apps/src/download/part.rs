@@ -159,6 +159,16 @@ impl PartPaths {
         }
     }
 
+    /// Whether the metadata names another URL than `url` (a partial file of another download
+    /// that shares the name, not ours to delete).
+    pub(crate) fn belongs_elsewhere(&self, url: &Url) -> bool {
+        fs::read_to_string(&self.meta).is_ok_and(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("url "))
+                .is_some_and(|other| other != url.as_str())
+        })
+    }
+
     /// The length of the partial file, if any.
     pub(crate) fn part_len(&self) -> Option<u64> {
         fs::metadata(&self.part).ok().map(|m| m.len())

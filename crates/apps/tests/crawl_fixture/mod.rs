@@ -16,6 +16,9 @@
 //! - `/based/index`: `<base href="/chain/">` and a relative link to `5`.
 //! - `/p/N` (N < graph size): a generated graph page with ten links (cycles included).
 //! - `/inf/N`: an endless site (each page links to the next two).
+//! - `/creds`: links to `/chain/10` with `user:secret@` credentials in the URL.
+//! - `/redirect/other`: redirects to the other host's `/` (see [`Spec::other_host`]).
+//! - `/robots.txt` redirects to [`Spec::robots_redirect`] when set.
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::HashMap;
@@ -27,7 +30,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Notify;
 
@@ -46,6 +49,10 @@ pub struct Spec {
     pub hold_max: Duration,
     /// Address to bind (127.0.0.1 or another loopback address).
     pub ip: [u8; 4],
+    /// Where `/robots.txt` redirects to, if anywhere.
+    pub robots_redirect: Option<String>,
+    /// Extra pages: path to HTML body.
+    pub pages: HashMap<String, String>,
 }
 
 impl Default for Spec {
@@ -57,6 +64,8 @@ impl Default for Spec {
             hold_until: None,
             hold_max: Duration::from_millis(100),
             ip: [127, 0, 0, 1],
+            robots_redirect: None,
+            pages: HashMap::new(),
         }
     }
 }
@@ -66,6 +75,8 @@ impl Default for Spec {
 pub struct Seen {
     pub hits: Mutex<HashMap<String, usize>>,
     pub total: AtomicUsize,
+    /// Requests that carried an `Authorization` header.
+    pub authorized: AtomicUsize,
     pub in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
     /// Every request's path and arrival time, in arrival order.
@@ -195,9 +206,12 @@ fn page(title: &str, links: &[String]) -> String {
     s
 }
 
-async fn handle(State(app): State<Arc<App>>, uri: Uri) -> Response {
+async fn handle(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path().to_owned();
     let seen = &app.seen;
+    if headers.contains_key(header::AUTHORIZATION) {
+        seen.authorized.fetch_add(1, Ordering::SeqCst);
+    }
     let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     seen.max_in_flight.fetch_max(now, Ordering::SeqCst);
     seen.in_flight_changed.notify_waiters();
@@ -229,8 +243,14 @@ async fn handle(State(app): State<Arc<App>>, uri: Uri) -> Response {
     }
 
     let base = &app.base;
+    if let Some(body) = app.spec.pages.get(&path) {
+        return html(body.replace("{base}", base));
+    }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
+        ["robots.txt"] if app.spec.robots_redirect.is_some() => {
+            redirect(app.spec.robots_redirect.as_deref().unwrap_or("/"))
+        }
         ["robots.txt"] => match &app.spec.robots {
             Some(r) => ([(header::CONTENT_TYPE, "text/plain")], r.clone()).into_response(),
             None => StatusCode::NOT_FOUND.into_response(),
@@ -295,6 +315,17 @@ async fn handle(State(app): State<Arc<App>>, uri: Uri) -> Response {
             redirect(&format!("/redirect/far/{}", n + 1))
         }
         ["redirect", "chain"] => redirect("/chain/1"),
+        ["redirect", "other"] => match &app.spec.other_host {
+            Some(other) => redirect(&format!("{other}/")),
+            None => StatusCode::NOT_FOUND.into_response(),
+        },
+        ["creds"] => {
+            let host = &base["http://".len()..];
+            html(page(
+                "Creds",
+                &[format!("http://user:secret@{host}/chain/10")],
+            ))
+        }
         ["private", rest @ ..] => html(page(
             &format!("Private {}", rest.join("/")),
             &["/private/deeper".to_owned()],
