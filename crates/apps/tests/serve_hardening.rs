@@ -205,9 +205,19 @@ async fn half_sent_requests_are_cut_off_by_the_header_and_body_timeouts() {
     s.stop().await;
 }
 
+/// A child process killed when dropped, so a failing test leaves no server behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts the real binary (with `args`) under a file-descriptor limit of `fds`, and returns it
 /// with its base URL, read from its "listening on" line.
-fn spawn_binary(fds: u32, args: &[&str]) -> (std::process::Child, String) {
+fn spawn_binary(fds: u32, args: &[&str]) -> (KillOnDrop, String) {
     use std::io::BufRead;
     let mut child = std::process::Command::new("sh")
         .arg("-c")
@@ -217,7 +227,9 @@ fn spawn_binary(fds: u32, args: &[&str]) -> (std::process::Child, String) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let stderr = child.stderr.take().unwrap();
+    let child = KillOnDrop(child);
+    let mut lines = std::io::BufReader::new(stderr).lines();
     for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(rest) = line.split("listening on ").nth(1) {
@@ -233,7 +245,7 @@ fn spawn_binary(fds: u32, args: &[&str]) -> (std::process::Child, String) {
 async fn many_slow_clients_do_not_make_the_server_unreachable() {
     // 128 descriptors, 300 clients that never finish a request: more than the process could
     // hold at once, as in the report (373 half-sent POSTs against a limit of 256).
-    let (mut child, base) = spawn_binary(
+    let (server, base) = spawn_binary(
         128,
         &[
             "serve",
@@ -263,10 +275,8 @@ async fn many_slow_clients_do_not_make_the_server_unreachable() {
         .build()
         .unwrap();
     let resp = client.get(format!("{base}/healthz")).send().await;
-    child.kill().unwrap();
-    child.wait().unwrap();
     assert_eq!(resp.unwrap().status(), StatusCode::OK);
-    drop(slow);
+    drop((slow, server));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
