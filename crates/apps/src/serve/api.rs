@@ -32,17 +32,31 @@ pub(crate) fn router(server: Arc<Server>) -> Router {
     api.route("/healthz", get(healthz)).with_state(server)
 }
 
+/// A response with a JSON body already serialised.
+fn json_response(status: StatusCode, body: String) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
 /// A JSON error body: `{"error": "...", "status": N}`.
-pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    let body = json!({ "error": message.into(), "status": status.as_u16() });
-    (status, axum::Json(body)).into_response()
+pub(crate) fn error(status: StatusCode, message: impl AsRef<str>) -> Response {
+    let message = Value::from(message.as_ref());
+    json_response(
+        status,
+        format!(r#"{{"error":{message},"status":{}}}"#, status.as_u16()),
+    )
 }
 
 fn unavailable(server: &Server, message: &str) -> Response {
     let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, message);
-    if let Ok(v) = HeaderValue::from_str(&server.config.retry_after_secs.to_string()) {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
-    }
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(server.config.retry_after_secs),
+    );
     resp
 }
 
@@ -272,19 +286,16 @@ async fn submit_job(State(server): State<Arc<Server>>, headers: HeaderMap, body:
         );
     }
     server.accepted.fetch_add(1, Ordering::Relaxed);
-    let location = format!("/api/jobs/{id}");
-    let mut headers = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        headers.insert(header::LOCATION, v);
+    // Ids are letters, digits and `-_.:` (checked, or generated as hex), so they need no JSON
+    // escaping: the body is written directly, without building a JSON tree per request.
+    let body = format!(
+        r#"{{"id":"{id}","status":"queued","priority":{priority},"location":"/api/jobs/{id}"}}"#
+    );
+    let mut resp = json_response(StatusCode::ACCEPTED, body);
+    if let Ok(v) = HeaderValue::try_from(format!("/api/jobs/{id}")) {
+        resp.headers_mut().insert(header::LOCATION, v);
     }
-    (
-        StatusCode::ACCEPTED,
-        headers,
-        axum::Json(
-            json!({ "id": id, "status": "queued", "priority": priority, "location": location }),
-        ),
-    )
-        .into_response()
+    resp
 }
 
 async fn get_job(State(server): State<Arc<Server>>, Path(id): Path<String>) -> Response {
