@@ -1,52 +1,122 @@
 #!/usr/bin/env bash
-# Load benchmark of `weft serve` with wrk (Debian's package): submitting jobs, and polling them.
+# Load benchmark of `weft serve` with wrk (Debian's package: apt-get install -y wrk).
 #
-#   bash benches/scripts/serve_load.sh            # 10 s per phase, 64 connections, 2 threads
-#   DURATION=30s CONNS=128 bash benches/scripts/serve_load.sh
+#   bash benches/scripts/serve_load.sh                 # 5 s per phase, 64 connections, 2 threads
+#   DURATION=10s CONNS=128 bash benches/scripts/serve_load.sh
+#   WEFT_BIN=path/to/weft STORES=sqlite bash benches/scripts/serve_load.sh
 #
-# Builds the release binary, starts it on 127.0.0.1 with a fresh SQLite database, runs
-#   1. POST /api/jobs (notification jobs, fast simulated work, queue large enough not to fill)
-#   2. GET /api/jobs/{id} on the jobs just submitted
-# and prints requests/s and latency percentiles (wrk --latency).
+# For each store (STORES="memory sqlite": `--in-memory`, and `--db` on a fresh SQLite file with
+# the default sync), three phases, each against a fresh server (2 workers, 500 ms jobs, as in
+# issue #29):
+#   accepted  POST /api/jobs, queue large enough never to fill (every answer should be 202)
+#   rejected  POST /api/jobs, queue of 1 already full (every answer should be 503)
+#   get       GET /api/jobs/{id} of one finished job
+# Each line gives requests/s, p50 and p99 latency, the status-code mix, and the server's CPU
+# time and peak memory (VmHWM) for that phase, with the load average beside it: the machine may
+# be shared, so compare phases of one run, not runs of different days.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-5s}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
-PORT=${PORT:-18080}
+STORES=${STORES:-memory sqlite}
 command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 2; }
-# WEFT_BIN=path/to/weft skips the build (e.g. a binary copied out of a shared target dir).
 if [ -z "${WEFT_BIN:-}" ]; then
   cargo build --release -p weft-apps --bin weft >&2
 fi
 BIN=${WEFT_BIN:-${CARGO_TARGET_DIR:-target}/release/weft}
 DIR=$(mktemp -d)
-trap 'kill "$PID" 2>/dev/null || true; rm -rf "$DIR"' EXIT
-"$BIN" serve --port "$PORT" --db "$DIR/jobs.db" --work-step 1ms --queue-size 1000000 --workers 2 2>"$DIR/serve.log" &
-PID=$!
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+PID=
+trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$DIR"' EXIT
+TICK=$(getconf CLK_TCK)
 
-cat >"$DIR/post.lua" <<'LUA'
+# Status codes counted per wrk thread, summed at the end; latency percentiles in ms.
+cat >"$DIR/report.lua" <<'LUA'
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) codes = {} end
+function response(status, headers, body) codes[status] = (codes[status] or 0) + 1 end
+function done(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    for k, v in pairs(t:get("codes")) do total[k] = (total[k] or 0) + v end
+  end
+  local parts = {}
+  for k, v in pairs(total) do table.insert(parts, k .. ":" .. v) end
+  table.sort(parts)
+  io.write(string.format("RESULT %.0f %.2f %.2f %s\n",
+    summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    table.concat(parts, ",")))
+end
+LUA
+cat "$DIR/report.lua" >"$DIR/post.lua"
+cat >>"$DIR/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"type":"notification","priority":1,"data":{"recipients":["a@example.org"],"message":"hi","channel":"email"}}'
 LUA
-cat >"$DIR/get.lua" <<'LUA'
-local n = 0
-request = function()
-  n = n + 1
-  return wrk.format("GET", "/api/jobs/poll-" .. (n % 1000))
-end
-LUA
 
-echo "== POST /api/jobs ($DURATION, $CONNS connections)"
-wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$DIR/post.lua" "http://127.0.0.1:$PORT/api/jobs"
+# start STORE QUEUE_SIZE: starts a server, sets PID and BASE.
+start() {
+  local store=$1 queue=$2 args=()
+  if [ "$store" = memory ]; then args=(--in-memory); else rm -f "$DIR"/jobs.db*; args=(--db "$DIR/jobs.db"); fi
+  "$BIN" serve --port 0 --workers 2 --work-step 500ms --queue-size "$queue" "${args[@]}" 2>"$DIR/serve.log" &
+  PID=$!
+  BASE=
+  for _ in $(seq 200); do
+    BASE=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$DIR/serve.log")
+    [ -n "$BASE" ] && break
+    sleep 0.05
+  done
+  [ -n "$BASE" ] || { cat "$DIR/serve.log" >&2; exit 1; }
+}
 
-for i in $(seq 0 999); do
-  curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' \
-    -d "{\"id\":\"poll-$i\",\"type\":\"notification\",\"data\":{\"recipients\":[\"a\"],\"message\":\"m\",\"channel\":\"sms\"}}" \
-    "http://127.0.0.1:$PORT/api/jobs"
+stop() {
+  local cpu hwm
+  cpu=$(awk -v t="$TICK" '{printf "%.2f", ($14 + $15) / t}' "/proc/$PID/stat")
+  hwm=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$PID/status")
+  kill "$PID"; wait "$PID" 2>/dev/null || true
+  PID=
+  echo "$cpu $hwm"
+}
+
+# phase STORE NAME QUEUE_SIZE SCRIPT PATH [SETUP]: one wrk run against a fresh server.
+phase() {
+  local store=$1 name=$2 queue=$3 script=$4 path=$5 result server
+  start "$store" "$queue"
+  if [ -n "${6:-}" ]; then $6; fi
+  result=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$script" "$BASE$path" | grep '^RESULT')
+  server=$(stop)
+  read -r _ rps p50 p99 codes <<<"$result"
+  read -r cpu hwm <<<"$server"
+  printf '| %-6s | %-8s | %8s | %6s ms | %6s ms | %-22s | %6s s | %5s MiB | %s |\n' \
+    "$store" "$name" "$rps" "$p50" "$p99" "$codes" "$cpu" "$hwm" "$(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+post() { curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' -d "$1" "$BASE/api/jobs"; }
+
+fill_queue() {
+  # Two jobs run, one waits: the queue of 1 is full for the whole phase.
+  for i in 1 2 3; do
+    sleep 0.2 # let a worker take the previous job, so all three are accepted
+    post "{\"id\":\"fill-$i\",\"type\":\"notification\",\"data\":{\"recipients\":$(printf '["a"%.0s,' $(seq 99))\"a\"],\"message\":\"m\",\"channel\":\"sms\"}}" || true
+  done
+}
+
+finished_job() {
+  post '{"id":"done","type":"notification","data":{"recipients":["a"],"message":"m","channel":"sms"}}'
+  for _ in $(seq 100); do
+    curl -fs "$BASE/api/jobs/done" | grep -q '"completed"' && return
+    sleep 0.1
+  done
+}
+
+echo "wrk -t$THREADS -c$CONNS -d$DURATION; server: 2 workers, 500 ms jobs; $(nproc) CPUs"
+echo '| store | phase | req/s | p50 | p99 | status codes | server CPU | peak RSS | load avg |'
+echo '|---|---|---:|---:|---:|---|---:|---:|---|'
+for store in $STORES; do
+  phase "$store" accepted 100000000 "$DIR/post.lua" /api/jobs
+  phase "$store" rejected 1 "$DIR/post.lua" /api/jobs fill_queue
+  phase "$store" get 100 "$DIR/report.lua" /api/jobs/done finished_job
 done
-echo "== GET /api/jobs/{id} ($DURATION, $CONNS connections)"
-wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$DIR/get.lua" "http://127.0.0.1:$PORT"
-curl -fs "http://127.0.0.1:$PORT/metrics" | grep -E '^weft_(jobs_accepted_total|pool_jobs_total\{outcome="completed"\})'

@@ -421,16 +421,14 @@ async fn metrics_and_health_report_the_pool() {
 async fn kill_and_restart_loses_no_accepted_job() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("jobs.db");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // Port 0: the server picks a free port and prints it, so no other test can take it
+    // between a choice and the bind.
     let spawn = |step: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
             .args([
                 "serve",
                 "--port",
-                &port.to_string(),
+                "0",
                 "--workers",
                 "2",
                 "--work-step",
@@ -438,24 +436,14 @@ async fn kill_and_restart_loses_no_accepted_job() {
             ])
             .arg("--db")
             .arg(&db)
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
-            .unwrap()
+            .unwrap();
+        let base = listening_address(child.stderr.take().unwrap());
+        (child, base)
     };
     let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let wait_up = || async {
-        for _ in 0..1000 {
-            if client.get(format!("{base}/healthz")).send().await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("server did not come up");
-    };
-
-    let mut child = spawn("1h");
-    wait_up().await;
+    let (mut child, base) = spawn("1h");
     let mut accepted = Vec::new();
     for i in 0..10 {
         let id = format!("k{i}");
@@ -473,8 +461,7 @@ async fn kill_and_restart_loses_no_accepted_job() {
     child.kill().unwrap(); // SIGKILL: no graceful anything
     child.wait().unwrap();
 
-    let mut child = spawn("1ms");
-    wait_up().await;
+    let (mut child, base) = spawn("1ms");
     for id in &accepted {
         let mut last = Value::Null;
         for _ in 0..2000 {
@@ -495,4 +482,20 @@ async fn kill_and_restart_loses_no_accepted_job() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// Reads the server's stderr until it says where it listens, returns that base URL, and keeps
+/// draining the pipe in a thread so the server never blocks on a full pipe.
+fn listening_address(stderr: std::process::ChildStderr) -> String {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let base = rest.split_whitespace().next().unwrap().to_owned();
+            std::thread::spawn(move || lines.for_each(drop));
+            return base;
+        }
+    }
+    panic!("the server exited without saying where it listens");
 }

@@ -4,42 +4,67 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::auth::{Auth, require_token};
 use super::jobs::{JobSpec, JobType};
-use super::store::{JobStatus, StoreError};
+use super::store::{JobStatus, NewJob, StoreError};
 use super::{PRIORITY_LEVELS, PoolJob, Server};
 
-/// Builds the router over a running server's state.
+/// Builds the router over a running server's state: `/healthz` is open to all (load balancers
+/// probe it); with a token, every other route needs it.
 pub(crate) fn router(server: Arc<Server>) -> Router {
-    let max_body = server.config.max_body;
-    Router::new()
+    let mut api = Router::new()
         .route("/api/jobs", get(list_jobs).post(submit_job))
         .route("/api/jobs/{id}", get(get_job).delete(cancel_job))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(max_body))
-        .with_state(server)
+        .route("/metrics", get(metrics));
+    if let Some(token) = &server.config.token {
+        let auth = Arc::new(Auth::new(token));
+        api = api.route_layer(axum::middleware::from_fn_with_state(auth, require_token));
+    }
+    api.route("/healthz", get(healthz)).with_state(server)
+}
+
+/// A response with a JSON body already serialised.
+fn json_response(status: StatusCode, body: String) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 /// A JSON error body: `{"error": "...", "status": N}`.
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    let body = json!({ "error": message.into(), "status": status.as_u16() });
-    (status, axum::Json(body)).into_response()
+pub(crate) fn error(status: StatusCode, message: impl AsRef<str>) -> Response {
+    let message = Value::from(message.as_ref());
+    json_response(
+        status,
+        format!(r#"{{"error":{message},"status":{}}}"#, status.as_u16()),
+    )
 }
 
 fn unavailable(server: &Server, message: &str) -> Response {
     let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, message);
-    if let Ok(v) = HeaderValue::from_str(&server.config.retry_after_secs.to_string()) {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
-    }
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(server.config.retry_after_secs),
+    );
     resp
+}
+
+fn too_large(max: usize) -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the request body is over the limit of {max} bytes"),
+    )
 }
 
 fn store_error(e: &StoreError) -> Response {
@@ -58,6 +83,74 @@ struct SubmitRequest {
     priority: Option<Value>,
     #[serde(default)]
     data: Value,
+}
+
+/// A validated `POST /api/jobs` body.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Submission {
+    /// The client's id for the job, if it gave one (checked: 1-128 characters of letters,
+    /// digits, `-`, `_`, `.`, `:`).
+    pub id: Option<String>,
+    /// Priority level, `0..=2`.
+    pub priority: u8,
+    /// The job, validated for its type.
+    pub spec: JobSpec,
+    /// The job's data as submitted (stored, and shown by `GET`).
+    pub data: Value,
+}
+
+/// Why a `POST /api/jobs` body was refused (the server answers 400 with this message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSubmission(String);
+
+/// Parses and validates a `POST /api/jobs` body: the whole of what the server checks before it
+/// reserves queue room. Any bytes give `Ok` or `Err`, never a panic.
+///
+/// # Errors
+///
+/// [`InvalidSubmission`] for bad JSON, a missing or unknown type, a bad priority or id, or
+/// data that is invalid for the type.
+///
+/// ```
+/// use weft_apps::serve::api::parse_submission;
+/// let ok = parse_submission(br#"{"type":"notification","priority":"high",
+///     "data":{"recipients":["a@x.org"],"message":"hi","channel":"sms"}}"#)?;
+/// assert_eq!(ok.priority, 2);
+/// let err = parse_submission(br#"{"type":"mining","data":{}}"#).unwrap_err();
+/// assert!(err.to_string().contains("unknown job type"));
+/// # Ok::<(), weft_apps::serve::api::InvalidSubmission>(())
+/// ```
+pub fn parse_submission(body: &[u8]) -> Result<Submission, InvalidSubmission> {
+    let bad = |m: String| InvalidSubmission(m);
+    let req: SubmitRequest =
+        serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let Some(type_name) = req.job_type.as_deref() else {
+        return Err(bad(
+            "missing `type` (one of data_analysis, image_processing, notification)".into(),
+        ));
+    };
+    let Some(job_type) = JobType::parse(type_name) else {
+        return Err(bad(format!(
+            "unknown job type {type_name:?} (one of data_analysis, image_processing, notification)"
+        )));
+    };
+    let priority = parse_priority(req.priority.as_ref()).map_err(bad)?;
+    let spec = JobSpec::parse(job_type, &req.data).map_err(|e| bad(e.to_string()))?;
+    if let Some(id) = &req.id
+        && !valid_id(id)
+    {
+        return Err(bad(
+            "`id` must be 1-128 characters of letters, digits, '-', '_', '.', ':'".into(),
+        ));
+    }
+    Ok(Submission {
+        id: req.id,
+        priority,
+        spec,
+        data: req.data,
+    })
 }
 
 /// Parses `priority`: 0..=2, or "low" / "normal" / "high"; absent means normal.
@@ -92,63 +185,83 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
+/// A job id nobody can guess: 128 random bits from the thread's CSPRNG, as 32 hex digits.
 fn new_id() -> String {
-    use std::sync::atomic::AtomicU64;
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("job-{:x}-{n}", super::store::now_ms())
+    format!("{:032x}", rand::random::<u128>())
 }
 
-async fn submit_job(State(server): State<Arc<Server>>, body: Bytes) -> Response {
+/// Whether reading a body failed because it was over the limit (anywhere in the error chain).
+fn over_limit(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+async fn submit_job(State(server): State<Arc<Server>>, headers: HeaderMap, body: Body) -> Response {
     if server.is_shutting_down() {
         return unavailable(
             &server,
             "the server is shutting down; retry against the next instance",
         );
     }
-    let req: SubmitRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
+    let max = server.config.max_body;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return too_large(max);
+    }
+    let body =
+        match tokio::time::timeout(server.config.body_timeout, axum::body::to_bytes(body, max))
+            .await
+        {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) if over_limit(&e) => return too_large(max),
+            Ok(Err(e)) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("could not read the request body: {e}"),
+                );
+            }
+            Err(_) => {
+                let mut resp = error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request body did not arrive within {:?}",
+                        server.config.body_timeout
+                    ),
+                );
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return resp;
+            }
+        };
+    let sub = match parse_submission(&body) {
+        Ok(sub) => sub,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.0),
     };
-    let Some(type_name) = req.job_type.as_deref() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "missing `type` (one of data_analysis, image_processing, notification)",
-        );
+    let priority = sub.priority;
+    // Room first: a full queue is answered without writing anything.
+    let Some(room) = server.admission.try_reserve(priority) else {
+        server.rejected.fetch_add(1, Ordering::Relaxed);
+        return unavailable(&server, "the job queue is full; retry later");
     };
-    let Some(job_type) = JobType::parse(type_name) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "unknown job type {type_name:?} (one of data_analysis, image_processing, notification)"
-            ),
-        );
-    };
-    let priority = match parse_priority(req.priority.as_ref()) {
-        Ok(p) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    let spec = match JobSpec::parse(job_type, &req.data) {
-        Ok(s) => s,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let id = match req.id {
-        Some(id) if valid_id(&id) => id,
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "`id` must be 1-128 characters of letters, digits, '-', '_', '.', ':'",
-            );
-        }
-        None => new_id(),
-    };
+    let id = sub.id.unwrap_or_else(new_id);
 
-    // Durable first: the job is committed before anyone can be told it was accepted.
-    if let Err(e) = server
-        .store
-        .insert(id.clone(), job_type.as_str(), priority, req.data)
-        .await
-    {
+    // Durable next: the job's batch is committed before anyone can be told it was accepted.
+    let job = NewJob {
+        id: id.clone(),
+        job_type: sub.spec.job_type().as_str(),
+        priority,
+        data: sub.data,
+    };
+    if let Err(e) = server.store.insert(job).await {
         return match e {
             StoreError::Duplicate(id) => error(
                 StatusCode::CONFLICT,
@@ -157,44 +270,32 @@ async fn submit_job(State(server): State<Arc<Server>>, body: Bytes) -> Response 
             e => store_error(&e),
         };
     }
-    match server.dispatch(
-        PoolJob {
-            id: id.clone(),
-            spec: Arc::new(spec),
-        },
-        priority,
-    ) {
-        Ok(()) => {}
-        Err(e) => {
-            // Not accepted after all: take it out of the database again, then say why.
-            let full = e.is_full();
-            if let Err(e) = server.store.delete(&id).await {
-                tracing::error!(job = %id, error = %e, "could not remove a rejected job");
-            }
-            return if full {
-                unavailable(&server, "the job queue is full; retry later")
-            } else {
-                unavailable(
-                    &server,
-                    "the server is shutting down; retry against the next instance",
-                )
-            };
+    let job = PoolJob {
+        id: id.clone(),
+        spec: Arc::new(sub.spec),
+        room: Some(room),
+    };
+    if server.dispatch(job, priority).is_err() {
+        // Shutdown began between the commit and the hand-off: not accepted after all.
+        if let Err(e) = server.store.delete(&id).await {
+            tracing::error!(job = %id, error = %e, "could not remove a refused job");
         }
+        return unavailable(
+            &server,
+            "the server is shutting down; retry against the next instance",
+        );
     }
     server.accepted.fetch_add(1, Ordering::Relaxed);
-    let location = format!("/api/jobs/{id}");
-    let mut headers = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        headers.insert(header::LOCATION, v);
+    // Ids are letters, digits and `-_.:` (checked, or generated as hex), so they need no JSON
+    // escaping: the body is written directly, without building a JSON tree per request.
+    let body = format!(
+        r#"{{"id":"{id}","status":"queued","priority":{priority},"location":"/api/jobs/{id}"}}"#
+    );
+    let mut resp = json_response(StatusCode::ACCEPTED, body);
+    if let Ok(v) = HeaderValue::try_from(format!("/api/jobs/{id}")) {
+        resp.headers_mut().insert(header::LOCATION, v);
     }
-    (
-        StatusCode::ACCEPTED,
-        headers,
-        axum::Json(
-            json!({ "id": id, "status": "queued", "priority": priority, "location": location }),
-        ),
-    )
-        .into_response()
+    resp
 }
 
 async fn get_job(State(server): State<Arc<Server>>, Path(id): Path<String>) -> Response {
@@ -265,7 +366,14 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
-async fn list_jobs(State(server): State<Arc<Server>>, Query(q): Query<ListQuery>) -> Response {
+async fn list_jobs(
+    State(server): State<Arc<Server>>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => match JobStatus::parse(s) {
@@ -289,8 +397,11 @@ async fn list_jobs(State(server): State<Arc<Server>>, Query(q): Query<ListQuery>
 
 async fn healthz(State(server): State<Arc<Server>>) -> Response {
     let stats = server.stats();
+    let recovering = server.recovering.load(Ordering::Relaxed);
     let status = if server.is_shutting_down() {
         "shutting_down"
+    } else if recovering > 0 {
+        "recovering"
     } else {
         "ok"
     };
@@ -303,6 +414,7 @@ async fn healthz(State(server): State<Arc<Server>>) -> Response {
         code,
         axum::Json(json!({
             "status": status,
+            "recovering": recovering,
             "workers": stats.workers,
             "busy": stats.busy,
             "queued": stats.queued,
@@ -317,6 +429,7 @@ async fn metrics(State(server): State<Arc<Server>>) -> Response {
         &server.stats(),
         &counts,
         server.accepted.load(Ordering::Relaxed),
+        server.rejected.load(Ordering::Relaxed),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -172,8 +172,7 @@ impl JobSpec {
         };
         match job_type {
             JobType::DataAnalysis => {
-                let d: AnalysisData =
-                    serde_json::from_value(data.clone()).map_err(|e| invalid(e.to_string()))?;
+                let d = AnalysisData::deserialize(data).map_err(|e| invalid(e.to_string()))?;
                 if d.dataset.trim().is_empty() {
                     return Err(invalid("`dataset` must not be empty".into()));
                 }
@@ -188,8 +187,7 @@ impl JobSpec {
                 })
             }
             JobType::ImageProcessing => {
-                let d: ImageData =
-                    serde_json::from_value(data.clone()).map_err(|e| invalid(e.to_string()))?;
+                let d = ImageData::deserialize(data).map_err(|e| invalid(e.to_string()))?;
                 let url = url::Url::parse(&d.image_url)
                     .map_err(|e| invalid(format!("`image_url` is not a URL: {e}")))?;
                 if !matches!(url.scheme(), "http" | "https") {
@@ -201,8 +199,7 @@ impl JobSpec {
                 })
             }
             JobType::Notification => {
-                let d: NotificationData =
-                    serde_json::from_value(data.clone()).map_err(|e| invalid(e.to_string()))?;
+                let d = NotificationData::deserialize(data).map_err(|e| invalid(e.to_string()))?;
                 if d.recipients.is_empty() {
                     return Err(invalid(
                         "`recipients` must list at least one recipient".into(),

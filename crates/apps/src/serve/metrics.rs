@@ -7,7 +7,12 @@ use weft_pool::{Outcome, Stats};
 use super::store::JobStatus;
 
 /// Renders the metrics page (Prometheus text format 0.0.4).
-pub(crate) fn render(stats: &Stats, stored: &[(JobStatus, u64)], accepted: u64) -> String {
+pub(crate) fn render(
+    stats: &Stats,
+    stored: &[(JobStatus, u64)],
+    accepted: u64,
+    rejected: u64,
+) -> String {
     let mut out = String::with_capacity(2048);
     let mut gauge = |name: &str, help: &str, kind: &str| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -15,6 +20,11 @@ pub(crate) fn render(stats: &Stats, stored: &[(JobStatus, u64)], accepted: u64) 
     gauge(
         "weft_jobs_accepted_total",
         "Jobs accepted (202) since start.",
+        "counter",
+    );
+    gauge(
+        "weft_jobs_rejected_total",
+        "Jobs refused with 503 because their queue was full.",
         "counter",
     );
     gauge("weft_pool_workers", "Workers in the pool.", "gauge");
@@ -41,6 +51,7 @@ pub(crate) fn render(stats: &Stats, stored: &[(JobStatus, u64)], accepted: u64) 
         "gauge",
     );
     let _ = writeln!(out, "weft_jobs_accepted_total {accepted}");
+    let _ = writeln!(out, "weft_jobs_rejected_total {rejected}");
     let _ = writeln!(out, "weft_pool_workers {}", stats.workers);
     let _ = writeln!(out, "weft_pool_busy_workers {}", stats.busy);
     for (level, depth) in stats.queued.iter().enumerate() {

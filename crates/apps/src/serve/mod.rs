@@ -3,23 +3,40 @@
 //! The job server of the Go material's worker-pool chapter, built for real:
 //!
 //! - `POST /api/jobs` with `{"id"?, "type", "priority"?, "data"}` answers **202** with the job's
-//!   id and a `Location`, after the job is committed to SQLite; **400** (JSON error) for bad
-//!   JSON, a missing or unknown type, or invalid data; **409** for a duplicate id; **503** with
-//!   `Retry-After` when the queue is full or the server is shutting down; **413** for a body
-//!   over the limit.
+//!   id and a `Location`, after the job is committed to SQLite; **400** for bad JSON, a missing
+//!   or unknown type, or invalid data; **409** for a duplicate id; **503** with `Retry-After`
+//!   when the queue is full (nothing is written) or the server is shutting down; **413** for a
+//!   body over the limit; **408** for a body that does not arrive in time. Every error body is
+//!   JSON: `{"error": "...", "status": N}`.
 //! - `GET /api/jobs/{id}`: status (`queued`, `running`, `completed`, `failed`, `cancelled`,
 //!   `timed_out`) and result; **404** if unknown.
 //! - `DELETE /api/jobs/{id}`: cancels a queued or running job (**200**), or says it already
 //!   finished (**409**) or is unknown (**404**).
-//! - `GET /api/jobs?status=...&limit=...` lists jobs; `GET /healthz`; `GET /metrics` in
+//! - `GET /api/jobs?status=...&limit=...` lists jobs; `GET /healthz` (`ok`, `recovering` with
+//!   how many stored jobs still wait for queue room, or `shutting_down`); `GET /metrics` in
 //!   Prometheus text format (queue depth per priority, outcomes, latency quantiles, jobs per
 //!   stored status).
+//!
+//! # Exposure
+//!
+//! With a [`Token`], every route but `/healthz` needs `Authorization: Bearer <token>` (compared
+//! in constant time). Job ids the server makes are 128 random bits. Connections are limited
+//! ([`ServeConfig::max_connections`]) and must send their headers and body in time
+//! ([`ServeConfig::header_timeout`], [`ServeConfig::body_timeout`]), so slow or idle clients
+//! cannot use up the process's file descriptors.
+//!
+//! # Throughput
+//!
+//! A submission reserves room in its priority's queue before anything is written, so a full
+//! queue costs no database work. With SQLite, concurrent submissions share one transaction
+//! (group commit, [`store::SqliteConfig`]); each client's 202 waits for its own batch's commit.
 //!
 //! # Losing nothing
 //!
 //! A job is in the database before its 202 is sent. On start, every job that was queued or
 //! running is submitted again (so a job runs *at least once*: one that was running when the
-//! process died runs again, and its `attempts` says so). On shutdown (the [`Context`] ends:
+//! process died runs again, and its `attempts` says so). The server answers at once; stored
+//! jobs are fed to the pool as queue room frees, ahead of new submissions of their priority. On shutdown (the [`Context`] ends:
 //! SIGTERM or Ctrl-C for the CLI), the server answers 503 to new submissions, lets running and
 //! queued jobs finish for the grace period, then cancels what is left **and puts it back to
 //! `queued`** in the database, so the next start runs it. A job is marked `cancelled` only when
@@ -31,15 +48,19 @@
 //! `"normal"`, `"high"`; they map to the pool's levels, which are strict with aging (a waiting
 //! low job is promoted one level per [`ServeConfig::aging`]), FIFO within a level.
 
+mod admission;
 pub mod api;
+mod auth;
+mod http;
 pub mod jobs;
 mod metrics;
 pub mod store;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,8 +68,11 @@ use serde_json::Value;
 use weft_core::context::Context;
 use weft_pool::{JobError as PoolJobError, JobHandle, JobId, Pool, Priority, Shutdown, Stats};
 
+pub use self::auth::Token;
+
+use self::admission::{Admission, Room};
 use self::jobs::{JobSpec, JobType};
-use self::store::{JobStatus, Store, StoreError};
+use self::store::{JobRecord, JobStatus, SqliteConfig, Store, StoreError};
 
 /// Priority levels of the server's pool: 0 low, 1 normal, 2 high.
 pub const PRIORITY_LEVELS: u8 = 3;
@@ -62,8 +86,13 @@ pub struct ServeConfig {
     pub queue_size: usize,
     /// Where the database lives; `None` keeps jobs in memory only (nothing survives a restart).
     pub db: Option<PathBuf>,
-    /// Use `synchronous=FULL` (survive power loss, slower). By default, off.
+    /// Use `synchronous=FULL` (survive power loss; one fsync per commit batch). By default, off.
     pub db_full_sync: bool,
+    /// How long the SQLite committer gathers more submissions after the first of a batch. By
+    /// default zero: a batch is what queued up during the previous commit.
+    pub commit_window: Duration,
+    /// The most writes in one SQLite transaction. By default, 512.
+    pub commit_batch: NonZeroUsize,
     /// How long running jobs may finish after shutdown starts. By default, 10 s.
     pub grace: Duration,
     /// Per-job timeout. By default, 60 s.
@@ -76,21 +105,38 @@ pub struct ServeConfig {
     pub aging: Duration,
     /// `Retry-After` seconds sent with 503. By default, 1.
     pub retry_after_secs: u64,
+    /// The bearer token every route but `/healthz` requires. By default, none (open).
+    pub token: Option<Token>,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may sit idle. By default, 10 s.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body. By default, 10 s.
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait to be accepted. By default, what the process's
+    /// file-descriptor limit allows after a reserve of 64 (within 16..=10,000).
+    pub max_connections: usize,
 }
 
 impl Default for ServeConfig {
     fn default() -> Self {
+        let sqlite = SqliteConfig::default();
         ServeConfig {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             queue_size: 100,
             db: None,
             db_full_sync: false,
+            commit_window: sqlite.commit_window,
+            commit_batch: sqlite.commit_batch,
             grace: Duration::from_secs(10),
             job_timeout: Duration::from_secs(60),
             work_step: Duration::from_millis(100),
             max_body: 64 * 1024,
             aging: Duration::from_secs(5),
             retry_after_secs: 1,
+            token: None,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_connections: http::default_max_connections(),
         }
     }
 }
@@ -98,7 +144,7 @@ impl Default for ServeConfig {
 /// What a server run did, returned when it stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeReport {
-    /// Jobs recovered from the database at start and submitted again.
+    /// Unfinished jobs found in the database at start, to run again.
     pub recovered: usize,
     /// Jobs accepted (202) during this run.
     pub accepted: u64,
@@ -118,11 +164,12 @@ pub enum ServeError {
     Http(#[source] std::io::Error),
 }
 
-/// A job the pool runs: its id and validated spec.
-#[derive(Debug, Clone)]
+/// A job the pool runs: its id, validated spec, and the queue room it holds until it starts.
+#[derive(Debug)]
 pub(crate) struct PoolJob {
     pub(crate) id: String,
     pub(crate) spec: Arc<JobSpec>,
+    pub(crate) room: Option<Room>,
 }
 
 type JobPool = Pool<PoolJob, Value, String>;
@@ -133,10 +180,15 @@ pub(crate) struct Server {
     pub(crate) store: Store,
     pub(crate) pool: JobPool,
     pub(crate) config: ServeConfig,
+    pub(crate) admission: Admission,
     /// Jobs submitted to the pool and not yet recorded final: id -> pool job id.
     pub(crate) live: Mutex<HashMap<String, JobId>>,
     pub(crate) shutting_down: AtomicBool,
-    pub(crate) accepted: std::sync::atomic::AtomicU64,
+    pub(crate) accepted: AtomicU64,
+    /// Submissions refused because their queue was full.
+    pub(crate) rejected: AtomicU64,
+    /// Stored jobs found at start and not yet handed to the pool.
+    pub(crate) recovering: AtomicUsize,
     /// Ids of jobs whose client asked to cancel (recorded as `cancelled`, never re-queued).
     pub(crate) cancelled_by_client: Mutex<std::collections::HashSet<String>>,
     pub(crate) watchers: tokio_util::task::TaskTracker,
@@ -148,8 +200,8 @@ impl Server {
         self.shutting_down.load(Ordering::Acquire)
     }
 
-    /// Hands an accepted (stored) job to the pool and starts its watcher. On a full queue the
-    /// job comes back in the error.
+    /// Hands an accepted (stored) job to the pool and starts its watcher. The pool's queue is
+    /// bounded by [`Admission`], not by the pool, so this fails only once the pool is closed.
     pub(crate) fn dispatch(
         self: &Arc<Self>,
         job: PoolJob,
@@ -219,22 +271,61 @@ impl Server {
     pub(crate) fn stats(&self) -> Stats {
         self.pool.stats()
     }
+
+    /// Feeds jobs found in the store at start to the pool, each as soon as its priority's
+    /// queue has room, until all are in or shutdown begins (the rest stay `queued` in the
+    /// store for the next start).
+    async fn feed_recovered(self: Arc<Self>, ctx: Context, recovered: Vec<JobRecord>) {
+        for record in recovered {
+            let priority = record.priority.min(PRIORITY_LEVELS - 1);
+            let spec = JobType::parse(&record.job_type)
+                .ok_or_else(|| format!("unknown job type {}", record.job_type))
+                .and_then(|t| JobSpec::parse(t, &record.data).map_err(|e| e.to_string()));
+            match spec {
+                Err(e) => {
+                    let _ = self
+                        .store
+                        .finish(&record.id, JobStatus::Failed, None, Some(e))
+                        .await;
+                }
+                Ok(spec) => {
+                    let room = tokio::select! {
+                        room = self.admission.reserve(priority) => room,
+                        () = ctx.done() => return,
+                    };
+                    let job = PoolJob {
+                        id: record.id,
+                        spec: Arc::new(spec),
+                        room,
+                    };
+                    if self.is_shutting_down() || self.dispatch(job, priority).is_err() {
+                        return;
+                    }
+                }
+            }
+            self.recovering.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 fn build_pool(ctx: &Context, store: &Store, config: &ServeConfig) -> JobPool {
     let step = config.work_step;
     let store = store.clone();
+    // Unbounded by name: `Admission` holds the queue to `queue_size` per level before a job is
+    // stored, so the pool never refuses a stored job for want of room.
     Pool::builder()
         .workers(config.workers.max(1))
         .priorities(PRIORITY_LEVELS)
         .default_priority(Priority::NORMAL)
-        .capacity_per_priority(config.queue_size.max(1))
+        .unbounded()
         .aging(config.aging)
         .timeout(config.job_timeout)
         .context(ctx.without_cancel())
         .build_fn(move |job_ctx: Context, job: PoolJob| {
             let store = store.clone();
             async move {
+                // Started: its place in the queue is free for the next submission.
+                drop(job.room);
                 match store.mark_running(&job.id).await {
                     Ok(true) => {}
                     // Cancelled (or otherwise ended) while queued: nothing to run.
@@ -248,16 +339,133 @@ fn build_pool(ctx: &Context, store: &Store, config: &ServeConfig) -> JobPool {
         })
 }
 
-/// Runs the job server on `listener` until `ctx` ends, then shuts down as the module docs say.
+/// A job server whose store is open: [`run`](JobServer::run) serves it.
+///
+/// Opening first lets a caller report a bad database before it says the server is up.
+#[derive(Debug)]
+pub struct JobServer {
+    store: Store,
+    config: ServeConfig,
+}
+
+impl JobServer {
+    /// Opens the store `config` names (SQLite at [`ServeConfig::db`], else memory).
+    ///
+    /// # Errors
+    ///
+    /// [`ServeError::Store`] if the database cannot be opened or created.
+    ///
+    /// ```
+    /// use weft_apps::serve::{JobServer, ServeConfig};
+    /// let bad = ServeConfig { db: Some("/dev/null/jobs.db".into()), ..ServeConfig::default() };
+    /// assert!(JobServer::open(bad).is_err());
+    /// ```
+    pub fn open(config: ServeConfig) -> Result<JobServer, ServeError> {
+        let store = match &config.db {
+            Some(path) => Store::open(
+                path,
+                SqliteConfig::default()
+                    .full_sync(config.db_full_sync)
+                    .commit_window(config.commit_window)
+                    .commit_batch(config.commit_batch),
+            )?,
+            None => Store::in_memory(),
+        };
+        Ok(JobServer { store, config })
+    }
+
+    /// Runs the job server on `listener` until `ctx` ends, then shuts down as the module docs
+    /// say.
+    ///
+    /// # Errors
+    ///
+    /// [`ServeError`] if the store fails at start or at shutdown.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropping the future stops the server without the graceful shutdown
+    /// (jobs stay in the database as they were and are recovered at the next start). End `ctx`
+    /// instead.
+    pub async fn run(
+        self,
+        ctx: Context,
+        listener: tokio::net::TcpListener,
+    ) -> Result<ServeReport, ServeError> {
+        let JobServer { store, config } = self;
+        // The pool's own context is detached from `ctx`: at shutdown we drain first and cancel
+        // only after the grace period, rather than cancelling every job the moment `ctx` ends.
+        let pool = build_pool(&ctx, &store, &config);
+        let recovered = store.recover().await?;
+        let recovered_count = recovered.len();
+        let server = Arc::new(Server {
+            store,
+            pool,
+            admission: Admission::new(PRIORITY_LEVELS, config.queue_size),
+            config,
+            live: Mutex::new(HashMap::new()),
+            shutting_down: AtomicBool::new(false),
+            accepted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            recovering: AtomicUsize::new(recovered_count),
+            cancelled_by_client: Mutex::new(Default::default()),
+            watchers: tokio_util::task::TaskTracker::new(),
+            requeue: Mutex::new(Vec::new()),
+        });
+        if recovered_count > 0 {
+            tracing::info!(
+                recovered = recovered_count,
+                "feeding unfinished jobs from the database to the pool as room frees"
+            );
+            // Waiting for room first, they keep their place ahead of new submissions.
+            server
+                .watchers
+                .spawn(Arc::clone(&server).feed_recovered(ctx.clone(), recovered));
+        }
+
+        // The HTTP server outlives the drain: during the grace period clients still read job
+        // states, and new submissions get 503 with Retry-After instead of a refused connection.
+        let app = api::router(Arc::clone(&server));
+        let (http_ctx, stop_http) = Context::background().with_cancel();
+        let http = tokio::spawn(http::run(
+            listener,
+            app,
+            server.config.max_connections,
+            server.config.header_timeout,
+            http_ctx,
+        ));
+        ctx.done().await;
+
+        // Shutdown: refuse new jobs, drain the pool for the grace period, then cancel the rest.
+        server.shutting_down.store(true, Ordering::Release);
+        let grace = server.config.grace;
+        server.pool.shutdown(Shutdown::drain(grace)).await;
+        server.watchers.close();
+        server.watchers.wait().await;
+        let requeue =
+            std::mem::take(&mut *server.requeue.lock().unwrap_or_else(|e| e.into_inner()));
+        let requeued = server.store.requeue(requeue).await?;
+        stop_http.cancel();
+        if let Err(e) = http.await {
+            return Err(ServeError::Http(std::io::Error::other(e)));
+        }
+        Ok(ServeReport {
+            recovered: recovered_count,
+            accepted: server.accepted.load(Ordering::Relaxed),
+            requeued,
+        })
+    }
+}
+
+/// Opens the store and runs the job server on `listener` until `ctx` ends:
+/// [`JobServer::open`] then [`JobServer::run`].
 ///
 /// # Errors
 ///
-/// [`ServeError`] if the database cannot be opened or the HTTP server fails.
+/// [`ServeError`] if the database cannot be opened or fails.
 ///
 /// # Cancel safety
 ///
-/// Not cancel safe: dropping the future stops the server without the graceful shutdown (jobs
-/// stay in the database as they were and are recovered at the next start). End `ctx` instead.
+/// As for [`JobServer::run`].
 ///
 /// ```no_run
 /// use weft_apps::serve::{ServeConfig, serve};
@@ -275,124 +483,10 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     config: ServeConfig,
 ) -> Result<ServeReport, ServeError> {
-    let store = match &config.db {
-        Some(path) => Store::open(path, config.db_full_sync)?,
-        None => Store::in_memory()?,
-    };
-    // The pool's own context is detached from `ctx`: at shutdown we drain first and cancel
-    // only after the grace period, rather than cancelling every job the moment `ctx` ends.
-    let pool = build_pool(&ctx, &store, &config);
-    let server = Arc::new(Server {
-        store,
-        pool,
-        config,
-        live: Mutex::new(HashMap::new()),
-        shutting_down: AtomicBool::new(false),
-        accepted: std::sync::atomic::AtomicU64::new(0),
-        cancelled_by_client: Mutex::new(Default::default()),
-        watchers: tokio_util::task::TaskTracker::new(),
-        requeue: Mutex::new(Vec::new()),
-    });
-
-    // Recover before serving, so recovered jobs keep their place ahead of new ones. The pool's
-    // queues are bounded; recovered jobs wait for room (submit), never get dropped.
-    let recovered = server.store.recover().await?;
-    let recovered_count = recovered.len();
-    for record in recovered {
-        let Some(job_type) = JobType::parse(&record.job_type) else {
-            let _ = server
-                .store
-                .finish(
-                    &record.id,
-                    JobStatus::Failed,
-                    None,
-                    Some(format!("unknown job type {}", record.job_type)),
-                )
-                .await;
-            continue;
-        };
-        let spec = match JobSpec::parse(job_type, &record.data) {
-            Ok(spec) => spec,
-            Err(e) => {
-                let _ = server
-                    .store
-                    .finish(&record.id, JobStatus::Failed, None, Some(e.to_string()))
-                    .await;
-                continue;
-            }
-        };
-        let mut job = PoolJob {
-            id: record.id,
-            spec: Arc::new(spec),
-        };
-        let priority = record.priority.min(PRIORITY_LEVELS - 1);
-        loop {
-            match server.dispatch(job, priority) {
-                Ok(()) => break,
-                Err(e) if e.is_full() => {
-                    job = e.into_inner();
-                    // Let workers make room; recovery is bounded by the queue like any submit.
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    if ctx.is_done() {
-                        break;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-    }
-    if recovered_count > 0 {
-        tracing::info!(
-            recovered = recovered_count,
-            "re-submitted unfinished jobs from the database"
-        );
-    }
-
-    // The HTTP server outlives the drain: during the grace period clients still read job
-    // states, and new submissions get 503 with Retry-After instead of a refused connection.
-    let app = api::router(Arc::clone(&server));
-    let (http_ctx, stop_http) = Context::background().with_cancel();
-    let mut http = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(http_ctx.done())
-            .into_future(),
-    );
-    tokio::select! {
-        () = ctx.done() => {}
-        ended = &mut http => {
-            // The server stopped by itself: that is an accept error, not a shutdown.
-            server.shutting_down.store(true, Ordering::Release);
-            server.pool.shutdown(Shutdown::Abort).await;
-            return Err(ServeError::Http(match ended {
-                Ok(Err(e)) => e,
-                Ok(Ok(())) => std::io::Error::other("http server ended unexpectedly"),
-                Err(e) => std::io::Error::other(e),
-            }));
-        }
-    }
-
-    // Shutdown: refuse new jobs, drain the pool for the grace period, then cancel the rest.
-    server.shutting_down.store(true, Ordering::Release);
-    let grace = server.config.grace;
-    server.pool.shutdown(Shutdown::drain(grace)).await;
-    server.watchers.close();
-    server.watchers.wait().await;
-    let requeue = std::mem::take(&mut *server.requeue.lock().unwrap_or_else(|e| e.into_inner()));
-    let requeued = server.store.requeue(requeue).await?;
-    stop_http.cancel();
-    match http.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(ServeError::Http(e)),
-        Err(e) => return Err(ServeError::Http(std::io::Error::other(e))),
-    }
-    Ok(ServeReport {
-        recovered: recovered_count,
-        accepted: server.accepted.load(Ordering::Relaxed),
-        requeued,
-    })
+    JobServer::open(config)?.run(ctx, listener).await
 }
 
-/// Binds `addr` and runs [`serve`]; the listening address is logged.
+/// Binds `addr` and runs [`serve`].
 ///
 /// # Errors
 ///
@@ -402,8 +496,9 @@ pub async fn bind_and_serve(
     addr: SocketAddr,
     config: ServeConfig,
 ) -> Result<ServeReport, ServeError> {
+    let server = JobServer::open(config)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(ServeError::Http)?;
-    serve(ctx, listener, config).await
+    server.run(ctx, listener).await
 }
