@@ -83,7 +83,9 @@ mod name;
 mod part;
 mod progress;
 mod proxy;
+mod rate;
 mod retry;
+mod split;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -330,6 +332,8 @@ impl Downloader {
         // own partial files again.
         let mut bases: HashSet<String> = HashSet::new();
         let mut hosts: HashMap<String, usize> = HashMap::new();
+        let mut host_conns: Vec<Arc<tokio::sync::Semaphore>> = Vec::new();
+        let limits = rate::Limits::new(config.limit_rate, config.limit_rate_per_host);
         let mut planned = Vec::with_capacity(requests.len());
         for request in requests {
             let url_name = name::from_url(&request.url);
@@ -344,8 +348,12 @@ impl Downloader {
                 request.url.host_str().unwrap_or(""),
                 request.url.port_or_known_default().unwrap_or(0)
             );
+            let limiter = limits.for_host(&host_key);
             let next = hosts.len();
             let host = *hosts.entry(host_key).or_insert(next);
+            if host == host_conns.len() {
+                host_conns.push(Arc::new(tokio::sync::Semaphore::new(config.per_host.get())));
+            }
             planned.push(Planned {
                 host,
                 job: fetch::Job {
@@ -353,6 +361,9 @@ impl Downloader {
                     had_part: parts.contains(&base),
                     base,
                     url_name,
+                    no_split: Default::default(),
+                    host: host_conns[host].clone(),
+                    limiter,
                 },
             });
         }
@@ -544,6 +555,13 @@ async fn download_one(batch: &Batch, index: usize, job: fetch::Job) -> FileResul
     }
     let done = batch.ctx.done();
     tokio::pin!(done);
+    // The download's own connection: the scheduler keeps at most `per_host` downloads per
+    // host, so this waits only while a split download of the host holds extra connections.
+    let _connection = tokio::select! {
+        biased;
+        _ = done.as_mut() => return not_started(job.request.url, Outcome::Cancelled),
+        permit = job.host.clone().acquire_owned() => permit.ok(),
+    };
     let mut tracker = batch.progress.begin(index, &job.base);
     let result = fetch::fetch(
         &batch.shared,
