@@ -10,6 +10,14 @@
 //!   request guarded by `If-Range` (the strong ETag, or Last-Modified, kept in
 //!   `NAME.part.meta`). A server that ignores ranges (200), or whose file changed, makes the
 //!   download start over cleanly.
+//! - **Segmented downloads** ([`Config::split`]). A large file (by default 64 MiB or more, in
+//!   4 segments) from a server that serves ranges is fetched over several connections, each a
+//!   byte range validated with `If-Range` and written in place into the one `.part` file; a
+//!   connection that finishes early takes half of the largest remaining segment, and an
+//!   interrupted download resumes each segment. A file that changes meanwhile starts over; a
+//!   server that ignores ranges gets one connection.
+//! - **Rate limits** ([`Config::limit_rate`], [`Config::limit_rate_per_host`]): token buckets
+//!   that all downloads (or those of one host) draw from.
 //! - **Retries** with exponential backoff and jitter for connection errors, timeouts, 5xx, 408
 //!   and 429 (honouring `Retry-After`); none for other 4xx ([`DownloadError::is_retryable`]).
 //! - **Names** from `Content-Disposition` or the URL path, sanitised to a single path
