@@ -9,7 +9,7 @@ use super::proxy::Proxies;
 /// Settings for a [`Downloader`](super::Downloader), built with chained setters.
 ///
 /// ```
-/// use std::num::{NonZeroU64, NonZeroUsize};
+/// use std::num::NonZeroUsize;
 /// use std::time::Duration;
 /// use weft_apps::download::Config;
 ///
@@ -219,7 +219,8 @@ impl Config {
     /// use weft_apps::download::Config;
     ///
     /// let config = Config::new("out").limit_rate(NonZeroU64::new(2 << 20));
-    /// # let _ = config;
+    /// // Splitting stays automatic unless asked otherwise.
+    /// assert_eq!(config.split_limit(), None);
     /// ```
     pub fn limit_rate(mut self, bytes_per_second: Option<NonZeroU64>) -> Self {
         self.limit_rate = bytes_per_second;
