@@ -3,7 +3,10 @@
 # from the same fixture server (crates/apps/tests/fixture, run as the `download_fixture`
 # example) in the same hyperfine run:
 #   - 1,000 files of 16 KiB at 64 at a time,
-#   - 4 files of 256 MiB, all at once.
+#   - 4 files of 256 MiB, all at once;
+# then (when aria2c is installed) one 256 MiB file from a route that paces each response to
+# 20 MB/s, as mirrors and CDNs limit each connection: `weft download --split 8` against one
+# connection (`--split 1`) and against `aria2c -x 8 -s 8`.
 # Files are written to a tmpfs (/dev/shm) so the downloaders, not the disk, are measured.
 # Prints hyperfine's tables, each tool's CPU time (user + sys, mean over the runs; on a small
 # machine the client's CPU competes with the fixture server's), the load average, and how many
@@ -13,6 +16,7 @@
 # which a drift in the host's speed cannot bias.
 #
 # Usage: benches/scripts/download.sh [RUNS_SMALL] [RUNS_BIG]    (needs hyperfine and curl)
+#        ONLY=split benches/scripts/download.sh                  (only the paced 256 MiB case)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 missing=""
@@ -64,6 +68,45 @@ for i in 0 1 2 3; do
 done
 
 PREPARE="rm -rf $WORK/out && mkdir $WORK/out"
+
+# One 256 MiB file paced to 20 MB/s per response: split against one connection and aria2c.
+split_case() {
+    if ! command -v aria2c >/dev/null 2>&1; then
+        echo "== paced 256 MiB file: skipped (no aria2c; apt-get install aria2)"
+        return
+    fi
+    local url="http://$ADDR/throttle/20000000/268435456/paced.bin"
+    echo "load: $(uptime)"
+    echo "== 1 file x 256 MiB, each connection paced to 20 MB/s"
+    hyperfine --runs 1 --prepare "$PREPARE" --export-json "$WORK/one.json" \
+        -n "weft download --split 1" "$BIN/weft download $url -o $WORK/out --split 1 --no-progress >/dev/null"
+    hyperfine --runs "${RUNS_SPLIT:-3}" --prepare "$PREPARE" --export-markdown "$WORK/split.md" --export-json "$WORK/split.json" \
+        -n "weft download --split 8" "$BIN/weft download $url -o $WORK/out --split 8 --per-host 8 --no-progress >/dev/null" \
+        -n "aria2c -x 8 -s 8" "aria2c -x 8 -s 8 -q --file-allocation=none -d $WORK/out -o paced.bin $url"
+    cat "$WORK/split.md"
+    python3 - "$WORK/one.json" "$WORK/split.json" <<'PY'
+import json, sys
+one = json.load(open(sys.argv[1]))["results"][0]
+w, a = json.load(open(sys.argv[2]))["results"]
+cpu = lambda r: (r["user"] + r["system"]) * 1000
+print(f"  one connection {one['mean']:.2f} s (cpu {cpu(one):.0f} ms); split 8 {w['mean']:.2f} s "
+      f"(cpu {cpu(w):.0f} ms); aria2c {a['mean']:.2f} s (cpu {cpu(a):.0f} ms)")
+print(f"  one / split 8: {one['mean'] / w['mean']:.2f}x; split 8 / aria2c: wall {w['mean'] / a['mean']:.2f}, "
+      f"cpu {cpu(w) / cpu(a):.2f}")
+PY
+    rm -rf "$WORK/out" && mkdir "$WORK/out"
+    "$BIN/weft" download "$url" -o "$WORK/out" --split 8 --per-host 8 --no-progress >/dev/null
+    weft_sum=$(sha256sum <"$WORK/out/paced.bin")
+    rm -rf "$WORK/out" && mkdir "$WORK/out"
+    curl -s "http://$ADDR/gen/268435456/x" -o "$WORK/out/whole.bin"
+    [ "$weft_sum" = "$(sha256sum <"$WORK/out/whole.bin")" ] && echo "check: split file identical" \
+        || { echo "check FAILED: split file differs"; exit 1; }
+    echo "load: $(uptime)"
+}
+if [ "${ONLY:-}" = split ]; then
+    split_case
+    exit 0
+fi
 # Mean wall and CPU (user + sys) time per command of a hyperfine JSON export, and weft / curl.
 summary() {
     python3 - "$1" <<'PY'
@@ -140,3 +183,5 @@ rm -rf "$WORK/out" && mkdir "$WORK/out"
 curl --parallel --parallel-max 4 -s -K "$WORK/big.curl"
 curl_sum=$(cat "$WORK/out"/big*.bin | sha256sum)
 [ "$weft_sum" = "$curl_sum" ] && echo "check: weft and curl files are identical" || { echo "check FAILED: files differ"; exit 1; }
+
+split_case

@@ -1,7 +1,7 @@
 //! `weft download`: glue between the command line and [`weft_apps::download`].
 
 use std::io::{IsTerminal, Write};
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -44,6 +44,19 @@ pub(crate) struct Args {
     /// Downloads running at once against one host.
     #[arg(long, default_value_t = NonZeroUsize::new(6).unwrap_or(NonZeroUsize::MIN))]
     per_host: NonZeroUsize,
+    /// Connections per file: files the server serves in ranges (with a size and an ETag or
+    /// Last-Modified) are fetched as N byte ranges at once into the same `.part` file; a
+    /// connection that finishes early takes over half of the slowest's rest. By default, 4 for
+    /// files of 64 MiB or more, else 1; 1 never splits. Bounded by --per-host.
+    #[arg(long, value_name = "N")]
+    split: Option<NonZeroUsize>,
+    /// Most bytes a second for all downloads together, as curl's (suffixes K, M, G are powers
+    /// of 1024: 500K, 2M).
+    #[arg(long, value_name = "RATE", value_parser = parse_size::<NonZeroU64>)]
+    limit_rate: Option<NonZeroU64>,
+    /// Most bytes a second from one host (host:port), on top of --limit-rate.
+    #[arg(long, value_name = "RATE", value_parser = parse_size::<NonZeroU64>)]
+    limit_rate_per_host: Option<NonZeroU64>,
     /// Requests per file before giving up (retries use exponential backoff with jitter).
     #[arg(long, default_value_t = 5)]
     tries: u32,
@@ -138,6 +151,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::new(&args.output)
         .jobs(args.jobs)
         .per_host(args.per_host)
+        .split(args.split)
+        .limit_rate(args.limit_rate)
+        .limit_rate_per_host(args.limit_rate_per_host)
         .max_attempts(args.tries)
         .connect_timeout(seconds(args.connect_timeout, "--connect-timeout")?)
         .idle_timeout(seconds(args.idle_timeout, "--idle-timeout")?)

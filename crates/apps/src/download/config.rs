@@ -1,6 +1,6 @@
 //! How the downloader behaves: limits, timeouts, retries. Every setter states its default.
 
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -39,6 +39,10 @@ pub struct Config {
     pub(crate) user_agent: String,
     /// `None`: the environment's, read when the downloader is set up.
     pub(crate) proxies: Option<Proxies>,
+    /// `None`: automatic.
+    pub(crate) split: Option<NonZeroUsize>,
+    pub(crate) limit_rate: Option<NonZeroU64>,
+    pub(crate) limit_rate_per_host: Option<NonZeroU64>,
 }
 
 impl Config {
@@ -60,6 +64,9 @@ impl Config {
             fsync: false,
             user_agent: concat!("weft-download/", env!("CARGO_PKG_VERSION")).to_owned(),
             proxies: None,
+            split: None,
+            limit_rate: None,
+            limit_rate_per_host: None,
         }
     }
 
@@ -169,6 +176,61 @@ impl Config {
     /// ```
     pub fn proxies(mut self, proxies: Proxies) -> Self {
         self.proxies = Some(proxies);
+        self
+    }
+
+    /// How many connections one file is fetched over (segmented download).
+    ///
+    /// A file is split only when the server accepts ranges (`Accept-Ranges: bytes`), announces
+    /// its size, and gives a validator (a strong ETag or Last-Modified) that every segment's
+    /// response must repeat; each segment is at least 1 MiB. The segments are byte ranges
+    /// written in place into the one `.part` file; a connection that finishes early takes half
+    /// of the largest remaining segment; an interrupted download resumes each segment. A server
+    /// that answers a range with the whole file, or a file that changes twice during the
+    /// download, makes it go on over one connection. The connections count against
+    /// [`per_host`](Self::per_host): a split takes only the host's free ones.
+    ///
+    /// `None` is automatic: files of 64 MiB or more get 4 segments, smaller ones one;
+    /// `Some(1)` never splits. By default, automatic.
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use weft_apps::download::Config;
+    ///
+    /// let config = Config::new("out").split(NonZeroUsize::new(8));
+    /// assert_eq!(config.split_limit(), NonZeroUsize::new(8));
+    /// ```
+    pub fn split(mut self, segments: Option<NonZeroUsize>) -> Self {
+        self.split = segments;
+        self
+    }
+
+    /// The configured split (`None`: automatic); see [`split`](Self::split).
+    pub fn split_limit(&self) -> Option<NonZeroUsize> {
+        self.split
+    }
+
+    /// The most bytes a second received by all downloads of a batch together. Downloads slow
+    /// down by pausing their reads (a token bucket with a tenth of a second of burst), so the
+    /// servers' TCP windows shrink as with curl's `--limit-rate`. By default, no limit.
+    ///
+    /// ```
+    /// use std::num::NonZeroU64;
+    /// use weft_apps::download::Config;
+    ///
+    /// let config = Config::new("out").limit_rate(NonZeroU64::new(2 << 20));
+    /// // Splitting stays automatic unless asked otherwise.
+    /// assert_eq!(config.split_limit(), None);
+    /// ```
+    pub fn limit_rate(mut self, bytes_per_second: Option<NonZeroU64>) -> Self {
+        self.limit_rate = bytes_per_second;
+        self
+    }
+
+    /// The most bytes a second received from one host (`host:port`), on top of
+    /// [`limit_rate`](Self::limit_rate). By default, no limit.
+    pub fn limit_rate_per_host(mut self, bytes_per_second: Option<NonZeroU64>) -> Self {
+        self.limit_rate_per_host = bytes_per_second;
         self
     }
 }

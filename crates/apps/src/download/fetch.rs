@@ -3,21 +3,24 @@
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::SystemTime;
 
 use http::StatusCode;
 use http::header::{self, HeaderMap, HeaderValue};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use weft_core::context::Done;
 
 use super::error::DownloadError;
 use super::part::{self, FileThread, Mode, PartPaths, PartWriter, Target, Validator};
 use super::progress::Tracker;
-use super::retry;
+use super::rate::Limiter;
 use super::{FileResult, Outcome, Partial, Request, Shared};
+use super::{retry, split};
 
 /// How an attempt ended short of completion.
-enum Stop {
+pub(crate) enum Stop {
     /// The context ended; the partial file was kept.
     Cancelled,
     /// The attempt failed; the caller decides whether to retry.
@@ -36,6 +39,13 @@ pub(crate) struct Job {
     pub(crate) url_name: String,
     /// Whether `base.part` or its metadata existed when the batch started.
     pub(crate) had_part: bool,
+    /// Set once splitting failed for this file (ranges ignored, or the file kept changing):
+    /// the next attempts use one connection.
+    pub(crate) no_split: AtomicBool,
+    /// The connections its host may still open (one permit per connection in use).
+    pub(crate) host: Arc<Semaphore>,
+    /// The rate limits it draws from.
+    pub(crate) limiter: Limiter,
 }
 
 /// Runs all attempts of `job`. `done` is the context's `done()` future, shared by all awaits.
@@ -178,6 +188,24 @@ async fn attempt(
 ) -> Result<(PathBuf, u64, u64), (Stop, u64)> {
     let config = &shared.config;
     let url = &job.request.url;
+    let split_env = split::Env {
+        shared,
+        job,
+        paths,
+        limiter: &job.limiter,
+        host: &job.host,
+        allow_resume,
+    };
+    if allow_resume && maybe_part {
+        let (paths, url) = (paths.clone(), url.clone());
+        let saved = tokio::task::spawn_blocking(move || split::load(&paths, &url))
+            .await
+            .ok()
+            .flatten();
+        if let Some(saved) = saved {
+            return split::run(split_env, split::Start::Resume(saved), done, tracker).await;
+        }
+    }
     let resume = if allow_resume && maybe_part {
         let (paths, url) = (paths.clone(), url.clone());
         tokio::task::spawn_blocking(move || paths.resumable(&url))
@@ -259,6 +287,18 @@ async fn attempt(
         let _ = tokio::task::spawn_blocking(move || paths.remove()).await;
         return Err((Stop::Failed(DownloadError::TooLarge { limit }), 0));
     }
+    if status == StatusCode::OK
+        && let (Some(total), Some(validator)) = (total, &validator)
+        && let Some(permits) = split::can_split(&split_env, &headers, Some(total))
+    {
+        let start = split::Start::Fresh {
+            response: Box::new(response),
+            validator: validator.clone(),
+            total,
+            permits,
+        };
+        return split::run(split_env, start, done, tracker).await;
+    }
 
     // Continue the running hash over the bytes already on disk.
     let hasher = match (&job.request.sha256, offset) {
@@ -327,6 +367,7 @@ async fn attempt(
             return Err((Stop::Failed(e), offset));
         }
         tracker.advance(len);
+        job.limiter.consume(len).await;
     }
     if let Some(expected) = total.filter(|&t| received != t) {
         let e = DownloadError::LengthMismatch {
@@ -357,7 +398,7 @@ async fn keep(writer: PartWriter, error: DownloadError, offset: u64) -> (Stop, u
 }
 
 /// `Content-Range: bytes START-END/TOTAL` (TOTAL may be `*`).
-fn content_range(headers: &HeaderMap) -> Option<(u64, Option<u64>)> {
+pub(crate) fn content_range(headers: &HeaderMap) -> Option<(u64, Option<u64>)> {
     let value = headers.get(header::CONTENT_RANGE)?.to_str().ok()?;
     let rest = value.trim().strip_prefix("bytes ")?;
     let (range, total) = rest.split_once('/')?;
@@ -369,7 +410,7 @@ fn content_range(headers: &HeaderMap) -> Option<(u64, Option<u64>)> {
     Some((start.trim().parse().ok()?, total))
 }
 
-fn final_name(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn final_name(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::CONTENT_DISPOSITION)?;
     // Header bytes that are not visible ASCII are taken as Latin-1, as HTTP defines them.
     let text: String = match value.to_str() {

@@ -10,6 +10,14 @@
 //!   request guarded by `If-Range` (the strong ETag, or Last-Modified, kept in
 //!   `NAME.part.meta`). A server that ignores ranges (200), or whose file changed, makes the
 //!   download start over cleanly.
+//! - **Segmented downloads** ([`Config::split`]). A large file (by default 64 MiB or more, in
+//!   4 segments) from a server that serves ranges is fetched over several connections, each a
+//!   byte range validated with `If-Range` and written in place into the one `.part` file; a
+//!   connection that finishes early takes half of the largest remaining segment, and an
+//!   interrupted download resumes each segment. A file that changes meanwhile starts over; a
+//!   server that ignores ranges gets one connection.
+//! - **Rate limits** ([`Config::limit_rate`], [`Config::limit_rate_per_host`]): token buckets
+//!   that all downloads (or those of one host) draw from.
 //! - **Retries** with exponential backoff and jitter for connection errors, timeouts, 5xx, 408
 //!   and 429 (honouring `Retry-After`); none for other 4xx ([`DownloadError::is_retryable`]).
 //! - **Names** from `Content-Disposition` or the URL path, sanitised to a single path
@@ -86,7 +94,9 @@ mod name;
 mod part;
 mod progress;
 mod proxy;
+mod rate;
 mod retry;
+mod split;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -387,6 +397,8 @@ impl Downloader {
         // own partial files again.
         let mut bases: HashSet<String> = HashSet::new();
         let mut hosts: HashMap<String, usize> = HashMap::new();
+        let mut host_conns: Vec<Arc<tokio::sync::Semaphore>> = Vec::new();
+        let limits = rate::Limits::new(config.limit_rate, config.limit_rate_per_host);
         let mut planned = Vec::with_capacity(requests.len());
         for request in requests {
             let url_name = name::from_url(&request.url);
@@ -401,8 +413,12 @@ impl Downloader {
                 request.url.host_str().unwrap_or(""),
                 request.url.port_or_known_default().unwrap_or(0)
             );
+            let limiter = limits.for_host(&host_key);
             let next = hosts.len();
             let host = *hosts.entry(host_key).or_insert(next);
+            if host == host_conns.len() {
+                host_conns.push(Arc::new(tokio::sync::Semaphore::new(config.per_host.get())));
+            }
             planned.push(Planned {
                 host,
                 job: fetch::Job {
@@ -410,6 +426,9 @@ impl Downloader {
                     had_part: parts.contains(&base),
                     base,
                     url_name,
+                    no_split: Default::default(),
+                    host: host_conns[host].clone(),
+                    limiter,
                 },
             });
         }
@@ -604,6 +623,13 @@ async fn download_one(batch: &Batch, index: usize, job: fetch::Job) -> FileResul
     }
     let done = batch.ctx.done();
     tokio::pin!(done);
+    // The download's own connection: the scheduler keeps at most `per_host` downloads per
+    // host, so this waits only while a split download of the host holds extra connections.
+    let _connection = tokio::select! {
+        biased;
+        _ = done.as_mut() => return not_started(job.request.url, Outcome::Cancelled),
+        permit = job.host.clone().acquire_owned() => permit.ok(),
+    };
     let mut tracker = batch.progress.begin(index, &job.base);
     let result = fetch::fetch(
         &batch.shared,

@@ -461,7 +461,7 @@ pub(crate) struct Target {
 /// is never replaced even by a concurrent process: a rename with `RENAME_NOREPLACE` on Linux (one
 /// system call), else a hard link then the removal of the partial name; where neither is
 /// supported it falls back to check-then-rename.
-fn place(part: &Path, target: &Target) -> io::Result<PathBuf> {
+pub(crate) fn place(part: &Path, target: &Target) -> io::Result<PathBuf> {
     for n in 0u32.. {
         let candidate = if n == 0 {
             target.name.clone()
