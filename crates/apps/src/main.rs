@@ -36,10 +36,10 @@ enum Command {
 /// By default glibc serves blocks above a moving threshold (128 KiB to start) with `mmap` and
 /// trims a heap's free top after 128 KiB, so a program that keeps freeing and allocating
 /// buffers of a few hundred KiB (the HTTP read buffers of `weft download`) pays a page fault
-/// and a zeroed page per 4 KiB, again and again. Measured on 4 x 256 MiB downloads over
-/// loopback (`perf stat`, 3 runs each): 44,000-56,000 page faults and 960-1,000 ms CPU by
-/// default; 3,600-3,800 faults and 870-900 ms CPU with these settings. Memory freed stays
-/// with the process up to 64 MiB per arena instead of being returned at once.
+/// and a zeroed page per 4 KiB, again and again; these settings cut the page faults of large
+/// downloads by an order of magnitude (the `perf stat` figures are in BENCHMARKS.md, `weft
+/// download`). Memory freed stays with the process up to 64 MiB per arena instead of being
+/// returned at once.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_malloc() {
     // SAFETY: `mallopt` only changes allocator parameters (glibc documents it as MT-Safe);

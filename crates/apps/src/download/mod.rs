@@ -54,9 +54,9 @@
 //! the Mozilla roots; HTTP proxies from the environment or [`Config::proxies`], see
 //! [`Proxies`]). A download that read its body to the end hands its
 //! connection back before it returns, so the next download finds it idle: a batch opens at
-//! most one connection per download running at once against a host (64 for 1,000 files at 64
-//! at a time, where reqwest's pool, returning connections from a task of its own, opened
-//! 66-122). An idle connection the server closed is replaced without costing an attempt.
+//! most one connection per download running at once against a host (reqwest's pool, which
+//! returns connections from a task of its own, opens more; the figures are in BENCHMARKS.md).
+//! An idle connection the server closed is replaced without costing an attempt.
 //!
 //! Cancellation goes through the batch's [`Context`], which every download watches at each
 //! await: when it ends, a download writes what it holds to its `.part` file and reports
