@@ -227,7 +227,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
-    let (ctx, cancel) = weft_apps::shutdown::ctrl_c_context();
+    let (ctx, cancel) = weft_core::signal::ctrl_c_context();
     let server = tokio::spawn(
         axum::serve(listener, app(&args))
             .with_graceful_shutdown(ctx.done())

@@ -201,7 +201,7 @@ fn fmt(v: Option<f64>, unit: &str) -> String {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let interval = Duration::from_millis(args.interval_ms.max(10));
-    let (ctx, _cancel) = weft_apps::shutdown::ctrl_c_context();
+    let (ctx, _cancel) = weft_core::signal::ctrl_c_context();
     let sources = Arc::new(Mutex::new(Sources {
         system: System::new()?,
         disks: Disks::new_with_refreshed_list()?,

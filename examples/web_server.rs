@@ -106,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
     outln!("listening on http://{addr}");
 
     // One Context stops the server: Ctrl-C, or the end of the burst below.
-    let (ctx, cancel) = weft_apps::shutdown::ctrl_c_context();
+    let (ctx, cancel) = weft_core::signal::ctrl_c_context();
     let server = tokio::spawn(
         axum::serve(listener, app)
             .with_graceful_shutdown(ctx.done())

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Loopback benchmark of `weft download` against curl (issue 7), both fetching the same files
-# from the same fixture server (crates/apps/tests/fixture, run as the `download_fixture`
+# from the same fixture server (crates/download/tests/fixture, run as the `download_fixture`
 # example) in the same hyperfine run:
 #   - 1,000 files of 16 KiB at 64 at a time,
 #   - 4 files of 256 MiB, all at once;
@@ -41,7 +41,7 @@ if [ -n "${PREBUILT:-}" ]; then
 fi
 for _ in 1 2 3; do
     [ -n "${PREBUILT:-}" ] && break
-    cargo build --release -p weft-apps --bin weft --example download_fixture
+    cargo build --release -p weft-cli --bin weft -p weft-download --example download_fixture
     mkdir -p "$BIN"
     cp "$CARGO_TARGET_DIR/release/weft" "$CARGO_TARGET_DIR/release/examples/download_fixture" "$BIN/"
     "$BIN/weft" download --help >/dev/null 2>&1 && break

@@ -22,7 +22,7 @@ THREADS=${THREADS:-2}
 STORES=${STORES:-memory sqlite}
 command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 2; }
 if [ -z "${WEFT_BIN:-}" ]; then
-  cargo build --release -p weft-apps --bin weft >&2
+  cargo build --release -p weft-cli --bin weft >&2
 fi
 BIN=${WEFT_BIN:-${CARGO_TARGET_DIR:-target}/release/weft}
 DIR=$(mktemp -d)

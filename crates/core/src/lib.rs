@@ -35,6 +35,8 @@ mod loom;
 pub mod rate;
 pub mod select;
 mod shutdown;
+#[cfg(feature = "signal")]
+pub mod signal;
 pub mod task;
 pub mod time;
 

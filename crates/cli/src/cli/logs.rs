@@ -1,0 +1,267 @@
+//! `weft logs`: argument parsing, progress bar and output over [`weft_logs`].
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use weft_logs::{
+    Input, Level, LogFormat, Options, Progress, Report, analyze, parse_size, parse_status_ranges,
+    parse_time, render_html, sample,
+};
+
+/// Inputs larger than this get a progress bar (when stderr is a terminal).
+const PROGRESS_MIN_BYTES: u64 = 64 << 20;
+
+/// Report format on stdout.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// A readable report.
+    Text,
+    /// The report as one JSON object.
+    Json,
+}
+
+/// Arguments of `weft logs`.
+#[derive(Debug, clap::Args)]
+#[command(
+    long_about = "Analyze web server and application logs: requests, errors, slow responses, \
+latency percentiles, status codes, top paths and clients, requests per minute, and malformed \
+lines (counted and quoted, never dropped silently).\n\n\
+Formats, detected per file: key=value lines (`2024-03-01 12:00:00 level=info ip=10.1.2.3 \
+path=\"/api/x\" status=200 time=12ms msg=\"...\"`), Apache/nginx Combined Log Format (optionally \
+followed by a response time), and JSON lines. Gzip input is recognised by content.\n\n\
+Memory stays within --memory-budget whatever the input: paths and client addresses are counted \
+exactly while they fit, then summarized (Misra-Gries/Space-Saving) with the largest possible \
+over-count printed beside the table, and their distinct numbers estimated (HyperLogLog, 0.81% \
+standard error).",
+    after_help = "Examples:\n  weft logs                          analyze a built-in sample\n  \
+weft logs /var/log/nginx --status 5xx --since '2024-03-01 12:00'\n  \
+zcat app.log.gz | weft logs - --format json\n  \
+weft logs logs/ --html report.html\n\n\
+Exit status: 0 on success; 2 on bad arguments, when an input could not be read or a path held \
+no log file (the report is still printed unless --strict), or when --html names an input; 130 \
+when interrupted (Ctrl-C), after printing the partial report."
+)]
+pub(crate) struct Args {
+    /// Log files or directories (walked, following symbolic links, for .log, .txt, .jsonl and
+    /// .gz files and their rotations such as access.log.1); `-` reads stdin. Without a path, a
+    /// built-in deterministic sample is analyzed.
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Input format for every input, instead of detecting it per file: kv, combined or json.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Only requests at this level or above (trace, debug, info, warn, error, fatal). Lines
+    /// without a level get one from their status: 5xx error, 4xx warn, else info.
+    #[arg(long, value_name = "LEVEL")]
+    min_level: Option<Level>,
+    /// Only requests whose target (path and query) contains TEXT.
+    #[arg(long = "path", value_name = "TEXT")]
+    path_contains: Option<String>,
+    /// Only requests whose target matches REGEX.
+    #[arg(long, value_name = "REGEX")]
+    path_regex: Option<String>,
+    /// Only these statuses: codes, ranges and classes, comma-separated (e.g. 404,500-599,3xx).
+    #[arg(long, value_name = "RANGES")]
+    status: Option<String>,
+    // The help text is an attribute, not a doc comment: rustdoc would read `[ HH:MM[:SS]]` as a
+    // broken intra-doc link, and escaping it would show backslashes in `--help`.
+    #[arg(
+        long,
+        value_name = "TIME",
+        help = "Only requests at or after TIME (YYYY-MM-DD[ HH:MM[:SS]] or RFC 3339; UTC if no zone)"
+    )]
+    since: Option<String>,
+    /// Only requests before TIME.
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// A response slower than MS milliseconds counts as slow.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    slow_ms: u64,
+    /// Number of top paths and client addresses listed.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    top: usize,
+    /// Number of malformed lines quoted.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    samples: usize,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
+    /// Also write the report as a self-contained HTML page with charts to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Stop at the first unreadable input (exit 2, no report) instead of reporting it and going on.
+    #[arg(long)]
+    strict: bool,
+    /// Parse threads (0: one per core, plus one).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    workers: usize,
+    /// Memory the analysis may use, whatever the input (e.g. 64M, 1G; at least 32M).
+    #[arg(long, value_name = "SIZE", default_value = "128M")]
+    memory_budget: String,
+}
+
+fn options(args: &Args) -> anyhow::Result<Options> {
+    let mut o = Options::default();
+    o.format = args.log_format;
+    o.min_level = args.min_level;
+    o.path_contains.clone_from(&args.path_contains);
+    o.path_regex.clone_from(&args.path_regex);
+    if let Some(s) = &args.status {
+        o.status = parse_status_ranges(s)?;
+    }
+    o.since = args.since.as_deref().map(parse_time).transpose()?;
+    o.until = args.until.as_deref().map(parse_time).transpose()?;
+    o.slow_ms = args.slow_ms;
+    o.top = args.top;
+    o.samples = args.samples;
+    o.strict = args.strict;
+    o.workers = args.workers;
+    o.memory_budget = parse_size(&args.memory_budget)?;
+    o.validate()?;
+    Ok(o)
+}
+
+/// Whether `out` is the same file as `input`, or one of the files a walk of `input` reads.
+fn same_file(out: &std::path::Path, input: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(out), std::fs::canonicalize(input)) {
+        (Ok(o), Ok(i)) => o == i,
+        _ => false,
+    }
+}
+
+/// Refuses an output file that is one of the inputs: writing it would destroy the log.
+fn check_output(
+    out: &std::path::Path,
+    inputs: impl IntoIterator<Item = PathBuf>,
+) -> anyhow::Result<()> {
+    for input in inputs {
+        if same_file(out, &input) {
+            anyhow::bail!(
+                "refusing to write the report to {}: it is one of the inputs (choose another file)",
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The files the analysis read, as paths (walked directories included).
+fn input_paths(report: &Report) -> impl Iterator<Item = PathBuf> + '_ {
+    report.inputs.iter().map(|i| PathBuf::from(&i.name))
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut options = options(&args)?;
+    // Before reading anything: an output named like an input given by path.
+    if let Some(html) = &args.html {
+        check_output(
+            html,
+            args.paths.iter().filter(|p| p.as_os_str() != "-").cloned(),
+        )?;
+    }
+    let inputs: Vec<Input> = if args.paths.is_empty() {
+        sample::builtin()
+    } else {
+        args.paths
+            .iter()
+            .map(|p| {
+                if p.as_os_str() == "-" {
+                    Input::Stdin
+                } else {
+                    Input::Path(p.clone())
+                }
+            })
+            .collect()
+    };
+    let progress = Progress::default();
+    options.progress = Some(progress.clone());
+    let (ctx, _cancel) = weft_core::signal::ctrl_c_context();
+    let (bar_done, bar_task) = if std::io::stderr().is_terminal() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        (Some(tx), Some(tokio::spawn(show_progress(progress, rx))))
+    } else {
+        (None, None)
+    };
+    let report = analyze(&ctx, inputs, options).await;
+    drop(bar_done);
+    if let Some(task) = bar_task {
+        let _ = task.await;
+    }
+    let report = report?;
+
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        OutputFormat::Text => write!(out, "{report}")?,
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    if let Some(path) = &args.html {
+        // And a file found by walking a directory.
+        check_output(path, input_paths(&report))?;
+        std::fs::write(path, render_html(&report))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("weft: wrote {}", path.display());
+    }
+    let mut failed = false;
+    for input in &report.inputs {
+        if let Some(e) = &input.error {
+            eprintln!("weft: cannot read {}: {e}", input.name);
+            failed = true;
+        }
+    }
+    Ok(if report.partial {
+        eprintln!("weft: interrupted; the report above is partial");
+        ExitCode::from(130)
+    } else if failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The pipeline's live counters, for the bar: lines counted, chunks analyzed, chunks waiting.
+fn stage_message(progress: &Progress) -> String {
+    let stages = progress.stages();
+    let analyze = stages.iter().find(|s| &*s.name == "analyze");
+    let (done, waiting) = analyze.map_or((0, 0), |s| (s.emitted, s.queue_depth));
+    format!(
+        "{} lines, {done} chunks analyzed, {waiting} waiting",
+        progress.lines()
+    )
+}
+
+/// Draws a progress bar on stderr once the input is known to be large, until `done` fires.
+async fn show_progress(progress: Progress, mut done: tokio::sync::oneshot::Receiver<()>) {
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = &mut done => break,
+            _ = tick.tick() => {}
+        }
+        let total = progress.total_bytes();
+        if bar.is_none() && total >= PROGRESS_MIN_BYTES {
+            let b = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}  {msg}",
+            ) {
+                b.set_style(style);
+            }
+            bar = Some(b);
+        }
+        if let Some(b) = &bar {
+            b.set_length(total);
+            b.set_position(progress.read_bytes());
+            b.set_message(stage_message(&progress));
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+}

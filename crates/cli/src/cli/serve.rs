@@ -1,0 +1,160 @@
+//! `weft serve`: the job server (see `weft_serve`).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use weft_serve::{JobServer, ServeConfig, Token};
+
+use super::parse::parse_duration;
+
+/// Run the HTTP job server: POST /api/jobs, GET/DELETE /api/jobs/{id}, /healthz, /metrics.
+///
+/// Accepted jobs are stored in SQLite before the server answers 202, and run again after a
+/// crash or restart. SIGTERM or Ctrl-C stops accepting (503), lets jobs finish for the grace
+/// period, and puts what is left back in the queue for the next start.
+///
+/// Binding an address other than loopback needs a token (--token or WEFT_TOKEN; clients send
+/// `Authorization: Bearer <token>`), or --insecure to serve without one.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Port to listen on (0: any free port; the address is printed).
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    port: u16,
+    /// Address to bind (loopback by default; another address needs --token or --insecure).
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    bind: IpAddr,
+    /// Bearer token every route but /healthz requires.
+    #[arg(long, env = "WEFT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Serve a non-loopback address without a token (anyone who can reach it may submit jobs).
+    #[arg(long)]
+    insecure: bool,
+    /// Worker count [default: number of CPUs].
+    #[arg(long, env = "NUM_WORKERS")]
+    workers: Option<usize>,
+    /// Queue capacity per priority level.
+    #[arg(long, env = "QUEUE_SIZE", default_value_t = 100)]
+    queue_size: usize,
+    /// Job database [default: $XDG_DATA_HOME/weft/jobs.db or ~/.local/share/weft/jobs.db].
+    #[arg(long, env = "WEFT_DB", conflicts_with = "in_memory")]
+    db: Option<PathBuf>,
+    /// Keep jobs in memory only (nothing survives a restart).
+    #[arg(long)]
+    in_memory: bool,
+    /// Fsync every commit fully (survives power loss; one fsync per commit batch).
+    #[arg(long)]
+    db_full_sync: bool,
+    /// How long to gather concurrent submissions into one SQLite commit after the first
+    /// (0: a batch is what queued up during the previous commit).
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    commit_window: Duration,
+    /// The most writes in one SQLite commit.
+    #[arg(long, default_value = "512")]
+    commit_batch: NonZeroUsize,
+    /// How long jobs may finish after shutdown starts (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    grace: Duration,
+    /// Per-job timeout.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    job_timeout: Duration,
+    /// Duration of one unit of simulated work.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    work_step: Duration,
+    /// A waiting job moves up one priority level per this much waiting.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    aging: Duration,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_body: usize,
+    /// How long a client may take to send a request's headers (and a kept-alive connection
+    /// may sit idle).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    header_timeout: Duration,
+    /// How long a client may take to send a request's body.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    body_timeout: Duration,
+    /// Connections served at once [default: the file-descriptor limit less 64].
+    #[arg(long)]
+    max_connections: Option<usize>,
+}
+
+fn default_db() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("weft").join("jobs.db")
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let token = match args.token.as_deref() {
+        Some(t) => Some(Token::new(t).context("--token (or WEFT_TOKEN) must not be empty")?),
+        None => None,
+    };
+    if !args.bind.is_loopback() && token.is_none() && !args.insecure {
+        anyhow::bail!(
+            "refusing to serve {} without a token: anyone who can reach it could submit and \
+             cancel jobs; give --token (or WEFT_TOKEN), or --insecure to serve it open",
+            args.bind
+        );
+    }
+    let db = if args.in_memory {
+        None
+    } else {
+        Some(args.db.unwrap_or_else(default_db))
+    };
+    let defaults = ServeConfig::default();
+    let config = ServeConfig {
+        workers: args.workers.unwrap_or(defaults.workers),
+        queue_size: args.queue_size,
+        db: db.clone(),
+        db_full_sync: args.db_full_sync,
+        commit_window: args.commit_window,
+        commit_batch: args.commit_batch,
+        grace: args.grace,
+        job_timeout: args.job_timeout,
+        work_step: args.work_step,
+        max_body: args.max_body,
+        aging: args.aging,
+        token,
+        header_timeout: args.header_timeout,
+        body_timeout: args.body_timeout,
+        max_connections: args.max_connections.unwrap_or(defaults.max_connections),
+        ..defaults
+    };
+    let (workers, queue_size, max_connections) =
+        (config.workers, config.queue_size, config.max_connections);
+    let auth = if config.token.is_some() {
+        "bearer token"
+    } else {
+        "open"
+    };
+    // The store first: a bad --db is an error before anything says the server is up.
+    let server = JobServer::open(config)?;
+    let addr = SocketAddr::new(args.bind, args.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr().unwrap_or(addr);
+    eprintln!(
+        "weft serve: listening on http://{local} ({workers} workers, queue {queue_size} per priority, \
+         {max_connections} connections, {auth}, db {})",
+        db.as_ref()
+            .map_or_else(|| "in memory".to_owned(), |p| p.display().to_string())
+    );
+    let (ctx, _cancel) = weft_core::signal::ctrl_c_context();
+    let report = server.run(ctx.clone(), listener).await?;
+    eprintln!(
+        "weft serve: stopped ({}): {} recovered at start, {} accepted, {} put back in the queue for the next start",
+        ctx.cause()
+            .map_or_else(|| "server ended".to_owned(), |c| c.to_string()),
+        report.recovered,
+        report.accepted,
+        report.requeued
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,435 @@
+//! The HTTP API of the job server (axum). See the [module docs](super) for the routes.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::{Auth, require_token};
+use super::jobs::{JobSpec, JobType};
+use super::store::{JobStatus, NewJob, StoreError};
+use super::{PRIORITY_LEVELS, PoolJob, Server};
+
+/// Builds the router over a running server's state: `/healthz` is open to all (load balancers
+/// probe it); with a token, every other route needs it.
+pub(crate) fn router(server: Arc<Server>) -> Router {
+    let mut api = Router::new()
+        .route("/api/jobs", get(list_jobs).post(submit_job))
+        .route("/api/jobs/{id}", get(get_job).delete(cancel_job))
+        .route("/metrics", get(metrics));
+    if let Some(token) = &server.config.token {
+        let auth = Arc::new(Auth::new(token));
+        api = api.route_layer(axum::middleware::from_fn_with_state(auth, require_token));
+    }
+    api.route("/healthz", get(healthz)).with_state(server)
+}
+
+/// A response with a JSON body already serialised.
+fn json_response(status: StatusCode, body: String) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// A JSON error body: `{"error": "...", "status": N}`.
+pub(crate) fn error(status: StatusCode, message: impl AsRef<str>) -> Response {
+    let message = Value::from(message.as_ref());
+    json_response(
+        status,
+        format!(r#"{{"error":{message},"status":{}}}"#, status.as_u16()),
+    )
+}
+
+fn unavailable(server: &Server, message: &str) -> Response {
+    let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, message);
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(server.config.retry_after_secs),
+    );
+    resp
+}
+
+fn too_large(max: usize) -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the request body is over the limit of {max} bytes"),
+    )
+}
+
+fn store_error(e: &StoreError) -> Response {
+    tracing::error!(error = %e, "job store failed");
+    error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitRequest {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(rename = "type")]
+    job_type: Option<String>,
+    #[serde(default)]
+    priority: Option<Value>,
+    #[serde(default)]
+    data: Value,
+}
+
+/// A validated `POST /api/jobs` body.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Submission {
+    /// The client's id for the job, if it gave one (checked: 1-128 characters of letters,
+    /// digits, `-`, `_`, `.`, `:`).
+    pub id: Option<String>,
+    /// Priority level, `0..=2`.
+    pub priority: u8,
+    /// The job, validated for its type.
+    pub spec: JobSpec,
+    /// The job's data as submitted (stored, and shown by `GET`).
+    pub data: Value,
+}
+
+/// Why a `POST /api/jobs` body was refused (the server answers 400 with this message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSubmission(String);
+
+/// Parses and validates a `POST /api/jobs` body: the whole of what the server checks before it
+/// reserves queue room. Any bytes give `Ok` or `Err`, never a panic.
+///
+/// # Errors
+///
+/// [`InvalidSubmission`] for bad JSON, a missing or unknown type, a bad priority or id, or
+/// data that is invalid for the type.
+///
+/// ```
+/// use weft_serve::api::parse_submission;
+/// let ok = parse_submission(br#"{"type":"notification","priority":"high",
+///     "data":{"recipients":["a@x.org"],"message":"hi","channel":"sms"}}"#)?;
+/// assert_eq!(ok.priority, 2);
+/// let err = parse_submission(br#"{"type":"mining","data":{}}"#).unwrap_err();
+/// assert!(err.to_string().contains("unknown job type"));
+/// # Ok::<(), weft_serve::api::InvalidSubmission>(())
+/// ```
+pub fn parse_submission(body: &[u8]) -> Result<Submission, InvalidSubmission> {
+    let bad = |m: String| InvalidSubmission(m);
+    let req: SubmitRequest =
+        serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let Some(type_name) = req.job_type.as_deref() else {
+        return Err(bad(
+            "missing `type` (one of data_analysis, image_processing, notification)".into(),
+        ));
+    };
+    let Some(job_type) = JobType::parse(type_name) else {
+        return Err(bad(format!(
+            "unknown job type {type_name:?} (one of data_analysis, image_processing, notification)"
+        )));
+    };
+    let priority = parse_priority(req.priority.as_ref()).map_err(bad)?;
+    let spec = JobSpec::parse(job_type, &req.data).map_err(|e| bad(e.to_string()))?;
+    if let Some(id) = &req.id
+        && !valid_id(id)
+    {
+        return Err(bad(
+            "`id` must be 1-128 characters of letters, digits, '-', '_', '.', ':'".into(),
+        ));
+    }
+    Ok(Submission {
+        id: req.id,
+        priority,
+        spec,
+        data: req.data,
+    })
+}
+
+/// Parses `priority`: 0..=2, or "low" / "normal" / "high"; absent means normal.
+fn parse_priority(v: Option<&Value>) -> Result<u8, String> {
+    match v {
+        None | Some(Value::Null) => Ok(1),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(p) if p < u64::from(PRIORITY_LEVELS) => Ok(p as u8),
+            _ => Err(format!(
+                "`priority` must be 0, 1 or 2 (or \"low\", \"normal\", \"high\"), not {n}"
+            )),
+        },
+        Some(Value::String(s)) => match s.as_str() {
+            "low" => Ok(0),
+            "normal" => Ok(1),
+            "high" => Ok(2),
+            other => Err(format!(
+                "`priority` must be \"low\", \"normal\" or \"high\", not {other:?}"
+            )),
+        },
+        Some(other) => Err(format!(
+            "`priority` must be a number or a name, not {other}"
+        )),
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// A job id nobody can guess: 128 random bits from the thread's CSPRNG, as 32 hex digits.
+fn new_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Whether reading a body failed because it was over the limit (anywhere in the error chain).
+fn over_limit(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+async fn submit_job(State(server): State<Arc<Server>>, headers: HeaderMap, body: Body) -> Response {
+    if server.is_shutting_down() {
+        return unavailable(
+            &server,
+            "the server is shutting down; retry against the next instance",
+        );
+    }
+    let max = server.config.max_body;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return too_large(max);
+    }
+    let body =
+        match tokio::time::timeout(server.config.body_timeout, axum::body::to_bytes(body, max))
+            .await
+        {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) if over_limit(&e) => return too_large(max),
+            Ok(Err(e)) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("could not read the request body: {e}"),
+                );
+            }
+            Err(_) => {
+                let mut resp = error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request body did not arrive within {:?}",
+                        server.config.body_timeout
+                    ),
+                );
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return resp;
+            }
+        };
+    let sub = match parse_submission(&body) {
+        Ok(sub) => sub,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.0),
+    };
+    let priority = sub.priority;
+    // Room first: a full queue is answered without writing anything.
+    let Some(room) = server.admission.try_reserve(priority) else {
+        server.rejected.fetch_add(1, Ordering::Relaxed);
+        return unavailable(&server, "the job queue is full; retry later");
+    };
+    let id = sub.id.unwrap_or_else(new_id);
+
+    // Durable next: the job's batch is committed before anyone can be told it was accepted.
+    let job = NewJob {
+        id: id.clone(),
+        job_type: sub.spec.job_type().as_str(),
+        priority,
+        data: sub.data,
+    };
+    if let Err(e) = server.store.insert(job).await {
+        return match e {
+            StoreError::Duplicate(id) => error(
+                StatusCode::CONFLICT,
+                format!("a job with id {id:?} exists already"),
+            ),
+            e => store_error(&e),
+        };
+    }
+    let job = PoolJob {
+        id: id.clone(),
+        spec: Arc::new(sub.spec),
+        room: Some(room),
+    };
+    if server.dispatch(job, priority).is_err() {
+        // Shutdown began between the commit and the hand-off: not accepted after all.
+        if let Err(e) = server.store.delete(&id).await {
+            tracing::error!(job = %id, error = %e, "could not remove a refused job");
+        }
+        return unavailable(
+            &server,
+            "the server is shutting down; retry against the next instance",
+        );
+    }
+    server.accepted.fetch_add(1, Ordering::Relaxed);
+    // Ids are letters, digits and `-_.:` (checked, or generated as hex), so they need no JSON
+    // escaping: the body is written directly, without building a JSON tree per request.
+    let body = format!(
+        r#"{{"id":"{id}","status":"queued","priority":{priority},"location":"/api/jobs/{id}"}}"#
+    );
+    let mut resp = json_response(StatusCode::ACCEPTED, body);
+    if let Ok(v) = HeaderValue::try_from(format!("/api/jobs/{id}")) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+async fn get_job(State(server): State<Arc<Server>>, Path(id): Path<String>) -> Response {
+    match server.store.get(&id).await {
+        Ok(Some(record)) => axum::Json(record).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no job with id {id:?}")),
+        Err(e) => store_error(&e),
+    }
+}
+
+async fn cancel_job(State(server): State<Arc<Server>>, Path(id): Path<String>) -> Response {
+    let record = match server.store.get(&id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no job with id {id:?}")),
+        Err(e) => return store_error(&e),
+    };
+    if record.status.is_final() {
+        return already_final(&id, record.status);
+    }
+    let pool_id = server
+        .live
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&id)
+        .copied();
+    if let Some(pool_id) = pool_id {
+        server
+            .cancelled_by_client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone());
+        server.pool.cancel(pool_id);
+    }
+    // Record it now, so a GET right after sees it; the first final state wins, so the job's
+    // own late outcome cannot overwrite it.
+    match server
+        .store
+        .finish(
+            &id,
+            JobStatus::Cancelled,
+            None,
+            Some("cancelled by client".into()),
+        )
+        .await
+    {
+        Ok(true) => axum::Json(json!({ "id": id, "status": "cancelled" })).into_response(),
+        Ok(false) => match server.store.get(&id).await {
+            Ok(Some(r)) => already_final(&id, r.status),
+            Ok(None) => error(StatusCode::NOT_FOUND, format!("no job with id {id:?}")),
+            Err(e) => store_error(&e),
+        },
+        Err(e) => store_error(&e),
+    }
+}
+
+fn already_final(id: &str, status: JobStatus) -> Response {
+    let body = json!({
+        "error": format!("job {id:?} already finished ({})", status.as_str()),
+        "status": 409,
+        "job_status": status.as_str(),
+    });
+    (StatusCode::CONFLICT, axum::Json(body)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_jobs(
+    State(server): State<Arc<Server>>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => match JobStatus::parse(s) {
+            Some(s) => Some(s),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "unknown status {s:?} (queued, running, completed, failed, cancelled, timed_out)"
+                    ),
+                );
+            }
+        },
+    };
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    match server.store.list(status, limit).await {
+        Ok(jobs) => axum::Json(json!({ "count": jobs.len(), "jobs": jobs })).into_response(),
+        Err(e) => store_error(&e),
+    }
+}
+
+async fn healthz(State(server): State<Arc<Server>>) -> Response {
+    let stats = server.stats();
+    let recovering = server.recovering.load(Ordering::Relaxed);
+    let status = if server.is_shutting_down() {
+        "shutting_down"
+    } else if recovering > 0 {
+        "recovering"
+    } else {
+        "ok"
+    };
+    let code = if server.is_shutting_down() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        code,
+        axum::Json(json!({
+            "status": status,
+            "recovering": recovering,
+            "workers": stats.workers,
+            "busy": stats.busy,
+            "queued": stats.queued,
+        })),
+    )
+        .into_response()
+}
+
+async fn metrics(State(server): State<Arc<Server>>) -> Response {
+    let counts = server.store.counts().await.unwrap_or_default();
+    let text = super::metrics::render(
+        &server.stats(),
+        &counts,
+        server.accepted.load(Ordering::Relaxed),
+        server.rejected.load(Ordering::Relaxed),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}

@@ -1,0 +1,506 @@
+//! `weft serve`: an HTTP job server on [`weft_pool`] that loses no accepted job.
+//!
+//! The job server of the Go material's worker-pool chapter, built for real:
+//!
+//! - `POST /api/jobs` with `{"id"?, "type", "priority"?, "data"}` answers **202** with the job's
+//!   id and a `Location`, after the job is committed to SQLite; **400** for bad JSON, a missing
+//!   or unknown type, or invalid data; **409** for a duplicate id; **503** with `Retry-After`
+//!   when the queue is full (nothing is written) or the server is shutting down; **413** for a
+//!   body over the limit; **408** for a body that does not arrive in time. Every error body is
+//!   JSON: `{"error": "...", "status": N}`.
+//! - `GET /api/jobs/{id}`: status (`queued`, `running`, `completed`, `failed`, `cancelled`,
+//!   `timed_out`) and result; **404** if unknown.
+//! - `DELETE /api/jobs/{id}`: cancels a queued or running job (**200**), or says it already
+//!   finished (**409**) or is unknown (**404**).
+//! - `GET /api/jobs?status=...&limit=...` lists jobs; `GET /healthz` (`ok`, `recovering` with
+//!   how many stored jobs still wait for queue room, or `shutting_down`); `GET /metrics` in
+//!   Prometheus text format (queue depth per priority, outcomes, latency quantiles, jobs per
+//!   stored status).
+//!
+//! # Exposure
+//!
+//! With a [`Token`], every route but `/healthz` needs `Authorization: Bearer <token>` (compared
+//! in constant time). Job ids the server makes are 128 random bits. Connections are limited
+//! ([`ServeConfig::max_connections`]) and must send their headers and body in time
+//! ([`ServeConfig::header_timeout`], [`ServeConfig::body_timeout`]), so slow or idle clients
+//! cannot use up the process's file descriptors.
+//!
+//! # Throughput
+//!
+//! A submission reserves room in its priority's queue before anything is written, so a full
+//! queue costs no database work. With SQLite, concurrent submissions share one transaction
+//! (group commit, [`store::SqliteConfig`]); each client's 202 waits for its own batch's commit.
+//!
+//! # Losing nothing
+//!
+//! A job is in the database before its 202 is sent. On start, every job that was queued or
+//! running is submitted again (so a job runs *at least once*: one that was running when the
+//! process died runs again, and its `attempts` says so). The server answers at once; stored
+//! jobs are fed to the pool as queue room frees, ahead of new submissions of their priority. On shutdown (the [`Context`] ends:
+//! SIGTERM or Ctrl-C for the CLI), the server answers 503 to new submissions, lets running and
+//! queued jobs finish for the grace period, then cancels what is left **and puts it back to
+//! `queued`** in the database, so the next start runs it. A job is marked `cancelled` only when
+//! a client asked for it.
+//!
+//! # Priorities
+//!
+//! `priority` is `0` (low), `1` (normal, the default) or `2` (high), or the names `"low"`,
+//! `"normal"`, `"high"`; they map to the pool's levels, which are strict with aging (a waiting
+//! low job is promoted one level per [`ServeConfig::aging`]), FIFO within a level.
+#![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+mod admission;
+pub mod api;
+mod auth;
+mod http;
+pub mod jobs;
+mod metrics;
+pub mod store;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use weft_core::context::Context;
+use weft_pool::{JobError as PoolJobError, JobHandle, JobId, Pool, Priority, Shutdown, Stats};
+
+pub use self::auth::Token;
+
+use self::admission::{Admission, Room};
+use self::jobs::{JobSpec, JobType};
+use self::store::{JobRecord, JobStatus, SqliteConfig, Store, StoreError};
+
+/// Priority levels of the server's pool: 0 low, 1 normal, 2 high.
+pub const PRIORITY_LEVELS: u8 = 3;
+
+/// How the job server runs. [`ServeConfig::default`] gives the CLI's defaults.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Worker count (`NUM_WORKERS`). By default, the number of CPUs.
+    pub workers: usize,
+    /// Queue capacity per priority level (`QUEUE_SIZE`). By default, 100.
+    pub queue_size: usize,
+    /// Where the database lives; `None` keeps jobs in memory only (nothing survives a restart).
+    pub db: Option<PathBuf>,
+    /// Use `synchronous=FULL` (survive power loss; one fsync per commit batch). By default, off.
+    pub db_full_sync: bool,
+    /// How long the SQLite committer gathers more submissions after the first of a batch. By
+    /// default zero: a batch is what queued up during the previous commit.
+    pub commit_window: Duration,
+    /// The most writes in one SQLite transaction. By default, 512.
+    pub commit_batch: NonZeroUsize,
+    /// How long running jobs may finish after shutdown starts. By default, 10 s.
+    pub grace: Duration,
+    /// Per-job timeout. By default, 60 s.
+    pub job_timeout: Duration,
+    /// Duration of one unit of simulated work. By default, 100 ms.
+    pub work_step: Duration,
+    /// Largest accepted request body. By default, 64 KiB.
+    pub max_body: usize,
+    /// A waiting job moves up one priority level per this much waiting. By default, 5 s.
+    pub aging: Duration,
+    /// `Retry-After` seconds sent with 503. By default, 1.
+    pub retry_after_secs: u64,
+    /// The bearer token every route but `/healthz` requires. By default, none (open).
+    pub token: Option<Token>,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may sit idle. By default, 10 s.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body. By default, 10 s.
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait to be accepted. By default, what the process's
+    /// file-descriptor limit allows after a reserve of 64 (within 16..=10,000).
+    pub max_connections: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        let sqlite = SqliteConfig::default();
+        ServeConfig {
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            queue_size: 100,
+            db: None,
+            db_full_sync: false,
+            commit_window: sqlite.commit_window,
+            commit_batch: sqlite.commit_batch,
+            grace: Duration::from_secs(10),
+            job_timeout: Duration::from_secs(60),
+            work_step: Duration::from_millis(100),
+            max_body: 64 * 1024,
+            aging: Duration::from_secs(5),
+            retry_after_secs: 1,
+            token: None,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_connections: http::default_max_connections(),
+        }
+    }
+}
+
+/// What a server run did, returned when it stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeReport {
+    /// Unfinished jobs found in the database at start, to run again.
+    pub recovered: usize,
+    /// Jobs accepted (202) during this run.
+    pub accepted: u64,
+    /// Unfinished jobs put back to `queued` at shutdown, for the next start.
+    pub requeued: usize,
+}
+
+/// The server failed to start or stopped on an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The job database could not be opened or used.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The HTTP server failed (binding, or accepting connections).
+    #[error("http server error: {0}")]
+    Http(#[source] std::io::Error),
+}
+
+/// A job the pool runs: its id, validated spec, and the queue room it holds until it starts.
+#[derive(Debug)]
+pub(crate) struct PoolJob {
+    pub(crate) id: String,
+    pub(crate) spec: Arc<JobSpec>,
+    pub(crate) room: Option<Room>,
+}
+
+type JobPool = Pool<PoolJob, Value, String>;
+
+/// State shared by the HTTP handlers and the job watchers.
+#[derive(Debug)]
+pub(crate) struct Server {
+    pub(crate) store: Store,
+    pub(crate) pool: JobPool,
+    pub(crate) config: ServeConfig,
+    pub(crate) admission: Admission,
+    /// Jobs submitted to the pool and not yet recorded final: id -> pool job id.
+    pub(crate) live: Mutex<HashMap<String, JobId>>,
+    pub(crate) shutting_down: AtomicBool,
+    pub(crate) accepted: AtomicU64,
+    /// Submissions refused because their queue was full.
+    pub(crate) rejected: AtomicU64,
+    /// Stored jobs found at start and not yet handed to the pool.
+    pub(crate) recovering: AtomicUsize,
+    /// Ids of jobs whose client asked to cancel (recorded as `cancelled`, never re-queued).
+    pub(crate) cancelled_by_client: Mutex<std::collections::HashSet<String>>,
+    pub(crate) watchers: tokio_util::task::TaskTracker,
+    pub(crate) requeue: Mutex<Vec<String>>,
+}
+
+impl Server {
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Hands an accepted (stored) job to the pool and starts its watcher. The pool's queue is
+    /// bounded by [`Admission`], not by the pool, so this fails only once the pool is closed.
+    pub(crate) fn dispatch(
+        self: &Arc<Self>,
+        job: PoolJob,
+        priority: u8,
+    ) -> Result<(), weft_pool::TrySubmitError<PoolJob>> {
+        let id = job.id.clone();
+        // Hold the map's lock across submission so that the watcher's removal cannot run
+        // before the insertion.
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let handle = self.pool.try_submit_at(Priority::new(priority), job)?;
+        live.insert(id.clone(), handle.id());
+        drop(live);
+        let server = Arc::clone(self);
+        self.watchers
+            .spawn(async move { server.watch(id, handle).await });
+        Ok(())
+    }
+
+    /// Waits for a job's outcome and records it: the one place final states are written.
+    async fn watch(self: Arc<Self>, id: String, handle: JobHandle<Value, String>) {
+        let outcome = handle.await;
+        let by_client = self
+            .cancelled_by_client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        let record = match outcome {
+            Ok(result) => Some((JobStatus::Completed, Some(result), None)),
+            Err(PoolJobError::Failed(e)) => Some((JobStatus::Failed, None, Some(e))),
+            Err(PoolJobError::TimedOut) => Some((
+                JobStatus::TimedOut,
+                None,
+                Some(format!("job ran longer than {:?}", self.config.job_timeout)),
+            )),
+            Err(PoolJobError::Panicked(panicked)) => Some((
+                JobStatus::Failed,
+                None,
+                Some(format!("job panicked: {}", panicked.message())),
+            )),
+            Err(PoolJobError::Cancelled) if by_client => Some((
+                JobStatus::Cancelled,
+                None,
+                Some("cancelled by client".into()),
+            )),
+            // Cancelled or rejected by shutdown: not the client's doing, so the job goes back to
+            // `queued` for the next start (see the module docs).
+            Err(_) => None,
+        };
+        match record {
+            Some((status, result, error)) => {
+                if let Err(e) = self.store.finish(&id, status, result, error).await {
+                    tracing::error!(job = %id, error = %e, "could not record the job's final state");
+                }
+            }
+            None => self
+                .requeue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(id.clone()),
+        }
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        self.pool.stats()
+    }
+
+    /// Feeds jobs found in the store at start to the pool, each as soon as its priority's
+    /// queue has room, until all are in or shutdown begins (the rest stay `queued` in the
+    /// store for the next start).
+    async fn feed_recovered(self: Arc<Self>, ctx: Context, recovered: Vec<JobRecord>) {
+        for record in recovered {
+            let priority = record.priority.min(PRIORITY_LEVELS - 1);
+            let spec = JobType::parse(&record.job_type)
+                .ok_or_else(|| format!("unknown job type {}", record.job_type))
+                .and_then(|t| JobSpec::parse(t, &record.data).map_err(|e| e.to_string()));
+            match spec {
+                Err(e) => {
+                    let _ = self
+                        .store
+                        .finish(&record.id, JobStatus::Failed, None, Some(e))
+                        .await;
+                }
+                Ok(spec) => {
+                    let room = tokio::select! {
+                        room = self.admission.reserve(priority) => room,
+                        () = ctx.done() => return,
+                    };
+                    let job = PoolJob {
+                        id: record.id,
+                        spec: Arc::new(spec),
+                        room,
+                    };
+                    if self.is_shutting_down() || self.dispatch(job, priority).is_err() {
+                        return;
+                    }
+                }
+            }
+            self.recovering.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn build_pool(ctx: &Context, store: &Store, config: &ServeConfig) -> JobPool {
+    let step = config.work_step;
+    let store = store.clone();
+    // Unbounded by name: `Admission` holds the queue to `queue_size` per level before a job is
+    // stored, so the pool never refuses a stored job for want of room.
+    Pool::builder()
+        .workers(config.workers.max(1))
+        .priorities(PRIORITY_LEVELS)
+        .default_priority(Priority::NORMAL)
+        .unbounded()
+        .aging(config.aging)
+        .timeout(config.job_timeout)
+        .context(ctx.without_cancel())
+        .build_fn(move |job_ctx: Context, job: PoolJob| {
+            let store = store.clone();
+            async move {
+                // Started: its place in the queue is free for the next submission.
+                drop(job.room);
+                match store.mark_running(&job.id).await {
+                    Ok(true) => {}
+                    // Cancelled (or otherwise ended) while queued: nothing to run.
+                    Ok(false) => return Err("job was no longer queued".to_owned()),
+                    Err(e) => return Err(format!("cannot start job: {e}")),
+                }
+                jobs::run(&job_ctx, &job.spec, step)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        })
+}
+
+/// A job server whose store is open: [`run`](JobServer::run) serves it.
+///
+/// Opening first lets a caller report a bad database before it says the server is up.
+#[derive(Debug)]
+pub struct JobServer {
+    store: Store,
+    config: ServeConfig,
+}
+
+impl JobServer {
+    /// Opens the store `config` names (SQLite at [`ServeConfig::db`], else memory).
+    ///
+    /// # Errors
+    ///
+    /// [`ServeError::Store`] if the database cannot be opened or created.
+    ///
+    /// ```
+    /// use weft_serve::{JobServer, ServeConfig};
+    /// let bad = ServeConfig { db: Some("/dev/null/jobs.db".into()), ..ServeConfig::default() };
+    /// assert!(JobServer::open(bad).is_err());
+    /// ```
+    pub fn open(config: ServeConfig) -> Result<JobServer, ServeError> {
+        let store = match &config.db {
+            Some(path) => Store::open(
+                path,
+                SqliteConfig::default()
+                    .full_sync(config.db_full_sync)
+                    .commit_window(config.commit_window)
+                    .commit_batch(config.commit_batch),
+            )?,
+            None => Store::in_memory(),
+        };
+        Ok(JobServer { store, config })
+    }
+
+    /// Runs the job server on `listener` until `ctx` ends, then shuts down as the module docs
+    /// say.
+    ///
+    /// # Errors
+    ///
+    /// [`ServeError`] if the store fails at start or at shutdown.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropping the future stops the server without the graceful shutdown
+    /// (jobs stay in the database as they were and are recovered at the next start). End `ctx`
+    /// instead.
+    pub async fn run(
+        self,
+        ctx: Context,
+        listener: tokio::net::TcpListener,
+    ) -> Result<ServeReport, ServeError> {
+        let JobServer { store, config } = self;
+        // The pool's own context is detached from `ctx`: at shutdown we drain first and cancel
+        // only after the grace period, rather than cancelling every job the moment `ctx` ends.
+        let pool = build_pool(&ctx, &store, &config);
+        let recovered = store.recover().await?;
+        let recovered_count = recovered.len();
+        let server = Arc::new(Server {
+            store,
+            pool,
+            admission: Admission::new(PRIORITY_LEVELS, config.queue_size),
+            config,
+            live: Mutex::new(HashMap::new()),
+            shutting_down: AtomicBool::new(false),
+            accepted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            recovering: AtomicUsize::new(recovered_count),
+            cancelled_by_client: Mutex::new(Default::default()),
+            watchers: tokio_util::task::TaskTracker::new(),
+            requeue: Mutex::new(Vec::new()),
+        });
+        if recovered_count > 0 {
+            tracing::info!(
+                recovered = recovered_count,
+                "feeding unfinished jobs from the database to the pool as room frees"
+            );
+            // Waiting for room first, they keep their place ahead of new submissions.
+            server
+                .watchers
+                .spawn(Arc::clone(&server).feed_recovered(ctx.clone(), recovered));
+        }
+
+        // The HTTP server outlives the drain: during the grace period clients still read job
+        // states, and new submissions get 503 with Retry-After instead of a refused connection.
+        let app = api::router(Arc::clone(&server));
+        let (http_ctx, stop_http) = Context::background().with_cancel();
+        let http = tokio::spawn(http::run(
+            listener,
+            app,
+            server.config.max_connections,
+            server.config.header_timeout,
+            http_ctx,
+        ));
+        ctx.done().await;
+
+        // Shutdown: refuse new jobs, drain the pool for the grace period, then cancel the rest.
+        server.shutting_down.store(true, Ordering::Release);
+        let grace = server.config.grace;
+        server.pool.shutdown(Shutdown::drain(grace)).await;
+        server.watchers.close();
+        server.watchers.wait().await;
+        let requeue =
+            std::mem::take(&mut *server.requeue.lock().unwrap_or_else(|e| e.into_inner()));
+        let requeued = server.store.requeue(requeue).await?;
+        stop_http.cancel();
+        if let Err(e) = http.await {
+            return Err(ServeError::Http(std::io::Error::other(e)));
+        }
+        Ok(ServeReport {
+            recovered: recovered_count,
+            accepted: server.accepted.load(Ordering::Relaxed),
+            requeued,
+        })
+    }
+}
+
+/// Opens the store and runs the job server on `listener` until `ctx` ends:
+/// [`JobServer::open`] then [`JobServer::run`].
+///
+/// # Errors
+///
+/// [`ServeError`] if the database cannot be opened or fails.
+///
+/// # Cancel safety
+///
+/// As for [`JobServer::run`].
+///
+/// ```no_run
+/// use weft_serve::{ServeConfig, serve};
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (ctx, _cancel) = weft_core::signal::ctrl_c_context();
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// let report = serve(ctx, listener, ServeConfig::default()).await?;
+/// println!("accepted {} jobs", report.accepted);
+/// # Ok(())
+/// # }
+/// ```
+pub async fn serve(
+    ctx: Context,
+    listener: tokio::net::TcpListener,
+    config: ServeConfig,
+) -> Result<ServeReport, ServeError> {
+    JobServer::open(config)?.run(ctx, listener).await
+}
+
+/// Binds `addr` and runs [`serve`].
+///
+/// # Errors
+///
+/// [`ServeError::Http`] if `addr` cannot be bound; otherwise as [`serve`].
+pub async fn bind_and_serve(
+    ctx: Context,
+    addr: SocketAddr,
+    config: ServeConfig,
+) -> Result<ServeReport, ServeError> {
+    let server = JobServer::open(config)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(ServeError::Http)?;
+    server.run(ctx, listener).await
+}

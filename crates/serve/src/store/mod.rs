@@ -1,0 +1,344 @@
+//! The job server's store: every accepted job and its state, in one of two engines.
+//!
+//! - [`SqliteStore`] (`--db FILE`): durable. A job is committed *before* the server answers 202,
+//!   so an accepted job survives a crash or restart of the process: on start, [`Store::recover`]
+//!   hands back every job that was queued or running, and the server runs it again (at least
+//!   once). Concurrent writes share one transaction (group commit, see [`SqliteConfig`]).
+//! - [`MemoryStore`] (`--in-memory`): the same operations on a map; nothing survives a restart.
+//!
+//! [`Store`] picks one at start-up. Both engines offer the same operations with the same
+//! meaning (a first final state wins, `mark_running` only moves a queued job, ...), so a third
+//! engine (PostgreSQL, for many nodes) fits beside them.
+
+mod memory;
+mod sqlite;
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use self::memory::MemoryStore;
+pub use self::sqlite::{SqliteConfig, SqliteStore};
+
+/// The state of a job, as stored and as the API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum JobStatus {
+    /// Accepted, waiting for a worker.
+    Queued,
+    /// A worker is running it.
+    Running,
+    /// Finished with a result.
+    Completed,
+    /// Finished with an error.
+    Failed,
+    /// Cancelled by a client (or by shutdown, when configured to cancel).
+    Cancelled,
+    /// Ran past the job timeout.
+    TimedOut,
+}
+
+impl JobStatus {
+    /// The API name (`queued`, `timed_out`, ...).
+    ///
+    /// ```
+    /// use weft_serve::store::JobStatus;
+    /// assert_eq!(JobStatus::TimedOut.as_str(), "timed_out");
+    /// ```
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+            JobStatus::TimedOut => "timed_out",
+        }
+    }
+
+    /// Parses an API name.
+    ///
+    /// ```
+    /// use weft_serve::store::JobStatus;
+    /// assert_eq!(JobStatus::parse("queued"), Some(JobStatus::Queued));
+    /// ```
+    #[must_use]
+    pub fn parse(s: &str) -> Option<JobStatus> {
+        Some(match s {
+            "queued" => JobStatus::Queued,
+            "running" => JobStatus::Running,
+            "completed" => JobStatus::Completed,
+            "failed" => JobStatus::Failed,
+            "cancelled" => JobStatus::Cancelled,
+            "timed_out" => JobStatus::TimedOut,
+            _ => return None,
+        })
+    }
+
+    /// `true` once the job has ended (completed, failed, cancelled, timed out).
+    ///
+    /// ```
+    /// use weft_serve::store::JobStatus;
+    /// assert!(JobStatus::Failed.is_final());
+    /// assert!(!JobStatus::Running.is_final());
+    /// ```
+    #[must_use]
+    pub fn is_final(self) -> bool {
+        !matches!(self, JobStatus::Queued | JobStatus::Running)
+    }
+}
+
+/// One job as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobRecord {
+    /// The job's id (given by the client or generated).
+    pub id: String,
+    /// The job type's API name.
+    #[serde(rename = "type")]
+    pub job_type: String,
+    /// Priority level (0 is the lowest).
+    pub priority: u8,
+    /// The job's data as submitted.
+    pub data: Value,
+    /// Current state.
+    pub status: JobStatus,
+    /// The result, once completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// The error, once failed, cancelled or timed out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How many times a worker started it (more than 1 after a restart re-ran it).
+    pub attempts: u32,
+    /// When it was accepted (Unix milliseconds).
+    pub created_at: i64,
+    /// When its last run started (Unix milliseconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<i64>,
+    /// When it ended (Unix milliseconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<i64>,
+}
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A job with this id exists already.
+    #[error("a job with id {0:?} exists already")]
+    Duplicate(String),
+    /// SQLite reported an error (the message says which).
+    #[error("job database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The store's worker thread went away (the runtime is shutting down).
+    #[error("job database is unavailable: {0}")]
+    Unavailable(String),
+    /// The transaction holding this write failed, so none of the writes it held (those of
+    /// every request of the batch) was stored.
+    #[error(
+        "job database error: the commit of a batch of {batch} writes failed, none was stored: {reason}"
+    )]
+    BatchFailed {
+        /// How many writes the failed transaction held.
+        batch: usize,
+        /// What SQLite said.
+        reason: String,
+    },
+    /// The database file or its folder could not be created.
+    #[error("cannot create the job database at {path}: {source}")]
+    Create {
+        /// The path we tried.
+        path: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A job to store as `queued`: the validated submission.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    /// The job's id (the client's or a generated one).
+    pub id: String,
+    /// The job type's API name.
+    pub job_type: &'static str,
+    /// Priority level.
+    pub priority: u8,
+    /// The job's data as submitted.
+    pub data: Value,
+}
+
+/// The job store of a server: SQLite on disk, or memory. Cloning shares the same jobs.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Store {
+    /// Durable, in one SQLite file.
+    Sqlite(SqliteStore),
+    /// In memory only.
+    Memory(MemoryStore),
+}
+
+/// Runs the same call on whichever engine the store is.
+macro_rules! each {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            Store::Sqlite($s) => $call,
+            Store::Memory($s) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the folder or file cannot be created or SQLite fails.
+    ///
+    /// ```
+    /// use weft_serve::store::{SqliteConfig, Store};
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(&dir.path().join("jobs.db"), SqliteConfig::default())?;
+    /// assert!(matches!(store, Store::Sqlite(_)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(path: &Path, config: SqliteConfig) -> Result<Store, StoreError> {
+        Ok(Store::Sqlite(SqliteStore::open(path, config)?))
+    }
+
+    /// A new, empty in-memory store.
+    ///
+    /// ```
+    /// let store = weft_serve::store::Store::in_memory();
+    /// assert!(matches!(store, weft_serve::store::Store::Memory(_)));
+    /// ```
+    #[must_use]
+    pub fn in_memory() -> Store {
+        Store::Memory(MemoryStore::new())
+    }
+
+    /// Records a newly accepted job as `queued`; durable (committed) when this returns `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Duplicate`] if the id is taken; [`StoreError::BatchFailed`] if the
+    /// transaction that held it failed (nothing of it was stored).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not withdraw the write: the job may still be stored.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use weft_serve::store::{JobStatus, NewJob, Store, StoreError};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), StoreError> {
+    /// let store = Store::in_memory();
+    /// let job = NewJob { id: "a".into(), job_type: "notification", priority: 1, data: json!({}) };
+    /// store.insert(job.clone()).await?;
+    /// assert!(matches!(store.insert(job).await, Err(StoreError::Duplicate(_))));
+    /// assert_eq!(store.get("a").await?.map(|j| j.status), Some(JobStatus::Queued));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
+        each!(self, s => s.insert(job).await)
+    }
+
+    /// Marks a job running (one more attempt). Returns `false` if it was no longer queued (for
+    /// example, cancelled meanwhile): the caller must then not run it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the engine fails.
+    pub async fn mark_running(&self, id: &str) -> Result<bool, StoreError> {
+        each!(self, s => s.mark_running(id).await)
+    }
+
+    /// Records a job's final state. A job already final keeps its first final state (so a late
+    /// worker cannot overwrite a cancel). Returns whether this call recorded it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the engine fails.
+    pub async fn finish(
+        &self,
+        id: &str,
+        status: JobStatus,
+        result: Option<Value>,
+        error: Option<String>,
+    ) -> Result<bool, StoreError> {
+        debug_assert!(status.is_final());
+        each!(self, s => s.finish(id, status, result, error).await)
+    }
+
+    /// Puts running jobs back to `queued` (at shutdown, for jobs to re-run on the next start).
+    /// Returns how many were re-queued.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the engine fails.
+    pub async fn requeue(&self, ids: Vec<String>) -> Result<usize, StoreError> {
+        each!(self, s => s.requeue(ids).await)
+    }
+
+    /// Removes a queued job that was stored but then not accepted after all (the server began
+    /// shutting down between its commit and its hand-off to the pool).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the engine fails.
+    pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        each!(self, s => s.delete(id).await)
+    }
+
+    /// Returns one job.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the engine fails.
+    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        each!(self, s => s.get(id).await)
+    }
+
+    /// Lists jobs, oldest first, optionally only those in `status`, at most `limit`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the engine fails.
+    pub async fn list(
+        &self,
+        status: Option<JobStatus>,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        each!(self, s => s.list(status, limit).await)
+    }
+
+    /// Returns every job that was queued or running (in acceptance order), after resetting the
+    /// running ones to queued: the work a restarted server must do again.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the engine fails.
+    pub async fn recover(&self) -> Result<Vec<JobRecord>, StoreError> {
+        each!(self, s => s.recover().await)
+    }
+
+    /// Counts jobs per status.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the engine fails.
+    pub async fn counts(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+        each!(self, s => s.counts().await)
+    }
+}

@@ -1,0 +1,475 @@
+//! The SQLite engine: one file in WAL mode, writes gathered into shared transactions.
+//!
+//! # Group commit
+//!
+//! Every write (a new job, a job starting, a job's final state) goes to one committer thread,
+//! which owns the write connection. It takes the first waiting write, gathers more for at most
+//! [`SqliteConfig::commit_window`] or until [`SqliteConfig::commit_batch`] writes, runs them in
+//! one transaction and commits (one fsync with `synchronous=FULL`), and only then answers each
+//! writer. While a commit is under way new writes queue up, so under load batches grow by
+//! themselves even with no window. If any write of a batch fails, or the commit does, the
+//! transaction is rolled back and every writer of the batch gets
+//! [`StoreError::BatchFailed`]: a job is stored whole or not at all.
+//!
+//! Reads use a second connection: in WAL mode they see every committed batch and never wait
+//! for the writer.
+
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::{JobRecord, JobStatus, NewJob, StoreError, now_ms};
+
+/// How the SQLite engine commits. [`SqliteConfig::default`] gives the CLI's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqliteConfig {
+    /// `synchronous=FULL`: every commit survives power loss, at the cost of an fsync per
+    /// commit (one per batch). By default off (`NORMAL`: a commit survives the process being
+    /// killed at any point; after a power loss the last commits may be lost).
+    pub full_sync: bool,
+    /// How long the committer waits for more writes after the first one of a batch. By default
+    /// zero: a batch is whatever queued up while the previous commit ran.
+    pub commit_window: Duration,
+    /// The most writes in one transaction. By default, 512.
+    pub commit_batch: NonZeroUsize,
+}
+
+impl Default for SqliteConfig {
+    fn default() -> Self {
+        SqliteConfig {
+            full_sync: false,
+            commit_window: Duration::ZERO,
+            commit_batch: NonZeroUsize::new(512).unwrap_or(NonZeroUsize::MIN),
+        }
+    }
+}
+
+impl SqliteConfig {
+    /// Sets [`full_sync`](SqliteConfig::full_sync).
+    #[must_use]
+    pub fn full_sync(mut self, on: bool) -> Self {
+        self.full_sync = on;
+        self
+    }
+
+    /// Sets [`commit_window`](SqliteConfig::commit_window).
+    #[must_use]
+    pub fn commit_window(mut self, window: Duration) -> Self {
+        self.commit_window = window;
+        self
+    }
+
+    /// Sets [`commit_batch`](SqliteConfig::commit_batch).
+    #[must_use]
+    pub fn commit_batch(mut self, n: NonZeroUsize) -> Self {
+        self.commit_batch = n;
+        self
+    }
+}
+
+/// Jobs in one SQLite file. Cloning shares the connections and the committer.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// The write connection, shared with the committer thread (which holds it per batch) for
+    /// the rare writes that are not batched (recovery, requeue, delete).
+    writer: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
+    commits: mpsc::Sender<Pending>,
+}
+
+/// One write waiting for its batch's commit.
+struct Pending {
+    write: Write,
+    /// `Ok(true)` if the write changed a row, `Ok(false)` if its condition did not hold.
+    done: oneshot::Sender<Result<bool, StoreError>>,
+}
+
+enum Write {
+    Insert(NewJob, i64),
+    Running(String, i64),
+    Finish {
+        id: String,
+        status: JobStatus,
+        result: Option<Value>,
+        error: Option<String>,
+        at: i64,
+    },
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT NOT NULL UNIQUE,
+    type        TEXT NOT NULL,
+    priority    INTEGER NOT NULL,
+    data        TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    result      TEXT,
+    error       TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    created_at  INTEGER NOT NULL,
+    started_at  INTEGER,
+    finished_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status, seq);
+";
+
+const INSERT: &str = "INSERT INTO jobs (id, type, priority, data, status, created_at)
+     VALUES (?1, ?2, ?3, ?4, 'queued', ?5) ON CONFLICT(id) DO NOTHING";
+const RUNNING: &str = "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?2
+     WHERE id = ?1 AND status = 'queued'";
+const FINISH: &str = "UPDATE jobs SET status = ?2, result = ?3, error = ?4, finished_at = ?5
+     WHERE id = ?1 AND status IN ('queued', 'running')";
+const SELECT: &str = "SELECT id, type, priority, data, status, result, error, attempts, created_at, started_at, finished_at FROM jobs";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and starts its committer thread.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the folder or file cannot be created or SQLite fails.
+    ///
+    /// ```
+    /// use weft_serve::store::{SqliteConfig, SqliteStore};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let store = SqliteStore::open(&dir.path().join("jobs.db"), SqliteConfig::default())?;
+    /// assert!(store.get("nope").await?.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn open(path: &Path, config: SqliteConfig) -> Result<SqliteStore, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Create {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        let writer = Connection::open(path)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        writer.pragma_update(
+            None,
+            "synchronous",
+            if config.full_sync { "FULL" } else { "NORMAL" },
+        )?;
+        writer.busy_timeout(Duration::from_secs(5))?;
+        writer.execute_batch(SCHEMA)?;
+        let reader = Connection::open(path)?;
+        reader.busy_timeout(Duration::from_secs(5))?;
+        let writer = Arc::new(Mutex::new(writer));
+        let (commits, queue) = mpsc::channel();
+        let conn = Arc::clone(&writer);
+        std::thread::Builder::new()
+            .name("weft-serve-commit".into())
+            .spawn(move || committer(&conn, &queue, config))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the committer: {e}")))?;
+        Ok(SqliteStore {
+            writer,
+            reader: Arc::new(Mutex::new(reader)),
+            commits,
+        })
+    }
+
+    /// Hands `write` to the committer and waits for its batch's commit.
+    async fn commit(&self, write: Write) -> Result<bool, StoreError> {
+        let (done, committed) = oneshot::channel();
+        self.commits
+            .send(Pending { write, done })
+            .map_err(|_| StoreError::Unavailable("the committer thread stopped".into()))?;
+        committed
+            .await
+            .map_err(|_| StoreError::Unavailable("the committer thread stopped".into()))?
+    }
+
+    /// Runs `f` with `conn` on a blocking thread, so SQLite never stalls the async workers.
+    async fn with<R, F>(conn: &Arc<Mutex<Connection>>, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let conn = Arc::clone(conn);
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    /// As [`Store::insert`](super::Store::insert): committed with its batch.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Duplicate`] if the id is taken; [`StoreError::BatchFailed`] if its batch
+    /// could not be committed.
+    pub async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
+        let id = job.id.clone();
+        match self.commit(Write::Insert(job, now_ms())).await? {
+            true => Ok(()),
+            false => Err(StoreError::Duplicate(id)),
+        }
+    }
+
+    /// As [`Store::mark_running`](super::Store::mark_running).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if SQLite fails.
+    pub async fn mark_running(&self, id: &str) -> Result<bool, StoreError> {
+        self.commit(Write::Running(id.to_owned(), now_ms())).await
+    }
+
+    /// As [`Store::finish`](super::Store::finish).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if SQLite fails.
+    pub async fn finish(
+        &self,
+        id: &str,
+        status: JobStatus,
+        result: Option<Value>,
+        error: Option<String>,
+    ) -> Result<bool, StoreError> {
+        self.commit(Write::Finish {
+            id: id.to_owned(),
+            status,
+            result,
+            error,
+            at: now_ms(),
+        })
+        .await
+    }
+
+    /// As [`Store::requeue`](super::Store::requeue).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if SQLite fails.
+    pub async fn requeue(&self, ids: Vec<String>) -> Result<usize, StoreError> {
+        Self::with(&self.writer, move |c| {
+            let tx = c.unchecked_transaction()?;
+            let mut n = 0;
+            for id in ids {
+                n += tx.execute(
+                    "UPDATE jobs SET status = 'queued', started_at = NULL WHERE id = ?1 AND status = 'running'",
+                    params![id],
+                )?;
+            }
+            tx.commit()?;
+            Ok(n)
+        })
+        .await
+    }
+
+    /// As [`Store::delete`](super::Store::delete).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if SQLite fails.
+    pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        Self::with(&self.writer, move |c| {
+            c.execute(
+                "DELETE FROM jobs WHERE id = ?1 AND status = 'queued'",
+                params![id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// As [`Store::get`](super::Store::get).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if SQLite fails.
+    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        let id = id.to_owned();
+        Self::with(&self.reader, move |c| {
+            let mut stmt = c.prepare_cached(&format!("{SELECT} WHERE id = ?1"))?;
+            Ok(stmt.query_row(params![id], row_to_record).optional()?)
+        })
+        .await
+    }
+
+    /// As [`Store::list`](super::Store::list).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if SQLite fails.
+    pub async fn list(
+        &self,
+        status: Option<JobStatus>,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        Self::with(&self.reader, move |c| {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut out = Vec::new();
+            match status {
+                Some(s) => {
+                    let mut stmt = c.prepare_cached(&format!(
+                        "{SELECT} WHERE status = ?1 ORDER BY seq LIMIT ?2"
+                    ))?;
+                    for r in stmt.query_map(params![s.as_str(), limit], row_to_record)? {
+                        out.push(r?);
+                    }
+                }
+                None => {
+                    let mut stmt = c.prepare_cached(&format!("{SELECT} ORDER BY seq LIMIT ?1"))?;
+                    for r in stmt.query_map(params![limit], row_to_record)? {
+                        out.push(r?);
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// As [`Store::recover`](super::Store::recover).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if SQLite fails.
+    pub async fn recover(&self) -> Result<Vec<JobRecord>, StoreError> {
+        Self::with(&self.writer, |c| {
+            c.execute(
+                "UPDATE jobs SET status = 'queued', started_at = NULL WHERE status = 'running'",
+                [],
+            )?;
+            let mut stmt = c.prepare(&format!("{SELECT} WHERE status = 'queued' ORDER BY seq"))?;
+            let mut out = Vec::new();
+            for r in stmt.query_map([], row_to_record)? {
+                out.push(r?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// As [`Store::counts`](super::Store::counts).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if SQLite fails.
+    pub async fn counts(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+        Self::with(&self.reader, |c| {
+            let mut stmt = c.prepare_cached("SELECT status, COUNT(*) FROM jobs GROUP BY status")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            let mut out = Vec::new();
+            for r in rows {
+                let (s, n) = r?;
+                if let Some(s) = JobStatus::parse(&s) {
+                    out.push((s, u64::try_from(n).unwrap_or(0)));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// The committer thread: gathers writes into batches and commits each batch in one
+/// transaction, until every [`SqliteStore`] clone is gone.
+fn committer(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Pending>, config: SqliteConfig) {
+    let max = config.commit_batch.get();
+    let mut batch = Vec::with_capacity(max.min(1024));
+    while let Ok(first) = queue.recv() {
+        batch.push(first);
+        let deadline = Instant::now() + config.commit_window;
+        while batch.len() < max {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let next = if wait.is_zero() {
+                queue.try_recv().ok()
+            } else {
+                queue.recv_timeout(wait).ok()
+            };
+            match next {
+                Some(p) => batch.push(p),
+                None => break,
+            }
+        }
+        let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+        match run_batch(&conn, &batch) {
+            Ok(changed) => {
+                for (p, changed) in batch.drain(..).zip(changed) {
+                    // A writer that stopped waiting is fine: its write is committed anyway.
+                    let _ = p.done.send(Ok(changed));
+                }
+            }
+            Err(e) => {
+                let n = batch.len();
+                tracing::error!(batch = n, error = %e, "job database commit failed");
+                for p in batch.drain(..) {
+                    let _ = p.done.send(Err(StoreError::BatchFailed {
+                        batch: n,
+                        reason: e.to_string(),
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// Runs every write of `batch` in one transaction; on any error nothing is kept (the
+/// transaction rolls back when dropped uncommitted).
+fn run_batch(conn: &Connection, batch: &[Pending]) -> rusqlite::Result<Vec<bool>> {
+    let tx = conn.unchecked_transaction()?;
+    let mut changed = Vec::with_capacity(batch.len());
+    for p in batch {
+        let n = match &p.write {
+            Write::Insert(job, at) => tx.prepare_cached(INSERT)?.execute(params![
+                job.id,
+                job.job_type,
+                job.priority,
+                job.data.to_string(),
+                at
+            ])?,
+            Write::Running(id, at) => tx.prepare_cached(RUNNING)?.execute(params![id, at])?,
+            Write::Finish {
+                id,
+                status,
+                result,
+                error,
+                at,
+            } => tx.prepare_cached(FINISH)?.execute(params![
+                id,
+                status.as_str(),
+                result.as_ref().map(Value::to_string),
+                error,
+                at
+            ])?,
+        };
+        changed.push(n == 1);
+    }
+    tx.commit()?;
+    Ok(changed)
+}
+
+fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
+    let data: String = r.get(3)?;
+    let status: String = r.get(4)?;
+    let result: Option<String> = r.get(5)?;
+    Ok(JobRecord {
+        id: r.get(0)?,
+        job_type: r.get(1)?,
+        priority: u8::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+        data: serde_json::from_str(&data).unwrap_or(Value::Null),
+        status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
+        result: result.and_then(|s| serde_json::from_str(&s).ok()),
+        error: r.get(6)?,
+        attempts: u32::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
+        created_at: r.get(8)?,
+        started_at: r.get(9)?,
+        finished_at: r.get(10)?,
+    })
+}
