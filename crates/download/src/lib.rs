@@ -40,7 +40,7 @@
 //! another host's download could run (as it would with a per-host semaphore taken inside the
 //! job), and nothing spins (as requeueing a job whose host is busy would).
 //!
-//! A pool rather than a [`weft_pipeline`] stage: the results are wanted per input, not as a
+//! A pool rather than a weft-pipeline stage: the results are wanted per input, not as a
 //! stream; a pipeline stage takes its items in upstream order, so a download for a busy host
 //! would stall a stage worker or have to go round again; and a pool's handles, panic isolation
 //! (a panicking download is reported as [`DownloadError::Panicked`] while the others go on)

@@ -139,9 +139,15 @@ impl<Req, Resp, E> Builder<Req, Resp, E> {
         }
     }
 
-    /// A fixed number of workers (at least 1). By default, the number of CPUs.
+    /// A fixed number of workers. By default, the number of CPUs.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0 (a pool without workers would never run a job).
+    #[track_caller]
     pub fn workers(mut self, n: usize) -> Self {
-        self.min = n.max(1);
+        assert!(n > 0, "a pool needs at least one worker");
+        self.min = n;
         self.max = self.min;
         self
     }
@@ -150,8 +156,14 @@ impl<Req, Resp, E> Builder<Req, Resp, E> {
     /// a job is queued while no worker is idle and the queue holds at least
     /// [`scale_up_at`](Builder::scale_up_at) jobs, and a worker above `min` stops after
     /// [`idle_timeout`](Builder::idle_timeout) without work. By default the pool is fixed.
+    ///
+    /// # Panics
+    ///
+    /// If `max` is 0.
+    #[track_caller]
     pub fn dynamic_workers(mut self, range: RangeInclusive<usize>) -> Self {
-        self.max = (*range.end()).max(1);
+        assert!(*range.end() > 0, "a pool needs at least one worker");
+        self.max = *range.end();
         self.min = (*range.start()).min(self.max);
         self
     }
@@ -169,17 +181,29 @@ impl<Req, Resp, E> Builder<Req, Resp, E> {
         self
     }
 
-    /// At most `n` queued jobs in all, across priorities (`n` at least 1). This is the default,
-    /// with `n` = 1024.
+    /// At most `n` queued jobs in all, across priorities. This is the default, with `n` = 1024.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0 (no job could ever be queued; use [`unbounded`](Builder::unbounded) for no
+    /// limit).
+    #[track_caller]
     pub fn capacity(mut self, n: usize) -> Self {
-        self.capacity = Capacity::Shared(n.max(1));
+        assert!(n > 0, "a pool's capacity must be at least 1");
+        self.capacity = Capacity::Shared(n);
         self
     }
 
-    /// At most `n` queued jobs per priority level (`n` at least 1), so a flood of low jobs
-    /// cannot block the submission of high ones. By default capacity is shared.
+    /// At most `n` queued jobs per priority level, so a flood of low jobs cannot block the
+    /// submission of high ones. By default capacity is shared.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
+    #[track_caller]
     pub fn capacity_per_priority(mut self, n: usize) -> Self {
-        self.capacity = Capacity::PerPriority(n.max(1));
+        assert!(n > 0, "a pool's capacity must be at least 1");
+        self.capacity = Capacity::PerPriority(n);
         self
     }
 

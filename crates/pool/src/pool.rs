@@ -548,9 +548,13 @@ where
         self.shared.cancel_id(id.0)
     }
 
-    /// Changes the pool to exactly `n` workers (at least 1) at run time, like ants' `Tune` or
-    /// pond's `Resize`. New workers start at once; extra ones stop after their current job
-    /// (never interrupting it).
+    /// Changes the pool to exactly `n` workers at run time, like ants' `Tune` or pond's
+    /// `Resize`. New workers start at once; extra ones stop after their current job (never
+    /// interrupting it).
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
     ///
     /// ```
     /// use std::convert::Infallible;
@@ -562,15 +566,22 @@ where
     /// assert_eq!(pool.stats().workers, 5);
     /// # }
     /// ```
+    #[track_caller]
     pub fn resize(&self, n: usize) {
-        let n = n.max(1);
+        assert!(n > 0, "a pool needs at least one worker");
         self.shared.set_bounds(n, n);
     }
 
     /// Makes the pool dynamic with these bounds at run time (see
     /// [`Builder::dynamic_workers`](crate::Builder::dynamic_workers)).
+    ///
+    /// # Panics
+    ///
+    /// If `max` is 0.
+    #[track_caller]
     pub fn resize_range(&self, range: RangeInclusive<usize>) {
-        let max = (*range.end()).max(1);
+        assert!(*range.end() > 0, "a pool needs at least one worker");
+        let max = *range.end();
         self.shared.set_bounds((*range.start()).min(max), max);
     }
 

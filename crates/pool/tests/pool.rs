@@ -1433,3 +1433,37 @@ async fn submit_detached_cancelled_while_waiting_for_room_submits_nothing() {
     assert_eq!(*log.lock().unwrap(), [1]);
     assert_eq!(stats.submitted, stats.finished());
 }
+
+/// Counts that cannot be zero panic where they are passed, instead of being raised to 1 behind
+/// the caller's back (the pipeline's stage settings do the same).
+#[test]
+fn zero_workers_or_capacity_panic_at_the_caller() {
+    type B = weft_pool::Builder<u32, u32, Infallible>;
+    for (what, set) in [
+        ("workers(0)", (|b: B| b.workers(0)) as fn(B) -> B),
+        ("dynamic_workers(0..=0)", |b: B| b.dynamic_workers(0..=0)),
+        ("capacity(0)", |b: B| b.capacity(0)),
+        ("capacity_per_priority(0)", |b: B| {
+            b.capacity_per_priority(0)
+        }),
+    ] {
+        let caught = std::panic::catch_unwind(|| set(Pool::builder()));
+        assert!(caught.is_err(), "{what} was accepted");
+    }
+    // One is fine.
+    let _ = Pool::<u32, u32, Infallible>::builder()
+        .workers(1)
+        .capacity(1);
+}
+
+/// `resize(0)` at run time panics too, and leaves the pool as it was.
+#[tokio::test(flavor = "current_thread")]
+async fn resizing_to_zero_workers_panics_and_keeps_the_pool() {
+    let pool = Pool::builder()
+        .workers(2)
+        .build_fn(|_ctx, n: u32| async move { Ok::<_, Infallible>(n) });
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.resize(0)));
+    assert!(caught.is_err());
+    assert_eq!(pool.stats().workers, 2);
+    assert_eq!(pool.submit(7).await.unwrap().await, Ok(7));
+}
