@@ -1,4 +1,5 @@
-//! `weft_download` against a loopback fixture server: every behaviour of issue 7.
+//! `weft_download` against a loopback fixture server: concurrency limits, resume, atomic
+//! completion, retries, proxies and cancellation, one test per behaviour.
 #![allow(clippy::unwrap_used)] // test helpers, not only #[test] fns
 
 mod fixture;

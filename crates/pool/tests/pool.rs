@@ -1,4 +1,4 @@
-//! Behaviour of `weft_pool::Pool`, one test per behaviour of issue 5. Time is tokio's paused
+//! Behaviour of `weft_pool::Pool`, one test per behaviour. Time is tokio's paused
 //! clock wherever it matters; "eventually" conditions are reached by yielding on a
 //! current-thread runtime (no sleeps, no timing assertions).
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns too; clippy.toml allows it in tests
