@@ -82,6 +82,7 @@ mod budget;
 mod engine;
 mod error;
 mod filter;
+pub mod follow;
 mod heavy;
 mod histogram;
 mod html;
