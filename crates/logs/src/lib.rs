@@ -90,6 +90,8 @@ mod parse;
 mod report;
 pub mod sample;
 mod time;
+#[cfg(feature = "tui")]
+pub mod tui;
 
 use std::fmt;
 use std::io::Read;

@@ -67,10 +67,17 @@ fn starting_at_the_end_inside_a_line_skips_the_rest_of_that_line() {
     let dir = tempdir();
     let path = dir.path().join("access.log");
     // The writer is in the middle of a line when following starts.
-    append(&path, &format!("{}2024-03-01 12:00:00 path=\"/cut", line("/x", 200)));
+    append(
+        &path,
+        &format!("{}2024-03-01 12:00:00 path=\"/cut", line("/x", 200)),
+    );
     let mut f = Follower::new([&path], Options::default(), Start::End).expect("follower");
     append(&path, &format!("\" status=200\n{}", line("/whole", 200)));
-    assert_eq!(f.poll().expect("poll"), 1, "only the line started after following began");
+    assert_eq!(
+        f.poll().expect("poll"),
+        1,
+        "only the line started after following began"
+    );
     let r = f.snapshot();
     assert_eq!((r.requests, r.malformed_lines), (1, 0));
     assert_eq!(r.top_paths[0].path, "/whole");
@@ -87,7 +94,11 @@ fn a_partial_line_is_counted_only_once_its_newline_arrives() {
     append(&path, head);
     assert_eq!(f.poll().expect("poll"), 0);
     let r = f.snapshot();
-    assert_eq!((r.lines, r.malformed_lines), (0, 0), "half a line is not parsed");
+    assert_eq!(
+        (r.lines, r.malformed_lines),
+        (0, 0),
+        "half a line is not parsed"
+    );
     let (mid, end) = tail.split_at(tail.len() - 1);
     append(&path, mid);
     assert_eq!(f.poll().expect("poll"), 0);
@@ -108,20 +119,32 @@ fn rotation_by_rename_and_new_file_loses_no_line_and_counts_none_twice() {
     // The server keeps its handle on the old file across the rename, as nginx does until it
     // is told to reopen its logs.
     let mut server = OpenOptions::new().append(true).open(&path).expect("open");
-    server.write_all(line("/old", 200).repeat(3).as_bytes()).expect("write");
+    server
+        .write_all(line("/old", 200).repeat(3).as_bytes())
+        .expect("write");
     assert_eq!(f.poll().expect("poll"), 3);
     // Written before the rename and not polled yet.
-    server.write_all(line("/old", 200).repeat(2).as_bytes()).expect("write");
+    server
+        .write_all(line("/old", 200).repeat(2).as_bytes())
+        .expect("write");
     std::fs::rename(&path, &rotated).expect("rename");
     // Still written to the old file (the server has not reopened yet), the last line cut.
     server
         .write_all(format!("{}2024-03-01 12:00:00 path=\"/old", line("/old", 200)).as_bytes())
         .expect("write");
     append(&path, &line("/new", 500).repeat(2));
-    assert_eq!(f.poll().expect("poll"), 5, "the 3 old lines not read yet, then the 2 new");
+    assert_eq!(
+        f.poll().expect("poll"),
+        5,
+        "the 3 old lines not read yet, then the 2 new"
+    );
     server.write_all(b"\" status=200\n").expect("write");
     drop(server);
-    assert_eq!(f.poll().expect("poll"), 1, "the old file's last line, once whole");
+    assert_eq!(
+        f.poll().expect("poll"),
+        1,
+        "the old file's last line, once whole"
+    );
     append(&path, &line("/new", 500));
     let mut more = 0;
     for _ in 0..20 {
@@ -132,7 +155,10 @@ fn rotation_by_rename_and_new_file_loses_no_line_and_counts_none_twice() {
     // Old file: 3 + 3 + its last line; new file: 2 + 1.
     assert_eq!((r.requests, r.errors, r.malformed_lines), (10, 3, 0));
     let files = f.files();
-    assert_eq!((files[0].rotations, files[0].state), (1, FileState::Following));
+    assert_eq!(
+        (files[0].rotations, files[0].state),
+        (1, FileState::Following)
+    );
 }
 
 #[test]
@@ -141,7 +167,13 @@ fn a_rotated_file_whose_last_line_never_ends_is_counted_as_the_batch_run_counts_
     let path = dir.path().join("app.log");
     File::create(&path).expect("create");
     let mut f = Follower::new([&path], Options::default(), Start::End).expect("follower");
-    append(&path, &format!("{}2024-03-01 12:00:00 path=/last status=200", line("/a", 200)));
+    append(
+        &path,
+        &format!(
+            "{}2024-03-01 12:00:00 path=/last status=200",
+            line("/a", 200)
+        ),
+    );
     assert_eq!(f.poll().expect("poll"), 1);
     std::fs::rename(&path, dir.path().join("app.log.1")).expect("rename");
     // A while with no file at the path: the renamed file keeps being read.
@@ -151,7 +183,10 @@ fn a_rotated_file_whose_last_line_never_ends_is_counted_as_the_batch_run_counts_
     for _ in 0..20 {
         n += f.poll().expect("poll");
     }
-    assert_eq!(n, 2, "the new file's line, and the old one's last line once it is closed");
+    assert_eq!(
+        n, 2,
+        "the new file's line, and the old one's last line once it is closed"
+    );
     let r = f.snapshot();
     assert_eq!((r.requests, r.malformed_lines), (3, 0));
 }
@@ -186,7 +221,11 @@ fn a_file_created_after_the_start_is_picked_up_from_its_start() {
     assert_eq!(f.poll().expect("poll"), 0);
     assert_eq!(f.files()[0].state, FileState::Waiting);
     append(&path, &line("/first", 200).repeat(2));
-    assert_eq!(f.poll().expect("poll"), 2, "the lines written before it was seen count");
+    assert_eq!(
+        f.poll().expect("poll"),
+        2,
+        "the lines written before it was seen count"
+    );
     assert_eq!(f.files()[0].state, FileState::Following);
     assert_eq!(f.snapshot().requests, 2);
 }
@@ -241,7 +280,10 @@ fn fixture() -> Vec<u8> {
             13 => text.push_str("this line is not a request\n"),
             29 => text.push_str("2024-03-01 12:00:00 level=info msg=\"started\"\n"),
             // Far over any buffer of either reader: malformed in both.
-            41 => text.push_str(&format!("2024-03-01 12:00:00 path=\"/{}\"\n", "x".repeat(20_000))),
+            41 => text.push_str(&format!(
+                "2024-03-01 12:00:00 path=\"/{}\"\n",
+                "x".repeat(20_000)
+            )),
             _ => {}
         }
     }
@@ -318,10 +360,17 @@ async fn counts_equal_the_batch_analysis_of_the_same_bytes_whatever_the_write_si
                 .map(|s| (s.line, s.reason.clone(), s.text.clone()))
                 .collect::<Vec<_>>()
         };
-        assert_eq!(samples(&r), samples(&batch), "{what}: same quotes, same line numbers");
+        assert_eq!(
+            samples(&r),
+            samples(&batch),
+            "{what}: same quotes, same line numbers"
+        );
         assert_eq!(
             r.latency.as_ref().map(|l| (l.p50_ms, l.p99_ms, l.count)),
-            batch.latency.as_ref().map(|l| (l.p50_ms, l.p99_ms, l.count)),
+            batch
+                .latency
+                .as_ref()
+                .map(|l| (l.p50_ms, l.p99_ms, l.count)),
             "{what}"
         );
         assert_eq!(r.per_minute.len(), batch.per_minute.len(), "{what}");
@@ -357,7 +406,10 @@ async fn the_driver_hands_a_snapshot_every_interval_and_the_final_report_at_the_
     let seen = seen.lock().expect("lock").clone();
     let secs = |s: u64| Duration::from_secs(s);
     assert_eq!(seen, [(secs(1), 0, 0), (secs(2), 2, 2), (secs(3), 4, 2)]);
-    assert_eq!(report.requests, 6, "the last lines are read before the final report");
+    assert_eq!(
+        report.requests, 6,
+        "the last lines are read before the final report"
+    );
     assert!(!report.partial);
 }
 
@@ -394,7 +446,10 @@ fn the_page_is_replaced_atomically_and_never_read_half_written() {
             while reads < 50 || !done.load(Ordering::Acquire) {
                 let text = std::fs::read_to_string(&page).expect("the page always exists");
                 assert!(text.ends_with("</html>\n"), "a partial page was read");
-                assert!(pages.contains(&text), "a page that was never written was read");
+                assert!(
+                    pages.contains(&text),
+                    "a page that was never written was read"
+                );
                 reads += 1;
             }
             reads
