@@ -33,8 +33,9 @@ const TOO_LONG: &str = "line longer than the maximum line length";
 /// - **Rotation.** When the path names a new file (the old one renamed and a new one
 ///   created), the old file is read to its end, then the new one from its start. The old file
 ///   stays open and read for a few more polls (2 s at the default interval), so lines its
-///   writer appends before reopening are counted too; its last line is counted even without
-///   a newline, as the batch analysis counts a file's last line. A renamed file whose path is
+///   writer appends before reopening are counted too; once it is closed, its last line is
+///   counted even without a newline, as the batch analysis counts a file's last line. A
+///   renamed file whose path is
 ///   not recreated yet keeps being read.
 /// - **Truncation.** When a file shrinks (`copytruncate`, `> file`), it is read again from its
 ///   start.
@@ -44,7 +45,8 @@ const TOO_LONG: &str = "line longer than the maximum line length";
 ///
 /// Counts equal those of [`analyze`](crate::analyze) over the same bytes (the lines read from
 /// each path, in order): the same parser, filter and aggregation run on each poll's whole
-/// lines. Path and client tables get half the room a batch analysis would, as a snapshot
+/// lines. (A file's unterminated last line, which the batch analysis counts at the file's
+/// end, is counted only once the file is rotated away and closed; see above.) Path and client tables get half the room a batch analysis would, as a snapshot
 /// briefly holds a copy of them: past that room the top tables turn into the same stated
 /// summaries sooner. Line numbers of quoted malformed lines count the lines read from that
 /// path since following began.
@@ -77,6 +79,7 @@ pub struct Follower {
     filter: Arc<Filter>,
     options: Options,
     lines: u64,
+    behind: bool,
 }
 
 /// What the report needs to know of a tail.
@@ -155,6 +158,7 @@ impl Follower {
             filter,
             options,
             lines: 0,
+            behind: false,
         })
     }
 
@@ -172,6 +176,7 @@ impl Follower {
     /// again at the next poll.
     pub fn poll(&mut self) -> Result<u64, LogsError> {
         let before = self.lines;
+        self.behind = false;
         for i in 0..self.tails.len() {
             let mut pieces = Pieces {
                 totals: &mut self.totals,
@@ -187,6 +192,7 @@ impl Follower {
             let state = &mut self.states[i];
             match result {
                 Ok(polled) => {
+                    self.behind |= polled.behind;
                     state.rotations += u64::from(polled.rotated);
                     state.truncations += u64::from(polled.truncated);
                     self.inputs[i].bytes += polled.bytes;
@@ -227,23 +233,20 @@ impl Follower {
         )
     }
 
-    /// Ends following: counts the unterminated last line of each open file (no more bytes
-    /// will come, as at the end of a batch analysis) and returns the final report.
+    /// Ends following and returns the final report: [`snapshot`](Follower::snapshot)
+    /// without the copy. A line still being written (no newline yet) is not counted: the
+    /// writer may be in its middle.
     #[must_use]
-    pub fn into_report(mut self) -> Report {
-        for (i, tail) in self.tails.iter_mut().enumerate() {
-            let mut pieces = Pieces {
-                totals: &mut self.totals,
-                part: &mut self.part,
-                filter: &self.filter,
-                forced: self.options.format,
-                input: i,
-                state: &mut self.states[i],
-                summary: &mut self.inputs[i],
-            };
-            tail.close(&mut |piece| pieces.count(piece));
-        }
+    pub fn into_report(self) -> Report {
         build(self.totals, self.inputs, &self.options, None)
+    }
+
+    /// Whether the last poll left bytes unread: it reads at most 32 MiB per file, so that
+    /// catching up with a large file still lets snapshots and a stop through. Poll again at
+    /// once to read on ([`Follower::run`] does).
+    #[must_use]
+    pub fn is_behind(&self) -> bool {
+        self.behind
     }
 
     /// Lines counted so far, over all files.
@@ -332,5 +335,38 @@ impl Pieces<'_> {
         self.totals
             .chunk_lines
             .push(((input, 0, 0), self.state.lines));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn a_large_backlog_is_read_over_several_polls_without_losing_a_rotation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("big.log");
+        let line = "2024-03-01 12:00:00 path=/a status=200\n";
+        std::fs::write(&path, line.repeat(1000)).expect("write");
+        let mut f = Follower::new([&path], Options::default(), Start::Beginning).expect("new");
+        f.tails[0].set_read_per_poll(4096);
+        assert_eq!(f.poll().expect("poll"), 4096 / line.len() as u64);
+        assert!(f.is_behind(), "the poll stopped at its limit");
+        // Rotated while the follower is behind: the old file is still read to its end.
+        std::fs::rename(&path, dir.path().join("big.log.1")).expect("rename");
+        let mut new = std::fs::File::create(&path).expect("create");
+        new.write_all(line.repeat(3).as_bytes()).expect("write");
+        let mut polls = 1;
+        while f.is_behind() {
+            f.poll().expect("poll");
+            polls += 1;
+            assert!(polls < 100, "never caught up");
+        }
+        f.poll().expect("poll");
+        assert!(polls > 5, "read in steps, not at once ({polls} polls)");
+        assert_eq!(f.snapshot().requests, 1003);
+        assert_eq!(f.files()[0].rotations, 1);
     }
 }

@@ -299,10 +299,17 @@ impl Follower {
         };
         let mut next_snapshot = started + pace.snapshot_interval;
         loop {
-            tokio::select! {
-                biased;
-                () = ctx.done() => break,
-                _ = ticks.tick() => {}
+            if driver.follower.is_behind() {
+                // Catching up with a large file: read on at once, unless told to stop.
+                if ctx.is_done() {
+                    break;
+                }
+            } else {
+                tokio::select! {
+                    biased;
+                    () = ctx.done() => break,
+                    _ = ticks.tick() => {}
+                }
             }
             let now = Instant::now();
             let snapshot = (now >= next_snapshot).then(|| now.duration_since(started));

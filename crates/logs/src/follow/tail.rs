@@ -4,8 +4,10 @@
 //!
 //! 1. Only whole lines leave a [`Tail`]: the bytes after the last newline read stay in
 //!    `pending` until their newline arrives. The one exception is the last line of a file that
-//!    will not grow any more (a rotated-away file once it is closed), which is handed on
-//!    unterminated, as the batch analysis counts a file's unterminated last line at its end.
+//!    will not grow any more (a rotated-away file once it is closed after staying quiet), which
+//!    is handed on unterminated, as the batch analysis counts a file's unterminated last line
+//!    at its end. A file still open when following stops may be in the middle of a line: its
+//!    partial line is not handed on.
 //! 2. Every byte of every file generation is handed on at most once: `pos` is the offset up to
 //!    which the open file has been read, and it only moves back (to 0) when the file shrank
 //!    (truncation), whose earlier content is gone.
@@ -22,6 +24,9 @@ use memchr::{memchr, memrchr};
 /// Polls a rotated-away file stays open without growing before it is closed (2 s at the
 /// default 250 ms interval: a server reopens its log within that after being told to).
 pub(crate) const RETIRE_AFTER_POLLS: u32 = 8;
+/// Bytes read from one file per poll at most, so that catching up with a large file (from its
+/// start) still hands a snapshot on every interval and sees a stop soon.
+pub(crate) const READ_PER_POLL: u64 = 32 << 20;
 /// Bytes of a too-long line kept as its sample (as the batch analysis keeps).
 const LONG_PREFIX: usize = 200;
 
@@ -82,6 +87,8 @@ pub(crate) enum Halted {
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Polled {
     pub(crate) bytes: u64,
+    /// A file had more to read than one poll reads (see [`READ_PER_POLL`]).
+    pub(crate) behind: bool,
     pub(crate) rotated: bool,
     pub(crate) truncated: bool,
 }
@@ -94,6 +101,8 @@ pub(crate) struct Tail {
     halted: Option<Halted>,
     chunk: usize,
     max_line: usize,
+    /// Bytes read from one file per poll at most ([`READ_PER_POLL`]; smaller in tests).
+    read_per_poll: u64,
 }
 
 impl Tail {
@@ -106,7 +115,13 @@ impl Tail {
             halted: None,
             chunk,
             max_line,
+            read_per_poll: READ_PER_POLL,
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_read_per_poll(&mut self, bytes: u64) {
+        self.read_per_poll = bytes;
     }
 
     /// Opens the file if the path names one now: at its end when `at_end` (as `tail -F`
@@ -169,8 +184,9 @@ impl Tail {
         let mut i = 0;
         while i < self.retired.len() {
             let open = &mut self.retired[i];
-            let n = read_new(open, self.chunk, self.max_line, out)?;
+            let (n, behind) = read_new(open, self.chunk, self.max_line, self.read_per_poll, out)?;
             polled.bytes += n;
+            polled.behind |= behind;
             open.quiet = if n == 0 { open.quiet + 1 } else { 0 };
             if open.quiet >= RETIRE_AFTER_POLLS {
                 let open = self.retired.swap_remove(i);
@@ -204,7 +220,13 @@ impl Tail {
                 open.skipping = false;
                 polled.truncated = true;
             }
-            polled.bytes += read_new(open, self.chunk, self.max_line, out)?;
+            let (n, behind) = read_new(open, self.chunk, self.max_line, self.read_per_poll, out)?;
+            polled.bytes += n;
+            if behind {
+                // Not at its end yet: whether it was rotated is looked at once it is.
+                polled.behind = true;
+                return Ok(polled);
+            }
             match now {
                 // Rotated: the path names a new file. The old one was read to its end just
                 // now; it stays open a while in case its writer is still appending.
@@ -257,15 +279,6 @@ impl Tail {
         open.file.seek(SeekFrom::Start(open.pos))?;
         Ok(Some(open))
     }
-
-    /// Hands on the unterminated last lines of every open file (at the end of following: no
-    /// more bytes will be read, so they are counted as the batch analysis counts a file's
-    /// last line).
-    pub(crate) fn close(&mut self, out: &mut dyn FnMut(Piece<'_>)) {
-        for open in self.retired.drain(..).chain(self.current.take()) {
-            finish(open, out);
-        }
-    }
 }
 
 fn gzip_refusal(path: &Path) -> String {
@@ -299,18 +312,23 @@ fn finish(open: Open, out: &mut dyn FnMut(Piece<'_>)) {
     }
 }
 
-/// Reads `open` from its offset to its current end, handing on whole lines as they complete.
-/// Returns the bytes read.
+/// Reads `open` from its offset to its current end (or `limit` bytes), handing on
+/// whole lines as they complete. Returns the bytes read and whether it stopped before the end.
 fn read_new(
     open: &mut Open,
     chunk: usize,
     max_line: usize,
+    limit: u64,
     out: &mut dyn FnMut(Piece<'_>),
-) -> io::Result<u64> {
+) -> io::Result<(u64, bool)> {
     let mut total = 0u64;
     loop {
+        if total >= limit {
+            return Ok((total, true));
+        }
         let start = open.pending.len();
-        open.pending.resize(start + chunk, 0);
+        let want = usize::try_from(limit - total).map_or(chunk, |left| left.min(chunk));
+        open.pending.resize(start + want, 0);
         let n = loop {
             match open.file.read(&mut open.pending[start..]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -323,7 +341,7 @@ fn read_new(
         };
         open.pending.truncate(start + n);
         if n == 0 {
-            return Ok(total);
+            return Ok((total, false));
         }
         open.pos += n as u64;
         total += n as u64;
