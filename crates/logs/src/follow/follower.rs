@@ -49,7 +49,9 @@ const TOO_LONG: &str = "line longer than the maximum line length";
 /// end, is counted only once the file is rotated away and closed; see above.) Path and client tables get half the room a batch analysis would, as a snapshot
 /// briefly holds a copy of them: past that room the top tables turn into the same stated
 /// summaries sooner. Line numbers of quoted malformed lines count the lines read from that
-/// path since following began.
+/// path since following began. Lines are parsed on the polling thread, one file after the
+/// other: catching up with a large file ([`Start::Beginning`]) runs at one core's speed, where
+/// the batch analysis uses every core.
 ///
 /// ```
 /// use std::io::Write;
@@ -222,7 +224,8 @@ impl Follower {
     }
 
     /// The report over every line counted so far, as [`analyze`](crate::analyze) would give
-    /// for the same lines. It copies the tables (a few milliseconds at the default budget).
+    /// for the same lines. It copies the path and client tables, so its cost grows with the
+    /// number of distinct paths and clients kept (bounded by the memory budget).
     #[must_use]
     pub fn snapshot(&self) -> Report {
         build(

@@ -1,9 +1,9 @@
 //! The live view's terminal dashboard (the `tui` feature): a [`Snapshot`] drawn with ratatui
 //! on crossterm, and the terminal handling around it.
 //!
-//! - [`SnapshotView`] is the drawing, a ratatui [`Widget`]: totals and lines per second,
-//!   latency percentiles, the status mix, the top paths and clients, and the followed files.
-//!   It draws into any buffer (tests use ratatui's `TestBackend`).
+//! - [`SnapshotView`] is the drawing, a ratatui [`Widget`](ratatui::widgets::Widget): totals
+//!   and lines per second, latency percentiles, the status mix, the top paths and clients, and
+//!   the followed files. It draws into any buffer (tests use ratatui's `TestBackend`).
 //! - [`Dashboard`] owns the terminal: it switches to the alternate screen in raw mode, draws
 //!   snapshots, turns `q`, `Esc` and Ctrl-C into a cancellation (raw mode turns Ctrl-C into a
 //!   key instead of a signal), and always gives the terminal back as it found it: when dropped
