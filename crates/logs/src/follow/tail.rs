@@ -172,19 +172,25 @@ impl Tail {
 
     /// Reads what is new in the followed files and hands it on as whole lines.
     ///
-    /// Plan: look at what the path names now; read the current file to its end (from 0 if it
+    /// Plan: read the retired files (their lines came first) and close those that stayed
+    /// quiet; look at what the path names now; read the current file to its end (from 0 if it
     /// shrank); if the path now names another file, retire the current one and read the new
-    /// one from its start; then read the retired ones and close those that stayed quiet.
+    /// one from its start.
     pub(crate) fn poll(&mut self, out: &mut dyn FnMut(Piece<'_>)) -> io::Result<Polled> {
         let mut polled = Polled::default();
-        if self.halted.is_some() {
-            return Ok(polled);
-        }
         // Read the retired files first: their lines were written before the current file's.
         let mut i = 0;
         while i < self.retired.len() {
             let open = &mut self.retired[i];
-            let (n, behind) = read_new(open, self.chunk, self.max_line, self.read_per_poll, out)?;
+            let (n, behind) =
+                match read_new(open, self.chunk, self.max_line, self.read_per_poll, out) {
+                    Ok(read) => read,
+                    Err(e) => {
+                        // It cannot be read on: close it, and say why once.
+                        self.retired.swap_remove(i);
+                        return Err(e);
+                    }
+                };
             polled.bytes += n;
             polled.behind |= behind;
             open.quiet = if n == 0 { open.quiet + 1 } else { 0 };
@@ -195,8 +201,11 @@ impl Tail {
                 i += 1;
             }
         }
+        if self.halted.is_some() {
+            return Ok(polled);
+        }
         // At most one switch per poll: a path rotated twice within one interval loses the
-        // middle generation's unread tail, as `tail -F` does.
+        // middle generation, which was never opened, as with `tail -F`.
         for _ in 0..2 {
             let now = std::fs::metadata(&self.path).ok().filter(Metadata::is_file);
             if self.current.is_none() {
