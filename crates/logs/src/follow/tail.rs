@@ -337,54 +337,67 @@ fn read_new(
         }
         let start = open.pending.len();
         let want = usize::try_from(limit - total).map_or(chunk, |left| left.min(chunk));
-        open.pending.resize(start + want, 0);
-        let n = loop {
-            match open.file.read(&mut open.pending[start..]) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    open.pending.truncate(start);
-                    return Err(e);
-                }
-                Ok(n) => break n,
+        // `read_to_end` reads into the spare capacity without zeroing it first: a poll that
+        // finds nothing new costs one `read`, not a memset of a chunk.
+        open.pending.reserve(want);
+        let n = match (&mut open.file)
+            .take(want as u64)
+            .read_to_end(&mut open.pending)
+        {
+            Ok(n) => n,
+            Err(e) => {
+                // Forget the bytes read before the error; they are read again next time.
+                open.pending.truncate(start);
+                open.file.seek(SeekFrom::Start(open.pos))?;
+                return Err(e);
             }
         };
-        open.pending.truncate(start + n);
         if n == 0 {
             return Ok((total, false));
         }
+        // Fewer bytes than asked for: the end of the file.
+        let at_end = n < want;
         open.pos += n as u64;
         total += n as u64;
-        if open.skipping {
-            match memchr(b'\n', &open.pending[start..]) {
-                Some(p) => {
-                    open.pending.drain(..start + p + 1);
-                    open.skipping = false;
-                }
-                None => {
-                    open.pending.clear();
-                    continue;
-                }
-            }
-        } else if start > 0
-            && let Some(p) = memchr(b'\n', &open.pending[start..])
-            && start + p >= max_line
-        {
-            // The carried line ended in this read but is too long, as the batch analysis
-            // finds a line that fills its largest buffer.
-            out(Piece::LongLine(&open.pending[..LONG_PREFIX]));
-            open.pending.drain(..start + p + 1);
+        hand_on(open, start, max_line, out);
+        if at_end {
+            return Ok((total, false));
         }
-        match memrchr(b'\n', &open.pending) {
+    }
+}
+
+/// Hands on the whole lines of `open.pending`, whose bytes from `start` were just read.
+fn hand_on(open: &mut Open, start: usize, max_line: usize, out: &mut dyn FnMut(Piece<'_>)) {
+    if open.skipping {
+        match memchr(b'\n', &open.pending[start..]) {
             Some(p) => {
-                out(Piece::Lines(&open.pending[..=p]));
-                open.pending.drain(..=p);
+                open.pending.drain(..start + p + 1);
+                open.skipping = false;
             }
-            None if open.pending.len() >= max_line => {
-                out(Piece::LongLine(&open.pending[..LONG_PREFIX]));
+            None => {
                 open.pending.clear();
-                open.skipping = true;
+                return;
             }
-            None => {}
         }
+    } else if start > 0
+        && let Some(p) = memchr(b'\n', &open.pending[start..])
+        && start + p >= max_line
+    {
+        // The carried line ended in this read but is too long, as the batch analysis finds a
+        // line that fills its largest buffer.
+        out(Piece::LongLine(&open.pending[..LONG_PREFIX]));
+        open.pending.drain(..start + p + 1);
+    }
+    match memrchr(b'\n', &open.pending) {
+        Some(p) => {
+            out(Piece::Lines(&open.pending[..=p]));
+            open.pending.drain(..=p);
+        }
+        None if open.pending.len() >= max_line => {
+            out(Piece::LongLine(&open.pending[..LONG_PREFIX]));
+            open.pending.clear();
+            open.skipping = true;
+        }
+        None => {}
     }
 }
