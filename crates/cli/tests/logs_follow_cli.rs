@@ -243,10 +243,14 @@ fn it_refuses_what_cannot_be_followed_and_a_page_over_a_followed_file() {
     let later = dir.path().join("later.log");
     std::fs::File::create(&log).expect("create");
     std::fs::write(&gz, [0x1f, 0x8b, 8, 0]).expect("write");
-    let cases: [(Vec<&std::ffi::OsStr>, &str); 5] = [
+    let cases: [(Vec<&std::ffi::OsStr>, &str); 6] = [
         (vec![], "needs the log files"),
         (vec!["-".as_ref()], "standard input cannot be followed"),
         (vec![gz.as_os_str()], "gzip-compressed"),
+        (
+            vec![log.as_os_str(), "--html-interval".as_ref(), "0".as_ref()],
+            "--html-interval must be a positive number",
+        ),
         (
             vec![log.as_os_str(), "--html".as_ref(), log.as_os_str()],
             "refusing to write the report",

@@ -185,4 +185,17 @@ mod tests {
         release.kind = KeyEventKind::Release;
         assert!(!is_stop_key(&release), "a key counts once, when pressed");
     }
+
+    #[test]
+    fn a_panic_gives_the_terminal_back_before_its_message_is_printed() {
+        // As if a dashboard held the terminal (none is set up: the test's stdout is not one).
+        install_panic_hook();
+        ACTIVE.store(true, Ordering::SeqCst);
+        let panicked = std::thread::spawn(|| panic!("a bug while drawing")).join();
+        assert!(panicked.is_err());
+        assert!(
+            !ACTIVE.load(Ordering::SeqCst),
+            "the panic hook restored the terminal"
+        );
+    }
 }
