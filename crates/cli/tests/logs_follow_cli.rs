@@ -4,6 +4,8 @@
 //!
 //! Each run waits for what it expects on the child's output with a bounded deadline (never a
 //! fixed sleep), and the child is killed if a test fails.
+// SIGINT is sent with rustix, a Unix dev-dependency.
+#![cfg(unix)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
