@@ -78,7 +78,14 @@ pub(crate) async fn run(
     let follower = Follower::new(paths.iter().cloned(), options, start)?;
     let (ctx, cancel) = weft_core::signal::ctrl_c_context();
     let dashboard = if std::io::stdout().is_terminal() {
-        Some(Dashboard::start(cancel.clone()).context("cannot set up the terminal")?)
+        match Dashboard::start(cancel.clone()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                // Still useful without the dashboard: the summary lines.
+                eprintln!("weft: cannot draw the dashboard ({e}); printing a summary per second");
+                None
+            }
+        }
     } else {
         None
     };
