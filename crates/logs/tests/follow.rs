@@ -481,3 +481,20 @@ fn a_new_page_is_readable_by_others_and_a_replaced_one_keeps_its_permissions() {
     write_atomic(&page, b"<html>2</html>\n").expect("write");
     assert_eq!(mode(&page), 0o640);
 }
+
+#[tokio::test]
+async fn a_zero_poll_interval_is_refused_instead_of_spinning() {
+    let dir = tempdir();
+    let mut pace = FollowOptions::default();
+    pace.poll_interval = Duration::ZERO;
+    let err = follow(
+        &Context::background(),
+        [dir.path().join("a.log")],
+        Options::default(),
+        pace,
+        |_| {},
+    )
+    .await
+    .expect_err("refused");
+    assert!(matches!(err, LogsError::InvalidArgument(_)), "{err}");
+}

@@ -65,7 +65,7 @@ pub enum Start {
 pub struct FollowOptions {
     /// Where to start in the files that exist. By default [`Start::End`].
     pub start: Start,
-    /// How often the files are looked at. By default 250 ms.
+    /// How often the files are looked at; not zero. By default 250 ms.
     pub poll_interval: Duration,
     /// How often a [`Snapshot`] is handed to the callback. By default 1 s.
     pub snapshot_interval: Duration,
@@ -273,7 +273,8 @@ impl Follower {
     ///
     /// # Errors
     ///
-    /// As [`Follower::poll`]; [`LogsError::Worker`] if a poll or the callback panicked.
+    /// As [`Follower::poll`]; [`LogsError::InvalidArgument`] for a zero poll interval;
+    /// [`LogsError::Worker`] if a poll or the callback panicked.
     ///
     /// # Cancel safety
     ///
@@ -289,6 +290,11 @@ impl Follower {
     where
         F: FnMut(&Snapshot) + Send + 'static,
     {
+        if pace.poll_interval.is_zero() {
+            return Err(LogsError::InvalidArgument(
+                "the poll interval must not be zero (250 ms is the default)".into(),
+            ));
+        }
         let started = Instant::now();
         let mut ticks = tokio::time::interval(pace.poll_interval);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
