@@ -424,7 +424,7 @@ impl Stats {
 }
 
 /// A path in the totals.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct PathEntry {
     pub(crate) count: u64,
     pub(crate) errors: u64,
@@ -452,7 +452,7 @@ impl Counted for PathEntry {
 }
 
 /// A client in the totals; `text` only for clients that are not IP addresses.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ClientEntry {
     pub(crate) count: u64,
     pub(crate) text: Option<Box<[u8]>>,
@@ -470,7 +470,9 @@ impl Counted for ClientEntry {
     }
 }
 
-/// Everything counted so far, within the budget's [`Plan`] (see the module docs).
+/// Everything counted so far, within the budget's [`Plan`] (see the module docs). Cloned for
+/// the live view's snapshots (`build` consumes what it reports).
+#[derive(Clone)]
 pub(crate) struct Totals {
     pub(crate) c: Counters,
     pub(crate) latency: Histogram,

@@ -82,6 +82,7 @@ mod budget;
 mod engine;
 mod error;
 mod filter;
+pub mod follow;
 mod heavy;
 mod histogram;
 mod html;
@@ -89,6 +90,8 @@ mod parse;
 mod report;
 pub mod sample;
 mod time;
+#[cfg(feature = "tui")]
+pub mod tui;
 
 use std::fmt;
 use std::io::Read;

@@ -39,10 +39,12 @@ standard error).",
     after_help = "Examples:\n  weft logs                          analyze a built-in sample\n  \
 weft logs /var/log/nginx --status 5xx --since '2024-03-01 12:00'\n  \
 zcat app.log.gz | weft logs - --format json\n  \
-weft logs logs/ --html report.html\n\n\
+weft logs logs/ --html report.html\n  \
+weft logs --follow /var/log/nginx/access.log --html live.html   live view (Ctrl-C: final report)\n\n\
 Exit status: 0 on success; 2 on bad arguments, when an input could not be read or a path held \
 no log file (the report is still printed unless --strict), or when --html names an input; 130 \
-when interrupted (Ctrl-C), after printing the partial report."
+when interrupted (Ctrl-C), after printing the partial report. With --follow, Ctrl-C is the \
+normal end: the full report is printed and the exit status is 0."
 )]
 pub(crate) struct Args {
     /// Log files or directories (walked, following symbolic links, for .log, .txt, .jsonl and
@@ -101,6 +103,8 @@ pub(crate) struct Args {
     /// Memory the analysis may use, whatever the input (e.g. 64M, 1G; at least 32M).
     #[arg(long, value_name = "SIZE", default_value = "128M")]
     memory_budget: String,
+    #[command(flatten)]
+    follow: super::logs_follow::FollowArgs,
 }
 
 fn options(args: &Args) -> anyhow::Result<Options> {
@@ -133,7 +137,7 @@ fn same_file(out: &std::path::Path, input: &std::path::Path) -> bool {
 }
 
 /// Refuses an output file that is one of the inputs: writing it would destroy the log.
-fn check_output(
+pub(super) fn check_output(
     out: &std::path::Path,
     inputs: impl IntoIterator<Item = PathBuf>,
 ) -> anyhow::Result<()> {
@@ -155,6 +159,16 @@ fn input_paths(report: &Report) -> impl Iterator<Item = PathBuf> + '_ {
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut options = options(&args)?;
+    if args.follow.follow {
+        return super::logs_follow::run(
+            &args.follow,
+            &args.paths,
+            options,
+            args.html.as_deref(),
+            args.format,
+        )
+        .await;
+    }
     // Before reading anything: an output named like an input given by path.
     if let Some(html) = &args.html {
         check_output(
