@@ -21,7 +21,8 @@
 //!   links with their fate ([`CrawlConfig::record_links`]), following by selector
 //!   ([`CrawlConfig::follow`]), handlers given the parsed page ([`CrawlConfig::on_html`], the
 //!   shape of colly's `OnHTML`), bodies saved and a crawl resumed ([`CrawlConfig::save`],
-//!   [`CrawlConfig::resume`]).
+//!   [`CrawlConfig::resume`]), sitemaps (and sitemap indexes, gzip) read as extra seeds
+//!   ([`CrawlConfig::sitemaps`]).
 //! - **Manners**: robots.txt is fetched per host and obeyed (including `Crawl-delay`) unless
 //!   [`respect_robots(false)`](CrawlConfig::respect_robots).
 //! - **Robustness**: timeouts, a body size cap, a redirect limit, retries with backoff for
@@ -100,6 +101,7 @@ mod parse;
 mod record;
 mod robots;
 mod save;
+mod sitemap;
 mod url;
 
 pub use config::{CrawlConfig, DEFAULT_USER_AGENT};
@@ -107,6 +109,7 @@ pub use crawler::{Crawl, Crawler};
 pub use error::CrawlError;
 pub use extract::{Extract, HtmlPage};
 pub use record::{Link, PageError, PageRecord, Progress, Skip, Stats, StopReason, Summary};
+pub use sitemap::{SitemapError, SitemapFailure, SitemapLimits};
 /// The HTML parser the crawl uses: [`CrawlConfig::on_html`] handlers get its `ElementRef`s.
 pub use scraper;
 pub use url::{normalize, parse_seed};
