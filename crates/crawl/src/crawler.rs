@@ -542,7 +542,7 @@ async fn schedule(
             let (more, failure) = if listed.is_empty() {
                 (Vec::new(), None)
             } else {
-                sitemaps.from_index(&url, level, listed)
+                sitemaps.listed_by_index(&url, level, listed)
             };
             jobs.extend(more);
             push(frontier, jobs);

@@ -109,7 +109,7 @@ pub use crawler::{Crawl, Crawler};
 pub use error::CrawlError;
 pub use extract::{Extract, HtmlPage};
 pub use record::{Link, PageError, PageRecord, Progress, Skip, Stats, StopReason, Summary};
-pub use sitemap::{SitemapError, SitemapFailure, SitemapLimits};
 /// The HTML parser the crawl uses: [`CrawlConfig::on_html`] handlers get its `ElementRef`s.
 pub use scraper;
+pub use sitemap::{SitemapError, SitemapFailure, SitemapLimits};
 pub use url::{normalize, parse_seed};

@@ -250,7 +250,7 @@ pub(crate) const MAX_SITEMAP_FAILURES: usize = 100;
 impl Counters {
     /// Counts a sitemap failure and keeps it for the summary (the first ones).
     pub(crate) fn sitemap_failed(&self, failure: SitemapFailure) {
-        tracing::warn!(%failure);
+        tracing::info!(%failure);
         // Relaxed: a counter for the summary, read after the run is joined.
         self.sitemap_errors.fetch_add(1, Ordering::Relaxed);
         // A panic while holding this lock cannot leave the list half-updated.

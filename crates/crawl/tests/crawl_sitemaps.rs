@@ -135,12 +135,10 @@ async fn a_robots_sitemap_line_leads_through_a_gzip_index_to_every_listed_page_i
     );
     spec.files.insert(
         "/sitemaps/b.xml".to_owned(),
-        File::xml(
-            urlset(&["/hidden/3", "/private/x", "/lonely"]).replace(
-                "<url><loc>{base}/hidden/3</loc></url>",
-                "<url><loc><![CDATA[{base}/hidden/3]]></loc></url>",
-            ),
-        ),
+        File::xml(urlset(&["/hidden/3", "/private/x", "/lonely"]).replace(
+            "<url><loc>{base}/hidden/3</loc></url>",
+            "<url><loc><![CDATA[{base}/hidden/3]]></loc></url>",
+        )),
     );
     let site = start(spec).await;
 
@@ -158,7 +156,10 @@ async fn a_robots_sitemap_line_leads_through_a_gzip_index_to_every_listed_page_i
     assert!(pages.iter().all(|p| p.depth == 0 && p.error.is_none()));
     // Out of scope and disallowed entries are not fetched; each document is read once, and
     // robots.txt too (its `Sitemap:` line came from the crawl's own request).
-    assert_eq!(other.seen.total.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(
+        other.seen.total.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
     assert_eq!(site.seen.hits("/private/x"), 0);
     for path in [
         "/robots.txt",
@@ -168,10 +169,19 @@ async fn a_robots_sitemap_line_leads_through_a_gzip_index_to_every_listed_page_i
     ] {
         assert_eq!(site.seen.hits(path), 1, "{path}");
     }
-    assert_eq!(site.seen.hits("/sitemap.xml"), 0, "no fallback when robots names one");
+    assert_eq!(
+        site.seen.hits("/sitemap.xml"),
+        0,
+        "no fallback when robots names one"
+    );
     let s = summary.stats;
     assert_eq!(
-        (s.sitemaps, s.sitemap_urls, s.sitemap_out_of_scope, s.sitemap_errors),
+        (
+            s.sitemaps,
+            s.sitemap_urls,
+            s.sitemap_out_of_scope,
+            s.sitemap_errors
+        ),
         (3, 6, 1, 0)
     );
     assert_eq!(s.robots_denied, 1);
@@ -207,7 +217,11 @@ async fn without_a_sitemap_line_the_origin_sitemap_xml_is_read() {
     let got = crawled(&pages, &site);
     assert!(got.contains_key("/hidden/1") && !got.contains_key("/hidden/4"));
     assert_eq!(summary.stats.sitemap_out_of_scope, 1);
-    assert_eq!(site.seen.hits("/robots.txt"), 1, "only the first crawl read it");
+    assert_eq!(
+        site.seen.hits("/robots.txt"),
+        1,
+        "only the first crawl read it"
+    );
 
     // And nothing of the kind without `sitemaps(true)`.
     let (pages, _) = crawl_all(test_config().sitemaps(false), &[site.url("/lonely")]).await;
@@ -240,7 +254,11 @@ async fn sitemap_fetches_obey_robots_txt_and_the_per_host_limit() {
     let (pages, summary) = crawl_all(config, &[site.url("/lonely")]).await;
     assert_eq!(site.seen.hits("/private/sitemap.xml"), 0);
     assert_eq!(summary.stats.robots_denied, 1);
-    assert_eq!(pages.len(), 4, "the seed and the three allowed sitemaps' pages");
+    assert_eq!(
+        pages.len(),
+        4,
+        "the seed and the three allowed sitemaps' pages"
+    );
     assert_eq!(site.seen.max_in_flight(), 1);
 }
 
@@ -263,11 +281,18 @@ fn gzip_bomb(n: usize) -> Vec<u8> {
 async fn a_gzip_bomb_or_an_oversized_sitemap_stops_at_the_cap_with_an_error_counted() {
     let cap = 256 * 1024;
     let mut spec = lonely_site();
-    spec.robots = Some("Sitemap: {base}/bomb.xml.gz
+    spec.robots = Some(
+        "Sitemap: {base}/bomb.xml.gz
 Sitemap: {base}/big.xml
-".to_owned());
+"
+        .to_owned(),
+    );
     let bomb = gzip_bomb(64);
-    assert!(bomb.len() < cap, "the compressed bomb fits the cap: {}", bomb.len());
+    assert!(
+        bomb.len() < cap,
+        "the compressed bomb fits the cap: {}",
+        bomb.len()
+    );
     spec.files.insert(
         "/bomb.xml.gz".to_owned(),
         File {
@@ -290,13 +315,19 @@ Sitemap: {base}/big.xml
         crawl_all(test_config().sitemap_limits(limits), &[site.url("/lonely")]).await;
 
     let got = crawled(&pages, &site);
-    assert!(got.contains_key("/hidden/1") && got.contains_key("/hidden/3"), "{got:?}");
+    assert!(
+        got.contains_key("/hidden/1") && got.contains_key("/hidden/3"),
+        "{got:?}"
+    );
     assert!(
         !got.contains_key("/hidden/2") && !got.contains_key("/hidden/4"),
         "entries past the cap are not read: {got:?}"
     );
     assert_eq!(summary.stop, StopReason::Finished);
-    assert_eq!((summary.stats.sitemaps, summary.stats.sitemap_errors), (2, 2));
+    assert_eq!(
+        (summary.stats.sitemaps, summary.stats.sitemap_errors),
+        (2, 2)
+    );
     let mut failures: Vec<(String, SitemapError)> = summary
         .sitemap_failures
         .iter()
@@ -323,7 +354,7 @@ Sitemap: {base}/missing.xml
          Sitemap: {base}/cut.xml.gz
 Sitemap: {base}/good.xml
 "
-            .to_owned(),
+        .to_owned(),
     );
     // Malformed after its first entry.
     spec.files.insert(
@@ -356,17 +387,21 @@ Sitemap: {base}/good.xml
             ..File::default()
         },
     );
-    spec.files.insert(
-        "/good.xml".to_owned(),
-        File::xml(urlset(&["/hidden/3"])),
-    );
+    spec.files
+        .insert("/good.xml".to_owned(), File::xml(urlset(&["/hidden/3"])));
     let site = start(spec).await;
     let (pages, summary) = crawl_all(test_config().max_depth(0), &[site.url("/lonely")]).await;
 
     let got = crawled(&pages, &site);
     assert!(got.contains_key("/lonely"));
-    assert!(got.contains_key("/hidden/3"), "a good sitemap after bad ones is read");
-    assert!(got.contains_key("/hidden/1"), "entries before the damage are used");
+    assert!(
+        got.contains_key("/hidden/3"),
+        "a good sitemap after bad ones is read"
+    );
+    assert!(
+        got.contains_key("/hidden/1"),
+        "entries before the damage are used"
+    );
     assert!(!got.contains_key("/hidden/2"));
     assert!(got.contains_key("/cut/0"));
     assert_eq!(summary.stop, StopReason::Finished);
@@ -397,7 +432,8 @@ Sitemap: {base}/good.xml
         ]
     );
     assert_eq!(
-        summary.sitemap_failures
+        summary
+            .sitemap_failures
             .iter()
             .find(|f| f.url.ends_with("/missing.xml"))
             .map(|f| f.to_string().replace(&site.base(), "")),
@@ -408,8 +444,11 @@ Sitemap: {base}/good.xml
 #[tokio::test]
 async fn an_index_that_lists_itself_or_its_parent_is_read_once_and_the_crawl_ends() {
     let mut spec = lonely_site();
-    spec.robots = Some("Sitemap: {base}/index.xml
-".to_owned());
+    spec.robots = Some(
+        "Sitemap: {base}/index.xml
+"
+        .to_owned(),
+    );
     spec.files.insert(
         "/index.xml".to_owned(),
         File::xml(index(&["/index.xml", "/index2.xml"])),
@@ -418,10 +457,8 @@ async fn an_index_that_lists_itself_or_its_parent_is_read_once_and_the_crawl_end
         "/index2.xml".to_owned(),
         File::xml(index(&["/index.xml", "/index2.xml", "/pages.xml"])),
     );
-    spec.files.insert(
-        "/pages.xml".to_owned(),
-        File::xml(urlset(&["/hidden/1"])),
-    );
+    spec.files
+        .insert("/pages.xml".to_owned(), File::xml(urlset(&["/hidden/1"])));
     let site = start(spec).await;
     let (pages, summary) = crawl_all(test_config(), &[site.url("/lonely")]).await;
     for path in ["/index.xml", "/index2.xml", "/pages.xml"] {
@@ -491,10 +528,15 @@ async fn at_most_the_document_limit_of_sitemaps_is_read() {
     let (pages, summary) =
         crawl_all(test_config().sitemap_limits(limits), &[site.url("/lonely")]).await;
     // The index and two of its url sets.
-    let read: usize = (1..=4).map(|n| site.seen.hits(&format!("/w/{n}.xml"))).sum();
+    let read: usize = (1..=4)
+        .map(|n| site.seen.hits(&format!("/w/{n}.xml")))
+        .sum();
     assert_eq!(read, 2);
     assert_eq!(pages.len(), 3, "the seed and two url sets' pages");
-    assert_eq!((summary.stats.sitemaps, summary.stats.sitemap_errors), (3, 1));
+    assert_eq!(
+        (summary.stats.sitemaps, summary.stats.sitemap_errors),
+        (3, 1)
+    );
     assert_eq!(
         summary.sitemap_failures[0].error,
         SitemapError::DocumentLimit {

@@ -157,8 +157,9 @@ fn entries(source: &mut dyn Read, max_urls: usize) -> Document {
                     // `&amp;` in a URL is the common case; the protocol requires it.
                     let resolved = match r.resolve_char_ref() {
                         Ok(Some(c)) => Some(c.to_string()),
-                        Ok(None) => quick_xml::escape::resolve_predefined_entity(&r)
-                            .map(str::to_owned),
+                        Ok(None) => {
+                            quick_xml::escape::resolve_predefined_entity(&r).map(str::to_owned)
+                        }
                         Err(_) => None,
                     };
                     match resolved {
@@ -289,7 +290,10 @@ mod tests {
             </sm:sitemapindex>"#;
         let doc = read(xml, false, &limits());
         assert_eq!(doc.kind, Some(Kind::Index));
-        assert_eq!(doc.locs, ["http://a.test/s1.xml.gz", "http://a.test/s2.xml"]);
+        assert_eq!(
+            doc.locs,
+            ["http://a.test/s1.xml.gz", "http://a.test/s2.xml"]
+        );
         // A `loc` of the wrong entry kind is not an entry.
         let mixed = b"<urlset><sitemap><loc>http://a.test/x</loc></sitemap></urlset>";
         assert!(read(mixed, false, &limits()).locs.is_empty());
@@ -346,7 +350,8 @@ mod tests {
 
     #[test]
     fn entries_past_the_url_cap_are_ignored_with_an_error() {
-        let xml = b"<urlset><url><loc>http://a.test/1</loc></url><url><loc>http://a.test/2</loc></url>\
+        let xml =
+            b"<urlset><url><loc>http://a.test/1</loc></url><url><loc>http://a.test/2</loc></url>\
                     <url><loc>http://a.test/3</loc></url></urlset>";
         let doc = read(xml, false, &limits().max_urls(2));
         assert_eq!(doc.locs, ["http://a.test/1", "http://a.test/2"]);
@@ -355,20 +360,24 @@ mod tests {
 
     #[test]
     fn malformed_or_foreign_documents_are_errors_not_panics() {
-        let cases: [(&[u8], fn(&SitemapError) -> bool); 5] = [
-            (b"<urlset><url><loc>http://a.test/1</loc></url><url></urlset>", |e| {
-                matches!(e, SitemapError::Xml { .. })
-            }),
+        type Expected = fn(&SitemapError) -> bool;
+        let cases: [(&[u8], Expected); 5] = [
+            (
+                b"<urlset><url><loc>http://a.test/1</loc></url><url></urlset>",
+                |e| matches!(e, SitemapError::Xml { .. }),
+            ),
             (b"<urlset><url><loc>http://a.test/1</loc></url>", |e| {
                 matches!(e, SitemapError::Xml { .. })
             }),
-            (b"<!doctype html><html><body>Not found</body></html>", |e| {
-                matches!(e, SitemapError::NotASitemap { root } if root == "html")
-            }),
+            (
+                b"<!doctype html><html><body>Not found</body></html>",
+                |e| matches!(e, SitemapError::NotASitemap { root } if root == "html"),
+            ),
             (b"", |e| matches!(e, SitemapError::NotASitemap { .. })),
-            (b"<urlset><url><loc>http://a.test/&bogus;</loc></url></urlset>", |e| {
-                matches!(e, SitemapError::Xml { message, .. } if message.contains("bogus"))
-            }),
+            (
+                b"<urlset><url><loc>http://a.test/&bogus;</loc></url></urlset>",
+                |e| matches!(e, SitemapError::Xml { message, .. } if message.contains("bogus")),
+            ),
         ];
         for (body, expected) in cases {
             let doc = read(body, false, &limits());
@@ -390,7 +399,11 @@ mod tests {
 
     #[test]
     fn a_body_cut_while_downloading_is_too_large() {
-        let doc = read(b"<urlset><url><loc>http://a.test/1</loc></url><u", true, &limits());
+        let doc = read(
+            b"<urlset><url><loc>http://a.test/1</loc></url><u",
+            true,
+            &limits(),
+        );
         assert_eq!(doc.locs, ["http://a.test/1"]);
         assert!(matches!(doc.error, Some(SitemapError::TooLarge { .. })));
     }

@@ -59,7 +59,9 @@ impl Sources {
         {
             listed.push(default);
         }
-        let robots_url = origin.join("/robots.txt").unwrap_or_else(|_| origin.clone());
+        let robots_url = origin
+            .join("/robots.txt")
+            .unwrap_or_else(|_| origin.clone());
         self.admit(&robots_url, 0, listed)
     }
 
@@ -83,7 +85,7 @@ impl Sources {
 
     /// The sitemaps that the index at `index` (level `level`) lists, one level down. A failure
     /// if the nesting or document limit left some out.
-    pub(crate) fn from_index(
+    pub(crate) fn listed_by_index(
         &mut self,
         index: &Url,
         level: u32,
@@ -96,10 +98,7 @@ impl Sources {
                 .filter(|url| !self.seen.contains(url.as_str()))
                 .count();
             let failure = (skipped > 0).then(|| {
-                SitemapFailure::new(
-                    index.to_string(),
-                    SitemapError::TooDeep { limit, skipped },
-                )
+                SitemapFailure::new(index.to_string(), SitemapError::TooDeep { limit, skipped })
             });
             return (Vec::new(), failure);
         }
@@ -163,14 +162,21 @@ mod tests {
 
     #[test]
     fn robots_lines_come_first_and_sitemap_xml_is_the_fallback_once_per_seed_host() {
-        let seeds = [url("http://a.test/x"), url("http://a.test/y"), url("http://b.test/")];
+        let seeds = [
+            url("http://a.test/x"),
+            url("http://a.test/y"),
+            url("http://b.test/"),
+        ];
         let mut sources = Sources::new(true, &seeds, SitemapLimits::default());
         let robots = Robots::parse(
             "weft",
             b"User-agent: *\nDisallow:\nSitemap: http://a.test/s.xml.gz\nSitemap: /rel.xml\n",
         );
         let (jobs, failure) = sources.for_host(&url("http://a.test/"), Some(&robots));
-        assert_eq!(urls(&jobs), ["http://a.test/s.xml.gz", "http://a.test/rel.xml"]);
+        assert_eq!(
+            urls(&jobs),
+            ["http://a.test/s.xml.gz", "http://a.test/rel.xml"]
+        );
         assert!(failure.is_none());
         assert!(
             sources
@@ -182,10 +188,7 @@ mod tests {
         let (jobs, _) = sources.for_host(&url("http://b.test/"), Some(&Robots::AllowAll));
         assert_eq!(urls(&jobs), ["http://b.test/sitemap.xml"]);
         assert!(
-            sources
-                .for_host(&url("http://c.test/"), None)
-                .0
-                .is_empty(),
+            sources.for_host(&url("http://c.test/"), None).0.is_empty(),
             "not a seed host"
         );
     }
@@ -211,7 +214,7 @@ mod tests {
             url("http://a.test/2.xml"),
             url("http://a.test/3.xml"),
         ];
-        let (jobs, failure) = sources.from_index(&index, 0, listed);
+        let (jobs, failure) = sources.listed_by_index(&index, 0, listed);
         assert_eq!(urls(&jobs), ["http://a.test/1.xml", "http://a.test/2.xml"]);
         assert_eq!(jobs[0].kind, JobKind::Sitemap { level: 1 });
         assert_eq!(
@@ -221,10 +224,11 @@ mod tests {
                 skipped: 1
             })
         );
-        let (jobs, failure) = sources.from_index(&url("http://a.test/1.xml"), 1, vec![
-            url("http://a.test/deeper.xml"),
-            url("http://a.test/2.xml"),
-        ]);
+        let (jobs, failure) = sources.listed_by_index(
+            &url("http://a.test/1.xml"),
+            1,
+            vec![url("http://a.test/deeper.xml"), url("http://a.test/2.xml")],
+        );
         assert!(jobs.is_empty());
         assert_eq!(
             failure.map(|f| f.error),
