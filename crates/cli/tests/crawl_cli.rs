@@ -135,6 +135,53 @@ async fn sitemaps_add_the_pages_they_list_and_the_summary_counts_them_and_names_
 }
 
 #[tokio::test]
+async fn max_sitemaps_caps_the_documents_read_and_needs_sitemaps() {
+    let mut spec = Spec {
+        robots: Some("Sitemap: {base}/a.xml\nSitemap: {base}/b.xml\n".to_owned()),
+        ..Spec::default()
+    };
+    for (name, page) in [("a", "/chain/5"), ("b", "/chain/6")] {
+        spec.files.insert(
+            format!("/{name}.xml"),
+            File::xml(format!(
+                "<urlset><url><loc>{{base}}{page}</loc></url></urlset>"
+            )),
+        );
+    }
+    let site = start(spec).await;
+    let out = weft()
+        .args([
+            "crawl",
+            "--depth",
+            "0",
+            "-q",
+            "--sitemaps",
+            "--max-sitemaps",
+            "1",
+        ])
+        .arg(site.url("/chain/1"))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(json_lines(&String::from_utf8(out.stdout).unwrap()).len(), 2);
+    assert_eq!(site.seen.hits("/a.xml") + site.seen.hits("/b.xml"), 1);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("lists 1 sitemaps past the limit of 1 documents: not fetched"),
+        "{stderr}"
+    );
+
+    let out = weft()
+        .args(["crawl", "--max-sitemaps", "1"])
+        .arg(site.url("/chain/1"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[tokio::test]
 async fn reads_seeds_from_a_file_and_writes_to_a_file() {
     let site = start(Spec::default()).await;
     let dir = tempfile::tempdir().unwrap();
