@@ -262,6 +262,64 @@ async fn sitemap_fetches_obey_robots_txt_and_the_per_host_limit() {
     assert_eq!(site.seen.max_in_flight(), 1);
 }
 
+#[tokio::test]
+async fn a_redirected_sitemap_is_followed_on_its_host_or_queued_on_the_other() {
+    let mut other_spec = lonely_site();
+    other_spec
+        .files
+        .insert("/s.xml".to_owned(), File::xml(urlset(&["/hidden/2"])));
+    let other = start(Spec {
+        ip: [127, 0, 0, 2],
+        ..other_spec
+    })
+    .await;
+    let mut spec = lonely_site();
+    spec.robots = Some(
+        "User-agent: *\nDisallow: /private/\nSitemap: {base}/old.xml\nSitemap: {base}/moved.xml\n\
+         Sitemap: {base}/sneaky.xml\n"
+            .to_owned(),
+    );
+    spec.redirects
+        .insert("/old.xml".to_owned(), "/new.xml".to_owned());
+    spec.redirects
+        .insert("/moved.xml".to_owned(), format!("{}/s.xml", other.base()));
+    spec.redirects
+        .insert("/sneaky.xml".to_owned(), "/private/s.xml".to_owned());
+    spec.files
+        .insert("/new.xml".to_owned(), File::xml(urlset(&["/hidden/1"])));
+    spec.files.insert(
+        "/private/s.xml".to_owned(),
+        File::xml(urlset(&["/hidden/3"])),
+    );
+    let site = start(spec).await;
+    let config = test_config().allow_domains(["127.0.0.2"]);
+    let (pages, summary) = crawl_all(config, &[site.url("/lonely")]).await;
+
+    let listed: HashMap<&str, Option<&str>> = pages
+        .iter()
+        .map(|p| (p.url.as_str(), p.sitemap.as_deref()))
+        .collect();
+    let (new, moved) = (site.url("/new.xml"), other.url("/s.xml"));
+    let expected = HashMap::from([
+        (site.url("/lonely"), None),
+        (site.url("/hidden/1"), Some(new.as_str())),
+        (other.url("/hidden/2"), Some(moved.as_str())),
+    ]);
+    let expected: HashMap<&str, Option<&str>> =
+        expected.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(listed, expected);
+    // The other host's robots.txt came first, as for a page; the disallowed target was not
+    // requested.
+    assert_eq!(other.seen.hits("/robots.txt"), 1);
+    assert_eq!(other.seen.hits("/s.xml"), 1);
+    assert_eq!(site.seen.hits("/private/s.xml"), 0);
+    assert_eq!(summary.stats.robots_denied, 1);
+    assert_eq!(
+        (summary.stats.sitemaps, summary.stats.sitemap_errors),
+        (2, 0)
+    );
+}
+
 /// A gzip bomb: a url set's first entry, then `n` gzip members of 1 MiB of spaces each, then
 /// a last entry; some 70 KiB that decompress to `n` MiB. Its locs are relative (the fixture
 /// cannot put the site's address inside compressed data), which the crawler reads as links.

@@ -19,7 +19,8 @@
 //! - `/creds`: links to `/chain/10` with `user:secret@` credentials in the URL.
 //! - `/redirect/other`: redirects to the other host's `/` (see [`Spec::other_host`]).
 //! - `/robots.txt` redirects to [`Spec::robots_redirect`] when set.
-//! - [`Spec::files`]: other responses (sitemaps), gzipped by the fixture if asked.
+//! - [`Spec::files`]: other responses (sitemaps), gzipped by the fixture if asked;
+//!   [`Spec::redirects`]: more redirects.
 //!
 //! `{base}` in a robots.txt, a page or a file is replaced by the site's `http://ip:port`.
 #![allow(dead_code, unreachable_pub)]
@@ -58,6 +59,8 @@ pub struct Spec {
     pub pages: HashMap<String, String>,
     /// Extra responses of any type: path to file.
     pub files: HashMap<String, File>,
+    /// Extra redirects (302): path to `Location`.
+    pub redirects: HashMap<String, String>,
 }
 
 /// A response that is not a generated page (a sitemap, say).
@@ -103,6 +106,7 @@ impl Default for Spec {
             robots_redirect: None,
             pages: HashMap::new(),
             files: HashMap::new(),
+            redirects: HashMap::new(),
         }
     }
 }
@@ -282,6 +286,9 @@ async fn handle(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Re
     let base = &app.base;
     if let Some(body) = app.spec.pages.get(&path) {
         return html(body.replace("{base}", base));
+    }
+    if let Some(to) = app.spec.redirects.get(&path) {
+        return redirect(&to.replace("{base}", base));
     }
     if let Some(file) = app.spec.files.get(&path) {
         let mut body = match std::str::from_utf8(&file.body) {
