@@ -112,7 +112,7 @@ impl CrawlConfig {
         self
     }
 
-    /// Fetches at most `pages` pages (robots.txt requests are not counted).
+    /// Fetches at most `pages` pages (robots.txt and sitemap requests are not counted).
     ///
     /// By default, the number of pages is unlimited.
     pub fn max_pages(mut self, pages: u64) -> Self {

@@ -44,9 +44,9 @@
 //!
 //! - **Source**: [`Pipeline::generate`](weft_pipeline::Pipeline::generate) runs the
 //!   scheduler, the only owner of the frontier (per-host queues, robots.txt state, delay
-//!   timers, so no locks). It emits a request (a page, or a host's robots.txt) whenever the
-//!   global and per-host limits and the host's delay allow, and counts it *outstanding* until
-//!   the sink reports it back. It never has more than `concurrency` requests outstanding, so
+//!   timers, so no locks). It emits a request (a page, a sitemap document, or a host's
+//!   robots.txt) whenever the global and per-host limits and the host's delay allow, and
+//!   counts it *outstanding* until the sink reports it back. It never has more than `concurrency` requests outstanding, so
 //!   each request it emits finds an idle `fetch` worker at once: the moment it is emitted is
 //!   the moment it starts, which is what the per-host delay spaces, and per-host concurrency
 //!   counted from emission to report can only over-count.

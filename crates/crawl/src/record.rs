@@ -131,7 +131,7 @@ pub struct PageRecord {
     pub content_type: Option<String>,
     /// The text of the HTML `<title>`, trimmed.
     pub title: Option<String>,
-    /// Link hops from a seed (seeds are 0).
+    /// Link hops from a seed (seeds, and pages listed by sitemaps, are 0).
     pub depth: u32,
     /// Distinct http(s) links found on the page (HTML only), followed or not.
     pub links: usize,
@@ -284,7 +284,8 @@ pub struct Stats {
     pub bytes: u64,
     /// URLs waiting in the frontier.
     pub queued: u64,
-    /// Requests started and not finished yet: being fetched or parsed (pages and robots.txt).
+    /// Requests started and not finished yet: being fetched or parsed (pages, sitemaps and
+    /// robots.txt).
     pub in_flight: u64,
     /// URLs not fetched because robots.txt disallows them.
     pub robots_denied: u64,
