@@ -123,7 +123,8 @@ impl Crawler {
     /// Pages are produced as they finish, in no fixed order. Seeds are always fetched (if
     /// robots.txt allows); links are followed if they are in scope (the seeds' origins, that is
     /// scheme, host and port, or an allowed domain; the include and exclude patterns), within
-    /// the depth limit, and not seen before.
+    /// the depth limit, and not seen before. With [`sitemaps`](CrawlConfig::sitemaps), the
+    /// in-scope pages that the seeds' sitemaps list are crawled as seeds too.
     ///
     /// No request ever goes to a link-local or cloud metadata address (`169.254.0.0/16`,
     /// `fe80::/10`, `metadata.google.internal`, ...) unless a seed names that host: such pages
