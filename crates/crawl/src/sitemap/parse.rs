@@ -397,6 +397,45 @@ mod tests {
         assert_eq!(doc.locs, ["http://a.test/1"]);
     }
 
+    /// Sitemap-ish fragments, well formed or not, to glue together.
+    fn fragments() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        proptest::collection::vec(
+            prop_oneof![
+                Just(b"<urlset>".to_vec()),
+                Just(b"</urlset>".to_vec()),
+                Just(b"<sitemapindex><sitemap>".to_vec()),
+                Just(b"<url><loc>".to_vec()),
+                Just(b"</loc></url>".to_vec()),
+                Just(b"<![CDATA[x]]>".to_vec()),
+                Just(b"&amp;&#x41;&#0;&#xFFFFFFFF;&bogus;&".to_vec()),
+                Just(b"<!DOCTYPE x [<!ENTITY a \"aaaa\">]>".to_vec()),
+                Just(vec![0x1f, 0x8b, 8, 0]),
+                "[ -~]{0,20}".prop_map(String::into_bytes),
+                proptest::collection::vec(any::<u8>(), 0..20),
+            ],
+            0..20,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_body_plain_or_gzip_reads_within_the_limits_without_panicking(
+            body in fragments(),
+            compress in proptest::prelude::any::<bool>(),
+            cut in proptest::prelude::any::<bool>(),
+        ) {
+            let body = if compress { gzip(&body) } else { body };
+            let limits = limits().max_urls(3).max_bytes(64);
+            let doc = read(&body, cut, &limits);
+            proptest::prop_assert!(doc.locs.len() <= 3);
+            proptest::prop_assert!(doc.locs.iter().all(|l| !l.is_empty() && l.trim() == l));
+        }
+    }
+
     #[test]
     fn a_body_cut_while_downloading_is_too_large() {
         let doc = read(
