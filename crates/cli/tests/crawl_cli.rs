@@ -5,7 +5,7 @@ mod crawl_fixture;
 
 use std::process::Stdio;
 
-use crawl_fixture::{Spec, start};
+use crawl_fixture::{File, Spec, start};
 use serde_json::Value;
 
 fn weft() -> tokio::process::Command {
@@ -61,6 +61,124 @@ async fn streams_one_json_line_per_page_to_stdout() {
     assert_eq!(first["error"], Value::Null);
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("crawled 3 pages"), "{stderr}");
+}
+
+#[tokio::test]
+async fn sitemaps_add_the_pages_they_list_and_the_summary_counts_them_and_names_failures() {
+    let mut spec = Spec {
+        robots: Some(
+            "User-agent: *\nDisallow: /private/\nSitemap: {base}/s.xml.gz\nSitemap: {base}/gone.xml\n"
+                .to_owned(),
+        ),
+        ..Spec::default()
+    };
+    spec.files.insert(
+        "/s.xml.gz".to_owned(),
+        File {
+            content_type: "application/x-gzip",
+            gzip: true,
+            body: b"<urlset><url><loc>{base}/chain/7</loc></url>\
+                    <url><loc>http://elsewhere.invalid/</loc></url></urlset>"
+                .to_vec(),
+            ..File::default()
+        },
+    );
+    let site = start(spec).await;
+    let out = weft()
+        .args(["crawl", "--depth", "0", "-q", "--sitemaps"])
+        .arg(site.url("/chain/1"))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let lines = json_lines(&String::from_utf8(out.stdout).unwrap());
+    let mut pages: Vec<(&str, Option<&str>)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["url"].as_str().unwrap(),
+                l.get("sitemap").and_then(Value::as_str),
+            )
+        })
+        .collect();
+    pages.sort();
+    let sitemap = site.url("/s.xml.gz");
+    assert_eq!(
+        pages,
+        [
+            (site.url("/chain/1").as_str(), None),
+            (site.url("/chain/7").as_str(), Some(sitemap.as_str()))
+        ]
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("1 sitemaps read (2 urls, 1 out of scope, 1 errors)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "weft crawl: sitemap {}: cannot fetch it: http status 404",
+            site.url("/gone.xml")
+        )),
+        "{stderr}"
+    );
+
+    // Without the flag, no sitemap is read.
+    let out = weft()
+        .args(["crawl", "--depth", "0", "-q"])
+        .arg(site.url("/chain/1"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(json_lines(&String::from_utf8(out.stdout).unwrap()).len(), 1);
+    assert_eq!(site.seen.hits("/s.xml.gz"), 1);
+}
+
+#[tokio::test]
+async fn max_sitemaps_caps_the_documents_read_and_needs_sitemaps() {
+    let mut spec = Spec {
+        robots: Some("Sitemap: {base}/a.xml\nSitemap: {base}/b.xml\n".to_owned()),
+        ..Spec::default()
+    };
+    for (name, page) in [("a", "/chain/5"), ("b", "/chain/6")] {
+        spec.files.insert(
+            format!("/{name}.xml"),
+            File::xml(format!(
+                "<urlset><url><loc>{{base}}{page}</loc></url></urlset>"
+            )),
+        );
+    }
+    let site = start(spec).await;
+    let out = weft()
+        .args([
+            "crawl",
+            "--depth",
+            "0",
+            "-q",
+            "--sitemaps",
+            "--max-sitemaps",
+            "1",
+        ])
+        .arg(site.url("/chain/1"))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(json_lines(&String::from_utf8(out.stdout).unwrap()).len(), 2);
+    assert_eq!(site.seen.hits("/a.xml") + site.seen.hits("/b.xml"), 1);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("lists 1 sitemaps past the limit of 1 documents: not fetched"),
+        "{stderr}"
+    );
+
+    let out = weft()
+        .args(["crawl", "--max-sitemaps", "1"])
+        .arg(site.url("/chain/1"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
 #[tokio::test]

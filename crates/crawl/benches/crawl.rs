@@ -5,6 +5,8 @@
 //!   per-host scheduling, one JSON-able record per page;
 //! - `weft_crawl_extract3_links`: the same, scraping: three `--extract` fields (a text, an
 //!   attribute, a list) and `--links` (each page's ten links with their fate);
+//! - `weft_crawl_sitemap_depth0`: the same pages found from the site's gzipped `/sitemap.xml`
+//!   (all 10,000 listed) at depth 0, instead of by following links;
 //! - `reqwest_parse_buffer_unordered`: a known URL list fetched with reqwest and
 //!   `buffer_unordered(64)`, each page parsed with scraper (no discovery, no politeness);
 //! - `reqwest_buffer_unordered`: the same without parsing: the HTTP ceiling on this machine.
@@ -35,8 +37,25 @@ fn serve() -> (tokio::runtime::Runtime, crawl_fixture::Site) {
         .enable_all()
         .build()
         .expect("server runtime");
+    let mut sitemap =
+        String::from("<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">");
+    for n in 0..PAGES {
+        sitemap.push_str(&format!("<url><loc>{{base}}/p/{n}</loc></url>\n"));
+    }
+    sitemap.push_str("</urlset>");
+    let mut files = std::collections::HashMap::new();
+    files.insert(
+        "/sitemap.xml".to_owned(),
+        crawl_fixture::File {
+            content_type: "application/xml",
+            content_encoding: Some("gzip"),
+            gzip: true,
+            body: sitemap.into_bytes(),
+        },
+    );
     let site = rt.block_on(crawl_fixture::start(crawl_fixture::Spec {
         graph: PAGES,
+        files,
         ..crawl_fixture::Spec::default()
     }));
     (rt, site)
@@ -107,6 +126,31 @@ fn bench(c: &mut Criterion) {
                 pages += 1;
             }
             assert_eq!(pages, PAGES);
+        });
+    });
+
+    let from_sitemap = Crawler::new(
+        CrawlConfig::new()
+            .concurrency(jobs)
+            .per_host(jobs)
+            .timeouts(Duration::from_secs(30), Duration::from_secs(5))
+            .sitemaps(true)
+            .max_depth(0),
+    )
+    .expect("crawler");
+    group.bench_function("weft_crawl_sitemap_depth0", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut crawl = from_sitemap
+                .crawl(&Context::background(), [&seed])
+                .expect("crawl");
+            let mut pages = 0;
+            while let Some(page) = crawl.next().await {
+                assert_eq!(page.status, Some(200), "{page:?}");
+                pages += 1;
+            }
+            assert_eq!(pages, PAGES);
+            let stats = crawl.summary().expect("summary").stats;
+            assert_eq!((stats.sitemaps, stats.sitemap_errors), (1, 0));
         });
     });
 

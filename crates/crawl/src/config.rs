@@ -9,6 +9,7 @@ use scraper::{ElementRef, Selector};
 use super::error::CrawlError;
 use super::extract::{Extract, Handler, HtmlPage, selector};
 use super::record::PageRecord;
+use super::sitemap::SitemapLimits;
 
 /// Settings of a [`Crawler`](super::Crawler). Every setter states its default.
 ///
@@ -53,6 +54,8 @@ pub struct CrawlConfig {
     pub(crate) handlers: Vec<Handler>,
     pub(crate) save: Option<std::path::PathBuf>,
     pub(crate) resume: bool,
+    pub(crate) sitemaps: bool,
+    pub(crate) sitemap_limits: SitemapLimits,
 }
 
 /// The product token the crawler announces and looks for in robots.txt.
@@ -89,6 +92,8 @@ impl Default for CrawlConfig {
             handlers: Vec::new(),
             save: None,
             resume: false,
+            sitemaps: false,
+            sitemap_limits: SitemapLimits::default(),
         }
     }
 }
@@ -107,7 +112,7 @@ impl CrawlConfig {
         self
     }
 
-    /// Fetches at most `pages` pages (robots.txt requests are not counted).
+    /// Fetches at most `pages` pages (robots.txt and sitemap requests are not counted).
     ///
     /// By default, the number of pages is unlimited.
     pub fn max_pages(mut self, pages: u64) -> Self {
@@ -334,6 +339,88 @@ impl CrawlConfig {
     /// By default, this is off.
     pub fn resume(mut self, yes: bool) -> Self {
         self.resume = yes;
+        self
+    }
+
+    /// Reads the seeds' sitemaps and crawls the pages they list as extra seeds (depth 0), so
+    /// pages no link leads to are crawled too.
+    ///
+    /// - **Where**: each `Sitemap:` line of a seed host's robots.txt (from the robots.txt
+    ///   request the crawl makes anyway, on any host it names), or `/sitemap.xml` at the
+    ///   seed's origin if there is none, or if robots.txt is not read
+    ///   ([`respect_robots(false)`](Self::respect_robots)).
+    /// - **What**: `<urlset>` and `<sitemapindex>` documents, gzip or not (told by content,
+    ///   so `.xml.gz` files and `Content-Encoding: gzip` bodies both work); indexes are
+    ///   followed within [`sitemap_limits`](Self::sitemap_limits), each sitemap URL read at
+    ///   most once (so an index listing itself ends), and only on an in-scope host or the
+    ///   index's own origin.
+    /// - **Which pages**: every `<loc>` is filtered like a link (scope, include and exclude
+    ///   patterns, robots.txt), and deduplicated with everything else the crawl queued. Its
+    ///   record names the sitemap ([`PageRecord::sitemap`]). Listed pages are at depth 0,
+    ///   like seeds: [`max_depth`](Self::max_depth) counts links followed from them, so
+    ///   `max_depth(0)` crawls exactly the seeds and the listed pages.
+    /// - **Politeness**: a sitemap document is a request of its host like a page (per-host
+    ///   limit, delay, robots.txt, retries), not counted against
+    ///   [`max_pages`](Self::max_pages).
+    /// - **Errors**: a sitemap that cannot be fetched or read (a 404, malformed XML,
+    ///   truncated gzip, a limit reached) is counted ([`Stats::sitemap_errors`]) and listed
+    ///   ([`Summary::sitemap_failures`]); the entries read before the damage are used, and
+    ///   the crawl goes on.
+    ///
+    /// By default, sitemaps are not read.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use weft_crawl::{CrawlConfig, Crawler};
+    /// use weft_core::context::Context;
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use axum::{Router, response::Html, routing::get};
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let site = format!("http://{}", listener.local_addr()?);
+    /// # let sitemap = format!(
+    /// #     r#"<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+    /// #          <url><loc>{site}/hidden</loc></url>
+    /// #          <url><loc>http://elsewhere.test/</loc></url>
+    /// #        </urlset>"#
+    /// # );
+    /// # let app = Router::new()
+    /// #     .route("/robots.txt", get(|| async { "User-agent: *\nAllow: /\n" }))
+    /// #     .route("/sitemap.xml", get(move || async move { sitemap }))
+    /// #     .route("/", get(|| async { Html("<title>Home</title>") }))
+    /// #     .route("/hidden", get(|| async { Html("<title>Hidden</title>") }));
+    /// # tokio::spawn(async move { axum::serve(listener, app).await });
+    /// // The home page links nowhere; its /sitemap.xml lists /hidden and a page elsewhere.
+    /// let config = CrawlConfig::new().sitemaps(true);
+    /// let mut crawl = Crawler::new(config)?.crawl(&Context::background(), [format!("{site}/")])?;
+    /// let mut titles = Vec::new();
+    /// while let Some(page) = crawl.next().await {
+    ///     titles.push((page.title.unwrap_or_default(), page.sitemap));
+    /// }
+    /// titles.sort();
+    /// let listed_by = Some(format!("{site}/sitemap.xml"));
+    /// assert_eq!(titles, [("Hidden".into(), listed_by), ("Home".into(), None)]);
+    /// let stats = crawl.summary().unwrap().stats;
+    /// assert_eq!((stats.sitemaps, stats.sitemap_urls, stats.sitemap_out_of_scope), (1, 2, 1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`Stats::sitemap_errors`]: super::Stats::sitemap_errors
+    /// [`Summary::sitemap_failures`]: super::Summary::sitemap_failures
+    pub fn sitemaps(mut self, yes: bool) -> Self {
+        self.sitemaps = yes;
+        self
+    }
+
+    /// How many sitemap documents are read, how deep indexes are followed, and how large a
+    /// document may be ([`SitemapLimits`]), with [`sitemaps`](Self::sitemaps).
+    ///
+    /// By default, [`SitemapLimits::default`]: 1,000 documents, 3 levels of indexes, and the
+    /// protocol's 50 MiB and 50,000 URLs per document.
+    pub fn sitemap_limits(mut self, limits: SitemapLimits) -> Self {
+        self.sitemap_limits = limits;
         self
     }
 

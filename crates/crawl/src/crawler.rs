@@ -37,11 +37,12 @@ use weft_pipeline::{Emitter, Pipeline, PipelineStream, Stage};
 use super::config::CrawlConfig;
 use super::error::CrawlError;
 use super::fetch::{Env, FetchedPage, PageOutcome, fetch_page, fetch_robots, parse_page};
-use super::frontier::{Dispatch, Frontier, HostId, Job, Pushed};
+use super::frontier::{Dispatch, Frontier, HostId, Job, JobKind, Pushed};
 use super::guard::{Guard, GuardedResolver};
 use super::record::{Counters, PageRecord, Progress, StopReason, Summary};
 use super::robots::Robots;
 use super::save::Saver;
+use super::sitemap::{Sources, stage as sitemap};
 use super::url::{Scope, parse_seed};
 
 /// A configured crawler; [`crawl`](Crawler::crawl) starts crawls with it. Crawls started from
@@ -122,7 +123,8 @@ impl Crawler {
     /// Pages are produced as they finish, in no fixed order. Seeds are always fetched (if
     /// robots.txt allows); links are followed if they are in scope (the seeds' origins, that is
     /// scheme, host and port, or an allowed domain; the include and exclude patterns), within
-    /// the depth limit, and not seen before.
+    /// the depth limit, and not seen before. With [`sitemaps`](CrawlConfig::sitemaps), the
+    /// in-scope pages that the seeds' sitemaps list are crawled as seeds too.
     ///
     /// No request ever goes to a link-local or cloud metadata address (`169.254.0.0/16`,
     /// `fe80::/10`, `metadata.google.internal`, ...) unless a seed names that host: such pages
@@ -339,6 +341,7 @@ enum Fetched {
     Robots(HostId, Robots),
     // Boxed: a fetched page is a few hundred bytes, a robots verdict far less.
     Page(HostId, Box<FetchedPage>),
+    Sitemap(HostId, Box<sitemap::Fetched>),
 }
 
 /// What `parse` hands to the sink.
@@ -346,6 +349,7 @@ enum Fetched {
 enum Done {
     Robots(HostId, Robots),
     Page(HostId, Box<PageOutcome>),
+    Sitemap(HostId, Box<sitemap::Outcome>),
 }
 
 /// What the sink tells the scheduler: exactly one report per request the scheduler emitted.
@@ -358,6 +362,7 @@ enum Report {
         follow: Vec<Url>,
         redirect: Option<Job>,
     },
+    Sitemap(HostId, Box<sitemap::Outcome>),
 }
 
 /// The crawl as a pipeline: scheduler (source), fetch, parse. See the module docs.
@@ -399,6 +404,14 @@ fn crawl_pipeline(
                             .unwrap_or_else(|_| FetchedPage::panicked(url, depth));
                         Fetched::Page(host, Box::new(page))
                     }
+                    Dispatch::Sitemap(host, job, robots) => {
+                        let fallback = job.clone();
+                        let fetched = AssertUnwindSafe(sitemap::fetch(env, job, robots))
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|_| sitemap::Fetched::panicked(fallback));
+                        Fetched::Sitemap(host, Box::new(fetched))
+                    }
                 }
             }
         },
@@ -408,6 +421,20 @@ fn crawl_pipeline(
         move |fetched| match fetched {
             Fetched::Robots(host, robots) => Done::Robots(host, robots),
             Fetched::Page(host, page) => Done::Page(host, Box::new(parse_page(&parse_env, *page))),
+            Fetched::Sitemap(host, fetched) => {
+                let url = fetched.url.clone();
+                let level = match fetched.job.kind {
+                    JobKind::Sitemap { level } => level,
+                    _ => 0,
+                };
+                // A panic here is a bug in the XML or gzip reader: the document fails, the
+                // crawl goes on.
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    sitemap::digest(&parse_env, *fetched)
+                }))
+                .unwrap_or_else(|_| sitemap::Outcome::panicked(&parse_env, url, level));
+                Done::Sitemap(host, Box::new(outcome))
+            }
         },
     )
 }
@@ -442,25 +469,85 @@ async fn schedule(
         counter.fetch_add(n, Ordering::Relaxed);
     };
 
-    let now = Instant::now();
-    for seed in seeds {
-        if env.mark_seen(&seed) {
-            let job = Job {
-                url: seed,
-                depth: 0,
-                redirects: 0,
-            };
+    // Queues jobs that are in scope and deduplicated already.
+    let push = |frontier: &mut Frontier, jobs: Vec<Job>| {
+        let now = Instant::now();
+        for job in jobs {
             if frontier.push(job, obey_robots, now) == Pushed::RobotsDenied {
                 add(&counters.robots_denied, 1);
             }
         }
+    };
+
+    let mut sitemaps = Sources::new(config.sitemaps, &seeds, config.sitemap_limits);
+    let seeds = seeds
+        .into_iter()
+        .filter(|seed| env.mark_seen(seed))
+        .map(|url| Job {
+            url,
+            depth: 0,
+            redirects: 0,
+            kind: JobKind::Page,
+        })
+        .collect();
+    push(&mut frontier, seeds);
+    if !obey_robots {
+        // No robots.txt to read `Sitemap:` lines from: `/sitemap.xml` of each seed host.
+        let (jobs, failures) = sitemaps.without_robots();
+        push(&mut frontier, jobs);
+        failures
+            .into_iter()
+            .for_each(|failure| counters.sitemap_failed(failure));
     }
 
     // Applies one report from the sink.
-    let apply = |frontier: &mut Frontier, report: Report, dispatched: u64| match report {
+    let mut apply = |frontier: &mut Frontier, report: Report, dispatched: u64| match report {
         Report::Robots(host, robots) => {
+            // A seed host's sitemaps are known with its robots.txt; they are queued after the
+            // verdict, which then applies to them as to pages.
+            let origin = frontier.origin(host).clone();
+            let (jobs, failure) = if budget_spent(dispatched) {
+                (Vec::new(), None)
+            } else {
+                sitemaps.for_host(&origin, Some(&robots))
+            };
             let denied = frontier.robots_done(host, robots);
             add(&counters.robots_denied, denied as u64);
+            push(frontier, jobs);
+            failure.into_iter().for_each(|f| counters.sitemap_failed(f));
+        }
+        Report::Sitemap(host, outcome) => {
+            frontier.complete(host);
+            if budget_spent(dispatched) {
+                return;
+            }
+            let sitemap::Outcome {
+                level,
+                url,
+                pages,
+                sitemaps: listed,
+                redirect,
+            } = *outcome;
+            // `parse` filtered the pages and marked them seen; they are seeds, at depth 0.
+            let listed_by: Arc<str> = url.as_str().into();
+            let mut jobs: Vec<Job> = pages
+                .into_iter()
+                .map(|url| Job {
+                    url,
+                    depth: 0,
+                    redirects: 0,
+                    kind: JobKind::Listed(Arc::clone(&listed_by)),
+                })
+                .collect();
+            jobs.extend(redirect.and_then(|job| sitemaps.redirect(job)));
+            let (more, failure) = if listed.is_empty() {
+                (Vec::new(), None)
+            } else {
+                sitemaps.listed_by_index(&url, level, listed)
+            };
+            jobs.extend(more);
+            push(frontier, jobs);
+            failure.into_iter().for_each(|f| counters.sitemap_failed(f));
         }
         Report::Page {
             host,
@@ -480,6 +567,7 @@ async fn schedule(
                     url,
                     depth: depth + 1,
                     redirects: 0,
+                    kind: JobKind::Page,
                 })
                 .collect();
             if let Some(job) = redirect
@@ -487,12 +575,7 @@ async fn schedule(
             {
                 jobs.push(job);
             }
-            let now = Instant::now();
-            for job in jobs {
-                if frontier.push(job, obey_robots, now) == Pushed::RobotsDenied {
-                    add(&counters.robots_denied, 1);
-                }
-            }
+            push(frontier, jobs);
         }
     };
 
@@ -588,6 +671,10 @@ impl Sink {
                     let _ = reports.send(Report::Robots(host, robots));
                     continue;
                 }
+                Done::Sitemap(host, outcome) => {
+                    let _ = reports.send(Report::Sitemap(host, outcome));
+                    continue;
+                }
                 Done::Page(host, outcome) => {
                     let PageOutcome {
                         record,
@@ -649,6 +736,7 @@ impl Sink {
             abandoned,
             elapsed: started.elapsed(),
             stop,
+            sitemap_failures: counters.sitemap_failures(),
         };
         let _ = tx.send(Event::Done(summary)).await;
     }

@@ -13,7 +13,7 @@ use url::Url;
 
 use super::config::CrawlConfig;
 use super::extract::HtmlPage;
-use super::frontier::Job;
+use super::frontier::{Job, JobKind};
 use super::guard::Guard;
 use super::parse::followable;
 use super::parse::parse_html;
@@ -114,7 +114,7 @@ fn backoff(config: &CrawlConfig, attempt: u32, retry_after: Option<Duration>) ->
 
 /// Sends a GET, retrying transient failures. Returns the last result and the attempts made
 /// (0 when the URL is blocked and nothing was sent).
-async fn send(env: &Env, url: &Url) -> (Result<Response, PageError>, u32) {
+pub(crate) async fn send(env: &Env, url: &Url) -> (Result<Response, PageError>, u32) {
     if !env.guard.allows(url) {
         // Relaxed: a counter for the summary, read after the run is joined.
         env.counters.blocked.fetch_add(1, Ordering::Relaxed);
@@ -147,7 +147,7 @@ async fn send(env: &Env, url: &Url) -> (Result<Response, PageError>, u32) {
 
 /// Reads up to `cap` bytes of the body; keeps them only if `keep`. Returns the bytes kept,
 /// the count read, and whether the body went past the cap.
-async fn read_body(
+pub(crate) async fn read_body(
     resp: &mut Response,
     cap: usize,
     keep: bool,
@@ -203,8 +203,12 @@ fn is_html(content_type: Option<&str>, body_start: &[u8]) -> bool {
 /// robots.txt and not seen before, and reads the body up to the cap (keeping it if it is
 /// HTML, for [`parse_page`]).
 pub(crate) async fn fetch_page(env: Arc<Env>, job: Job, robots: Arc<Robots>) -> FetchedPage {
+    let mut record = PageRecord::new(job.url.to_string(), job.depth);
+    if let JobKind::Listed(sitemap) = &job.kind {
+        record.sitemap = Some(sitemap.to_string());
+    }
     let mut out = FetchedPage {
-        record: PageRecord::new(job.url.to_string(), job.depth),
+        record,
         html: None,
         redirect: None,
         started: std::time::Instant::now(),
@@ -280,6 +284,7 @@ pub(crate) async fn fetch_page(env: Arc<Env>, job: Job, robots: Arc<Robots>) -> 
                     url: target,
                     depth: rec.depth,
                     redirects: hops,
+                    kind: job.kind,
                 });
                 break;
             }

@@ -32,6 +32,18 @@ pub(crate) struct Job {
     pub(crate) depth: u32,
     /// Cross-host redirects already followed to reach this URL.
     pub(crate) redirects: u32,
+    pub(crate) kind: JobKind,
+}
+
+/// What a queued URL is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum JobKind {
+    /// A page: a seed, a link, a redirect's target.
+    Page,
+    /// A page listed by the sitemap at this URL.
+    Listed(Arc<str>),
+    /// A sitemap document, `level` indexes below the one robots.txt (or `/sitemap.xml`) gave.
+    Sitemap { level: u32 },
 }
 
 pub(crate) type HostId = usize;
@@ -43,6 +55,8 @@ pub(crate) enum Dispatch {
     Robots(HostId, Url),
     /// Fetch a page, with the host's robots rules for same-host redirects.
     Page(HostId, Job, Arc<Robots>),
+    /// Fetch a sitemap document, with the host's robots rules for same-host redirects.
+    Sitemap(HostId, Job, Arc<Robots>),
 }
 
 /// The answer to `push`.
@@ -206,12 +220,21 @@ impl Frontier {
             self.queued -= 1;
             self.start(id, now);
             self.make_ready(id);
-            return Some(Dispatch::Page(id, job, robots));
+            return Some(if matches!(job.kind, JobKind::Sitemap { .. }) {
+                Dispatch::Sitemap(id, job, robots)
+            } else {
+                Dispatch::Page(id, job, robots)
+            });
         }
         None
     }
 
-    /// A page request of the host ended.
+    /// The host's origin (`scheme://host:port/`).
+    pub(crate) fn origin(&self, id: HostId) -> &Url {
+        &self.hosts[id].origin
+    }
+
+    /// A page or sitemap request of the host ended.
     pub(crate) fn complete(&mut self, id: HostId) {
         self.hosts[id].in_flight -= 1;
         self.make_ready(id);
@@ -261,6 +284,7 @@ mod tests {
             url: Url::parse(s).unwrap(),
             depth: 0,
             redirects: 0,
+            kind: JobKind::Page,
         }
     }
 

@@ -21,7 +21,8 @@
 //!   links with their fate ([`CrawlConfig::record_links`]), following by selector
 //!   ([`CrawlConfig::follow`]), handlers given the parsed page ([`CrawlConfig::on_html`], the
 //!   shape of colly's `OnHTML`), bodies saved and a crawl resumed ([`CrawlConfig::save`],
-//!   [`CrawlConfig::resume`]).
+//!   [`CrawlConfig::resume`]), sitemaps (and sitemap indexes, gzip) read as extra seeds
+//!   ([`CrawlConfig::sitemaps`]).
 //! - **Manners**: robots.txt is fetched per host and obeyed (including `Crawl-delay`) unless
 //!   [`respect_robots(false)`](CrawlConfig::respect_robots).
 //! - **Robustness**: timeouts, a body size cap, a redirect limit, retries with backoff for
@@ -43,9 +44,9 @@
 //!
 //! - **Source**: [`Pipeline::generate`](weft_pipeline::Pipeline::generate) runs the
 //!   scheduler, the only owner of the frontier (per-host queues, robots.txt state, delay
-//!   timers, so no locks). It emits a request (a page, or a host's robots.txt) whenever the
-//!   global and per-host limits and the host's delay allow, and counts it *outstanding* until
-//!   the sink reports it back. It never has more than `concurrency` requests outstanding, so
+//!   timers, so no locks). It emits a request (a page, a sitemap document, or a host's
+//!   robots.txt) whenever the global and per-host limits and the host's delay allow, and
+//!   counts it *outstanding* until the sink reports it back. It never has more than `concurrency` requests outstanding, so
 //!   each request it emits finds an idle `fetch` worker at once: the moment it is emitted is
 //!   the moment it starts, which is what the per-host delay spaces, and per-host concurrency
 //!   counted from emission to report can only over-count.
@@ -100,6 +101,7 @@ mod parse;
 mod record;
 mod robots;
 mod save;
+mod sitemap;
 mod url;
 
 pub use config::{CrawlConfig, DEFAULT_USER_AGENT};
@@ -109,4 +111,5 @@ pub use extract::{Extract, HtmlPage};
 pub use record::{Link, PageError, PageRecord, Progress, Skip, Stats, StopReason, Summary};
 /// The HTML parser the crawl uses: [`CrawlConfig::on_html`] handlers get its `ElementRef`s.
 pub use scraper;
+pub use sitemap::{SitemapError, SitemapFailure, SitemapLimits};
 pub use url::{normalize, parse_seed};

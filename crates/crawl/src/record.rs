@@ -1,10 +1,12 @@
 //! What the crawl reports: one record per page, live counters, and the final summary.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
+
+use super::sitemap::SitemapFailure;
 
 /// Why fetching a page failed. Recorded in [`PageRecord::error`] as its display text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -129,7 +131,7 @@ pub struct PageRecord {
     pub content_type: Option<String>,
     /// The text of the HTML `<title>`, trimmed.
     pub title: Option<String>,
-    /// Link hops from a seed (seeds are 0).
+    /// Link hops from a seed (seeds, and pages listed by sitemaps, are 0).
     pub depth: u32,
     /// Distinct http(s) links found on the page (HTML only), followed or not.
     pub links: usize,
@@ -152,6 +154,10 @@ pub struct PageRecord {
     /// [`CrawlConfig::save`](super::CrawlConfig::save)).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub saved: Option<String>,
+    /// The sitemap that listed the page, when it was queued from one rather than found first
+    /// as a seed or a link (see [`CrawlConfig::sitemaps`](super::CrawlConfig::sitemaps)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sitemap: Option<String>,
     /// The page's links, when [`record_links`](super::CrawlConfig::record_links) is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub out_links: Option<Vec<Link>>,
@@ -213,6 +219,7 @@ impl PageRecord {
             not_followed: None,
             out_links: None,
             saved: None,
+            sitemap: None,
             fields: serde_json::Map::new(),
         }
     }
@@ -228,6 +235,41 @@ pub(crate) struct Counters {
     pub(crate) in_flight: AtomicU64,
     pub(crate) robots_denied: AtomicU64,
     pub(crate) blocked: AtomicU64,
+    pub(crate) sitemaps: AtomicU64,
+    pub(crate) sitemap_urls: AtomicU64,
+    pub(crate) sitemap_out_of_scope: AtomicU64,
+    pub(crate) sitemap_errors: AtomicU64,
+    /// The first [`MAX_SITEMAP_FAILURES`] failures, for the summary.
+    pub(crate) sitemap_failures: Mutex<Vec<SitemapFailure>>,
+}
+
+/// Sitemap failures kept for the summary (all are counted): enough to see what is wrong,
+/// bounded however many documents an index lists.
+pub(crate) const MAX_SITEMAP_FAILURES: usize = 100;
+
+impl Counters {
+    /// Counts a sitemap failure and keeps it for the summary (the first ones).
+    pub(crate) fn sitemap_failed(&self, failure: SitemapFailure) {
+        tracing::info!(%failure);
+        // Relaxed: a counter for the summary, read after the run is joined.
+        self.sitemap_errors.fetch_add(1, Ordering::Relaxed);
+        // A panic while holding this lock cannot leave the list half-updated.
+        let mut kept = self
+            .sitemap_failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if kept.len() < MAX_SITEMAP_FAILURES {
+            kept.push(failure);
+        }
+    }
+
+    /// The failures kept so far.
+    pub(crate) fn sitemap_failures(&self) -> Vec<SitemapFailure> {
+        self.sitemap_failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// A snapshot of a crawl's counters. See [`Crawl::progress`](super::Crawl::progress).
@@ -242,13 +284,26 @@ pub struct Stats {
     pub bytes: u64,
     /// URLs waiting in the frontier.
     pub queued: u64,
-    /// Requests started and not finished yet: being fetched or parsed (pages and robots.txt).
+    /// Requests started and not finished yet: being fetched or parsed (pages, sitemaps and
+    /// robots.txt).
     pub in_flight: u64,
     /// URLs not fetched because robots.txt disallows them.
     pub robots_denied: u64,
     /// Requests refused because they would reach a link-local or cloud metadata address
     /// (pages and robots.txt redirects).
     pub blocked: u64,
+    /// Sitemap documents read (fetched with a 2xx status and parsed, completely or not); see
+    /// [`CrawlConfig::sitemaps`](super::CrawlConfig::sitemaps).
+    pub sitemaps: u64,
+    /// Page URLs the url sets listed (before filtering and deduplication).
+    pub sitemap_urls: u64,
+    /// URLs sitemaps listed that were not queued because they are out of scope, left out by
+    /// the include or exclude patterns, or not http(s) URLs (pages; and sitemaps an index
+    /// lists on another host).
+    pub sitemap_out_of_scope: u64,
+    /// Sitemap documents that failed or were cut short, and indexes whose sitemaps were not
+    /// all fetched because of the limits (see [`Summary::sitemap_failures`]).
+    pub sitemap_errors: u64,
 }
 
 /// A cheap, cloneable view of a running crawl's counters, for progress displays.
@@ -268,6 +323,10 @@ impl Progress {
             in_flight: c.in_flight.load(Ordering::Relaxed),
             robots_denied: c.robots_denied.load(Ordering::Relaxed),
             blocked: c.blocked.load(Ordering::Relaxed),
+            sitemaps: c.sitemaps.load(Ordering::Relaxed),
+            sitemap_urls: c.sitemap_urls.load(Ordering::Relaxed),
+            sitemap_out_of_scope: c.sitemap_out_of_scope.load(Ordering::Relaxed),
+            sitemap_errors: c.sitemap_errors.load(Ordering::Relaxed),
         }
     }
 }
@@ -298,6 +357,9 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Why it ended.
     pub stop: StopReason,
+    /// The sitemap documents that failed, the first 100 (all are counted in
+    /// [`Stats::sitemap_errors`]).
+    pub sitemap_failures: Vec<SitemapFailure>,
 }
 
 impl Summary {
@@ -326,6 +388,13 @@ impl std::fmt::Display for Summary {
         )?;
         if s.robots_denied > 0 {
             write!(f, "; {} denied by robots.txt", s.robots_denied)?;
+        }
+        if s.sitemaps > 0 || s.sitemap_errors > 0 {
+            write!(
+                f,
+                "; {} sitemaps read ({} urls, {} out of scope, {} errors)",
+                s.sitemaps, s.sitemap_urls, s.sitemap_out_of_scope, s.sitemap_errors
+            )?;
         }
         if s.blocked > 0 {
             write!(

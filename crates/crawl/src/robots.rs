@@ -40,6 +40,14 @@ impl Robots {
         }
     }
 
+    /// The `Sitemap:` lines, as written (they belong to no user-agent group).
+    pub(crate) fn sitemaps(&self) -> &[String] {
+        match self {
+            Robots::Rules(r) => &r.sitemaps,
+            _ => &[],
+        }
+    }
+
     /// The `Crawl-delay` in seconds, if given and positive.
     pub(crate) fn crawl_delay(&self) -> Option<f32> {
         match self {

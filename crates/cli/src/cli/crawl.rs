@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures::{FutureExt, StreamExt};
-use weft_crawl::{CrawlConfig, Crawler, Extract, Progress, StopReason, parse_seed};
+use weft_crawl::{CrawlConfig, Crawler, Extract, Progress, SitemapLimits, StopReason, parse_seed};
 
 use super::parse::{parse_duration, parse_size};
 
@@ -19,8 +19,15 @@ use super::parse::{parse_duration, parse_size};
     after_help = "Output fields: url, final_url, status, content_type, title, depth, links, bytes, \
                   truncated, attempts, fetch_ms, error; not_followed (why a redirect was not \
                   followed: scope, filter, robots, depth, seen, page_limit, blocked); out_links \
-                  (with --links: url, followed, reason); saved (with --save: the body's file); one field per \
+                  (with --links: url, followed, reason); saved (with --save: the body's file); sitemap (with \
+                  --sitemaps: the sitemap that listed the page); one field per \
                   --extract/--extract-all.\n\
+                  Sitemaps (--sitemaps): each seed host's robots.txt Sitemap: lines, else \
+                  /sitemap.xml; indexes followed 3 levels deep, gzip or not; each listed page is a \
+                  seed (depth 0) if it is in scope (origins, --allow-domain, --include, --exclude) \
+                  and robots.txt allows it. Per document at most 50 MiB (decompressed) and 50,000 \
+                  URLs; a sitemap that fails is counted and named on stderr, and the crawl goes \
+                  on.\n\
                   Example: weft crawl --extract 'price=.price' --extract 'img=img.main@src' \
                   --extract-all 'tags=.tag' --follow 'a.next' --links https://shop.example/\n\
                   Exit status: 0 when the crawl ends (page errors are in the output), 130 when \
@@ -83,6 +90,13 @@ pub(crate) struct Args {
     /// from there (after an interrupted crawl).
     #[arg(long, requires = "save")]
     resume: bool,
+    /// Also crawl the pages the seeds' sitemaps list (robots.txt Sitemap: lines, else
+    /// /sitemap.xml; indexes and gzip included), as seeds at depth 0, within scope.
+    #[arg(long)]
+    sitemaps: bool,
+    /// With --sitemaps: read at most N sitemap documents in all (indexes included).
+    #[arg(long, value_name = "N", default_value = "1000", requires = "sitemaps")]
+    max_sitemaps: NonZeroUsize,
     /// Do not fetch or obey robots.txt.
     #[arg(long)]
     ignore_robots: bool,
@@ -198,7 +212,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     for field in args.extract_all {
         config = config.extract(field.all());
     }
-    config = config.record_links(args.links).resume(args.resume);
+    config = config
+        .record_links(args.links)
+        .resume(args.resume)
+        .sitemaps(args.sitemaps)
+        .sitemap_limits(SitemapLimits::default().documents(args.max_sitemaps));
     if let Some(dir) = args.save {
         config = config.save(dir);
     }
@@ -260,6 +278,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match crawl.summary() {
         Some(summary) => {
             output.commit()?;
+            for failure in &summary.sitemap_failures {
+                eprintln!("weft crawl: {failure}");
+            }
+            let more = summary.stats.sitemap_errors - summary.sitemap_failures.len() as u64;
+            if more > 0 {
+                eprintln!("weft crawl: ... and {more} more sitemap failures");
+            }
             eprintln!("weft crawl: {summary}");
             Ok(match summary.stop {
                 StopReason::Cancelled(_) => ExitCode::from(130),

@@ -19,6 +19,10 @@
 //! - `/creds`: links to `/chain/10` with `user:secret@` credentials in the URL.
 //! - `/redirect/other`: redirects to the other host's `/` (see [`Spec::other_host`]).
 //! - `/robots.txt` redirects to [`Spec::robots_redirect`] when set.
+//! - [`Spec::files`]: other responses (sitemaps), gzipped by the fixture if asked;
+//!   [`Spec::redirects`]: more redirects.
+//!
+//! `{base}` in a robots.txt, a page or a file is replaced by the site's `http://ip:port`.
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::HashMap;
@@ -53,6 +57,41 @@ pub struct Spec {
     pub robots_redirect: Option<String>,
     /// Extra pages: path to HTML body.
     pub pages: HashMap<String, String>,
+    /// Extra responses of any type: path to file.
+    pub files: HashMap<String, File>,
+    /// Extra redirects (302): path to `Location`.
+    pub redirects: HashMap<String, String>,
+}
+
+/// A response that is not a generated page (a sitemap, say).
+#[derive(Debug, Clone, Default)]
+pub struct File {
+    /// The `Content-Type` header.
+    pub content_type: &'static str,
+    /// The `Content-Encoding` header, if any.
+    pub content_encoding: Option<&'static str>,
+    /// Whether the fixture gzips the body (after replacing `{base}`) before sending it.
+    pub gzip: bool,
+    pub body: Vec<u8>,
+}
+
+impl File {
+    /// An XML file, sent as it is.
+    pub fn xml(body: impl Into<String>) -> Self {
+        File {
+            content_type: "application/xml",
+            body: body.into().into_bytes(),
+            ..File::default()
+        }
+    }
+}
+
+/// `data` gzipped.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).expect("fixture set-up");
+    enc.finish().expect("fixture set-up")
 }
 
 impl Default for Spec {
@@ -66,6 +105,8 @@ impl Default for Spec {
             ip: [127, 0, 0, 1],
             robots_redirect: None,
             pages: HashMap::new(),
+            files: HashMap::new(),
+            redirects: HashMap::new(),
         }
     }
 }
@@ -246,13 +287,37 @@ async fn handle(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Re
     if let Some(body) = app.spec.pages.get(&path) {
         return html(body.replace("{base}", base));
     }
+    if let Some(to) = app.spec.redirects.get(&path) {
+        return redirect(&to.replace("{base}", base));
+    }
+    if let Some(file) = app.spec.files.get(&path) {
+        let mut body = match std::str::from_utf8(&file.body) {
+            Ok(text) => text.replace("{base}", base).into_bytes(),
+            Err(_) => file.body.clone(),
+        };
+        if file.gzip {
+            body = gzip(&body);
+        }
+        let mut resp = ([(header::CONTENT_TYPE, file.content_type)], body).into_response();
+        if let Some(encoding) = file.content_encoding {
+            resp.headers_mut().insert(
+                header::CONTENT_ENCODING,
+                header::HeaderValue::from_static(encoding),
+            );
+        }
+        return resp;
+    }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["robots.txt"] if app.spec.robots_redirect.is_some() => {
             redirect(app.spec.robots_redirect.as_deref().unwrap_or("/"))
         }
         ["robots.txt"] => match &app.spec.robots {
-            Some(r) => ([(header::CONTENT_TYPE, "text/plain")], r.clone()).into_response(),
+            Some(r) => (
+                [(header::CONTENT_TYPE, "text/plain")],
+                r.replace("{base}", base),
+            )
+                .into_response(),
             None => StatusCode::NOT_FOUND.into_response(),
         },
         [""] => {
