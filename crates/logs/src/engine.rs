@@ -12,9 +12,10 @@ use memchr::{memchr, memrchr};
 use weft_core::context::Context;
 use weft_pipeline::{Emitter, Pipeline, Shutdown, Stage, StopReason};
 
-use super::aggregate::{Stats, Totals};
+use super::aggregate::{Setup, Stats, Totals};
 use super::budget::Plan;
 use super::filter::Filter;
+use super::panels::count::PanelConfig;
 use super::report::{InputSummary, Report, build};
 use super::{Input, LogFormat, LogsError, Options, Progress};
 
@@ -83,7 +84,23 @@ pub async fn analyze(
     // Already done: nothing is read, and the report says so.
     let stop = Arc::new(AtomicBool::new(ctx.is_done()));
     let _stop_on_drop = StopOnDrop(Arc::clone(&stop));
-    let plan = Plan::for_budget(options.memory_budget, workers);
+    let plan = Plan::with_panels(options.memory_budget, workers, options.panels);
+    let setup = Setup {
+        custom: options.access_format.clone(),
+        panels: PanelConfig {
+            set: options.panels,
+            static_ext: options
+                .static_extensions
+                .iter()
+                .map(|e| {
+                    e.trim_start_matches('.')
+                        .to_ascii_lowercase()
+                        .into_bytes()
+                        .into()
+                })
+                .collect(),
+        },
+    };
     // Chunk buffers come back from the workers to the reader, so they are allocated once; the
     // pools hold no more than the budget's plan counts on.
     let (pool_tx, pool_rx) = async_channel::bounded::<Vec<u8>>(workers + 1);
@@ -94,8 +111,14 @@ pub async fn analyze(
     let slow_us = options.slow_ms.saturating_mul(1000);
     let samples = options.samples;
 
+    // A custom format string applies to every input.
+    let forced = if options.access_format.is_some() {
+        Some(LogFormat::Custom)
+    } else {
+        options.format
+    };
     let (format, chunk_size, max_line, strict) = (
-        options.format,
+        forced,
         options.chunk_size.min(plan.chunk_size),
         options.max_line.min(plan.max_line),
         options.strict,
@@ -131,7 +154,7 @@ pub async fn analyze(
         move |chunk: Chunk| {
             let mut stats = stats_rx
                 .try_recv()
-                .unwrap_or_else(|_| Stats::new(slow_us, samples));
+                .unwrap_or_else(|_| Stats::new(slow_us, samples, &setup));
             analyze_chunk(chunk, &mut stats, &filter, &pool_tx);
             analyze_progress.add_lines(stats.c.lines);
             stats
