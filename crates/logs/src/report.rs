@@ -607,7 +607,14 @@ fn write_table(f: &mut fmt::Formatter<'_>, t: &crate::panels::Table) -> fmt::Res
     if let Some(note) = &t.note {
         writeln!(f, "  {note}")?;
     }
+    if t.rows.is_empty() {
+        writeln!(f, "  (none)")?;
+    }
     for row in &t.rows {
+        // Quiet hours add nothing to a text report (the HTML chart shows all 24).
+        if t.id == "hours" && row.first() == Some(&crate::panels::Cell::Count(0)) {
+            continue;
+        }
         write!(f, " ")?;
         for cell in row {
             match cell {

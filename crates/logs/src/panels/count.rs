@@ -77,6 +77,7 @@ impl TextCounts {
 /// One path's panel figures in one chunk, by the chunk's path slot.
 #[derive(Debug, Clone, Copy)]
 struct PathExtra {
+    hits: u64,
     bytes: u64,
     not_found: u64,
     is_static: bool,
@@ -138,6 +139,7 @@ impl PanelChunk {
         let set = self.config.set;
         if created {
             self.paths.push(PathExtra {
+                hits: 0,
                 bytes: 0,
                 not_found: 0,
                 is_static: set.contains(Panel::Static) && is_static(path, &self.config.static_ext),
@@ -150,6 +152,7 @@ impl PanelChunk {
             self.sized += 1;
         }
         if let Some(p) = self.paths.get_mut(slot as usize) {
+            p.hits += 1;
             p.bytes += bytes;
             p.not_found += u64::from(r.status == 404);
             if p.is_static {
@@ -193,10 +196,12 @@ impl PanelChunk {
         } else {
             0
         };
+        // GoAccess's visitor: the same address, date and user agent; like GoAccess by default,
+        // a 4xx response is not a visit (scans and broken links would inflate the figure).
         if set.contains(Panel::Visitors)
+            && !(400..500).contains(&r.status)
             && let (Some(ts), Some((key, _))) = (r.ts, client)
         {
-            // GoAccess's visitor: the same address, date and user agent.
             let who = mix(key as u64 ^ (key >> 64) as u64 ^ agent_hash.rotate_left(17));
             self.visitors.insert((ts.div_euclid(86_400), who), ());
         }
@@ -414,7 +419,7 @@ impl PanelTotals {
             }
             let (hash, text) = path(slot);
             if p.bytes > 0 && self.set.contains(Panel::Bandwidth) {
-                add_text(&mut self.bw_paths, hash, text, p.bytes, 0, p.bytes);
+                add_text(&mut self.bw_paths, hash, text, p.bytes, p.hits, p.bytes);
             }
             if p.not_found > 0 && self.set.contains(Panel::NotFound) {
                 self.not_found_hits += p.not_found;

@@ -101,7 +101,9 @@ pub struct KeyCount {
 }
 
 /// Unique visitors: requests with the same client address, day (UTC) and user agent count
-/// once, as GoAccess counts them.
+/// once, and 4xx responses are not visits, as GoAccess counts them by default (its
+/// `--4xx-to-unique-count` is off). GoAccess takes the day from the log's own time zone; the
+/// figures agree on logs written in UTC.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct VisitorsPanel {
