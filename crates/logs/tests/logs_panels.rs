@@ -190,9 +190,7 @@ async fn kv_and_json_lines_carry_the_panels_they_have_fields_for() {
     );
     assert!(p.unavailable.is_empty(), "{:?}", p.unavailable);
 
-    let json = concat!(
-        "{\"ts\":\"2024-03-01T12:00:00Z\",\"ip\":\"::1\",\"path\":\"/j\",\"status\":200,\"bytes\":42,\"user_agent\":\"Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)\"}\n",
-    );
+    let json = "{\"ts\":\"2024-03-01T12:00:00Z\",\"ip\":\"::1\",\"path\":\"/j\",\"status\":200,\"bytes\":42,\"user_agent\":\"Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)\"}\n";
     let r = run(vec![bytes("e.jsonl", json)], Options::default()).await;
     let p = &r.panels;
     assert_eq!(p.bandwidth.as_ref().map(|b| b.total_bytes), Some(42));

@@ -53,7 +53,14 @@ weft logs /var/log/nginx --status 5xx --since '2024-03-01 12:00'\n  \
 zcat app.log.gz | weft logs - --format json\n  \
 weft logs logs/ --html report.html\n  \
 weft logs access.log --log-format nginx-timed --panels bandwidth,visitors,agents\n  \
+weft logs access.log --log-format '$remote_addr - $remote_user [$time_local] \"$request\" $status \
+$body_bytes_sent \"$http_referer\" \"$http_user_agent\" $request_time'\n  \
+weft logs access.log --log-format '%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-agent}i\" %D'\n  \
 weft logs access.log --panels none                      the plain report, fastest\n\n\
+Panels: bandwidth, visitors (unique per day: address, day and user agent; 4xx left out, as \
+GoAccess), not-found, static (--static-ext), referrers, agents (browsers, systems, crawlers), \
+hours, vhosts. Combined and custom formats carry bytes, referrer and agent; key=value and JSON \
+lines when they have bytes/size, referer, ua/user_agent and host fields.\n\n\
 Exit status: 0 on success; 2 on bad arguments, when an input could not be read or a path held \
 no log file (the report is still printed unless --strict), or when --html names an input; 130 \
 when interrupted (Ctrl-C), after printing the partial report."

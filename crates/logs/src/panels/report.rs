@@ -200,6 +200,8 @@ pub enum Cell {
     Bytes(u64),
     /// A share from 0 to 1 (shown as a percentage).
     Share(f64),
+    /// Milliseconds, if there is a value (shown as `-` when not; sorts below every value).
+    Millis(Option<f64>),
 }
 
 impl Cell {
@@ -210,6 +212,7 @@ impl Cell {
             Cell::Text(_) => None,
             Cell::Count(n) | Cell::Bytes(n) => Some(*n as f64),
             Cell::Share(s) => Some(*s),
+            Cell::Millis(ms) => Some(ms.unwrap_or(-1.0)),
         }
     }
 }
@@ -221,6 +224,8 @@ impl fmt::Display for Cell {
             Cell::Count(n) => write!(f, "{n}"),
             Cell::Bytes(n) => f.write_str(&human_bytes(*n)),
             Cell::Share(s) => write!(f, "{:.2}%", s * 100.0),
+            Cell::Millis(Some(ms)) => f.write_str(&crate::report::fmt_ms(*ms)),
+            Cell::Millis(None) => f.write_str("-"),
         }
     }
 }
@@ -534,7 +539,9 @@ pub(crate) fn build(t: PanelTotals, top: usize, requests: u64) -> Panels {
         let mut bw_clients = t.bw_clients;
         let over = bw_clients.max_overcount();
         let tracked = bw_clients.len();
-        let clients: Vec<(Box<[u8]>, (u64, u64))> = bw_clients
+        // (address text, (bytes, requests))
+        type Row = (Box<[u8]>, (u64, u64));
+        let clients: Vec<Row> = bw_clients
             .map
             .drain()
             .map(|(key, c)| {
