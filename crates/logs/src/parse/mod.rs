@@ -34,17 +34,22 @@ pub enum LogFormat {
     /// a timestamp, then `key=value` pairs (values may be double-quoted, with `\"` escapes).
     /// Keys read: `level`, `ip` (or `client`, `remote_addr`), `path` (or `uri`), `status`,
     /// `time` (or `duration`, `latency`; a number with unit `ns`, `us`, `µs`, `ms`, `s`, `m`;
-    /// no unit means milliseconds). Other keys are ignored.
+    /// no unit means milliseconds); for the panels, `bytes` (or `size`), `referer` (or
+    /// `referrer`), `ua` (or `agent`, `user_agent`) and `host` (or `vhost`). Other keys are
+    /// ignored.
     Kv,
     /// The Apache/nginx Combined Log Format (and the Common Log Format, its prefix), optionally
     /// followed by a response time: a decimal number is seconds (nginx `$request_time`), an
-    /// integer is microseconds (Apache `%D`).
+    /// integer is microseconds (Apache `%D`). Bytes, referrer and user agent are read for the
+    /// panels.
     Combined,
     /// JSON lines: one object per line with top-level fields `ts`/`timestamp`/`time`/`@timestamp`
     /// (RFC 3339 text or Unix seconds/milliseconds), `level`/`severity`, `ip`/`remote_addr`/
     /// `client_ip`, `path`/`uri`/`url`/`request_uri`, `status`/`status_code` (number or text),
     /// and the latency as `duration_ms`/`time_ms`/`latency_ms`/`response_time_ms` (milliseconds)
-    /// or `request_time` (seconds).
+    /// or `request_time` (seconds); for the panels, `bytes`/`body_bytes_sent`/`bytes_sent`/
+    /// `size`, `referer`/`referrer`/`http_referer`, `user_agent`/`http_user_agent`/`ua` and
+    /// `host`/`vhost`/`server_name`.
     Json,
     /// An access log in the layout of an nginx `log_format` or Apache `LogFormat` string (see
     /// [`AccessFormat`]); set with [`Options::set_log_format`](crate::Options::set_log_format).
