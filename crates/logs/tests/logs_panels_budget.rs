@@ -28,10 +28,13 @@ impl Read for Lines {
                 let i = self.next;
                 self.next += 1;
                 self.line.clear();
-                let (path, status) = if i % 10 == 0 {
+                let (path, status) = if i.is_multiple_of(10) {
                     ("/hot-missing".to_string(), 404)
                 } else {
-                    (format!("/item/{i}"), if i % 7 == 0 { 404 } else { 200 })
+                    (
+                        format!("/item/{i}"),
+                        if i.is_multiple_of(7) { 404 } else { 200 },
+                    )
                 };
                 writeln!(
                     self.line,
@@ -105,7 +108,11 @@ async fn every_panel_stays_under_the_budget_on_distinct_everything() {
     assert!(p.referrers.as_ref().is_some_and(|t| t.max_overcount > 0));
     let v = p.visitors.as_ref().expect("visitors");
     assert!(!v.exact, "distinct visitors past their room are estimated");
-    let visits = N - N / 10 - (0..N).filter(|i| i % 10 != 0 && i % 7 == 0).count() as u64;
+    let visits = N
+        - N / 10
+        - (0..N)
+            .filter(|i| !i.is_multiple_of(10) && i.is_multiple_of(7))
+            .count() as u64;
     let err = (v.total as f64 - visits as f64).abs() / visits as f64;
     assert!(err < 0.05, "visitors {} against {visits}", v.total);
     assert!(r.to_string().contains("figures are upper bounds"));
