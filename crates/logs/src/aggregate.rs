@@ -185,7 +185,9 @@ pub(crate) struct Stats {
     events: Vec<(u32, u16)>,
     /// The latency buckets grouped by path slot (filled by `finish`).
     buckets: Vec<u16>,
-    clients: FastMap<ClientKey, u64>,
+    /// Requests and response bytes per client (the bytes for the bandwidth panel: one lookup
+    /// a line serves both).
+    clients: FastMap<ClientKey, (u64, u64)>,
     /// Texts of the clients that are not IP addresses: key, then the range in `client_text`.
     client_names: Vec<(ClientKey, u32, u32)>,
     client_text: Vec<u8>,
@@ -367,10 +369,11 @@ impl Stats {
         }
         if let Some((key, text)) = client {
             // get_mut first: `entry` reserves room on every call, which showed in profiles.
+            let bytes = r.bytes.unwrap_or(0);
             match self.clients.get_mut(&key) {
-                Some(n) => *n += 1,
+                Some(n) => *n = (n.0 + 1, n.1 + bytes),
                 None => {
-                    self.clients.insert(key, 1);
+                    self.clients.insert(key, (1, bytes));
                     if text {
                         let start = self.client_text.len() as u32;
                         self.client_text.extend_from_slice(&r.ip);
@@ -592,7 +595,7 @@ impl Totals {
         if self.paths.prunes() != self.compacted_at {
             self.compact_path_text();
         }
-        for (&key, &n) in &part.clients {
+        for (&key, &(n, _)) in &part.clients {
             self.client_hll
                 .insert_hash(mix(key as u64 ^ (key >> 64) as u64 ^ 0x9e37));
             let entry = self.clients.entry(key, || ClientEntry {
@@ -611,6 +614,13 @@ impl Totals {
             }
         }
         self.clients.settle();
+        self.panels.absorb_clients(
+            &part.clients,
+            part.client_names.iter().map(|&(key, start, len)| {
+                let (start, len) = (start as usize, len as usize);
+                (key, &part.client_text[start..start + len])
+            }),
+        );
         for (&m, &n) in &part.minutes {
             let room = self.minutes.len() < self.max_minutes;
             match self.minutes.get_mut(&m) {

@@ -94,8 +94,6 @@ pub(crate) struct PanelChunk {
     pub(crate) static_bytes: u64,
     pub(crate) hours: [u64; 24],
     paths: Vec<PathExtra>,
-    clients: FastMap<ClientKey, (u64, u64)>,
-    client_names: Vec<(ClientKey, Box<[u8]>)>,
     referers: TextCounts,
     agents: TextCounts,
     vhosts: TextCounts,
@@ -113,8 +111,6 @@ impl PanelChunk {
             static_bytes: 0,
             hours: [0; 24],
             paths: Vec::new(),
-            clients: FastMap::default(),
-            client_names: Vec::new(),
             referers: TextCounts::default(),
             agents: TextCounts::default(),
             vhosts: TextCounts::default(),
@@ -160,19 +156,9 @@ impl PanelChunk {
                 self.static_bytes += bytes;
             }
         }
-        if let Some((key, text)) = client {
+        // Bytes per client are counted in the chunk's client table (`Stats::clients`).
+        if client.is_some() {
             self.seen |= seen::CLIENT;
-            if set.contains(Panel::Bandwidth) && r.bytes.is_some() {
-                match self.clients.get_mut(&key) {
-                    Some(c) => *c = (c.0 + bytes, c.1 + 1),
-                    None => {
-                        self.clients.insert(key, (bytes, 1));
-                        if text {
-                            self.client_names.push((key, r.ip.as_ref().into()));
-                        }
-                    }
-                }
-            }
         }
         if let Some(ts) = r.ts {
             self.seen |= seen::TIME;
@@ -222,8 +208,6 @@ impl PanelChunk {
         self.static_bytes = 0;
         self.hours = [0; 24];
         self.paths.clear();
-        self.clients.clear();
-        self.client_names.clear();
         self.referers.clear();
         self.agents.clear();
         self.vhosts.clear();
@@ -233,7 +217,6 @@ impl PanelChunk {
     #[cfg(test)]
     pub(crate) fn is_clear(&self) -> bool {
         self.paths.is_empty()
-            && self.clients.is_empty()
             && self.referers.items.is_empty()
             && self.agents.items.is_empty()
             && self.visitors.is_empty()
@@ -428,25 +411,6 @@ impl PanelTotals {
         }
         self.bw_paths.settle();
         self.not_found.settle();
-        for (&key, &(bytes, hits)) in &part.clients {
-            let e = self.bw_clients.entry(key, || ClientBytes {
-                bytes: 0,
-                hits: 0,
-                text: None,
-            });
-            e.bytes += bytes;
-            e.hits += hits;
-        }
-        for (key, name) in part.client_names.drain(..) {
-            if let Some(e) = self.bw_clients.map.get_mut(&key)
-                && e.text.is_none()
-            {
-                let grown = name.len() as isize + 16;
-                e.text = Some(name);
-                self.bw_clients.add_heap(grown);
-            }
-        }
-        self.bw_clients.settle();
         for (hash, count, _, text) in part.referers.iter() {
             add_text(&mut self.referrers, hash, text, count, count, 0);
             let host = referrer_host(text);
@@ -474,6 +438,40 @@ impl PanelTotals {
             self.visitor(day, who);
         }
         part.clear();
+    }
+
+    /// Adds a chunk's bytes per client: `clients` maps a client to its requests and bytes,
+    /// `names` gives the text of the clients that are not IP addresses.
+    pub(crate) fn absorb_clients<'n>(
+        &mut self,
+        clients: &FastMap<ClientKey, (u64, u64)>,
+        names: impl Iterator<Item = (ClientKey, &'n [u8])>,
+    ) {
+        if !self.set.contains(Panel::Bandwidth) {
+            return;
+        }
+        for (&key, &(hits, bytes)) in clients {
+            // A client that was sent nothing cannot rank by bytes.
+            if bytes == 0 {
+                continue;
+            }
+            let e = self.bw_clients.entry(key, || ClientBytes {
+                bytes: 0,
+                hits: 0,
+                text: None,
+            });
+            e.bytes += bytes;
+            e.hits += hits;
+        }
+        for (key, name) in names {
+            if let Some(e) = self.bw_clients.map.get_mut(&key)
+                && e.text.is_none()
+            {
+                e.text = Some(name.into());
+                self.bw_clients.add_heap(name.len() as isize + 16);
+            }
+        }
+        self.bw_clients.settle();
     }
 
     fn visitor(&mut self, day: i64, who: u64) {
