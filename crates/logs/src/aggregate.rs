@@ -171,6 +171,27 @@ pub(crate) struct Setup {
     pub(crate) panels: PanelConfig,
 }
 
+impl Setup {
+    pub(crate) fn from_options(o: &crate::Options) -> Setup {
+        Setup {
+            custom: o.access_format.clone(),
+            panels: PanelConfig {
+                set: o.panels,
+                static_ext: o
+                    .static_extensions
+                    .iter()
+                    .map(|e| {
+                        e.trim_start_matches('.')
+                            .to_ascii_lowercase()
+                            .into_bytes()
+                            .into()
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
 /// The counts of one chunk (see the module docs).
 pub(crate) struct Stats {
     pub(crate) c: Counters,
@@ -446,7 +467,7 @@ impl Stats {
 }
 
 /// A path in the totals.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct PathEntry {
     pub(crate) count: u64,
     pub(crate) errors: u64,
@@ -474,7 +495,7 @@ impl Counted for PathEntry {
 }
 
 /// A client in the totals; `text` only for clients that are not IP addresses.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ClientEntry {
     pub(crate) count: u64,
     pub(crate) text: Option<Box<[u8]>>,
@@ -492,7 +513,9 @@ impl Counted for ClientEntry {
     }
 }
 
-/// Everything counted so far, within the budget's [`Plan`] (see the module docs).
+/// Everything counted so far, within the budget's [`Plan`] (see the module docs). Cloned for
+/// the live view's snapshots (`build` consumes what it reports).
+#[derive(Clone)]
 pub(crate) struct Totals {
     pub(crate) c: Counters,
     pub(crate) latency: Histogram,

@@ -15,7 +15,7 @@ pub const DEFAULT_MEMORY_BUDGET: u64 = 128 << 20;
 pub const MIN_MEMORY_BUDGET: u64 = 32 << 20;
 /// What the process holds whatever the input: code, the runtime, thread stacks, the overall
 /// latency histograms (one per chunk in flight).
-const FIXED: u64 = 20 << 20;
+pub(crate) const FIXED: u64 = 20 << 20;
 /// The smallest chunk read at once.
 const MIN_CHUNK: usize = 64 << 10;
 

@@ -15,7 +15,6 @@ use weft_pipeline::{Emitter, Pipeline, Shutdown, Stage, StopReason};
 use super::aggregate::{Setup, Stats, Totals};
 use super::budget::Plan;
 use super::filter::Filter;
-use super::panels::count::PanelConfig;
 use super::report::{InputSummary, Report, build};
 use super::{Input, LogFormat, LogsError, Options, Progress};
 
@@ -85,22 +84,7 @@ pub async fn analyze(
     let stop = Arc::new(AtomicBool::new(ctx.is_done()));
     let _stop_on_drop = StopOnDrop(Arc::clone(&stop));
     let plan = Plan::with_panels(options.memory_budget, workers, options.panels);
-    let setup = Setup {
-        custom: options.access_format.clone(),
-        panels: PanelConfig {
-            set: options.panels,
-            static_ext: options
-                .static_extensions
-                .iter()
-                .map(|e| {
-                    e.trim_start_matches('.')
-                        .to_ascii_lowercase()
-                        .into_bytes()
-                        .into()
-                })
-                .collect(),
-        },
-    };
+    let setup = Setup::from_options(&options);
     // Chunk buffers come back from the workers to the reader, so they are allocated once; the
     // pools hold no more than the budget's plan counts on.
     let (pool_tx, pool_rx) = async_channel::bounded::<Vec<u8>>(workers + 1);
@@ -111,12 +95,7 @@ pub async fn analyze(
     let slow_us = options.slow_ms.saturating_mul(1000);
     let samples = options.samples;
 
-    // A custom format string applies to every input.
-    let forced = if options.access_format.is_some() {
-        Some(LogFormat::Custom)
-    } else {
-        options.format
-    };
+    let forced = options.forced_format();
     let (format, chunk_size, max_line, strict) = (
         forced,
         options.chunk_size.min(plan.chunk_size),

@@ -60,7 +60,7 @@ impl Room {
 }
 
 /// A counter table under a [`Room`]; see the module docs for its bound.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Heavy<K, V> {
     pub(crate) map: FastMap<K, V>,
     room: Room,

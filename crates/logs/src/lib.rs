@@ -82,6 +82,7 @@ mod budget;
 mod engine;
 mod error;
 mod filter;
+pub mod follow;
 mod heavy;
 mod histogram;
 mod html;
@@ -90,6 +91,8 @@ mod parse;
 mod report;
 pub mod sample;
 mod time;
+#[cfg(feature = "tui")]
+pub mod tui;
 
 use std::fmt;
 use std::io::Read;
@@ -271,6 +274,16 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The format every input is read in, if one is forced: a custom format string applies to
+    /// every input.
+    pub(crate) fn forced_format(&self) -> Option<LogFormat> {
+        if self.access_format.is_some() {
+            Some(LogFormat::Custom)
+        } else {
+            self.format
+        }
+    }
+
     /// Sets the input format from what a user typed: `kv`, `combined` (or `common`, `clf`,
     /// `apache`, `nginx`: the built-in Combined parser) or `json` set [`Options::format`]; a
     /// preset name (`vhost-combined`, `nginx-timed`) or an nginx/Apache format string sets

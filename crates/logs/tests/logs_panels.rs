@@ -324,3 +324,34 @@ async fn the_goaccess_fixture_gives_the_independently_computed_figures() {
         ]
     );
 }
+
+/// The live view reads custom formats and counts the panels as `analyze` does.
+#[test]
+fn the_follower_reads_custom_formats_and_counts_panels() {
+    use std::io::Write;
+    use weft_logs::follow::{Follower, Start};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("access.log");
+    std::fs::write(&path, "").expect("create");
+    let mut o = Options::default();
+    o.set_log_format("nginx-timed").expect("preset");
+    let mut follower = Follower::new([&path], o, Start::End).expect("follow");
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("open");
+    log.write_all(SMALL.replace("\"\n", "\" 0.250\n").as_bytes())
+        .expect("append");
+    assert_eq!(follower.poll().expect("poll"), 5);
+    let r = follower.snapshot();
+    assert_eq!(r.inputs[0].format, Some(LogFormat::Custom));
+    assert_eq!(r.latency.as_ref().map(|l| l.count), Some(5));
+    assert_eq!(
+        r.panels.bandwidth.as_ref().map(|b| b.total_bytes),
+        Some(1700)
+    );
+    assert_eq!(
+        r.panels.not_found.as_ref().map(|t| rows(t)),
+        Some(vec![("/missing", 2, None)])
+    );
+}

@@ -56,14 +56,16 @@ weft logs access.log --log-format nginx-timed --panels bandwidth,visitors,agents
 weft logs access.log --log-format '$remote_addr - $remote_user [$time_local] \"$request\" $status \
 $body_bytes_sent \"$http_referer\" \"$http_user_agent\" $request_time'\n  \
 weft logs access.log --log-format '%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-agent}i\" %D'\n  \
-weft logs access.log --panels none                      the plain report, fastest\n\n\
+weft logs access.log --panels none                      the plain report, fastest\n  \
+weft logs --follow /var/log/nginx/access.log --html live.html   live view (Ctrl-C: final report)\n\n\
 Panels: bandwidth, visitors (unique per day: address, day and user agent; 4xx left out, as \
 GoAccess), not-found, static (--static-ext), referrers, agents (browsers, systems, crawlers), \
 hours, vhosts. Combined and custom formats carry bytes, referrer and agent; key=value and JSON \
 lines when they have bytes/size, referer, ua/user_agent and host fields.\n\n\
 Exit status: 0 on success; 2 on bad arguments, when an input could not be read or a path held \
 no log file (the report is still printed unless --strict), or when --html names an input; 130 \
-when interrupted (Ctrl-C), after printing the partial report."
+when interrupted (Ctrl-C), after printing the partial report. With --follow, Ctrl-C is the \
+normal end: the full report is printed and the exit status is 0."
 )]
 pub(crate) struct Args {
     /// Log files or directories (walked, following symbolic links, for .log, .txt, .jsonl and
@@ -131,6 +133,8 @@ pub(crate) struct Args {
     /// images, styles, scripts, fonts, media and documents).
     #[arg(long, value_name = "EXTS", value_delimiter = ',')]
     static_ext: Option<Vec<String>>,
+    #[command(flatten)]
+    follow: super::logs_follow::FollowArgs,
 }
 
 fn options(args: &Args) -> anyhow::Result<Options> {
@@ -169,7 +173,7 @@ fn same_file(out: &std::path::Path, input: &std::path::Path) -> bool {
 }
 
 /// Refuses an output file that is one of the inputs: writing it would destroy the log.
-fn check_output(
+pub(super) fn check_output(
     out: &std::path::Path,
     inputs: impl IntoIterator<Item = PathBuf>,
 ) -> anyhow::Result<()> {
@@ -191,6 +195,16 @@ fn input_paths(report: &Report) -> impl Iterator<Item = PathBuf> + '_ {
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut options = options(&args)?;
+    if args.follow.follow {
+        return super::logs_follow::run(
+            &args.follow,
+            &args.paths,
+            options,
+            args.html.as_deref(),
+            args.format,
+        )
+        .await;
+    }
     // Before reading anything: an output named like an input given by path.
     if let Some(html) = &args.html {
         check_output(

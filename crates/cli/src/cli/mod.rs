@@ -40,5 +40,6 @@ pub(crate) mod download;
 pub(crate) mod gen_logs;
 pub(crate) mod grep;
 pub(crate) mod logs;
+pub(crate) mod logs_follow;
 pub(crate) mod parse;
 pub(crate) mod serve;

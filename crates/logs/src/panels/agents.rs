@@ -25,6 +25,18 @@ pub(crate) struct Classifier {
     ids: FastMap<Box<str>, u16>,
 }
 
+/// A clone starts with the same cache; woothee's parser holds no state.
+impl Clone for Classifier {
+    fn clone(&self) -> Self {
+        Classifier {
+            parser: woothee::parser::Parser::new(),
+            cache: self.cache.clone(),
+            names: self.names.clone(),
+            ids: self.ids.clone(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Classifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Classifier")

@@ -224,7 +224,7 @@ impl PanelChunk {
 }
 
 /// A key with its text in a totals table; `weight` is what the table ranks by.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct TextEntry {
     pub(crate) weight: u64,
     pub(crate) hits: u64,
@@ -245,7 +245,7 @@ impl Counted for TextEntry {
 }
 
 /// A client's bytes in the totals (`text` only for clients that are not IP addresses).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ClientBytes {
     pub(crate) bytes: u64,
     pub(crate) hits: u64,
@@ -301,13 +301,15 @@ impl PanelPlan {
 }
 
 /// Unique visitors of one day.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Day {
     pub(crate) exact: FastMap<u64, ()>,
     pub(crate) hll: Hll,
 }
 
-/// The panels' totals (see the module docs).
+/// The panels' totals (see the module docs). Cloned with the core totals for the live view's
+/// snapshots.
+#[derive(Clone)]
 pub(crate) struct PanelTotals {
     pub(crate) set: PanelSet,
     pub(crate) seen: u8,
