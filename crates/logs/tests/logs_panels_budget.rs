@@ -1,4 +1,4 @@
-//! The memory budget with every panel on: 200,000 Combined lines where every line has a
+//! The memory budget with every panel on: 120,000 Combined lines where every line has a
 //! new client, path, referrer and user agent stay under the budget, and the panels' top tables
 //! switch to their summaries and say so.
 //!
@@ -69,7 +69,7 @@ fn peak_rss() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_panel_stays_under_the_budget_on_distinct_everything() {
-    const N: u64 = 200_000;
+    const N: u64 = 120_000;
     const BUDGET: u64 = 48 << 20;
     let mut o = Options::default();
     o.memory_budget = BUDGET;
@@ -99,7 +99,7 @@ async fn every_panel_stays_under_the_budget_on_distinct_everything() {
     );
     assert!(
         bw.per_client.max_overcount > 0,
-        "200,000 clients are summarized"
+        "120,000 clients are summarized"
     );
     let nf = p.not_found.as_ref().expect("404s");
     assert_eq!(nf.rows[0].key, "/hot-missing");
