@@ -307,3 +307,91 @@ fn gen_logs_shapes_give_high_cardinality_that_the_budget_summarizes() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn log_format_takes_an_nginx_string_and_reports_panels_as_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("access.log");
+    std::fs::write(
+        &log,
+        concat!(
+            "shop.example 10.0.0.1 [01/Mar/2024:12:00:00 +0000] \"GET /a.css HTTP/1.1\" 200 512 \"-\" \"curl/8\" 0.250\n",
+            "shop.example 10.0.0.2 [01/Mar/2024:12:00:01 +0000] \"GET /gone HTTP/1.1\" 404 0 \"https://ex.com/\" \"curl/8\" 1.500\n",
+        ),
+    )
+    .expect("write log");
+    let json = stdout_of(
+        weft()
+            .arg("logs")
+            .arg(&log)
+            .args([
+                "--format",
+                "json",
+                "--log-format",
+                "$host $remote_addr [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\" $request_time",
+            ]),
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["inputs"][0]["format"], "custom");
+    assert_eq!(v["latency"]["max_ms"], 1500.0);
+    assert_eq!(v["panels"]["bandwidth"]["total_bytes"], 512);
+    assert_eq!(v["panels"]["vhosts"]["rows"][0]["key"], "shop.example");
+    assert_eq!(v["panels"]["not_found"]["rows"][0]["key"], "/gone");
+    assert_eq!(v["panels"]["referring_sites"]["rows"][0]["key"], "ex.com");
+
+    let off = stdout_of(weft().arg("logs").arg(&log).args([
+        "--format",
+        "json",
+        "--log-format",
+        "nginx-timed",
+        "--panels",
+        "none",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&off).expect("json");
+    assert_eq!(v["panels"]["bandwidth"], serde_json::Value::Null);
+    assert_eq!(
+        v["requests"], 0,
+        "the vhost in front does not fit nginx-timed"
+    );
+    assert_eq!(v["malformed_lines"], 2);
+}
+
+#[test]
+fn a_wrong_log_format_points_at_the_token_and_exits_2() {
+    let out = weft()
+        .args(["logs", "--log-format", "%h %t \"%r\" %>s %J"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown Apache directive %J at byte 15"),
+        "{err}"
+    );
+    assert!(
+        err.contains("\n                 ^^"),
+        "a caret under %J: {err}"
+    );
+    let out = weft()
+        .args(["logs", "--panels", "bandwith"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown panel \"bandwith\""));
+}
+
+#[test]
+fn help_shows_the_panel_and_format_flags() {
+    let help = stdout_of(weft().args(["logs", "--help"]));
+    for flag in [
+        "--panels",
+        "--static-ext",
+        "--log-format",
+        "nginx-timed",
+        "vhost-combined",
+        "$request_time",
+        "%D",
+    ] {
+        assert!(help.contains(flag), "{flag}: {help}");
+    }
+}

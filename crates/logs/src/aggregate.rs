@@ -19,7 +19,8 @@ use super::budget::Plan;
 use super::filter::Filter;
 use super::heavy::{Counted, FastMap, Heavy};
 use super::histogram::{Histogram, MAX_LATENCY_US, PathHistogram, path_bucket};
-use super::parse::{LogFormat, Parsed, Record, TsCache, parse_line, trim_line};
+use super::panels::count::{PanelChunk, PanelConfig, PanelTotals};
+use super::parse::{AccessFormat, LogFormat, Parsed, Record, TsCache, parse_line, trim_line};
 
 /// Sub-bucket bits of the overall latency histogram (0.05% relative error).
 pub(crate) const GLOBAL_SUB_BITS: u32 = 10;
@@ -43,12 +44,12 @@ const V4_MAPPED: u128 = 0xffff << 32;
 const TEXT_TAG: u128 = 0xfffe_0000_0000_0000 << 64;
 
 /// Keys hashed the same way in every worker, so partial counts of one path meet in the total.
-fn key_hasher() -> foldhash::fast::FixedState {
+pub(crate) fn key_hasher() -> foldhash::fast::FixedState {
     foldhash::fast::FixedState::with_seed(0x243f_6a88_85a3_08d3)
 }
 
 /// splitmix64's finalizer: spreads a key over all 64 bits for HyperLogLog.
-fn mix(mut z: u64) -> u64 {
+pub(crate) fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -162,6 +163,35 @@ impl Counters {
     }
 }
 
+/// What every worker needs besides the filter: the custom format, if any, and the panels to
+/// count.
+#[derive(Debug, Clone)]
+pub(crate) struct Setup {
+    pub(crate) custom: Option<AccessFormat>,
+    pub(crate) panels: PanelConfig,
+}
+
+impl Setup {
+    pub(crate) fn from_options(o: &crate::Options) -> Setup {
+        Setup {
+            custom: o.access_format.clone(),
+            panels: PanelConfig {
+                set: o.panels,
+                static_ext: o
+                    .static_extensions
+                    .iter()
+                    .map(|e| {
+                        e.trim_start_matches('.')
+                            .to_ascii_lowercase()
+                            .into_bytes()
+                            .into()
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
 /// The counts of one chunk (see the module docs).
 pub(crate) struct Stats {
     pub(crate) c: Counters,
@@ -176,7 +206,9 @@ pub(crate) struct Stats {
     events: Vec<(u32, u16)>,
     /// The latency buckets grouped by path slot (filled by `finish`).
     buckets: Vec<u16>,
-    clients: FastMap<ClientKey, u64>,
+    /// Requests and response bytes per client (the bytes for the bandwidth panel: one lookup
+    /// a line serves both).
+    clients: FastMap<ClientKey, (u64, u64)>,
     /// Texts of the clients that are not IP addresses: key, then the range in `client_text`.
     client_names: Vec<(ClientKey, u32, u32)>,
     client_text: Vec<u8>,
@@ -190,6 +222,8 @@ pub(crate) struct Stats {
     // the minute changes.
     cur_minute: i64,
     cur_count: u64,
+    custom: Option<AccessFormat>,
+    pub(crate) panels: PanelChunk,
 }
 
 impl fmt::Debug for Stats {
@@ -203,7 +237,7 @@ impl fmt::Debug for Stats {
 }
 
 impl Stats {
-    pub(crate) fn new(slow_us: u64, max_samples: usize) -> Self {
+    pub(crate) fn new(slow_us: u64, max_samples: usize, setup: &Setup) -> Self {
         Stats {
             c: Counters::default(),
             latency: Histogram::new(GLOBAL_SUB_BITS),
@@ -225,6 +259,8 @@ impl Stats {
             ts_cache: TsCache::default(),
             cur_minute: i64::MIN,
             cur_count: 0,
+            custom: setup.custom.clone(),
+            panels: PanelChunk::new(setup.panels.clone()),
         }
     }
 
@@ -271,7 +307,7 @@ impl Stats {
             self.c.blank += 1;
             return;
         }
-        match parse_line(format, line, &mut self.ts_cache) {
+        match parse_line(format, self.custom.as_ref(), line, &mut self.ts_cache) {
             Ok(Parsed::Request(r)) => {
                 // Out-of-range values are malformed here, once for every format, rather than
                 // clamped into figures they would distort.
@@ -316,9 +352,11 @@ impl Stats {
         self.status[usize::from(r.status)] += 1;
         let path = r.path();
         let hash = key_hasher().hash_one(path);
+        let mut created = false;
         let slot = match self.paths.get(&hash) {
             Some(&s) => s,
             None => {
+                created = true;
                 let s = self.path_parts.len() as u32;
                 let start = self.path_text.len() as u32;
                 self.path_text.extend_from_slice(path);
@@ -346,13 +384,17 @@ impl Stats {
             self.latency.record(us);
             c.slow += u64::from(us > self.slow_us);
         }
-        if !r.ip.is_empty() {
-            let (key, text) = client_key(&r.ip);
+        let client = (!r.ip.is_empty()).then(|| client_key(&r.ip));
+        if !self.panels.set().is_empty() {
+            self.panels.add(r, slot, created, path, client);
+        }
+        if let Some((key, text)) = client {
             // get_mut first: `entry` reserves room on every call, which showed in profiles.
+            let bytes = r.bytes.unwrap_or(0);
             match self.clients.get_mut(&key) {
-                Some(n) => *n += 1,
+                Some(n) => *n = (n.0 + 1, n.1 + bytes),
                 None => {
-                    self.clients.insert(key, 1);
+                    self.clients.insert(key, (1, bytes));
                     if text {
                         let start = self.client_text.len() as u32;
                         self.client_text.extend_from_slice(&r.ip);
@@ -420,6 +462,7 @@ impl Stats {
         self.chunk_lines.clear();
         self.cur_minute = i64::MIN;
         self.cur_count = 0;
+        self.panels.clear();
     }
 }
 
@@ -492,6 +535,7 @@ pub(crate) struct Totals {
     pub(crate) samples: Vec<Sample>,
     max_samples: usize,
     pub(crate) chunk_lines: Vec<(Position, u64)>,
+    pub(crate) panels: PanelTotals,
 }
 
 impl fmt::Debug for Totals {
@@ -523,6 +567,7 @@ impl Totals {
             samples: Vec::new(),
             max_samples,
             chunk_lines: Vec::new(),
+            panels: PanelTotals::new(plan.panel_set, plan.panels),
         }
     }
 
@@ -573,7 +618,7 @@ impl Totals {
         if self.paths.prunes() != self.compacted_at {
             self.compact_path_text();
         }
-        for (&key, &n) in &part.clients {
+        for (&key, &(n, _)) in &part.clients {
             self.client_hll
                 .insert_hash(mix(key as u64 ^ (key >> 64) as u64 ^ 0x9e37));
             let entry = self.clients.entry(key, || ClientEntry {
@@ -592,6 +637,13 @@ impl Totals {
             }
         }
         self.clients.settle();
+        self.panels.absorb_clients(
+            &part.clients,
+            part.client_names.iter().map(|&(key, start, len)| {
+                let (start, len) = (start as usize, len as usize);
+                (key, &part.client_text[start..start + len])
+            }),
+        );
         for (&m, &n) in &part.minutes {
             let room = self.minutes.len() < self.max_minutes;
             match self.minutes.get_mut(&m) {
@@ -602,6 +654,12 @@ impl Totals {
                 None => self.minutes_dropped += n,
             }
         }
+        let (parts, text) = (&part.path_parts, &part.path_text);
+        self.panels.absorb(&mut part.panels, |slot| {
+            let p = &parts[slot];
+            let (start, len) = (p.text.0 as usize, p.text.1 as usize);
+            (p.hash, &text[start..start + len])
+        });
         self.samples.append(&mut part.samples);
         self.samples.sort_by_key(|s| s.at);
         self.samples.truncate(self.max_samples);
@@ -652,6 +710,7 @@ impl Totals {
 mod tests {
     use super::*;
     use crate::budget::Plan;
+    use std::sync::Arc;
 
     type Summary = (u64, u64, u64, u64, u64, Vec<(Vec<u8>, u64, u64)>, usize);
 
@@ -684,11 +743,18 @@ mod tests {
             b"2024-03-01 12:01:00 level=info ip=10.0.0.1 path=\"/a\" status=200 time=3ms\n",
             b"2024-03-01 12:02:00 level=info ip=host.example path=\"/c\" status=404 time=1s\n",
         ];
-        let plan = Plan::for_budget(128 << 20, 3);
-        let mut one = Stats::new(500_000, 5);
+        let plan = Plan::with_panels(128 << 20, 3, crate::PanelSet::all());
+        let setup = Setup {
+            custom: None,
+            panels: PanelConfig {
+                set: crate::PanelSet::all(),
+                static_ext: Arc::from(Vec::new()),
+            },
+        };
+        let mut one = Stats::new(500_000, 5, &setup);
         let mut whole = Totals::new(&plan, 5);
         let mut total = Totals::new(&plan, 5);
-        let mut part = Stats::new(500_000, 5);
+        let mut part = Stats::new(500_000, 5, &setup);
         for (seq, chunk) in chunks.iter().enumerate() {
             one.process_chunk(0, seq as u64, LogFormat::Kv, chunk, &filter);
             part.process_chunk(0, seq as u64, LogFormat::Kv, chunk, &filter);
@@ -700,6 +766,7 @@ mod tests {
                     && part.clients.is_empty()
                     && part.minutes.is_empty()
                     && part.samples.is_empty()
+                    && part.panels.is_clear()
                     && part.c.lines == 0,
                 "absorb leaves no entry in the recycled partial: {part:?}"
             );

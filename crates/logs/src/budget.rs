@@ -6,6 +6,8 @@ use std::mem::size_of;
 use super::LogsError;
 use super::aggregate::{ClientEntry, ClientKey, PathEntry};
 use super::heavy::Room;
+use super::panels::PanelSet;
+use super::panels::count::PanelPlan;
 
 /// The default memory budget: 128 MiB for the whole process.
 pub const DEFAULT_MEMORY_BUDGET: u64 = 128 << 20;
@@ -25,14 +27,38 @@ pub(crate) struct Plan {
     pub(crate) paths: Room,
     pub(crate) clients: Room,
     pub(crate) minutes: usize,
+    pub(crate) panel_set: PanelSet,
+    pub(crate) panels: PanelPlan,
 }
 
 impl Plan {
     /// Shares `budget` bytes out for `workers` parse workers (see [`Plan`]): after the fixed
     /// part, 1/4 for the chunks in flight, 3/8 for paths, 3/16 for clients, 1/16 for minutes,
     /// and 1/8 left for the allocator's slack.
+    #[cfg(test)]
     pub(crate) fn for_budget(budget: u64, workers: usize) -> Plan {
+        Plan::with_panels(budget, workers, PanelSet::none())
+    }
+
+    /// The plan with `panels` counted too: they take a quarter of the budget after the fixed
+    /// part, from the chunks in flight (3/16 instead of 1/4), paths (1/4 instead of 3/8) and
+    /// clients (1/8 instead of 3/16); a chunk's partial counts are then taken as three times
+    /// its size (referrer and agent texts).
+    pub(crate) fn with_panels(budget: u64, workers: usize, panels: PanelSet) -> Plan {
         let rest = usize::try_from(budget.saturating_sub(FIXED)).unwrap_or(usize::MAX);
+        if !panels.is_empty() {
+            let chunks = 3 * workers + 3 + 3 * (2 * workers + 2);
+            let minute_entry = size_of::<(i64, u64)>() + 1;
+            return Plan {
+                chunk_size: (rest / 16 * 3 / chunks).max(MIN_CHUNK),
+                max_line: (rest / 8).max(MIN_CHUNK),
+                paths: Room::for_bytes(rest / 4, size_of::<(u64, PathEntry)>()),
+                clients: Room::for_bytes(rest / 8, size_of::<(ClientKey, ClientEntry)>()),
+                minutes: rest / 16 / 2 / minute_entry,
+                panel_set: panels,
+                panels: PanelPlan::for_bytes(rest / 4),
+            };
+        }
         // In flight: a chunk per worker, one queued per worker, the emptied ones coming back
         // (workers + 1) and the reader's two; a chunk's partial counts take about twice its
         // size (keys, texts and latencies of every line), and there are 2 * workers + 2 of them.
@@ -46,6 +72,8 @@ impl Plan {
             clients: Room::for_bytes(rest / 16 * 3, size_of::<(ClientKey, ClientEntry)>()),
             // Half of the share: a hash map may hold twice its length while it grows.
             minutes: rest / 16 / 2 / minute_entry,
+            panel_set: panels,
+            panels: PanelPlan::for_bytes(0),
         }
     }
 }
@@ -105,5 +133,9 @@ mod tests {
         let small = Plan::for_budget(MIN_MEMORY_BUDGET, 3);
         assert!(small.paths.max_len < p.paths.max_len);
         assert!(small.chunk_size < p.chunk_size);
+        let with = Plan::with_panels(DEFAULT_MEMORY_BUDGET, 3, PanelSet::all());
+        assert!(with.paths.max_len >= 50_000, "{with:?}");
+        assert!(with.panels.visitors_exact >= 100_000, "{with:?}");
+        assert!(with.panels.bw_paths.max_len >= 10_000, "{with:?}");
     }
 }

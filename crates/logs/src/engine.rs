@@ -12,7 +12,7 @@ use memchr::{memchr, memrchr};
 use weft_core::context::Context;
 use weft_pipeline::{Emitter, Pipeline, Shutdown, Stage, StopReason};
 
-use super::aggregate::{Stats, Totals};
+use super::aggregate::{Setup, Stats, Totals};
 use super::budget::Plan;
 use super::filter::Filter;
 use super::report::{InputSummary, Report, build};
@@ -83,7 +83,8 @@ pub async fn analyze(
     // Already done: nothing is read, and the report says so.
     let stop = Arc::new(AtomicBool::new(ctx.is_done()));
     let _stop_on_drop = StopOnDrop(Arc::clone(&stop));
-    let plan = Plan::for_budget(options.memory_budget, workers);
+    let plan = Plan::with_panels(options.memory_budget, workers, options.panels);
+    let setup = Setup::from_options(&options);
     // Chunk buffers come back from the workers to the reader, so they are allocated once; the
     // pools hold no more than the budget's plan counts on.
     let (pool_tx, pool_rx) = async_channel::bounded::<Vec<u8>>(workers + 1);
@@ -94,8 +95,9 @@ pub async fn analyze(
     let slow_us = options.slow_ms.saturating_mul(1000);
     let samples = options.samples;
 
+    let forced = options.forced_format();
     let (format, chunk_size, max_line, strict) = (
-        options.format,
+        forced,
         options.chunk_size.min(plan.chunk_size),
         options.max_line.min(plan.max_line),
         options.strict,
@@ -131,7 +133,7 @@ pub async fn analyze(
         move |chunk: Chunk| {
             let mut stats = stats_rx
                 .try_recv()
-                .unwrap_or_else(|_| Stats::new(slow_us, samples));
+                .unwrap_or_else(|_| Stats::new(slow_us, samples, &setup));
             analyze_chunk(chunk, &mut stats, &filter, &pool_tx);
             analyze_progress.add_lines(stats.c.lines);
             stats

@@ -34,6 +34,9 @@ pub enum LogsError {
     /// An option value is out of range or unreadable.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A custom log format string does not compile (the error points at the token).
+    #[error(transparent)]
+    Format(#[from] super::FormatError),
     /// A parse worker panicked (a bug in the analyzer).
     #[error("a log analysis worker failed")]
     Worker,

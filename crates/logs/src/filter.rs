@@ -154,6 +154,10 @@ mod tests {
             target: Cow::Borrowed(target.as_bytes()),
             status,
             latency_us: Some(1),
+            bytes: None,
+            referer: Cow::Borrowed(b""),
+            agent: Cow::Borrowed(b""),
+            vhost: Cow::Borrowed(b""),
         }
     }
 

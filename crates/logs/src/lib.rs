@@ -86,6 +86,7 @@ pub mod follow;
 mod heavy;
 mod histogram;
 mod html;
+mod panels;
 mod parse;
 mod report;
 pub mod sample;
@@ -105,7 +106,11 @@ pub use engine::analyze;
 pub use error::LogsError;
 pub use filter::{parse_status_ranges, parse_time};
 pub use html::render_html;
-pub use parse::{Level, LogFormat};
+pub use panels::{
+    AgentCount, AgentsPanel, BandwidthPanel, Cell, DEFAULT_STATIC_EXTENSIONS, DayVisitors,
+    KeyCount, Panel, PanelSet, Panels, StaticPanel, Table, TopTable, VisitorsPanel,
+};
+pub use parse::{AccessFormat, FormatError, FormatSyntax, Level, LogFormat};
 pub use report::{
     InputSummary, IpCount, LatencyBin, LatencySummary, MalformedSample, MinuteCount, PathSummary,
     RateSummary, ReasonCount, Report, StatusCount,
@@ -188,6 +193,10 @@ pub struct Options {
     /// Force this format for every input. By default it is detected per input from its first
     /// lines (kv when nothing matches, so every line then counts as malformed).
     pub format: Option<LogFormat>,
+    /// A custom access-log layout (an nginx `log_format` or Apache `LogFormat` string, or a
+    /// preset) for every input; it takes precedence over `format`, and inputs report
+    /// [`LogFormat::Custom`]. See [`Options::set_log_format`]. By default, none.
+    pub access_format: Option<AccessFormat>,
     /// Keep requests at this level or above. Lines without a level get one from their status
     /// (5xx error, 4xx warn, else info). By default, all levels.
     pub min_level: Option<Level>,
@@ -228,12 +237,18 @@ pub struct Options {
     pub strict: bool,
     /// Counters the analysis updates as it reads (for a progress bar). Default none.
     pub progress: Option<Progress>,
+    /// The panels counted beside the core figures (see [`Panels`]). Default: all.
+    pub panels: PanelSet,
+    /// Extensions (without the dot, any case) that make a request static for the
+    /// [`Panel::Static`] panel. Default [`DEFAULT_STATIC_EXTENSIONS`].
+    pub static_extensions: Vec<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             format: None,
+            access_format: None,
             min_level: None,
             path_contains: None,
             path_regex: None,
@@ -249,14 +264,78 @@ impl Default for Options {
             memory_budget: DEFAULT_MEMORY_BUDGET,
             strict: false,
             progress: None,
+            panels: PanelSet::default(),
+            static_extensions: DEFAULT_STATIC_EXTENSIONS
+                .iter()
+                .map(|e| (*e).to_string())
+                .collect(),
         }
     }
 }
 
 impl Options {
+    /// The format every input is read in, if one is forced: a custom format string applies to
+    /// every input.
+    pub(crate) fn forced_format(&self) -> Option<LogFormat> {
+        if self.access_format.is_some() {
+            Some(LogFormat::Custom)
+        } else {
+            self.format
+        }
+    }
+
+    /// Sets the input format from what a user typed: `kv`, `combined` (or `common`, `clf`,
+    /// `apache`, `nginx`: the built-in Combined parser) or `json` set [`Options::format`]; a
+    /// preset name (`vhost-combined`, `nginx-timed`) or an nginx/Apache format string sets
+    /// [`Options::access_format`].
+    ///
+    /// ```
+    /// use weft_logs::{LogFormat, LogsError, Options};
+    /// let mut o = Options::default();
+    /// o.set_log_format("combined")?;
+    /// assert_eq!((o.format, o.access_format.is_none()), (Some(LogFormat::Combined), true));
+    /// o.set_log_format(r#"$remote_addr [$time_local] "$request" $status $request_time"#)?;
+    /// assert!(o.access_format.is_some());
+    /// let err = o.set_log_format("$remote_addr \"$request\"").unwrap_err();
+    /// assert!(matches!(err, LogsError::Format(_)));
+    /// assert!(o.set_log_format("xml").is_err());
+    /// # Ok::<(), LogsError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`LogsError::Format`] for a format string that does not compile (pointing at the
+    /// token), [`LogsError::InvalidArgument`] for a word that is neither a format nor a preset.
+    pub fn set_log_format(&mut self, spec: &str) -> Result<(), LogsError> {
+        if let Ok(f) = spec.parse::<LogFormat>() {
+            self.format = Some(f);
+            self.access_format = None;
+            return Ok(());
+        }
+        let custom = match AccessFormat::preset(spec) {
+            Some(p) => p,
+            None if spec.contains(['$', '%']) => AccessFormat::new(spec)?,
+            None => {
+                return Err(LogsError::InvalidArgument(format!(
+                    "unknown log format {spec:?} (expected kv, combined, json, a preset ({}), \
+                     or an nginx log_format / Apache LogFormat string)",
+                    AccessFormat::preset_names().join(", ")
+                )));
+            }
+        };
+        self.format = Some(LogFormat::Custom);
+        self.access_format = Some(custom);
+        Ok(())
+    }
+
     /// Checks the options as [`analyze`] would (regex syntax, bounds, sizes).
     pub fn validate(&self) -> Result<(), LogsError> {
         filter::Filter::new(self)?;
+        if self.format == Some(LogFormat::Custom) && self.access_format.is_none() {
+            return Err(LogsError::InvalidArgument(
+                "the custom log format needs a format string (Options::set_log_format)".into(),
+            ));
+        }
         if self.chunk_size < 4096 || self.max_line < 4096 {
             return Err(LogsError::InvalidArgument(
                 "chunk size and maximum line length must be at least 4096 bytes".into(),

@@ -8,6 +8,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::aggregate::{HLL_STD_ERROR, Totals, client_text};
+use super::panels::Panels;
 use super::time::{format_rfc3339, format_utc};
 use super::{LogFormat, Options};
 
@@ -108,6 +109,9 @@ pub struct Report {
     /// Requests left out of `per_minute` (and the rate) because their minutes did not fit the
     /// memory budget (timestamps spread over years).
     pub per_minute_dropped: u64,
+    /// Bandwidth, visitors, not-found paths, static files, referrers, user agents, hours and
+    /// virtual hosts, as far as the format carries their fields and [`Options::panels`] asks.
+    pub panels: Panels,
 }
 
 /// Malformed lines with one reason.
@@ -279,7 +283,7 @@ fn share(part: u64, whole: u64) -> f64 {
 }
 
 /// Sorted by count descending, then key ascending, cut to `top`.
-fn top_by_count<T>(
+pub(crate) fn top_by_count<T>(
     items: Vec<(Box<[u8]>, T)>,
     count: impl Fn(&T) -> u64,
     top: usize,
@@ -468,6 +472,15 @@ pub(crate) fn build(
         })
         .collect();
 
+    let requests = stats.c.requests;
+    let panels = std::mem::replace(
+        &mut stats.panels,
+        crate::panels::count::PanelTotals::new(
+            crate::PanelSet::none(),
+            crate::panels::count::PanelPlan::for_bytes(0),
+        ),
+    );
+    let panels = crate::panels::report::build(panels, o.top, requests);
     let mut minutes: Vec<(i64, u64)> = stats.minutes.drain().collect();
     minutes.sort_unstable();
     let requests_per_minute = match (minutes.first(), minutes.last()) {
@@ -531,6 +544,7 @@ pub(crate) fn build(
         requests_per_minute,
         per_minute,
         per_minute_dropped: stats.minutes_dropped,
+        panels,
     }
 }
 
@@ -545,7 +559,7 @@ pub(crate) fn fmt_ms(v: f64) -> String {
     }
 }
 
-fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;
@@ -585,6 +599,32 @@ fn overcount_note(f: &mut fmt::Formatter<'_>, max: u64, what: &str, budget: u64)
         Some(s) => writeln!(f, "  {s}"),
         None => Ok(()),
     }
+}
+
+/// A panel as text: numbers right-aligned, the text column last and escaped for the terminal.
+fn write_table(f: &mut fmt::Formatter<'_>, t: &crate::panels::Table) -> fmt::Result {
+    writeln!(f, "\n{}", t.title.to_lowercase())?;
+    if let Some(note) = &t.note {
+        writeln!(f, "  {note}")?;
+    }
+    if t.rows.is_empty() {
+        writeln!(f, "  (none)")?;
+    }
+    for row in &t.rows {
+        // Quiet hours add nothing to a text report (the HTML chart shows all 24).
+        if t.id == "hours" && row.first() == Some(&crate::panels::Cell::Count(0)) {
+            continue;
+        }
+        write!(f, " ")?;
+        for cell in row {
+            match cell {
+                crate::panels::Cell::Text(s) => write!(f, "  {}", term(s))?,
+                other => write!(f, " {:>10}", other.to_string())?,
+            }
+        }
+        writeln!(f)?;
+    }
+    Ok(())
 }
 
 /// The text report.
@@ -726,6 +766,15 @@ impl fmt::Display for Report {
             overcount_note(f, r.top_ips_max_overcount, "clients", r.memory_budget)?;
             for ip in &r.top_ips {
                 writeln!(f, "  {:>10}  {}", ip.count, term(&ip.ip))?;
+            }
+            for t in r.panels.tables() {
+                write_table(f, &t)?;
+            }
+            if !r.panels.unavailable.is_empty() {
+                writeln!(f, "\npanels without data")?;
+                for u in &r.panels.unavailable {
+                    writeln!(f, "  {u}")?;
+                }
             }
             if r.per_minute_dropped > 0 {
                 writeln!(

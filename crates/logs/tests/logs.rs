@@ -439,6 +439,12 @@ fn assert_balanced(html: &str) {
         if tag.starts_with('!') {
             continue;
         }
+        // The page's own script is code, not markup: skip to its end.
+        if tag == "script" {
+            let close = rest.find("</script>").expect("unclosed script");
+            rest = &rest[close + "</script>".len()..];
+            continue;
+        }
         let self_closing = tag.ends_with('/');
         let name: String = tag
             .trim_start_matches('/')
@@ -469,20 +475,27 @@ async fn html_is_one_valid_self_contained_page() {
     let html = render_html(&r);
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert_balanced(&html);
-    assert_eq!(html.matches("<svg").count(), 4);
+    // The core charts, and the visitors and hours panels.
+    assert_eq!(html.matches("<svg").count(), 6);
     for t in [
         "Status mix",
         "Latency distribution",
         "Traffic over time",
         "Top paths",
+        "Requests by hour of day (UTC)",
     ] {
         assert!(html.contains(&format!("<title>{t}</title>")), "{t}");
     }
     for outside in [
-        "http:", "https:", "src=", "href=", "<script", "<link", "url(", "@import",
+        "http:", "https:", "src=", "href=", "<link", "url(", "@import",
     ] {
         assert!(!html.contains(outside), "{outside}");
     }
+    assert_eq!(
+        html.matches("<script").count(),
+        1,
+        "only the page's own inline script; the input's <script> is escaped"
+    );
     let mut o = Options::default();
     o.path_contains = Some("script".into());
     let only = run(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use weft_logs::{
-    Input, Level, LogFormat, Options, Progress, Report, analyze, parse_size, parse_status_ranges,
+    Input, Level, Options, PanelSet, Progress, Report, analyze, parse_size, parse_status_ranges,
     parse_time, render_html, sample,
 };
 
@@ -31,7 +31,19 @@ latency percentiles, status codes, top paths and clients, requests per minute, a
 lines (counted and quoted, never dropped silently).\n\n\
 Formats, detected per file: key=value lines (`2024-03-01 12:00:00 level=info ip=10.1.2.3 \
 path=\"/api/x\" status=200 time=12ms msg=\"...\"`), Apache/nginx Combined Log Format (optionally \
-followed by a response time), and JSON lines. Gzip input is recognised by content.\n\n\
+followed by a response time), and JSON lines. Gzip input is recognised by content. \
+--log-format also takes a preset (vhost-combined, nginx-timed) or an nginx log_format / Apache \
+LogFormat string, compiled once: `--log-format '$remote_addr - $remote_user [$time_local] \
+\"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\" $request_time'` or \
+`--log-format '%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-agent}i\" %D'`; the response \
+time then comes from $request_time (seconds) or %D (microseconds).\n\n\
+Panels (--panels): bandwidth (total, per path, per client), unique visitors per day (same \
+address, day and user agent, as GoAccess), not-found (404) paths, static against dynamic \
+requests (--static-ext), referrers and referring sites, user agents (browsers, operating \
+systems, crawlers; woothee), requests by hour of day, virtual hosts. Each shows when the \
+format carries its fields: Combined and custom formats carry bytes, referrer and agent; \
+key=value lines and JSON lines when they have bytes/size, referer, ua/user_agent and host \
+fields.\n\n\
 Memory stays within --memory-budget whatever the input: paths and client addresses are counted \
 exactly while they fit, then summarized (Misra-Gries/Space-Saving) with the largest possible \
 over-count printed beside the table, and their distinct numbers estimated (HyperLogLog, 0.81% \
@@ -40,7 +52,16 @@ standard error).",
 weft logs /var/log/nginx --status 5xx --since '2024-03-01 12:00'\n  \
 zcat app.log.gz | weft logs - --format json\n  \
 weft logs logs/ --html report.html\n  \
+weft logs access.log --log-format nginx-timed --panels bandwidth,visitors,agents\n  \
+weft logs access.log --log-format '$remote_addr - $remote_user [$time_local] \"$request\" $status \
+$body_bytes_sent \"$http_referer\" \"$http_user_agent\" $request_time'\n  \
+weft logs access.log --log-format '%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-agent}i\" %D'\n  \
+weft logs access.log --panels none                      the plain report, fastest\n  \
 weft logs --follow /var/log/nginx/access.log --html live.html   live view (Ctrl-C: final report)\n\n\
+Panels: bandwidth, visitors (unique per day: address, day and user agent; 4xx left out, as \
+GoAccess), not-found, static (--static-ext), referrers, agents (browsers, systems, crawlers), \
+hours, vhosts. Combined and custom formats carry bytes, referrer and agent; key=value and JSON \
+lines when they have bytes/size, referer, ua/user_agent and host fields.\n\n\
 Exit status: 0 on success; 2 on bad arguments, when an input could not be read or a path held \
 no log file (the report is still printed unless --strict), or when --html names an input; 130 \
 when interrupted (Ctrl-C), after printing the partial report. With --follow, Ctrl-C is the \
@@ -52,9 +73,10 @@ pub(crate) struct Args {
     /// built-in deterministic sample is analyzed.
     #[arg(value_name = "PATH")]
     paths: Vec<PathBuf>,
-    /// Input format for every input, instead of detecting it per file: kv, combined or json.
+    /// Input format for every input, instead of detecting it per file: kv, combined, json, a
+    /// preset (vhost-combined, nginx-timed) or an nginx log_format / Apache LogFormat string.
     #[arg(long, value_name = "FORMAT")]
-    log_format: Option<LogFormat>,
+    log_format: Option<String>,
     /// Only requests at this level or above (trace, debug, info, warn, error, fatal). Lines
     /// without a level get one from their status: 5xx error, 4xx warn, else info.
     #[arg(long, value_name = "LEVEL")]
@@ -103,13 +125,27 @@ pub(crate) struct Args {
     /// Memory the analysis may use, whatever the input (e.g. 64M, 1G; at least 32M).
     #[arg(long, value_name = "SIZE", default_value = "128M")]
     memory_budget: String,
+    /// Panels to count: all, none, or a list of bandwidth, visitors, not-found, static,
+    /// referrers, agents, hours, vhosts.
+    #[arg(long, value_name = "LIST", default_value = "all")]
+    panels: PanelSet,
+    /// Extensions that make a request static (comma-separated, replacing the default list of
+    /// images, styles, scripts, fonts, media and documents).
+    #[arg(long, value_name = "EXTS", value_delimiter = ',')]
+    static_ext: Option<Vec<String>>,
     #[command(flatten)]
     follow: super::logs_follow::FollowArgs,
 }
 
 fn options(args: &Args) -> anyhow::Result<Options> {
     let mut o = Options::default();
-    o.format = args.log_format;
+    if let Some(f) = &args.log_format {
+        o.set_log_format(f)?;
+    }
+    o.panels = args.panels;
+    if let Some(exts) = &args.static_ext {
+        o.static_extensions.clone_from(exts);
+    }
     o.min_level = args.min_level;
     o.path_contains.clone_from(&args.path_contains);
     o.path_regex.clone_from(&args.path_regex);

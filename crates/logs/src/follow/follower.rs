@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::aggregate::{Stats, Totals};
+use crate::aggregate::{Setup, Stats, Totals};
 use crate::budget::{FIXED, Plan};
 use crate::filter::Filter;
 use crate::report::{InputSummary, Report, build};
@@ -121,7 +121,9 @@ impl Follower {
         let filter = Arc::new(Filter::new(&options)?);
         // Half the budget's tables: a snapshot clones them (see the type's docs).
         let rest = options.memory_budget.saturating_sub(FIXED);
-        let plan = Plan::for_budget(FIXED + rest / 2, 1);
+        let plan = Plan::with_panels(FIXED + rest / 2, 1, options.panels);
+        let setup = Setup::from_options(&options);
+        let forced = options.forced_format();
         let chunk = options.chunk_size.min(plan.chunk_size);
         let max_line = options.max_line.min(plan.max_line);
         let (mut tails, mut states, mut inputs) = (Vec::new(), Vec::new(), Vec::new());
@@ -135,11 +137,11 @@ impl Follower {
                     source,
                 })?;
             let mut summary = InputSummary::new(path.display().to_string());
-            summary.format = options.format;
+            summary.format = forced;
             inputs.push(summary);
             tails.push(tail);
             states.push(TailState {
-                format: options.format,
+                format: forced,
                 lines: 0,
                 rotations: 0,
                 truncations: 0,
@@ -156,7 +158,11 @@ impl Follower {
             states,
             inputs,
             totals: Totals::new(&plan, options.samples),
-            part: Stats::new(options.slow_ms.saturating_mul(1000), options.samples),
+            part: Stats::new(
+                options.slow_ms.saturating_mul(1000),
+                options.samples,
+                &setup,
+            ),
             filter,
             options,
             lines: 0,
@@ -184,7 +190,7 @@ impl Follower {
                 totals: &mut self.totals,
                 part: &mut self.part,
                 filter: &self.filter,
-                forced: self.options.format,
+                forced: self.options.forced_format(),
                 input: i,
                 state: &mut self.states[i],
                 summary: &mut self.inputs[i],

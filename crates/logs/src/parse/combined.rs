@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use memchr::{memchr, memrchr};
 
+use super::custom::parse_bytes;
 use super::kv::closing_quote;
 use super::{Level, Malformed, Parsed, Record, parse_duration_us, parse_status};
 use crate::time::parse_clf;
@@ -38,6 +39,7 @@ pub(super) fn parse(line: &[u8]) -> Result<Parsed<'_>, Malformed> {
     // An optional response time is the last field after the quoted user agent; an unreadable
     // one is ignored rather than making the request malformed.
     let tail = &after[status_end..];
+    let (bytes, referer, agent) = bytes_and_headers(tail);
     let latency_us = memrchr(b'"', tail).and_then(|q| {
         let t = super::trim_line(&tail[q + 1..]);
         let last = &t[memrchr(b' ', t).map_or(0, |i| i + 1)..];
@@ -55,7 +57,33 @@ pub(super) fn parse(line: &[u8]) -> Result<Parsed<'_>, Malformed> {
         target: Cow::Borrowed(target),
         status,
         latency_us,
+        bytes,
+        referer: Cow::Borrowed(referer),
+        agent: Cow::Borrowed(agent),
+        vhost: Cow::Borrowed(b""),
     }))
+}
+
+/// After the status: ` BYTES "REFERER" "USER-AGENT"`, each part optional (the Common Log Format
+/// ends after the bytes).
+fn bytes_and_headers(tail: &[u8]) -> (Option<u64>, &[u8], &[u8]) {
+    let Some(t) = tail.strip_prefix(b" ") else {
+        return (None, b"", b"");
+    };
+    let end = memchr(b' ', t).unwrap_or(t.len());
+    let bytes = parse_bytes(&t[..end]);
+    let quoted = |t: &'_ [u8]| -> Option<(usize, usize)> {
+        let rest = t.strip_prefix(b" \"")?;
+        closing_quote(rest).map(|q| (2, 2 + q))
+    };
+    let t = &t[end..];
+    let Some((a, b)) = quoted(t) else {
+        return (bytes, b"", b"");
+    };
+    let referer = &t[a..b];
+    let t = &t[b + 1..];
+    let agent = quoted(t).map_or(&b""[..], |(a, b)| &t[a..b]);
+    (bytes, referer, agent)
 }
 
 #[cfg(test)]
@@ -78,6 +106,9 @@ mod tests {
         assert_eq!(r.level, Level::Info);
         assert_eq!(r.latency_us, None);
         assert_eq!(r.ts, parse_clf(b"10/Oct/2000:13:55:36 -0700"));
+        assert_eq!(r.bytes, Some(2326));
+        assert_eq!(&*r.referer, b"http://www.example.com/start.html");
+        assert_eq!(&*r.agent, b"Mozilla/4.08 [en] (Win98; I ;Nav)");
     }
 
     #[test]

@@ -81,6 +81,28 @@ struct Line<'a> {
     latency_ms: Option<f64>,
     response_time_ms: Option<f64>,
     request_time: Option<f64>,
+    bytes: Option<f64>,
+    body_bytes_sent: Option<f64>,
+    bytes_sent: Option<f64>,
+    size: Option<f64>,
+    #[serde(borrow)]
+    referer: Option<Str<'a>>,
+    #[serde(borrow)]
+    referrer: Option<Str<'a>>,
+    #[serde(borrow)]
+    http_referer: Option<Str<'a>>,
+    #[serde(borrow)]
+    user_agent: Option<Str<'a>>,
+    #[serde(borrow)]
+    http_user_agent: Option<Str<'a>>,
+    #[serde(borrow)]
+    ua: Option<Str<'a>>,
+    #[serde(borrow)]
+    host: Option<Str<'a>>,
+    #[serde(borrow)]
+    vhost: Option<Str<'a>>,
+    #[serde(borrow)]
+    server_name: Option<Str<'a>>,
 }
 
 fn bytes(s: Str<'_>) -> Cow<'_, [u8]> {
@@ -158,6 +180,28 @@ pub(super) fn parse(line: &[u8]) -> Result<Parsed<'_>, Malformed> {
         target: bytes(target),
         status,
         latency_us,
+        bytes: l
+            .bytes
+            .or(l.body_bytes_sent)
+            .or(l.bytes_sent)
+            .or(l.size)
+            .filter(|b| b.is_finite() && *b >= 0.0 && *b < 1.8e19)
+            .map(|b| b as u64),
+        referer: l
+            .referer
+            .or(l.referrer)
+            .or(l.http_referer)
+            .map_or(Cow::Borrowed(&b""[..]), bytes),
+        agent: l
+            .user_agent
+            .or(l.http_user_agent)
+            .or(l.ua)
+            .map_or(Cow::Borrowed(&b""[..]), bytes),
+        vhost: l
+            .host
+            .or(l.vhost)
+            .or(l.server_name)
+            .map_or(Cow::Borrowed(&b""[..]), bytes),
     }))
 }
 
@@ -192,6 +236,12 @@ mod tests {
         assert_eq!(r.status, 500);
         assert_eq!(r.level, Level::Error);
         assert_eq!(r.latency_us, Some(250_000));
+
+        let r = req(br#"{"path":"/a","status":200,"bytes":512,"referer":"https://x.example/","user_agent":"curl/8","host":"shop.example"}"#);
+        assert_eq!(r.bytes, Some(512));
+        assert_eq!(&*r.referer, b"https://x.example/");
+        assert_eq!(&*r.agent, b"curl/8");
+        assert_eq!(&*r.vhost, b"shop.example");
     }
 
     #[test]

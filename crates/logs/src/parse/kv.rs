@@ -3,7 +3,8 @@
 //!
 //! The plan: the timestamp is a fixed layout at the start; then each pair is found with byte
 //! searches (`memchr` for the end of a value, `memchr2` for a closing quote or an escape). Parsing
-//! stops as soon as the five fields it needs are known, so a long trailing `msg` is never scanned.
+//! stops as soon as the nine fields it reads are known, so a long trailing `msg` after them is never
+//! scanned.
 
 use std::borrow::Cow;
 
@@ -19,6 +20,10 @@ enum Field {
     Path,
     Status,
     Time,
+    Bytes,
+    Referer,
+    Agent,
+    Vhost,
     Other,
 }
 
@@ -27,16 +32,25 @@ enum Field {
 fn field(key: &[u8]) -> Field {
     match key.len() {
         2 if key == b"ip" => Field::Ip,
+        2 if key == b"ua" => Field::Agent,
         3 if key == b"lvl" => Field::Level,
         3 if key == b"uri" => Field::Path,
         4 if key == b"path" => Field::Path,
         4 if key == b"time" => Field::Time,
+        4 if key == b"size" => Field::Bytes,
+        4 if key == b"host" => Field::Vhost,
+        5 if key == b"bytes" => Field::Bytes,
+        5 if key == b"agent" => Field::Agent,
+        5 if key == b"vhost" => Field::Vhost,
         5 if key == b"level" => Field::Level,
         6 if key == b"status" => Field::Status,
         6 if key == b"client" => Field::Ip,
         7 if key == b"latency" => Field::Time,
+        7 if key == b"referer" => Field::Referer,
         8 if key == b"severity" => Field::Level,
         8 if key == b"duration" => Field::Time,
+        8 if key == b"referrer" => Field::Referer,
+        10 if key == b"user_agent" => Field::Agent,
         11 if key == b"remote_addr" => Field::Ip,
         _ => Field::Other,
     }
@@ -48,6 +62,7 @@ pub(super) fn parse<'a>(line: &'a [u8], cache: &mut TsCache) -> Result<Parsed<'a
         .ok_or("no timestamp at the start of the line")?;
     let n = line.len();
     let (mut level, mut ip, mut target, mut status, mut latency) = (None, None, None, None, None);
+    let (mut bytes, mut referer, mut agent, mut vhost) = (None, &b""[..], &b""[..], &b""[..]);
     let mut found = 0u32;
     while i < n {
         if line[i] == b' ' || line[i] == b'\t' {
@@ -107,9 +122,25 @@ pub(super) fn parse<'a>(line: &'a [u8], cache: &mut TsCache) -> Result<Parsed<'a
                 latency = Some(parse_duration_us(value, 1000).ok_or("unreadable duration")?);
                 found |= 16;
             }
+            Field::Bytes => {
+                bytes = super::custom::parse_bytes(value);
+                found |= 32;
+            }
+            Field::Referer => {
+                referer = value;
+                found |= 64;
+            }
+            Field::Agent => {
+                agent = value;
+                found |= 128;
+            }
+            Field::Vhost => {
+                vhost = value;
+                found |= 256;
+            }
             Field::Other => {}
         }
-        if found == 31 {
+        if found == 511 {
             break;
         }
     }
@@ -121,6 +152,10 @@ pub(super) fn parse<'a>(line: &'a [u8], cache: &mut TsCache) -> Result<Parsed<'a
             target: Cow::Borrowed(target),
             status,
             latency_us: latency,
+            bytes,
+            referer: Cow::Borrowed(referer),
+            agent: Cow::Borrowed(agent),
+            vhost: Cow::Borrowed(vhost),
         })),
         // An application message has none of the request fields; a line with an address but
         // no path and status was cut short.
@@ -173,6 +208,18 @@ mod tests {
         assert_eq!(r.path(), b"/api/x");
         assert_eq!(r.status, 200);
         assert_eq!(r.latency_us, Some(12_000));
+        assert_eq!((r.bytes, &*r.agent), (None, &b""[..]));
+    }
+
+    #[test]
+    fn panel_fields_when_the_line_has_them() {
+        let r = req(
+            b"2024-03-01 12:00:00 host=shop.example path=/a status=200 bytes=512 referer=\"https://x.example/\" ua=\"curl/8 (x)\"",
+        );
+        assert_eq!(r.bytes, Some(512));
+        assert_eq!(&*r.referer, b"https://x.example/");
+        assert_eq!(&*r.agent, b"curl/8 (x)");
+        assert_eq!(&*r.vhost, b"shop.example");
     }
 
     #[test]

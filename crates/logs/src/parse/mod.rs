@@ -4,6 +4,7 @@
 //! a request, a well-formed line that is not a request, or a malformed line with the reason.
 
 mod combined;
+mod custom;
 mod json;
 mod kv;
 
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use super::LogsError;
 pub(crate) use super::time::TsCache;
+pub use custom::{AccessFormat, FormatError, FormatSyntax};
 
 /// An input format. `weft logs` detects it per file unless one is forced.
 ///
@@ -32,18 +34,27 @@ pub enum LogFormat {
     /// a timestamp, then `key=value` pairs (values may be double-quoted, with `\"` escapes).
     /// Keys read: `level`, `ip` (or `client`, `remote_addr`), `path` (or `uri`), `status`,
     /// `time` (or `duration`, `latency`; a number with unit `ns`, `us`, `µs`, `ms`, `s`, `m`;
-    /// no unit means milliseconds). Other keys are ignored.
+    /// no unit means milliseconds); for the panels, `bytes` (or `size`), `referer` (or
+    /// `referrer`), `ua` (or `agent`, `user_agent`) and `host` (or `vhost`). Other keys are
+    /// ignored.
     Kv,
     /// The Apache/nginx Combined Log Format (and the Common Log Format, its prefix), optionally
     /// followed by a response time: a decimal number is seconds (nginx `$request_time`), an
-    /// integer is microseconds (Apache `%D`).
+    /// integer is microseconds (Apache `%D`). Bytes, referrer and user agent are read for the
+    /// panels.
     Combined,
     /// JSON lines: one object per line with top-level fields `ts`/`timestamp`/`time`/`@timestamp`
     /// (RFC 3339 text or Unix seconds/milliseconds), `level`/`severity`, `ip`/`remote_addr`/
     /// `client_ip`, `path`/`uri`/`url`/`request_uri`, `status`/`status_code` (number or text),
     /// and the latency as `duration_ms`/`time_ms`/`latency_ms`/`response_time_ms` (milliseconds)
-    /// or `request_time` (seconds).
+    /// or `request_time` (seconds); for the panels, `bytes`/`body_bytes_sent`/`bytes_sent`/
+    /// `size`, `referer`/`referrer`/`http_referer`, `user_agent`/`http_user_agent`/`ua` and
+    /// `host`/`vhost`/`server_name`.
     Json,
+    /// An access log in the layout of an nginx `log_format` or Apache `LogFormat` string (see
+    /// [`AccessFormat`]); set with [`Options::set_log_format`](crate::Options::set_log_format).
+    /// Never detected.
+    Custom,
 }
 
 impl LogFormat {
@@ -64,6 +75,7 @@ impl LogFormat {
             LogFormat::Kv => "kv",
             LogFormat::Combined => "combined",
             LogFormat::Json => "json",
+            LogFormat::Custom => "custom",
         }
     }
 }
@@ -205,6 +217,14 @@ pub(crate) struct Record<'a> {
     pub(crate) status: u16,
     /// Response time in microseconds, when the line has one.
     pub(crate) latency_us: Option<u64>,
+    /// Response bytes, when the line has them (`-` is 0).
+    pub(crate) bytes: Option<u64>,
+    /// The `Referer` header as written (empty when absent).
+    pub(crate) referer: Cow<'a, [u8]>,
+    /// The `User-Agent` header as written (empty when absent).
+    pub(crate) agent: Cow<'a, [u8]>,
+    /// The virtual host (empty when absent).
+    pub(crate) vhost: Cow<'a, [u8]>,
 }
 
 impl Record<'_> {
@@ -215,7 +235,7 @@ impl Record<'_> {
 }
 
 /// What one line is.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Parsed<'a> {
     Request(Record<'a>),
     /// A well-formed line without request fields (an application message).
@@ -226,9 +246,11 @@ pub(crate) enum Parsed<'a> {
 pub(crate) type Malformed = &'static str;
 
 /// Parses one line (no newline; a trailing `\r` is already removed).
-/// `cache` remembers the last timestamp's minute (lines mostly share it).
+/// `cache` remembers the last timestamp's minute (lines mostly share it); `custom` is the
+/// compiled format of [`LogFormat::Custom`].
 pub(crate) fn parse_line<'a>(
     format: LogFormat,
+    custom: Option<&AccessFormat>,
     line: &'a [u8],
     cache: &mut TsCache,
 ) -> Result<Parsed<'a>, Malformed> {
@@ -236,6 +258,10 @@ pub(crate) fn parse_line<'a>(
         LogFormat::Kv => kv::parse(line, cache),
         LogFormat::Combined => combined::parse(line),
         LogFormat::Json => json::parse(line),
+        LogFormat::Custom => match custom {
+            Some(f) => f.parse(line),
+            None => Err("no custom log format was given"),
+        },
     }
 }
 
@@ -363,20 +389,77 @@ mod tests {
                 b"1.2.3.4 - - [01/Mar/2024:12:00:00 +0000] \"GET /a HTTP/1.1\" 200 5 \"-\" \"curl\" 0.250",
                 b"{\"ts\":\"2024-03-01T12:00:00Z\",\"ip\":\"::1\",\"path\":\"/a\",\"status\":200,\"time_ms\":1.5}",
             ];
+            let customs: Vec<AccessFormat> = AccessFormat::preset_names()
+                .into_iter()
+                .filter_map(AccessFormat::preset)
+                .collect();
             for format in [LogFormat::Kv, LogFormat::Combined, LogFormat::Json] {
                 let mut cache = TsCache::default();
-                let _ = parse_line(format, trim_line(&bytes), &mut cache);
+                let _ = parse_line(format, None, trim_line(&bytes), &mut cache);
                 for line in lines {
                     let at = cut.min(line.len());
                     let mut spliced = line[..at].to_vec();
                     spliced.extend_from_slice(&bytes);
                     spliced.extend_from_slice(&line[at..]);
-                    let _ = parse_line(format, trim_line(&spliced), &mut cache);
-                    let _ = parse_line(format, &line[..at], &mut cache);
+                    let _ = parse_line(format, None, trim_line(&spliced), &mut cache);
+                    let _ = parse_line(format, None, &line[..at], &mut cache);
+                    for custom in &customs {
+                        let _ = custom.parse(trim_line(&spliced));
+                        let _ = custom.parse(&line[..at]);
+                    }
                 }
             }
             let _ = LogFormat::detect(&bytes);
         }
+    }
+
+    /// The presets read Combined lines exactly as the built-in parser does: `combined` and
+    /// `common` on plain lines, `nginx-timed` on lines ending in `$request_time`.
+    #[test]
+    fn presets_equal_the_builtin_combined_parser() {
+        let plain: &[&[u8]] = &[
+            br#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif?x=1 HTTP/1.0" 200 2326 "http://www.example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)""#,
+            br#"::1 - - [01/Mar/2024:00:00:01 +0100] "POST /api/x HTTP/2.0" 404 - "-" "curl/8 \"q\"""#,
+            br#"10.0.0.9 - - [29/Feb/2024:23:59:59 +0000] "" 400 157 "-" "-""#,
+            br#"h.example - u [01/Mar/2024:12:00:00 +0000] "GET / HTTP/1.1" 301 0 "https://a.example/?q=\"x\"" "Mozilla/5.0 (X11; Linux x86_64)""#,
+        ];
+        let combined = AccessFormat::preset("combined").expect("preset");
+        let common = AccessFormat::preset("common").expect("preset");
+        for line in plain {
+            let builtin = combined::parse(line).expect("builtin parses");
+            assert_eq!(
+                combined.parse(line),
+                Ok(builtin.clone()),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            let Parsed::Request(mut b) = builtin else {
+                panic!("a request")
+            };
+            let Ok(Parsed::Request(c)) = common.parse(line) else {
+                panic!("common parses {line:?}")
+            };
+            (b.referer, b.agent) = (Cow::Borrowed(&b""[..]), Cow::Borrowed(&b""[..]));
+            assert_eq!(c, b, "common is combined without the headers");
+        }
+        let timed = AccessFormat::preset("nginx-timed").expect("preset");
+        let mut generated = Vec::new();
+        crate::sample::Generator::new(LogFormat::Combined, 3)
+            .write_lines(&mut generated, 300)
+            .expect("in memory");
+        let mut compared = 0;
+        for line in generated.split(|&b| b == b'\n').map(trim_line) {
+            if let Ok(builtin) = combined::parse(line) {
+                assert_eq!(
+                    timed.parse(line),
+                    Ok(builtin),
+                    "{}",
+                    String::from_utf8_lossy(line)
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 250, "{compared}");
     }
 
     #[test]

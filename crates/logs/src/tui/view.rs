@@ -54,8 +54,9 @@ impl Widget for SnapshotView<'_> {
         let s = self.snapshot;
         let r = &s.report;
         let files = s.files.len() as u16;
+        let headline = panel_headline(&r.panels);
         let [header, middle, bottom] = Layout::vertical([
-            Constraint::Length(5),
+            Constraint::Length(if headline.is_some() { 6 } else { 5 }),
             Constraint::Min(8),
             Constraint::Length(files.saturating_add(3).min(10)),
         ])
@@ -105,6 +106,9 @@ impl Widget for SnapshotView<'_> {
                 "requests/min avg {:.1}, peak {} at {}   distinct paths {}, clients {}",
                 rate.average, rate.peak, rate.peak_minute, r.distinct_paths, r.distinct_ips
             )));
+        }
+        if let Some(h) = headline {
+            lines.push(Line::raw(h));
         }
         Paragraph::new(lines)
             .block(Block::bordered().title(title))
@@ -201,6 +205,35 @@ impl Widget for SnapshotView<'_> {
 }
 
 /// Requests by status class, with a bar each, then the most frequent codes.
+/// One line with the panels' headlines (bandwidth, visitors, the top 404, the crawlers' share),
+/// when the report has any of them; the full panels are in `--html` and the final report.
+fn panel_headline(p: &crate::Panels) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(b) = &p.bandwidth {
+        parts.push(format!(
+            "bandwidth {}",
+            crate::report::human_bytes(b.total_bytes)
+        ));
+    }
+    if let Some(v) = &p.visitors {
+        let approx = if v.exact { "" } else { "~" };
+        parts.push(format!("visitors {approx}{}", v.total));
+    }
+    if let Some(top) = p.not_found.as_ref().and_then(|t| t.rows.first()) {
+        parts.push(format!("top 404 {} ({})", term(&top.key), top.requests));
+    }
+    if let Some(a) = &p.agents {
+        let crawlers: f64 = a
+            .categories
+            .iter()
+            .filter(|c| c.name == "crawler")
+            .map(|c| c.share)
+            .sum();
+        parts.push(format!("crawlers {:.1}%", crawlers * 100.0));
+    }
+    (!parts.is_empty()).then(|| parts.join("   "))
+}
+
 fn status_mix(s: &Snapshot, area: Rect, buf: &mut Buffer) {
     let r = &s.report;
     let mut classes = [0u64; 6];
@@ -299,6 +332,32 @@ mod tests {
             "following",
             "waiting",
             "later.log",
+        ] {
+            assert!(s.contains(want), "{want:?} missing from\n{s}");
+        }
+    }
+
+    #[test]
+    fn the_header_shows_the_panels_headlines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("access.log");
+        std::fs::write(
+            &log,
+            concat!(
+                "1.2.3.4 - - [01/Mar/2024:12:00:00 +0000] \"GET /a HTTP/1.1\" 200 2048 \"-\" \"curl/8\"\n",
+                "1.2.3.4 - - [01/Mar/2024:12:00:01 +0000] \"GET /gone HTTP/1.1\" 404 0 \"-\" \"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)\"\n",
+            ),
+        )
+        .expect("write");
+        let mut f = Follower::new([&log], Options::default(), Start::Beginning).expect("follower");
+        f.poll().expect("poll");
+        let snap = Snapshot::new(&f, Duration::from_secs(1), 2, 2.0);
+        let s = screen(&snap, 140, 30);
+        for want in [
+            "bandwidth 2.0 KiB",
+            "visitors 1",
+            "top 404 /gone (1)",
+            "crawlers 50.0%",
         ] {
             assert!(s.contains(want), "{want:?} missing from\n{s}");
         }
