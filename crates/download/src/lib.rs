@@ -50,9 +50,11 @@
 //!
 //! # HTTP
 //!
-//! Requests go through a small HTTP/1.1 client on hyper's connection API (TLS by rustls with
-//! the Mozilla roots; HTTP proxies from the environment or [`Config::proxies`], see
-//! [`Proxies`]). A download that read its body to the end hands its
+//! Requests go through a small HTTP client on hyper's connection API (TLS by rustls with
+//! the Mozilla roots, plus [`Config::cacert`]; HTTP proxies from the environment or
+//! [`Config::proxies`], see [`Proxies`]). Over TLS it speaks HTTP/2 when the server offers it
+//! in ALPN (unless [`Config::http1_only`]): then all downloads from the host are streams on one
+//! connection. Over HTTP/1.1, a download that read its body to the end hands its
 //! connection back before it returns, so the next download finds it idle: a batch opens at
 //! most one connection per download running at once against a host (reqwest's pool, which
 //! returns connections from a task of its own, opens more; the figures are in BENCHMARKS.md).
@@ -299,6 +301,11 @@ impl Downloader {
                 Some(p) => p.clone(),
                 None => Proxies::from_env()?,
             },
+            extra_roots: match &config.cacert {
+                Some(path) => http::read_pem_certificates(path).map_err(ClientError)?,
+                None => Vec::new(),
+            },
+            http1_only: config.http1_only,
         })
         .map_err(ClientError)?;
         Ok(Self {
