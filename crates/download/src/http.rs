@@ -230,7 +230,13 @@ impl Client {
             origins: Mutex::default(),
             user_agent,
             tls: TlsConnector::from(Arc::new(tls)),
-            h1: http1::Builder::new(),
+            h1: {
+                let mut h1 = http1::Builder::new();
+                // Reads of up to 1 MiB (hyper's default stops at about 400 KiB) when a large
+                // body keeps the socket full: fewer reads, and fewer wake-ups of the download.
+                h1.max_buf_size(1 << 20);
+                h1
+            },
             h2: http2::Builder::new(TokioExecutor::new()),
             config,
         })

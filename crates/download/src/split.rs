@@ -17,7 +17,7 @@
 //!    awaited, each writing what it holds first. A later restart truncating the file can then
 //!    never be overwritten by a stale write.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -167,7 +167,7 @@ pub(crate) fn load(paths: &PartPaths, url: &Url) -> Option<Saved> {
     }
     let total = total?;
     // A part file of another length was not written by this split.
-    if !same_url || fs::metadata(&paths.part).ok()?.len() != total {
+    if !same_url || part::regular_len(&paths.part)? != total {
         return None;
     }
     if segs.iter().any(|s| s.end > total) {
@@ -197,7 +197,7 @@ fn save(
         text.push_str(&format!("seg {} {}\n", s.written, s.end));
     }
     let tmp = paths.meta.with_extension("meta.tmp");
-    fs::write(&tmp, text)?;
+    part::write_fresh(&tmp, &text)?;
     fs::rename(&tmp, &paths.meta)
 }
 
@@ -343,12 +343,12 @@ pub(crate) async fn run(
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                     _ => {}
                 }
-                let file = File::create(&paths.part)?;
+                let file = part::create_fresh(&paths.part)?;
                 file.set_len(total)?;
                 save(&paths, &url, &validator, total, &segs)?;
                 Ok(file)
             } else {
-                OpenOptions::new().write(true).open(&paths.part)
+                part::open_existing(&paths.part)
             }
         })
         .await
