@@ -17,6 +17,7 @@
 #
 # Usage: benches/scripts/download.sh [RUNS_SMALL] [RUNS_BIG]    (needs hyperfine and curl)
 #        ONLY=split benches/scripts/download.sh                  (only the paced 256 MiB case)
+#        ONLY=cpu benches/scripts/download.sh                    (only the CPU pairs, needs perf)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 missing=""
@@ -103,8 +104,52 @@ PY
         || { echo "check FAILED: split file differs"; exit 1; }
     echo "load: $(uptime)"
 }
+# CPU time per byte against curl (needs perf): one 256 MiB file over one connection, and the
+# 4 x 256 MiB case, as interleaved pairs (weft, curl, weft, curl...; CPU_PAIRS=N, default 9),
+# each process measured by `perf stat` (task-clock, page faults, context switches).
+cpu_case() {
+    if ! command -v perf >/dev/null 2>&1; then
+        echo "== CPU pairs: skipped (no perf; apt-get install linux-perf)"
+        return
+    fi
+    local one="http://$ADDR/gen/268435456/one.bin"
+    measure() { # prints "task-clock-ms page-faults context-switches"
+        rm -rf "$WORK/out" && mkdir "$WORK/out"
+        perf stat -x, -e task-clock,page-faults,context-switches -o "$WORK/perf.txt" "$@" >/dev/null 2>&1
+        awk -F, '/task-clock/{t=$1} /page-faults/{f=$1} /context-switches/{c=$1} END{printf "%.0f %d %d", t, f, c}' "$WORK/perf.txt"
+    }
+    echo "load: $(uptime)"
+    for case in one four; do
+        local w="" c=""
+        for _ in $(seq "${CPU_PAIRS:-9}"); do
+            if [ "$case" = one ]; then
+                w="$w|$(measure "$BIN/weft" download "$one" -o "$WORK/out" --split 1 --no-progress)"
+                c="$c|$(measure curl -s "$one" -o "$WORK/out/one.bin")"
+            else
+                w="$w|$(measure "$BIN/weft" download -i "$WORK/big.txt" -o "$WORK/out" -j 4 --per-host 4 --split 1 --no-progress)"
+                c="$c|$(measure curl --parallel --parallel-max 4 -s -K "$WORK/big.curl")"
+            fi
+        done
+        python3 - "$case" "$w" "$c" <<'PY'
+import statistics as s, sys
+case, w, c = sys.argv[1], *[[list(map(float, x.split())) for x in a.split("|") if x] for a in sys.argv[2:4]]
+med = lambda rs, i: s.median(r[i] for r in rs)
+name = "1 x 256 MiB, one connection" if case == "one" else "4 x 256 MiB, -j 4 --split 1"
+print(f"== {name}, {len(w)} interleaved pairs (perf stat)")
+for tool, rs in (("weft", w), ("curl", c)):
+    print(f"  {tool}: cpu median {med(rs, 0):.0f} ms {[int(r[0]) for r in rs]}, "
+          f"page faults {med(rs, 1):.0f}, context switches {med(rs, 2):.0f}")
+print(f"  weft / curl cpu {med(w, 0) / med(c, 0):.2f}; weft lower in {sum(a[0] < b[0] for a, b in zip(w, c))}/{len(w)} pairs")
+PY
+    done
+    echo "load: $(uptime)"
+}
 if [ "${ONLY:-}" = split ]; then
     split_case
+    exit 0
+fi
+if [ "${ONLY:-}" = cpu ]; then
+    cpu_case
     exit 0
 fi
 # Mean wall and CPU (user + sys) time per command of a hyperfine JSON export, and weft / curl.
