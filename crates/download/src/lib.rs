@@ -14,7 +14,8 @@
 //!   4 segments) from a server that serves ranges is fetched over several connections, each a
 //!   byte range validated with `If-Range` and written in place into the one `.part` file; a
 //!   connection that finishes early takes half of the largest remaining segment, and an
-//!   interrupted download resumes each segment. A file that changes meanwhile starts over; a
+//!   interrupted download resumes each segment (the segment table is saved every second, so
+//!   even a killed process loses little). A file that changes meanwhile starts over; a
 //!   server that ignores ranges gets one connection.
 //! - **Rate limits** ([`Config::limit_rate`], [`Config::limit_rate_per_host`]): token buckets
 //!   that all downloads (or those of one host) draw from.
