@@ -192,7 +192,9 @@ impl Config {
     /// of the largest remaining segment; an interrupted download resumes each segment. A server
     /// that answers a range with the whole file, or a file that changes twice during the
     /// download, makes it go on over one connection. The connections count against
-    /// [`per_host`](Self::per_host): a split takes only the host's free ones.
+    /// [`per_host`](Self::per_host): a split takes only the host's free ones. Over HTTP/2 the
+    /// segments are streams on the host's one connection (which helps only where the server
+    /// limits each stream rather than each connection).
     ///
     /// `None` is automatic: files of 64 MiB or more get 4 segments, smaller ones one;
     /// `Some(1)` never splits. By default, automatic.
