@@ -325,14 +325,9 @@ impl Client {
             let (mut sender, reused) = match conns.take_idle() {
                 Some(sender) => (sender, true),
                 None => match self.connect_for(&conns, origin, proxy).await? {
-                    // Another download may have made it shared meanwhile; either way the
-                    // loop sends on it.
+                    // An HTTP/2 connection, now the shared one: the loop sends on it.
                     None => continue,
-                    Some(Sender::H2(h2)) => {
-                        conns.set_shared(h2);
-                        continue;
-                    }
-                    Some(Sender::H1(h1)) => (h1, false),
+                    Some(h1) => (h1, false),
                 },
             };
             // An idle connection may still be finishing its last response (it is ready once
@@ -376,32 +371,45 @@ impl Client {
         }
     }
 
-    /// A new connection to `origin`. When it is a TLS origin whose protocol is not known yet,
-    /// one download at a time connects (see the [module docs](self)); `None` then means that
-    /// another one made a shared HTTP/2 connection while this one waited.
+    /// A new connection to `origin`: an HTTP/1.1 one to use, or `None` when the origin's
+    /// shared HTTP/2 connection is there to use (this one, or one another download made while
+    /// this one waited). When it is a TLS origin whose protocol is not known yet, one download
+    /// at a time connects (see the [module docs](self)).
     async fn connect_for(
         &self,
         conns: &Conns,
         origin: &Origin,
         proxy: Option<&Proxy>,
-    ) -> Result<Option<Sender>, HttpError> {
+    ) -> Result<Option<H1>, HttpError> {
         // Relaxed: a stale value only makes this download wait for the probe or not.
-        if !origin.tls || self.config.http1_only || conns.http1.load(Ordering::Relaxed) {
-            return self.connect(origin, proxy).await.map(Some);
+        let known = !origin.tls || self.config.http1_only || conns.http1.load(Ordering::Relaxed);
+        let _probing = if known {
+            None
+        } else {
+            let guard = conns.probing.lock().await;
+            if conns
+                .lock_shared()
+                .as_ref()
+                .is_some_and(|(h2, _)| !h2.is_closed())
+            {
+                return Ok(None);
+            }
+            Some(guard)
+        };
+        match self.connect(origin, proxy).await? {
+            // Shared before the probe is released, so that the downloads waiting for it find
+            // the connection rather than open their own.
+            Sender::H2(h2) => {
+                conns.set_shared(h2);
+                Ok(None)
+            }
+            Sender::H1(h1) => {
+                if origin.tls {
+                    conns.http1.store(true, Ordering::Relaxed);
+                }
+                Ok(Some(h1))
+            }
         }
-        let _probing = conns.probing.lock().await;
-        if conns
-            .lock_shared()
-            .as_ref()
-            .is_some_and(|(h2, _)| !h2.is_closed())
-        {
-            return Ok(None);
-        }
-        let sender = self.connect(origin, proxy).await?;
-        if matches!(sender, Sender::H1(_)) {
-            conns.http1.store(true, Ordering::Relaxed);
-        }
-        Ok(Some(sender))
     }
 
     /// The request for `url`; `proxy` is the one the connection goes through, if any.
