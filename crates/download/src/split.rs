@@ -63,7 +63,7 @@ pub(crate) const AUTO_THRESHOLD: u64 = 64 << 20;
 pub(crate) const AUTO_SEGMENTS: usize = 4;
 
 /// Body bytes one worker gathers before a positioned write.
-const FLUSH_AT: usize = 1 << 20;
+const FLUSH_AT: usize = 2 << 20;
 
 const META_HEADER: &str = "weft-download-split 1";
 
