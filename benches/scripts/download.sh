@@ -17,6 +17,8 @@
 #
 # Usage: benches/scripts/download.sh [RUNS_SMALL] [RUNS_BIG]    (needs hyperfine and curl)
 #        ONLY=split benches/scripts/download.sh                  (only the paced 256 MiB case)
+#        ONLY=cpu benches/scripts/download.sh                    (only the CPU pairs, needs perf)
+#        ONLY=tls benches/scripts/download.sh                    (only 1,000 small files over TLS)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 missing=""
@@ -103,8 +105,99 @@ PY
         || { echo "check FAILED: split file differs"; exit 1; }
     echo "load: $(uptime)"
 }
+# CPU time per byte against curl (needs perf): one 256 MiB file over one connection, and the
+# 4 x 256 MiB case, as interleaved pairs (weft, curl, weft, curl...; CPU_PAIRS=N, default 9),
+# each process measured by `perf stat` (task-clock, page faults, context switches).
+cpu_case() {
+    if ! command -v perf >/dev/null 2>&1; then
+        echo "== CPU pairs: skipped (no perf; apt-get install linux-perf)"
+        return
+    fi
+    local one="http://$ADDR/gen/268435456/one.bin"
+    measure() { # prints "task-clock-ms page-faults context-switches"
+        rm -rf "$WORK/out" && mkdir "$WORK/out"
+        perf stat -x, -e task-clock,page-faults,context-switches -o "$WORK/perf.txt" "$@" >/dev/null 2>&1
+        awk -F, '/task-clock/{t=$1} /page-faults/{f=$1} /context-switches/{c=$1} END{printf "%.0f %d %d", t, f, c}' "$WORK/perf.txt"
+    }
+    echo "load: $(uptime)"
+    for case in one four; do
+        local w="" c=""
+        for _ in $(seq "${CPU_PAIRS:-9}"); do
+            if [ "$case" = one ]; then
+                w="$w|$(measure "$BIN/weft" download "$one" -o "$WORK/out" --split 1 --no-progress)"
+                c="$c|$(measure curl -s "$one" -o "$WORK/out/one.bin")"
+            else
+                w="$w|$(measure "$BIN/weft" download -i "$WORK/big.txt" -o "$WORK/out" -j 4 --per-host 4 --split 1 --no-progress)"
+                c="$c|$(measure curl --parallel --parallel-max 4 -s -K "$WORK/big.curl")"
+            fi
+        done
+        python3 - "$case" "$w" "$c" <<'PY'
+import statistics as s, sys
+case, w, c = sys.argv[1], *[[list(map(float, x.split())) for x in a.split("|") if x] for a in sys.argv[2:4]]
+med = lambda rs, i: s.median(r[i] for r in rs)
+name = "1 x 256 MiB, one connection" if case == "one" else "4 x 256 MiB, -j 4 --split 1"
+print(f"== {name}, {len(w)} interleaved pairs (perf stat)")
+for tool, rs in (("weft", w), ("curl", c)):
+    print(f"  {tool}: cpu median {med(rs, 0):.0f} ms {[int(r[0]) for r in rs]}, "
+          f"page faults {med(rs, 1):.0f}, context switches {med(rs, 2):.0f}")
+print(f"  weft / curl cpu {med(w, 0) / med(c, 0):.2f}; weft lower in {sum(a[0] < b[0] for a, b in zip(w, c))}/{len(w)} pairs")
+PY
+    done
+    echo "load: $(uptime)"
+}
+# 1,000 x 16 KiB over TLS from a second fixture (`download_fixture --tls`, ALPN h2 and
+# http/1.1): weft over HTTP/2 (one connection) and with --http1.1, against curl with and
+# without HTTP/2 (curl multiplexes its parallel transfers over h2 by default).
+tls_case() {
+    "$BIN/download_fixture" --tls "$WORK/ca.pem" >"$WORK/tls_addr" &
+    TLS_FIXTURE=$!
+    for _ in $(seq 100); do [ -s "$WORK/tls_addr" ] && break; sleep 0.1; done
+    local tls_addr
+    tls_addr=$(cat "$WORK/tls_addr")
+    : >"$WORK/tls.txt"
+    : >"$WORK/tls.curl"
+    for i in $(seq 0 999); do
+        echo "https://$tls_addr/gen/16384/t$i.bin" >>"$WORK/tls.txt"
+        printf 'url = "https://%s/gen/16384/t%d.bin"\noutput = "%s/out/t%d.bin"\n' "$tls_addr" "$i" "$WORK" "$i" >>"$WORK/tls.curl"
+    done
+    echo "load: $(uptime)"
+    echo "== 1,000 files x 16 KiB over TLS, 64 at a time"
+    hyperfine --warmup 1 --runs "${RUNS_TLS:-10}" --prepare "$PREPARE" --export-markdown "$WORK/tls.md" --export-json "$WORK/tls.json" \
+        -n "weft download (h2)" "$BIN/weft download -i $WORK/tls.txt -o $WORK/out -j 64 --per-host 64 --cacert $WORK/ca.pem --no-progress >/dev/null" \
+        -n "curl --parallel (h2)" "curl --parallel --parallel-max 64 -s --cacert $WORK/ca.pem -K $WORK/tls.curl" \
+        -n "weft download --http1.1" "$BIN/weft download -i $WORK/tls.txt -o $WORK/out -j 64 --per-host 64 --cacert $WORK/ca.pem --http1.1 --no-progress >/dev/null" \
+        -n "curl --parallel --http1.1" "curl --parallel --parallel-max 64 -s --http1.1 --cacert $WORK/ca.pem -K $WORK/tls.curl"
+    cat "$WORK/tls.md"
+    python3 - "$WORK/tls.json" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(f"  {r['command']:<26} wall {r['mean']*1000:8.1f} ms (min {r['min']*1000:.1f})  cpu {(r['user'] + r['system'])*1000:8.1f} ms")
+PY
+    tls_connections() {
+        local before after
+        rm -rf "$WORK/out" && mkdir "$WORK/out"
+        before=$(curl -s --cacert "$WORK/ca.pem" "https://$tls_addr/stats/connections")
+        eval "$1" >/dev/null 2>&1
+        after=$(curl -s --cacert "$WORK/ca.pem" "https://$tls_addr/stats/connections")
+        echo $((after - before - 1))
+    }
+    echo "connections: weft h2 $(tls_connections "$BIN/weft download -i $WORK/tls.txt -o $WORK/out -j 64 --per-host 64 --cacert $WORK/ca.pem --no-progress"), " \
+        "weft --http1.1 $(tls_connections "$BIN/weft download -i $WORK/tls.txt -o $WORK/out -j 64 --per-host 64 --cacert $WORK/ca.pem --http1.1 --no-progress"), " \
+        "curl h2 $(tls_connections "curl --parallel --parallel-max 64 -s --cacert $WORK/ca.pem -K $WORK/tls.curl"), " \
+        "curl --http1.1 $(tls_connections "curl --parallel --parallel-max 64 -s --http1.1 --cacert $WORK/ca.pem -K $WORK/tls.curl")"
+    echo "load: $(uptime)"
+    kill "$TLS_FIXTURE" 2>/dev/null
+}
 if [ "${ONLY:-}" = split ]; then
     split_case
+    exit 0
+fi
+if [ "${ONLY:-}" = tls ]; then
+    tls_case
+    exit 0
+fi
+if [ "${ONLY:-}" = cpu ]; then
+    cpu_case
     exit 0
 fi
 # Mean wall and CPU (user + sys) time per command of a hyperfine JSON export, and weft / curl.

@@ -164,3 +164,63 @@ async fn failed_downloads_say_which_partial_files_were_kept_for_resume_and_why()
     names.sort();
     assert_eq!(names, ["v.bin.part", "v.bin.part.meta"]);
 }
+
+/// `https://` from the TLS fixture: `--cacert` trusts its CA, h2 is negotiated unless
+/// `--http1.1` is given, and without `--cacert` the failure says what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cacert_trusts_a_private_ca_and_http1_1_turns_http2_off() {
+    let fx = Fixture::start_tls(20_000, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, fx.ca_pem.as_deref().unwrap()).unwrap();
+    let out = dir.path().join("out");
+    let base = |name: &str| {
+        vec![
+            fx.url(&format!("/gen/20000/{name}")),
+            "-o".into(),
+            out.display().to_string(),
+            "--tries".into(),
+            "1".into(),
+            "--proxy".into(),
+            String::new(),
+        ]
+    };
+
+    let mut args = base("h2.bin");
+    args.extend(["--cacert".into(), ca.display().to_string()]);
+    let output = weft(args).await;
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(std::fs::read(out.join("h2.bin")).unwrap(), content(20_000));
+    let seen = fx.seen("/gen/20000/h2.bin");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].version, axum::http::Version::HTTP_2);
+
+    let mut args = base("h1.bin");
+    args.extend([
+        "--cacert".into(),
+        ca.display().to_string(),
+        "--http1.1".into(),
+    ]);
+    let output = weft(args).await;
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let seen = fx.seen("/gen/20000/h1.bin");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].version, axum::http::Version::HTTP_11);
+
+    let output = weft(base("untrusted.bin")).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("not signed by a trusted authority (trust its CA with --cacert FILE)"),
+        "{stdout}"
+    );
+    assert!(!out.join("untrusted.bin").exists());
+}
+
+#[tokio::test]
+async fn help_lists_cacert_and_http1_1() {
+    let output = weft(vec!["--help".into()]).await;
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("--cacert <FILE>"), "{help}");
+    assert!(help.contains("--http1.1"), "{help}");
+}

@@ -43,6 +43,8 @@ pub struct Config {
     pub(crate) split: Option<NonZeroUsize>,
     pub(crate) limit_rate: Option<NonZeroU64>,
     pub(crate) limit_rate_per_host: Option<NonZeroU64>,
+    pub(crate) cacert: Option<PathBuf>,
+    pub(crate) http1_only: bool,
 }
 
 impl Config {
@@ -67,6 +69,8 @@ impl Config {
             split: None,
             limit_rate: None,
             limit_rate_per_host: None,
+            cacert: None,
+            http1_only: false,
         }
     }
 
@@ -188,7 +192,9 @@ impl Config {
     /// of the largest remaining segment; an interrupted download resumes each segment. A server
     /// that answers a range with the whole file, or a file that changes twice during the
     /// download, makes it go on over one connection. The connections count against
-    /// [`per_host`](Self::per_host): a split takes only the host's free ones.
+    /// [`per_host`](Self::per_host): a split takes only the host's free ones. Over HTTP/2 the
+    /// segments are streams on the host's one connection (which helps only where the server
+    /// limits each stream rather than each connection).
     ///
     /// `None` is automatic: files of 64 MiB or more get 4 segments, smaller ones one;
     /// `Some(1)` never splits. By default, automatic.
@@ -232,5 +238,56 @@ impl Config {
     pub fn limit_rate_per_host(mut self, bytes_per_second: Option<NonZeroU64>) -> Self {
         self.limit_rate_per_host = bytes_per_second;
         self
+    }
+
+    /// A PEM file of certificate authorities to trust on top of the Mozilla roots, for
+    /// servers whose certificates a private CA signed (curl's `--cacert` reads the same
+    /// format, but replaces the roots instead of adding to them). [`Downloader::new`]
+    /// reads it, and fails when it holds no certificate. By default, none.
+    ///
+    /// [`Downloader::new`]: super::Downloader::new
+    ///
+    /// ```
+    /// use weft_download::{Config, Downloader};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let pem = dir.path().join("ca.pem");
+    /// std::fs::write(&pem, "not a certificate\n")?;
+    /// let config = Config::new(dir.path()).cacert(&pem);
+    /// assert_eq!(config.cacert_file(), Some(pem.as_path()));
+    /// assert!(Downloader::new(config).is_err(), "a file without a certificate is refused");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cacert(mut self, pem_file: impl Into<PathBuf>) -> Self {
+        self.cacert = Some(pem_file.into());
+        self
+    }
+
+    /// The PEM file of extra certificate authorities, if any; see [`cacert`](Self::cacert).
+    pub fn cacert_file(&self) -> Option<&Path> {
+        self.cacert.as_deref()
+    }
+
+    /// Whether HTTP/1.1 is used even with servers that offer HTTP/2 (curl's `--http1.1`).
+    ///
+    /// Otherwise a TLS connection offers `h2` and `http/1.1` in ALPN, and when the server picks
+    /// `h2` every download from that host shares the one connection, as HTTP/2 streams (at most
+    /// [`per_host`](Self::per_host) at once, segments included). Plain `http://` URLs always use
+    /// HTTP/1.1. By default, off.
+    ///
+    /// ```
+    /// use weft_download::Config;
+    ///
+    /// assert!(!Config::new("out").is_http1_only());
+    /// assert!(Config::new("out").http1_only(true).is_http1_only());
+    /// ```
+    pub fn http1_only(mut self, yes: bool) -> Self {
+        self.http1_only = yes;
+        self
+    }
+
+    /// Whether HTTP/2 is turned off; see [`http1_only`](Self::http1_only).
+    pub fn is_http1_only(&self) -> bool {
+        self.http1_only
     }
 }

@@ -85,6 +85,7 @@ impl DownloadError {
             Self::Http(e) => !matches!(
                 e,
                 HttpError::Url(_)
+                    | HttpError::UntrustedCertificate { .. }
                     | HttpError::ProxyRefused {
                         status: 400..=499,
                         ..
@@ -144,6 +145,19 @@ pub enum HttpError {
     /// The TLS handshake failed (for example, an untrusted certificate).
     #[error("tls handshake with {host} failed")]
     Tls {
+        /// The host.
+        host: String,
+        /// The TLS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server's certificate is not signed by an authority this client trusts (a
+    /// self-signed certificate, or one from a private CA): trust that authority with
+    /// [`Config::cacert`](crate::Config::cacert) (`--cacert FILE` on the command line).
+    #[error(
+        "the certificate of {host} is not signed by a trusted authority (trust its CA with --cacert FILE)"
+    )]
+    UntrustedCertificate {
         /// The host.
         host: String,
         /// The TLS error.

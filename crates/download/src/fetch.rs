@@ -155,7 +155,11 @@ pub(crate) async fn fetch(
 /// partial file, or an empty one (deleted without a word).
 fn settle_partial(paths: &PartPaths, url: &url::Url) -> Option<(Partial, u64)> {
     let len = paths.part_len()?;
-    if let Some((len, validator)) = paths.resumable(url) {
+    // A segmented download's table (its own meta format) makes the file resumable too.
+    let resumable = paths
+        .resumable(url)
+        .or_else(|| split::load(paths, url).map(|saved| (len, saved.validator().clone())));
+    if let Some((len, validator)) = resumable {
         let validator = match validator {
             Validator::ETag(v) => format!("ETag {v}"),
             Validator::LastModified(v) => format!("Last-Modified {v}"),

@@ -1,5 +1,7 @@
-//! The downloader's HTTP/1.1 client (on hyper's connection API): one request at a time per
-//! connection, idle connections kept per origin, redirects followed with a limit.
+//! The downloader's HTTP client (on hyper's connection API): HTTP/2 where a TLS server offers
+//! it in ALPN (every download to the origin shares one connection, as streams), HTTP/1.1
+//! otherwise (one request at a time per connection, idle connections kept per origin);
+//! redirects followed with a limit.
 //!
 //! Why not a pooled client such as reqwest (hyper-util's): there a connection goes back to its
 //! pool from a task of its own, after the connection has seen the end of the body. A download
@@ -15,13 +17,25 @@
 //! the server closed meanwhile is noticed when it is taken (or when the request could not be
 //! written on it) and replaced by a new one without counting as a failed attempt.
 //!
+//! HTTP/2: a TLS connection offers `h2` and `http/1.1` in ALPN (only `http/1.1` when HTTP/1.1
+//! is forced; plain `http` is always HTTP/1.1, no h2c). When the server picks `h2`, the
+//! connection is kept as the origin's shared one and every later request to the origin is a
+//! stream on it: the number of streams at once is bounded by the downloads (and segments) the
+//! per-host limit lets run, as connections are for HTTP/1.1. So that the downloads that start
+//! together do not each open a connection before the first one learns the protocol, a new TLS
+//! connection to an origin whose protocol is not known yet is opened by one download at a time
+//! (the others wait and then find the shared connection, or open HTTP/1.1 connections of their
+//! own once the origin is known to answer HTTP/1.1).
+//!
 //! Proxies (see [`Proxies`]): a plain `http` URL is requested from its proxy in absolute form;
 //! an `https` one through a `CONNECT` tunnel. TLS is rustls with the Mozilla roots
-//! (`webpki-roots`), as reqwest's `rustls-tls` does.
+//! (`webpki-roots`), as reqwest's `rustls-tls` does, plus any authorities from
+//! [`ClientConfig::extra_roots`].
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,8 +44,8 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::{Body as _, Incoming};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -42,7 +56,14 @@ use url::Url;
 use super::error::{DownloadError, HttpError, RedirectError};
 use super::proxy::{Proxies, Proxy};
 
-type Sender = SendRequest<Empty<Bytes>>;
+type H1 = http1::SendRequest<Empty<Bytes>>;
+type H2 = http2::SendRequest<Empty<Bytes>>;
+
+/// A new connection, by the protocol the server chose.
+enum Sender {
+    H1(H1),
+    H2(H2),
+}
 
 /// How long an idle connection is kept (servers close theirs after a similar time).
 const IDLE_FOR: Duration = Duration::from_secs(60);
@@ -95,16 +116,87 @@ pub(crate) struct ClientConfig {
     /// Idle connections kept per origin.
     pub(crate) max_idle_per_host: usize,
     pub(crate) proxies: Proxies,
+    /// Certificate authorities trusted on top of the Mozilla roots.
+    pub(crate) extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// Offer only HTTP/1.1 in ALPN.
+    pub(crate) http1_only: bool,
 }
 
-/// An HTTP/1.1 client with a connection pool that downloads hand their connections back to
-/// (see the [module docs](self)).
+/// The connections to one origin.
+#[derive(Default)]
+struct Conns {
+    /// Idle HTTP/1.1 connections, the most recently used last.
+    idle: Mutex<Vec<(H1, Instant)>>,
+    /// The HTTP/2 connection every request shares, and when a request last started on it.
+    shared: Mutex<Option<(H2, Instant)>>,
+    /// Whether the origin answered a TLS connection with HTTP/1.1 (so new connections need not
+    /// wait for one another to learn the protocol).
+    http1: AtomicBool,
+    /// Held while a TLS connection to the origin is opened when its protocol is not known.
+    probing: tokio::sync::Mutex<()>,
+}
+
+impl Conns {
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<(H1, Instant)>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_shared(&self) -> std::sync::MutexGuard<'_, Option<(H2, Instant)>> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The shared HTTP/2 connection, if it is still open and was used recently.
+    fn take_shared(&self) -> Option<H2> {
+        let mut shared = self.lock_shared();
+        let now = Instant::now();
+        match shared.as_mut() {
+            Some((h2, since)) if !h2.is_closed() && now.duration_since(*since) < IDLE_FOR => {
+                *since = now;
+                Some(h2.clone())
+            }
+            _ => {
+                *shared = None;
+                None
+            }
+        }
+    }
+
+    fn set_shared(&self, h2: H2) {
+        *self.lock_shared() = Some((h2, Instant::now()));
+        // Relaxed: a hint that only decides whether a new connection waits for `probing`.
+        self.http1.store(false, Ordering::Relaxed);
+    }
+
+    /// Forgets the shared connection if it is `h2` (the server closed it).
+    fn drop_shared(&self) {
+        let mut shared = self.lock_shared();
+        if shared.as_ref().is_some_and(|(h2, _)| h2.is_closed()) {
+            *shared = None;
+        }
+    }
+
+    /// The most recently used idle connection that is still open.
+    fn take_idle(&self) -> Option<H1> {
+        let mut list = self.lock_idle();
+        let now = Instant::now();
+        while let Some((sender, since)) = list.pop() {
+            if !sender.is_closed() && now.duration_since(since) < IDLE_FOR {
+                return Some(sender);
+            }
+        }
+        None
+    }
+}
+
+/// An HTTP/2 and HTTP/1.1 client with a connection pool that downloads hand their HTTP/1.1
+/// connections back to (see the [module docs](self)).
 pub(crate) struct Client {
-    idle: Mutex<HashMap<Origin, Vec<(Sender, Instant)>>>,
+    origins: Mutex<HashMap<Origin, Arc<Conns>>>,
     config: ClientConfig,
     user_agent: HeaderValue,
     tls: TlsConnector,
     h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
 }
 
 impl std::fmt::Debug for Client {
@@ -122,19 +214,41 @@ impl Client {
         let user_agent = HeaderValue::from_str(&config.user_agent)?;
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        for cert in &config.extra_roots {
+            roots.add(cert.clone())?;
+        }
+        let mut tls = rustls::ClientConfig::builder_with_provider(crypto_provider())
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        tls.alpn_protocols = if config.http1_only {
+            vec![b"http/1.1".to_vec()]
+        } else {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        };
         Ok(Self {
-            idle: Mutex::default(),
+            origins: Mutex::default(),
             user_agent,
             tls: TlsConnector::from(Arc::new(tls)),
-            h1: http1::Builder::new(),
+            h1: {
+                let mut h1 = http1::Builder::new();
+                // Reads of up to 1 MiB (hyper's default stops at about 400 KiB) when a large
+                // body keeps the socket full: fewer reads, and fewer wake-ups of the download.
+                h1.max_buf_size(1 << 20);
+                h1
+            },
+            h2: http2::Builder::new(TokioExecutor::new()),
             config,
         })
+    }
+
+    /// The connections to `origin`.
+    fn conns(&self, origin: &Origin) -> Arc<Conns> {
+        let mut origins = self.origins.lock().unwrap_or_else(|p| p.into_inner());
+        match origins.get(origin) {
+            Some(conns) => conns.clone(),
+            None => origins.entry(origin.clone()).or_default().clone(),
+        }
     }
 
     /// Sends `GET url` with `headers` added, following redirects (with the same headers).
@@ -151,7 +265,7 @@ impl Client {
         let mut previous: Vec<Url> = Vec::new();
         loop {
             let origin = Origin::of(&url).map_err(DownloadError::Http)?;
-            let (parts, body, sender) = self
+            let (parts, body, conn) = self
                 .send(&url, &origin, headers)
                 .await
                 .map_err(DownloadError::Http)?;
@@ -160,7 +274,7 @@ impl Client {
                 status: parts.status,
                 headers: parts.headers,
                 body,
-                conn: Some((origin, sender)),
+                conn,
             };
             let Some(location) = redirect_location(&response) else {
                 return Ok(response);
@@ -184,20 +298,37 @@ impl Client {
         }
     }
 
-    /// One request on an idle connection to `origin`, or a new one. Gives the response head,
-    /// its body, and the connection to hand back once the body is read.
+    /// One request on the origin's shared HTTP/2 connection, an idle HTTP/1.1 one, or a new
+    /// one. Gives the response head, its body, and the HTTP/1.1 connection to hand back once
+    /// the body is read (none for HTTP/2, whose connection stays shared).
     async fn send(
         &self,
         url: &Url,
         origin: &Origin,
         headers: &HeaderMap,
-    ) -> Result<(http::response::Parts, Incoming, Sender), HttpError> {
+    ) -> Result<(http::response::Parts, Incoming, Option<(Arc<Conns>, H1)>), HttpError> {
         // Decided once: connections to `origin` (idle ones too) all go the same way.
         let proxy = self.config.proxies.for_target(origin.tls, &origin.host);
+        let conns = self.conns(origin);
         loop {
-            let (mut sender, reused) = match self.take_idle(origin) {
+            if let Some(h2) = conns.take_shared() {
+                match self.send_h2(h2, url, origin, headers).await {
+                    Ok(Some(response)) => return Ok((response.0, response.1, None)),
+                    // The server closed it before the request went out: open another.
+                    Ok(None) => {
+                        conns.drop_shared();
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let (mut sender, reused) = match conns.take_idle() {
                 Some(sender) => (sender, true),
-                None => (self.connect(origin, proxy).await?, false),
+                None => match self.connect_for(&conns, origin, proxy).await? {
+                    // An HTTP/2 connection, now the shared one: the loop sends on it.
+                    None => continue,
+                    Some(h1) => (h1, false),
+                },
             };
             // An idle connection may still be finishing its last response (it is ready once
             // it has seen the end of it), or be closed by now.
@@ -207,15 +338,76 @@ impl Client {
                 }
                 return Err(HttpError::Exchange(e));
             }
-            let request = self.request(url, origin, proxy, headers)?;
+            let request = self.request(url, origin, proxy, headers, false)?;
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     let (parts, body) = response.into_parts();
-                    return Ok((parts, body, sender));
+                    return Ok((parts, body, Some((conns, sender))));
                 }
                 // Not written: the server closed the reused connection first. Try another.
                 Err(e) if reused && e.message().is_some() => continue,
                 Err(e) => return Err(HttpError::Exchange(e.into_error())),
+            }
+        }
+    }
+
+    /// One stream on a shared HTTP/2 connection; `None` when the connection closed before
+    /// the request was sent.
+    async fn send_h2(
+        &self,
+        mut h2: H2,
+        url: &Url,
+        origin: &Origin,
+        headers: &HeaderMap,
+    ) -> Result<Option<(http::response::Parts, Incoming)>, HttpError> {
+        if h2.ready().await.is_err() {
+            return Ok(None);
+        }
+        let request = self.request(url, origin, None, headers, true)?;
+        match h2.try_send_request(request).await {
+            Ok(response) => Ok(Some(response.into_parts())),
+            Err(e) if e.message().is_some() && h2.is_closed() => Ok(None),
+            Err(e) => Err(HttpError::Exchange(e.into_error())),
+        }
+    }
+
+    /// A new connection to `origin`: an HTTP/1.1 one to use, or `None` when the origin's
+    /// shared HTTP/2 connection is there to use (this one, or one another download made while
+    /// this one waited). When it is a TLS origin whose protocol is not known yet, one download
+    /// at a time connects (see the [module docs](self)).
+    async fn connect_for(
+        &self,
+        conns: &Conns,
+        origin: &Origin,
+        proxy: Option<&Proxy>,
+    ) -> Result<Option<H1>, HttpError> {
+        // Relaxed: a stale value only makes this download wait for the probe or not.
+        let known = !origin.tls || self.config.http1_only || conns.http1.load(Ordering::Relaxed);
+        let _probing = if known {
+            None
+        } else {
+            let guard = conns.probing.lock().await;
+            if conns
+                .lock_shared()
+                .as_ref()
+                .is_some_and(|(h2, _)| !h2.is_closed())
+            {
+                return Ok(None);
+            }
+            Some(guard)
+        };
+        match self.connect(origin, proxy).await? {
+            // Shared before the probe is released, so that the downloads waiting for it find
+            // the connection rather than open their own.
+            Sender::H2(h2) => {
+                conns.set_shared(h2);
+                Ok(None)
+            }
+            Sender::H1(h1) => {
+                if origin.tls {
+                    conns.http1.store(true, Ordering::Relaxed);
+                }
+                Ok(Some(h1))
             }
         }
     }
@@ -227,20 +419,26 @@ impl Client {
         origin: &Origin,
         proxy: Option<&Proxy>,
         headers: &HeaderMap,
+        h2: bool,
     ) -> Result<Request<Empty<Bytes>>, HttpError> {
         // Through a proxy, a plain request names the whole URL (absolute form); inside a
-        // CONNECT tunnel (https) it is a request like any other.
+        // CONNECT tunnel (https) it is a request like any other. HTTP/2 takes the scheme and
+        // authority from the absolute form (`:scheme`, `:authority`) instead of `Host`.
         let proxy = proxy.filter(|_| !origin.tls);
-        let target = match proxy {
-            Some(_) => &url[..url::Position::AfterQuery],
-            None => &url[url::Position::BeforePath..url::Position::AfterQuery],
+        let target = if proxy.is_some() || h2 {
+            &url[..url::Position::AfterQuery]
+        } else {
+            &url[url::Position::BeforePath..url::Position::AfterQuery]
         };
-        let host = match url.port() {
-            Some(port) => format!("{}:{port}", origin.host),
-            None => origin.host.clone(),
-        };
-        let mut request = Request::get(target)
-            .header(header::HOST, host)
+        let mut request = Request::get(target);
+        if !h2 {
+            let host = match url.port() {
+                Some(port) => format!("{}:{port}", origin.host),
+                None => origin.host.clone(),
+            };
+            request = request.header(header::HOST, host);
+        }
+        let mut request = request
             .header(header::USER_AGENT, self.user_agent.clone())
             .header(header::ACCEPT, HeaderValue::from_static("*/*"))
             .body(Empty::new())
@@ -256,29 +454,11 @@ impl Client {
         Ok(request)
     }
 
-    fn lock_idle(&self) -> std::sync::MutexGuard<'_, HashMap<Origin, Vec<(Sender, Instant)>>> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The most recently used idle connection to `origin` that is still open.
-    fn take_idle(&self, origin: &Origin) -> Option<Sender> {
-        let mut idle = self.lock_idle();
-        let list = idle.get_mut(origin)?;
-        let now = Instant::now();
-        while let Some((sender, since)) = list.pop() {
-            if !sender.is_closed() && now.duration_since(since) < IDLE_FOR {
-                return Some(sender);
-            }
-        }
-        None
-    }
-
-    fn put_idle(&self, origin: Origin, sender: Sender) {
+    fn put_idle(&self, conns: &Conns, sender: H1) {
         if sender.is_closed() {
             return;
         }
-        let mut idle = self.lock_idle();
-        let list = idle.entry(origin).or_default();
+        let mut list = conns.lock_idle();
         if list.len() < self.config.max_idle_per_host {
             list.push((sender, Instant::now()));
         }
@@ -328,7 +508,29 @@ impl Client {
         };
         let name = rustls::pki_types::ServerName::try_from(origin.bare_host().to_owned())
             .map_err(|e| tls_error(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-        let stream = self.tls.connect(name, tcp).await.map_err(tls_error)?;
+        let stream = self.tls.connect(name, tcp).await.map_err(|e| {
+            if is_unknown_issuer(&e) {
+                HttpError::UntrustedCertificate {
+                    host: origin.host.clone(),
+                    source: e,
+                }
+            } else {
+                tls_error(e)
+            }
+        })?;
+        if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+            let (sender, conn) = self
+                .h2
+                .handshake(TokioIo::new(stream))
+                .await
+                .map_err(HttpError::Exchange)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "http/2 connection ended with an error");
+                }
+            });
+            return Ok(Sender::H2(sender));
+        }
         self.handshake(stream).await
     }
 
@@ -347,8 +549,52 @@ impl Client {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
-        Ok(sender)
+        Ok(Sender::H1(sender))
     }
+}
+
+/// The certificates in the PEM file at `path` (at least one).
+pub(crate) fn read_pem_certificates(
+    path: &std::path::Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, Box<dyn std::error::Error + Send + Sync>>
+{
+    use rustls::pki_types::pem::PemObject;
+    let failed = |e: &dyn std::fmt::Display| {
+        io::Error::other(format!(
+            "cannot read certificates from {}: {e}",
+            path.display()
+        ))
+    };
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| failed(&e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| failed(&e))?;
+    if certs.is_empty() {
+        return Err(failed(&"no PEM certificate in it").into());
+    }
+    Ok(certs)
+}
+
+/// ring's provider for rustls: a process-wide default the application installed wins.
+fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    if let Some(installed) = rustls::crypto::CryptoProvider::get_default() {
+        return installed.clone();
+    }
+    // rustls 0.23.48 deprecates this in favour of aws-lc-rs (post-quantum key exchange), which
+    // needs cmake and a C compiler to build; the locked 0.23.46 has no other way to name ring.
+    #[allow(deprecated)]
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Whether a TLS handshake failed because no trusted authority signed the certificate (a
+/// self-signed or private CA's certificate).
+fn is_unknown_issuer(e: &io::Error) -> bool {
+    matches!(
+        e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer
+        ))
+    )
 }
 
 /// Asks `proxy` (connected on `tcp`) for a tunnel to `origin` with `CONNECT`, and reads its
@@ -461,7 +707,8 @@ pub(crate) struct Response<'a> {
     status: StatusCode,
     headers: HeaderMap,
     body: Incoming,
-    conn: Option<(Origin, Sender)>,
+    /// The HTTP/1.1 connection to hand back at the end of the body (`None` for HTTP/2).
+    conn: Option<(Arc<Conns>, H1)>,
 }
 
 impl Response<'_> {
@@ -497,8 +744,8 @@ impl Response<'_> {
                     return Err(HttpError::Exchange(e));
                 }
                 None => {
-                    if let Some((origin, sender)) = self.conn.take() {
-                        self.client.put_idle(origin, sender);
+                    if let Some((conns, sender)) = self.conn.take() {
+                        self.client.put_idle(&conns, sender);
                     }
                     return Ok(None);
                 }
@@ -509,6 +756,10 @@ impl Response<'_> {
     /// Reads and drops a short body so that the connection can be reused; a long or failing one
     /// just closes it.
     async fn drain(&mut self) {
+        // An HTTP/2 stream is reset when its body is dropped; only HTTP/1.1 needs the read.
+        if self.conn.is_none() {
+            return;
+        }
         let mut read = 0;
         while let Ok(Some(piece)) = self.chunk().await {
             read += piece.len();

@@ -14,7 +14,8 @@
 //!   4 segments) from a server that serves ranges is fetched over several connections, each a
 //!   byte range validated with `If-Range` and written in place into the one `.part` file; a
 //!   connection that finishes early takes half of the largest remaining segment, and an
-//!   interrupted download resumes each segment. A file that changes meanwhile starts over; a
+//!   interrupted download resumes each segment (the segment table is saved every second, so
+//!   even a killed process loses little). A file that changes meanwhile starts over; a
 //!   server that ignores ranges gets one connection.
 //! - **Rate limits** ([`Config::limit_rate`], [`Config::limit_rate_per_host`]): token buckets
 //!   that all downloads (or those of one host) draw from.
@@ -50,9 +51,11 @@
 //!
 //! # HTTP
 //!
-//! Requests go through a small HTTP/1.1 client on hyper's connection API (TLS by rustls with
-//! the Mozilla roots; HTTP proxies from the environment or [`Config::proxies`], see
-//! [`Proxies`]). A download that read its body to the end hands its
+//! Requests go through a small HTTP client on hyper's connection API (TLS by rustls with
+//! the Mozilla roots, plus [`Config::cacert`]; HTTP proxies from the environment or
+//! [`Config::proxies`], see [`Proxies`]). Over TLS it speaks HTTP/2 when the server offers it
+//! in ALPN (unless [`Config::http1_only`]): then all downloads from the host are streams on one
+//! connection. Over HTTP/1.1, a download that read its body to the end hands its
 //! connection back before it returns, so the next download finds it idle: a batch opens at
 //! most one connection per download running at once against a host (reqwest's pool, which
 //! returns connections from a task of its own, opens more; the figures are in BENCHMARKS.md).
@@ -299,6 +302,11 @@ impl Downloader {
                 Some(p) => p.clone(),
                 None => Proxies::from_env()?,
             },
+            extra_roots: match &config.cacert {
+                Some(path) => http::read_pem_certificates(path).map_err(ClientError)?,
+                None => Vec::new(),
+            },
+            http1_only: config.http1_only,
         })
         .map_err(ClientError)?;
         Ok(Self {

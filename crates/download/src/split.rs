@@ -11,13 +11,14 @@
 //!    lock), and the worker reads `end` under the same lock before each write.
 //! 3. `written` counts only bytes on disk (after their write returned), so the `.part.meta`
 //!    written from it never claims bytes that are not there. It is rewritten atomically (a
-//!    temporary file, then a rename) at the start and whenever a split attempt stops; a crash
-//!    between the two loses progress, never correctness.
+//!    temporary file, then a rename) at the start, every [`SAVE_EVERY`] while bytes arrive, and
+//!    whenever a split attempt stops; a crash in between loses at most that much progress,
+//!    never correctness. Saves are awaited by the attempt's loop, so none outlives the attempt.
 //! 4. No write is left running when an attempt returns: workers are told to stop and are
 //!    awaited, each writing what it holds first. A later restart truncating the file can then
 //!    never be overwritten by a stale write.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -43,6 +44,10 @@ use super::part::{self, PartPaths, Target, Validator};
 use super::progress::Tracker;
 use super::rate::Limiter;
 
+/// How often the segment table is saved while a split download runs, so that a process killed
+/// without a chance to save (SIGKILL, a crash) resumes from at most this far back.
+pub(crate) const SAVE_EVERY: Duration = Duration::from_secs(1);
+
 /// The smallest segment: a file is split into at most `size / MIN_SEGMENT` segments.
 pub(crate) const MIN_SEGMENT: u64 = 1 << 20;
 
@@ -58,7 +63,7 @@ pub(crate) const AUTO_THRESHOLD: u64 = 64 << 20;
 pub(crate) const AUTO_SEGMENTS: usize = 4;
 
 /// Body bytes one worker gathers before a positioned write.
-const FLUSH_AT: usize = 1 << 20;
+const FLUSH_AT: usize = 2 << 20;
 
 const META_HEADER: &str = "weft-download-split 1";
 
@@ -139,6 +144,13 @@ pub(crate) struct Saved {
     segs: Vec<Seg>,
 }
 
+impl Saved {
+    /// What guards the resume.
+    pub(crate) fn validator(&self) -> &Validator {
+        &self.validator
+    }
+}
+
 /// The saved state of a split download of `url` in `paths`, if its partial file is there too.
 pub(crate) fn load(paths: &PartPaths, url: &Url) -> Option<Saved> {
     let text = fs::read_to_string(&paths.meta).ok()?;
@@ -167,7 +179,7 @@ pub(crate) fn load(paths: &PartPaths, url: &Url) -> Option<Saved> {
     }
     let total = total?;
     // A part file of another length was not written by this split.
-    if !same_url || fs::metadata(&paths.part).ok()?.len() != total {
+    if !same_url || part::regular_len(&paths.part)? != total {
         return None;
     }
     if segs.iter().any(|s| s.end > total) {
@@ -197,7 +209,7 @@ fn save(
         text.push_str(&format!("seg {} {}\n", s.written, s.end));
     }
     let tmp = paths.meta.with_extension("meta.tmp");
-    fs::write(&tmp, text)?;
+    part::write_fresh(&tmp, &text)?;
     fs::rename(&tmp, &paths.meta)
 }
 
@@ -343,12 +355,12 @@ pub(crate) async fn run(
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                     _ => {}
                 }
-                let file = File::create(&paths.part)?;
+                let file = part::create_fresh(&paths.part)?;
                 file.set_len(total)?;
                 save(&paths, &url, &validator, total, &segs)?;
                 Ok(file)
             } else {
-                OpenOptions::new().write(true).open(&paths.part)
+                part::open_existing(&paths.part)
             }
         })
         .await
@@ -395,6 +407,8 @@ pub(crate) async fn run(
     let mut cancelled = false;
     let mut reported = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut saved_at = Instant::now();
+    let mut saved_bytes: u64 = run.segs().iter().map(|s| s.written).sum();
     loop {
         tokio::select! {
             biased;
@@ -424,6 +438,26 @@ pub(crate) async fn run(
                 let now = run.received.load(Ordering::Relaxed);
                 tracker.advance(now - reported);
                 reported = now;
+                if saved_at.elapsed() >= SAVE_EVERY {
+                    saved_at = Instant::now();
+                    let segs = run.segs().clone();
+                    let written = segs.iter().map(|s| s.written).sum();
+                    if written != saved_bytes {
+                        saved_bytes = written;
+                        let (paths, url, validator) =
+                            (env.paths.clone(), url.clone(), run.validator.clone());
+                        // Awaited here (invariant 3): the workers pause for the save, and no
+                        // save can land after the attempt ends. A failed save only loses the
+                        // progress it would have kept; the save at the end reports errors.
+                        let saved = tokio::task::spawn_blocking(move || {
+                            save(&paths, &url, &validator, total, &segs)
+                        })
+                        .await;
+                        if let Ok(Err(e)) = saved {
+                            tracing::debug!(error = %e, "cannot save the segment table");
+                        }
+                    }
+                }
             }
         }
     }

@@ -1,5 +1,7 @@
 //! What a download that stops leaves on disk: a `.part` file only when it can be resumed (the
-//! server gave a validator), and a report saying which were kept and why; on a full disk too.
+//! server gave a validator), and a report saying which were kept and why (a full disk:
+//! download_full_disk.rs); symbolic links planted at the partial names are replaced, never
+//! written through.
 //! Loopback fixture only.
 #![allow(clippy::unwrap_used)] // test helpers, not only #[test] fns
 
@@ -13,8 +15,7 @@ use fixture::{Fixture, content};
 use tokio::sync::Notify;
 use weft_core::context::Context;
 use weft_download::{
-    Config, DownloadError, Downloader, Outcome, Partial, Progress, Proxies, Report, Request,
-    Tracker,
+    Config, Downloader, Outcome, Partial, Progress, Proxies, Report, Request, Tracker,
 };
 
 fn config(dir: &Path) -> Config {
@@ -160,31 +161,93 @@ async fn a_partial_file_of_another_url_is_left_alone() {
     assert_eq!(listing(dir.path()), ["o.bin.part", "o.bin.part.meta"]);
 }
 
-/// A full disk, for real: the partial file is a symbolic link to `/dev/full`, where every write
-/// fails with ENOSPC.
-#[cfg(target_os = "linux")]
+/// Plants symbolic links to `victim` at `names` in `dir`.
+#[cfg(unix)]
+fn plant(dir: &Path, names: &[&str], victim: &Path) {
+    for name in names {
+        std::os::unix::fs::symlink(victim, dir.join(name)).unwrap();
+    }
+}
+
+#[cfg(unix)]
 #[tokio::test]
-async fn a_full_disk_removes_the_partial_file_that_cannot_be_resumed() {
-    if !Path::new("/dev/full").exists() {
-        return;
-    }
-    let fx = Fixture::start(1_000_000).await;
+async fn a_symlink_planted_at_the_partial_name_is_replaced_not_written_through() {
+    let fx = Fixture::start(300_000).await;
     let dir = tempfile::tempdir().unwrap();
-    for (size, name) in [(1000, "small.bin"), (1_000_000, "big.bin")] {
-        std::os::unix::fs::symlink("/dev/full", dir.path().join(format!("{name}.part"))).unwrap();
-        let report = run(
-            config(dir.path()),
-            &[fx.url(&format!("/noval/{size}/{name}"))],
-        )
-        .await;
-        let r = &report.results[0];
-        match &r.outcome {
-            Outcome::Failed(DownloadError::File { source, .. }) => {
-                assert_eq!(source.raw_os_error(), Some(28), "ENOSPC: {source}")
-            }
-            other => panic!("{name}: {other}"),
-        }
-        assert_eq!(r.path, None);
-        assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "not yours to write\n").unwrap();
+    // A fresh download, and one whose metadata makes the planted link look resumable.
+    plant(
+        &out,
+        &["a.bin.part", "b.bin.part", "b.bin.part.meta"],
+        &victim,
+    );
+    let b_url = fx.url("/gen/300000/b.bin");
+    let report = run(config(&out), &[fx.url("/gen/300000/a.bin"), b_url]).await;
+    assert_eq!(report.counts(), (2, 0, 0));
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "not yours to write\n"
+    );
+    for name in ["a.bin", "b.bin"] {
+        assert!(std::fs::read(out.join(name)).unwrap() == content(300_000));
     }
+    assert_eq!(listing(&out), ["a.bin", "b.bin"]);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symlink_at_a_resumable_partial_name_is_not_resumed_through() {
+    let fx = Fixture::start(300_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "not yours to write\n").unwrap();
+    plant(&out, &["a.bin.part"], &victim);
+    let url = fx.url("/gen/300000/a.bin");
+    std::fs::write(
+        out.join("a.bin.part.meta"),
+        format!("weft-download-part 1\nurl {url}\netag \"gen-300000\"\n"),
+    )
+    .unwrap();
+    let report = run(config(&out), &[url]).await;
+    assert_eq!(report.counts(), (1, 0, 0));
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "not yours to write\n"
+    );
+    assert!(std::fs::read(out.join("a.bin")).unwrap() == content(300_000));
+    // Started over: no Range request went out.
+    assert_eq!(fx.seen("/gen/300000/a.bin")[0].range, None);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_split_download_does_not_write_through_symlinks_at_its_partial_names() {
+    let size = 4 << 20;
+    let fx = Fixture::start(size).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "not yours to write\n").unwrap();
+    plant(&out, &["s.bin.part", "s.bin.part.meta.tmp"], &victim);
+    let config = config(&out)
+        .split(std::num::NonZeroUsize::new(4))
+        .per_host(std::num::NonZeroUsize::new(4).unwrap());
+    let report = run(config, &[fx.url(&format!("/gen/{size}/s.bin"))]).await;
+    assert_eq!(report.counts(), (1, 0, 0), "{}", report.results[0].outcome);
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "not yours to write\n"
+    );
+    assert!(std::fs::read(out.join("s.bin")).unwrap() == content(size));
+    assert!(
+        fx.seen(&format!("/gen/{size}/s.bin")).len() > 1,
+        "it was split"
+    );
+    assert_eq!(listing(&out), ["s.bin"]);
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use fixture::{Fixture, content, content_v2};
 use weft_core::context::Context;
-use weft_download::{Config, Downloader, Proxies, Report, Request};
+use weft_download::{Config, Downloader, Partial, Proxies, Report, Request};
 
 const MIB: usize = 1 << 20;
 
@@ -238,4 +238,79 @@ async fn the_rate_limit_holds_the_transfer_near_its_rate() {
         took >= Duration::from_millis(1000) && took <= Duration::from_secs(4),
         "{took:?}"
     );
+}
+
+/// The segment table in `.part.meta` is saved while the download runs, not only when it stops
+/// (and a cancelled split download keeps it, to be resumed):
+/// a process killed without warning (SIGKILL) then resumes from close to where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_download_saves_its_table_while_running_and_keeps_it_when_cancelled() {
+    let size = 16 * MIB;
+    let fx = Fixture::start(size).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The first request (segment 0's body, 4 MiB) stalls after 3 MiB, past one 2 MiB write;
+    // the three range requests that fetch segments 1-3 are served whole.
+    let path = format!("/stallonce/{}/{size}/s.bin", 3 * MIB);
+    let url = fx.url(&path);
+    let config = config(dir.path(), 4).idle_timeout(Duration::from_secs(120));
+    let (ctx, cancel) = Context::background().with_cancel();
+    let running = tokio::spawn({
+        let (config, url) = (config.clone(), url.clone());
+        async move {
+            let requests = vec![Request::parse(&url).unwrap()];
+            Downloader::new(config).unwrap().run(&ctx, requests).await
+        }
+    });
+    // Only segment 0 unfinished, with its first MiB or more on disk, while the download still
+    // runs (segment 0's connection stalls far longer than this wait): that table can only
+    // have come from a save made during the run.
+    let meta = dir.path().join("s.bin.part.meta");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&meta).unwrap_or_default();
+        let segs: Vec<(usize, usize)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("seg "))
+            .map(|l| {
+                let (a, b) = l.split_once(' ').unwrap();
+                (a.parse().unwrap(), b.parse().unwrap())
+            })
+            .collect();
+        if let [(written, end)] = segs[..]
+            && written >= MIB
+            && end == 4 * MIB
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "segment table not saved: {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !running.is_finished(),
+        "still running when the table was saved"
+    );
+    // Stopped cleanly so that the next run cannot overlap it (a dropped run stops in the
+    // background); what it saves on the way out is checked by the other resume tests.
+    cancel.cancel();
+    let stopped = running.await.unwrap();
+    assert_eq!(stopped.counts(), (0, 0, 1));
+    // A cancelled segmented download keeps its partial file for the resume (it used to be
+    // deleted: its table is not the one-connection meta format).
+    assert!(
+        matches!(stopped.results[0].partial, Some(Partial::Kept { .. })),
+        "{:?}",
+        stopped.results[0].partial
+    );
+
+    // The next run resumes segment 0 only, and the file is whole.
+    let report = run(config, &[url]).await;
+    assert!(report.all_complete(), "{}", report.results[0].outcome);
+    assert_bytes(&dir.path().join("s.bin"), &content(size));
+    let seen = fx.seen(&path);
+    let last = seen.last().unwrap().range.as_deref().unwrap();
+    let (start, end) = range(last);
+    assert!(start >= MIB && end == 4 * MIB, "{last}");
 }

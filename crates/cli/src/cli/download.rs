@@ -89,6 +89,14 @@ pub(crate) struct Args {
     /// subdomains; `*` covers every host). By default, `no_proxy` from the environment.
     #[arg(long, value_name = "LIST")]
     noproxy: Option<String>,
+    /// Also trust the certificate authorities in this PEM file (for servers whose certificate
+    /// a private CA signed); unlike curl's, the usual roots stay trusted too.
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// Use HTTP/1.1 even with servers that offer HTTP/2. By default, https servers that offer
+    /// h2 (ALPN) get HTTP/2, and the downloads from one host share one connection.
+    #[arg(long = "http1.1")]
+    http1_1: bool,
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -161,7 +169,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .max_redirects(args.max_redirects)
         .overwrite(args.overwrite)
         .fsync(args.fsync)
+        .http1_only(args.http1_1)
         .proxies(proxies(&args)?);
+    let config = match &args.cacert {
+        Some(path) => config.cacert(path),
+        None => config,
+    };
     let downloader = Downloader::new(config)?;
     let (ctx, _cancel) = weft_core::signal::ctrl_c_context();
 

@@ -1,0 +1,64 @@
+//! A write that fails for lack of room removes the partial file that cannot be resumed.
+//!
+//! The full disk is a file-size limit (`RLIMIT_FSIZE`) on this test process, so this file holds
+//! one test: the limit applies to the whole process. Writes past it fail with EFBIG, as they
+//! would with ENOSPC on a full disk (once `SIGXFSZ`, which would end the process, is caught).
+#![allow(clippy::unwrap_used)] // test helpers, not only #[test] fns
+#![cfg(target_os = "linux")]
+
+mod fixture;
+
+use std::path::Path;
+use std::time::Duration;
+
+use fixture::Fixture;
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+use tokio::signal::unix::{SignalKind, signal};
+use weft_core::context::Context;
+use weft_download::{Config, DownloadError, Downloader, Outcome, Proxies, Request};
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_write_that_finds_no_room_removes_the_partial_file_that_cannot_be_resumed() {
+    let fx = Fixture::start(1_000_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Caught, so that a write past the limit fails with EFBIG instead of ending the process.
+    let _xfsz = signal(SignalKind::from_raw(rustix::process::Signal::XFSZ.as_raw())).unwrap();
+    let limit = getrlimit(Resource::Fsize);
+    setrlimit(
+        Resource::Fsize,
+        Rlimit {
+            current: Some(500),
+            maximum: limit.maximum,
+        },
+    )
+    .unwrap();
+    for (size, name) in [(1000, "small.bin"), (1_000_000, "big.bin")] {
+        let config = Config::new(dir.path())
+            .proxies(Proxies::none())
+            .backoff(Duration::from_millis(1), Duration::from_millis(2))
+            .max_attempts(2);
+        let requests = vec![Request::parse(&fx.url(&format!("/noval/{size}/{name}"))).unwrap()];
+        let report = Downloader::new(config)
+            .unwrap()
+            .run(&Context::background(), requests)
+            .await;
+        let r = &report.results[0];
+        match &r.outcome {
+            Outcome::Failed(DownloadError::File { source, .. }) => {
+                assert_eq!(source.raw_os_error(), Some(27), "EFBIG: {source}")
+            }
+            other => panic!("{name}: {other}"),
+        }
+        assert_eq!(r.path, None);
+        assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+    }
+}
