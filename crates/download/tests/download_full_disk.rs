@@ -1,8 +1,10 @@
 //! A write that fails for lack of room removes the partial file that cannot be resumed.
 //!
-//! The full disk is a file-size limit (`RLIMIT_FSIZE`) on this test process, so this file holds
-//! one test: the limit applies to the whole process. Writes past it fail with EFBIG, as they
-//! would with ENOSPC on a full disk (once `SIGXFSZ`, which would end the process, is caught).
+//! The full disk is a file-size limit (`RLIMIT_FSIZE`). The limit applies to every regular file
+//! the process writes, the test harness's own output too when it is redirected to a file (as CI
+//! logs are), so the test runs itself again as a child process whose output goes to pipes, and
+//! only the child sets the limit. Writes past it fail with EFBIG, as they would with ENOSPC on a
+//! full disk (once `SIGXFSZ`, which would end the process, is caught).
 #![allow(clippy::unwrap_used)] // test helpers, not only #[test] fns
 #![cfg(target_os = "linux")]
 
@@ -26,8 +28,43 @@ fn listing(dir: &Path) -> Vec<String> {
     names
 }
 
-#[tokio::test]
-async fn a_write_that_finds_no_room_removes_the_partial_file_that_cannot_be_resumed() {
+/// Set in the child process that runs under the file-size limit.
+const CHILD: &str = "WEFT_TEST_FULL_DISK_CHILD";
+
+#[test]
+fn a_write_that_finds_no_room_removes_the_partial_file_that_cannot_be_resumed() {
+    if std::env::var_os(CHILD).is_some() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(under_the_limit());
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_write_that_finds_no_room_removes_the_partial_file_that_cannot_be_resumed",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "child under the limit failed:\n{text}"
+    );
+    // The child really ran the test (a filter that matched nothing would also succeed).
+    assert!(text.contains("1 passed"), "{text}");
+}
+
+async fn under_the_limit() {
     let fx = Fixture::start(1_000_000).await;
     let dir = tempfile::tempdir().unwrap();
     // Caught, so that a write past the limit fails with EFBIG instead of ending the process.
