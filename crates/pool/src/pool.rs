@@ -13,7 +13,7 @@ use weft_core::Shutdown;
 use crate::error::{SubmitError, TrySubmitError};
 use crate::job::{JobHandle, JobId};
 use crate::priority::Priority;
-use crate::sched::Shared;
+use crate::sched::{Place, Shared};
 use crate::stats::Stats;
 
 /// A pool of workers running jobs through a handler, with priorities, backpressure, timeouts,
@@ -180,6 +180,15 @@ where
         priority: u8,
         job: Req,
     ) -> Result<JobHandle<Resp, E>, SubmitError<Req>> {
+        // First without waiting, the queue place taken under the queue lock; then, if there
+        // was none, the slow way.
+        let job = match self.shared.enqueue_at(priority, job, Place::Take) {
+            Ok(h) => return Ok(h),
+            Err(r) => match r.into_submit() {
+                Ok(e) => return Err(e),
+                Err(job) => job,
+            },
+        };
         let job = self.take_room(priority, job).await?;
         self.shared.enqueue(priority, job)
     }
@@ -281,8 +290,19 @@ where
     }
 
     async fn detached_level(&self, priority: u8, job: Req) -> Result<JobId, SubmitError<Req>> {
+        // As in `submit_level`.
+        let job = match self.shared.enqueue_detached(priority, job, Place::Take) {
+            Ok(id) => return Ok(JobId(id)),
+            Err(r) => match r.into_submit() {
+                Ok(e) => return Err(e),
+                Err(job) => job,
+            },
+        };
         let job = self.take_room(priority, job).await?;
-        self.shared.enqueue_detached(priority, job).map(JobId)
+        match self.shared.enqueue_detached(priority, job, Place::Held) {
+            Ok(id) => Ok(JobId(id)),
+            Err(r) => Err(r.into_submit().unwrap_or_else(SubmitError::Closed)),
+        }
     }
 
     /// Submits many jobs at `priority`, waiting for queue room as needed; returns one result
@@ -511,18 +531,14 @@ where
         priority: u8,
         job: Req,
     ) -> Result<JobHandle<Resp, E>, TrySubmitError<Req>> {
-        if let Some(sem) = self.shared.semaphore(priority) {
-            match sem.try_acquire() {
-                Ok(p) => p.forget(),
-                Err(TryAcquireError::Closed) => return Err(self.refused_closed(job).into()),
-                Err(TryAcquireError::NoPermits) => {
-                    // Closed and blacklisted take precedence over full, so they are counted.
-                    let job = self.shared.precheck(job)?;
-                    return Err(TrySubmitError::Full(job));
-                }
-            }
+        match self.shared.enqueue_at(priority, job, Place::Take) {
+            Ok(h) => Ok(h),
+            Err(r) => match r.into_submit() {
+                Ok(e) => Err(e.into()),
+                // Closed and blacklisted were checked first, so they are counted as such.
+                Err(job) => Err(TrySubmitError::Full(job)),
+            },
         }
-        Ok(self.shared.enqueue(priority, job)?)
     }
 
     /// Cancels a job by id: queued (removed, resolved `Cancelled`), claimed by a worker but not
@@ -681,6 +697,11 @@ where
             }
             Err(TryAcquireError::Closed) => return Poll::Ready(Err(())),
             Err(TryAcquireError::NoPermits) => {}
+        }
+        // Places the per-job submits leased count as taken: use one before waiting.
+        if self.shared.take_leased(self.priority) {
+            self.reserved = true;
+            return Poll::Ready(Ok(()));
         }
         let sem = Arc::clone(sem);
         let poll_sem = self.poll_sem.get_or_insert_with(|| PollSemaphore::new(sem));

@@ -232,6 +232,79 @@ async fn try_submit_hands_the_job_back_when_full_and_counts_nothing() {
     assert_eq!(stats.submitted, stats.finished());
 }
 
+/// Per-job submits take queue places from the capacity semaphore several at a time (a lease,
+/// 16 at a capacity of 1024) and keep the rest for the next submits: the queue still fills to
+/// exactly its capacity, by any mix of submit forms, and then refuses.
+#[tokio::test(start_paused = true)]
+async fn leased_queue_places_still_fill_the_queue_to_exactly_its_capacity() {
+    let (pool, _log) = pool_with(Pool::builder().workers(1).capacity(1024));
+    let gate = Gate::new();
+    let g = pool.submit(Job::Gate(gate.clone())).await.unwrap();
+    gate.wait_started().await; // the worker is busy: whatever is submitted now stays queued
+    // Bounded so that a lost place fails the test instead of hanging it (the paused clock
+    // jumps to the deadline once everything waits).
+    let fill = async {
+        for i in 0..1000 {
+            pool.submit_detached(Job::Record(i)).await.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), fill)
+        .await
+        .expect("1000 places of 1024 are free");
+    let mut handles = Vec::new();
+    for i in 1000..1024 {
+        handles.push(pool.try_submit(Job::Record(i)).unwrap());
+    }
+    assert!(
+        pool.try_submit(Job::Record(9999)).unwrap_err().is_full(),
+        "1024 jobs queued: the queue is full"
+    );
+    let mut svc = pool.clone();
+    let mut ready = tokio_test::task::spawn(poll_fn(|cx| svc.poll_ready(cx)));
+    assert_pending!(ready.poll(), "no place left for a reservation either");
+    gate.open();
+    g.await.unwrap();
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert_ready_ok!(ready.poll());
+    drop(ready);
+    drop(svc);
+    let stats = pool.shutdown(Shutdown::drain(Duration::from_secs(1))).await;
+    assert_eq!(stats.submitted, 1025);
+    assert_eq!(stats.count(Outcome::Completed), 1025);
+}
+
+/// Places leased by per-job submits count as taken from the semaphore, so `poll_ready` uses
+/// one of them rather than wait on the semaphore while they sit unused.
+#[tokio::test(start_paused = true)]
+async fn poll_ready_takes_a_leased_place_before_waiting() {
+    let (pool, _log) = pool_with(Pool::builder().workers(1).capacity(1024));
+    let gate = Gate::new();
+    let _g = pool.submit(Job::Gate(gate.clone())).await.unwrap();
+    gate.wait_started().await;
+    // 1008 reservations leave the semaphore 16 places; one submit leases all 16, uses one.
+    let mut reserved = Vec::new();
+    for _ in 0..1008 {
+        let mut p = pool.clone();
+        assert_ready_ok!(tokio_test::task::spawn(poll_fn(|cx| p.poll_ready(cx))).poll());
+        reserved.push(p);
+    }
+    pool.submit_detached(Job::Record(1)).await.unwrap();
+    for n in 0..15 {
+        let mut p = pool.clone();
+        let mut ready = tokio_test::task::spawn(poll_fn(|cx| p.poll_ready(cx)));
+        assert_ready_ok!(ready.poll(), "leased place {n} is free");
+        drop(ready);
+        reserved.push(p);
+    }
+    let mut p = pool.clone();
+    let mut ready = tokio_test::task::spawn(poll_fn(|cx| p.poll_ready(cx)));
+    assert_pending!(ready.poll(), "all 1024 places are taken");
+    drop(ready);
+    gate.open();
+}
+
 #[tokio::test(start_paused = true)]
 async fn capacity_per_priority_keeps_room_for_high_jobs() {
     let (pool, _log) = pool_with(

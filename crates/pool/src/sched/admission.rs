@@ -6,12 +6,38 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::stash::Stashed;
+use super::state::State;
 use super::{Shared, StateGuard};
 use crate::error::{Outcome, SubmitError};
 use crate::job::JobHandle;
 
 /// A job past the blacklist check, or refused there.
 type Staged<Req> = Result<Req, SubmitError<Req>>;
+
+/// Where a submit's queue place comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// The caller took it (waited for it, or reserved it in `poll_ready`).
+    Held,
+    /// Taken under the `state` lock from the leased places or the semaphore
+    /// ([`Shared::take_place`]); if there is none, the job comes back in [`Refused::NoRoom`]
+    /// and the caller waits for one outside the lock.
+    Take,
+}
+
+/// Why a submit did not queue its job.
+pub(crate) enum Refused<Req> {
+    /// Refused for good (closed, blacklisted); counted.
+    Submit(SubmitError<Req>),
+    /// [`Place::Take`] found no queue place: nothing was counted or taken.
+    NoRoom(Req),
+}
+
+impl<Req> From<SubmitError<Req>> for Refused<Req> {
+    fn from(e: SubmitError<Req>) -> Self {
+        Refused::Submit(e)
+    }
+}
 
 impl<Req, Resp, E> Shared<Req, Resp, E>
 where
@@ -48,12 +74,14 @@ where
 
     /// The job, or the job back (its queue place released, the refusal counted) when its key
     /// is blacklisted.
-    fn admit(&self, level: u8, job: Req) -> Staged<Req> {
+    fn admit(&self, level: u8, job: Req, place: Place) -> Staged<Req> {
         if let Some(bl) = &self.blacklist
             && let Some(key) = self.key_of(&job)
             && bl.is_blacklisted(&key)
         {
-            self.release(level, 1);
+            if place == Place::Held {
+                self.release(level, 1);
+            }
             self.refuse(Outcome::Blacklisted, 1);
             return Err(SubmitError::Blacklisted { job, key });
         }
@@ -67,14 +95,30 @@ where
         level: u8,
         job: Req,
     ) -> Result<JobHandle<Resp, E>, SubmitError<Req>> {
-        let job = self.admit(level, job)?;
+        self.enqueue_at(level, job, Place::Held)
+            .map_err(Refused::into_held)
+    }
+
+    /// Pushes a job, its queue place as `place` says; its handle.
+    pub(crate) fn enqueue_at(
+        self: &Arc<Self>,
+        level: u8,
+        job: Req,
+        place: Place,
+    ) -> Result<JobHandle<Resp, E>, Refused<Req>> {
+        let job = self.admit(level, job, place)?;
         let stashed = self.take_stashed();
         // Allocated outside the lock when no stashed cell may serve instead.
         let mut fresh = stashed.is_none().then(|| self.new_cell());
         let now = self.clock.now_ns();
-        let Some(mut st) = self.lock_open(level) else {
-            return Err(SubmitError::Closed(job));
+        let Some(mut st) = self.lock_open(level, place) else {
+            return Err(SubmitError::Closed(job).into());
         };
+        if place == Place::Take && !self.take_place(&mut st, level) {
+            drop(st);
+            // A stashed cell not reused is only a reference dropped: its job keeps the other.
+            return Err(Refused::NoRoom(job));
+        }
         let mut garbage = None;
         let pair = match stashed.map(|s: Stashed| s.reuse(&mut st)) {
             Some(Ok(pair)) => Some(pair),
@@ -98,29 +142,71 @@ where
         Ok(JobHandle::new(cell, id, level))
     }
 
-    /// [`enqueue`](Self::enqueue) without a handle or result cell: the job's id.
+    /// [`enqueue_at`](Self::enqueue_at) without a handle or result cell: the job's id.
     pub(crate) fn enqueue_detached(
         self: &Arc<Self>,
         level: u8,
         job: Req,
-    ) -> Result<u64, SubmitError<Req>> {
-        let job = self.admit(level, job)?;
+        place: Place,
+    ) -> Result<u64, Refused<Req>> {
+        let job = self.admit(level, job, place)?;
         let now = self.clock.now_ns();
-        let Some(mut st) = self.lock_open(level) else {
-            return Err(SubmitError::Closed(job));
+        let Some(mut st) = self.lock_open(level, place) else {
+            return Err(SubmitError::Closed(job).into());
         };
+        if place == Place::Take && !self.take_place(&mut st, level) {
+            drop(st);
+            return Err(Refused::NoRoom(job));
+        }
         let id = st.push(job, level, None, now);
         self.pushed(st);
         Ok(id)
     }
 
+    /// A queue place for one job at `level`, under the `state` lock: a leased one, or by
+    /// leasing [`lease`](Self::lease) more from the semaphore with one compare-and-swap (the
+    /// caller pushes a job before unlocking, which invariant 5 of `state.rs` relies on).
+    /// `false` if the semaphore has none now or is closed: the caller waits outside the lock.
+    /// tokio's `try_acquire` takes no lock, so the lock order is kept.
+    fn take_place(&self, st: &mut State<Req, Resp, E>, level: u8) -> bool {
+        let Some(sem) = self.semaphore(level) else {
+            return true;
+        };
+        let slot = self.lease_slot(level);
+        if st.take_leased(slot) {
+            return true;
+        }
+        if self.lease > 1
+            && let Ok(p) = sem.try_acquire_many(self.lease as u32)
+        {
+            p.forget();
+            st.add_leased(slot, self.lease - 1);
+            return true;
+        }
+        match sem.try_acquire() {
+            Ok(p) => {
+                p.forget();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// A leased queue place for `level`, if one is left: taken by `poll_ready` before it waits
+    /// on the semaphore, so leased places never keep it waiting.
+    pub(crate) fn take_leased(&self, level: u8) -> bool {
+        self.state.lock().take_leased(self.lease_slot(level))
+    }
+
     /// The `state` lock if the pool is open; `None` if closed, the submit's queue place then
     /// given back and the refusal counted (the caller hands the job back).
-    fn lock_open(&self, level: u8) -> Option<StateGuard<'_, Req, Resp, E>> {
+    fn lock_open(&self, level: u8, place: Place) -> Option<StateGuard<'_, Req, Resp, E>> {
         let st = self.state.lock();
         if st.is_closed() {
             drop(st);
-            self.release(level, 1);
+            if place == Place::Held {
+                self.release(level, 1);
+            }
             self.refuse(Outcome::Rejected, 1);
             return None;
         }
@@ -152,7 +238,9 @@ where
         mut sink: impl FnMut(Result<Option<JobHandle<Resp, E>>, SubmitError<Req>>),
     ) {
         // Blacklisted jobs are refused before the lock, as in `enqueue`.
-        let staged: Vec<Staged<Req>> = jobs.map(|job| self.admit(level, job)).collect();
+        let staged: Vec<Staged<Req>> = jobs
+            .map(|job| self.admit(level, job, Place::Held))
+            .collect();
         let now = self.clock.now_ns();
         let mut st = self.state.lock();
         let closed = st.is_closed();
@@ -187,6 +275,26 @@ where
         }
         if grow {
             self.spawn_worker();
+        }
+    }
+}
+
+impl<Req> Refused<Req> {
+    /// The error of a [`Place::Held`] submit, which never lacks room.
+    fn into_held(self) -> SubmitError<Req> {
+        match self {
+            Refused::Submit(e) => e,
+            // Unreachable: only `Place::Take` reports no room. Handing the job back as
+            // refused keeps this path free of panics.
+            Refused::NoRoom(job) => SubmitError::Closed(job),
+        }
+    }
+
+    /// The error of a submit that will not wait for room, or the job back if there was none.
+    pub(crate) fn into_submit(self) -> Result<SubmitError<Req>, Req> {
+        match self {
+            Refused::Submit(e) => Ok(e),
+            Refused::NoRoom(job) => Err(job),
         }
     }
 }

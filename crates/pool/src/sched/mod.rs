@@ -23,7 +23,9 @@
 //!    before a job is pushed and given back by whoever takes the job out of the queue: a
 //!    worker's batch pop (`claim.rs`), a cancel that removes it or a cancelling shutdown
 //!    (`cancel.rs`), or a submit refused after taking it (`admission.rs`). So the number of
-//!    queued jobs never exceeds the capacity.
+//!    queued jobs never exceeds the capacity. A per-job submit may take several permits at
+//!    once and keep the unused ones under the `state` lock for the next submits
+//!    (`admission.rs`, invariant 5 of `state.rs`): they count as taken.
 //! 3. A worker leaves only through the `state` lock (invariant 3 of `state.rs`), and it moves
 //!    its counters into `registry.retired` under the registry lock before its slot goes
 //!    (`scaling.rs`).
@@ -57,6 +59,7 @@ use tokio_util::task::TaskTracker;
 use weft_core::Context;
 use weft_core::context::{AfterFunc, CancelFn};
 
+pub(crate) use admission::Place;
 pub(crate) use blacklist::BlacklistState;
 pub(crate) use cancel::cancel_entry;
 pub(crate) use claim::{Buffers, Fetched};
@@ -89,6 +92,13 @@ pub(crate) struct Shared<Req, Resp, E> {
     /// One semaphore per level (the same `Arc` for all when capacity is shared); `None` when
     /// unbounded.
     capacity: Option<Vec<Arc<Semaphore>>>,
+    /// Queue places a per-job submit leases from its semaphore when it finds none leased
+    /// (`state::State::leased`): one compare-and-swap on the semaphore per this many submits
+    /// instead of one per submit. At most 16, and 1 (no lease) below a capacity of 128, so the
+    /// places leased and unused never exceed 1/64 of the capacity per semaphore.
+    lease: usize,
+    /// Whether all levels share one semaphore (then they share one lease).
+    shared_capacity: bool,
     pub(crate) config: Config<Req>,
     /// Outcomes decided outside a worker.
     counters: Counters,
@@ -134,12 +144,20 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
     ) -> Self {
         let (ctx, ctx_cancel) = parent.with_cancel();
         let levels = config.levels as usize;
+        let lease = capacity
+            .as_ref()
+            .map_or(1, |c| (c[0].available_permits() / 64).clamp(1, 16));
+        let shared_capacity = capacity
+            .as_ref()
+            .is_some_and(|c| c.len() > 1 && Arc::ptr_eq(&c[0], &c[1]));
         Shared {
             state: Padded(SpinLock::new(State::new(levels, config.batch, min, max))),
             sorted: Padded(Mutex::new(Queue::new(levels, aging))),
             clock: Clock::new(),
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             capacity,
+            lease,
+            shared_capacity,
             config,
             counters: Counters::new(levels),
             refused: AtomicU64::new(0),
@@ -167,6 +185,15 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
     /// Level `level`'s capacity semaphore; `None` when the queue is unbounded.
     pub(crate) fn semaphore(&self, level: u8) -> Option<&Arc<Semaphore>> {
         self.capacity.as_ref().map(|c| &c[level as usize])
+    }
+
+    /// The index of level `level`'s semaphore, for its lease.
+    fn lease_slot(&self, level: u8) -> usize {
+        if self.shared_capacity {
+            0
+        } else {
+            level as usize
+        }
     }
 
     pub(crate) fn is_bounded(&self) -> bool {

@@ -21,6 +21,11 @@
 //!    another only while the queue holds more than a batch per woken worker (one wake-up per
 //!    batch, not per job; a woken worker that leaves jobs behind wakes the next). While a
 //!    worker spins on the intake (`searching`, at most one), pushes wake nobody.
+//! 5. `leased` holds queue places a submit took from a capacity semaphore ahead of use, per
+//!    semaphore ([`take_leased`](State::take_leased), [`add_leased`](State::add_leased)).
+//!    They are refilled only by a submit that found none and pushes a job in the same critical
+//!    section, so a submit that then waits on the semaphore either saw none left or waits
+//!    behind a queued job whose pop gives a place back (see `admission.rs`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -49,6 +54,8 @@ pub(crate) struct State<Req, Resp, E> {
     /// Invariant 4: workers spinning on an empty queue before they park (at most one).
     searching: usize,
     next_worker: usize,
+    /// Invariant 5: leased queue places per capacity semaphore.
+    leased: Vec<usize>,
 }
 
 /// What a worker's [`State::claim`] found.
@@ -106,11 +113,25 @@ impl<Req, Resp, E> State<Req, Resp, E> {
             woken: Vec::new(),
             searching: 0,
             next_worker: 0,
+            leased: vec![0; levels],
         }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// Takes one of semaphore `sem`'s leased queue places, if one is left (invariant 5).
+    pub(crate) fn take_leased(&mut self, sem: usize) -> bool {
+        let left = &mut self.leased[sem];
+        let some = *left > 0;
+        *left -= usize::from(some);
+        some
+    }
+
+    /// Keeps `n` places just taken from semaphore `sem` for the next submits (invariant 5).
+    pub(crate) fn add_leased(&mut self, sem: usize, n: usize) {
+        self.leased[sem] += n;
     }
 
     /// Accepts one job into the intake (invariants 1 and 2): its id.
