@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use weft_core::context::{CancelFn, Context};
-use weft_serve::store::{NewJob, SqliteConfig, Store};
+use weft_serve::store::{JobStore, NewJob, SqliteConfig, Store};
 use weft_serve::{ServeConfig, ServeError, ServeReport, Token, serve};
 
 /// Generous bound on any one request: a server that never answers fails the test instead of

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::auth::{Auth, require_token};
 use super::jobs::{JobSpec, JobType};
-use super::store::{JobStatus, NewJob, StoreError};
+use super::store::{JobStatus, JobStore, NewJob, StoreError};
 use super::{PRIORITY_LEVELS, PoolJob, Server};
 
 /// Builds the router over a running server's state: `/healthz` is open to all (load balancers
@@ -335,6 +335,7 @@ async fn cancel_job(State(server): State<Arc<Server>>, Path(id): Path<String>) -
         .store
         .finish(
             &id,
+            None,
             JobStatus::Cancelled,
             None,
             Some("cancelled by client".into()),

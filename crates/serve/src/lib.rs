@@ -74,7 +74,7 @@ pub use self::auth::Token;
 
 use self::admission::{Admission, Room};
 use self::jobs::{JobSpec, JobType};
-use self::store::{JobRecord, JobStatus, SqliteConfig, Store, StoreError};
+use self::store::{JobRecord, JobStatus, JobStore, SqliteConfig, Store, StoreError};
 
 /// Priority levels of the server's pool: 0 low, 1 normal, 2 high.
 pub const PRIORITY_LEVELS: u8 = 3;
@@ -254,7 +254,7 @@ impl Server {
         };
         match record {
             Some((status, result, error)) => {
-                if let Err(e) = self.store.finish(&id, status, result, error).await {
+                if let Err(e) = self.store.finish(&id, None, status, result, error).await {
                     tracing::error!(job = %id, error = %e, "could not record the job's final state");
                 }
             }
@@ -287,7 +287,7 @@ impl Server {
                 Err(e) => {
                     let _ = self
                         .store
-                        .finish(&record.id, JobStatus::Failed, None, Some(e))
+                        .finish(&record.id, None, JobStatus::Failed, None, Some(e))
                         .await;
                 }
                 Ok(spec) => {
@@ -329,9 +329,9 @@ fn build_pool(ctx: &Context, store: &Store, config: &ServeConfig) -> JobPool {
                 // Started: its place in the queue is free for the next submission.
                 drop(job.room);
                 match store.mark_running(&job.id).await {
-                    Ok(true) => {}
+                    Ok(Some(_attempt)) => {}
                     // Cancelled (or otherwise ended) while queued: nothing to run.
-                    Ok(false) => return Err("job was no longer queued".to_owned()),
+                    Ok(None) => return Err("job was no longer queued".to_owned()),
                     Err(e) => return Err(format!("cannot start job: {e}")),
                 }
                 jobs::run(&job_ctx, &job.spec, step)

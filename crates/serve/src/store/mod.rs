@@ -1,14 +1,14 @@
-//! The job server's store: every accepted job and its state, in one of two engines.
+//! The job server's store: every accepted job and its state, behind one trait, [`JobStore`].
 //!
 //! - [`SqliteStore`] (`--db FILE`): durable. A job is committed *before* the server answers 202,
-//!   so an accepted job survives a crash or restart of the process: on start, [`Store::recover`]
-//!   hands back every job that was queued or running, and the server runs it again (at least
-//!   once). Concurrent writes share one transaction (group commit, see [`SqliteConfig`]).
+//!   so an accepted job survives a crash or restart of the process: on start,
+//!   [`JobStore::recover`] hands back every job that was queued or running, and the server runs
+//!   it again (at least once). Concurrent writes share one transaction (group commit, see
+//!   [`SqliteConfig`]).
 //! - [`MemoryStore`] (`--in-memory`): the same operations on a map; nothing survives a restart.
 //!
-//! [`Store`] picks one at start-up. Both engines offer the same operations with the same
-//! meaning (a first final state wins, `mark_running` only moves a queued job, ...), so a third
-//! engine (PostgreSQL, for many nodes) fits beside them.
+//! [`Store`] picks one at start-up and is itself a [`JobStore`]. Every engine passes one
+//! conformance suite (`tests/store_conformance.rs`): the rules are listed on [`JobStore`].
 
 mod memory;
 mod sqlite;
@@ -177,7 +177,171 @@ pub struct NewJob {
     pub data: Value,
 }
 
-/// The job store of a server: SQLite on disk, or memory. Cloning shares the same jobs.
+/// The operations `weft serve` needs from a job store, with one meaning on every engine.
+///
+/// Every engine passes one conformance suite (`crates/serve/tests/store_conformance.rs`), so
+/// the server can rely on these rules whichever engine holds its jobs:
+///
+/// 1. A job is created `queued` ([`insert`](JobStore::insert)); an id is stored at most once.
+/// 2. Only a `queued` job can start ([`mark_running`](JobStore::mark_running)); each start is
+///    one more attempt, and the attempt number is handed back.
+/// 3. The **first final state wins** ([`finish`](JobStore::finish)): a late worker cannot
+///    overwrite a client's cancel, and a worker of an older attempt (fenced by its attempt
+///    number) cannot overwrite anything.
+/// 4. [`recover`](JobStore::recover) makes unfinished work that nobody holds runnable again:
+///    a restarted server runs every accepted job at least once.
+///
+/// Methods return `impl Future + Send` so that the server can call them from any task; the
+/// engines do their I/O off the async workers (a committer thread for SQLite, the network for
+/// PostgreSQL).
+pub trait JobStore: Clone + Send + Sync + 'static {
+    /// Records a newly accepted job as `queued`; durable (committed) when this returns `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Duplicate`] if the id is taken; [`StoreError::BatchFailed`] if the
+    /// transaction that held it failed (nothing of it was stored).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not withdraw the write: the job may still be stored.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use weft_serve::store::{JobStatus, JobStore, NewJob, Store, StoreError};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), StoreError> {
+    /// let store = Store::in_memory();
+    /// let job = NewJob { id: "a".into(), job_type: "notification", priority: 1, data: json!({}) };
+    /// store.insert(job.clone()).await?;
+    /// assert!(matches!(store.insert(job).await, Err(StoreError::Duplicate(_))));
+    /// assert_eq!(store.get("a").await?.map(|j| j.status), Some(JobStatus::Queued));
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn insert(&self, job: NewJob) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Marks a queued job running, as one more attempt, and returns that attempt's number
+    /// (1 for the first run). Returns `None` if the job was not queued (for example, cancelled
+    /// meanwhile): the caller must then not run it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the engine fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not withdraw the write.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use weft_serve::store::{JobStore, NewJob, Store};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), weft_serve::store::StoreError> {
+    /// let store = Store::in_memory();
+    /// store.insert(NewJob { id: "a".into(), job_type: "notification", priority: 1, data: json!({}) }).await?;
+    /// assert_eq!(store.mark_running("a").await?, Some(1));
+    /// assert_eq!(store.mark_running("a").await?, None, "already running");
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn mark_running(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<u32>, StoreError>> + Send;
+
+    /// Records a job's final state, and returns whether this call recorded it. A job already
+    /// final keeps its first final state. With `attempt`, the write is *fenced*: it applies
+    /// only while the job is still in that attempt, so a worker whose run was given to
+    /// another (after a restart or a lapsed lease) cannot record anything. `None` (a client's
+    /// cancel) applies to any attempt.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the engine fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not withdraw the write.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use weft_serve::store::{JobStatus, JobStore, NewJob, Store};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), weft_serve::store::StoreError> {
+    /// let store = Store::in_memory();
+    /// store.insert(NewJob { id: "a".into(), job_type: "notification", priority: 1, data: json!({}) }).await?;
+    /// let attempt = store.mark_running("a").await?;
+    /// assert!(!store.finish("a", Some(7), JobStatus::Completed, None, None).await?, "stale attempt");
+    /// assert!(store.finish("a", attempt, JobStatus::Completed, Some(json!(1)), None).await?);
+    /// assert!(!store.finish("a", None, JobStatus::Cancelled, None, None).await?, "first final wins");
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn finish(
+        &self,
+        id: &str,
+        attempt: Option<u32>,
+        status: JobStatus,
+        result: Option<Value>,
+        error: Option<String>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Puts running jobs back to `queued` (at shutdown, for jobs to re-run on the next start).
+    /// Returns how many were re-queued.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the engine fails.
+    fn requeue(&self, ids: Vec<String>) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Removes a queued job that was stored but then not accepted after all (the server began
+    /// shutting down between its commit and its hand-off to the pool). A job that left
+    /// `queued` is kept.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the engine fails.
+    fn delete(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Returns one job.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the engine fails.
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send;
+
+    /// Lists jobs, oldest first, optionally only those in `status`, at most `limit`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the engine fails.
+    fn list(
+        &self,
+        status: Option<JobStatus>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<JobRecord>, StoreError>> + Send;
+
+    /// Returns every job that was queued, or running without anyone holding it, in acceptance
+    /// order, after resetting those running ones to queued: the work a restarted server must
+    /// do again. (On SQLite and memory every running job is unheld once the process
+    /// restarts; on PostgreSQL a job under another node's live lease is left to that node.)
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the engine fails.
+    fn recover(&self) -> impl Future<Output = Result<Vec<JobRecord>, StoreError>> + Send;
+
+    /// Counts jobs per status.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the engine fails.
+    fn counts(&self) -> impl Future<Output = Result<Vec<(JobStatus, u64)>, StoreError>> + Send;
+}
+
+/// The job store of a server, whichever engine it is: SQLite on disk, PostgreSQL, or memory.
+/// Cloning shares the same jobs.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Store {
@@ -225,97 +389,42 @@ impl Store {
     pub fn in_memory() -> Store {
         Store::Memory(MemoryStore::new())
     }
+}
 
-    /// Records a newly accepted job as `queued`; durable (committed) when this returns `Ok`.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Duplicate`] if the id is taken; [`StoreError::BatchFailed`] if the
-    /// transaction that held it failed (nothing of it was stored).
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future does not withdraw the write: the job may still be stored.
-    ///
-    /// ```
-    /// use serde_json::json;
-    /// use weft_serve::store::{JobStatus, NewJob, Store, StoreError};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), StoreError> {
-    /// let store = Store::in_memory();
-    /// let job = NewJob { id: "a".into(), job_type: "notification", priority: 1, data: json!({}) };
-    /// store.insert(job.clone()).await?;
-    /// assert!(matches!(store.insert(job).await, Err(StoreError::Duplicate(_))));
-    /// assert_eq!(store.get("a").await?.map(|j| j.status), Some(JobStatus::Queued));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
+impl JobStore for Store {
+    async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
         each!(self, s => s.insert(job).await)
     }
 
-    /// Marks a job running (one more attempt). Returns `false` if it was no longer queued (for
-    /// example, cancelled meanwhile): the caller must then not run it.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if the engine fails.
-    pub async fn mark_running(&self, id: &str) -> Result<bool, StoreError> {
+    async fn mark_running(&self, id: &str) -> Result<Option<u32>, StoreError> {
         each!(self, s => s.mark_running(id).await)
     }
 
-    /// Records a job's final state. A job already final keeps its first final state (so a late
-    /// worker cannot overwrite a cancel). Returns whether this call recorded it.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if the engine fails.
-    pub async fn finish(
+    async fn finish(
         &self,
         id: &str,
+        attempt: Option<u32>,
         status: JobStatus,
         result: Option<Value>,
         error: Option<String>,
     ) -> Result<bool, StoreError> {
         debug_assert!(status.is_final());
-        each!(self, s => s.finish(id, status, result, error).await)
+        each!(self, s => s.finish(id, attempt, status, result, error).await)
     }
 
-    /// Puts running jobs back to `queued` (at shutdown, for jobs to re-run on the next start).
-    /// Returns how many were re-queued.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if the engine fails.
-    pub async fn requeue(&self, ids: Vec<String>) -> Result<usize, StoreError> {
+    async fn requeue(&self, ids: Vec<String>) -> Result<usize, StoreError> {
         each!(self, s => s.requeue(ids).await)
     }
 
-    /// Removes a queued job that was stored but then not accepted after all (the server began
-    /// shutting down between its commit and its hand-off to the pool).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if the engine fails.
-    pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
+    async fn delete(&self, id: &str) -> Result<(), StoreError> {
         each!(self, s => s.delete(id).await)
     }
 
-    /// Returns one job.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if the engine fails.
-    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+    async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
         each!(self, s => s.get(id).await)
     }
 
-    /// Lists jobs, oldest first, optionally only those in `status`, at most `limit`.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if the engine fails.
-    pub async fn list(
+    async fn list(
         &self,
         status: Option<JobStatus>,
         limit: usize,
@@ -323,22 +432,11 @@ impl Store {
         each!(self, s => s.list(status, limit).await)
     }
 
-    /// Returns every job that was queued or running (in acceptance order), after resetting the
-    /// running ones to queued: the work a restarted server must do again.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if the engine fails.
-    pub async fn recover(&self) -> Result<Vec<JobRecord>, StoreError> {
+    async fn recover(&self) -> Result<Vec<JobRecord>, StoreError> {
         each!(self, s => s.recover().await)
     }
 
-    /// Counts jobs per status.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if the engine fails.
-    pub async fn counts(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+    async fn counts(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
         each!(self, s => s.counts().await)
     }
 }

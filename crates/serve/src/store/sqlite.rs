@@ -24,7 +24,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::{JobRecord, JobStatus, NewJob, StoreError, now_ms};
+use super::{JobRecord, JobStatus, JobStore, NewJob, StoreError, now_ms};
 
 /// How the SQLite engine commits. [`SqliteConfig::default`] gives the CLI's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,8 +87,9 @@ pub struct SqliteStore {
 /// One write waiting for its batch's commit.
 struct Pending {
     write: Write,
-    /// `Ok(true)` if the write changed a row, `Ok(false)` if its condition did not hold.
-    done: oneshot::Sender<Result<bool, StoreError>>,
+    /// `Ok(0)` if the write's condition did not hold; otherwise `Ok(1)`, or for a start the
+    /// attempt number it began.
+    done: oneshot::Sender<Result<u32, StoreError>>,
 }
 
 enum Write {
@@ -96,6 +97,7 @@ enum Write {
     Running(String, i64),
     Finish {
         id: String,
+        attempt: Option<u32>,
         status: JobStatus,
         result: Option<Value>,
         error: Option<String>,
@@ -124,9 +126,11 @@ CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status, seq);
 const INSERT: &str = "INSERT INTO jobs (id, type, priority, data, status, created_at)
      VALUES (?1, ?2, ?3, ?4, 'queued', ?5) ON CONFLICT(id) DO NOTHING";
 const RUNNING: &str = "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?2
-     WHERE id = ?1 AND status = 'queued'";
+     WHERE id = ?1 AND status = 'queued' RETURNING attempts";
+// A fenced write (?6 not null) applies only while the job runs in that very attempt.
 const FINISH: &str = "UPDATE jobs SET status = ?2, result = ?3, error = ?4, finished_at = ?5
-     WHERE id = ?1 AND status IN ('queued', 'running')";
+     WHERE id = ?1 AND status IN ('queued', 'running')
+       AND (?6 IS NULL OR (status = 'running' AND attempts = ?6))";
 const SELECT: &str = "SELECT id, type, priority, data, status, result, error, attempts, created_at, started_at, finished_at FROM jobs";
 
 impl SqliteStore {
@@ -137,7 +141,7 @@ impl SqliteStore {
     /// [`StoreError`] when the folder or file cannot be created or SQLite fails.
     ///
     /// ```
-    /// use weft_serve::store::{SqliteConfig, SqliteStore};
+    /// use weft_serve::store::{JobStore, SqliteConfig, SqliteStore};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let dir = tempfile::tempdir()?;
@@ -179,7 +183,7 @@ impl SqliteStore {
     }
 
     /// Hands `write` to the committer and waits for its batch's commit.
-    async fn commit(&self, write: Write) -> Result<bool, StoreError> {
+    async fn commit(&self, write: Write) -> Result<u32, StoreError> {
         let (done, committed) = oneshot::channel();
         self.commits
             .send(Pending { write, done })
@@ -203,58 +207,44 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
+}
 
-    /// As [`Store::insert`](super::Store::insert): committed with its batch.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Duplicate`] if the id is taken; [`StoreError::BatchFailed`] if its batch
-    /// could not be committed.
-    pub async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
+impl JobStore for SqliteStore {
+    async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
         let id = job.id.clone();
         match self.commit(Write::Insert(job, now_ms())).await? {
-            true => Ok(()),
-            false => Err(StoreError::Duplicate(id)),
+            0 => Err(StoreError::Duplicate(id)),
+            _ => Ok(()),
         }
     }
 
-    /// As [`Store::mark_running`](super::Store::mark_running).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if SQLite fails.
-    pub async fn mark_running(&self, id: &str) -> Result<bool, StoreError> {
-        self.commit(Write::Running(id.to_owned(), now_ms())).await
+    async fn mark_running(&self, id: &str) -> Result<Option<u32>, StoreError> {
+        let attempt = self.commit(Write::Running(id.to_owned(), now_ms())).await?;
+        Ok((attempt > 0).then_some(attempt))
     }
 
-    /// As [`Store::finish`](super::Store::finish).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if SQLite fails.
-    pub async fn finish(
+    async fn finish(
         &self,
         id: &str,
+        attempt: Option<u32>,
         status: JobStatus,
         result: Option<Value>,
         error: Option<String>,
     ) -> Result<bool, StoreError> {
-        self.commit(Write::Finish {
-            id: id.to_owned(),
-            status,
-            result,
-            error,
-            at: now_ms(),
-        })
-        .await
+        let changed = self
+            .commit(Write::Finish {
+                id: id.to_owned(),
+                attempt,
+                status,
+                result,
+                error,
+                at: now_ms(),
+            })
+            .await?;
+        Ok(changed > 0)
     }
 
-    /// As [`Store::requeue`](super::Store::requeue).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if SQLite fails.
-    pub async fn requeue(&self, ids: Vec<String>) -> Result<usize, StoreError> {
+    async fn requeue(&self, ids: Vec<String>) -> Result<usize, StoreError> {
         Self::with(&self.writer, move |c| {
             let tx = c.unchecked_transaction()?;
             let mut n = 0;
@@ -270,12 +260,7 @@ impl SqliteStore {
         .await
     }
 
-    /// As [`Store::delete`](super::Store::delete).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if SQLite fails.
-    pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
+    async fn delete(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_owned();
         Self::with(&self.writer, move |c| {
             c.execute(
@@ -287,12 +272,7 @@ impl SqliteStore {
         .await
     }
 
-    /// As [`Store::get`](super::Store::get).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if SQLite fails.
-    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+    async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
         let id = id.to_owned();
         Self::with(&self.reader, move |c| {
             let mut stmt = c.prepare_cached(&format!("{SELECT} WHERE id = ?1"))?;
@@ -301,12 +281,7 @@ impl SqliteStore {
         .await
     }
 
-    /// As [`Store::list`](super::Store::list).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if SQLite fails.
-    pub async fn list(
+    async fn list(
         &self,
         status: Option<JobStatus>,
         limit: usize,
@@ -335,12 +310,7 @@ impl SqliteStore {
         .await
     }
 
-    /// As [`Store::recover`](super::Store::recover).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if SQLite fails.
-    pub async fn recover(&self) -> Result<Vec<JobRecord>, StoreError> {
+    async fn recover(&self) -> Result<Vec<JobRecord>, StoreError> {
         Self::with(&self.writer, |c| {
             c.execute(
                 "UPDATE jobs SET status = 'queued', started_at = NULL WHERE status = 'running'",
@@ -356,12 +326,7 @@ impl SqliteStore {
         .await
     }
 
-    /// As [`Store::counts`](super::Store::counts).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if SQLite fails.
-    pub async fn counts(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+    async fn counts(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
         Self::with(&self.reader, |c| {
             let mut stmt = c.prepare_cached("SELECT status, COUNT(*) FROM jobs GROUP BY status")?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
@@ -422,34 +387,46 @@ fn committer(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Pending>, config: 
 
 /// Runs every write of `batch` in one transaction; on any error nothing is kept (the
 /// transaction rolls back when dropped uncommitted).
-fn run_batch(conn: &Connection, batch: &[Pending]) -> rusqlite::Result<Vec<bool>> {
+fn run_batch(conn: &Connection, batch: &[Pending]) -> rusqlite::Result<Vec<u32>> {
     let tx = conn.unchecked_transaction()?;
     let mut changed = Vec::with_capacity(batch.len());
     for p in batch {
         let n = match &p.write {
-            Write::Insert(job, at) => tx.prepare_cached(INSERT)?.execute(params![
-                job.id,
-                job.job_type,
-                job.priority,
-                job.data.to_string(),
-                at
-            ])?,
-            Write::Running(id, at) => tx.prepare_cached(RUNNING)?.execute(params![id, at])?,
+            Write::Insert(job, at) => tx
+                .prepare_cached(INSERT)?
+                .execute(params![
+                    job.id,
+                    job.job_type,
+                    job.priority,
+                    job.data.to_string(),
+                    at
+                ])?
+                .min(1) as u32,
+            Write::Running(id, at) => tx
+                .prepare_cached(RUNNING)?
+                .query_row(params![id, at], |r| r.get::<_, u32>(0))
+                .optional()?
+                .unwrap_or(0),
             Write::Finish {
                 id,
+                attempt,
                 status,
                 result,
                 error,
                 at,
-            } => tx.prepare_cached(FINISH)?.execute(params![
-                id,
-                status.as_str(),
-                result.as_ref().map(Value::to_string),
-                error,
-                at
-            ])?,
+            } => tx
+                .prepare_cached(FINISH)?
+                .execute(params![
+                    id,
+                    status.as_str(),
+                    result.as_ref().map(Value::to_string),
+                    error,
+                    at,
+                    attempt
+                ])?
+                .min(1) as u32,
         };
-        changed.push(n == 1);
+        changed.push(n);
     }
     tx.commit()?;
     Ok(changed)
