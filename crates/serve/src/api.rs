@@ -247,10 +247,18 @@ async fn submit_job(State(server): State<Arc<Server>>, headers: HeaderMap, body:
         Err(e) => return error(StatusCode::BAD_REQUEST, e.0),
     };
     let priority = sub.priority;
+    // With a shared queue (PostgreSQL) the job waits in the database for whichever node
+    // claims it; otherwise it goes to this process's pool, which has room for it first.
+    let shared = server.node.is_some();
     // Room first: a full queue is answered without writing anything.
-    let Some(room) = server.admission.try_reserve(priority) else {
-        server.rejected.fetch_add(1, Ordering::Relaxed);
-        return unavailable(&server, "the job queue is full; retry later");
+    let room = if shared {
+        None
+    } else {
+        let Some(room) = server.admission.try_reserve(priority) else {
+            server.rejected.fetch_add(1, Ordering::Relaxed);
+            return unavailable(&server, "the job queue is full; retry later");
+        };
+        Some(room)
     };
     let id = sub.id.unwrap_or_else(new_id);
 
@@ -270,20 +278,23 @@ async fn submit_job(State(server): State<Arc<Server>>, headers: HeaderMap, body:
             e => store_error(&e),
         };
     }
-    let job = PoolJob {
-        id: id.clone(),
-        spec: Arc::new(sub.spec),
-        room: Some(room),
-    };
-    if server.dispatch(job, priority).is_err() {
-        // Shutdown began between the commit and the hand-off: not accepted after all.
-        if let Err(e) = server.store.delete(&id).await {
-            tracing::error!(job = %id, error = %e, "could not remove a refused job");
+    if !shared {
+        let job = PoolJob {
+            id: id.clone(),
+            spec: Arc::new(sub.spec),
+            room,
+            attempt: None,
+        };
+        if server.dispatch(job, priority).is_err() {
+            // Shutdown began between the commit and the hand-off: not accepted after all.
+            if let Err(e) = server.store.delete(&id).await {
+                tracing::error!(job = %id, error = %e, "could not remove a refused job");
+            }
+            return unavailable(
+                &server,
+                "the server is shutting down; retry against the next instance",
+            );
         }
-        return unavailable(
-            &server,
-            "the server is shutting down; retry against the next instance",
-        );
     }
     server.accepted.fetch_add(1, Ordering::Relaxed);
     // Ids are letters, digits and `-_.:` (checked, or generated as hex), so they need no JSON
@@ -315,20 +326,7 @@ async fn cancel_job(State(server): State<Arc<Server>>, Path(id): Path<String>) -
     if record.status.is_final() {
         return already_final(&id, record.status);
     }
-    let pool_id = server
-        .live
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&id)
-        .copied();
-    if let Some(pool_id) = pool_id {
-        server
-            .cancelled_by_client
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.clone());
-        server.pool.cancel(pool_id);
-    }
+    server.cancel_local(&id);
     // Record it now, so a GET right after sees it; the first final state wins, so the job's
     // own late outcome cannot overwrite it.
     match server
@@ -426,11 +424,21 @@ async fn healthz(State(server): State<Arc<Server>>) -> Response {
 
 async fn metrics(State(server): State<Arc<Server>>) -> Response {
     let counts = server.store.counts().await.unwrap_or_default();
+    let node = match &server.node {
+        Some(node) => Some(super::metrics::NodeFigures {
+            claimed: node.claimed.load(Ordering::Relaxed),
+            held: node.in_flight(),
+            queries: node.store.queries(),
+            depth: node.store.queue_depth().await.unwrap_or_default(),
+        }),
+        None => None,
+    };
     let text = super::metrics::render(
         &server.stats(),
         &counts,
         server.accepted.load(Ordering::Relaxed),
         server.rejected.load(Ordering::Relaxed),
+        node.as_ref(),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

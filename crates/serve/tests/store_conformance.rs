@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
+mod common;
+
 use std::collections::HashSet;
 
 use serde_json::json;
@@ -315,6 +317,18 @@ conformance!(
         )
         .unwrap();
         Some((store, dir))
+    }
+    .await
+);
+
+conformance!(
+    postgres,
+    async {
+        let url = crate::common::pg_url().await?;
+        let store = weft_serve::store::PgStore::open(weft_serve::store::PgConfig::new(url))
+            .await
+            .unwrap();
+        Some((store, ()))
     }
     .await
 );

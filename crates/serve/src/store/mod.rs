@@ -11,6 +11,7 @@
 //! conformance suite (`tests/store_conformance.rs`): the rules are listed on [`JobStore`].
 
 mod memory;
+mod postgres;
 mod sqlite;
 
 use std::path::Path;
@@ -19,6 +20,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use self::memory::MemoryStore;
+pub use self::postgres::{Claimed, PgConfig, PgStore, QueueEvent, Swept};
 pub use self::sqlite::{SqliteConfig, SqliteStore};
 
 /// The state of a job, as stored and as the API reports it.
@@ -38,6 +40,9 @@ pub enum JobStatus {
     Cancelled,
     /// Ran past the job timeout.
     TimedOut,
+    /// Gave up after its last attempt (PostgreSQL's shared queue: a lease that lapsed, or a
+    /// failure with retries on); kept for inspection.
+    Dead,
 }
 
 impl JobStatus {
@@ -56,6 +61,7 @@ impl JobStatus {
             JobStatus::Failed => "failed",
             JobStatus::Cancelled => "cancelled",
             JobStatus::TimedOut => "timed_out",
+            JobStatus::Dead => "dead",
         }
     }
 
@@ -74,11 +80,12 @@ impl JobStatus {
             "failed" => JobStatus::Failed,
             "cancelled" => JobStatus::Cancelled,
             "timed_out" => JobStatus::TimedOut,
+            "dead" => JobStatus::Dead,
             _ => return None,
         })
     }
 
-    /// `true` once the job has ended (completed, failed, cancelled, timed out).
+    /// `true` once the job has ended (completed, failed, cancelled, timed out, dead).
     ///
     /// ```
     /// use weft_serve::store::JobStatus;
@@ -133,6 +140,9 @@ pub enum StoreError {
     /// SQLite reported an error (the message says which).
     #[error("job database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error, or could not be reached (the message says which).
+    #[error("job database error (PostgreSQL): {0}")]
+    Postgres(String),
     /// The store's worker thread went away (the runtime is shutting down).
     #[error("job database is unavailable: {0}")]
     Unavailable(String),
@@ -349,6 +359,8 @@ pub enum Store {
     Sqlite(SqliteStore),
     /// In memory only.
     Memory(MemoryStore),
+    /// Shared by many nodes, in PostgreSQL.
+    Postgres(PgStore),
 }
 
 /// Runs the same call on whichever engine the store is.
@@ -357,6 +369,7 @@ macro_rules! each {
         match $self {
             Store::Sqlite($s) => $call,
             Store::Memory($s) => $call,
+            Store::Postgres($s) => $call,
         }
     };
 }
