@@ -92,24 +92,24 @@ pub(crate) struct Args {
     /// Connections served at once [default: the file-descriptor limit less 64].
     #[arg(long)]
     max_connections: Option<usize>,
-    /// PostgreSQL: how long a claimed job stays this node's without a heartbeat (renewed every
+    /// How long a claimed job stays this node's without a heartbeat (renewed every
     /// third of it while the job runs).
     #[arg(long, default_value = "30s", value_parser = parse_duration, help_heading = "PostgreSQL")]
     lease: Duration,
-    /// PostgreSQL: how often each node returns jobs whose lease lapsed and ages waiting jobs.
+    /// How often each node returns jobs whose lease lapsed and ages waiting jobs.
     #[arg(long, default_value = "10s", value_parser = parse_duration, help_heading = "PostgreSQL")]
     sweep_interval: Duration,
-    /// PostgreSQL: how often an idle node looks for due jobs without a notification.
+    /// How often an idle node looks for due jobs without a notification.
     #[arg(long, default_value = "2s", value_parser = parse_duration, help_heading = "PostgreSQL")]
     poll_interval: Duration,
-    /// PostgreSQL: how many times a job may be claimed before it ends `dead`.
+    /// How many times a job may be claimed before it ends `dead`.
     #[arg(long, default_value_t = 5, help_heading = "PostgreSQL")]
     max_attempts: u32,
-    /// PostgreSQL: retry failed and timed-out jobs (after an exponential backoff with jitter)
+    /// Retry failed and timed-out jobs (after an exponential backoff with jitter)
     /// while attempts remain, then mark them `dead`.
     #[arg(long, help_heading = "PostgreSQL")]
     retry_failed: bool,
-    /// PostgreSQL: the first retry's delay (doubling for each further one, at most 1 h).
+    /// The first retry's delay (doubling for each further one, at most 1 h).
     #[arg(long, default_value = "1s", value_parser = parse_duration, help_heading = "PostgreSQL")]
     retry_backoff: Duration,
 }
