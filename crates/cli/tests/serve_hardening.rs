@@ -98,12 +98,12 @@ async fn stored_jobs(db: &Path, n: usize) {
     let store = Store::open(db, SqliteConfig::default()).unwrap();
     for i in 0..n {
         store
-            .insert(NewJob {
-                id: format!("stored-{i}"),
-                job_type: "data_analysis",
-                priority: 1,
-                data: json!({"dataset": "d", "query": "q", "rows": 1000}),
-            })
+            .insert(NewJob::new(
+                format!("stored-{i}"),
+                "data_analysis",
+                1,
+                json!({"dataset": "d", "query": "q", "rows": 1000}),
+            ))
             .await
             .unwrap();
     }

@@ -7,7 +7,10 @@
 //!   or unknown type, or invalid data; **409** for a duplicate id; **503** with `Retry-After`
 //!   when the queue is full (nothing is written) or the server is shutting down; **413** for a
 //!   body over the limit; **408** for a body that does not arrive in time. Every error body is
-//!   JSON: `{"error": "...", "status": N}`.
+//!   JSON: `{"error": "...", "status": N}`. An `Idempotency-Key` header makes a retried POST
+//!   name the same job: the retry gets the same 202 (with `Idempotent-Replayed: true`), not a
+//!   second job; the key reused for a different job is a **422**. `"run_at"` (Unix
+//!   milliseconds) delays a job, with the PostgreSQL store only (**400** elsewhere).
 //! - `GET /api/jobs/{id}`: status (`queued`, `running`, `completed`, `failed`, `cancelled`,
 //!   `timed_out`, and with PostgreSQL `dead`) and result; **404** if unknown.
 //! - `DELETE /api/jobs/{id}`: cancels a queued or running job (**200**), or says it already

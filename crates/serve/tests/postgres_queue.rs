@@ -19,12 +19,12 @@ use weft_serve::store::{JobStatus, JobStore, NewJob, PgConfig, PgStore, QueueEve
 const PATIENCE: Duration = Duration::from_secs(30);
 
 fn job(id: &str, priority: u8) -> NewJob {
-    NewJob {
-        id: id.to_owned(),
-        job_type: "notification",
+    NewJob::new(
+        id,
+        "notification",
         priority,
-        data: json!({"recipients": ["a@x"], "message": id, "channel": "sms"}),
-    }
+        json!({"recipients": ["a@x"], "message": id, "channel": "sms"}),
+    )
 }
 
 /// Two stores on one fresh schema, as two nodes; `None` when no database is configured.
@@ -361,4 +361,37 @@ async fn nodes_starting_at_once_create_the_schema_once() {
     for s in &stores {
         assert_eq!(s.get("one").await.unwrap().unwrap().id, "one");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_job_is_claimed_only_once_it_is_due() {
+    let Some((a, _b)) = nodes(PgConfig::new).await else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    a.insert(job("later", 2).run_at(now + 300)).await.unwrap();
+    a.insert(job("far", 2).run_at(now + 3_600_000))
+        .await
+        .unwrap();
+    a.insert(job("now", 0)).await.unwrap();
+    let first: Vec<String> = a
+        .claim(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.record.id)
+        .collect();
+    assert_eq!(first, ["now"], "delayed jobs wait, whatever their priority");
+    let later = eventually("the delayed job came due", async || {
+        a.claim(10).await.unwrap().pop()
+    })
+    .await;
+    assert_eq!(later.record.id, "later");
+    assert_eq!(
+        a.get("far").await.unwrap().unwrap().status,
+        JobStatus::Queued
+    );
 }

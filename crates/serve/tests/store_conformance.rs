@@ -14,12 +14,12 @@ use serde_json::json;
 use weft_serve::store::{JobStatus, JobStore, NewJob, StoreError};
 
 fn job(id: &str, priority: u8) -> NewJob {
-    NewJob {
-        id: id.to_owned(),
-        job_type: "notification",
+    NewJob::new(
+        id,
+        "notification",
         priority,
-        data: json!({"recipients": ["a@x"], "message": id, "channel": "sms"}),
-    }
+        json!({"recipients": ["a@x"], "message": id, "channel": "sms"}),
+    )
 }
 
 async fn status<S: JobStore>(s: &S, id: &str) -> JobStatus {
@@ -332,3 +332,25 @@ conformance!(
     }
     .await
 );
+
+/// The stores that run jobs at once refuse a delayed job whole instead of running it early.
+#[tokio::test]
+async fn stores_without_a_schedule_refuse_a_delayed_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = weft_serve::store::SqliteStore::open(
+        &dir.path().join("jobs.db"),
+        weft_serve::store::SqliteConfig::default(),
+    )
+    .unwrap();
+    let memory = weft_serve::store::MemoryStore::new();
+    for (name, r) in [
+        ("sqlite", sqlite.insert(job("d", 1).run_at(1)).await),
+        ("memory", memory.insert(job("d", 1).run_at(1)).await),
+    ] {
+        let err = r.unwrap_err();
+        assert!(matches!(err, StoreError::Unsupported(_)), "{name}: {err}");
+        assert!(err.to_string().contains("PostgreSQL"), "{name}: {err}");
+    }
+    assert!(sqlite.get("d").await.unwrap().is_none());
+    assert!(memory.get("d").await.unwrap().is_none());
+}

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 
-use super::{JobRecord, JobStatus, JobStore, NewJob, StoreError, now_ms};
+use super::{JobRecord, JobStatus, JobStore, NewJob, StoreError, no_run_at, now_ms};
 
 /// Jobs in memory: nothing survives the process. Cloning shares the same jobs.
 ///
@@ -47,6 +47,9 @@ impl MemoryStore {
 
 impl JobStore for MemoryStore {
     async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
+        if job.run_at.is_some() {
+            return Err(no_run_at());
+        }
         let mut jobs = self.lock();
         if jobs.by_id.contains_key(&job.id) {
             return Err(StoreError::Duplicate(job.id));

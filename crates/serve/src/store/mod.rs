@@ -157,6 +157,9 @@ pub enum StoreError {
         /// What SQLite said.
         reason: String,
     },
+    /// This store cannot do what was asked (the message says what, and which store can).
+    #[error("{0}")]
+    Unsupported(String),
     /// The database file or its folder could not be created.
     #[error("cannot create the job database at {path}: {source}")]
     Create {
@@ -176,6 +179,7 @@ pub(crate) fn now_ms() -> i64 {
 
 /// A job to store as `queued`: the validated submission.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct NewJob {
     /// The job's id (the client's or a generated one).
     pub id: String,
@@ -185,6 +189,38 @@ pub struct NewJob {
     pub priority: u8,
     /// The job's data as submitted.
     pub data: Value,
+    /// Not to start before this time (Unix milliseconds, by the database's clock); `None`
+    /// starts it as soon as a worker is free. Only the PostgreSQL store keeps jobs for later:
+    /// the others refuse such a job with [`StoreError::Unsupported`].
+    pub run_at: Option<i64>,
+}
+
+impl NewJob {
+    /// A job to run as soon as a worker is free.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use weft_serve::store::NewJob;
+    /// let job = NewJob::new("a", "notification", 1, json!({})).run_at(1_900_000_000_000);
+    /// assert_eq!(job.run_at, Some(1_900_000_000_000));
+    /// ```
+    #[must_use]
+    pub fn new(id: impl Into<String>, job_type: &'static str, priority: u8, data: Value) -> Self {
+        NewJob {
+            id: id.into(),
+            job_type,
+            priority,
+            data,
+            run_at: None,
+        }
+    }
+
+    /// Sets [`run_at`](NewJob::run_at).
+    #[must_use]
+    pub fn run_at(mut self, unix_ms: i64) -> Self {
+        self.run_at = Some(unix_ms);
+        self
+    }
 }
 
 /// The operations `weft serve` needs from a job store, with one meaning on every engine.
@@ -210,7 +246,9 @@ pub trait JobStore: Clone + Send + Sync + 'static {
     /// # Errors
     ///
     /// [`StoreError::Duplicate`] if the id is taken; [`StoreError::BatchFailed`] if the
-    /// transaction that held it failed (nothing of it was stored).
+    /// transaction that held it failed (nothing of it was stored);
+    /// [`StoreError::Unsupported`] for a [`run_at`](NewJob::run_at) on a store that runs
+    /// jobs at once.
     ///
     /// # Cancel safety
     ///
@@ -222,7 +260,7 @@ pub trait JobStore: Clone + Send + Sync + 'static {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), StoreError> {
     /// let store = Store::in_memory();
-    /// let job = NewJob { id: "a".into(), job_type: "notification", priority: 1, data: json!({}) };
+    /// let job = NewJob::new("a", "notification", 1, json!({}));
     /// store.insert(job.clone()).await?;
     /// assert!(matches!(store.insert(job).await, Err(StoreError::Duplicate(_))));
     /// assert_eq!(store.get("a").await?.map(|j| j.status), Some(JobStatus::Queued));
@@ -249,7 +287,7 @@ pub trait JobStore: Clone + Send + Sync + 'static {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), weft_serve::store::StoreError> {
     /// let store = Store::in_memory();
-    /// store.insert(NewJob { id: "a".into(), job_type: "notification", priority: 1, data: json!({}) }).await?;
+    /// store.insert(NewJob::new("a", "notification", 1, json!({}))).await?;
     /// assert_eq!(store.mark_running("a").await?, Some(1));
     /// assert_eq!(store.mark_running("a").await?, None, "already running");
     /// # Ok(())
@@ -280,7 +318,7 @@ pub trait JobStore: Clone + Send + Sync + 'static {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), weft_serve::store::StoreError> {
     /// let store = Store::in_memory();
-    /// store.insert(NewJob { id: "a".into(), job_type: "notification", priority: 1, data: json!({}) }).await?;
+    /// store.insert(NewJob::new("a", "notification", 1, json!({}))).await?;
     /// let attempt = store.mark_running("a").await?;
     /// assert!(!store.finish("a", Some(7), JobStatus::Completed, None, None).await?, "stale attempt");
     /// assert!(store.finish("a", attempt, JobStatus::Completed, Some(json!(1)), None).await?);
@@ -452,4 +490,12 @@ impl JobStore for Store {
     async fn counts(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
         each!(self, s => s.counts().await)
     }
+}
+
+/// The refusal of a delayed job by a store that runs jobs at once.
+pub(crate) fn no_run_at() -> StoreError {
+    StoreError::Unsupported(
+        "`run_at` needs the PostgreSQL store (--db postgres://...): this store runs jobs at once"
+            .into(),
+    )
 }

@@ -1000,8 +1000,8 @@ async fn run_batch(store: &PgStore, batch: &[Pending]) -> Result<Vec<u32>, Store
     // New jobs: the first of each id in the batch goes in; a repeat is a duplicate.
     let mut seen = HashSet::new();
     let mut slots = Vec::new();
-    let (mut ids, mut types, mut priorities, mut data) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ids, mut types, mut priorities, mut data, mut run_at) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (i, p) in batch.iter().enumerate() {
         if let Write::Insert(job) = &p.write
             && seen.insert(job.id.as_str())
@@ -1011,16 +1011,18 @@ async fn run_batch(store: &PgStore, batch: &[Pending]) -> Result<Vec<u32>, Store
             types.push(job.job_type);
             priorities.push(i16::from(job.priority));
             data.push(&job.data);
+            run_at.push(job.run_at.unwrap_or(0));
         }
     }
     if !ids.is_empty() {
         let stmt = tx
             .prepare_cached(&format!(
                 "WITH added AS (
-                     INSERT INTO weft_jobs (id, type, priority, eff_priority, data, status, created_at)
-                     SELECT u.id, u.type, u.priority, u.priority, u.data, 'queued', {NOW}
-                     FROM unnest($1::text[], $2::text[], $3::int2[], $4::jsonb[])
-                          WITH ORDINALITY AS u(id, type, priority, data, n)
+                     INSERT INTO weft_jobs
+                         (id, type, priority, eff_priority, data, status, created_at, run_at)
+                     SELECT u.id, u.type, u.priority, u.priority, u.data, 'queued', {NOW}, u.run_at
+                     FROM unnest($1::text[], $2::text[], $3::int2[], $4::jsonb[], $6::int8[])
+                          WITH ORDINALITY AS u(id, type, priority, data, run_at, n)
                      ORDER BY u.n
                      ON CONFLICT (id) DO NOTHING
                      RETURNING id)
@@ -1031,7 +1033,14 @@ async fn run_batch(store: &PgStore, batch: &[Pending]) -> Result<Vec<u32>, Store
         let rows = tx
             .query(
                 &stmt,
-                &[&ids, &types, &priorities, &data, &store.inner.chan_jobs],
+                &[
+                    &ids,
+                    &types,
+                    &priorities,
+                    &data,
+                    &store.inner.chan_jobs,
+                    &run_at,
+                ],
             )
             .await?;
         let added: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();

@@ -24,7 +24,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::{JobRecord, JobStatus, JobStore, NewJob, StoreError, now_ms};
+use super::{JobRecord, JobStatus, JobStore, NewJob, StoreError, no_run_at, now_ms};
 
 /// How the SQLite engine commits. [`SqliteConfig::default`] gives the CLI's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +211,9 @@ impl SqliteStore {
 
 impl JobStore for SqliteStore {
     async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
+        if job.run_at.is_some() {
+            return Err(no_run_at());
+        }
         let id = job.id.clone();
         match self.commit(Write::Insert(job, now_ms())).await? {
             0 => Err(StoreError::Duplicate(id)),
