@@ -442,7 +442,11 @@ fn already_final(id: &str, status: JobStatus) -> Response {
 struct ListQuery {
     status: Option<String>,
     limit: Option<usize>,
+    after: Option<String>,
 }
+
+/// The most jobs one `GET /api/jobs` returns; more come page by page with `after`.
+pub const MAX_PAGE: usize = 1000;
 
 async fn list_jobs(
     State(server): State<Arc<Server>>,
@@ -460,15 +464,32 @@ async fn list_jobs(
                 return error(
                     StatusCode::BAD_REQUEST,
                     format!(
-                        "unknown status {s:?} (queued, running, completed, failed, cancelled, timed_out)"
+                        "unknown status {s:?} (queued, running, completed, failed, cancelled, timed_out, dead)"
                     ),
                 );
             }
         },
     };
-    let limit = q.limit.unwrap_or(100).min(10_000);
-    match server.store.list(status, limit).await {
-        Ok(jobs) => axum::Json(json!({ "count": jobs.len(), "jobs": jobs })).into_response(),
+    let after = match q.after.as_deref() {
+        None | Some("") => None,
+        Some(a) => match a.parse::<u64>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("`after` must be the `next` of a previous page, not {a:?}"),
+                );
+            }
+        },
+    };
+    let limit = q.limit.unwrap_or(100).min(MAX_PAGE);
+    match server.store.list(status, after, limit).await {
+        Ok(page) => axum::Json(json!({
+            "count": page.jobs.len(),
+            "jobs": page.jobs,
+            "next": page.next.map(|n| n.to_string()),
+        }))
+        .into_response(),
         Err(e) => store_error(&e),
     }
 }

@@ -15,7 +15,9 @@
 //!   `timed_out`, and with PostgreSQL `dead`) and result; **404** if unknown.
 //! - `DELETE /api/jobs/{id}`: cancels a queued or running job (**200**), or says it already
 //!   finished (**409**) or is unknown (**404**).
-//! - `GET /api/jobs?status=...&limit=...` lists jobs; `GET /healthz` (`ok`, `recovering` with
+//! - `GET /api/jobs?status=...&limit=...&after=...` lists jobs a page at a time, oldest
+//!   first (at most [`api::MAX_PAGE`], 100 by default; `next` in the answer is the `after`
+//!   of the next page, `null` on the last); `GET /healthz` (`ok`, `recovering` with
 //!   how many stored jobs still wait for queue room, or `shutting_down`); `GET /metrics` in
 //!   Prometheus text format (queue depth per priority, outcomes, latency quantiles, jobs per
 //!   stored status).
@@ -142,6 +144,10 @@ pub struct ServeConfig {
     /// Connections served at once; more wait to be accepted. By default, what the process's
     /// file-descriptor limit allows after a reserve of 64 (within 16..=10,000).
     pub max_connections: usize,
+    /// Delete finished jobs (every final state) this long after they ended, checked every
+    /// tenth of it (at least every 100 ms, at most every hour). By default, none: finished
+    /// jobs are kept.
+    pub keep_finished: Option<Duration>,
 }
 
 impl Default for ServeConfig {
@@ -165,6 +171,7 @@ impl Default for ServeConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             max_connections: http::default_max_connections(),
+            keep_finished: None,
         }
     }
 }
@@ -526,6 +533,10 @@ impl JobServer {
             requeue: Mutex::new(Vec::new()),
             node,
         });
+        let purger = server
+            .config
+            .keep_finished
+            .map(|keep| tokio::spawn(purge_finished(server.store.clone(), keep, ctx.clone())));
         let (node_ctx, stop_node) = Context::background().with_cancel();
         let node_task = server
             .node
@@ -565,6 +576,9 @@ impl JobServer {
         if let Some(task) = node_task {
             let _ = task.await;
         }
+        if let Some(task) = purger {
+            let _ = task.await;
+        }
         let requeue =
             std::mem::take(&mut *server.requeue.lock().unwrap_or_else(|e| e.into_inner()));
         let requeued = server.store.requeue(requeue).await?;
@@ -577,6 +591,24 @@ impl JobServer {
             accepted: server.accepted.load(Ordering::Relaxed),
             requeued,
         })
+    }
+}
+
+/// Deletes jobs that finished more than `keep` ago, every tenth of `keep`, until `ctx` ends.
+async fn purge_finished(store: Store, keep: Duration, ctx: Context) {
+    let every = (keep / 10).clamp(Duration::from_millis(100), Duration::from_secs(3600));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = ctx.done() => return,
+            _ = tick.tick() => {}
+        }
+        match store.purge_finished(keep).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "deleted finished jobs past --keep-finished"),
+            Err(e) => tracing::warn!(error = %e, "could not delete old finished jobs"),
+        }
     }
 }
 

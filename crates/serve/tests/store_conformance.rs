@@ -9,6 +9,7 @@
 mod common;
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use serde_json::json;
 use weft_serve::store::{JobStatus, JobStore, NewJob, StoreError};
@@ -215,9 +216,28 @@ async fn requeue_and_delete_touch_only_the_states_they_name<S: JobStore>(s: S) {
     assert_eq!(status(&s, "f").await, JobStatus::Failed);
 }
 
-/// Listing is in acceptance order, filtered by status, and never longer than its limit;
-/// counts add up per status.
-async fn listing_is_ordered_filtered_limited_and_counted<S: JobStore>(s: S) {
+/// Every page of a listing, from the first to the one whose `next` is `None`.
+async fn all_pages<S: JobStore>(
+    s: &S,
+    status: Option<JobStatus>,
+    limit: usize,
+) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.list(status, after, limit).await.unwrap();
+        assert!(page.jobs.len() <= limit);
+        pages.push(page.jobs.iter().map(|j| j.id.clone()).collect());
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return pages,
+        }
+    }
+}
+
+/// Listing is in acceptance order, filtered by status, page by page with a cursor, never
+/// longer than its limit; counts add up per status.
+async fn listing_is_ordered_filtered_paged_and_counted<S: JobStore>(s: S) {
     for i in 0..30 {
         s.insert(job(&format!("j{i:02}"), (i % 3) as u8))
             .await
@@ -226,22 +246,33 @@ async fn listing_is_ordered_filtered_limited_and_counted<S: JobStore>(s: S) {
     for i in (0..30).step_by(3) {
         s.mark_running(&format!("j{i:02}")).await.unwrap();
     }
-    let all = s.list(None, 100).await.unwrap();
-    let ids: Vec<String> = all.iter().map(|j| j.id.clone()).collect();
+    let all = s.list(None, None, 100).await.unwrap();
+    let ids: Vec<String> = all.jobs.iter().map(|j| j.id.clone()).collect();
     let want: Vec<String> = (0..30).map(|i| format!("j{i:02}")).collect();
     assert_eq!(ids, want);
-    assert_eq!(s.list(None, 7).await.unwrap().len(), 7);
-    assert!(s.list(None, 0).await.unwrap().is_empty());
-    let running = s.list(Some(JobStatus::Running), 100).await.unwrap();
+    assert_eq!(all.next, None, "one page holds them all");
+    // Pages of 7: 7, 7, 7, 7, 2, in order, none twice.
+    let pages = all_pages(&s, None, 7).await;
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        [7, 7, 7, 7, 2]
+    );
+    assert_eq!(pages.concat(), want);
+    // An exact fit ends without an empty page.
+    assert_eq!(all_pages(&s, None, 10).await.len(), 3);
+    let running = s
+        .list(Some(JobStatus::Running), None, 100)
+        .await
+        .unwrap()
+        .jobs;
     assert_eq!(running.len(), 10);
     assert!(running.iter().all(|j| j.status == JobStatus::Running));
     assert_eq!(running[0].id, "j00");
-    assert!(
-        s.list(Some(JobStatus::TimedOut), 100)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let running_pages = all_pages(&s, Some(JobStatus::Running), 4).await;
+    let running_ids: Vec<String> = running.iter().map(|j| j.id.clone()).collect();
+    assert_eq!(running_pages.concat(), running_ids);
+    let none = s.list(Some(JobStatus::TimedOut), None, 100).await.unwrap();
+    assert!(none.jobs.is_empty() && none.next.is_none());
     let mut counts = s.counts().await.unwrap();
     counts.sort_by_key(|(s, _)| s.as_str());
     assert_eq!(counts, [(JobStatus::Queued, 20), (JobStatus::Running, 10)]);
@@ -265,11 +296,46 @@ async fn concurrent_inserts_each_get_their_own_answer<S: JobStore>(s: S) {
         }
     }
     assert_eq!((stored.len(), duplicates), (180, 20));
-    assert_eq!(s.list(None, 1000).await.unwrap().len(), 180);
+    assert_eq!(s.list(None, None, 1000).await.unwrap().jobs.len(), 180);
     // Concurrent starts of one job: exactly one wins.
     let starts = futures_util::future::join_all((0..8).map(|_| s.mark_running("c7"))).await;
     let won: Vec<_> = starts.into_iter().filter_map(|r| r.unwrap()).collect();
     assert_eq!(won, [1]);
+}
+
+/// Retention: only finished jobs older than the bound are deleted; queued and running ones
+/// stay whatever their age.
+async fn purging_deletes_only_old_finished_jobs<S: JobStore>(s: S) {
+    for id in ["q", "r", "done", "failed"] {
+        s.insert(job(id, 1)).await.unwrap();
+    }
+    s.mark_running("r").await.unwrap();
+    s.finish("done", None, JobStatus::Completed, None, None)
+        .await
+        .unwrap();
+    s.finish("failed", None, JobStatus::Failed, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.purge_finished(Duration::from_secs(3600)).await.unwrap(),
+        0,
+        "too recent"
+    );
+    // A millisecond must pass for "ended before now": wait for it, a bounded number of times.
+    let mut purged = 0;
+    for _ in 0..1000 {
+        purged += s.purge_finished(Duration::ZERO).await.unwrap();
+        if purged == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(purged, 2);
+    assert!(s.get("done").await.unwrap().is_none());
+    assert!(s.get("failed").await.unwrap().is_none());
+    assert_eq!(status(&s, "q").await, JobStatus::Queued);
+    assert_eq!(status(&s, "r").await, JobStatus::Running);
+    assert_eq!(s.list(None, None, 10).await.unwrap().jobs.len(), 2);
 }
 
 /// Runs every check against one engine: `$make` is an async expression giving
@@ -286,7 +352,8 @@ macro_rules! conformance {
                 a_stale_attempt_cannot_record_an_outcome,
                 recovery_returns_unfinished_jobs_in_acceptance_order,
                 requeue_and_delete_touch_only_the_states_they_name,
-                listing_is_ordered_filtered_limited_and_counted,
+                listing_is_ordered_filtered_paged_and_counted,
+                purging_deletes_only_old_finished_jobs,
                 concurrent_inserts_each_get_their_own_answer,
             );
         }

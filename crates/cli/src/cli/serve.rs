@@ -92,6 +92,10 @@ pub(crate) struct Args {
     /// Connections served at once [default: the file-descriptor limit less 64].
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Delete finished jobs this long after they ended (e.g. 7d, 12h); by default they are
+    /// kept.
+    #[arg(long, value_parser = parse_duration)]
+    keep_finished: Option<Duration>,
     /// How long a claimed job stays this node's without a heartbeat (renewed every
     /// third of it while the job runs).
     #[arg(long, default_value = "30s", value_parser = parse_duration, help_heading = "PostgreSQL")]
@@ -180,6 +184,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         header_timeout: args.header_timeout,
         body_timeout: args.body_timeout,
         max_connections: args.max_connections.unwrap_or(defaults.max_connections),
+        keep_finished: args.keep_finished,
         ..defaults
     };
     let (workers, queue_size, max_connections) =

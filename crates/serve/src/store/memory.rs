@@ -2,10 +2,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{JobRecord, JobStatus, JobStore, NewJob, StoreError, no_run_at, now_ms};
+use super::{
+    JobRecord, JobStatus, JobStore, NewJob, Page, StoreError, cutoff_ms, no_run_at, now_ms, page,
+};
 
 /// Jobs in memory: nothing survives the process. Cloning shares the same jobs.
 ///
@@ -149,17 +152,32 @@ impl JobStore for MemoryStore {
     async fn list(
         &self,
         status: Option<JobStatus>,
+        after: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<JobRecord>, StoreError> {
+    ) -> Result<Page, StoreError> {
         let jobs = self.lock();
-        Ok(jobs
+        let from = after.map_or(0, |a| a.saturating_add(1));
+        let rows = jobs
             .order
-            .values()
-            .filter_map(|id| jobs.by_id.get(id))
-            .filter(|j| status.is_none_or(|s| j.status == s))
-            .take(limit)
-            .cloned()
-            .collect())
+            .range(from..)
+            .filter_map(|(seq, id)| Some((*seq, jobs.by_id.get(id)?)))
+            .filter(|(_, j)| status.is_none_or(|s| j.status == s))
+            .take(limit.saturating_add(1))
+            .map(|(seq, j)| (seq, j.clone()))
+            .collect();
+        Ok(page(rows, limit))
+    }
+
+    async fn purge_finished(&self, older_than: Duration) -> Result<u64, StoreError> {
+        let cutoff = cutoff_ms(older_than);
+        let mut jobs = self.lock();
+        let jobs = &mut *jobs;
+        let before = jobs.by_id.len();
+        jobs.by_id
+            .retain(|_, j| !(j.status.is_final() && j.finished_at.is_some_and(|t| t < cutoff)));
+        let by_id = &jobs.by_id;
+        jobs.order.retain(|_, id| by_id.contains_key(id));
+        Ok((before - jobs.by_id.len()) as u64)
     }
 
     async fn recover(&self) -> Result<Vec<JobRecord>, StoreError> {

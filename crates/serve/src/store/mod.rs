@@ -15,6 +15,7 @@ mod postgres;
 mod sqlite;
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -128,6 +129,16 @@ pub struct JobRecord {
     /// When it ended (Unix milliseconds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<i64>,
+}
+
+/// One page of a listing: jobs in acceptance order, and where the next page starts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Page {
+    /// The jobs of this page, oldest first.
+    pub jobs: Vec<JobRecord>,
+    /// Pass this as `after` for the next page; `None` when this page is the last.
+    pub next: Option<u64>,
 }
 
 /// A store operation failed.
@@ -359,16 +370,48 @@ pub trait JobStore: Clone + Send + Sync + 'static {
     /// [`StoreError`] if the engine fails.
     fn get(&self, id: &str) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send;
 
-    /// Lists jobs, oldest first, optionally only those in `status`, at most `limit`.
+    /// Lists one page of jobs in acceptance order: those accepted after the cursor `after`
+    /// (from the previous page's [`Page::next`]; `None` for the first page), optionally only
+    /// those in `status`, at most `limit`. A job accepted meanwhile appears on a later page;
+    /// none is listed twice.
     ///
     /// # Errors
     ///
     /// [`StoreError`] if the engine fails.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use weft_serve::store::{JobStore, NewJob, Store};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), weft_serve::store::StoreError> {
+    /// let store = Store::in_memory();
+    /// for id in ["a", "b", "c"] {
+    ///     store.insert(NewJob::new(id, "notification", 1, json!({}))).await?;
+    /// }
+    /// let first = store.list(None, None, 2).await?;
+    /// assert_eq!(first.jobs.len(), 2);
+    /// let rest = store.list(None, first.next, 2).await?;
+    /// assert_eq!((rest.jobs[0].id.as_str(), rest.next), ("c", None));
+    /// # Ok(())
+    /// # }
+    /// ```
     fn list(
         &self,
         status: Option<JobStatus>,
+        after: Option<u64>,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<JobRecord>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+
+    /// Deletes finished jobs (every final state) that ended more than `older_than` ago, and
+    /// returns how many. Queued and running jobs are never deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the engine fails.
+    fn purge_finished(
+        &self,
+        older_than: Duration,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Returns every job that was queued, or running without anyone holding it, in acceptance
     /// order, after resetting those running ones to queued: the work a restarted server must
@@ -478,9 +521,14 @@ impl JobStore for Store {
     async fn list(
         &self,
         status: Option<JobStatus>,
+        after: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<JobRecord>, StoreError> {
-        each!(self, s => s.list(status, limit).await)
+    ) -> Result<Page, StoreError> {
+        each!(self, s => s.list(status, after, limit).await)
+    }
+
+    async fn purge_finished(&self, older_than: Duration) -> Result<u64, StoreError> {
+        each!(self, s => s.purge_finished(older_than).await)
     }
 
     async fn recover(&self) -> Result<Vec<JobRecord>, StoreError> {
@@ -498,4 +546,25 @@ pub(crate) fn no_run_at() -> StoreError {
         "`run_at` needs the PostgreSQL store (--db postgres://...): this store runs jobs at once"
             .into(),
     )
+}
+
+/// Makes a page of `limit` from rows fetched with `limit + 1` (each with its sequence number):
+/// the extra row only says that another page follows.
+pub(crate) fn page(mut rows: Vec<(u64, JobRecord)>, limit: usize) -> Page {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more {
+        rows.last().map(|(seq, _)| *seq)
+    } else {
+        None
+    };
+    Page {
+        jobs: rows.into_iter().map(|(_, j)| j).collect(),
+        next,
+    }
+}
+
+/// `older_than` before now, in Unix milliseconds.
+pub(crate) fn cutoff_ms(older_than: Duration) -> i64 {
+    now_ms().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX))
 }

@@ -42,7 +42,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 
-use super::{JobRecord, JobStatus, JobStore, NewJob, StoreError};
+use super::{JobRecord, JobStatus, JobStore, NewJob, Page, StoreError, page};
 
 /// The database's clock in Unix milliseconds (every node reads the same clock).
 const NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
@@ -76,6 +76,7 @@ CREATE TABLE IF NOT EXISTS weft_jobs (
 CREATE INDEX IF NOT EXISTS weft_jobs_claim ON weft_jobs (eff_priority DESC, seq) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS weft_jobs_lease ON weft_jobs (locked_until) WHERE status = 'running';
 CREATE INDEX IF NOT EXISTS weft_jobs_by_status ON weft_jobs (status, seq);
+CREATE INDEX IF NOT EXISTS weft_jobs_finished ON weft_jobs (finished_at) WHERE finished_at IS NOT NULL;
 ";
 
 const COLUMNS: &str = "id, type, priority, data, status, result, error, attempts, created_at, started_at, finished_at";
@@ -887,30 +888,59 @@ impl JobStore for PgStore {
     async fn list(
         &self,
         status: Option<JobStatus>,
+        after: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<JobRecord>, StoreError> {
+    ) -> Result<Page, StoreError> {
         let client = self.client().await?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let after = after.map_or(0, |a| i64::try_from(a).unwrap_or(i64::MAX));
         self.count(1);
         let rows = match status {
-            Some(s) => client
-                .query(
-                    &format!(
-                        "SELECT {COLUMNS} FROM weft_jobs WHERE status = $1 ORDER BY seq LIMIT $2"
-                    ),
-                    &[&s.as_str(), &limit],
-                )
-                .await?,
-            None => {
+            Some(s) => {
                 client
                     .query(
-                        &format!("SELECT {COLUMNS} FROM weft_jobs ORDER BY seq LIMIT $1"),
-                        &[&limit],
+                        &format!(
+                            "SELECT {COLUMNS}, seq FROM weft_jobs WHERE status = $1 AND seq > $2
+                             ORDER BY seq LIMIT $3"
+                        ),
+                        &[&s.as_str(), &after, &fetch],
                     )
                     .await?
             }
+            None => client
+                .query(
+                    &format!(
+                        "SELECT {COLUMNS}, seq FROM weft_jobs WHERE seq > $1 ORDER BY seq LIMIT $2"
+                    ),
+                    &[&after, &fetch],
+                )
+                .await?,
         };
-        Ok(rows.iter().map(row_to_record).collect())
+        let rows = rows
+            .iter()
+            .map(|r| {
+                (
+                    u64::try_from(r.get::<_, i64>(11)).unwrap_or(0),
+                    row_to_record(r),
+                )
+            })
+            .collect();
+        Ok(page(rows, limit))
+    }
+
+    async fn purge_finished(&self, older_than: Duration) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        self.count(1);
+        // The database's clock decides what is old, as for leases.
+        Ok(client
+            .execute(
+                &format!(
+                    "DELETE FROM weft_jobs
+                     WHERE finished_at < {NOW} - $1 AND status NOT IN ('queued', 'running')"
+                ),
+                &[&millis(older_than)],
+            )
+            .await?)
     }
 
     async fn recover(&self) -> Result<Vec<JobRecord>, StoreError> {

@@ -24,7 +24,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::{JobRecord, JobStatus, JobStore, NewJob, StoreError, no_run_at, now_ms};
+use super::{
+    JobRecord, JobStatus, JobStore, NewJob, Page, StoreError, cutoff_ms, no_run_at, now_ms, page,
+};
 
 /// How the SQLite engine commits. [`SqliteConfig::default`] gives the CLI's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +123,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_finished ON jobs(finished_at) WHERE finished_at IS NOT NULL;
 ";
 
 const INSERT: &str = "INSERT INTO jobs (id, type, priority, data, status, created_at)
@@ -131,7 +134,7 @@ const RUNNING: &str = "UPDATE jobs SET status = 'running', attempts = attempts +
 const FINISH: &str = "UPDATE jobs SET status = ?2, result = ?3, error = ?4, finished_at = ?5
      WHERE id = ?1 AND status IN ('queued', 'running')
        AND (?6 IS NULL OR (status = 'running' AND attempts = ?6))";
-const SELECT: &str = "SELECT id, type, priority, data, status, result, error, attempts, created_at, started_at, finished_at FROM jobs";
+const SELECT: &str = "SELECT id, type, priority, data, status, result, error, attempts, created_at, started_at, finished_at, seq FROM jobs";
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and starts its committer thread.
@@ -287,28 +290,50 @@ impl JobStore for SqliteStore {
     async fn list(
         &self,
         status: Option<JobStatus>,
+        after: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<JobRecord>, StoreError> {
+    ) -> Result<Page, StoreError> {
         Self::with(&self.reader, move |c| {
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let mut out = Vec::new();
+            let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+            let after = after.map_or(0, |a| i64::try_from(a).unwrap_or(i64::MAX));
+            let with_seq = |r: &rusqlite::Row<'_>| {
+                Ok((
+                    u64::try_from(r.get::<_, i64>(11)?).unwrap_or(0),
+                    row_to_record(r)?,
+                ))
+            };
+            let mut rows = Vec::new();
             match status {
                 Some(s) => {
                     let mut stmt = c.prepare_cached(&format!(
-                        "{SELECT} WHERE status = ?1 ORDER BY seq LIMIT ?2"
+                        "{SELECT} WHERE status = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
                     ))?;
-                    for r in stmt.query_map(params![s.as_str(), limit], row_to_record)? {
-                        out.push(r?);
+                    for r in stmt.query_map(params![s.as_str(), after, fetch], with_seq)? {
+                        rows.push(r?);
                     }
                 }
                 None => {
-                    let mut stmt = c.prepare_cached(&format!("{SELECT} ORDER BY seq LIMIT ?1"))?;
-                    for r in stmt.query_map(params![limit], row_to_record)? {
-                        out.push(r?);
+                    let mut stmt = c.prepare_cached(&format!(
+                        "{SELECT} WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+                    ))?;
+                    for r in stmt.query_map(params![after, fetch], with_seq)? {
+                        rows.push(r?);
                     }
                 }
             }
-            Ok(out)
+            Ok(page(rows, limit))
+        })
+        .await
+    }
+
+    async fn purge_finished(&self, older_than: Duration) -> Result<u64, StoreError> {
+        let cutoff = cutoff_ms(older_than);
+        Self::with(&self.writer, move |c| {
+            let n = c.execute(
+                "DELETE FROM jobs WHERE finished_at < ?1 AND status NOT IN ('queued', 'running')",
+                params![cutoff],
+            )?;
+            Ok(n as u64)
         })
         .await
     }
