@@ -232,3 +232,41 @@ async fn an_idle_node_sends_about_one_query_a_second_at_most() {
     node.wait_for("wake", |j| j["status"] == "completed").await;
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_the_nodes_claims_and_the_databases_queue_per_priority() {
+    let Some(url) = common::pg_url().await else {
+        return;
+    };
+    // One worker: the node holds two jobs (one running, one waiting in its pool), no more.
+    let node = Node::start(ServeConfig {
+        workers: 1,
+        ..config(&url, Duration::from_secs(3600))
+    })
+    .await;
+    for (i, p) in [0, 0, 0, 0, 1, 1].into_iter().enumerate() {
+        assert_eq!(
+            node.post(&analysis(&format!("m{i}"), p)).await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+    let start = Instant::now();
+    loop {
+        let text = node.metrics().await;
+        let held = text.contains("weft_node_held_jobs 2");
+        let depth: u64 = (0..3)
+            .filter_map(|p| {
+                let prefix = format!("weft_db_queue_depth{{priority=\"{p}\"}} ");
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&prefix)?.parse::<u64>().ok())
+            })
+            .sum();
+        if held && depth == 4 && text.contains("weft_node_claimed_total 2") {
+            assert!(text.contains("weft_node_db_queries_total "), "{text}");
+            break;
+        }
+        assert!(start.elapsed() < PATIENCE, "metrics never settled:\n{text}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    node.stop().await;
+}
