@@ -857,6 +857,13 @@ impl JobStore for PgStore {
                 &[&ids, &self.inner.node],
             )
             .await?;
+        if n > 0 {
+            // Other nodes may take them now rather than at their next poll.
+            self.count(1);
+            client
+                .execute("SELECT pg_notify($1, '')", &[&self.inner.chan_jobs])
+                .await?;
+        }
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
