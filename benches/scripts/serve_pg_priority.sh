@@ -25,8 +25,9 @@ schema="prio_$$"
 q "$URL" "CREATE SCHEMA $schema"
 sep='?'; case "$URL" in *\?*) sep='&';; esac
 SURL="${URL}${sep}options=-c%20search_path%3D${schema}"
-# --aging 1h: the backlog must not age into the high level during the run.
-"$BIN" serve --port 0 --db "$SURL" --workers "$WORKERS" --work-step 10ms --aging 1h 2>"$DIR/err" &
+# Default aging (5 s): the backlog ages into the high level during the run, and fresh high
+# jobs must still go first.
+"$BIN" serve --port 0 --db "$SURL" --workers "$WORKERS" --work-step 10ms 2>"$DIR/err" &
 PID=$!
 for _ in $(seq 100); do grep -q "listening on" "$DIR/err" && break; sleep 0.1; done
 BASE=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$DIR/err" | head -1)

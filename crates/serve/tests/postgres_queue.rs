@@ -125,7 +125,7 @@ async fn claims_take_the_highest_priority_first_and_the_oldest_within_a_level() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_waiting_low_priority_job_ages_past_newer_high_ones() {
+async fn a_waiting_low_priority_job_ages_past_newer_normal_ones_but_not_fresh_high_ones() {
     let Some((a, _b)) = nodes(|u| PgConfig::new(u).aging(Duration::from_millis(20))).await else {
         return;
     };
@@ -137,19 +137,17 @@ async fn a_waiting_low_priority_job_ages_past_newer_high_ones() {
         (depth == [(2, 1)]).then_some(())
     })
     .await;
+    a.insert(job("new-normal", 1)).await.unwrap();
     a.insert(job("new-high", 2)).await.unwrap();
     let order: Vec<String> = a
-        .claim(2)
+        .claim(3)
         .await
         .unwrap()
         .into_iter()
         .map(|c| c.record.id)
         .collect();
-    assert_eq!(
-        order,
-        ["old-low", "new-high"],
-        "same level: the older first"
-    );
+    // At the top level, a native high job first, then the aged one; both before normal.
+    assert_eq!(order, ["new-high", "old-low", "new-normal"]);
     // Its stored priority is still what the client asked for.
     assert_eq!(a.get("old-low").await.unwrap().unwrap().priority, 0);
 }

@@ -13,7 +13,9 @@
 //!   lapsed and whose job was claimed again cannot record anything (see
 //!   [`JobStore::finish`]).
 //! - **Aging**: a queued job's effective priority rises one level per
-//!   [`PgConfig::aging`] of waiting (applied by the sweep), so low levels cannot starve.
+//!   [`PgConfig::aging`] of waiting (applied by the sweep), so a steady stream of higher jobs
+//!   cannot starve it. At one effective level, jobs of that native priority go first, then
+//!   aged ones, each oldest first: a backlog that aged up does not delay fresh high jobs.
 //! - **Retries** (with [`PgConfig::retry_failed`]): a failed or timed-out run goes back to
 //!   `queued` with `run_at` put off by an exponential backoff with jitter, until
 //!   `max_attempts`; then `dead`, kept for inspection.
@@ -73,7 +75,7 @@ CREATE TABLE IF NOT EXISTS weft_jobs (
     locked_by    TEXT,
     locked_until BIGINT
 );
-CREATE INDEX IF NOT EXISTS weft_jobs_claim ON weft_jobs (eff_priority DESC, seq) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS weft_jobs_claim ON weft_jobs (eff_priority DESC, priority DESC, seq) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS weft_jobs_lease ON weft_jobs (locked_until) WHERE status = 'running';
 CREATE INDEX IF NOT EXISTS weft_jobs_by_status ON weft_jobs (status, seq);
 CREATE INDEX IF NOT EXISTS weft_jobs_finished ON weft_jobs (finished_at) WHERE finished_at IS NOT NULL;
@@ -463,7 +465,7 @@ impl PgStore {
                 "WITH picked AS (
                      SELECT seq FROM weft_jobs
                      WHERE status = 'queued' AND run_at <= {NOW}
-                     ORDER BY eff_priority DESC, seq
+                     ORDER BY eff_priority DESC, priority DESC, seq
                      LIMIT $1
                      FOR UPDATE SKIP LOCKED)
                  UPDATE weft_jobs j
@@ -496,7 +498,11 @@ impl PgStore {
             })
             .collect();
         // RETURNING has no order: restore the claim's.
-        claimed.sort_by(|(sa, a), (sb, b)| b.level.cmp(&a.level).then(sa.cmp(sb)));
+        claimed.sort_by(|(sa, a), (sb, b)| {
+            (b.level, b.record.priority)
+                .cmp(&(a.level, a.record.priority))
+                .then(sa.cmp(sb))
+        });
         Ok(claimed.into_iter().map(|(_, c)| c).collect())
     }
 
