@@ -8,7 +8,7 @@
 #   KILLS=0 bash benches/scripts/serve_pg_chaos.sh   # the control run: no kills
 #
 # Accepted jobs are inserted up front (one INSERT; the HTTP path is serve_load.sh's business).
-# Leases are short for the run (--lease 3s --sweep-interval 1s), so a killed node's jobs come
+# Leases are short for the run (LEASE=3s, --sweep-interval 1s), so a killed node's jobs come
 # back within about 4 s instead of the default 40 s. Printed at the end:
 #   lost        accepted jobs not in a final state when the run gave up waiting (must be 0)
 #   final       jobs per final state
@@ -25,6 +25,7 @@ WORKERS=${WORKERS:-8}
 KILLS=${KILLS:-6}
 KILL_EVERY=${KILL_EVERY:-3}
 TIMEOUT=${TIMEOUT:-300}
+LEASE=${LEASE:-3s}
 command -v psql >/dev/null || PATH="$PATH:$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 if [ -z "${WEFT_BIN:-}" ]; then
   cargo build --release -p weft-cli --bin weft >&2
@@ -38,9 +39,10 @@ schema="chaos_$$"
 q "$URL" "CREATE SCHEMA $schema"
 sep='?'; case "$URL" in *\?*) sep='&';; esac
 SURL="${URL}${sep}options=-c%20search_path%3D${schema}"
+LOGS=$(mktemp -d)
 node() {
-  "$BIN" serve --port 0 --db "$SURL" --workers "$WORKERS" --work-step 10ms \
-    --lease 3s --sweep-interval 1s --max-attempts 20 >/dev/null 2>&1 &
+  RUST_LOG=weft_serve=info "$BIN" serve --port 0 --db "$SURL" --workers "$WORKERS" --work-step 10ms \
+    --lease "$LEASE" --sweep-interval 1s --max-attempts 20 >/dev/null 2>>"$LOGS/nodes.log" &
   echo $!
 }
 # The first node creates the schema; the jobs go in once it exists.
@@ -82,5 +84,8 @@ lost=$(q "$SURL" "SELECT count(*) FROM weft_jobs WHERE status IN ('queued', 'run
 final=$(q "$SURL" "SELECT string_agg(status || '=' || n, ' ') FROM (SELECT status, count(*) n FROM weft_jobs GROUP BY status ORDER BY status) s")
 reclaimed=$(q "$SURL" "SELECT coalesce(sum(attempts - 1), 0) FROM weft_jobs")
 stored=$(q "$SURL" "SELECT count(*) FROM weft_jobs")
+# Warnings and errors the nodes logged (late heartbeats, jobs no longer a node's, failed claims).
+grep -hE 'WARN|ERROR' "$LOGS/nodes.log" | sed -E 's/^[^ ]+ +//; s/(job|pid|node)[^ ]*=[^ ]*/\1=_/g' | sort | uniq -c | sed 's/^/nodes: /' >&2 || true
+rm -rf "$LOGS"
 echo "jobs=$JOBS stored=$stored nodes=$NODES workers=$WORKERS kills=$kills wall_s=$wall lost=$lost final: $final reclaimed=$reclaimed bound=$(( kills * 2 * WORKERS )) load=$(cut -d' ' -f1 /proc/loadavg)"
 q "$URL" "DROP SCHEMA $schema CASCADE"

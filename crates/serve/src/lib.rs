@@ -269,6 +269,12 @@ impl Server {
         handle: JobHandle<Value, String>,
     ) {
         let outcome = handle.await;
+        // The run is over: a heartbeat from now on must not take the job, soon recorded
+        // final, for one that was taken from this node (its lease is still renewed until the
+        // outcome is recorded).
+        if let Some(node) = &self.node {
+            node.ran(&id);
+        }
         let by_client = self
             .cancelled_by_client
             .lock()

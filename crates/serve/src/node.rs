@@ -3,13 +3,17 @@
 //!
 //! # Invariants
 //!
-//! 1. A job is in `held` from its claim until its watcher has recorded it; `held.len()` is
-//!    the node's in-flight count, never above [`Node::capacity`].
+//! 1. A job is in `held` from its claim until its outcome is recorded (so heartbeats renew
+//!    its lease until then); `held.len()` is the node's in-flight count, never above
+//!    `capacity`. Once its run has ended it is marked `ran`, and no heartbeat takes it for
+//!    lost: its row leaves `running` when the outcome is recorded, not because another node
+//!    took it.
 //! 2. The claim loop is the only task that claims, so two claims of this node never race for
 //!    the same free slots.
 //! 3. A job counts as lost (no longer this node's) only if a heartbeat that *started after
-//!    its claim* did not return it: a claim committed while a heartbeat ran is never taken
-//!    for lost.
+//!    its claim committed* did not return it: a claim committed while a heartbeat ran is never
+//!    taken for lost (its epoch is read after the commit, and only heartbeats of a higher epoch
+//!    judge it).
 //!
 //! # Queries while idle
 //!
@@ -32,12 +36,20 @@ use crate::jobs::{JobSpec, JobType};
 use crate::store::{JobStatus, JobStore, PgStore, QueueEvent};
 use crate::{PRIORITY_LEVELS, PoolJob, Server};
 
+/// One job this node holds.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    epoch: u64,
+    ran: bool,
+}
+
 /// The shared-queue state of one node.
 #[derive(Debug)]
 pub(crate) struct Node {
     pub(crate) store: PgStore,
-    /// Jobs claimed and not yet recorded: id -> the heartbeat epoch when claimed.
-    held: Mutex<HashMap<String, u64>>,
+    /// Jobs claimed and not yet recorded: id -> the heartbeat epoch when claimed, and whether
+    /// its run has ended.
+    held: Mutex<HashMap<String, Held>>,
     /// Heartbeats started so far.
     epoch: AtomicU64,
     /// Woken when a held job is recorded (a slot is free).
@@ -64,8 +76,15 @@ impl Node {
         }
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Called by a job's watcher when its run ended, before its outcome is recorded.
+    pub(crate) fn ran(&self, id: &str) {
+        if let Some(held) = self.held().get_mut(id) {
+            held.ran = true;
+        }
     }
 
     /// Called by a job's watcher once its outcome is recorded: the slot is free.
@@ -161,8 +180,11 @@ async fn claim(
     node: &Node,
     free: usize,
 ) -> Result<usize, crate::store::StoreError> {
-    let epoch = node.epoch.load(Ordering::Acquire);
     let claimed = node.store.claim(free).await?;
+    // Read after the claim committed: a heartbeat that starts later (a higher epoch) sees these
+    // rows as ours; one that started earlier may not, and must not count them lost (invariant
+    // 3). SeqCst with the heartbeat's increment, so "later" is one order for both tasks.
+    let epoch = node.epoch.load(Ordering::SeqCst);
     let got = claimed.len();
     node.claimed.fetch_add(got as u64, Ordering::Relaxed);
     for c in claimed {
@@ -181,7 +203,8 @@ async fn claim(
                 continue;
             }
         };
-        node.held().insert(record.id.clone(), epoch);
+        node.held()
+            .insert(record.id.clone(), Held { epoch, ran: false });
         let job = PoolJob {
             id: record.id.clone(),
             spec: Arc::new(spec),
@@ -205,6 +228,8 @@ async fn heartbeats(server: Arc<Server>, ctx: Context, every: Duration) {
     let Some(node) = server.node.as_ref() else {
         return;
     };
+    let lease = node.store.config().lease;
+    let mut last: Option<std::time::Instant> = None;
     let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -214,15 +239,27 @@ async fn heartbeats(server: Arc<Server>, ctx: Context, every: Duration) {
         }
         // Nothing held, nothing to renew: an idle node sends no heartbeat.
         if node.in_flight() == 0 {
+            last = None;
             continue;
         }
-        let epoch = node.epoch.fetch_add(1, Ordering::AcqRel) + 1;
-        match node.store.heartbeat().await {
+        let epoch = node.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        let started = std::time::Instant::now();
+        let beat = node.store.heartbeat().await;
+        // A late beat (the process or the database stalled) lets leases lapse: say so, since
+        // the jobs then run again elsewhere.
+        let late = last
+            .map(|l| started.saturating_duration_since(l))
+            .filter(|gap| *gap > lease * 2 / 3);
+        if let Some(gap) = late {
+            tracing::warn!(?gap, took = ?started.elapsed(), ?lease, "heartbeat late; leases may lapse");
+        }
+        last = Some(started);
+        match beat {
             Ok(ours) => {
                 let lost: Vec<String> = node
                     .held()
                     .iter()
-                    .filter(|(id, claimed)| **claimed < epoch && !ours.contains(*id))
+                    .filter(|(id, held)| !held.ran && held.epoch < epoch && !ours.contains(*id))
                     .map(|(id, _)| id.clone())
                     .collect();
                 for id in lost {
