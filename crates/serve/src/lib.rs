@@ -3,7 +3,7 @@
 //! The job server of the Go material's worker-pool chapter, built for real:
 //!
 //! - `POST /api/jobs` with `{"id"?, "type", "priority"?, "data"}` answers **202** with the job's
-//!   id and a `Location`, after the job is committed to SQLite; **400** for bad JSON, a missing
+//!   id and a `Location`, after the job is committed to its store; **400** for bad JSON, a missing
 //!   or unknown type, or invalid data; **409** for a duplicate id; **503** with `Retry-After`
 //!   when the queue is full (nothing is written) or the server is shutting down; **413** for a
 //!   body over the limit; **408** for a body that does not arrive in time. Every error body is
@@ -33,8 +33,9 @@
 //! # Throughput
 //!
 //! A submission reserves room in its priority's queue before anything is written, so a full
-//! queue costs no database work. With SQLite, concurrent submissions share one transaction
-//! (group commit, [`store::SqliteConfig`]); each client's 202 waits for its own batch's commit.
+//! queue costs no database work. With SQLite and PostgreSQL, concurrent submissions share one
+//! transaction (group commit, [`store::SqliteConfig`]; on PostgreSQL one multi-row `INSERT`);
+//! each client's 202 waits for its own batch's commit.
 //!
 //! # Losing nothing
 //!
