@@ -4,6 +4,7 @@
 #   bash benches/scripts/serve_load.sh                 # 5 s per phase, 64 connections, 2 threads
 #   DURATION=10s CONNS=128 bash benches/scripts/serve_load.sh
 #   WEFT_BIN=path/to/weft STORES=sqlite bash benches/scripts/serve_load.sh
+#   PG_URL=postgres://... STORES=postgres bash benches/scripts/serve_load.sh   # a fresh schema per phase
 #
 # For each store (STORES="memory sqlite": `--in-memory`, and `--db` on a fresh SQLite file with
 # the default sync), three phases, each against a fresh server (2 workers, 500 ms jobs, as in
@@ -60,7 +61,13 @@ LUA
 # start STORE QUEUE_SIZE: starts a server, sets PID and BASE.
 start() {
   local store=$1 queue=$2 args=()
-  if [ "$store" = memory ]; then args=(--in-memory); else rm -f "$DIR"/jobs.db*; args=(--db "$DIR/jobs.db"); fi
+  if [ "$store" = memory ]; then args=(--in-memory)
+  elif [ "$store" = postgres ]; then
+    local schema="load_$$_$RANDOM" sep='?'
+    case "${PG_URL:?PG_URL is needed for STORES=postgres}" in *\?*) sep='&';; esac
+    psql -qAtX "$PG_URL" -c "CREATE SCHEMA $schema"
+    args=(--db "${PG_URL}${sep}options=-c%20search_path%3D${schema}")
+  else rm -f "$DIR"/jobs.db*; args=(--db "$DIR/jobs.db"); fi
   "$BIN" serve --port 0 --workers 2 --work-step 500ms --queue-size "$queue" "${args[@]}" 2>"$DIR/serve.log" &
   PID=$!
   BASE=
@@ -117,6 +124,7 @@ echo '| store | phase | req/s | p50 | p99 | status codes | server CPU | peak RSS
 echo '|---|---|---:|---:|---:|---|---:|---:|---|'
 for store in $STORES; do
   phase "$store" accepted 100000000 "$DIR/post.lua" /api/jobs
-  phase "$store" rejected 1 "$DIR/post.lua" /api/jobs fill_queue
+  # The shared queue is the table: it has no per-node room to fill.
+  [ "$store" = postgres ] || phase "$store" rejected 1 "$DIR/post.lua" /api/jobs fill_queue
   phase "$store" get 100 "$DIR/report.lua" /api/jobs/done finished_job
 done

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use weft_core::context::{CancelFn, Context};
-use weft_serve::store::{NewJob, SqliteConfig, Store};
+use weft_serve::store::{JobStore, NewJob, SqliteConfig, Store};
 use weft_serve::{ServeConfig, ServeError, ServeReport, Token, serve};
 
 /// Generous bound on any one request: a server that never answers fails the test instead of
@@ -98,12 +98,12 @@ async fn stored_jobs(db: &Path, n: usize) {
     let store = Store::open(db, SqliteConfig::default()).unwrap();
     for i in 0..n {
         store
-            .insert(NewJob {
-                id: format!("stored-{i}"),
-                job_type: "data_analysis",
-                priority: 1,
-                data: json!({"dataset": "d", "query": "q", "rows": 1000}),
-            })
+            .insert(NewJob::new(
+                format!("stored-{i}"),
+                "data_analysis",
+                1,
+                json!({"dataset": "d", "query": "q", "rows": 1000}),
+            ))
             .await
             .unwrap();
     }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::auth::{Auth, require_token};
 use super::jobs::{JobSpec, JobType};
-use super::store::{JobStatus, NewJob, StoreError};
+use super::store::{JobStatus, JobStore, NewJob, StoreError};
 use super::{PRIORITY_LEVELS, PoolJob, Server};
 
 /// Builds the router over a running server's state: `/healthz` is open to all (load balancers
@@ -83,6 +83,8 @@ struct SubmitRequest {
     priority: Option<Value>,
     #[serde(default)]
     data: Value,
+    #[serde(default)]
+    run_at: Option<i64>,
 }
 
 /// A validated `POST /api/jobs` body.
@@ -98,6 +100,8 @@ pub struct Submission {
     pub spec: JobSpec,
     /// The job's data as submitted (stored, and shown by `GET`).
     pub data: Value,
+    /// Not to start before this time (Unix milliseconds); PostgreSQL store only.
+    pub run_at: Option<i64>,
 }
 
 /// Why a `POST /api/jobs` body was refused (the server answers 400 with this message).
@@ -145,11 +149,17 @@ pub fn parse_submission(body: &[u8]) -> Result<Submission, InvalidSubmission> {
             "`id` must be 1-128 characters of letters, digits, '-', '_', '.', ':'".into(),
         ));
     }
+    if req.run_at.is_some_and(|t| t < 0) {
+        return Err(bad(
+            "`run_at` must be a time in Unix milliseconds (0 or more)".into(),
+        ));
+    }
     Ok(Submission {
         id: req.id,
         priority,
         spec,
         data: req.data,
+        run_at: req.run_at,
     })
 }
 
@@ -246,23 +256,48 @@ async fn submit_job(State(server): State<Arc<Server>>, headers: HeaderMap, body:
         Ok(sub) => sub,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.0),
     };
-    let priority = sub.priority;
-    // Room first: a full queue is answered without writing anything.
-    let Some(room) = server.admission.try_reserve(priority) else {
-        server.rejected.fetch_add(1, Ordering::Relaxed);
-        return unavailable(&server, "the job queue is full; retry later");
+    let key = match idempotency_key(&headers) {
+        Ok(key) => key,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let id = sub.id.unwrap_or_else(new_id);
+    let priority = sub.priority;
+    if sub.run_at.is_some() && server.node.is_none() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            crate::store::no_run_at().to_string(),
+        );
+    }
+    // With a shared queue (PostgreSQL) the job waits in the database for whichever node
+    // claims it; otherwise it goes to this process's pool, which has room for it first.
+    let shared = server.node.is_some();
+    // Room first: a full queue is answered without writing anything.
+    let room = if shared {
+        None
+    } else {
+        let Some(room) = server.admission.try_reserve(priority) else {
+            server.rejected.fetch_add(1, Ordering::Relaxed);
+            return unavailable(&server, "the job queue is full; retry later");
+        };
+        Some(room)
+    };
+    // A retried request with the same key names the same job, so it cannot add a second one.
+    let id = sub
+        .id
+        .clone()
+        .or_else(|| key.map(id_for_key))
+        .unwrap_or_else(new_id);
 
     // Durable next: the job's batch is committed before anyone can be told it was accepted.
-    let job = NewJob {
-        id: id.clone(),
-        job_type: sub.spec.job_type().as_str(),
+    let mut job = NewJob::new(
+        id.clone(),
+        sub.spec.job_type().as_str(),
         priority,
-        data: sub.data,
-    };
+        sub.data.clone(),
+    );
+    job.run_at = sub.run_at;
     if let Err(e) = server.store.insert(job).await {
         return match e {
+            StoreError::Duplicate(id) if key.is_some() => replay(&server, &id, &sub).await,
             StoreError::Duplicate(id) => error(
                 StatusCode::CONFLICT,
                 format!("a job with id {id:?} exists already"),
@@ -270,22 +305,30 @@ async fn submit_job(State(server): State<Arc<Server>>, headers: HeaderMap, body:
             e => store_error(&e),
         };
     }
-    let job = PoolJob {
-        id: id.clone(),
-        spec: Arc::new(sub.spec),
-        room: Some(room),
-    };
-    if server.dispatch(job, priority).is_err() {
-        // Shutdown began between the commit and the hand-off: not accepted after all.
-        if let Err(e) = server.store.delete(&id).await {
-            tracing::error!(job = %id, error = %e, "could not remove a refused job");
+    if !shared {
+        let job = PoolJob {
+            id: id.clone(),
+            spec: Arc::new(sub.spec),
+            room,
+            attempt: None,
+        };
+        if server.dispatch(job, priority).is_err() {
+            // Shutdown began between the commit and the hand-off: not accepted after all.
+            if let Err(e) = server.store.delete(&id).await {
+                tracing::error!(job = %id, error = %e, "could not remove a refused job");
+            }
+            return unavailable(
+                &server,
+                "the server is shutting down; retry against the next instance",
+            );
         }
-        return unavailable(
-            &server,
-            "the server is shutting down; retry against the next instance",
-        );
     }
     server.accepted.fetch_add(1, Ordering::Relaxed);
+    accepted(&id, priority)
+}
+
+/// The 202 of an accepted job.
+fn accepted(id: &str, priority: u8) -> Response {
     // Ids are letters, digits and `-_.:` (checked, or generated as hex), so they need no JSON
     // escaping: the body is written directly, without building a JSON tree per request.
     let body = format!(
@@ -296,6 +339,53 @@ async fn submit_job(State(server): State<Arc<Server>>, headers: HeaderMap, body:
         resp.headers_mut().insert(header::LOCATION, v);
     }
     resp
+}
+
+/// The `Idempotency-Key` header, if any: 1-255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(key))
+        }
+        _ => Err("`Idempotency-Key` must be 1-255 visible ASCII characters"),
+    }
+}
+
+/// The job id a key stands for: a digest, so the id reveals nothing of the key.
+fn id_for_key(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(key.as_bytes());
+    let mut id = String::with_capacity(36);
+    id.push_str("idem");
+    for b in &digest[..16] {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
+}
+
+/// The answer to a retried submission whose key names a stored job: the same 202 if it is
+/// the same job, else 422 (the key was used for another job).
+async fn replay(server: &Server, id: &str, sub: &Submission) -> Response {
+    match server.store.get(id).await {
+        Ok(Some(stored))
+            if stored.job_type == sub.spec.job_type().as_str()
+                && stored.priority == sub.priority
+                && stored.data == sub.data =>
+        {
+            let mut resp = accepted(id, stored.priority);
+            resp.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            resp
+        }
+        Ok(_) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "this Idempotency-Key was used for a different job; use a new key for a new job",
+        ),
+        Err(e) => store_error(&e),
+    }
 }
 
 async fn get_job(State(server): State<Arc<Server>>, Path(id): Path<String>) -> Response {
@@ -315,26 +405,14 @@ async fn cancel_job(State(server): State<Arc<Server>>, Path(id): Path<String>) -
     if record.status.is_final() {
         return already_final(&id, record.status);
     }
-    let pool_id = server
-        .live
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&id)
-        .copied();
-    if let Some(pool_id) = pool_id {
-        server
-            .cancelled_by_client
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.clone());
-        server.pool.cancel(pool_id);
-    }
+    server.cancel_local(&id);
     // Record it now, so a GET right after sees it; the first final state wins, so the job's
     // own late outcome cannot overwrite it.
     match server
         .store
         .finish(
             &id,
+            None,
             JobStatus::Cancelled,
             None,
             Some("cancelled by client".into()),
@@ -364,7 +442,11 @@ fn already_final(id: &str, status: JobStatus) -> Response {
 struct ListQuery {
     status: Option<String>,
     limit: Option<usize>,
+    after: Option<String>,
 }
+
+/// The most jobs one `GET /api/jobs` returns; more come page by page with `after`.
+pub const MAX_PAGE: usize = 1000;
 
 async fn list_jobs(
     State(server): State<Arc<Server>>,
@@ -382,15 +464,32 @@ async fn list_jobs(
                 return error(
                     StatusCode::BAD_REQUEST,
                     format!(
-                        "unknown status {s:?} (queued, running, completed, failed, cancelled, timed_out)"
+                        "unknown status {s:?} (queued, running, completed, failed, cancelled, timed_out, dead)"
                     ),
                 );
             }
         },
     };
-    let limit = q.limit.unwrap_or(100).min(10_000);
-    match server.store.list(status, limit).await {
-        Ok(jobs) => axum::Json(json!({ "count": jobs.len(), "jobs": jobs })).into_response(),
+    let after = match q.after.as_deref() {
+        None | Some("") => None,
+        Some(a) => match a.parse::<u64>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("`after` must be the `next` of a previous page, not {a:?}"),
+                );
+            }
+        },
+    };
+    let limit = q.limit.unwrap_or(100).min(MAX_PAGE);
+    match server.store.list(status, after, limit).await {
+        Ok(page) => axum::Json(json!({
+            "count": page.jobs.len(),
+            "jobs": page.jobs,
+            "next": page.next.map(|n| n.to_string()),
+        }))
+        .into_response(),
         Err(e) => store_error(&e),
     }
 }
@@ -425,11 +524,21 @@ async fn healthz(State(server): State<Arc<Server>>) -> Response {
 
 async fn metrics(State(server): State<Arc<Server>>) -> Response {
     let counts = server.store.counts().await.unwrap_or_default();
+    let node = match &server.node {
+        Some(node) => Some(super::metrics::NodeFigures {
+            claimed: node.claimed.load(Ordering::Relaxed),
+            held: node.in_flight(),
+            queries: node.store.queries(),
+            depth: node.store.queue_depth().await.unwrap_or_default(),
+        }),
+        None => None,
+    };
     let text = super::metrics::render(
         &server.stats(),
         &counts,
         server.accepted.load(Ordering::Relaxed),
         server.rejected.load(Ordering::Relaxed),
+        node.as_ref(),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

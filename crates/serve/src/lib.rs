@@ -3,16 +3,21 @@
 //! The job server of the Go material's worker-pool chapter, built for real:
 //!
 //! - `POST /api/jobs` with `{"id"?, "type", "priority"?, "data"}` answers **202** with the job's
-//!   id and a `Location`, after the job is committed to SQLite; **400** for bad JSON, a missing
+//!   id and a `Location`, after the job is committed to its store; **400** for bad JSON, a missing
 //!   or unknown type, or invalid data; **409** for a duplicate id; **503** with `Retry-After`
 //!   when the queue is full (nothing is written) or the server is shutting down; **413** for a
 //!   body over the limit; **408** for a body that does not arrive in time. Every error body is
-//!   JSON: `{"error": "...", "status": N}`.
+//!   JSON: `{"error": "...", "status": N}`. An `Idempotency-Key` header makes a retried POST
+//!   name the same job: the retry gets the same 202 (with `Idempotent-Replayed: true`), not a
+//!   second job; the key reused for a different job is a **422**. `"run_at"` (Unix
+//!   milliseconds) delays a job, with the PostgreSQL store only (**400** elsewhere).
 //! - `GET /api/jobs/{id}`: status (`queued`, `running`, `completed`, `failed`, `cancelled`,
-//!   `timed_out`) and result; **404** if unknown.
+//!   `timed_out`, and with PostgreSQL `dead`) and result; **404** if unknown.
 //! - `DELETE /api/jobs/{id}`: cancels a queued or running job (**200**), or says it already
 //!   finished (**409**) or is unknown (**404**).
-//! - `GET /api/jobs?status=...&limit=...` lists jobs; `GET /healthz` (`ok`, `recovering` with
+//! - `GET /api/jobs?status=...&limit=...&after=...` lists jobs a page at a time, oldest
+//!   first (at most [`api::MAX_PAGE`], 100 by default; `next` in the answer is the `after`
+//!   of the next page, `null` on the last); `GET /healthz` (`ok`, `recovering` with
 //!   how many stored jobs still wait for queue room, or `shutting_down`); `GET /metrics` in
 //!   Prometheus text format (queue depth per priority, outcomes, latency quantiles, jobs per
 //!   stored status).
@@ -28,8 +33,9 @@
 //! # Throughput
 //!
 //! A submission reserves room in its priority's queue before anything is written, so a full
-//! queue costs no database work. With SQLite, concurrent submissions share one transaction
-//! (group commit, [`store::SqliteConfig`]); each client's 202 waits for its own batch's commit.
+//! queue costs no database work. With SQLite and PostgreSQL, concurrent submissions share one
+//! transaction (group commit, [`store::SqliteConfig`]; on PostgreSQL one multi-row `INSERT`);
+//! each client's 202 waits for its own batch's commit.
 //!
 //! # Losing nothing
 //!
@@ -41,6 +47,20 @@
 //! queued jobs finish for the grace period, then cancels what is left **and puts it back to
 //! `queued`** in the database, so the next start runs it. A job is marked `cancelled` only when
 //! a client asked for it.
+//!
+//! # Many nodes: PostgreSQL
+//!
+//! With [`ServeConfig::postgres`] (`weft serve --db postgres://...`), every node started on
+//! the same database serves one queue ([`store::PgStore`]): a submission is committed to the
+//! database (group commit, one multi-row insert per batch) and answered 202 by whichever node
+//! got it; idle nodes hear of it through `LISTEN/NOTIFY` and claim it with `FOR UPDATE SKIP
+//! LOCKED`, highest priority first (with aging), under a lease their heartbeat renews while
+//! it runs. A node killed mid-job stops renewing; a sweep on any node returns the job to the
+//! queue once its lease lapses (by default within 40 s), and the old node's late outcome is
+//! refused (each claim is a numbered attempt). `DELETE` on any node stops the job on the node
+//! running it within a notification's round trip. Jobs run *at least once*, said plainly: a
+//! job that was running on a killed node runs again. The per-level queue room
+//! ([`ServeConfig::queue_size`]) does not apply: the queue is the table.
 //!
 //! # Priorities
 //!
@@ -56,6 +76,7 @@ mod auth;
 mod http;
 pub mod jobs;
 mod metrics;
+mod node;
 pub mod store;
 
 use std::collections::HashMap;
@@ -74,7 +95,10 @@ pub use self::auth::Token;
 
 use self::admission::{Admission, Room};
 use self::jobs::{JobSpec, JobType};
-use self::store::{JobRecord, JobStatus, SqliteConfig, Store, StoreError};
+use self::node::Node;
+use self::store::{
+    JobRecord, JobStatus, JobStore, PgConfig, PgStore, SqliteConfig, Store, StoreError,
+};
 
 /// Priority levels of the server's pool: 0 low, 1 normal, 2 high.
 pub const PRIORITY_LEVELS: u8 = 3;
@@ -86,8 +110,12 @@ pub struct ServeConfig {
     pub workers: usize,
     /// Queue capacity per priority level (`QUEUE_SIZE`). By default, 100.
     pub queue_size: usize,
-    /// Where the database lives; `None` keeps jobs in memory only (nothing survives a restart).
+    /// Where the SQLite database lives; `None` (and no [`postgres`](ServeConfig::postgres))
+    /// keeps jobs in memory only (nothing survives a restart).
     pub db: Option<PathBuf>,
+    /// A PostgreSQL database shared by every node that names it: they form one queue (see
+    /// [`store::PgStore`]). Takes the place of [`db`](ServeConfig::db). By default, none.
+    pub postgres: Option<PgConfig>,
     /// Use `synchronous=FULL` (survive power loss; one fsync per commit batch). By default, off.
     pub db_full_sync: bool,
     /// How long the SQLite committer gathers more submissions after the first of a batch. By
@@ -117,6 +145,10 @@ pub struct ServeConfig {
     /// Connections served at once; more wait to be accepted. By default, what the process's
     /// file-descriptor limit allows after a reserve of 64 (within 16..=10,000).
     pub max_connections: usize,
+    /// Delete finished jobs (every final state) this long after they ended, checked every
+    /// tenth of it (at least every 100 ms, at most every hour). By default, none: finished
+    /// jobs are kept.
+    pub keep_finished: Option<Duration>,
 }
 
 impl Default for ServeConfig {
@@ -126,6 +158,7 @@ impl Default for ServeConfig {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             queue_size: 100,
             db: None,
+            postgres: None,
             db_full_sync: false,
             commit_window: sqlite.commit_window,
             commit_batch: sqlite.commit_batch,
@@ -139,6 +172,7 @@ impl Default for ServeConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             max_connections: http::default_max_connections(),
+            keep_finished: None,
         }
     }
 }
@@ -172,6 +206,9 @@ pub(crate) struct PoolJob {
     pub(crate) id: String,
     pub(crate) spec: Arc<JobSpec>,
     pub(crate) room: Option<Room>,
+    /// The attempt this node claimed from a shared queue (it is `running` already, and its
+    /// outcome is fenced by this number); `None` for a job of a local store.
+    pub(crate) attempt: Option<u32>,
 }
 
 type JobPool = Pool<PoolJob, Value, String>;
@@ -195,6 +232,8 @@ pub(crate) struct Server {
     pub(crate) cancelled_by_client: Mutex<std::collections::HashSet<String>>,
     pub(crate) watchers: tokio_util::task::TaskTracker,
     pub(crate) requeue: Mutex<Vec<String>>,
+    /// With PostgreSQL: this node's part of the shared queue.
+    pub(crate) node: Option<Node>,
 }
 
 impl Server {
@@ -210,6 +249,7 @@ impl Server {
         priority: u8,
     ) -> Result<(), weft_pool::TrySubmitError<PoolJob>> {
         let id = job.id.clone();
+        let attempt = job.attempt;
         // Hold the map's lock across submission so that the watcher's removal cannot run
         // before the insertion.
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
@@ -218,13 +258,24 @@ impl Server {
         drop(live);
         let server = Arc::clone(self);
         self.watchers
-            .spawn(async move { server.watch(id, handle).await });
+            .spawn(async move { server.watch(id, attempt, handle).await });
         Ok(())
     }
 
     /// Waits for a job's outcome and records it: the one place final states are written.
-    async fn watch(self: Arc<Self>, id: String, handle: JobHandle<Value, String>) {
+    async fn watch(
+        self: Arc<Self>,
+        id: String,
+        attempt: Option<u32>,
+        handle: JobHandle<Value, String>,
+    ) {
         let outcome = handle.await;
+        // The run is over: a heartbeat from now on must not take the job, soon recorded
+        // final, for one that was taken from this node (its lease is still renewed until the
+        // outcome is recorded).
+        if let Some(node) = &self.node {
+            node.ran(&id);
+        }
         let by_client = self
             .cancelled_by_client
             .lock()
@@ -254,7 +305,7 @@ impl Server {
         };
         match record {
             Some((status, result, error)) => {
-                if let Err(e) = self.store.finish(&id, status, result, error).await {
+                if let Err(e) = self.store.finish(&id, attempt, status, result, error).await {
                     tracing::error!(job = %id, error = %e, "could not record the job's final state");
                 }
             }
@@ -268,6 +319,41 @@ impl Server {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
+        if let Some(node) = &self.node {
+            node.done(&id);
+        }
+    }
+
+    /// Cancels the job `id` if this process runs it (a client asked, here or on another node):
+    /// its context ends, and it is recorded `cancelled`, never re-queued.
+    pub(crate) fn cancel_local(&self, id: &str) {
+        let pool_id = self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .copied();
+        if let Some(pool_id) = pool_id {
+            self.cancelled_by_client
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id.to_owned());
+            self.pool.cancel(pool_id);
+        }
+    }
+
+    /// Stops a job that is no longer this node's (its lease lapsed and another node took it):
+    /// its outcome would be refused anyway (fencing), so it stops now.
+    pub(crate) fn stop_lost(&self, id: &str) {
+        let pool_id = self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .copied();
+        if let Some(pool_id) = pool_id {
+            self.pool.cancel(pool_id);
+        }
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -287,7 +373,7 @@ impl Server {
                 Err(e) => {
                     let _ = self
                         .store
-                        .finish(&record.id, JobStatus::Failed, None, Some(e))
+                        .finish(&record.id, None, JobStatus::Failed, None, Some(e))
                         .await;
                 }
                 Ok(spec) => {
@@ -299,6 +385,7 @@ impl Server {
                         id: record.id,
                         spec: Arc::new(spec),
                         room,
+                        attempt: None,
                     };
                     if self.is_shutting_down() || self.dispatch(job, priority).is_err() {
                         return;
@@ -328,10 +415,15 @@ fn build_pool(ctx: &Context, store: &Store, config: &ServeConfig) -> JobPool {
             async move {
                 // Started: its place in the queue is free for the next submission.
                 drop(job.room);
-                match store.mark_running(&job.id).await {
-                    Ok(true) => {}
+                // A claimed job is `running` in the store already.
+                let start = match job.attempt {
+                    Some(attempt) => Ok(Some(attempt)),
+                    None => store.mark_running(&job.id).await,
+                };
+                match start {
+                    Ok(Some(_attempt)) => {}
                     // Cancelled (or otherwise ended) while queued: nothing to run.
-                    Ok(false) => return Err("job was no longer queued".to_owned()),
+                    Ok(None) => return Err("job was no longer queued".to_owned()),
                     Err(e) => return Err(format!("cannot start job: {e}")),
                 }
                 jobs::run(&job_ctx, &job.spec, step)
@@ -351,18 +443,26 @@ pub struct JobServer {
 }
 
 impl JobServer {
-    /// Opens the store `config` names (SQLite at [`ServeConfig::db`], else memory).
+    /// Opens the store `config` names: PostgreSQL at [`ServeConfig::postgres`] (creating or
+    /// migrating its schema), else SQLite at [`ServeConfig::db`], else memory.
     ///
     /// # Errors
     ///
-    /// [`ServeError::Store`] if the database cannot be opened or created.
+    /// [`ServeError::Store`] if the database cannot be reached, opened or created.
     ///
     /// ```
     /// use weft_serve::{JobServer, ServeConfig};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
     /// let bad = ServeConfig { db: Some("/dev/null/jobs.db".into()), ..ServeConfig::default() };
-    /// assert!(JobServer::open(bad).is_err());
+    /// assert!(JobServer::open(bad).await.is_err());
+    /// # }
     /// ```
-    pub fn open(config: ServeConfig) -> Result<JobServer, ServeError> {
+    pub async fn open(config: ServeConfig) -> Result<JobServer, ServeError> {
+        if let Some(pg) = &config.postgres {
+            let store = Store::Postgres(PgStore::open(pg.clone()).await?);
+            return Ok(JobServer { store, config });
+        }
         let store = match &config.db {
             Some(path) => Store::open(
                 path,
@@ -374,6 +474,22 @@ impl JobServer {
             None => Store::in_memory(),
         };
         Ok(JobServer { store, config })
+    }
+
+    /// The store the server runs on (for example, to read [`store::PgStore::queries`]).
+    ///
+    /// ```
+    /// use weft_serve::{JobServer, ServeConfig, store::Store};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), weft_serve::ServeError> {
+    /// let server = JobServer::open(ServeConfig::default()).await?;
+    /// assert!(matches!(server.store(), Store::Memory(_)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Runs the job server on `listener` until `ctx` ends, then shuts down as the module docs
@@ -397,7 +513,17 @@ impl JobServer {
         // The pool's own context is detached from `ctx`: at shutdown we drain first and cancel
         // only after the grace period, rather than cancelling every job the moment `ctx` ends.
         let pool = build_pool(&ctx, &store, &config);
-        let recovered = store.recover().await?;
+        // A shared queue is never "recovered" by one node: other nodes may be running its
+        // jobs. Jobs of a dead node come back through the sweep, when their leases lapse.
+        let node = match &store {
+            Store::Postgres(pg) => Some(Node::new(pg.clone(), config.workers)),
+            _ => None,
+        };
+        let recovered = if node.is_some() {
+            Vec::new()
+        } else {
+            store.recover().await?
+        };
         let recovered_count = recovered.len();
         let server = Arc::new(Server {
             store,
@@ -412,7 +538,17 @@ impl JobServer {
             cancelled_by_client: Mutex::new(Default::default()),
             watchers: tokio_util::task::TaskTracker::new(),
             requeue: Mutex::new(Vec::new()),
+            node,
         });
+        let purger = server
+            .config
+            .keep_finished
+            .map(|keep| tokio::spawn(purge_finished(server.store.clone(), keep, ctx.clone())));
+        let (node_ctx, stop_node) = Context::background().with_cancel();
+        let node_task = server
+            .node
+            .is_some()
+            .then(|| tokio::spawn(node::run(Arc::clone(&server), ctx.clone(), node_ctx)));
         if recovered_count > 0 {
             tracing::info!(
                 recovered = recovered_count,
@@ -443,6 +579,13 @@ impl JobServer {
         server.pool.shutdown(Shutdown::drain(grace)).await;
         server.watchers.close();
         server.watchers.wait().await;
+        stop_node.cancel();
+        if let Some(task) = node_task {
+            let _ = task.await;
+        }
+        if let Some(task) = purger {
+            let _ = task.await;
+        }
         let requeue =
             std::mem::take(&mut *server.requeue.lock().unwrap_or_else(|e| e.into_inner()));
         let requeued = server.store.requeue(requeue).await?;
@@ -455,6 +598,24 @@ impl JobServer {
             accepted: server.accepted.load(Ordering::Relaxed),
             requeued,
         })
+    }
+}
+
+/// Deletes jobs that finished more than `keep` ago, every tenth of `keep`, until `ctx` ends.
+async fn purge_finished(store: Store, keep: Duration, ctx: Context) {
+    let every = (keep / 10).clamp(Duration::from_millis(100), Duration::from_secs(3600));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = ctx.done() => return,
+            _ = tick.tick() => {}
+        }
+        match store.purge_finished(keep).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "deleted finished jobs past --keep-finished"),
+            Err(e) => tracing::warn!(error = %e, "could not delete old finished jobs"),
+        }
     }
 }
 
@@ -485,7 +646,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     config: ServeConfig,
 ) -> Result<ServeReport, ServeError> {
-    JobServer::open(config)?.run(ctx, listener).await
+    JobServer::open(config).await?.run(ctx, listener).await
 }
 
 /// Binds `addr` and runs [`serve`].
@@ -498,7 +659,7 @@ pub async fn bind_and_serve(
     addr: SocketAddr,
     config: ServeConfig,
 ) -> Result<ServeReport, ServeError> {
-    let server = JobServer::open(config)?;
+    let server = JobServer::open(config).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(ServeError::Http)?;

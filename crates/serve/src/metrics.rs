@@ -6,12 +6,26 @@ use weft_pool::{Outcome, Stats};
 
 use super::store::JobStatus;
 
+/// This node's part of a shared queue (PostgreSQL), for the metrics page.
+#[derive(Debug)]
+pub(crate) struct NodeFigures {
+    /// Jobs this node claimed since start.
+    pub(crate) claimed: u64,
+    /// Jobs it holds now (claimed, not yet recorded).
+    pub(crate) held: usize,
+    /// Statements it sent to the database since start.
+    pub(crate) queries: u64,
+    /// Queued jobs in the database per effective priority level (every node's queue).
+    pub(crate) depth: Vec<(u8, u64)>,
+}
+
 /// Renders the metrics page (Prometheus text format 0.0.4).
 pub(crate) fn render(
     stats: &Stats,
     stored: &[(JobStatus, u64)],
     accepted: u64,
     rejected: u64,
+    node: Option<&NodeFigures>,
 ) -> String {
     let mut out = String::with_capacity(2048);
     let mut gauge = |name: &str, help: &str, kind: &str| {
@@ -80,6 +94,42 @@ pub(crate) fn render(
             "weft_jobs_stored{{status=\"{}\"}} {n}",
             status.as_str()
         );
+    }
+    if let Some(node) = node {
+        let mut kind = |name: &str, help: &str, kind: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        kind(
+            "weft_node_claimed_total",
+            "Jobs this node claimed from the shared queue.",
+            "counter",
+        );
+        kind(
+            "weft_node_held_jobs",
+            "Jobs this node holds under a lease now.",
+            "gauge",
+        );
+        kind(
+            "weft_node_db_queries_total",
+            "Statements this node sent to the database.",
+            "counter",
+        );
+        kind(
+            "weft_db_queue_depth",
+            "Queued jobs in the shared database, per effective priority level (all nodes).",
+            "gauge",
+        );
+        let _ = writeln!(out, "weft_node_claimed_total {}", node.claimed);
+        let _ = writeln!(out, "weft_node_held_jobs {}", node.held);
+        let _ = writeln!(out, "weft_node_db_queries_total {}", node.queries);
+        for level in 0..crate::PRIORITY_LEVELS {
+            let depth = node
+                .depth
+                .iter()
+                .find(|(l, _)| *l == level)
+                .map_or(0, |(_, n)| *n);
+            let _ = writeln!(out, "weft_db_queue_depth{{priority=\"{level}\"}} {depth}");
+        }
     }
     out
 }

@@ -2,10 +2,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{JobRecord, JobStatus, NewJob, StoreError, now_ms};
+use super::{
+    JobRecord, JobStatus, JobStore, NewJob, Page, StoreError, cutoff_ms, no_run_at, now_ms, page,
+};
 
 /// Jobs in memory: nothing survives the process. Cloning shares the same jobs.
 ///
@@ -28,7 +31,7 @@ impl MemoryStore {
     /// A new, empty store.
     ///
     /// ```
-    /// use weft_serve::store::MemoryStore;
+    /// use weft_serve::store::{JobStore, MemoryStore};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), weft_serve::store::StoreError> {
     /// assert!(MemoryStore::new().get("nope").await?.is_none());
@@ -43,13 +46,13 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, Jobs> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
 
-    /// As [`Store::insert`](super::Store::insert).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Duplicate`] if the id is taken.
-    pub async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
+impl JobStore for MemoryStore {
+    async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
+        if job.run_at.is_some() {
+            return Err(no_run_at());
+        }
         let mut jobs = self.lock();
         if jobs.by_id.contains_key(&job.id) {
             return Err(StoreError::Duplicate(job.id));
@@ -74,39 +77,36 @@ impl MemoryStore {
         Ok(())
     }
 
-    /// As [`Store::mark_running`](super::Store::mark_running).
-    ///
-    /// # Errors
-    ///
-    /// None: the signature matches the other engines.
-    pub async fn mark_running(&self, id: &str) -> Result<bool, StoreError> {
+    async fn mark_running(&self, id: &str) -> Result<Option<u32>, StoreError> {
         let mut jobs = self.lock();
         Ok(match jobs.by_id.get_mut(id) {
             Some(job) if job.status == JobStatus::Queued => {
                 job.status = JobStatus::Running;
                 job.attempts += 1;
                 job.started_at = Some(now_ms());
-                true
+                Some(job.attempts)
             }
-            _ => false,
+            _ => None,
         })
     }
 
-    /// As [`Store::finish`](super::Store::finish).
-    ///
-    /// # Errors
-    ///
-    /// None: the signature matches the other engines.
-    pub async fn finish(
+    async fn finish(
         &self,
         id: &str,
+        attempt: Option<u32>,
         status: JobStatus,
         result: Option<Value>,
         error: Option<String>,
     ) -> Result<bool, StoreError> {
         let mut jobs = self.lock();
         Ok(match jobs.by_id.get_mut(id) {
-            Some(job) if !job.status.is_final() => {
+            // A fenced write needs the job still running in that very attempt: once it was
+            // re-queued or re-run, the old run's outcome is stale.
+            Some(job)
+                if !job.status.is_final()
+                    && attempt
+                        .is_none_or(|a| job.status == JobStatus::Running && a == job.attempts) =>
+            {
                 job.status = status;
                 job.result = result;
                 job.error = error;
@@ -117,12 +117,7 @@ impl MemoryStore {
         })
     }
 
-    /// As [`Store::requeue`](super::Store::requeue).
-    ///
-    /// # Errors
-    ///
-    /// None: the signature matches the other engines.
-    pub async fn requeue(&self, ids: Vec<String>) -> Result<usize, StoreError> {
+    async fn requeue(&self, ids: Vec<String>) -> Result<usize, StoreError> {
         let mut jobs = self.lock();
         let mut n = 0;
         for id in ids {
@@ -137,12 +132,7 @@ impl MemoryStore {
         Ok(n)
     }
 
-    /// As [`Store::delete`](super::Store::delete).
-    ///
-    /// # Errors
-    ///
-    /// None: the signature matches the other engines.
-    pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
+    async fn delete(&self, id: &str) -> Result<(), StoreError> {
         let mut jobs = self.lock();
         if jobs
             .by_id
@@ -155,43 +145,42 @@ impl MemoryStore {
         Ok(())
     }
 
-    /// As [`Store::get`](super::Store::get).
-    ///
-    /// # Errors
-    ///
-    /// None: the signature matches the other engines.
-    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+    async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
         Ok(self.lock().by_id.get(id).cloned())
     }
 
-    /// As [`Store::list`](super::Store::list).
-    ///
-    /// # Errors
-    ///
-    /// None: the signature matches the other engines.
-    pub async fn list(
+    async fn list(
         &self,
         status: Option<JobStatus>,
+        after: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<JobRecord>, StoreError> {
+    ) -> Result<Page, StoreError> {
         let jobs = self.lock();
-        Ok(jobs
+        let from = after.map_or(0, |a| a.saturating_add(1));
+        let rows = jobs
             .order
-            .values()
-            .filter_map(|id| jobs.by_id.get(id))
-            .filter(|j| status.is_none_or(|s| j.status == s))
-            .take(limit)
-            .cloned()
-            .collect())
+            .range(from..)
+            .filter_map(|(seq, id)| Some((*seq, jobs.by_id.get(id)?)))
+            .filter(|(_, j)| status.is_none_or(|s| j.status == s))
+            .take(limit.saturating_add(1))
+            .map(|(seq, j)| (seq, j.clone()))
+            .collect();
+        Ok(page(rows, limit))
     }
 
-    /// As [`Store::recover`](super::Store::recover): an in-memory store starts empty, so this
-    /// finds only what this process stored.
-    ///
-    /// # Errors
-    ///
-    /// None: the signature matches the other engines.
-    pub async fn recover(&self) -> Result<Vec<JobRecord>, StoreError> {
+    async fn purge_finished(&self, older_than: Duration) -> Result<u64, StoreError> {
+        let cutoff = cutoff_ms(older_than);
+        let mut jobs = self.lock();
+        let jobs = &mut *jobs;
+        let before = jobs.by_id.len();
+        jobs.by_id
+            .retain(|_, j| !(j.status.is_final() && j.finished_at.is_some_and(|t| t < cutoff)));
+        let by_id = &jobs.by_id;
+        jobs.order.retain(|_, id| by_id.contains_key(id));
+        Ok((before - jobs.by_id.len()) as u64)
+    }
+
+    async fn recover(&self) -> Result<Vec<JobRecord>, StoreError> {
         let mut jobs = self.lock();
         let jobs = &mut *jobs;
         let mut out = Vec::new();
@@ -207,12 +196,7 @@ impl MemoryStore {
         Ok(out)
     }
 
-    /// As [`Store::counts`](super::Store::counts).
-    ///
-    /// # Errors
-    ///
-    /// None: the signature matches the other engines.
-    pub async fn counts(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+    async fn counts(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
         let mut counts: HashMap<JobStatus, u64> = HashMap::new();
         for job in self.lock().by_id.values() {
             *counts.entry(job.status).or_default() += 1;

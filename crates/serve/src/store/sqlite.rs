@@ -24,7 +24,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::{JobRecord, JobStatus, NewJob, StoreError, now_ms};
+use super::{
+    JobRecord, JobStatus, JobStore, NewJob, Page, StoreError, cutoff_ms, no_run_at, now_ms, page,
+};
 
 /// How the SQLite engine commits. [`SqliteConfig::default`] gives the CLI's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,8 +89,9 @@ pub struct SqliteStore {
 /// One write waiting for its batch's commit.
 struct Pending {
     write: Write,
-    /// `Ok(true)` if the write changed a row, `Ok(false)` if its condition did not hold.
-    done: oneshot::Sender<Result<bool, StoreError>>,
+    /// `Ok(0)` if the write's condition did not hold; otherwise `Ok(1)`, or for a start the
+    /// attempt number it began.
+    done: oneshot::Sender<Result<u32, StoreError>>,
 }
 
 enum Write {
@@ -96,6 +99,7 @@ enum Write {
     Running(String, i64),
     Finish {
         id: String,
+        attempt: Option<u32>,
         status: JobStatus,
         result: Option<Value>,
         error: Option<String>,
@@ -119,15 +123,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_finished ON jobs(finished_at) WHERE finished_at IS NOT NULL;
 ";
 
 const INSERT: &str = "INSERT INTO jobs (id, type, priority, data, status, created_at)
      VALUES (?1, ?2, ?3, ?4, 'queued', ?5) ON CONFLICT(id) DO NOTHING";
 const RUNNING: &str = "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?2
-     WHERE id = ?1 AND status = 'queued'";
+     WHERE id = ?1 AND status = 'queued' RETURNING attempts";
+// A fenced write (?6 not null) applies only while the job runs in that very attempt.
 const FINISH: &str = "UPDATE jobs SET status = ?2, result = ?3, error = ?4, finished_at = ?5
-     WHERE id = ?1 AND status IN ('queued', 'running')";
-const SELECT: &str = "SELECT id, type, priority, data, status, result, error, attempts, created_at, started_at, finished_at FROM jobs";
+     WHERE id = ?1 AND status IN ('queued', 'running')
+       AND (?6 IS NULL OR (status = 'running' AND attempts = ?6))";
+const SELECT: &str = "SELECT id, type, priority, data, status, result, error, attempts, created_at, started_at, finished_at, seq FROM jobs";
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and starts its committer thread.
@@ -137,7 +144,7 @@ impl SqliteStore {
     /// [`StoreError`] when the folder or file cannot be created or SQLite fails.
     ///
     /// ```
-    /// use weft_serve::store::{SqliteConfig, SqliteStore};
+    /// use weft_serve::store::{JobStore, SqliteConfig, SqliteStore};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let dir = tempfile::tempdir()?;
@@ -179,7 +186,7 @@ impl SqliteStore {
     }
 
     /// Hands `write` to the committer and waits for its batch's commit.
-    async fn commit(&self, write: Write) -> Result<bool, StoreError> {
+    async fn commit(&self, write: Write) -> Result<u32, StoreError> {
         let (done, committed) = oneshot::channel();
         self.commits
             .send(Pending { write, done })
@@ -203,58 +210,47 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
+}
 
-    /// As [`Store::insert`](super::Store::insert): committed with its batch.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Duplicate`] if the id is taken; [`StoreError::BatchFailed`] if its batch
-    /// could not be committed.
-    pub async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
+impl JobStore for SqliteStore {
+    async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
+        if job.run_at.is_some() {
+            return Err(no_run_at());
+        }
         let id = job.id.clone();
         match self.commit(Write::Insert(job, now_ms())).await? {
-            true => Ok(()),
-            false => Err(StoreError::Duplicate(id)),
+            0 => Err(StoreError::Duplicate(id)),
+            _ => Ok(()),
         }
     }
 
-    /// As [`Store::mark_running`](super::Store::mark_running).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if SQLite fails.
-    pub async fn mark_running(&self, id: &str) -> Result<bool, StoreError> {
-        self.commit(Write::Running(id.to_owned(), now_ms())).await
+    async fn mark_running(&self, id: &str) -> Result<Option<u32>, StoreError> {
+        let attempt = self.commit(Write::Running(id.to_owned(), now_ms())).await?;
+        Ok((attempt > 0).then_some(attempt))
     }
 
-    /// As [`Store::finish`](super::Store::finish).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if SQLite fails.
-    pub async fn finish(
+    async fn finish(
         &self,
         id: &str,
+        attempt: Option<u32>,
         status: JobStatus,
         result: Option<Value>,
         error: Option<String>,
     ) -> Result<bool, StoreError> {
-        self.commit(Write::Finish {
-            id: id.to_owned(),
-            status,
-            result,
-            error,
-            at: now_ms(),
-        })
-        .await
+        let changed = self
+            .commit(Write::Finish {
+                id: id.to_owned(),
+                attempt,
+                status,
+                result,
+                error,
+                at: now_ms(),
+            })
+            .await?;
+        Ok(changed > 0)
     }
 
-    /// As [`Store::requeue`](super::Store::requeue).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if SQLite fails.
-    pub async fn requeue(&self, ids: Vec<String>) -> Result<usize, StoreError> {
+    async fn requeue(&self, ids: Vec<String>) -> Result<usize, StoreError> {
         Self::with(&self.writer, move |c| {
             let tx = c.unchecked_transaction()?;
             let mut n = 0;
@@ -270,12 +266,7 @@ impl SqliteStore {
         .await
     }
 
-    /// As [`Store::delete`](super::Store::delete).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if SQLite fails.
-    pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
+    async fn delete(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_owned();
         Self::with(&self.writer, move |c| {
             c.execute(
@@ -287,12 +278,7 @@ impl SqliteStore {
         .await
     }
 
-    /// As [`Store::get`](super::Store::get).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if SQLite fails.
-    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+    async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
         let id = id.to_owned();
         Self::with(&self.reader, move |c| {
             let mut stmt = c.prepare_cached(&format!("{SELECT} WHERE id = ?1"))?;
@@ -301,46 +287,58 @@ impl SqliteStore {
         .await
     }
 
-    /// As [`Store::list`](super::Store::list).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if SQLite fails.
-    pub async fn list(
+    async fn list(
         &self,
         status: Option<JobStatus>,
+        after: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<JobRecord>, StoreError> {
+    ) -> Result<Page, StoreError> {
         Self::with(&self.reader, move |c| {
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let mut out = Vec::new();
+            let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+            let after = after.map_or(0, |a| i64::try_from(a).unwrap_or(i64::MAX));
+            let with_seq = |r: &rusqlite::Row<'_>| {
+                Ok((
+                    u64::try_from(r.get::<_, i64>(11)?).unwrap_or(0),
+                    row_to_record(r)?,
+                ))
+            };
+            let mut rows = Vec::new();
             match status {
                 Some(s) => {
                     let mut stmt = c.prepare_cached(&format!(
-                        "{SELECT} WHERE status = ?1 ORDER BY seq LIMIT ?2"
+                        "{SELECT} WHERE status = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
                     ))?;
-                    for r in stmt.query_map(params![s.as_str(), limit], row_to_record)? {
-                        out.push(r?);
+                    for r in stmt.query_map(params![s.as_str(), after, fetch], with_seq)? {
+                        rows.push(r?);
                     }
                 }
                 None => {
-                    let mut stmt = c.prepare_cached(&format!("{SELECT} ORDER BY seq LIMIT ?1"))?;
-                    for r in stmt.query_map(params![limit], row_to_record)? {
-                        out.push(r?);
+                    let mut stmt = c.prepare_cached(&format!(
+                        "{SELECT} WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+                    ))?;
+                    for r in stmt.query_map(params![after, fetch], with_seq)? {
+                        rows.push(r?);
                     }
                 }
             }
-            Ok(out)
+            Ok(page(rows, limit))
         })
         .await
     }
 
-    /// As [`Store::recover`](super::Store::recover).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if SQLite fails.
-    pub async fn recover(&self) -> Result<Vec<JobRecord>, StoreError> {
+    async fn purge_finished(&self, older_than: Duration) -> Result<u64, StoreError> {
+        let cutoff = cutoff_ms(older_than);
+        Self::with(&self.writer, move |c| {
+            let n = c.execute(
+                "DELETE FROM jobs WHERE finished_at < ?1 AND status NOT IN ('queued', 'running')",
+                params![cutoff],
+            )?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn recover(&self) -> Result<Vec<JobRecord>, StoreError> {
         Self::with(&self.writer, |c| {
             c.execute(
                 "UPDATE jobs SET status = 'queued', started_at = NULL WHERE status = 'running'",
@@ -356,12 +354,7 @@ impl SqliteStore {
         .await
     }
 
-    /// As [`Store::counts`](super::Store::counts).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if SQLite fails.
-    pub async fn counts(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+    async fn counts(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
         Self::with(&self.reader, |c| {
             let mut stmt = c.prepare_cached("SELECT status, COUNT(*) FROM jobs GROUP BY status")?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
@@ -422,34 +415,46 @@ fn committer(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Pending>, config: 
 
 /// Runs every write of `batch` in one transaction; on any error nothing is kept (the
 /// transaction rolls back when dropped uncommitted).
-fn run_batch(conn: &Connection, batch: &[Pending]) -> rusqlite::Result<Vec<bool>> {
+fn run_batch(conn: &Connection, batch: &[Pending]) -> rusqlite::Result<Vec<u32>> {
     let tx = conn.unchecked_transaction()?;
     let mut changed = Vec::with_capacity(batch.len());
     for p in batch {
         let n = match &p.write {
-            Write::Insert(job, at) => tx.prepare_cached(INSERT)?.execute(params![
-                job.id,
-                job.job_type,
-                job.priority,
-                job.data.to_string(),
-                at
-            ])?,
-            Write::Running(id, at) => tx.prepare_cached(RUNNING)?.execute(params![id, at])?,
+            Write::Insert(job, at) => tx
+                .prepare_cached(INSERT)?
+                .execute(params![
+                    job.id,
+                    job.job_type,
+                    job.priority,
+                    job.data.to_string(),
+                    at
+                ])?
+                .min(1) as u32,
+            Write::Running(id, at) => tx
+                .prepare_cached(RUNNING)?
+                .query_row(params![id, at], |r| r.get::<_, u32>(0))
+                .optional()?
+                .unwrap_or(0),
             Write::Finish {
                 id,
+                attempt,
                 status,
                 result,
                 error,
                 at,
-            } => tx.prepare_cached(FINISH)?.execute(params![
-                id,
-                status.as_str(),
-                result.as_ref().map(Value::to_string),
-                error,
-                at
-            ])?,
+            } => tx
+                .prepare_cached(FINISH)?
+                .execute(params![
+                    id,
+                    status.as_str(),
+                    result.as_ref().map(Value::to_string),
+                    error,
+                    at,
+                    attempt
+                ])?
+                .min(1) as u32,
         };
-        changed.push(n == 1);
+        changed.push(n);
     }
     tx.commit()?;
     Ok(changed)
