@@ -18,6 +18,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Analyze web server and application logs: traffic, errors, latency percentiles.
+    // A variant's doc comment also sets the long help (to none here), replacing the one
+    // `cli::logs::Args` declares, so it is named again.
+    #[command(long_about = cli::logs::LONG_ABOUT)]
     Logs(cli::logs::Args),
     /// Write deterministic sample logs (for benchmarks and demos).
     GenLogs(cli::gen_logs::Args),

@@ -395,3 +395,22 @@ fn help_shows_the_panel_and_format_flags() {
         assert!(help.contains(flag), "{flag}: {help}");
     }
 }
+
+/// The subcommand's one-line doc comment in `main.rs` used to replace the long help that
+/// `weft logs --help` is written to show; `-h` keeps the short form.
+#[test]
+fn long_help_shows_the_formats_panels_and_memory_budget_text() {
+    let help = stdout_of(weft().args(["logs", "--help"]));
+    for text in [
+        "Formats, detected per file",
+        "Panels (--panels):",
+        "Memory stays within --memory-budget whatever the input",
+    ] {
+        assert!(help.contains(text), "{text:?} missing from:\n{help}");
+    }
+    let short = stdout_of(weft().args(["logs", "-h"]));
+    assert!(
+        short.contains("Analyze web server and application logs"),
+        "{short}"
+    );
+}

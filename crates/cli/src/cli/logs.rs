@@ -23,10 +23,8 @@ pub(crate) enum OutputFormat {
     Json,
 }
 
-/// Arguments of `weft logs`.
-#[derive(Debug, clap::Args)]
-#[command(
-    long_about = "Analyze web server and application logs: requests, errors, slow responses, \
+/// The long help of `weft logs` (`--help`); `main.rs` names it on the subcommand too.
+pub(crate) const LONG_ABOUT: &str = "Analyze web server and application logs: requests, errors, slow responses, \
 latency percentiles, status codes, top paths and clients, requests per minute, and malformed \
 lines (counted and quoted, never dropped silently).\n\n\
 Formats, detected per file: key=value lines (`2024-03-01 12:00:00 level=info ip=10.1.2.3 \
@@ -47,7 +45,12 @@ fields.\n\n\
 Memory stays within --memory-budget whatever the input: paths and client addresses are counted \
 exactly while they fit, then summarized (Misra-Gries/Space-Saving) with the largest possible \
 over-count printed beside the table, and their distinct numbers estimated (HyperLogLog, 0.81% \
-standard error).",
+standard error).";
+
+/// Arguments of `weft logs`.
+#[derive(Debug, clap::Args)]
+#[command(
+    long_about = LONG_ABOUT,
     after_help = "Examples:\n  weft logs                          analyze a built-in sample\n  \
 weft logs /var/log/nginx --status 5xx --since '2024-03-01 12:00'\n  \
 zcat app.log.gz | weft logs - --format json\n  \

@@ -5,9 +5,8 @@ use std::fmt;
 use serde::Serialize;
 
 use super::Panel;
-use super::count::{PanelTotals, TextEntry, seen};
+use super::count::{PanelTotals, TextEntry, TextTable, seen};
 use crate::aggregate::{HLL_STD_ERROR, client_text};
-use crate::heavy::Heavy;
 use crate::report::{human_bytes, top_by_count};
 use crate::time::format_utc;
 
@@ -416,18 +415,14 @@ fn top_table(id: &'static str, title: &str, t: &TopTable, what: &str, key: &'sta
 }
 
 /// A table of texts ranked by weight; `bytes_ranked` when the weight is bytes.
-fn text_table(
-    mut h: Heavy<u64, TextEntry>,
-    top: usize,
-    bytes_ranked: bool,
-    with_bytes: bool,
-) -> TopTable {
-    let over = h.max_overcount();
-    let tracked = h.len();
-    let items: Vec<(Box<[u8]>, TextEntry)> = h
+fn text_table(t: TextTable, top: usize, bytes_ranked: bool, with_bytes: bool) -> TopTable {
+    let over = t.table.max_overcount();
+    let tracked = t.table.len();
+    let items: Vec<(Box<[u8]>, TextEntry)> = t
+        .table
         .map
-        .drain()
-        .map(|(_, mut e)| (std::mem::take(&mut e.text), e))
+        .values()
+        .map(|e| (t.text(e).into(), e.clone()))
         .collect();
     let rows = top_by_count(items, |e| e.weight, top)
         .into_iter()
