@@ -513,6 +513,11 @@ impl PgStore {
     /// # Errors
     ///
     /// [`StoreError::Postgres`] if the database fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future loses only this renewal (the statement is one UPDATE, applied or
+    /// not): the leases keep their old expiry, and the next heartbeat renews them.
     pub async fn heartbeat(&self) -> Result<HashSet<String>, StoreError> {
         let client = self.client().await?;
         let stmt = client
@@ -535,6 +540,11 @@ impl PgStore {
     /// # Errors
     ///
     /// [`StoreError::Postgres`] if the database fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future loses nothing: the sweep is one statement, applied whole or not at all,
+    /// and the next sweep (on any node) does what this one did not.
     pub async fn sweep(&self) -> Result<Swept, StoreError> {
         let client = self.client().await?;
         let max = i32::try_from(self.inner.config.max_attempts).unwrap_or(i32::MAX);
@@ -584,6 +594,11 @@ impl PgStore {
     /// # Errors
     ///
     /// [`StoreError::Postgres`] if the database fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave the jobs held by this node (the UPDATE applied or not);
+    /// those it still holds go back to the queue when their lease lapses and a sweep runs.
     pub async fn release(&self, ids: Vec<String>) -> Result<usize, StoreError> {
         if ids.is_empty() {
             return Ok(0);
@@ -614,6 +629,10 @@ impl PgStore {
     /// # Errors
     ///
     /// [`StoreError::Postgres`] if the database fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future loses nothing: it only reads.
     pub async fn queue_depth(&self) -> Result<Vec<(u8, u64)>, StoreError> {
         let client = self.client().await?;
         self.count(1);
@@ -643,6 +662,11 @@ impl PgStore {
     /// # Errors
     ///
     /// [`StoreError::Postgres`] if the first connection fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it returns loses nothing: the receiver is dropped with it,
+    /// and a connection opened so far ends with its task once that task sees no receiver left.
     pub async fn listen(&self) -> Result<mpsc::UnboundedReceiver<QueueEvent>, StoreError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let first = self.listen_once(tx.clone()).await?;
