@@ -23,6 +23,7 @@ enum Command {
     #[command(long_about = cli::logs::LONG_ABOUT)]
     Logs(cli::logs::Args),
     /// Write deterministic sample logs (for benchmarks and demos).
+    #[command(long_about = cli::gen_logs::LONG_ABOUT)]
     GenLogs(cli::gen_logs::Args),
     /// Run the HTTP job server on weft-pool; accepted jobs survive restarts.
     Serve(cli::serve::Args),

@@ -183,6 +183,11 @@ fn help_lists_every_option() {
     let help = stdout_of(weft().args(["gen-logs", "--help"]));
     assert!(help.contains("--lines") && help.contains("--files") && help.contains("--gzip"));
     assert!(help.contains("--clients") && help.contains("--paths"));
+    // The long help (what the flags produce) must survive the subcommand's doc comment.
+    assert!(
+        help.contains("Zipf-like popularity"),
+        "long help missing:\n{help}"
+    );
 }
 
 #[test]

@@ -9,16 +9,20 @@ use anyhow::Context as _;
 use weft_logs::LogFormat;
 use weft_logs::sample::{Clients, Generator, Shape};
 
-/// Arguments of `weft gen-logs`.
-#[derive(Debug, clap::Args)]
-#[command(
-    long_about = "Write deterministic sample logs into DIR: LINES lines in total, split evenly \
+/// The long help of `weft gen-logs` (`--help`); `main.rs` names it again on the subcommand, whose doc
+/// comment would otherwise replace it.
+pub(crate) const LONG_ABOUT: &str = "Write deterministic sample logs into DIR: LINES lines in total, split evenly \
 over FILES files named sample-000.log, sample-001.log, ... (.jsonl for JSON, plus .gz with \
 --gzip). The same seed gives the same bytes. About 110 bytes per kv line.\n\n\
 By default the logs have few distinct clients (about 3,000) and 24 paths. --clients and --paths \
 give them the cardinality of real traffic: Zipf-like popularity (a few busy keys, a long tail), \
 id-bearing paths (/api/v1/users/123456, /order/9f3a...), latencies over five orders of \
-magnitude.",
+magnitude.";
+
+/// Arguments of `weft gen-logs`.
+#[derive(Debug, clap::Args)]
+#[command(
+    long_about = LONG_ABOUT,
     after_help = "Examples:\n  weft gen-logs --lines 4000000 --files 8 /tmp/weft-logs     \
 the benchmark input, about 450 MB\n  \
 weft gen-logs --lines 4000000 --files 8 --clients unique --paths 200000 /tmp/weft-high"
