@@ -67,6 +67,9 @@ pub(crate) struct Heavy<K, V> {
     heap: usize,
     decremented: u64,
     prunes: u64,
+    /// The counters a prune ranks, kept between prunes: past the budget a table prunes every
+    /// few chunks, and a fresh vector of its length each time showed in profiles.
+    scratch: Vec<u64>,
 }
 
 impl<K: Hash + Eq, V: Counted> Heavy<K, V> {
@@ -77,6 +80,7 @@ impl<K: Hash + Eq, V: Counted> Heavy<K, V> {
             heap: 0,
             decremented: 0,
             prunes: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -103,10 +107,11 @@ impl<K: Hash + Eq, V: Counted> Heavy<K, V> {
     /// One batched decrement: keeps at most half of `max_len` counters.
     fn prune(&mut self) {
         let keep = (self.room.max_len / 2).min(self.map.len().saturating_sub(1));
-        let mut counts: Vec<u64> = self.map.values().map(Counted::count).collect();
+        let counts = &mut self.scratch;
+        counts.clear();
+        counts.extend(self.map.values().map(Counted::count));
         // The (keep+1)-th largest count: at least keep+1 counters are >= d.
         let (_, &mut d, _) = counts.select_nth_unstable_by(keep, |a, b| b.cmp(a));
-        drop(counts);
         let mut heap = 0;
         self.map.retain(|_, v| {
             if v.count() <= d {

@@ -287,6 +287,59 @@ async fn top_tables_past_the_budget_state_their_bound() {
     assert!(text.contains("figures are upper bounds"), "{text}");
 }
 
+/// Past the budget, the bandwidth tables rank by bytes, and every byte figure they list is
+/// within their stated over-count of the exact bytes (never below them).
+#[tokio::test]
+async fn bandwidth_tables_past_the_budget_bound_the_bytes() {
+    use std::collections::HashMap;
+    let mut log = String::new();
+    let (mut per_path, mut per_client) = (HashMap::new(), HashMap::new());
+    let mut x = 0x9e37_79b9_u64;
+    let mut line = |log: &mut String, client: String, path: String, size: u64| {
+        log.push_str(&format!(
+            "{client} - - [01/Mar/2024:12:00:00 +0000] \"GET {path} HTTP/1.1\" 200 {size} \"-\" \"-\"\n"
+        ));
+        *per_path.entry(path).or_insert(0u64) += size;
+        *per_client.entry(client).or_insert(0u64) += size;
+    };
+    for i in 0..40_000u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // Sizes over four orders of magnitude, a few paths and clients repeated.
+        let size = 1 + x % 10u64.pow(1 + (x >> 40) as u32 % 4);
+        let client = format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255);
+        line(&mut log, client, format!("/file/{}", x % 30_000), size);
+        if i % 25 == 0 {
+            line(&mut log, "10.9.9.9".into(), "/big.iso".into(), 50_000);
+        }
+    }
+    let mut o = Options::default();
+    o.memory_budget = weft_logs::MIN_MEMORY_BUDGET;
+    o.top = 5;
+    let r = run(vec![bytes("bw.log", &log)], o).await;
+    let bw = r.panels.bandwidth.as_ref().expect("bandwidth panel");
+    for (table, exact, hot) in [
+        (&bw.per_path, &per_path, "/big.iso"),
+        (&bw.per_client, &per_client, "10.9.9.9"),
+    ] {
+        assert!(
+            table.max_overcount > 0,
+            "30,000 paths and 40,000 clients do not fit: the summary is used"
+        );
+        assert_eq!(table.rows[0].key, hot);
+        for row in &table.rows {
+            let (listed, true_bytes) = (row.bytes.expect("bytes"), exact[&row.key]);
+            assert!(
+                true_bytes <= listed && listed - true_bytes <= table.max_overcount,
+                "{}: listed {listed} for {true_bytes} true, bound {}",
+                row.key,
+                table.max_overcount
+            );
+        }
+    }
+}
+
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/combined-goaccess.log.gz")
 }
