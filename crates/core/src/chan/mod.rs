@@ -96,8 +96,13 @@
 //! sender hands its value straight to a parked receiver and completes, and a receiver takes
 //! a parked sender's value and wakes it; the woken sender learns that its value was taken
 //! from an atomic counter, without taking the lock again. A wake-up is sent only when someone
-//! is parked, and to one waiter per value. See `BENCHMARKS.md` (`## Channels`) for
-//! measurements against tokio, async-channel, flume and kanal.
+//! is parked, and to one waiter per value. An operation that finds the lock held spins a few
+//! pauses and then sleeps its thread for 1-64 us until the lock is free (as kanal's lock does,
+//! for up to 1 ms): when tasks on every worker hammer one channel, that runs them on one core
+//! at a time instead of moving the lock's cache line between cores on every operation, which
+//! costs several times the time and CPU; the price is that such a task holds its worker for
+//! the nap. See `BENCHMARKS.md` (`## Channels`) for measurements against tokio,
+//! async-channel, flume and kanal.
 //!
 //! # Examples
 //!
