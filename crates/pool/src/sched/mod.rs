@@ -62,7 +62,7 @@ use weft_core::context::{AfterFunc, CancelFn};
 pub(crate) use admission::Place;
 pub(crate) use blacklist::BlacklistState;
 pub(crate) use cancel::cancel_entry;
-pub(crate) use claim::{Buffers, Fetched};
+pub(crate) use claim::{Buffers, Fetched, Search};
 pub(crate) use queue::Entry;
 pub(crate) use scaling::Spawner;
 pub(crate) use slot::WorkerSlot;
