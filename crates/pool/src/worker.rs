@@ -5,7 +5,7 @@
 //! when it is empty), run the job under `catch_unwind` racing its cancel flag and its timeout,
 //! count the outcome in the worker's own counters, then resolve the job's handle.
 //!
-//! The queue side of step 2 (spinning, claiming, parking, leaving) is the scheduler core's
+//! The queue side of step 2 (searching, claiming, parking, leaving) is the scheduler core's
 //! (`sched::claim`); this module is the worker's own loop and the running of one job.
 //!
 //! # Clock reads

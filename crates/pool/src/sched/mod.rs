@@ -8,7 +8,7 @@
 //! | `queue.rs` | the intake and the sorted priority queue (FIFO per level, aging) |
 //! | `admission.rs` | accepting jobs: the closed and blacklist checks, ids, pushes, wake-ups |
 //! | `stash.rs` | reuse of a dropped handle's result cell by the thread's next submit |
-//! | `claim.rs` | a worker taking a batch: spin, claim, park or leave |
+//! | `claim.rs` | a worker taking a batch: search (yielding), claim, park or leave |
 //! | `cancel.rs` | cancel by handle, by id, and the cancelling shutdown |
 //! | `scaling.rs` | starting and retiring workers, resizing |
 //! | `blacklist.rs` | keys that keep panicking |
