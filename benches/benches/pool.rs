@@ -201,7 +201,7 @@ fn concurrent(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        rt.block_on(cases::concurrent_weft(submitters, awaited));
+                        rt.block_on(cases::concurrent_weft(submitters, awaited, false));
                     }
                     start.elapsed()
                 })
@@ -210,7 +210,7 @@ fn concurrent(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        rt.block_on(cases::concurrent_hand_rolled(submitters, awaited));
+                        rt.block_on(cases::concurrent_hand_rolled(submitters, awaited, false));
                     }
                     start.elapsed()
                 })

@@ -16,7 +16,8 @@
 //! (fire-and-forget: `submit_detached` against the hand-rolled pool's `send`) and `aw_weft_N` /
 //! `aw_hand_N` (submit and await, 64 in flight per submitter: `submit` and its handle against
 //! `send` and a oneshot). Each run prints wall and CPU time (all threads, from
-//! `/proc/self/task/*/schedstat`).
+//! `/proc/self/task/*/schedstat`). A suffix `_in` (`aw_weft_4_in`) spawns the submitters from a
+//! task inside the runtime instead of from the thread in `block_on`.
 //!
 //! ```text
 //! cargo run --release -p weft-benches --example pool_drive -- ff_weft_4,ff_hand_4,aw_weft_4,aw_hand_4 5
@@ -65,11 +66,11 @@ fn main() {
         for ((case, times), cpu) in cases.iter().zip(&mut times).zip(&mut cpu) {
             let t = Instant::now();
             let c = cases::cpu_ns();
-            if let Some((shape, who, n)) = concurrent(case) {
+            if let Some((shape, who, n, inside)) = concurrent(case) {
                 let awaited = shape == "aw";
                 match who {
-                    "weft" => rt.block_on(cases::concurrent_weft(n, awaited)),
-                    _ => rt.block_on(cases::concurrent_hand_rolled(n, awaited)),
+                    "weft" => rt.block_on(cases::concurrent_weft(n, awaited, inside)),
+                    _ => rt.block_on(cases::concurrent_hand_rolled(n, awaited, inside)),
                 }
             } else {
                 match case.as_str() {
@@ -105,11 +106,16 @@ fn main() {
     }
 }
 
-/// `ff_weft_4` -> `("ff", "weft", 4)`.
-fn concurrent(case: &str) -> Option<(&str, &str, usize)> {
+/// `ff_weft_4` -> `("ff", "weft", 4, false)`; `ff_weft_4_in` -> `(.., true)`.
+fn concurrent(case: &str) -> Option<(&str, &str, usize, bool)> {
     let mut parts = case.split('_');
     let shape = parts.next().filter(|s| *s == "ff" || *s == "aw")?;
     let who = parts.next().filter(|s| *s == "weft" || *s == "hand")?;
     let n = parts.next()?.parse().ok().filter(|n| *n > 0)?;
-    Some((shape, who, n))
+    let inside = match parts.next() {
+        None => false,
+        Some("in") => true,
+        Some(_) => return None,
+    };
+    Some((shape, who, n, inside))
 }

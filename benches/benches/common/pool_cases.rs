@@ -147,16 +147,25 @@ fn add_one() {
     ADDED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Runs `submit(jobs)` in `submitters` spawned tasks, `JOBS / submitters` jobs each.
-async fn with_submitters<F, Fut>(submitters: usize, submit: F)
+/// Runs `submit(jobs)` in `submitters` spawned tasks, `JOBS / submitters` jobs each, spawned
+/// from the thread in `block_on` (outside the runtime's threads) or, if `inside`, from a task
+/// (then they start on that task's thread, in its run queue).
+async fn with_submitters<F, Fut>(submitters: usize, inside: bool, submit: F)
 where
-    F: Fn(u64) -> Fut,
+    F: Fn(u64) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let per = JOBS / submitters as u64;
-    let tasks: Vec<_> = (0..submitters).map(|_| tokio::spawn(submit(per))).collect();
-    for t in tasks {
-        t.await.expect("submitter");
+    let run = async move {
+        let tasks: Vec<_> = (0..submitters).map(|_| tokio::spawn(submit(per))).collect();
+        for t in tasks {
+            t.await.expect("submitter");
+        }
+    };
+    if inside {
+        tokio::spawn(run).await.expect("spawner");
+    } else {
+        run.await;
     }
 }
 
@@ -168,7 +177,7 @@ fn check_added(before: u64, jobs: u64) {
 /// weft: `Pool::builder().workers(WORKERS).priorities(3)` (capacity 1024, aging, stats and panic
 /// isolation on, as by default) over a `service_fn` that adds one; `submit_detached` per job,
 /// or `submit` with `IN_FLIGHT` handles awaited per submitter; a draining shutdown at the end.
-pub(crate) async fn concurrent_weft(submitters: usize, awaited: bool) {
+pub(crate) async fn concurrent_weft(submitters: usize, awaited: bool, inside: bool) {
     let before = ADDED.load(std::sync::atomic::Ordering::Relaxed);
     let pool: Pool<u64, (), Infallible> =
         Pool::builder()
@@ -178,8 +187,9 @@ pub(crate) async fn concurrent_weft(submitters: usize, awaited: bool) {
                 add_one();
                 Ok::<_, Infallible>(())
             }));
-    with_submitters(submitters, |per| {
-        let pool = pool.clone();
+    let shared = pool.clone();
+    with_submitters(submitters, inside, move |per| {
+        let pool = shared.clone();
         async move {
             let mut window = VecDeque::with_capacity(IN_FLIGHT);
             for i in 0..per {
@@ -207,7 +217,7 @@ pub(crate) async fn concurrent_weft(submitters: usize, awaited: bool) {
 
 /// The peer a tokio user writes by hand: `WORKERS` tasks pulling boxed closures from an
 /// `async_channel::bounded(CAP)`; when results are awaited, a `tokio::sync::oneshot` per job.
-pub(crate) async fn concurrent_hand_rolled(submitters: usize, awaited: bool) {
+pub(crate) async fn concurrent_hand_rolled(submitters: usize, awaited: bool, inside: bool) {
     type Job = Box<dyn FnOnce() + Send>;
     let before = ADDED.load(std::sync::atomic::Ordering::Relaxed);
     let (tx, rx) = async_channel::bounded::<Job>(CAP);
@@ -221,8 +231,9 @@ pub(crate) async fn concurrent_hand_rolled(submitters: usize, awaited: bool) {
             })
         })
         .collect();
-    with_submitters(submitters, |per| {
-        let tx = tx.clone();
+    let shared = tx.clone();
+    with_submitters(submitters, inside, move |per| {
+        let tx = shared.clone();
         async move {
             let mut window = VecDeque::with_capacity(IN_FLIGHT);
             for _ in 0..per {

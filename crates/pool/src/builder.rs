@@ -292,8 +292,8 @@ impl<Req, Resp, E> Builder<Req, Resp, E> {
     /// are queued (never more than their share) and when jobs are slow: a batch holds about
     /// 25 µs of work at the recent average run time (so a job queued behind it, say one of a
     /// higher priority, waits about that long at most), and jobs over 25 µs are taken one at a
-    /// time. A worker that finds the queue empty spins a few microseconds for this many jobs
-    /// to come before it parks. By default, 256 (about 25 µs of 100 ns jobs).
+    /// time. A worker that finds the queue empty watches it a few microseconds (yielding its
+    /// thread to other tasks between looks) for this many jobs to come before it parks. By default, 256 (about 25 µs of 100 ns jobs).
     pub fn batch(mut self, n: NonZeroUsize) -> Self {
         self.batch = n.get();
         self

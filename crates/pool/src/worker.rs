@@ -5,7 +5,7 @@
 //! when it is empty), run the job under `catch_unwind` racing its cancel flag and its timeout,
 //! count the outcome in the worker's own counters, then resolve the job's handle.
 //!
-//! The queue side of step 2 (spinning, claiming, parking, leaving) is the scheduler core's
+//! The queue side of step 2 (searching, claiming, parking, leaving) is the scheduler core's
 //! (`sched::claim`); this module is the worker's own loop and the running of one job.
 //!
 //! # Clock reads
@@ -36,7 +36,7 @@ use crate::config::PanicPolicy;
 use crate::error::{JobError, Outcome};
 use crate::handler::Handler;
 use crate::lock;
-use crate::sched::{Buffers, Entry, Fetched, Shared, WorkerSlot, cancel_entry};
+use crate::sched::{Buffers, Entry, Fetched, Search, Shared, WorkerSlot, cancel_entry};
 use crate::stats::Histogram;
 
 /// How much work (at the recent average run time) a worker takes from the queue at once: a
@@ -74,6 +74,8 @@ pub(crate) async fn run<Req, H>(
     let mut registered: Option<Waker> = None;
     let mut backoff = Duration::from_millis(1);
     let mut timing = Timing::default();
+    // Whether the worker ran jobs since its last fetch.
+    let mut ran_batch = false;
     // Whether this worker still counts in `state.workers` when the loop ends.
     let mut counted = true;
     tracing::trace!(worker = slot.id, "worker started");
@@ -132,6 +134,13 @@ pub(crate) async fn run<Req, H>(
             None => {
                 // Jobs ended early (cancelled, blacklisted) may have left a run unrecorded.
                 timing.flush(&shared.clock, &slot.counters.run_time);
+                if std::mem::take(&mut ran_batch) {
+                    // The batch's results woke their awaiting tasks, most often onto this
+                    // thread's next-task slot, which no other thread can take: let them run
+                    // (and submit the next jobs) before this worker takes another batch.
+                    timing.wait(&shared.clock, &slot.counters.run_time);
+                    yield_once().await;
+                }
                 let batch = usize::try_from(BATCH_WORK_NS / avg_run.max(1))
                     .unwrap_or(usize::MAX)
                     .clamp(1, shared.config.batch);
@@ -151,6 +160,7 @@ pub(crate) async fn run<Req, H>(
                 continue;
             }
         };
+        ran_batch = true;
         slot.claimed_len.store(buf.local.len(), Ordering::Relaxed);
         let last_in_batch = buf.local.is_empty();
 
@@ -215,7 +225,10 @@ async fn fetch<Req, Resp, E>(
     timing: &mut Timing,
 ) -> bool {
     let mut idle_timer: Option<Pin<Box<Sleep>>> = None;
-    let mut may_spin = true;
+    let mut search = EndSearch {
+        shared,
+        search: Search::Fresh,
+    };
     poll_fn(|cx| {
         if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             slot.runner.register(cx.waker());
@@ -228,9 +241,16 @@ async fn fetch<Req, Resp, E>(
                 .poll(&mut std::task::Context::from_waker(waker))
                 .is_ready()
         };
-        match shared.fetch(slot, batch, &mut may_spin, buf, cx.waker(), expired) {
+        match shared.fetch(slot, batch, &mut search.search, buf, cx.waker(), expired) {
             Fetched::Batch => Poll::Ready(true),
             Fetched::Left => Poll::Ready(false),
+            Fetched::Yield => {
+                // Woken during its own poll, the task goes to the back of its thread's run
+                // queue (tokio treats it as a yield), behind the task that was woken meanwhile.
+                timing.wait(&shared.clock, &slot.counters.run_time);
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
             Fetched::Parked => {
                 timing.wait(&shared.clock, &slot.counters.run_time);
                 Poll::Pending
@@ -238,6 +258,34 @@ async fn fetch<Req, Resp, E>(
         }
     })
     .await
+}
+
+/// Returns `Pending` once, woken: tokio puts a task woken during its own poll at the back of
+/// its thread's run queue, so the tasks queued there run first (unlike `tokio::task::yield_now`,
+/// this does not make the thread poll its I/O driver when nothing else is queued).
+async fn yield_once() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if std::mem::replace(&mut yielded, true) {
+            Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Ends a worker's search if its fetch is dropped mid-search (see `sched::claim`).
+struct EndSearch<'a, Req, Resp, E> {
+    shared: &'a Shared<Req, Resp, E>,
+    search: Search,
+}
+
+impl<Req, Resp, E> Drop for EndSearch<'_, Req, Resp, E> {
+    fn drop(&mut self) {
+        self.shared.end_search(&mut self.search);
+    }
 }
 
 /// Runs one job; returns a run time in ns when one was measured (see the module docs' clock

@@ -792,6 +792,8 @@ async fn a_fresh_worker_does_not_hold_high_jobs_behind_a_long_one() {
     assert_eq!(stats.count(Outcome::Completed), 32);
 }
 
+/// Also pins that an idle worker's search of the empty queue ends (it parks): a search that
+/// kept yielding would keep the paused clock from ever advancing, and this test would hang.
 #[tokio::test(start_paused = true)]
 async fn a_dynamic_pool_scales_up_on_queue_depth_and_down_when_idle() {
     let (pool, _log) = pool_with(

@@ -1,27 +1,46 @@
-//! A worker taking its next batch: spin briefly on an empty queue, claim a batch under the
+//! A worker taking its next batch: search briefly on an empty queue, claim a batch under the
 //! `state` lock and pop it under the `sorted` lock, or park, or leave.
 //!
 //! A worker that finds the queue empty does not park at once: if no other worker is doing so,
-//! it spins for a few microseconds on the intake's fill hint (and, once a job is there, a
-//! little longer for a batch's worth), while pushes wake nobody. Waking a parked worker costs
-//! the submitter a system call and both threads a context switch, which for short jobs cost
-//! more than the jobs; the spin is bounded, so an idle pool still parks all its workers.
+//! it searches: it watches the intake's fill hint without a lock, and between looks it yields
+//! its thread to the runtime (it wakes itself and returns `Pending`), while pushes wake nobody.
+//! Waking a parked worker costs the submitter a system call and both threads a context switch,
+//! which for short jobs cost more than the jobs. Yielding rather than spinning in place matters
+//! because workers share the runtime's threads with the submitters: the task that must run to
+//! produce the next job (a submitter just woken by a job's result lands in the waking thread's
+//! next-task slot) runs between two looks instead of waiting behind the spin. The search is
+//! bounded, so an idle pool still parks all its workers.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::task::Waker;
 
-use super::queue::{EMPTY, SOME};
+use super::queue::{EMPTY, NonEmpty, SOME};
 use super::slot::WorkerSlot;
 use super::state::Claimed;
 use super::{Entry, Shared};
 use crate::lock;
 
-/// How many times a worker that finds the queue empty checks it again, with a spin-loop hint
-/// between checks (a few microseconds in all), before it parks.
-const SPIN: u32 = 128;
+/// How many times a searching worker yields its thread and looks at the intake again before
+/// it parks (each look a task poll: a few microseconds in all when nothing else runs).
+const SEARCH: u32 = 64;
 
-/// Once a job has come, how many more checks a spinning worker waits for a batch's worth.
-const SPIN_FOR_BATCH: u32 = 32;
+/// Once a job has come, how many more looks a searching worker waits for a batch's worth.
+const SEARCH_FOR_BATCH: u32 = 4;
+
+/// A worker's search of an empty queue before it parks (see the module docs). While
+/// [`Search::On`], the worker counts as searching (invariant 4 of `State`), so it must end
+/// with [`Shared::fetch`] or [`Shared::end_search`].
+#[derive(Default)]
+pub(crate) enum Search {
+    /// The worker may start a search (once per wait for work).
+    #[default]
+    Fresh,
+    /// Searching: `left` more looks at `flag`.
+    On { flag: Arc<NonEmpty>, left: u32 },
+    /// Searched (or not allowed to): the next empty fetch parks.
+    Off,
+}
 
 /// What [`Shared::fetch`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +49,8 @@ pub(crate) enum Fetched {
     Batch,
     /// Nothing to do: the worker is parked with the given waker.
     Parked,
+    /// Searching: the worker must wake itself and yield, then fetch again.
+    Yield,
     /// The worker must stop; it is no longer counted.
     Left,
 }
@@ -57,47 +78,48 @@ impl<Req, Resp, E> Buffers<Req, Resp, E> {
 }
 
 impl<Req, Resp, E> Shared<Req, Resp, E> {
-    /// One attempt of worker `slot` to take up to `batch` jobs into `buf.local`. Spins first
-    /// if `*may_spin` (then cleared). When nothing is queued, `expired` is asked (only for a
-    /// worker above the minimum, polled with `waker`) whether its idle timer has run out; if
-    /// not, the worker parks with `waker`.
+    /// One attempt of worker `slot` to take up to `batch` jobs into `buf.local`. With an
+    /// empty queue, starts or continues a `search` ([`Fetched::Yield`]); when that is over and
+    /// nothing is queued, `expired` is asked (only for a worker above the minimum, polled with
+    /// `waker`) whether its idle timer has run out; if not, the worker parks with `waker`.
     pub(crate) fn fetch(
         &self,
         slot: &WorkerSlot,
         batch: usize,
-        may_spin: &mut bool,
+        search: &mut Search,
         buf: &mut Buffers<Req, Resp, E>,
         waker: &Waker,
         expired: impl FnOnce(&Waker) -> bool,
     ) -> Fetched {
+        // Until a job comes; then, for a few looks, until a batch's worth has come, so that the
+        // queue lock is taken once per batch rather than once per job.
+        if let Search::On { flag, left } = search
+            && *left > 0
+            && !self.cancelling()
+        {
+            *left -= 1;
+            match flag.get() {
+                EMPTY => return Fetched::Yield,
+                SOME => {
+                    *left = (*left).min(SEARCH_FOR_BATCH);
+                    if *left > 0 {
+                        return Fetched::Yield;
+                    }
+                }
+                _ => {}
+            }
+        }
         let mut q = lock(&self.sorted);
         let mut st = self.state.lock();
-        if *may_spin
-            && !self.cancelling()
-            && let Some(flag) = st.begin_search()
-        {
-            *may_spin = false;
-            drop(st);
-            drop(q);
-            // Until a job comes; then, briefly, until a batch's worth has come, so that the
-            // queue lock is taken once per batch rather than once per job.
-            let mut wait = SPIN;
-            let mut i = 0;
-            while i < wait {
-                match flag.get() {
-                    EMPTY => {}
-                    SOME if wait == SPIN => {
-                        wait = i + SPIN_FOR_BATCH;
-                    }
-                    SOME => {}
-                    _ => break,
+        match std::mem::replace(search, Search::Off) {
+            Search::On { .. } => st.end_search(),
+            Search::Fresh if !self.cancelling() => {
+                if let Some(flag) = st.begin_search() {
+                    *search = Search::On { flag, left: SEARCH };
+                    return Fetched::Yield;
                 }
-                std::hint::spin_loop();
-                i += 1;
             }
-            q = lock(&self.sorted);
-            st = self.state.lock();
-            st.end_search();
+            _ => {}
         }
         match st.claim(slot.id, batch, &mut buf.moved) {
             Claimed::Batch(claim) => {
@@ -124,6 +146,14 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
                     Fetched::Parked
                 }
             }
+        }
+    }
+
+    /// Ends a search the worker gives up before its [`fetch`](Self::fetch) ended it (the
+    /// worker's future dropped mid-search), so that pushes wake workers again.
+    pub(crate) fn end_search(&self, search: &mut Search) {
+        if let Search::On { .. } = std::mem::replace(search, Search::Off) {
+            self.state.lock().end_search();
         }
     }
 }

@@ -8,7 +8,7 @@
 //! | `queue.rs` | the intake and the sorted priority queue (FIFO per level, aging) |
 //! | `admission.rs` | accepting jobs: the closed and blacklist checks, ids, pushes, wake-ups |
 //! | `stash.rs` | reuse of a dropped handle's result cell by the thread's next submit |
-//! | `claim.rs` | a worker taking a batch: spin, claim, park or leave |
+//! | `claim.rs` | a worker taking a batch: search (yielding), claim, park or leave |
 //! | `cancel.rs` | cancel by handle, by id, and the cancelling shutdown |
 //! | `scaling.rs` | starting and retiring workers, resizing |
 //! | `blacklist.rs` | keys that keep panicking |
@@ -62,7 +62,7 @@ use weft_core::context::{AfterFunc, CancelFn};
 pub(crate) use admission::Place;
 pub(crate) use blacklist::BlacklistState;
 pub(crate) use cancel::cancel_entry;
-pub(crate) use claim::{Buffers, Fetched};
+pub(crate) use claim::{Buffers, Fetched, Search};
 pub(crate) use queue::Entry;
 pub(crate) use scaling::Spawner;
 pub(crate) use slot::WorkerSlot;

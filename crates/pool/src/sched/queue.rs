@@ -72,7 +72,7 @@ pub(crate) struct Intake<Req, Resp, E> {
     levels: Vec<Vec<Entry<Req, Resp, E>>>,
     len: usize,
     /// Whether the intake holds no job, some, or a batch's worth, readable without the lock:
-    /// a worker waiting for work spins on it briefly before it parks (see `sched::claim`).
+    /// a worker waiting for work watches it briefly before it parks (see `sched::claim`).
     /// Written only when that changes, so not once per job.
     pub(crate) nonempty: Arc<NonEmpty>,
     /// The value last written to `nonempty`.

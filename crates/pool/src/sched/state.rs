@@ -20,7 +20,7 @@
 //!    `woken` lists the workers woken by a push that have not fetched yet, and a push wakes
 //!    another only while the queue holds more than a batch per woken worker (one wake-up per
 //!    batch, not per job; a woken worker that leaves jobs behind wakes the next). While a
-//!    worker spins on the intake (`searching`, at most one), pushes wake nobody.
+//!    worker searches the intake (`searching`, at most one), pushes wake nobody.
 //! 5. `leased` holds queue places a submit took from a capacity semaphore ahead of use, per
 //!    semaphore ([`take_leased`](State::take_leased), [`add_leased`](State::add_leased)).
 //!    They are refilled only by a submit that found none and pushes a job in the same critical
@@ -51,7 +51,7 @@ pub(crate) struct State<Req, Resp, E> {
     idle: Vec<(usize, Waker)>,
     /// Invariant 4.
     woken: Vec<usize>,
-    /// Invariant 4: workers spinning on an empty queue before they park (at most one).
+    /// Invariant 4: workers searching an empty queue before they park (at most one).
     searching: usize,
     next_worker: usize,
     /// Invariant 5: leased queue places per capacity semaphore.
@@ -278,8 +278,8 @@ impl<Req, Resp, E> State<Req, Resp, E> {
         (queued, self.workers, self.accepted)
     }
 
-    /// A worker with nothing to do starts spinning on the intake's fill hint, if the queue is
-    /// empty, the pool open, and no other worker spins (invariant 4): the hint to spin on.
+    /// A worker with nothing to do starts searching: watching the intake's fill hint, if the queue is
+    /// empty, the pool open, and no other worker searches (invariant 4): the hint to watch.
     /// [`end_search`](Self::end_search) must follow.
     pub(crate) fn begin_search(&mut self) -> Option<Arc<NonEmpty>> {
         if self.queued == 0 && self.searching == 0 && !self.closed && self.workers <= self.max {
@@ -438,7 +438,7 @@ mod tests {
     }
 
     #[test]
-    fn a_push_wakes_one_parked_worker_per_batch_and_none_while_one_spins() {
+    fn a_push_wakes_one_parked_worker_per_batch_and_none_while_one_searches() {
         let (mut st, _q) = open(3);
         st.park(1, Waker::noop());
         st.park(2, Waker::noop());
@@ -466,7 +466,7 @@ mod tests {
         st.push(0, 0, None, 0);
         assert!(
             st.after_push(4, 1).0.is_none(),
-            "the spinning worker will see it"
+            "the searching worker will see it"
         );
         st.end_search();
     }
