@@ -17,7 +17,8 @@
 #
 # Usage: benches/scripts/download.sh [RUNS_SMALL] [RUNS_BIG]    (needs hyperfine and curl)
 #        ONLY=split benches/scripts/download.sh                  (only the paced 256 MiB case)
-#        ONLY=cpu benches/scripts/download.sh                    (only the CPU pairs, needs perf)
+#        ONLY=cpu benches/scripts/download.sh                    (only the CPU pairs, needs perf;
+#                                                                  WEFT_ARGS="--threads 1" adds flags to weft's)
 #        ONLY=tls benches/scripts/download.sh                    (only 1,000 small files over TLS)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -124,10 +125,10 @@ cpu_case() {
         local w="" c=""
         for _ in $(seq "${CPU_PAIRS:-9}"); do
             if [ "$case" = one ]; then
-                w="$w|$(measure "$BIN/weft" download "$one" -o "$WORK/out" --split 1 --no-progress)"
+                w="$w|$(measure "$BIN/weft" download "$one" -o "$WORK/out" --split 1 --no-progress ${WEFT_ARGS:-})"
                 c="$c|$(measure curl -s "$one" -o "$WORK/out/one.bin")"
             else
-                w="$w|$(measure "$BIN/weft" download -i "$WORK/big.txt" -o "$WORK/out" -j 4 --per-host 4 --split 1 --no-progress)"
+                w="$w|$(measure "$BIN/weft" download -i "$WORK/big.txt" -o "$WORK/out" -j 4 --per-host 4 --split 1 --no-progress ${WEFT_ARGS:-})"
                 c="$c|$(measure curl --parallel --parallel-max 4 -s -K "$WORK/big.curl")"
             fi
         done

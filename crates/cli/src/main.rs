@@ -63,10 +63,14 @@ fn main() -> ExitCode {
     tune_malloc();
     let cli = Cli::parse();
     cli::init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // `weft download --threads N` (the figures are in BENCHMARKS.md, issue 28).
+    if let Command::Download(args) = &cli.command
+        && let Some(n) = args.threads()
     {
+        builder.worker_threads(n.get());
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("weft: cannot start the async runtime: {e}");

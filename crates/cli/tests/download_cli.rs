@@ -224,3 +224,43 @@ async fn help_lists_cacert_and_http1_1() {
     assert!(help.contains("--cacert <FILE>"), "{help}");
     assert!(help.contains("--http1.1"), "{help}");
 }
+
+/// `--threads 1` runs the download on one async worker and still writes a whole, correct file
+/// (a large body over several segments, all received and written on that one thread); 0 is a
+/// usage error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_thread_downloads_a_split_file_whole_and_zero_threads_is_a_usage_error() {
+    let size = 4 << 20;
+    let fx = Fixture::start(size).await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = weft(vec![
+        fx.url(&format!("/gen/{size}/one.bin")),
+        "-o".into(),
+        dir.path().display().to_string(),
+        "--threads".into(),
+        "1".into(),
+        "--split".into(),
+        "4".into(),
+        "--per-host".into(),
+        "4".into(),
+    ])
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(std::fs::read(dir.path().join("one.bin")).unwrap() == content(size));
+    assert!(
+        fx.seen(&format!("/gen/{size}/one.bin")).len() > 1,
+        "it was split"
+    );
+
+    let output = weft(vec![
+        fx.url("/gen/10/z.bin"),
+        "--threads".into(),
+        "0".into(),
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(2));
+}

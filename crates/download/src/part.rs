@@ -9,19 +9,29 @@
 //! 2. A `.part.meta` exists only next to a `.part` whose bytes are a prefix of the entity the
 //!    meta's validator names: when a download restarts, the old meta is removed before the
 //!    part is truncated and the new meta is written before any new byte.
-//! 3. File I/O runs on blocking threads, never on the async workers; the body pieces gathered
-//!    are handed to a blocking write while the next bytes arrive (two batches in flight at
-//!    most). The pieces are the HTTP client's own buffers, written with one vectored write:
-//!    body bytes are never copied in memory. A small body that arrived whole (up to
-//!    [`SMALL`]) is written and placed by the batch's [`FileThread`], one thread fed through a
-//!    channel: a `spawn_blocking` per file (a task, the blocking pool's lock, a
-//!    thread wake-up each way) cost about a fifth of the CPU time of a batch of 16 KiB files.
+//! 3. File I/O that can wait runs on blocking threads, never on the async workers: opening,
+//!    creating and removing files, metadata, fsync, hashing, moving the file into place. Body
+//!    bytes of a large download, once its file is open, are written by the task that received
+//!    them, right away (positioned or at the file's offset): a write into the page cache is a
+//!    kernel copy that costs what the socket read that brought the bytes cost, while the
+//!    hand-off to a blocking thread and back (a thread wake-up each way, and a third thread
+//!    competing with the server and the receiver for the cores) cost weft more CPU per byte
+//!    than curl (BENCHMARKS.md, issue 28). A write that takes longer than [`SLOW_WRITE`] waited
+//!    on the device (dirty-page throttling, a network file system): that download's later
+//!    writes go to a blocking thread, gathered into batches of about [`FLUSH_AT`] (two in
+//!    flight at most), as do all writes of a download whose bytes are hashed (CPU-bound).
+//!    A small body that arrived whole (up to [`SMALL`]) is written and placed by the batch's
+//!    [`FileThread`], one thread fed through a channel: a `spawn_blocking` per file (a task,
+//!    the blocking pool's lock, a thread wake-up each way) cost about a fifth of the CPU time
+//!    of a batch of 16 KiB files. Body bytes are never copied in memory: the pieces written
+//!    are the HTTP client's own buffers.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -34,6 +44,24 @@ use super::name;
 /// Body bytes gathered before a write is handed to a blocking thread: each hand-off wakes a
 /// thread and then the download's task again, so fewer, larger writes cost less CPU per byte.
 const FLUSH_AT: usize = 2 << 20;
+
+/// A write on the receiving task that takes longer than this waited on the device, not on
+/// memory (a page-cache copy of the largest piece, 1 MiB, takes well under a millisecond): the
+/// download's later writes go to blocking threads (invariant 3).
+pub(crate) const SLOW_WRITE: Duration = Duration::from_millis(10);
+
+/// Whether a write on the receiving task that started at `started` was quick enough to go on
+/// writing there (see [`SLOW_WRITE`]).
+pub(crate) fn was_quick(started: Instant) -> bool {
+    let quick = started.elapsed() <= SLOW_WRITE;
+    if !quick {
+        tracing::debug!(
+            took = ?started.elapsed(),
+            "slow file write: the rest of this download is written on blocking threads"
+        );
+    }
+    quick
+}
 
 /// The largest body the [`FileThread`] writes (larger ones go to the blocking pool, so that one
 /// big write never holds up the small files behind it).
@@ -340,6 +368,9 @@ pub(crate) struct PartWriter {
     pending: Vec<Bytes>,
     pending_len: usize,
     path: PathBuf,
+    /// Whether body pieces are written on the receiving task once the file is open
+    /// (invariant 3): no hashing, and no write was slow yet.
+    direct: bool,
 }
 
 impl PartWriter {
@@ -353,6 +384,7 @@ impl PartWriter {
             }
         );
         Self {
+            direct: hasher.is_none(),
             path: paths.part.clone(),
             sink: Some(Sink {
                 paths,
@@ -383,14 +415,37 @@ impl PartWriter {
             .ok_or_else(|| self.err(io::Error::other("partial file lost after an earlier error")))
     }
 
-    /// Appends `chunk`; once about [`FLUSH_AT`] bytes are gathered they are written on a
-    /// blocking thread while the caller goes on receiving.
+    /// Appends `chunk`. Once the file is open (by the first write, on a blocking thread) it is
+    /// written at once on this task, unless a write was slow or the bytes are hashed; then once
+    /// about [`FLUSH_AT`] bytes are gathered they are written on a blocking thread while the
+    /// caller goes on receiving (invariant 3).
     ///
     /// # Cancel safety
     ///
     /// Not cancel safe: if dropped while it waits for the previous write, the chunk and the
     /// gathered bytes are lost (callers await it to completion).
     pub(crate) async fn push(&mut self, chunk: Bytes) -> Result<(), DownloadError> {
+        if self.direct {
+            // The opening write is done: take the file back without waiting.
+            if self.inflight.as_ref().is_some_and(JoinHandle::is_finished) {
+                let sink = self.reclaim().await?;
+                self.sink = Some(sink);
+            }
+            if let Some(file) = self.sink.as_mut().and_then(|s| s.file.as_mut()) {
+                self.pending.push(chunk);
+                let started = Instant::now();
+                let written = write_all_vectored(file, &self.pending);
+                self.pending.clear();
+                self.pending_len = 0;
+                if let Err(e) = written {
+                    // As after a failed blocking write: the file is not written to again.
+                    self.sink = None;
+                    return Err(DownloadError::file(&self.path, e));
+                }
+                self.direct = was_quick(started);
+                return Ok(());
+            }
+        }
         if !self.pending.is_empty() && self.pending_len + chunk.len() > FLUSH_AT {
             let mut sink = self.reclaim().await?;
             let pieces = std::mem::take(&mut self.pending);

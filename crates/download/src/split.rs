@@ -22,7 +22,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -62,7 +62,8 @@ pub(crate) const AUTO_THRESHOLD: u64 = 64 << 20;
 /// Segments of an automatic split.
 pub(crate) const AUTO_SEGMENTS: usize = 4;
 
-/// Body bytes one worker gathers before a positioned write.
+/// Body bytes one worker gathers before a positioned write on a blocking thread (once a write
+/// was slow; until then each piece is written as it arrives, on the worker's task).
 const FLUSH_AT: usize = 2 << 20;
 
 const META_HEADER: &str = "weft-download-split 1";
@@ -236,6 +237,8 @@ struct Run<'a> {
     stop: CancellationToken,
     limiter: &'a Limiter,
     received: AtomicU64,
+    /// Whether workers write on their own task (part.rs invariant 3): until one write was slow.
+    direct: AtomicBool,
     /// A name from `Content-Disposition`, when a response gave one.
     name: OnceLock<String>,
 }
@@ -383,6 +386,7 @@ pub(crate) async fn run(
         stop: CancellationToken::new(),
         limiter: env.limiter,
         received: AtomicU64::new(0),
+        direct: AtomicBool::new(true),
         name: OnceLock::new(),
     };
     if let Some(n) = name {
@@ -637,7 +641,7 @@ async fn segment<'a>(
             pending_len += chunk.len();
             pending.push(chunk);
         }
-        if pending_len >= FLUSH_AT {
+        if pending_len >= FLUSH_AT || (run.direct.load(Ordering::Relaxed) && !pending.is_empty()) {
             write(run, id, &mut at, std::mem::take(&mut pending)).await?;
             pending_len = 0;
         }
@@ -653,14 +657,24 @@ async fn segment<'a>(
     outcome
 }
 
-/// Writes `pieces` at `*at` on a blocking thread, then records them as written.
+/// Writes `pieces` at `*at`, then records them as written: on this task while writes are quick,
+/// else on a blocking thread (part.rs invariant 3).
 async fn write(run: &Run<'_>, id: usize, at: &mut u64, pieces: Vec<Bytes>) -> Result<(), SegError> {
     if pieces.is_empty() {
         return Ok(());
     }
     let len: u64 = pieces.iter().map(|p| p.len() as u64).sum();
-    let (file, start) = (run.file.clone(), *at);
-    let result = tokio::task::spawn_blocking(move || write_pieces(&file, start, &pieces)).await;
+    let result = if run.direct.load(Ordering::Relaxed) {
+        let started = std::time::Instant::now();
+        let result = write_pieces(&run.file, *at, &pieces);
+        if !part::was_quick(started) {
+            run.direct.store(false, Ordering::Relaxed);
+        }
+        Ok(result)
+    } else {
+        let (file, start) = (run.file.clone(), *at);
+        tokio::task::spawn_blocking(move || write_pieces(&file, start, &pieces)).await
+    };
     match result {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(SegError::Failed(DownloadError::file(&run.paths.part, e))),
