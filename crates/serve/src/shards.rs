@@ -58,7 +58,10 @@ mod tests {
             map.shard(&i.to_string()).insert(i.to_string(), i);
         }
         for i in 0..1000u32 {
-            assert_eq!(map.shard(&i.to_string()).get(i.to_string().as_str()), Some(&i));
+            assert_eq!(
+                map.shard(&i.to_string()).get(i.to_string().as_str()),
+                Some(&i)
+            );
         }
         let total: usize = map.each().map(|s| s.len()).sum();
         assert_eq!(total, 1000);

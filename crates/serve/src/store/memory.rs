@@ -348,7 +348,13 @@ mod tests {
         same(&store);
         let result = json!({"sent": 1});
         store
-            .finish("j", None, JobStatus::Completed, Some(result), Some("x".into()))
+            .finish(
+                "j",
+                None,
+                JobStatus::Completed,
+                Some(result),
+                Some("x".into()),
+            )
             .await
             .unwrap();
         same(&store);

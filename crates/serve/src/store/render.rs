@@ -96,7 +96,8 @@ mod tests {
 
     #[test]
     fn a_rendered_job_is_what_serde_writes_for_its_record() {
-        let data = json!({"message": "quote \" slash \\ tab \t é ✓", "n": 1.5, "list": [1, null, true]});
+        let data =
+            json!({"message": "quote \" slash \\ tab \t é ✓", "n": 1.5, "list": [1, null, true]});
         let queued = JobRecord {
             id: "job-1".into(),
             job_type: "notification".into(),

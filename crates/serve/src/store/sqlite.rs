@@ -585,7 +585,8 @@ mod tests {
     #[tokio::test]
     async fn get_json_matches_get_and_a_purge_drops_cached_answers() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("jobs.db"), SqliteConfig::default()).unwrap();
+        let store =
+            SqliteStore::open(&dir.path().join("jobs.db"), SqliteConfig::default()).unwrap();
         let data = json!({"recipients": ["a\"b"], "message": "é", "channel": "sms"});
         store
             .insert(NewJob::new("j", "notification", 1, data))
@@ -597,18 +598,36 @@ mod tests {
         // Not final: not cached, so the next read sees the change.
         store.mark_running("j").await.unwrap();
         let running = store.get_json("j").await.unwrap().unwrap();
-        assert_eq!(&running[..], serde_json::to_vec(&store.get("j").await.unwrap().unwrap()).unwrap());
+        assert_eq!(
+            &running[..],
+            serde_json::to_vec(&store.get("j").await.unwrap().unwrap()).unwrap()
+        );
         store
-            .finish("j", None, JobStatus::Completed, Some(json!({"sent": 1})), None)
+            .finish(
+                "j",
+                None,
+                JobStatus::Completed,
+                Some(json!({"sent": 1})),
+                None,
+            )
             .await
             .unwrap();
         let done = store.get_json("j").await.unwrap().unwrap();
-        assert_eq!(&done[..], serde_json::to_vec(&store.get("j").await.unwrap().unwrap()).unwrap());
-        assert!(store.rendered().by_id.contains_key("j"), "a finished job's answer is cached");
+        assert_eq!(
+            &done[..],
+            serde_json::to_vec(&store.get("j").await.unwrap().unwrap()).unwrap()
+        );
+        assert!(
+            store.rendered().by_id.contains_key("j"),
+            "a finished job's answer is cached"
+        );
         // Purged once its finish time is in the past (the clock has millisecond steps).
         while store.purge_finished(Duration::ZERO).await.unwrap() == 0 {
             tokio::task::yield_now().await;
         }
-        assert!(store.get_json("j").await.unwrap().is_none(), "purged: 404, not the cached answer");
+        assert!(
+            store.get_json("j").await.unwrap().is_none(),
+            "purged: 404, not the cached answer"
+        );
     }
 }
