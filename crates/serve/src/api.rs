@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::auth::{Auth, require_token};
 use super::jobs::{JobSpec, JobType};
-use super::store::{JobStatus, JobStore, NewJob, StoreError};
+use super::store::{JobStatus, JobStore, NewJob, Store, StoreError};
 use super::{PRIORITY_LEVELS, PoolJob, Server};
 
 /// Builds the router over a running server's state: `/healthz` is open to all (load balancers
@@ -389,8 +389,26 @@ async fn replay(server: &Server, id: &str, sub: &Submission) -> Response {
 }
 
 async fn get_job(State(server): State<Arc<Server>>, Path(id): Path<String>) -> Response {
-    match server.store.get(&id).await {
-        Ok(Some(record)) => axum::Json(record).into_response(),
+    // The local stores write the answer from the stored JSON text (SQLite's finished jobs from
+    // a cache), without building the record's JSON trees only to serialise them again.
+    let found = match &server.store {
+        Store::Memory(memory) => Ok(memory.get_json(&id).map(Bytes::from)),
+        Store::Sqlite(sqlite) => sqlite.get_json(&id).await,
+        other => match other.get(&id).await {
+            Ok(Some(record)) => return axum::Json(record).into_response(),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        },
+    };
+    match found {
+        Ok(Some(body)) => {
+            let mut resp = (StatusCode::OK, body).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no job with id {id:?}")),
         Err(e) => store_error(&e),
     }

@@ -77,25 +77,28 @@ mod http;
 pub mod jobs;
 mod metrics;
 mod node;
+mod shards;
 pub mod store;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use serde_json::Value;
-use weft_core::context::Context;
-use weft_pool::{JobError as PoolJobError, JobHandle, JobId, Pool, Priority, Shutdown, Stats};
+use weft_core::Panicked;
+use weft_core::context::{Context, ContextError};
+use weft_pool::{JobId, Pool, Priority, Shutdown, Stats};
 
 pub use self::auth::Token;
 
 use self::admission::{Admission, Room};
 use self::jobs::{JobSpec, JobType};
 use self::node::Node;
+use self::shards::Sharded;
 use self::store::{
     JobRecord, JobStatus, JobStore, PgConfig, PgStore, SqliteConfig, Store, StoreError,
 };
@@ -211,17 +214,62 @@ pub(crate) struct PoolJob {
     pub(crate) attempt: Option<u32>,
 }
 
-type JobPool = Pool<PoolJob, Value, String>;
+/// A job in the pool, with the way back to the server that records how it ends.
+///
+/// No task waits for each queued job: whichever way the job leaves the pool, dropping what it
+/// became records its end. A worker that starts it turns it into a [`Run`]; a job dropped
+/// unstarted (cancelled while queued, or left in the queue at shutdown) is handled here.
+#[derive(Debug)]
+pub(crate) struct Dispatched {
+    job: PoolJob,
+    /// Empty once a worker took the job over (or when it was never accepted).
+    server: Weak<Server>,
+}
 
-/// State shared by the HTTP handlers and the job watchers.
+impl Drop for Dispatched {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.upgrade() {
+            let id = std::mem::take(&mut self.job.id);
+            server.ended(id, self.job.attempt, None, None);
+        }
+    }
+}
+
+/// A job's run in a worker: its outcome once it has one, and the job's context to tell a
+/// timeout from a cancel when the pool drops the run before it ends.
+struct Run {
+    server: Arc<Server>,
+    id: String,
+    attempt: Option<u32>,
+    outcome: Option<Outcome>,
+    ctx: Context,
+}
+
+/// A final state to record: status, result, error.
+type Outcome = (JobStatus, Option<Value>, Option<String>);
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let id = std::mem::take(&mut self.id);
+        // Dropped without an outcome: the pool's timer ended it (its context says so), or a
+        // cancel did.
+        let timed_out = self.ctx.err() == Some(ContextError::DeadlineExceeded);
+        Arc::clone(&self.server).ended(id, self.attempt, self.outcome.take(), Some(timed_out));
+    }
+}
+
+type JobPool = Pool<Dispatched, (), String>;
+
+/// State shared by the HTTP handlers and the pool's jobs.
 #[derive(Debug)]
 pub(crate) struct Server {
     pub(crate) store: Store,
     pub(crate) pool: JobPool,
     pub(crate) config: ServeConfig,
     pub(crate) admission: Admission,
-    /// Jobs submitted to the pool and not yet recorded final: id -> pool job id.
-    pub(crate) live: Mutex<HashMap<String, JobId>>,
+    /// Jobs submitted to the pool and not yet recorded final: id -> pool job id (`None` for
+    /// the moment between the insertion and the submission).
+    pub(crate) live: Sharded<String, Option<JobId>>,
     pub(crate) shutting_down: AtomicBool,
     pub(crate) accepted: AtomicU64,
     /// Submissions refused because their queue was full.
@@ -230,46 +278,72 @@ pub(crate) struct Server {
     pub(crate) recovering: AtomicUsize,
     /// Ids of jobs whose client asked to cancel (recorded as `cancelled`, never re-queued).
     pub(crate) cancelled_by_client: Mutex<std::collections::HashSet<String>>,
+    /// Recovery, and the short tasks that record final states (one per ended job, none per
+    /// queued job).
     pub(crate) watchers: tokio_util::task::TaskTracker,
     pub(crate) requeue: Mutex<Vec<String>>,
     /// With PostgreSQL: this node's part of the shared queue.
     pub(crate) node: Option<Node>,
 }
 
+/// The pool refused a job: it is closed (shutdown began).
+#[derive(Debug)]
+pub(crate) struct PoolClosed;
+
 impl Server {
     pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
     }
 
-    /// Hands an accepted (stored) job to the pool and starts its watcher. The pool's queue is
-    /// bounded by [`Admission`], not by the pool, so this fails only once the pool is closed.
-    pub(crate) fn dispatch(
-        self: &Arc<Self>,
-        job: PoolJob,
-        priority: u8,
-    ) -> Result<(), weft_pool::TrySubmitError<PoolJob>> {
+    /// Hands an accepted (stored) job to the pool. Nothing waits for it: its end is recorded
+    /// by the job itself ([`Run`], [`Dispatched`]). The pool's queue is bounded by
+    /// [`Admission`], not by the pool, so this fails only once the pool is closed.
+    pub(crate) fn dispatch(self: &Arc<Self>, job: PoolJob, priority: u8) -> Result<(), PoolClosed> {
         let id = job.id.clone();
-        let attempt = job.attempt;
-        // Hold the map's lock across submission so that the watcher's removal cannot run
-        // before the insertion.
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        let handle = self.pool.try_submit_at(Priority::new(priority), job)?;
-        live.insert(id.clone(), handle.id());
-        drop(live);
-        let server = Arc::clone(self);
-        self.watchers
-            .spawn(async move { server.watch(id, attempt, handle).await });
-        Ok(())
+        // In the map before the pool has it, so that the job's end (which removes it) cannot
+        // come first and leave an entry behind.
+        self.live.shard(&id).insert(id.clone(), None);
+        let dispatched = Dispatched {
+            job,
+            server: Arc::downgrade(self),
+        };
+        // The pool is unbounded (see `build_pool`), so the submission never waits for room.
+        let submitted = self
+            .pool
+            .submit_detached_at(Priority::new(priority), dispatched)
+            .now_or_never();
+        match submitted {
+            Some(Ok(pool_id)) => {
+                if let Some(slot) = self.live.shard(&id).get_mut(id.as_str()) {
+                    *slot = Some(pool_id);
+                }
+                Ok(())
+            }
+            refused => {
+                self.live.shard(&id).remove(id.as_str());
+                // Not accepted after all: the caller answers for it, nothing is recorded.
+                let mut job = match refused {
+                    Some(Err(e)) => Some(e.into_inner()),
+                    _ => None,
+                };
+                if let Some(job) = &mut job {
+                    job.server = Weak::new();
+                }
+                Err(PoolClosed)
+            }
+        }
     }
 
-    /// Waits for a job's outcome and records it: the one place final states are written.
-    async fn watch(
+    /// Records how a job left the pool: `outcome` if its run produced one; otherwise, with
+    /// `timed_out` (`None`: it never started), a timeout, a client's cancel, or else a job to
+    /// put back to `queued` for the next start. The one place final states are written.
+    fn ended(
         self: Arc<Self>,
         id: String,
         attempt: Option<u32>,
-        handle: JobHandle<Value, String>,
+        outcome: Option<Outcome>,
+        timed_out: Option<bool>,
     ) {
-        let outcome = handle.await;
         // The run is over: a heartbeat from now on must not take the job, soon recorded
         // final, for one that was taken from this node (its lease is still renewed until the
         // outcome is recorded).
@@ -281,58 +355,60 @@ impl Server {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
-        let record = match outcome {
-            Ok(result) => Some((JobStatus::Completed, Some(result), None)),
-            Err(PoolJobError::Failed(e)) => Some((JobStatus::Failed, None, Some(e))),
-            Err(PoolJobError::TimedOut) => Some((
-                JobStatus::TimedOut,
-                None,
-                Some(format!("job ran longer than {:?}", self.config.job_timeout)),
-            )),
-            Err(PoolJobError::Panicked(panicked)) => Some((
-                JobStatus::Failed,
-                None,
-                Some(format!("job panicked: {}", panicked.message())),
-            )),
-            Err(PoolJobError::Cancelled) if by_client => Some((
-                JobStatus::Cancelled,
-                None,
-                Some("cancelled by client".into()),
-            )),
-            // Cancelled or rejected by shutdown: not the client's doing, so the job goes back to
-            // `queued` for the next start (see the module docs).
-            Err(_) => None,
-        };
-        match record {
-            Some((status, result, error)) => {
-                if let Err(e) = self.store.finish(&id, attempt, status, result, error).await {
-                    tracing::error!(job = %id, error = %e, "could not record the job's final state");
-                }
+        let record = outcome.or_else(|| {
+            if timed_out == Some(true) {
+                Some((
+                    JobStatus::TimedOut,
+                    None,
+                    Some(format!("job ran longer than {:?}", self.config.job_timeout)),
+                ))
+            } else if by_client {
+                Some((
+                    JobStatus::Cancelled,
+                    None,
+                    Some("cancelled by client".into()),
+                ))
+            } else {
+                // Cancelled or refused by shutdown: not the client's doing, so the job goes
+                // back to `queued` for the next start (see the module docs).
+                None
             }
-            None => self
-                .requeue
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(id.clone()),
+        });
+        match record {
+            Some((status, result, error)) if tokio::runtime::Handle::try_current().is_ok() => {
+                let server = Arc::clone(&self);
+                self.watchers.spawn(async move {
+                    if let Err(e) = server.store.finish(&id, attempt, status, result, error).await {
+                        tracing::error!(job = %id, error = %e, "could not record the job's final state");
+                    }
+                    server.forget(&id);
+                });
+            }
+            // No runtime left to write with: the job stays as stored, and the next start
+            // recovers it.
+            Some(_) => self.forget(&id),
+            None => {
+                self.requeue
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(id.clone());
+                self.forget(&id);
+            }
         }
-        self.live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+    }
+
+    /// The job's end is recorded: it is no longer this process's to cancel.
+    fn forget(&self, id: &str) {
+        self.live.shard(id).remove(id);
         if let Some(node) = &self.node {
-            node.done(&id);
+            node.done(id);
         }
     }
 
     /// Cancels the job `id` if this process runs it (a client asked, here or on another node):
     /// its context ends, and it is recorded `cancelled`, never re-queued.
     pub(crate) fn cancel_local(&self, id: &str) {
-        let pool_id = self
-            .live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .copied();
+        let pool_id = self.live.shard(id).get(id).copied().flatten();
         if let Some(pool_id) = pool_id {
             self.cancelled_by_client
                 .lock()
@@ -345,12 +421,7 @@ impl Server {
     /// Stops a job that is no longer this node's (its lease lapsed and another node took it):
     /// its outcome would be refused anyway (fencing), so it stops now.
     pub(crate) fn stop_lost(&self, id: &str) {
-        let pool_id = self
-            .live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .copied();
+        let pool_id = self.live.shard(id).get(id).copied().flatten();
         if let Some(pool_id) = pool_id {
             self.pool.cancel(pool_id);
         }
@@ -410,25 +481,69 @@ fn build_pool(ctx: &Context, store: &Store, config: &ServeConfig) -> JobPool {
         .aging(config.aging)
         .timeout(config.job_timeout)
         .context(ctx.without_cancel())
-        .build_fn(move |job_ctx: Context, job: PoolJob| {
+        .build_fn(move |job_ctx: Context, mut job: Dispatched| {
             let store = store.clone();
+            // Taken over: from here the run records the job's end.
+            let server = std::mem::take(&mut job.server).upgrade();
+            let id = std::mem::take(&mut job.job.id);
+            let attempt = job.job.attempt;
+            let spec = Arc::clone(&job.job.spec);
+            // Started: its place in the queue is free for the next submission.
+            drop(job.job.room.take());
+            drop(job);
             async move {
-                // Started: its place in the queue is free for the next submission.
-                drop(job.room);
-                // A claimed job is `running` in the store already.
-                let start = match job.attempt {
-                    Some(attempt) => Ok(Some(attempt)),
-                    None => store.mark_running(&job.id).await,
+                let Some(server) = server else {
+                    return Err("the server stopped".to_owned());
                 };
-                match start {
-                    Ok(Some(_attempt)) => {}
+                let mut run = Run {
+                    server,
+                    id,
+                    attempt,
+                    outcome: None,
+                    ctx: job_ctx.clone(),
+                };
+                // A claimed job is `running` in the store already.
+                let start = match attempt {
+                    Some(attempt) => Ok(Some(attempt)),
+                    None => store.mark_running(&run.id).await,
+                };
+                let refused = match start {
+                    Ok(Some(_attempt)) => None,
                     // Cancelled (or otherwise ended) while queued: nothing to run.
-                    Ok(None) => return Err("job was no longer queued".to_owned()),
-                    Err(e) => return Err(format!("cannot start job: {e}")),
+                    Ok(None) => Some("job was no longer queued".to_owned()),
+                    Err(e) => Some(format!("cannot start job: {e}")),
+                };
+                if let Some(e) = refused {
+                    run.outcome = Some((JobStatus::Failed, None, Some(e.clone())));
+                    return Err(e);
                 }
-                jobs::run(&job_ctx, &job.spec, step)
-                    .await
-                    .map_err(|e| e.to_string())
+                let ran = std::panic::AssertUnwindSafe(jobs::run(&job_ctx, &spec, step))
+                    .catch_unwind()
+                    .await;
+                match ran {
+                    Ok(Ok(result)) => {
+                        run.outcome = Some((JobStatus::Completed, Some(result), None));
+                        Ok(())
+                    }
+                    // Stopped by its context: the drop of `run` tells a timeout from a cancel.
+                    Ok(Err(e @ jobs::JobError::Stopped(_))) => Err(e.to_string()),
+                    Ok(Err(e)) => {
+                        let e = e.to_string();
+                        run.outcome = Some((JobStatus::Failed, None, Some(e.clone())));
+                        Err(e)
+                    }
+                    Err(payload) => {
+                        let panicked = Panicked::from_payload(&*payload);
+                        run.outcome = Some((
+                            JobStatus::Failed,
+                            None,
+                            Some(format!("job panicked: {}", panicked.message())),
+                        ));
+                        drop(run);
+                        // The pool counts it as the panic it was.
+                        std::panic::resume_unwind(payload)
+                    }
+                }
             }
         })
 }
@@ -530,7 +645,7 @@ impl JobServer {
             pool,
             admission: Admission::new(PRIORITY_LEVELS, config.queue_size),
             config,
-            live: Mutex::new(HashMap::new()),
+            live: Sharded::default(),
             shutting_down: AtomicBool::new(false),
             accepted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),

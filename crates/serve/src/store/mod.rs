@@ -12,6 +12,7 @@
 
 mod memory;
 mod postgres;
+mod render;
 mod sqlite;
 
 use std::path::Path;

@@ -13,17 +13,28 @@
 //!
 //! Reads use a second connection: in WAL mode they see every committed batch and never wait
 //! for the writer.
+//!
+//! # Answers of finished jobs
+//!
+//! A job's final state never changes (the first final state wins) until the job is purged, so
+//! the `GET` answer of a finished job is kept, rendered, in a bounded cache
+//! ([`RENDERED_CAPACITY`] jobs, oldest out first) and served without a database read; a purge
+//! empties it. Jobs still queued or running are read from the database each time, and their
+//! stored JSON text goes into the answer as it is, without being parsed.
 
+use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use super::render::RecordView;
 use super::{
     JobRecord, JobStatus, JobStore, NewJob, Page, StoreError, cutoff_ms, no_run_at, now_ms, page,
 };
@@ -84,6 +95,32 @@ pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     reader: Arc<Mutex<Connection>>,
     commits: mpsc::Sender<Pending>,
+    rendered: Arc<Mutex<Rendered>>,
+}
+
+/// How many finished jobs' answers [`SqliteStore`] keeps rendered.
+pub(crate) const RENDERED_CAPACITY: usize = 4096;
+
+/// Rendered answers of finished jobs, by id; the oldest goes first when full.
+#[derive(Debug, Default)]
+struct Rendered {
+    by_id: HashMap<Box<str>, Bytes>,
+    age: VecDeque<Box<str>>,
+}
+
+impl Rendered {
+    fn put(&mut self, id: &str, body: Bytes) {
+        if self.by_id.contains_key(id) {
+            return;
+        }
+        if self.age.len() >= RENDERED_CAPACITY
+            && let Some(old) = self.age.pop_front()
+        {
+            self.by_id.remove(&old);
+        }
+        self.age.push_back(id.into());
+        self.by_id.insert(id.into(), body);
+    }
 }
 
 /// One write waiting for its batch's commit.
@@ -182,7 +219,38 @@ impl SqliteStore {
             writer,
             reader: Arc::new(Mutex::new(reader)),
             commits,
+            rendered: Arc::default(),
         })
+    }
+
+    fn rendered(&self) -> std::sync::MutexGuard<'_, Rendered> {
+        self.rendered.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The job `id` as `GET /api/jobs/{id}` answers it: a finished job's from the cache, any
+    /// other's read and written from the stored text without parsing it.
+    pub(crate) async fn get_json(&self, id: &str) -> Result<Option<Bytes>, StoreError> {
+        if let Some(hit) = self.rendered().by_id.get(id) {
+            return Ok(Some(hit.clone()));
+        }
+        let key = id.to_owned();
+        let read = Self::with(&self.reader, move |c| {
+            let mut stmt = c.prepare_cached(&format!("{SELECT} WHERE id = ?1"))?;
+            Ok(stmt
+                .query_row(params![key], |r| {
+                    let view = row_view(r)?;
+                    Ok((view.status.is_final(), view.render()))
+                })
+                .optional()?)
+        })
+        .await?;
+        Ok(read.map(|(finished, body)| {
+            let body = Bytes::from(body);
+            if finished {
+                self.rendered().put(id, body.clone());
+            }
+            body
+        }))
     }
 
     /// Hands `write` to the committer and waits for its batch's commit.
@@ -328,14 +396,19 @@ impl JobStore for SqliteStore {
 
     async fn purge_finished(&self, older_than: Duration) -> Result<u64, StoreError> {
         let cutoff = cutoff_ms(older_than);
-        Self::with(&self.writer, move |c| {
+        let n = Self::with(&self.writer, move |c| {
             let n = c.execute(
                 "DELETE FROM jobs WHERE finished_at < ?1 AND status NOT IN ('queued', 'running')",
                 params![cutoff],
             )?;
             Ok(n as u64)
         })
-        .await
+        .await?;
+        // Purged jobs must answer 404 from now on.
+        if n > 0 {
+            *self.rendered() = Rendered::default();
+        }
+        Ok(n)
     }
 
     async fn recover(&self) -> Result<Vec<JobRecord>, StoreError> {
@@ -460,6 +533,30 @@ fn run_batch(conn: &Connection, batch: &[Pending]) -> rusqlite::Result<Vec<u32>>
     Ok(changed)
 }
 
+/// A row of [`SELECT`] borrowed as it is, its JSON columns as text.
+fn row_view<'r>(r: &'r rusqlite::Row<'_>) -> rusqlite::Result<RecordView<'r>> {
+    let text = |i: usize| -> rusqlite::Result<Option<&'r str>> {
+        match r.get_ref(i)? {
+            rusqlite::types::ValueRef::Null => Ok(None),
+            v => Ok(Some(v.as_str()?)),
+        }
+    };
+    let status = text(4)?.unwrap_or_default();
+    Ok(RecordView {
+        id: text(0)?.unwrap_or_default(),
+        job_type: text(1)?.unwrap_or_default(),
+        priority: u8::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+        data: text(3)?.unwrap_or("null"),
+        status: JobStatus::parse(status).unwrap_or(JobStatus::Failed),
+        result: text(5)?,
+        error: text(6)?,
+        attempts: u32::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
+        created_at: r.get(8)?,
+        started_at: r.get(9)?,
+        finished_at: r.get(10)?,
+    })
+}
+
 fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     let data: String = r.get(3)?;
     let status: String = r.get(4)?;
@@ -477,4 +574,60 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         started_at: r.get(9)?,
         finished_at: r.get(10)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn get_json_matches_get_and_a_purge_drops_cached_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open(&dir.path().join("jobs.db"), SqliteConfig::default()).unwrap();
+        let data = json!({"recipients": ["a\"b"], "message": "é", "channel": "sms"});
+        store
+            .insert(NewJob::new("j", "notification", 1, data))
+            .await
+            .unwrap();
+        let queued = store.get_json("j").await.unwrap().unwrap();
+        let record = store.get("j").await.unwrap().unwrap();
+        assert_eq!(&queued[..], serde_json::to_vec(&record).unwrap());
+        // Not final: not cached, so the next read sees the change.
+        store.mark_running("j").await.unwrap();
+        let running = store.get_json("j").await.unwrap().unwrap();
+        assert_eq!(
+            &running[..],
+            serde_json::to_vec(&store.get("j").await.unwrap().unwrap()).unwrap()
+        );
+        store
+            .finish(
+                "j",
+                None,
+                JobStatus::Completed,
+                Some(json!({"sent": 1})),
+                None,
+            )
+            .await
+            .unwrap();
+        let done = store.get_json("j").await.unwrap().unwrap();
+        assert_eq!(
+            &done[..],
+            serde_json::to_vec(&store.get("j").await.unwrap().unwrap()).unwrap()
+        );
+        assert!(
+            store.rendered().by_id.contains_key("j"),
+            "a finished job's answer is cached"
+        );
+        // Purged once its finish time is in the past (the clock has millisecond steps).
+        while store.purge_finished(Duration::ZERO).await.unwrap() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            store.get_json("j").await.unwrap().is_none(),
+            "purged: 404, not the cached answer"
+        );
+    }
 }
