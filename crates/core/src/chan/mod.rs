@@ -101,8 +101,13 @@
 //! for up to 1 ms): when tasks on every worker hammer one channel, that runs them on one core
 //! at a time instead of moving the lock's cache line between cores on every operation, which
 //! costs several times the time and CPU; the price is that such a task holds its worker for
-//! the nap. See `BENCHMARKS.md` (`## Channels`) for measurements against tokio,
-//! async-channel, flume and kanal.
+//! the nap. Measured beside a contended load, the nap delays the runtime's other tasks no
+//! more than kanal's does. What does delay them is that an operation that completes at once
+//! does not spend tokio's cooperative budget (tokio's own channels do): a loop that keeps
+//! sending into a buffer with room, or receiving from a non-empty one, holds its worker
+//! without yielding. Where other tasks' latency matters, call
+//! `tokio::task::coop::consume_budget().await` in such a loop. See `BENCHMARKS.md`
+//! (`## Channels`) for measurements against tokio, async-channel, flume and kanal.
 //!
 //! # Examples
 //!
