@@ -13,8 +13,9 @@
 //!   lapsed and whose job was claimed again cannot record anything (see
 //!   [`JobStore::finish`]).
 //! - **Aging**: a queued job's effective priority rises one level per
-//!   [`PgConfig::aging`] of waiting (applied by the sweep), so a steady stream of higher jobs
-//!   cannot starve it. At one effective level, jobs of that native priority go first, then
+//!   [`PgConfig::aging`] of waiting since it was created, computed by each claim from
+//!   `created_at` (no row is rewritten to age it), so a steady stream of higher jobs cannot
+//!   starve it. At one effective level, jobs of that native priority go first, then
 //!   aged ones, each oldest first: a backlog that aged up does not delay fresh high jobs.
 //! - **Retries** (with [`PgConfig::retry_failed`]): a failed or timed-out run goes back to
 //!   `queued` with `run_at` put off by an exponential backoff with jitter, until
@@ -54,7 +55,7 @@ const NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 const SCHEMA_LOCK: i64 = 0x7765_6674_6a6f_6273;
 
 /// The schema version this build creates and expects.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 const MIGRATION_1: &str = "
 CREATE TABLE IF NOT EXISTS weft_jobs (
@@ -79,6 +80,13 @@ CREATE INDEX IF NOT EXISTS weft_jobs_claim ON weft_jobs (eff_priority DESC, prio
 CREATE INDEX IF NOT EXISTS weft_jobs_lease ON weft_jobs (locked_until) WHERE status = 'running';
 CREATE INDEX IF NOT EXISTS weft_jobs_by_status ON weft_jobs (status, seq);
 CREATE INDEX IF NOT EXISTS weft_jobs_finished ON weft_jobs (finished_at) WHERE finished_at IS NOT NULL;
+";
+
+/// Version 2: aging is computed by the claim, so the claim walks each native priority's queue
+/// oldest first (`eff_priority` stays, unused, for version 1 nodes during an upgrade).
+const MIGRATION_2: &str = "
+CREATE INDEX IF NOT EXISTS weft_jobs_queue ON weft_jobs (priority, created_at, seq) WHERE status = 'queued';
+DROP INDEX IF EXISTS weft_jobs_claim;
 ";
 
 const COLUMNS: &str = "id, type, priority, data, status, result, error, attempts, created_at, started_at, finished_at";
@@ -250,8 +258,6 @@ pub struct Swept {
     pub requeued: u64,
     /// Jobs whose lease lapsed on their last attempt, now `dead`.
     pub dead: u64,
-    /// Queued jobs moved up a level by aging.
-    pub aged: u64,
 }
 
 /// Something another node (or this one) told the queue, received by [`PgStore::listen`].
@@ -460,49 +466,31 @@ impl PgStore {
             return Ok(Vec::new());
         }
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "WITH picked AS (
-                     SELECT seq FROM weft_jobs
-                     WHERE status = 'queued' AND run_at <= {NOW}
-                     ORDER BY eff_priority DESC, priority DESC, seq
-                     LIMIT $1
-                     FOR UPDATE SKIP LOCKED)
-                 UPDATE weft_jobs j
-                 SET status = 'running', attempts = j.attempts + 1, started_at = {NOW},
-                     locked_by = $2, locked_until = {NOW} + $3
-                 FROM picked WHERE j.seq = picked.seq
-                 RETURNING j.{}, j.eff_priority, j.seq",
-                COLUMNS.replace(", ", ", j.")
-            ))
-            .await?;
+        let stmt = client.prepare_cached(&claim_statement()).await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.count(1);
         let rows = client
             .query(
                 &stmt,
-                &[&limit, &self.inner.node, &millis(self.inner.config.lease)],
+                &[
+                    &limit,
+                    &self.inner.node,
+                    &millis(self.inner.config.lease),
+                    &millis(self.inner.config.aging).max(1),
+                ],
             )
             .await?;
-        let mut claimed: Vec<(i64, Claimed)> = rows
+        let mut claimed: Vec<((i32, i64, i64), Claimed)> = rows
             .iter()
             .map(|r| {
-                let level = u8::try_from(r.get::<_, i16>(11)).unwrap_or(0);
-                (
-                    r.get::<_, i64>(12),
-                    Claimed {
-                        record: row_to_record(r),
-                        level,
-                    },
-                )
+                let level = u8::try_from(r.get::<_, i32>(11)).unwrap_or(0);
+                let record = row_to_record(r);
+                let key = (r.get::<_, i32>(12), record.created_at, r.get::<_, i64>(13));
+                (key, Claimed { record, level })
             })
             .collect();
-        // RETURNING has no order: restore the claim's.
-        claimed.sort_by(|(sa, a), (sb, b)| {
-            (b.level, b.record.priority)
-                .cmp(&(a.level, a.record.priority))
-                .then(sa.cmp(sb))
-        });
+        // RETURNING has no order: restore the claim's (segment, then oldest first).
+        claimed.sort_by_key(|(key, _)| *key);
         Ok(claimed.into_iter().map(|(_, c)| c).collect())
     }
 
@@ -533,9 +521,8 @@ impl PgStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// Returns jobs whose lease lapsed to `queued` (or `dead` after their last attempt), and
-    /// raises the effective priority of jobs that waited long enough. Any node may sweep;
-    /// concurrent sweeps do not double-count.
+    /// Returns jobs whose lease lapsed to `queued` (or `dead` after their last attempt). Any
+    /// node may sweep; concurrent sweeps do not double-count.
     ///
     /// # Errors
     ///
@@ -570,21 +557,9 @@ impl PgStore {
         let row = client
             .query_one(&stmt, &[&max, &self.inner.chan_jobs])
             .await?;
-        let aging = millis(self.inner.config.aging).max(1);
-        let age = client
-            .prepare_cached(&format!(
-                "UPDATE weft_jobs
-                 SET eff_priority = LEAST($2, priority + ({NOW} - created_at) / $1)
-                 WHERE status = 'queued' AND eff_priority < $2
-                   AND eff_priority < LEAST($2, priority + ({NOW} - created_at) / $1)"
-            ))
-            .await?;
-        self.count(1);
-        let aged = client.execute(&age, &[&aging, &TOP_LEVEL]).await?;
         Ok(Swept {
             requeued: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
             dead: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
-            aged,
         })
     }
 
@@ -638,9 +613,15 @@ impl PgStore {
         self.count(1);
         let rows = client
             .query(
-                "SELECT eff_priority, count(*) FROM weft_jobs WHERE status = 'queued'
-                 GROUP BY eff_priority ORDER BY eff_priority",
-                &[],
+                &format!(
+                    "SELECT LEAST($2::int8, priority + ({NOW} - created_at) / $1)::int2 AS level,
+                            count(*)
+                     FROM weft_jobs WHERE status = 'queued' GROUP BY level ORDER BY level"
+                ),
+                &[
+                    &millis(self.inner.config.aging).max(1),
+                    &i64::from(TOP_LEVEL),
+                ],
             )
             .await?;
         Ok(rows
@@ -744,6 +725,68 @@ impl PgStore {
     }
 }
 
+/// The claim: one statement walking the queue in effective-priority order as six segments,
+/// each an oldest-first range of the `(priority, created_at, seq)` index, each locking with
+/// `SKIP LOCKED` only as many rows as the segments before it left to take. The effective
+/// level of a job of native priority `p` that waited `w` is `min(2, p + w / aging)`, so, with
+/// `now` read once and `A` the aging: level 2 is native 2, then native 1 created before
+/// `now - A`, then native 0 created before `now - 2A`; level 1 is the other native 1, then
+/// native 0 created before `now - A`; level 0 the rest. Parameters: `$1` the most to claim,
+/// `$2` the node, `$3` the lease and `$4` the aging in milliseconds. Returns the job's
+/// columns, its level and its segment.
+fn claim_statement() -> String {
+    // (native priority, waited less than k agings, waited at least k agings, level), in claim
+    // order.
+    const SEGMENTS: [(i16, Option<i64>, Option<i64>, i32); 6] = [
+        (2, None, None, 2),
+        (1, None, Some(1), 2),
+        (0, None, Some(2), 2),
+        (1, Some(1), None, 1),
+        (0, Some(2), Some(1), 1),
+        (0, Some(1), None, 0),
+    ];
+    let mut ctes = vec![format!("t AS MATERIALIZED (SELECT {NOW} AS now)")];
+    let mut taken = String::new();
+    for (i, (priority, newer, older, level)) in SEGMENTS.iter().enumerate() {
+        let n = i + 1;
+        let mut filter = format!("status = 'queued' AND priority = {priority}");
+        // Waited at least k agings: created at or before now - kA.
+        if let Some(k) = older {
+            filter.push_str(&format!(
+                " AND created_at <= (SELECT now FROM t) - {k} * $4::int8"
+            ));
+        }
+        // Waited less than k agings.
+        if let Some(k) = newer {
+            filter.push_str(&format!(
+                " AND created_at > (SELECT now FROM t) - {k} * $4::int8"
+            ));
+        }
+        ctes.push(format!(
+            "s{n} AS (SELECT seq, {level}::int4 AS level, {n}::int4 AS segment FROM weft_jobs
+                 WHERE {filter} AND run_at <= (SELECT now FROM t)
+                 ORDER BY created_at, seq
+                 LIMIT GREATEST(0, $1::int8{taken})
+                 FOR UPDATE SKIP LOCKED)"
+        ));
+        taken.push_str(&format!(" - (SELECT count(*) FROM s{n})"));
+    }
+    let union = (1..=SEGMENTS.len())
+        .map(|n| format!("SELECT * FROM s{n}"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    format!(
+        "WITH {}, picked AS ({union})
+         UPDATE weft_jobs j
+         SET status = 'running', attempts = j.attempts + 1, started_at = {NOW},
+             locked_by = $2, locked_until = {NOW} + $3
+         FROM picked WHERE j.seq = picked.seq
+         RETURNING j.{}, picked.level, picked.segment, j.seq",
+        ctes.join(",\n"),
+        COLUMNS.replace(", ", ", j.")
+    )
+}
+
 /// A `NOTIFY` channel name: at most 63 bytes, as PostgreSQL keeps them.
 fn channel_name(base: &str, suffix: &str) -> String {
     let mut name = format!("{base}{suffix}");
@@ -780,6 +823,9 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreErro
     }
     if version < 1 {
         tx.batch_execute(MIGRATION_1).await?;
+    }
+    if version < 2 {
+        tx.batch_execute(MIGRATION_2).await?;
     }
     if version == 0 {
         tx.execute(
