@@ -168,6 +168,17 @@ pub enum StoreError {
         /// What SQLite said.
         reason: String,
     },
+    /// The queue has no room for a new job at this priority level (every node's jobs count):
+    /// nothing was stored.
+    #[error(
+        "the job queue is full ({capacity} jobs queued at priority {level}); retry later, or raise the queue size"
+    )]
+    QueueFull {
+        /// The job's priority level.
+        level: u8,
+        /// The most queued jobs a level holds.
+        capacity: usize,
+    },
     /// This store cannot do what was asked (the message says what, and which store can).
     #[error("{0}")]
     Unsupported(String),

@@ -54,6 +54,12 @@ const NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 /// "weftjobs" in ASCII).
 const SCHEMA_LOCK: i64 = 0x7765_6674_6a6f_6273;
 
+/// Serialises admissions across nodes when the queue is bounded (ASCII "weftroom").
+const ROOM_LOCK: i64 = 0x7765_6674_726f_6f6d;
+
+/// What the committer answers a new job refused for want of room.
+const NO_ROOM: u32 = u32::MAX;
+
 /// The schema version this build creates and expects.
 const SCHEMA_VERSION: i32 = 2;
 
@@ -125,6 +131,12 @@ pub struct PgConfig {
     /// Connections kept for reads, claims and heartbeats (the committer and the listener
     /// have their own). By default, 8.
     pub pool_size: usize,
+    /// The most jobs queued at one priority level, over every node: a new job beyond it is
+    /// refused with [`StoreError::QueueFull`]. Exact, since admissions take an advisory lock
+    /// in the transaction that counts and inserts. Jobs that come back to the queue (a lapsed
+    /// lease, a release, a retry) were admitted already and are not refused. `None`, the
+    /// default, leaves the queue unbounded; `weft serve` sets its `--queue-size`.
+    pub queue_size: Option<usize>,
 }
 
 impl std::fmt::Debug for PgConfig {
@@ -135,6 +147,7 @@ impl std::fmt::Debug for PgConfig {
             .field("sweep_interval", &self.sweep_interval)
             .field("poll_interval", &self.poll_interval)
             .field("aging", &self.aging)
+            .field("queue_size", &self.queue_size)
             .field("max_attempts", &self.max_attempts)
             .field("retry_failed", &self.retry_failed)
             .field("retry_backoff", &self.retry_backoff)
@@ -186,6 +199,7 @@ impl PgConfig {
             retry_backoff: Duration::from_secs(1),
             commit_batch: NonZeroUsize::new(512).unwrap_or(NonZeroUsize::MIN),
             pool_size: 8,
+            queue_size: None,
         }
     }
 
@@ -229,6 +243,19 @@ impl PgConfig {
     pub fn retry_failed(mut self, on: bool, backoff: Duration) -> Self {
         self.retry_failed = on;
         self.retry_backoff = backoff;
+        self
+    }
+
+    /// Sets [`queue_size`](PgConfig::queue_size): at most `n` queued jobs per priority level.
+    ///
+    /// ```
+    /// use weft_serve::store::PgConfig;
+    /// let config = PgConfig::new("postgres://localhost/jobs").queue_size(100);
+    /// assert_eq!(config.queue_size, Some(100));
+    /// ```
+    #[must_use]
+    pub fn queue_size(mut self, n: usize) -> Self {
+        self.queue_size = Some(n);
         self
     }
 
@@ -861,8 +888,13 @@ fn row_to_record(r: &Row) -> JobRecord {
 impl JobStore for PgStore {
     async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
         let id = job.id.clone();
+        let level = job.priority;
         match self.commit(Write::Insert(job)).await? {
             0 => Err(StoreError::Duplicate(id)),
+            NO_ROOM => Err(StoreError::QueueFull {
+                level,
+                capacity: self.inner.config.queue_size.unwrap_or(0),
+            }),
             _ => Ok(()),
         }
     }
@@ -1103,6 +1135,96 @@ async fn committer(store: std::sync::Weak<Inner>, mut queue: mpsc::UnboundedRece
     }
 }
 
+/// Keeps, of a batch's new jobs (in order), those the queue has room for at their level, and
+/// returns the slots of the others: refused, unless their id exists already (then they stay in
+/// the batch, where the insert finds them duplicates). Holds the admission lock until the
+/// transaction ends, so two nodes never count the same room.
+#[allow(clippy::too_many_arguments)]
+async fn make_room(
+    store: &PgStore,
+    tx: &deadpool_postgres::Transaction<'_>,
+    cap: usize,
+    slots: &mut Vec<usize>,
+    ids: &mut Vec<&str>,
+    types: &mut Vec<&str>,
+    priorities: &mut Vec<i16>,
+    data: &mut Vec<&Value>,
+    run_at: &mut Vec<i64>,
+) -> Result<Vec<usize>, StoreError> {
+    let mut levels: Vec<i16> = priorities.clone();
+    levels.sort_unstable();
+    levels.dedup();
+    let cap_i64 = i64::try_from(cap).unwrap_or(i64::MAX);
+    // Pipelined, and still ordered: the count's snapshot is taken after the lock is held, so
+    // it sees every admission committed before.
+    let lock = tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ROOM_LOCK]);
+    let count = async {
+        let stmt = tx
+            .prepare_cached(
+                "SELECT l, (SELECT count(*) FROM (SELECT 1 FROM weft_jobs
+                            WHERE status = 'queued' AND priority = l LIMIT $2) q)
+                 FROM unnest($1::int2[]) AS l",
+            )
+            .await?;
+        tx.query(&stmt, &[&levels, &cap_i64]).await
+    };
+    store.count(2);
+    let ((), rows) =
+        futures_util::future::try_join(async { lock.await.map(|_| ()) }, count).await?;
+    let mut room: std::collections::HashMap<i16, i64> = rows
+        .iter()
+        .map(|r| (r.get::<_, i16>(0), cap_i64 - r.get::<_, i64>(1)))
+        .collect();
+    let mut keep = Vec::with_capacity(ids.len());
+    for p in priorities.iter() {
+        let left = room.entry(*p).or_insert(0);
+        keep.push(*left > 0);
+        if *left > 0 {
+            *left -= 1;
+        }
+    }
+    if keep.iter().all(|k| *k) {
+        return Ok(Vec::new());
+    }
+    // A refused id that exists already is a duplicate (a client's retried request), not a
+    // refusal: leave it in for the insert to answer.
+    let over: Vec<&str> = ids
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| !**k)
+        .map(|(id, _)| *id)
+        .collect();
+    store.count(1);
+    let existing: HashSet<String> = tx
+        .query("SELECT id FROM weft_jobs WHERE id = ANY($1)", &[&over])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for (k, id) in keep.iter_mut().zip(ids.iter()) {
+        *k = *k || existing.contains(*id);
+    }
+    let refused = slots
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| !**k)
+        .map(|(slot, _)| *slot)
+        .collect();
+    retain_mask(slots, &keep);
+    retain_mask(ids, &keep);
+    retain_mask(types, &keep);
+    retain_mask(priorities, &keep);
+    retain_mask(data, &keep);
+    retain_mask(run_at, &keep);
+    Ok(refused)
+}
+
+/// Keeps the items of `v` whose place in `mask` is true.
+fn retain_mask<T>(v: &mut Vec<T>, mask: &[bool]) {
+    let mut keep = mask.iter();
+    v.retain(|_| keep.next().copied().unwrap_or(true));
+}
+
 /// Runs one batch in one transaction: the new jobs as one multi-row insert, then starts and
 /// outcomes pipelined. Any error rolls back everything.
 async fn run_batch(store: &PgStore, batch: &[Pending]) -> Result<Vec<u32>, StoreError> {
@@ -1125,6 +1247,23 @@ async fn run_batch(store: &PgStore, batch: &[Pending]) -> Result<Vec<u32>, Store
             priorities.push(i16::from(job.priority));
             data.push(&job.data);
             run_at.push(job.run_at.unwrap_or(0));
+        }
+    }
+    if let (Some(cap), false) = (store.inner.config.queue_size, ids.is_empty()) {
+        let refused = make_room(
+            store,
+            &tx,
+            cap,
+            &mut slots,
+            &mut ids,
+            &mut types,
+            &mut priorities,
+            &mut data,
+            &mut run_at,
+        )
+        .await?;
+        for slot in refused {
+            out[slot] = NO_ROOM;
         }
     }
     if !ids.is_empty() {
