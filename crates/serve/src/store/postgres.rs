@@ -537,8 +537,11 @@ impl PgStore {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(&format!(
-                "UPDATE weft_jobs SET locked_until = {NOW} + $2
-                 WHERE locked_by = $1 AND status = 'running' RETURNING id"
+                "WITH mine AS (
+                     SELECT seq FROM weft_jobs WHERE locked_by = $1 AND status = 'running'
+                     ORDER BY id FOR UPDATE)
+                 UPDATE weft_jobs j SET locked_until = {NOW} + $2
+                 FROM mine WHERE j.seq = mine.seq RETURNING j.id"
             ))
             .await?;
         self.count(1);
@@ -1333,8 +1336,16 @@ async fn run_batch(store: &PgStore, batch: &[Pending]) -> Result<Vec<u32>, Store
         ))
         .await?;
     let max = i32::try_from(store.inner.config.max_attempts).unwrap_or(i32::MAX);
+    // Rows are locked in id order, as the heartbeat locks this node's rows: two transactions
+    // taking locks in one order cannot deadlock (in another order they did, under load, and
+    // PostgreSQL aborted the batch). Stable, so writes of one job keep their order.
+    let mut order: Vec<(usize, &Pending)> = batch.iter().enumerate().collect();
+    order.sort_by_key(|(_, p)| match &p.write {
+        Write::Insert(_) => "",
+        Write::Running(id) | Write::Finish { id, .. } => id.as_str(),
+    });
     let mut pending = Vec::new();
-    for (i, p) in batch.iter().enumerate() {
+    for (i, p) in order {
         match &p.write {
             Write::Insert(_) => {}
             Write::Running(id) => {
