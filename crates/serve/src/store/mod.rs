@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use self::memory::MemoryStore;
-pub use self::postgres::{Claimed, PgConfig, PgStore, QueueEvent, Swept};
+pub use self::postgres::{Claimed, PgConfig, PgStore, QueueEvent, QueueEvents, Swept};
 pub use self::sqlite::{SqliteConfig, SqliteStore};
 
 /// The state of a job, as stored and as the API reports it.

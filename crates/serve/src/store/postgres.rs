@@ -36,7 +36,7 @@
 use std::collections::HashSet;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -666,9 +666,15 @@ impl PgStore {
     }
 
     /// Opens a connection of its own that `LISTEN`s for new jobs and cancels, and forwards
-    /// them until the receiver is dropped. If the connection breaks it reconnects (every
+    /// them until the [`QueueEvents`] is dropped. If the connection breaks it reconnects (every
     /// second until it succeeds) and sends [`QueueEvent::Jobs`], since notifications sent
     /// meanwhile are lost.
+    ///
+    /// The events wait in a bounded buffer ([`QueueEvents::CAPACITY`]): new-job notifications
+    /// coalesce into one waiting [`QueueEvent::Jobs`] (it only means "look again"), and when
+    /// the buffer is full a notification is dropped and the receiver gets a
+    /// [`QueueEvent::Jobs`] once it has read what waits, so it claims again (a cancel dropped
+    /// this way reaches the node running the job through its next heartbeat instead).
     ///
     /// # Errors
     ///
@@ -678,38 +684,35 @@ impl PgStore {
     ///
     /// Dropping the future before it returns loses nothing: the receiver is dropped with it,
     /// and a connection opened so far ends with its task once that task sees no receiver left.
-    pub async fn listen(&self) -> Result<mpsc::UnboundedReceiver<QueueEvent>, StoreError> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let first = self.listen_once(tx.clone()).await?;
+    pub async fn listen(&self) -> Result<QueueEvents, StoreError> {
+        let (events, outbox) = QueueEvents::new(QueueEvents::CAPACITY);
+        let first = self.listen_once(outbox.clone()).await?;
         let store = self.clone();
         tokio::spawn(async move {
             let mut ended = first;
             loop {
                 tokio::select! {
                     _ = &mut ended => {}
-                    () = tx.closed() => return,
+                    () = outbox.tx.closed() => return,
                 }
                 loop {
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        () = tx.closed() => return,
+                        () = outbox.tx.closed() => return,
                     }
-                    if let Ok(next) = store.listen_once(tx.clone()).await {
+                    if let Ok(next) = store.listen_once(outbox.clone()).await {
                         ended = next;
                         break;
                     }
                 }
-                let _ = tx.send(QueueEvent::Jobs);
+                outbox.offer(QueueEvent::Jobs);
             }
         });
-        Ok(rx)
+        Ok(events)
     }
 
     /// One listening connection: returns a task that ends when the connection does.
-    async fn listen_once(
-        &self,
-        tx: mpsc::UnboundedSender<QueueEvent>,
-    ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
+    async fn listen_once(&self, outbox: Outbox) -> Result<tokio::task::JoinHandle<()>, StoreError> {
         let (client, mut connection) = self.inner.pg.connect(NoTls).await?;
         let chan_jobs = self.inner.chan_jobs.clone();
         let chan_cancel = self.inner.chan_cancel.clone();
@@ -720,7 +723,7 @@ impl PgStore {
             loop {
                 let next = tokio::select! {
                     m = messages.next() => m,
-                    () = tx.closed() => return,
+                    () = outbox.tx.closed() => return,
                 };
                 let event = match next {
                     Some(Ok(AsyncMessage::Notification(n))) if n.channel() == chan_cancel => {
@@ -732,7 +735,7 @@ impl PgStore {
                     Some(Ok(_)) => continue,
                     Some(Err(_)) | None => return,
                 };
-                if tx.send(event).is_err() {
+                if !outbox.offer(event) {
                     return;
                 }
             }
@@ -815,6 +818,92 @@ fn claim_statement() -> String {
         ctes.join(",\n"),
         COLUMNS.replace(", ", ", j.")
     )
+}
+
+/// What [`PgStore::listen`] hands out: the queue's events, in a bounded buffer where new-job
+/// wake-ups coalesce and an overflow turns into one [`QueueEvent::Jobs`] (see
+/// [`PgStore::listen`]).
+#[derive(Debug)]
+pub struct QueueEvents {
+    rx: mpsc::Receiver<QueueEvent>,
+    flags: Arc<Flags>,
+}
+
+#[derive(Debug, Default)]
+struct Flags {
+    /// A [`QueueEvent::Jobs`] waits in the buffer: another one adds nothing.
+    jobs: AtomicBool,
+    /// A notification was dropped for want of room: the receiver owes itself a look.
+    dropped: AtomicBool,
+}
+
+/// The listener's side of [`QueueEvents`].
+#[derive(Debug, Clone)]
+struct Outbox {
+    tx: mpsc::Sender<QueueEvent>,
+    flags: Arc<Flags>,
+}
+
+impl Outbox {
+    /// Queues `event`, coalescing and dropping as [`PgStore::listen`] says; `false` once the
+    /// receiver is gone.
+    fn offer(&self, event: QueueEvent) -> bool {
+        let jobs = event == QueueEvent::Jobs;
+        // AcqRel with the receiver's store: a wake-up it has taken is never counted as waiting.
+        if jobs && self.flags.jobs.swap(true, Ordering::AcqRel) {
+            return true;
+        }
+        match self.tx.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if jobs {
+                    self.flags.jobs.store(false, Ordering::Release);
+                }
+                self.flags.dropped.store(true, Ordering::Release);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+impl QueueEvents {
+    /// How many events wait at most.
+    pub const CAPACITY: usize = 64;
+
+    fn new(capacity: usize) -> (QueueEvents, Outbox) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let flags = Arc::new(Flags::default());
+        (
+            QueueEvents {
+                rx,
+                flags: Arc::clone(&flags),
+            },
+            Outbox { tx, flags },
+        )
+    }
+
+    /// The next event; `None` once the listener stopped for good.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: an event is taken only when this returns it.
+    pub async fn recv(&mut self) -> Option<QueueEvent> {
+        // What waits first; then, if something was dropped meanwhile, a look again. (Dropped
+        // only when the buffer was full, so a receiver parked on an empty buffer misses
+        // nothing.)
+        let event = match self.rx.try_recv() {
+            Ok(event) => event,
+            Err(_) if self.flags.dropped.swap(false, Ordering::AcqRel) => {
+                return Some(QueueEvent::Jobs);
+            }
+            Err(_) => self.rx.recv().await?,
+        };
+        if event == QueueEvent::Jobs {
+            self.flags.jobs.store(false, Ordering::Release);
+        }
+        Some(event)
+    }
 }
 
 /// A `NOTIFY` channel name: at most 63 bytes, as PostgreSQL keeps them.
@@ -1397,4 +1486,55 @@ async fn run_batch(store: &PgStore, batch: &[Pending]) -> Result<Vec<u32>, Store
     }
     tx.commit().await?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{QueueEvent, QueueEvents};
+
+    #[tokio::test]
+    async fn wake_ups_coalesce_while_one_waits_unread() {
+        let (mut events, outbox) = QueueEvents::new(4);
+        for _ in 0..100 {
+            assert!(outbox.offer(QueueEvent::Jobs));
+        }
+        assert!(outbox.offer(QueueEvent::Cancelled("a".into())));
+        assert_eq!(events.recv().await, Some(QueueEvent::Jobs));
+        assert_eq!(events.recv().await, Some(QueueEvent::Cancelled("a".into())));
+        // Once read, the next wake-up is queued again.
+        assert!(outbox.offer(QueueEvent::Jobs));
+        assert_eq!(events.recv().await, Some(QueueEvent::Jobs));
+        assert!(events.rx.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_overflow_drops_notifications_and_ends_in_one_wake_up() {
+        let (mut events, outbox) = QueueEvents::new(4);
+        for i in 0..10 {
+            assert!(outbox.offer(QueueEvent::Cancelled(format!("c{i}"))));
+        }
+        // The buffer kept 4; the rest were dropped, and after them comes a look again.
+        for i in 0..4 {
+            assert_eq!(
+                events.recv().await,
+                Some(QueueEvent::Cancelled(format!("c{i}")))
+            );
+        }
+        assert_eq!(events.recv().await, Some(QueueEvent::Jobs));
+        assert!(events.rx.is_empty());
+        // Only once.
+        assert!(
+            !events
+                .flags
+                .dropped
+                .load(std::sync::atomic::Ordering::Acquire)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_outbox_reports_a_receiver_that_went_away() {
+        let (events, outbox) = QueueEvents::new(4);
+        drop(events);
+        assert!(!outbox.offer(QueueEvent::Jobs));
+    }
 }
