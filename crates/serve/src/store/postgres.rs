@@ -20,8 +20,10 @@
 //! - **Retries** (with [`PgConfig::retry_failed`]): a failed or timed-out run goes back to
 //!   `queued` with `run_at` put off by an exponential backoff with jitter, until
 //!   `max_attempts`; then `dead`, kept for inspection.
+//! - **Bounded** (with [`PgConfig::queue_size`]): a new job beyond the room of its level, counted
+//!   over every node under an advisory lock, is refused with [`StoreError::QueueFull`].
 //! - **No polling**: a commit that adds jobs sends `NOTIFY`; idle nodes wait on `LISTEN`
-//!   ([`PgStore::listen`]) with a slow fallback poll. A client's cancel sends a `NOTIFY` with
+//!   ([`PgStore::listen`], a bounded buffer where wake-ups coalesce) with a slow fallback poll. A client's cancel sends a `NOTIFY` with
 //!   the job's id, so the node running it cancels it at once.
 //!
 //! # Group commit
@@ -823,6 +825,24 @@ fn claim_statement() -> String {
 /// What [`PgStore::listen`] hands out: the queue's events, in a bounded buffer where new-job
 /// wake-ups coalesce and an overflow turns into one [`QueueEvent::Jobs`] (see
 /// [`PgStore::listen`]).
+///
+/// ```no_run
+/// use weft_serve::store::{PgConfig, PgStore, QueueEvent, StoreError};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), StoreError> {
+/// let store = PgStore::open(PgConfig::new("postgres://localhost/jobs")).await?;
+/// let mut events = store.listen().await?;
+/// while let Some(event) = events.recv().await {
+///     match event {
+///         // Look again: one claim covers every wake-up that coalesced into this one.
+///         QueueEvent::Jobs => drop(store.claim(8).await?),
+///         QueueEvent::Cancelled(id) => println!("stop {id} if it runs here"),
+///         _ => {}
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct QueueEvents {
     rx: mpsc::Receiver<QueueEvent>,
