@@ -298,6 +298,10 @@ async fn submit_job(State(server): State<Arc<Server>>, headers: HeaderMap, body:
     if let Err(e) = server.store.insert(job).await {
         return match e {
             StoreError::Duplicate(id) if key.is_some() => replay(&server, &id, &sub).await,
+            StoreError::QueueFull { .. } => {
+                server.rejected.fetch_add(1, Ordering::Relaxed);
+                unavailable(&server, "the job queue is full; retry later")
+            }
             StoreError::Duplicate(id) => error(
                 StatusCode::CONFLICT,
                 format!("a job with id {id:?} exists already"),

@@ -60,7 +60,8 @@
 //! refused (each claim is a numbered attempt). `DELETE` on any node stops the job on the node
 //! running it within a notification's round trip. Jobs run *at least once*, said plainly: a
 //! job that was running on a killed node runs again. The per-level queue room
-//! ([`ServeConfig::queue_size`]) does not apply: the queue is the table.
+//! ([`ServeConfig::queue_size`]) holds over all the nodes: a submission beyond it gets the
+//! same 503 as on SQLite.
 //!
 //! # Priorities
 //!
@@ -575,7 +576,9 @@ impl JobServer {
     /// ```
     pub async fn open(config: ServeConfig) -> Result<JobServer, ServeError> {
         if let Some(pg) = &config.postgres {
-            let store = Store::Postgres(PgStore::open(pg.clone()).await?);
+            // The queue room per level holds over every node: the database counts it.
+            let pg = pg.clone().queue_size(config.queue_size);
+            let store = Store::Postgres(PgStore::open(pg).await?);
             return Ok(JobServer { store, config });
         }
         let store = match &config.db {

@@ -165,9 +165,7 @@ pub(crate) async fn run(server: Arc<Server>, ctx: Context, stop: Context) {
     let _ = sweeps.await;
 }
 
-async fn recv(
-    events: &mut Option<tokio::sync::mpsc::UnboundedReceiver<QueueEvent>>,
-) -> Option<QueueEvent> {
+async fn recv(events: &mut Option<crate::store::QueueEvents>) -> Option<QueueEvent> {
     match events {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

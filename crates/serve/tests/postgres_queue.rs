@@ -130,9 +130,9 @@ async fn a_waiting_low_priority_job_ages_past_newer_normal_ones_but_not_fresh_hi
         return;
     };
     a.insert(job("old-low", 0)).await.unwrap();
-    // Two agings later, the sweep has raised it to the top level.
+    // Two agings later it is at the top level, with no sweep: the level is computed from its
+    // age when read or claimed.
     eventually("the low job aged to the top level", async || {
-        a.sweep().await.unwrap();
         let depth = a.queue_depth().await.unwrap();
         (depth == [(2, 1)]).then_some(())
     })
@@ -392,4 +392,44 @@ async fn a_delayed_job_is_claimed_only_once_it_is_due() {
         a.get("far").await.unwrap().unwrap().status,
         JobStatus::Queued
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bounded_queue_admits_exactly_its_size_per_level_over_every_node() {
+    let Some((a, b)) = nodes(|u| PgConfig::new(u).queue_size(5)).await else {
+        return;
+    };
+    // Both nodes submit 40 low jobs at once: exactly 5 get in, the rest are refused.
+    let ids: Vec<String> = (0..40).map(|i| format!("low{i}")).collect();
+    let answers = futures_util::future::join_all(ids.iter().enumerate().map(|(i, id)| {
+        let node = if i % 2 == 0 { &a } else { &b };
+        node.insert(job(id, 0))
+    }))
+    .await;
+    let admitted = answers.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(admitted, 5, "{answers:?}");
+    assert!(answers.iter().all(|r| matches!(
+        r,
+        Ok(())
+            | Err(StoreError::QueueFull {
+                level: 0,
+                capacity: 5
+            })
+    )));
+    // The room is per level: a high job still gets in.
+    b.insert(job("high", 2)).await.unwrap();
+    // A client's retry of an admitted job is a duplicate, not a refusal.
+    let first = ids[answers.iter().position(|r| r.is_ok()).unwrap()].clone();
+    assert!(matches!(
+        a.insert(job(&first, 0)).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    // A claim frees a place at the low level, for either node.
+    assert!(matches!(
+        b.insert(job("late", 0)).await,
+        Err(StoreError::QueueFull { .. })
+    ));
+    let claimed = a.claim(2).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    b.insert(job("late", 0)).await.unwrap();
 }

@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use weft_core::context::{CancelFn, Context};
-use weft_serve::store::{PgConfig, Store};
+use weft_serve::store::{JobStore, PgConfig, Store};
 use weft_serve::{JobServer, ServeConfig, ServeError, ServeReport};
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -269,4 +269,40 @@ async fn metrics_show_the_nodes_claims_and_the_databases_queue_per_priority() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_shared_queue_answers_503_on_every_node_and_stores_nothing() {
+    let Some(url) = common::pg_url().await else {
+        return;
+    };
+    let bounded = || ServeConfig {
+        queue_size: 2,
+        ..config(&url, Duration::from_secs(3600))
+    };
+    let (a, b) = (Node::start(bounded()).await, Node::start(bounded()).await);
+    // Due in an hour: they stay queued, so the level's room is what the test says it is.
+    let later = |id: &str, priority: u8| {
+        let mut job = analysis(id, priority);
+        job["run_at"] = json!(4_102_444_800_000_i64);
+        job
+    };
+    assert_eq!(a.post(&later("q1", 0)).await.0, StatusCode::ACCEPTED);
+    assert_eq!(b.post(&later("q2", 0)).await.0, StatusCode::ACCEPTED);
+    // Full at the low level, whichever node is asked; nothing is written.
+    let (status, body) = a.post(&later("q3", 0)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["error"].as_str().unwrap_or("").contains("full"),
+        "{body}"
+    );
+    assert_eq!(
+        b.post(&later("q4", 0)).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert!(a.store.get("q3").await.unwrap().is_none());
+    // Another level has its own room.
+    assert_eq!(b.post(&later("h1", 2)).await.0, StatusCode::ACCEPTED);
+    a.stop().await;
+    b.stop().await;
 }

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use self::memory::MemoryStore;
-pub use self::postgres::{Claimed, PgConfig, PgStore, QueueEvent, Swept};
+pub use self::postgres::{Claimed, PgConfig, PgStore, QueueEvent, QueueEvents, Swept};
 pub use self::sqlite::{SqliteConfig, SqliteStore};
 
 /// The state of a job, as stored and as the API reports it.
@@ -168,6 +168,17 @@ pub enum StoreError {
         batch: usize,
         /// What SQLite said.
         reason: String,
+    },
+    /// The queue has no room for a new job at this priority level (every node's jobs count):
+    /// nothing was stored.
+    #[error(
+        "the job queue is full ({capacity} jobs queued at priority {level}); retry later, or raise the queue size"
+    )]
+    QueueFull {
+        /// The job's priority level.
+        level: u8,
+        /// The most queued jobs a level holds.
+        capacity: usize,
     },
     /// This store cannot do what was asked (the message says what, and which store can).
     #[error("{0}")]

@@ -13,14 +13,17 @@
 //!   lapsed and whose job was claimed again cannot record anything (see
 //!   [`JobStore::finish`]).
 //! - **Aging**: a queued job's effective priority rises one level per
-//!   [`PgConfig::aging`] of waiting (applied by the sweep), so a steady stream of higher jobs
-//!   cannot starve it. At one effective level, jobs of that native priority go first, then
+//!   [`PgConfig::aging`] of waiting since it was created, computed by each claim from
+//!   `created_at` (no row is rewritten to age it), so a steady stream of higher jobs cannot
+//!   starve it. At one effective level, jobs of that native priority go first, then
 //!   aged ones, each oldest first: a backlog that aged up does not delay fresh high jobs.
 //! - **Retries** (with [`PgConfig::retry_failed`]): a failed or timed-out run goes back to
 //!   `queued` with `run_at` put off by an exponential backoff with jitter, until
 //!   `max_attempts`; then `dead`, kept for inspection.
+//! - **Bounded** (with [`PgConfig::queue_size`]): a new job beyond the room of its level, counted
+//!   over every node under an advisory lock, is refused with [`StoreError::QueueFull`].
 //! - **No polling**: a commit that adds jobs sends `NOTIFY`; idle nodes wait on `LISTEN`
-//!   ([`PgStore::listen`]) with a slow fallback poll. A client's cancel sends a `NOTIFY` with
+//!   ([`PgStore::listen`], a bounded buffer where wake-ups coalesce) with a slow fallback poll. A client's cancel sends a `NOTIFY` with
 //!   the job's id, so the node running it cancels it at once.
 //!
 //! # Group commit
@@ -35,7 +38,7 @@
 use std::collections::HashSet;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -53,8 +56,14 @@ const NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 /// "weftjobs" in ASCII).
 const SCHEMA_LOCK: i64 = 0x7765_6674_6a6f_6273;
 
+/// Serialises admissions across nodes when the queue is bounded (ASCII "weftroom").
+const ROOM_LOCK: i64 = 0x7765_6674_726f_6f6d;
+
+/// What the committer answers a new job refused for want of room.
+const NO_ROOM: u32 = u32::MAX;
+
 /// The schema version this build creates and expects.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 const MIGRATION_1: &str = "
 CREATE TABLE IF NOT EXISTS weft_jobs (
@@ -79,6 +88,13 @@ CREATE INDEX IF NOT EXISTS weft_jobs_claim ON weft_jobs (eff_priority DESC, prio
 CREATE INDEX IF NOT EXISTS weft_jobs_lease ON weft_jobs (locked_until) WHERE status = 'running';
 CREATE INDEX IF NOT EXISTS weft_jobs_by_status ON weft_jobs (status, seq);
 CREATE INDEX IF NOT EXISTS weft_jobs_finished ON weft_jobs (finished_at) WHERE finished_at IS NOT NULL;
+";
+
+/// Version 2: aging is computed by the claim, so the claim walks each native priority's queue
+/// oldest first (`eff_priority` stays, unused, for version 1 nodes during an upgrade).
+const MIGRATION_2: &str = "
+CREATE INDEX IF NOT EXISTS weft_jobs_queue ON weft_jobs (priority, created_at, seq) WHERE status = 'queued';
+DROP INDEX IF EXISTS weft_jobs_claim;
 ";
 
 const COLUMNS: &str = "id, type, priority, data, status, result, error, attempts, created_at, started_at, finished_at";
@@ -117,6 +133,12 @@ pub struct PgConfig {
     /// Connections kept for reads, claims and heartbeats (the committer and the listener
     /// have their own). By default, 8.
     pub pool_size: usize,
+    /// The most jobs queued at one priority level, over every node: a new job beyond it is
+    /// refused with [`StoreError::QueueFull`]. Exact, since admissions take an advisory lock
+    /// in the transaction that counts and inserts. Jobs that come back to the queue (a lapsed
+    /// lease, a release, a retry) were admitted already and are not refused. `None`, the
+    /// default, leaves the queue unbounded; `weft serve` sets its `--queue-size`.
+    pub queue_size: Option<usize>,
 }
 
 impl std::fmt::Debug for PgConfig {
@@ -127,6 +149,7 @@ impl std::fmt::Debug for PgConfig {
             .field("sweep_interval", &self.sweep_interval)
             .field("poll_interval", &self.poll_interval)
             .field("aging", &self.aging)
+            .field("queue_size", &self.queue_size)
             .field("max_attempts", &self.max_attempts)
             .field("retry_failed", &self.retry_failed)
             .field("retry_backoff", &self.retry_backoff)
@@ -178,6 +201,7 @@ impl PgConfig {
             retry_backoff: Duration::from_secs(1),
             commit_batch: NonZeroUsize::new(512).unwrap_or(NonZeroUsize::MIN),
             pool_size: 8,
+            queue_size: None,
         }
     }
 
@@ -224,6 +248,19 @@ impl PgConfig {
         self
     }
 
+    /// Sets [`queue_size`](PgConfig::queue_size): at most `n` queued jobs per priority level.
+    ///
+    /// ```
+    /// use weft_serve::store::PgConfig;
+    /// let config = PgConfig::new("postgres://localhost/jobs").queue_size(100);
+    /// assert_eq!(config.queue_size, Some(100));
+    /// ```
+    #[must_use]
+    pub fn queue_size(mut self, n: usize) -> Self {
+        self.queue_size = Some(n);
+        self
+    }
+
     /// Sets [`commit_batch`](PgConfig::commit_batch).
     #[must_use]
     pub fn commit_batch(mut self, n: NonZeroUsize) -> Self {
@@ -250,8 +287,6 @@ pub struct Swept {
     pub requeued: u64,
     /// Jobs whose lease lapsed on their last attempt, now `dead`.
     pub dead: u64,
-    /// Queued jobs moved up a level by aging.
-    pub aged: u64,
 }
 
 /// Something another node (or this one) told the queue, received by [`PgStore::listen`].
@@ -460,49 +495,31 @@ impl PgStore {
             return Ok(Vec::new());
         }
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "WITH picked AS (
-                     SELECT seq FROM weft_jobs
-                     WHERE status = 'queued' AND run_at <= {NOW}
-                     ORDER BY eff_priority DESC, priority DESC, seq
-                     LIMIT $1
-                     FOR UPDATE SKIP LOCKED)
-                 UPDATE weft_jobs j
-                 SET status = 'running', attempts = j.attempts + 1, started_at = {NOW},
-                     locked_by = $2, locked_until = {NOW} + $3
-                 FROM picked WHERE j.seq = picked.seq
-                 RETURNING j.{}, j.eff_priority, j.seq",
-                COLUMNS.replace(", ", ", j.")
-            ))
-            .await?;
+        let stmt = client.prepare_cached(&claim_statement()).await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.count(1);
         let rows = client
             .query(
                 &stmt,
-                &[&limit, &self.inner.node, &millis(self.inner.config.lease)],
+                &[
+                    &limit,
+                    &self.inner.node,
+                    &millis(self.inner.config.lease),
+                    &millis(self.inner.config.aging).max(1),
+                ],
             )
             .await?;
-        let mut claimed: Vec<(i64, Claimed)> = rows
+        let mut claimed: Vec<((i32, i64, i64), Claimed)> = rows
             .iter()
             .map(|r| {
-                let level = u8::try_from(r.get::<_, i16>(11)).unwrap_or(0);
-                (
-                    r.get::<_, i64>(12),
-                    Claimed {
-                        record: row_to_record(r),
-                        level,
-                    },
-                )
+                let level = u8::try_from(r.get::<_, i32>(11)).unwrap_or(0);
+                let record = row_to_record(r);
+                let key = (r.get::<_, i32>(12), record.created_at, r.get::<_, i64>(13));
+                (key, Claimed { record, level })
             })
             .collect();
-        // RETURNING has no order: restore the claim's.
-        claimed.sort_by(|(sa, a), (sb, b)| {
-            (b.level, b.record.priority)
-                .cmp(&(a.level, a.record.priority))
-                .then(sa.cmp(sb))
-        });
+        // RETURNING has no order: restore the claim's (segment, then oldest first).
+        claimed.sort_by_key(|(key, _)| *key);
         Ok(claimed.into_iter().map(|(_, c)| c).collect())
     }
 
@@ -522,8 +539,11 @@ impl PgStore {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(&format!(
-                "UPDATE weft_jobs SET locked_until = {NOW} + $2
-                 WHERE locked_by = $1 AND status = 'running' RETURNING id"
+                "WITH mine AS (
+                     SELECT seq FROM weft_jobs WHERE locked_by = $1 AND status = 'running'
+                     ORDER BY id FOR UPDATE)
+                 UPDATE weft_jobs j SET locked_until = {NOW} + $2
+                 FROM mine WHERE j.seq = mine.seq RETURNING j.id"
             ))
             .await?;
         self.count(1);
@@ -533,9 +553,8 @@ impl PgStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// Returns jobs whose lease lapsed to `queued` (or `dead` after their last attempt), and
-    /// raises the effective priority of jobs that waited long enough. Any node may sweep;
-    /// concurrent sweeps do not double-count.
+    /// Returns jobs whose lease lapsed to `queued` (or `dead` after their last attempt). Any
+    /// node may sweep; concurrent sweeps do not double-count.
     ///
     /// # Errors
     ///
@@ -570,21 +589,9 @@ impl PgStore {
         let row = client
             .query_one(&stmt, &[&max, &self.inner.chan_jobs])
             .await?;
-        let aging = millis(self.inner.config.aging).max(1);
-        let age = client
-            .prepare_cached(&format!(
-                "UPDATE weft_jobs
-                 SET eff_priority = LEAST($2, priority + ({NOW} - created_at) / $1)
-                 WHERE status = 'queued' AND eff_priority < $2
-                   AND eff_priority < LEAST($2, priority + ({NOW} - created_at) / $1)"
-            ))
-            .await?;
-        self.count(1);
-        let aged = client.execute(&age, &[&aging, &TOP_LEVEL]).await?;
         Ok(Swept {
             requeued: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
             dead: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
-            aged,
         })
     }
 
@@ -638,9 +645,15 @@ impl PgStore {
         self.count(1);
         let rows = client
             .query(
-                "SELECT eff_priority, count(*) FROM weft_jobs WHERE status = 'queued'
-                 GROUP BY eff_priority ORDER BY eff_priority",
-                &[],
+                &format!(
+                    "SELECT LEAST($2::int8, priority + ({NOW} - created_at) / $1)::int2 AS level,
+                            count(*)
+                     FROM weft_jobs WHERE status = 'queued' GROUP BY level ORDER BY level"
+                ),
+                &[
+                    &millis(self.inner.config.aging).max(1),
+                    &i64::from(TOP_LEVEL),
+                ],
             )
             .await?;
         Ok(rows
@@ -655,9 +668,15 @@ impl PgStore {
     }
 
     /// Opens a connection of its own that `LISTEN`s for new jobs and cancels, and forwards
-    /// them until the receiver is dropped. If the connection breaks it reconnects (every
+    /// them until the [`QueueEvents`] is dropped. If the connection breaks it reconnects (every
     /// second until it succeeds) and sends [`QueueEvent::Jobs`], since notifications sent
     /// meanwhile are lost.
+    ///
+    /// The events wait in a bounded buffer ([`QueueEvents::CAPACITY`]): new-job notifications
+    /// coalesce into one waiting [`QueueEvent::Jobs`] (it only means "look again"), and when
+    /// the buffer is full a notification is dropped and the receiver gets a
+    /// [`QueueEvent::Jobs`] once it has read what waits, so it claims again (a cancel dropped
+    /// this way reaches the node running the job through its next heartbeat instead).
     ///
     /// # Errors
     ///
@@ -667,38 +686,35 @@ impl PgStore {
     ///
     /// Dropping the future before it returns loses nothing: the receiver is dropped with it,
     /// and a connection opened so far ends with its task once that task sees no receiver left.
-    pub async fn listen(&self) -> Result<mpsc::UnboundedReceiver<QueueEvent>, StoreError> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let first = self.listen_once(tx.clone()).await?;
+    pub async fn listen(&self) -> Result<QueueEvents, StoreError> {
+        let (events, outbox) = QueueEvents::new(QueueEvents::CAPACITY);
+        let first = self.listen_once(outbox.clone()).await?;
         let store = self.clone();
         tokio::spawn(async move {
             let mut ended = first;
             loop {
                 tokio::select! {
                     _ = &mut ended => {}
-                    () = tx.closed() => return,
+                    () = outbox.tx.closed() => return,
                 }
                 loop {
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        () = tx.closed() => return,
+                        () = outbox.tx.closed() => return,
                     }
-                    if let Ok(next) = store.listen_once(tx.clone()).await {
+                    if let Ok(next) = store.listen_once(outbox.clone()).await {
                         ended = next;
                         break;
                     }
                 }
-                let _ = tx.send(QueueEvent::Jobs);
+                outbox.offer(QueueEvent::Jobs);
             }
         });
-        Ok(rx)
+        Ok(events)
     }
 
     /// One listening connection: returns a task that ends when the connection does.
-    async fn listen_once(
-        &self,
-        tx: mpsc::UnboundedSender<QueueEvent>,
-    ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
+    async fn listen_once(&self, outbox: Outbox) -> Result<tokio::task::JoinHandle<()>, StoreError> {
         let (client, mut connection) = self.inner.pg.connect(NoTls).await?;
         let chan_jobs = self.inner.chan_jobs.clone();
         let chan_cancel = self.inner.chan_cancel.clone();
@@ -709,7 +725,7 @@ impl PgStore {
             loop {
                 let next = tokio::select! {
                     m = messages.next() => m,
-                    () = tx.closed() => return,
+                    () = outbox.tx.closed() => return,
                 };
                 let event = match next {
                     Some(Ok(AsyncMessage::Notification(n))) if n.channel() == chan_cancel => {
@@ -721,7 +737,7 @@ impl PgStore {
                     Some(Ok(_)) => continue,
                     Some(Err(_)) | None => return,
                 };
-                if tx.send(event).is_err() {
+                if !outbox.offer(event) {
                     return;
                 }
             }
@@ -741,6 +757,172 @@ impl PgStore {
             let _client = client;
             let _ = driver.await;
         }))
+    }
+}
+
+/// The claim: one statement walking the queue in effective-priority order as six segments,
+/// each an oldest-first range of the `(priority, created_at, seq)` index, each locking with
+/// `SKIP LOCKED` only as many rows as the segments before it left to take. The effective
+/// level of a job of native priority `p` that waited `w` is `min(2, p + w / aging)`, so, with
+/// `now` read once and `A` the aging: level 2 is native 2, then native 1 created before
+/// `now - A`, then native 0 created before `now - 2A`; level 1 is the other native 1, then
+/// native 0 created before `now - A`; level 0 the rest. Parameters: `$1` the most to claim,
+/// `$2` the node, `$3` the lease and `$4` the aging in milliseconds. Returns the job's
+/// columns, its level and its segment.
+fn claim_statement() -> String {
+    // (native priority, waited less than k agings, waited at least k agings, level), in claim
+    // order.
+    const SEGMENTS: [(i16, Option<i64>, Option<i64>, i32); 6] = [
+        (2, None, None, 2),
+        (1, None, Some(1), 2),
+        (0, None, Some(2), 2),
+        (1, Some(1), None, 1),
+        (0, Some(2), Some(1), 1),
+        (0, Some(1), None, 0),
+    ];
+    let mut ctes = vec![format!("t AS MATERIALIZED (SELECT {NOW} AS now)")];
+    let mut taken = String::new();
+    for (i, (priority, newer, older, level)) in SEGMENTS.iter().enumerate() {
+        let n = i + 1;
+        let mut filter = format!("status = 'queued' AND priority = {priority}");
+        // Waited at least k agings: created at or before now - kA.
+        if let Some(k) = older {
+            filter.push_str(&format!(
+                " AND created_at <= (SELECT now FROM t) - {k} * $4::int8"
+            ));
+        }
+        // Waited less than k agings.
+        if let Some(k) = newer {
+            filter.push_str(&format!(
+                " AND created_at > (SELECT now FROM t) - {k} * $4::int8"
+            ));
+        }
+        ctes.push(format!(
+            "s{n} AS (SELECT seq, {level}::int4 AS level, {n}::int4 AS segment FROM weft_jobs
+                 WHERE {filter} AND run_at <= (SELECT now FROM t)
+                 ORDER BY created_at, seq
+                 LIMIT GREATEST(0, $1::int8{taken})
+                 FOR UPDATE SKIP LOCKED)"
+        ));
+        taken.push_str(&format!(" - (SELECT count(*) FROM s{n})"));
+    }
+    let union = (1..=SEGMENTS.len())
+        .map(|n| format!("SELECT * FROM s{n}"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    format!(
+        "WITH {}, picked AS ({union})
+         UPDATE weft_jobs j
+         SET status = 'running', attempts = j.attempts + 1, started_at = {NOW},
+             locked_by = $2, locked_until = {NOW} + $3
+         FROM picked WHERE j.seq = picked.seq
+         RETURNING j.{}, picked.level, picked.segment, j.seq",
+        ctes.join(",\n"),
+        COLUMNS.replace(", ", ", j.")
+    )
+}
+
+/// What [`PgStore::listen`] hands out: the queue's events, in a bounded buffer where new-job
+/// wake-ups coalesce and an overflow turns into one [`QueueEvent::Jobs`] (see
+/// [`PgStore::listen`]).
+///
+/// ```no_run
+/// use weft_serve::store::{PgConfig, PgStore, QueueEvent, StoreError};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), StoreError> {
+/// let store = PgStore::open(PgConfig::new("postgres://localhost/jobs")).await?;
+/// let mut events = store.listen().await?;
+/// while let Some(event) = events.recv().await {
+///     match event {
+///         // Look again: one claim covers every wake-up that coalesced into this one.
+///         QueueEvent::Jobs => drop(store.claim(8).await?),
+///         QueueEvent::Cancelled(id) => println!("stop {id} if it runs here"),
+///         _ => {}
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct QueueEvents {
+    rx: mpsc::Receiver<QueueEvent>,
+    flags: Arc<Flags>,
+}
+
+#[derive(Debug, Default)]
+struct Flags {
+    /// A [`QueueEvent::Jobs`] waits in the buffer: another one adds nothing.
+    jobs: AtomicBool,
+    /// A notification was dropped for want of room: the receiver owes itself a look.
+    dropped: AtomicBool,
+}
+
+/// The listener's side of [`QueueEvents`].
+#[derive(Debug, Clone)]
+struct Outbox {
+    tx: mpsc::Sender<QueueEvent>,
+    flags: Arc<Flags>,
+}
+
+impl Outbox {
+    /// Queues `event`, coalescing and dropping as [`PgStore::listen`] says; `false` once the
+    /// receiver is gone.
+    fn offer(&self, event: QueueEvent) -> bool {
+        let jobs = event == QueueEvent::Jobs;
+        // AcqRel with the receiver's store: a wake-up it has taken is never counted as waiting.
+        if jobs && self.flags.jobs.swap(true, Ordering::AcqRel) {
+            return true;
+        }
+        match self.tx.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if jobs {
+                    self.flags.jobs.store(false, Ordering::Release);
+                }
+                self.flags.dropped.store(true, Ordering::Release);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+impl QueueEvents {
+    /// How many events wait at most.
+    pub const CAPACITY: usize = 64;
+
+    fn new(capacity: usize) -> (QueueEvents, Outbox) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let flags = Arc::new(Flags::default());
+        (
+            QueueEvents {
+                rx,
+                flags: Arc::clone(&flags),
+            },
+            Outbox { tx, flags },
+        )
+    }
+
+    /// The next event; `None` once the listener stopped for good.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: an event is taken only when this returns it.
+    pub async fn recv(&mut self) -> Option<QueueEvent> {
+        // What waits first; then, if something was dropped meanwhile, a look again. (Dropped
+        // only when the buffer was full, so a receiver parked on an empty buffer misses
+        // nothing.)
+        let event = match self.rx.try_recv() {
+            Ok(event) => event,
+            Err(_) if self.flags.dropped.swap(false, Ordering::AcqRel) => {
+                return Some(QueueEvent::Jobs);
+            }
+            Err(_) => self.rx.recv().await?,
+        };
+        if event == QueueEvent::Jobs {
+            self.flags.jobs.store(false, Ordering::Release);
+        }
+        Some(event)
     }
 }
 
@@ -781,6 +963,9 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreErro
     if version < 1 {
         tx.batch_execute(MIGRATION_1).await?;
     }
+    if version < 2 {
+        tx.batch_execute(MIGRATION_2).await?;
+    }
     if version == 0 {
         tx.execute(
             "INSERT INTO weft_schema (version) VALUES ($1)",
@@ -815,8 +1000,13 @@ fn row_to_record(r: &Row) -> JobRecord {
 impl JobStore for PgStore {
     async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
         let id = job.id.clone();
+        let level = job.priority;
         match self.commit(Write::Insert(job)).await? {
             0 => Err(StoreError::Duplicate(id)),
+            NO_ROOM => Err(StoreError::QueueFull {
+                level,
+                capacity: self.inner.config.queue_size.unwrap_or(0),
+            }),
             _ => Ok(()),
         }
     }
@@ -1057,6 +1247,96 @@ async fn committer(store: std::sync::Weak<Inner>, mut queue: mpsc::UnboundedRece
     }
 }
 
+/// Keeps, of a batch's new jobs (in order), those the queue has room for at their level, and
+/// returns the slots of the others: refused, unless their id exists already (then they stay in
+/// the batch, where the insert finds them duplicates). Holds the admission lock until the
+/// transaction ends, so two nodes never count the same room.
+#[allow(clippy::too_many_arguments)]
+async fn make_room(
+    store: &PgStore,
+    tx: &deadpool_postgres::Transaction<'_>,
+    cap: usize,
+    slots: &mut Vec<usize>,
+    ids: &mut Vec<&str>,
+    types: &mut Vec<&str>,
+    priorities: &mut Vec<i16>,
+    data: &mut Vec<&Value>,
+    run_at: &mut Vec<i64>,
+) -> Result<Vec<usize>, StoreError> {
+    let mut levels: Vec<i16> = priorities.clone();
+    levels.sort_unstable();
+    levels.dedup();
+    let cap_i64 = i64::try_from(cap).unwrap_or(i64::MAX);
+    // Pipelined, and still ordered: the count's snapshot is taken after the lock is held, so
+    // it sees every admission committed before.
+    let lock = tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ROOM_LOCK]);
+    let count = async {
+        let stmt = tx
+            .prepare_cached(
+                "SELECT l, (SELECT count(*) FROM (SELECT 1 FROM weft_jobs
+                            WHERE status = 'queued' AND priority = l LIMIT $2) q)
+                 FROM unnest($1::int2[]) AS l",
+            )
+            .await?;
+        tx.query(&stmt, &[&levels, &cap_i64]).await
+    };
+    store.count(2);
+    let ((), rows) =
+        futures_util::future::try_join(async { lock.await.map(|_| ()) }, count).await?;
+    let mut room: std::collections::HashMap<i16, i64> = rows
+        .iter()
+        .map(|r| (r.get::<_, i16>(0), cap_i64 - r.get::<_, i64>(1)))
+        .collect();
+    let mut keep = Vec::with_capacity(ids.len());
+    for p in priorities.iter() {
+        let left = room.entry(*p).or_insert(0);
+        keep.push(*left > 0);
+        if *left > 0 {
+            *left -= 1;
+        }
+    }
+    if keep.iter().all(|k| *k) {
+        return Ok(Vec::new());
+    }
+    // A refused id that exists already is a duplicate (a client's retried request), not a
+    // refusal: leave it in for the insert to answer.
+    let over: Vec<&str> = ids
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| !**k)
+        .map(|(id, _)| *id)
+        .collect();
+    store.count(1);
+    let existing: HashSet<String> = tx
+        .query("SELECT id FROM weft_jobs WHERE id = ANY($1)", &[&over])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for (k, id) in keep.iter_mut().zip(ids.iter()) {
+        *k = *k || existing.contains(*id);
+    }
+    let refused = slots
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| !**k)
+        .map(|(slot, _)| *slot)
+        .collect();
+    retain_mask(slots, &keep);
+    retain_mask(ids, &keep);
+    retain_mask(types, &keep);
+    retain_mask(priorities, &keep);
+    retain_mask(data, &keep);
+    retain_mask(run_at, &keep);
+    Ok(refused)
+}
+
+/// Keeps the items of `v` whose place in `mask` is true.
+fn retain_mask<T>(v: &mut Vec<T>, mask: &[bool]) {
+    let mut keep = mask.iter();
+    v.retain(|_| keep.next().copied().unwrap_or(true));
+}
+
 /// Runs one batch in one transaction: the new jobs as one multi-row insert, then starts and
 /// outcomes pipelined. Any error rolls back everything.
 async fn run_batch(store: &PgStore, batch: &[Pending]) -> Result<Vec<u32>, StoreError> {
@@ -1079,6 +1359,23 @@ async fn run_batch(store: &PgStore, batch: &[Pending]) -> Result<Vec<u32>, Store
             priorities.push(i16::from(job.priority));
             data.push(&job.data);
             run_at.push(job.run_at.unwrap_or(0));
+        }
+    }
+    if let (Some(cap), false) = (store.inner.config.queue_size, ids.is_empty()) {
+        let refused = make_room(
+            store,
+            &tx,
+            cap,
+            &mut slots,
+            &mut ids,
+            &mut types,
+            &mut priorities,
+            &mut data,
+            &mut run_at,
+        )
+        .await?;
+        for slot in refused {
+            out[slot] = NO_ROOM;
         }
     }
     if !ids.is_empty() {
@@ -1148,8 +1445,16 @@ async fn run_batch(store: &PgStore, batch: &[Pending]) -> Result<Vec<u32>, Store
         ))
         .await?;
     let max = i32::try_from(store.inner.config.max_attempts).unwrap_or(i32::MAX);
+    // Rows are locked in id order, as the heartbeat locks this node's rows: two transactions
+    // taking locks in one order cannot deadlock (in another order they did, under load, and
+    // PostgreSQL aborted the batch). Stable, so writes of one job keep their order.
+    let mut order: Vec<(usize, &Pending)> = batch.iter().enumerate().collect();
+    order.sort_by_key(|(_, p)| match &p.write {
+        Write::Insert(_) => "",
+        Write::Running(id) | Write::Finish { id, .. } => id.as_str(),
+    });
     let mut pending = Vec::new();
-    for (i, p) in batch.iter().enumerate() {
+    for (i, p) in order {
         match &p.write {
             Write::Insert(_) => {}
             Write::Running(id) => {
@@ -1201,4 +1506,55 @@ async fn run_batch(store: &PgStore, batch: &[Pending]) -> Result<Vec<u32>, Store
     }
     tx.commit().await?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{QueueEvent, QueueEvents};
+
+    #[tokio::test]
+    async fn wake_ups_coalesce_while_one_waits_unread() {
+        let (mut events, outbox) = QueueEvents::new(4);
+        for _ in 0..100 {
+            assert!(outbox.offer(QueueEvent::Jobs));
+        }
+        assert!(outbox.offer(QueueEvent::Cancelled("a".into())));
+        assert_eq!(events.recv().await, Some(QueueEvent::Jobs));
+        assert_eq!(events.recv().await, Some(QueueEvent::Cancelled("a".into())));
+        // Once read, the next wake-up is queued again.
+        assert!(outbox.offer(QueueEvent::Jobs));
+        assert_eq!(events.recv().await, Some(QueueEvent::Jobs));
+        assert!(events.rx.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_overflow_drops_notifications_and_ends_in_one_wake_up() {
+        let (mut events, outbox) = QueueEvents::new(4);
+        for i in 0..10 {
+            assert!(outbox.offer(QueueEvent::Cancelled(format!("c{i}"))));
+        }
+        // The buffer kept 4; the rest were dropped, and after them comes a look again.
+        for i in 0..4 {
+            assert_eq!(
+                events.recv().await,
+                Some(QueueEvent::Cancelled(format!("c{i}")))
+            );
+        }
+        assert_eq!(events.recv().await, Some(QueueEvent::Jobs));
+        assert!(events.rx.is_empty());
+        // Only once.
+        assert!(
+            !events
+                .flags
+                .dropped
+                .load(std::sync::atomic::Ordering::Acquire)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_outbox_reports_a_receiver_that_went_away() {
+        let (events, outbox) = QueueEvents::new(4);
+        drop(events);
+        assert!(!outbox.offer(QueueEvent::Jobs));
+    }
 }
