@@ -5,8 +5,10 @@
 //! thread is parked) and a contended lock parks in the kernel, while the critical sections
 //! here are a few dozen instructions with no allocation, no user code and no wake-up (wakers
 //! are woken after the lock is released). Waiters spin with exponential back-off, then yield
-//! the thread, so a holder preempted on a busy machine gets the CPU back. The same lock as
-//! weft-core's channels (`crates/core/src/loom.rs`); figures in BENCHMARKS.md (Worker pool).
+//! the thread, so a holder preempted on a busy machine gets the CPU back. weft-core's channel
+//! lock (`crates/core/src/loom.rs`) naps with `std::thread::sleep` instead of yielding; that
+//! policy was measured here and not taken, because napping waiters leave a core idle and slowed
+//! fire-and-forget and single-submitter shapes. Figures in BENCHMARKS.md (Worker pool).
 
 use spin::mutex::{SpinMutex, SpinMutexGuard};
 
