@@ -793,3 +793,111 @@ fn value_handed_to_an_abandoned_stream_poll_is_taken_by_the_same_receivers_recv(
     assert!(next.is_woken());
     assert_ready_eq!(next.poll(), Some(6));
 }
+
+/// Runs `looping` (a task whose channel ops all complete at once) spawned before a task that
+/// only marks that it ran, on a one-thread runtime, and returns whether the mark was already
+/// set when the loop ended: it is only if the loop's ops spent tokio's cooperative budget
+/// and yielded, since the loop itself never awaits anything that waits.
+async fn other_task_ran_during<F>(looping: impl FnOnce(Arc<AtomicUsize>) -> F) -> bool
+where
+    F: std::future::Future<Output = bool> + Send + 'static,
+{
+    let ran = Arc::new(AtomicUsize::new(0));
+    let looper = tokio::spawn(looping(ran.clone()));
+    tokio::spawn(async move { ran.fetch_add(1, Ordering::SeqCst) });
+    match looper.await {
+        Ok(ran) => ran,
+        Err(err) => std::panic::resume_unwind(err.into_panic()),
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn ready_channel_ops_yield_to_the_runtimes_other_tasks() {
+    const N: u32 = 10_000;
+    // Sends into a buffer with room for all of them.
+    let sends = other_task_ran_during(|ran| async move {
+        let (tx, _rx) = chan::bounded(N as usize);
+        for i in 0..N {
+            tx.send(i).await.unwrap();
+        }
+        ran.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert!(sends, "a loop of ready sends never yielded");
+    // Receives from a full channel (`recv`, `recv_many` and the stream).
+    let recvs = other_task_ran_during(|ran| async move {
+        let (tx, mut rx) = chan::unbounded();
+        for i in 0..3 * N {
+            tx.try_send(i).unwrap();
+        }
+        let mut batch = Vec::new();
+        for i in 0..N {
+            assert_eq!(rx.recv().await, Some(3 * i));
+            assert_eq!(rx.recv_many(&mut batch, 1).await, 1);
+            assert_eq!(rx.next().await, Some(3 * i + 2));
+        }
+        ran.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert!(recvs, "a loop of ready receives never yielded");
+}
+
+/// Each kind of receive spends the budget on its own: `recv`, `recv_many` and the stream.
+#[tokio::test(flavor = "current_thread")]
+async fn each_ready_receive_kind_yields_on_its_own() {
+    const N: u32 = 10_000;
+    for kind in 0..3 {
+        let yielded = other_task_ran_during(move |ran| async move {
+            let (tx, mut rx) = chan::bounded(N as usize);
+            for i in 0..N {
+                tx.try_send(i).unwrap();
+            }
+            let mut batch = Vec::new();
+            for i in 0..N {
+                let got = match kind {
+                    0 => rx.recv().await,
+                    1 => {
+                        batch.clear();
+                        rx.recv_many(&mut batch, 1).await;
+                        batch.pop()
+                    }
+                    _ => rx.next().await,
+                };
+                assert_eq!(got, Some(i));
+            }
+            ran.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        assert!(yielded, "receive kind {kind} never yielded");
+    }
+}
+
+/// A receive that returns `Pending` because the budget is spent leaves nothing behind: the
+/// value it did not take stays in the channel for the next receive.
+#[tokio::test(flavor = "current_thread")]
+async fn a_receive_turned_away_by_the_budget_takes_nothing() {
+    let (tx, rx) = chan::bounded::<u32>(1);
+    tx.try_send(7).unwrap();
+    let done = tokio::spawn(async move {
+        use std::future::Future;
+        // Spend the budget on ready receives, then drop the first one turned away.
+        for _ in 0..100_000 {
+            // The probe is dropped at the end of this block, whatever its poll returned.
+            let polled = {
+                let mut probe = std::pin::pin!(rx.recv());
+                std::future::poll_fn(|cx| std::task::Poll::Ready(probe.as_mut().poll(cx))).await
+            };
+            if let std::task::Poll::Ready(v) = polled {
+                // Took the value: put it back (`try_send` spends no budget) and go on.
+                assert_eq!(v, Some(7));
+                tx.try_send(7).unwrap();
+                continue;
+            }
+            // Turned away (budget spent, the value is there) and dropped: the value is still in
+            // the channel.
+            return rx.try_recv();
+        }
+        panic!("100,000 ready receives were never turned away by the budget");
+    });
+    assert_eq!(done.await.unwrap(), Ok(7));
+}
