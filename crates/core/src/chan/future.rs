@@ -6,50 +6,11 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
-use tokio::task::coop;
 use tokio::time::Sleep;
 
 use super::core::{SendState, Shared};
 use super::error::{RecvCtxError, RecvTimeoutError, SendCtxError, SendError, SendTimeoutError};
 use crate::context::{Context, ContextError, Done};
-
-/// Runs one poll of a channel operation under tokio's cooperative budget, as tokio's own
-/// channels do: a task whose sends or receives always complete at once would otherwise keep
-/// its worker thread forever and starve the other tasks queued there. When the budget is
-/// spent, this returns `Pending` before `op` touches the channel (tokio wakes the task once
-/// it has yielded), so no waiter is registered and no hand-off is half done. Only one in
-/// `BUDGET_EVERY` completed operations on a thread spends a unit (a yield every 128 operations
-/// costs the uncontended fast path 2-2.5x, see BENCHMARKS.md); outside a runtime the budget is
-/// unlimited.
-#[inline]
-pub(super) fn budgeted<R>(
-    cx: &mut TaskContext<'_>,
-    op: impl FnOnce(&mut TaskContext<'_>) -> Poll<R>,
-) -> Poll<R> {
-    let skip = BUDGET_SKIP.get();
-    if skip != 0 {
-        let out = op(cx);
-        if out.is_ready() {
-            BUDGET_SKIP.set(skip - 1);
-        }
-        return out;
-    }
-    let restore = std::task::ready!(coop::poll_proceed(cx));
-    let out = op(cx);
-    if out.is_ready() {
-        restore.made_progress();
-        BUDGET_SKIP.set(BUDGET_EVERY - 1);
-    }
-    out
-}
-
-/// One completed channel operation in this many spends a unit of tokio's budget.
-const BUDGET_EVERY: u8 = 8;
-
-std::thread_local! {
-    /// Completed operations on this thread left before the next one spends budget.
-    static BUDGET_SKIP: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
-}
 
 /// Future returned by [`Sender::send`](super::Sender::send); behaves like
 /// `async fn send(&self, value: T) -> Result<(), SendError<T>>`.
@@ -114,7 +75,9 @@ impl<T> Future for Send<'_, T> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        budgeted(cx, |cx| this.shared.poll_send(&mut this.state, cx)).map(|r| r.map_err(SendError))
+        this.shared
+            .poll_send(&mut this.state, cx)
+            .map(|r| r.map_err(SendError))
     }
 }
 
@@ -173,7 +136,7 @@ impl<T> Future for Recv<'_, T> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<T>> {
         let this = self.get_mut();
-        budgeted(cx, |cx| this.shared.poll_recv(&mut this.key, this.own, cx))
+        this.shared.poll_recv(&mut this.key, this.own, cx)
     }
 }
 
@@ -233,10 +196,8 @@ impl<T> Future for RecvMany<'_, T> {
         if this.max == 0 {
             return Poll::Ready(0);
         }
-        budgeted(cx, |cx| {
-            this.shared
-                .poll_recv_many(&mut this.key, this.own, this.buf, this.max, cx)
-        })
+        this.shared
+            .poll_recv_many(&mut this.key, this.own, this.buf, this.max, cx)
     }
 }
 

@@ -878,9 +878,7 @@ impl<T> Stream for Receiver<T> {
         if this.terminated {
             return Poll::Ready(None);
         }
-        let next = future::budgeted(cx, |cx| {
-            this.shared.poll_recv(&mut this.stream_key, None, cx)
-        });
+        let next = this.shared.poll_recv(&mut this.stream_key, None, cx);
         if let Poll::Ready(None) = next {
             this.terminated = true;
         }
