@@ -25,8 +25,10 @@
 //! # Exposure
 //!
 //! With a [`Token`], every route but `/healthz` needs `Authorization: Bearer <token>` (compared
-//! in constant time). Job ids the server makes are 128 random bits. Connections are limited
-//! ([`ServeConfig::max_connections`]) and must send their headers and body in time
+//! in constant time). Job ids the server makes are 32 hex digits: the creation time in
+//! milliseconds since the Unix epoch (48 bits, so ids sort by age and tell when a job was
+//! made) then 80 random bits from the thread's CSPRNG, which make them unguessable. Connections
+//! are limited ([`ServeConfig::max_connections`]) and must send their headers and body in time
 //! ([`ServeConfig::header_timeout`], [`ServeConfig::body_timeout`]), so slow or idle clients
 //! cannot use up the process's file descriptors.
 //!
