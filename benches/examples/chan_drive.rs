@@ -120,21 +120,6 @@ fn spawn(
     }
 }
 
-/// CPU time (user + system) of the whole process so far.
-fn cpu_time() -> Duration {
-    // SAFETY: `getrusage` only writes the struct we pass, which is valid for writes and fully
-    // initialised (zeroed) beforehand; RUSAGE_SELF is a valid `who`.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
 /// One run: (wall, cpu) for `msgs` messages.
 fn run(
     rt: &Runtime,
@@ -144,7 +129,7 @@ fn run(
     c: usize,
     msgs: u64,
 ) -> (Duration, Duration) {
-    let (wall0, cpu0) = (Instant::now(), cpu_time());
+    let (wall0, cpu0) = (Instant::now(), weft_benches::process_cpu_time());
     let tasks = spawn(rt, chan, cap, p, c, msgs);
     let total = rt.block_on(async {
         let mut total = 0;
@@ -154,7 +139,7 @@ fn run(
         total
     });
     std::hint::black_box(total);
-    (wall0.elapsed(), cpu_time() - cpu0)
+    (wall0.elapsed(), weft_benches::process_cpu_time() - cpu0)
 }
 
 fn main() {

@@ -230,21 +230,6 @@ fn spawn_probe(rt: &Runtime, stop: &Arc<AtomicBool>) -> JoinHandle<Probe> {
     })
 }
 
-/// CPU time (user + system) of the whole process so far.
-fn cpu_time() -> Duration {
-    // SAFETY: `getrusage` only writes the struct we pass, which is valid for writes and fully
-    // initialised (zeroed) beforehand; RUSAGE_SELF is a valid `who`.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
 /// p50 / p99 / p99.9 / max in microseconds.
 fn quantiles(samples: &mut [Duration]) -> String {
     samples.sort_unstable();
@@ -291,7 +276,7 @@ fn main() {
     for round in 0..rounds {
         for (name, chan, cap) in &cases {
             let stop = Arc::new(AtomicBool::new(false));
-            let (wall0, cpu0) = (Instant::now(), cpu_time());
+            let (wall0, cpu0) = (Instant::now(), weft_benches::process_cpu_time());
             let consumers = spawn_load(&rt, *chan, *cap, &stop);
             let probe = spawn_probe(&rt, &stop);
             let wake = spawn_wake_probe(&rt, &stop);
@@ -304,7 +289,7 @@ fn main() {
                 }
                 (probe.await.expect("probe task"), msgs)
             });
-            let (wall, cpu) = (wall0.elapsed(), cpu_time() - cpu0);
+            let (wall, cpu) = (wall0.elapsed(), weft_benches::process_cpu_time() - cpu0);
             let mut wake = wake.join().expect("wake probe thread");
             let per = |d: Duration| {
                 if msgs == 0 {
