@@ -17,6 +17,11 @@
 //! the server closed meanwhile is noticed when it is taken (or when the request could not be
 //! written on it) and replaced by a new one without counting as a failed attempt.
 //!
+//! An HTTP/1.1 connection has no task of its own: its I/O is driven by the download using it,
+//! inside that download's task, while it waits for the response and reads the body (see
+//! [`drive`]), so a body piece is received and written to the file by one thread. An idle
+//! connection is driven by no one until it is taken again.
+//!
 //! HTTP/2: a TLS connection offers `h2` and `http/1.1` in ALPN (only `http/1.1` when HTTP/1.1
 //! is forced; plain `http` is always HTTP/1.1, no h2c). When the server picks `h2`, the
 //! connection is kept as the origin's shared one and every later request to the origin is a
@@ -33,10 +38,13 @@
 //! [`ClientConfig::extra_roots`].
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -46,22 +54,142 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::{Body as _, Incoming};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls;
 use url::Url;
 
 use super::error::{DownloadError, HttpError, RedirectError};
 use super::proxy::{Proxies, Proxy};
 
-type H1 = http1::SendRequest<Empty<Bytes>>;
 type H2 = http2::SendRequest<Empty<Bytes>>;
+
+/// The I/O half of an HTTP/1.1 connection (hyper's dispatcher).
+type H1Io = http1::Connection<TokioIo<Stream>, Empty<Bytes>>;
+
+/// An HTTP/1.1 connection: the handle requests are sent on, and the connection's I/O, which
+/// the download using the connection drives in its own task (see [`drive`]).
+struct H1 {
+    sender: http1::SendRequest<Empty<Bytes>>,
+    /// `None` once the connection has ended.
+    io: Option<H1Io>,
+}
+
+impl H1 {
+    /// Whether the connection can take no more requests.
+    fn is_closed(&self) -> bool {
+        self.io.is_none() || self.sender.is_closed()
+    }
+}
+
+/// Polls `fut` to completion while driving the connection's I/O `io` in the same task.
+///
+/// Why not a task of its own per connection (hyper's usual way, still the way of HTTP/2
+/// connections, which many downloads share): with two runtime workers the connection task
+/// and the download it wakes ran on different cores, so each body piece was read from the
+/// socket on one core and copied to the file on the other, with a cross-thread wake-up per
+/// piece. Driven here, the piece is read and written by one thread, still in its cache.
+///
+/// A connection that ends (closed, or failed) is dropped; `fut` then learns it through hyper's
+/// channels: a response not yet received, or a body not read to its end, fails.
+///
+/// # Cancel safety
+///
+/// Cancel safe as far as the connection goes: its state stays in `io`; what dropping `fut`
+/// loses is `fut`'s own business.
+async fn drive<F: Future>(io: &mut Option<H1Io>, fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        if let Some(conn) = io.as_mut()
+            && let Poll::Ready(ended) = Pin::new(conn).poll(cx)
+        {
+            if let Err(e) = ended {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            *io = None;
+        }
+        // The connection may have handed `fut` what it waited for (a body piece, the response
+        // head, or the end of either): take it now rather than after a wake-up.
+        fut.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// The transport under an HTTP/1.1 connection: TCP (also through a proxy's CONNECT tunnel) or
+/// TLS over it. An enum rather than a boxed trait object, so reads need no dynamic call.
+enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Tcp(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+        }
+    }
+}
 
 /// A new connection, by the protocol the server chose.
 enum Sender {
-    H1(H1),
+    /// Boxed: hyper's HTTP/1 dispatcher is some 700 bytes.
+    H1(Box<H1>),
     H2(H2),
 }
 
@@ -179,9 +307,9 @@ impl Conns {
     fn take_idle(&self) -> Option<H1> {
         let mut list = self.lock_idle();
         let now = Instant::now();
-        while let Some((sender, since)) = list.pop() {
-            if !sender.is_closed() && now.duration_since(since) < IDLE_FOR {
-                return Some(sender);
+        while let Some((conn, since)) = list.pop() {
+            if !conn.is_closed() && now.duration_since(since) < IDLE_FOR {
+                return Some(conn);
             }
         }
         None
@@ -322,8 +450,8 @@ impl Client {
                     Err(e) => return Err(e),
                 }
             }
-            let (mut sender, reused) = match conns.take_idle() {
-                Some(sender) => (sender, true),
+            let (mut conn, reused) = match conns.take_idle() {
+                Some(conn) => (conn, true),
                 None => match self.connect_for(&conns, origin, proxy).await? {
                     // An HTTP/2 connection, now the shared one: the loop sends on it.
                     None => continue,
@@ -331,18 +459,19 @@ impl Client {
                 },
             };
             // An idle connection may still be finishing its last response (it is ready once
-            // it has seen the end of it), or be closed by now.
-            if let Err(e) = sender.ready().await {
+            // it has seen the end of it), or be closed by now (driving it notices: nothing
+            // read it while it was idle).
+            if let Err(e) = drive(&mut conn.io, conn.sender.ready()).await {
                 if reused {
                     continue;
                 }
                 return Err(HttpError::Exchange(e));
             }
             let request = self.request(url, origin, proxy, headers, false)?;
-            match sender.try_send_request(request).await {
+            match drive(&mut conn.io, conn.sender.try_send_request(request)).await {
                 Ok(response) => {
                     let (parts, body) = response.into_parts();
-                    return Ok((parts, body, Some((conns, sender))));
+                    return Ok((parts, body, Some((conns, conn))));
                 }
                 // Not written: the server closed the reused connection first. Try another.
                 Err(e) if reused && e.message().is_some() => continue,
@@ -407,7 +536,7 @@ impl Client {
                 if origin.tls {
                     conns.http1.store(true, Ordering::Relaxed);
                 }
-                Ok(Some(h1))
+                Ok(Some(*h1))
             }
         }
     }
@@ -454,13 +583,13 @@ impl Client {
         Ok(request)
     }
 
-    fn put_idle(&self, conns: &Conns, sender: H1) {
-        if sender.is_closed() {
+    fn put_idle(&self, conns: &Conns, conn: H1) {
+        if conn.is_closed() {
             return;
         }
         let mut list = conns.lock_idle();
         if list.len() < self.config.max_idle_per_host {
-            list.push((sender, Instant::now()));
+            list.push((conn, Instant::now()));
         }
     }
 
@@ -500,7 +629,7 @@ impl Client {
             None => tcp_connect(origin).await?,
         };
         if !origin.tls {
-            return self.handshake(tcp).await;
+            return self.handshake(Stream::Tcp(tcp)).await;
         }
         let tls_error = |source| HttpError::Tls {
             host: origin.host.clone(),
@@ -531,25 +660,21 @@ impl Client {
             });
             return Ok(Sender::H2(sender));
         }
-        self.handshake(stream).await
+        self.handshake(Stream::Tls(Box::new(stream))).await
     }
 
-    /// HTTP/1 on `io`; the connection runs as a task of its own until it closes.
-    async fn handshake<T>(&self, io: T) -> Result<Sender, HttpError>
-    where
-        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let (sender, conn) = self
+    /// HTTP/1 on `io`; the connection's I/O is driven by whichever download uses it (see
+    /// [`drive`]).
+    async fn handshake(&self, io: Stream) -> Result<Sender, HttpError> {
+        let (sender, io) = self
             .h1
             .handshake(TokioIo::new(io))
             .await
             .map_err(HttpError::Exchange)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
-        Ok(Sender::H1(sender))
+        Ok(Sender::H1(Box::new(H1 {
+            sender,
+            io: Some(io),
+        })))
     }
 }
 
@@ -733,7 +858,11 @@ impl Response<'_> {
     /// Cancel safe: no body byte is lost if the future is dropped before it completes.
     pub(crate) async fn chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
         loop {
-            match self.body.frame().await {
+            let frame = match self.conn.as_mut() {
+                Some((_, conn)) => drive(&mut conn.io, self.body.frame()).await,
+                None => self.body.frame().await,
+            };
+            match frame {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) if !data.is_empty() => return Ok(Some(data)),
                     // Empty data or trailers.
@@ -744,8 +873,8 @@ impl Response<'_> {
                     return Err(HttpError::Exchange(e));
                 }
                 None => {
-                    if let Some((conns, sender)) = self.conn.take() {
-                        self.client.put_idle(&conns, sender);
+                    if let Some((conns, conn)) = self.conn.take() {
+                        self.client.put_idle(&conns, conn);
                     }
                     return Ok(None);
                 }

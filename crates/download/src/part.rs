@@ -120,17 +120,26 @@ impl FileThread {
 }
 
 /// Opens `path` as a new, empty file for writing without ever following a link planted at that
-/// name: whatever is there (a symbolic link to another file, a hard link, an old partial file)
-/// is removed first, then the file is created with `create_new` (`O_CREAT | O_EXCL`, which
-/// fails on a symbolic link rather than following it), so a link that appears in between fails
-/// the open instead of redirecting the write.
+/// name: the file is created with `create_new` (`O_CREAT | O_EXCL`, which fails on anything at
+/// the name, a symbolic link included, rather than following it); when something is there (a
+/// symbolic link to another file, a hard link, an old partial file) it is removed and the
+/// creation tried once more, so a link that appears in between fails the open instead of
+/// redirecting the write.
+///
+/// Creating first spares the usual case, nothing at the name, a failed `unlink` per file (about
+/// 3% of the CPU time of a batch of 16 KiB files, BENCHMARKS.md).
 pub(crate) fn create_fresh(path: &Path) -> io::Result<File> {
+    let create = || OpenOptions::new().write(true).create_new(true).open(path);
+    match create() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        opened => return opened,
+    }
     match fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    OpenOptions::new().write(true).create_new(true).open(path)
+    create()
 }
 
 /// Writes `text` to a new file at `path` (see [`create_fresh`]).
@@ -644,4 +653,43 @@ pub(crate) fn hash_prefix(path: &Path, len: u64) -> io::Result<Sha256> {
         ));
     }
     Ok(hasher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `create_fresh` creates a missing file, and replaces what is at the name (an old file, a
+    /// symbolic link) with a new empty file, never writing through the link.
+    #[test]
+    fn create_fresh_replaces_whatever_is_at_the_name_without_following_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("x.part");
+        create_fresh(&path)
+            .expect("new")
+            .write_all(b"one")
+            .expect("write");
+        assert_eq!(fs::read(&path).expect("read"), b"one");
+
+        create_fresh(&path)
+            .expect("over a file")
+            .write_all(b"two")
+            .expect("write");
+        assert_eq!(fs::read(&path).expect("read"), b"two");
+
+        #[cfg(unix)]
+        {
+            let victim = dir.path().join("victim");
+            fs::write(&victim, b"keep").expect("victim");
+            fs::remove_file(&path).expect("remove");
+            std::os::unix::fs::symlink(&victim, &path).expect("symlink");
+            create_fresh(&path)
+                .expect("over a link")
+                .write_all(b"three")
+                .expect("write");
+            assert_eq!(fs::read(&victim).expect("read victim"), b"keep");
+            assert!(!fs::symlink_metadata(&path).expect("meta").is_symlink());
+            assert_eq!(fs::read(&path).expect("read"), b"three");
+        }
+    }
 }

@@ -13,8 +13,8 @@ use fixture::{Fixture, content};
 use tokio::sync::Notify;
 use weft_core::context::Context;
 use weft_download::{
-    Config, DownloadError, Downloader, HttpError, Outcome, Progress, Proxies, Report, Request,
-    Sha256Digest, Tracker,
+    Config, DownloadError, Downloader, HttpError, Outcome, Partial, Progress, Proxies, Report,
+    Request, Sha256Digest, Tracker,
 };
 
 fn nz(n: usize) -> NonZeroUsize {
@@ -267,6 +267,49 @@ async fn a_dropped_connection_resumes_with_a_validated_range() {
     assert_eq!(seen[1].if_range.as_deref(), Some("\"gen-1000000\""));
     assert_content(&dir.path().join("d.bin"), 1_000_000);
     assert_eq!(listing(dir.path()), ["d.bin"]);
+}
+
+/// The connection's I/O runs inside the download's own task (http.rs, `drive`): a server that
+/// closes it mid-body must still end that download with the connection's error (not a hang,
+/// and not a short file taken for a whole one), keep what arrived as a resumable `.part`, and
+/// let the next run finish from there.
+#[tokio::test]
+async fn a_connection_closed_mid_body_fails_clearly_and_leaves_a_resumable_part() {
+    let fx = Fixture::start(1_000_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = "/drop/300000/1000000/m.bin";
+    let report = run(config(dir.path()).max_attempts(1), &[fx.url(path)]).await;
+    let r = &report.results[0];
+    assert!(
+        matches!(
+            &r.outcome,
+            Outcome::Failed(DownloadError::Http(HttpError::Exchange(_)))
+        ),
+        "{}",
+        r.outcome
+    );
+    let Outcome::Failed(error) = &r.outcome else {
+        unreachable!()
+    };
+    assert!(error.is_retryable(), "{error}");
+    let part = dir.path().join("m.bin.part");
+    assert_eq!(r.path.as_deref(), Some(part.as_path()));
+    assert!(
+        matches!(&r.partial, Some(Partial::Kept { validator }) if validator.starts_with("ETag")),
+        "{:?}",
+        r.partial
+    );
+    let kept = std::fs::read(&part).unwrap();
+    assert!(!kept.is_empty() && kept.len() <= 300_000, "{}", kept.len());
+    assert!(kept[..] == content(1_000_000)[..kept.len()]);
+    assert!(!dir.path().join("m.bin").exists());
+
+    let again = run(config(dir.path()).max_attempts(1), &[fx.url(path)]).await;
+    let r = &again.results[0];
+    assert!(r.outcome.is_complete(), "{}", r.outcome);
+    assert_eq!(r.resumed_from, kept.len() as u64);
+    assert_content(&dir.path().join("m.bin"), 1_000_000);
+    assert_eq!(listing(dir.path()), ["m.bin"]);
 }
 
 #[tokio::test]
