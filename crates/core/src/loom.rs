@@ -5,14 +5,57 @@
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
     Arc,
-    atomic::{AtomicU64, AtomicUsize},
+    atomic::{AtomicBool, AtomicU64, AtomicUsize, fence},
 };
 
 #[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+#[cfg(loom)]
 pub(crate) use loom::sync::{
     Arc, MutexGuard,
-    atomic::{AtomicU64, AtomicUsize},
+    atomic::{AtomicBool, AtomicU64, AtomicUsize, fence},
 };
+
+/// `std`'s `UnsafeCell` behind loom's closure-based API, so that loom can check every access
+/// to the channel ring's slots.
+#[cfg(not(loom))]
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        UnsafeCell(std::cell::UnsafeCell::new(value))
+    }
+
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+/// Waits a moment for another thread to finish a step it has started (a lock-free operation
+/// between its two halves): `step` counts the calls so far. Spins a few pauses, then gives
+/// up the CPU (the other thread may have been preempted); under loom, lets another thread run.
+#[inline]
+pub(crate) fn wait_a_moment(step: &mut u32) {
+    #[cfg(not(loom))]
+    {
+        if *step < 6 {
+            for _ in 0..(1u32 << *step) {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::yield_now();
+        }
+        *step += 1;
+    }
+    #[cfg(loom)]
+    {
+        *step += 1;
+        loom::thread::yield_now();
+    }
+}
 
 /// The channel's lock: a test-and-test-and-set spin lock (`spin`'s `SpinMutex`) that spins
 /// briefly and then puts the thread to sleep for a few microseconds at a time.
