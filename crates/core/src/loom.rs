@@ -34,6 +34,22 @@ impl<T> UnsafeCell<T> {
     }
 }
 
+/// After a lost compare-and-swap on a shared position: another core is hammering the same
+/// cache line. The first loss retries at once; from the second on, the thread naps (1 us
+/// doubling to 64 us, as the lock does) so that one core runs alone instead of both moving
+/// the line between them on every operation. Under loom, lets another thread run.
+#[inline]
+pub(crate) fn lost_race(losses: &mut u32) {
+    *losses += 1;
+    #[cfg(not(loom))]
+    if *losses > 1 {
+        let micros = 1u64 << (*losses - 2).min(6);
+        std::thread::sleep(std::time::Duration::from_micros(micros));
+    }
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
+
 /// Waits a moment for another thread to finish a step it has started (a lock-free operation
 /// between its two halves): `step` counts the calls so far. Spins a few pauses, then gives
 /// up the CPU (the other thread may have been preempted); under loom, lets another thread run.

@@ -384,3 +384,80 @@ fn blocking_send_and_receive_meet_on_a_rendezvous() {
         assert_eq!(receiver.join().unwrap(), Some(4));
     });
 }
+
+// The lock-free ring of bounded channels (`crates/core/src/chan/ring.rs`): sends and receives
+// that find room or a value go without the lock, and only parking, waking and close take it.
+// Capacity 1 makes every operation wrap the ring around.
+
+/// A receiver parks on an empty ring while a send pushes without the lock: the receiver's
+/// announcement and the sender's look at the `waiting` flag cannot both miss each other, so
+/// the receiver is woken (a lost wake-up deadlocks the model).
+#[test]
+fn ring_send_without_the_lock_wakes_a_parking_receiver() {
+    model(|| {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        let receiver = thread::spawn(move || block_on(rx.recv()));
+        block_on(tx.send(5)).unwrap();
+        assert_eq!(receiver.join().unwrap(), Some(5));
+        drop(tx);
+    });
+}
+
+/// A sender parks on a full ring while a receive pops without the lock: the parked sender's
+/// value is moved into the freed slot (by the pop, or by the sender's own second look), in
+/// FIFO order, and the sender is woken.
+#[test]
+fn ring_receive_without_the_lock_moves_a_parking_sender_in() {
+    model(|| {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        tx.try_send(1).unwrap();
+        let sender = {
+            let tx = tx.clone();
+            thread::spawn(move || block_on(tx.send(2)).unwrap())
+        };
+        assert_eq!(rx.try_recv(), Ok(1));
+        sender.join().unwrap();
+        drop(tx);
+        assert_eq!(block_on(rx.recv()), Some(2));
+        assert_eq!(block_on(rx.recv()), None);
+    });
+}
+
+/// Two senders race for one slot while the receiver takes values without the lock: every
+/// value arrives exactly once, in each sender's order.
+#[test]
+fn ring_two_senders_one_slot_every_value_once() {
+    model(|| {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        let other = {
+            let tx = tx.clone();
+            thread::spawn(move || block_on(tx.send(20)).unwrap())
+        };
+        block_on(tx.send(10)).unwrap();
+        drop(tx);
+        let mut got = Vec::new();
+        while let Some(v) = block_on(rx.recv()) {
+            got.push(v);
+        }
+        other.join().unwrap();
+        got.sort_unstable();
+        assert_eq!(got, [10, 20]);
+    });
+}
+
+/// A send without the lock races the close: it either lands before the mark bit (and the
+/// receiver drains it after the close) or fails with its value; never both, never lost.
+#[test]
+fn ring_send_racing_close_is_received_or_returned() {
+    model(|| {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        let sender = {
+            let tx = tx.clone();
+            thread::spawn(move || tx.try_send(9).is_ok())
+        };
+        let receiver = thread::spawn(move || block_on(rx.recv()));
+        tx.close();
+        let sent = sender.join().unwrap();
+        assert_eq!(receiver.join().unwrap(), sent.then_some(9));
+    });
+}

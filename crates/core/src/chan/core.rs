@@ -1,6 +1,8 @@
 //! The private core shared by every [`Sender`](super::Sender) and [`Receiver`](super::Receiver)
 //! of one channel: a buffer, a queue of parked senders *with their values*, and a queue of
-//! parked receivers *with a slot for a value handed to them*, all under one mutex.
+//! parked receivers *with a slot for a value handed to them*, all under one mutex; except
+//! that a bounded channel's buffer is a lock-free ring (`super::ring`), which sends and
+//! receives use without the mutex while it is neither full nor empty (invariant 9).
 //!
 //! Every flavour is the same machine with a different capacity: `0` (rendezvous), `n`
 //! (bounded) or `usize::MAX` (unbounded). It is Go's `hchan` (buffer + `sendq` + `recvq`),
@@ -60,6 +62,24 @@
 //! 8. `senders` never rises from 0: a `Sender` is cloned only from a live one, and a
 //!    `WeakSender` upgrades only while the count is above 0 (a compare-and-swap), so the
 //!    close made by the last sender's drop is final: a weak sender never keeps a channel open.
+//! 9. With a ring (bounded, `0 < cap <= Ring::MAX_CAP`), the ring is the buffer: invariants
+//!    1-2 hold with "push into / pop from the ring" for `buf`, except that pushes and pops
+//!    happen without the lock (`buf` then only holds values handed to a receive that was
+//!    dropped while the ring was full: already sent, taken after the ring's values). What
+//!    the lock still guards is parking: `waiting.senders` / `waiting.receivers` mirror
+//!    whether the wait lists are non-empty (stored under the lock), so that an operation
+//!    without the lock takes it only when someone may be parked on the other side. No
+//!    wake-up is lost because both sides use the store-fence-load pattern (as crossbeam's
+//!    `SyncWaker`): a receiver about to park sets `waiting.receivers`, `SeqCst` fence, then
+//!    looks at the ring (under the lock); a sender pushes, `SeqCst` fence, then loads
+//!    `waiting.receivers` and, if set, takes the lock and wakes one. By the fences' total
+//!    order, one of the two sees the other. The same between a sender about to park (which
+//!    then moves parked values and its own into any room, `State::refill`) and a pop, which
+//!    then takes the lock and refills. Parked senders keep their values, so blocked senders
+//!    are still served in FIFO order; a send without the lock goes only when
+//!    `waiting.senders` is clear (it may overtake a sender parking at that very moment). The
+//!    close sets the ring's mark bit under the lock, so a push either lands before it (and is
+//!    drained) or fails; `force_send` replaces the ring's oldest value under the lock.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::{self, Relaxed, SeqCst};
@@ -749,9 +769,11 @@ impl<T> Shared<T> {
         if let Some(ring) = &self.ring {
             if let SendState::Idle(_) = send
                 && !self.waiting.senders.load(Relaxed)
+                && !self.waiting.receivers.load(Relaxed)
                 && let SendState::Idle(value) = std::mem::replace(send, SendState::Done)
             {
-                // Fast path, without the lock: room in the ring and no sender parked ahead.
+                // Fast path, without the lock: room in the ring and nobody parked (with a
+                // receiver parked, the rest hands the value to it directly).
                 match ring.push(value) {
                     Ok(()) => {
                         self.pushed();
@@ -884,8 +906,17 @@ impl<T> Shared<T> {
         send: &mut SendState<T>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), T>> {
-        self.announce(&self.waiting.senders);
         let mut wakers = WakeList::new();
+        if !state.recv_waiters.is_empty() && ring.is_empty() {
+            // A receiver parked on an empty ring: hand the value straight to it (Go's "a
+            // receiver is ready", one wake-up and no trip through the ring).
+            wakers.push(state.hand_off(value, Some(ring)));
+            self.sync_waiting(&state);
+            drop(state);
+            wakers.wake_all();
+            return Poll::Ready(Ok(()));
+        }
+        self.announce(&self.waiting.senders);
         state.refill(ring, &self.served, &mut wakers);
         let value = if state.send_waiters.is_empty() {
             match ring.push(value) {

@@ -28,7 +28,7 @@ use std::mem::MaybeUninit;
 use std::ops::Deref;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 
-use crate::loom::{AtomicUsize, UnsafeCell, fence, wait_a_moment};
+use crate::loom::{AtomicUsize, UnsafeCell, fence, lost_race, wait_a_moment};
 
 /// Keeps `head` and `tail` on cache lines of their own (128 bytes: adjacent-line prefetch), so
 /// that receivers moving `head` and senders moving `tail` do not invalidate each other's line.
@@ -126,7 +126,7 @@ impl<T> Ring<T> {
     /// Appends `value` unless the ring is full or closed.
     #[inline]
     pub(super) fn push(&self, value: T) -> Result<(), Push<T>> {
-        let mut step = 0;
+        let (mut step, mut losses) = (0, 0);
         let mut tail = self.tail.load(Relaxed);
         loop {
             if tail & self.mark_bit != 0 {
@@ -149,7 +149,10 @@ impl<T> Ring<T> {
                         slot.stamp.store(tail + 1, Release);
                         return Ok(());
                     }
-                    Err(now) => tail = now,
+                    Err(now) => {
+                        tail = now;
+                        lost_race(&mut losses);
+                    }
                 }
             } else if stamp.wrapping_add(self.one_lap) == tail + 1 {
                 // The slot still holds last lap's value: full, unless a pop has claimed it and
@@ -218,7 +221,7 @@ impl<T> Ring<T> {
     /// Takes the oldest value; `None` if the ring is empty (invariant 3).
     #[inline]
     pub(super) fn pop(&self) -> Option<T> {
-        let mut step = 0;
+        let (mut step, mut losses) = (0, 0);
         let mut head = self.head.load(Relaxed);
         loop {
             let slot = self.slot(head);
@@ -236,7 +239,10 @@ impl<T> Ring<T> {
                         slot.stamp.store(head.wrapping_add(self.one_lap), Release);
                         return Some(value);
                     }
-                    Err(now) => head = now,
+                    Err(now) => {
+                        head = now;
+                        lost_race(&mut losses);
+                    }
                 }
             } else if stamp == head {
                 // Not written at this position: empty, unless a push claimed it already.
