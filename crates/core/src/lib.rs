@@ -25,9 +25,7 @@
 //! cancel.cancel();
 //! assert!(ctx.is_done());
 //! ```
-// `unsafe` is denied everywhere but in the channel ring (`chan/ring.rs`), which allows it
-// for its slots, each block with a `// SAFETY:` proof and the ring covered by loom models.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod chan;

@@ -5,73 +5,14 @@
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
     Arc,
-    atomic::{AtomicBool, AtomicU64, AtomicUsize, fence},
+    atomic::{AtomicU64, AtomicUsize},
 };
 
-#[cfg(loom)]
-pub(crate) use loom::cell::UnsafeCell;
 #[cfg(loom)]
 pub(crate) use loom::sync::{
     Arc, MutexGuard,
-    atomic::{AtomicBool, AtomicU64, AtomicUsize, fence},
+    atomic::{AtomicU64, AtomicUsize},
 };
-
-/// `std`'s `UnsafeCell` behind loom's closure-based API, so that loom can check every access
-/// to the channel ring's slots.
-#[cfg(not(loom))]
-#[derive(Debug)]
-pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
-
-#[cfg(not(loom))]
-impl<T> UnsafeCell<T> {
-    pub(crate) const fn new(value: T) -> Self {
-        UnsafeCell(std::cell::UnsafeCell::new(value))
-    }
-
-    #[inline(always)]
-    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
-        f(self.0.get())
-    }
-}
-
-/// After a lost compare-and-swap on a shared position: another core is hammering the same
-/// cache line. The first loss retries at once; from the second on, the thread naps (1 us
-/// doubling to 64 us, as the lock does) so that one core runs alone instead of both moving
-/// the line between them on every operation. Under loom, lets another thread run.
-#[inline]
-pub(crate) fn lost_race(losses: &mut u32) {
-    *losses += 1;
-    #[cfg(not(loom))]
-    if *losses > 1 {
-        let micros = 1u64 << (*losses - 2).min(6);
-        std::thread::sleep(std::time::Duration::from_micros(micros));
-    }
-    #[cfg(loom)]
-    loom::thread::yield_now();
-}
-
-/// Waits a moment for another thread to finish a step it has started (a lock-free operation
-/// between its two halves): `step` counts the calls so far. Spins a few pauses, then gives
-/// up the CPU (the other thread may have been preempted); under loom, lets another thread run.
-#[inline]
-pub(crate) fn wait_a_moment(step: &mut u32) {
-    #[cfg(not(loom))]
-    {
-        if *step < 6 {
-            for _ in 0..(1u32 << *step) {
-                std::hint::spin_loop();
-            }
-        } else {
-            std::thread::yield_now();
-        }
-        *step += 1;
-    }
-    #[cfg(loom)]
-    {
-        *step += 1;
-        loom::thread::yield_now();
-    }
-}
 
 /// The channel's lock: a test-and-test-and-set spin lock (`spin`'s `SpinMutex`) that spins
 /// briefly and then puts the thread to sleep for a few microseconds at a time.

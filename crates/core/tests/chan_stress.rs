@@ -216,21 +216,6 @@ async fn bounded_every_value_exactly_once_under_random_cancellation() {
     run("bounded(3)", tx, rx).await;
 }
 
-/// Capacity 1: every operation on the lock-free ring wraps it around, and nearly every send
-/// finds it full (parks, or hands off to a parked receiver).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bounded_one_every_value_exactly_once_under_random_cancellation() {
-    let (tx, rx) = chan::bounded(1);
-    run("bounded(1)", tx, rx).await;
-}
-
-/// A capacity above the ring's largest keeps the buffer under the lock, as unbounded does.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bounded_large_every_value_exactly_once_under_random_cancellation() {
-    let (tx, rx) = chan::bounded(100_000);
-    run("bounded(100000)", tx, rx).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unbounded_every_value_exactly_once_under_random_cancellation() {
     let (tx, rx) = chan::unbounded();

@@ -1,8 +1,6 @@
 //! The private core shared by every [`Sender`](super::Sender) and [`Receiver`](super::Receiver)
 //! of one channel: a buffer, a queue of parked senders *with their values*, and a queue of
-//! parked receivers *with a slot for a value handed to them*, all under one mutex; except
-//! that a bounded channel's buffer is a lock-free ring (`super::ring`), which sends and
-//! receives use without the mutex while it is neither full nor empty (invariant 9).
+//! parked receivers *with a slot for a value handed to them*, all under one mutex.
 //!
 //! Every flavour is the same machine with a different capacity: `0` (rendezvous), `n`
 //! (bounded) or `usize::MAX` (unbounded). It is Go's `hchan` (buffer + `sendq` + `recvq`),
@@ -62,32 +60,13 @@
 //! 8. `senders` never rises from 0: a `Sender` is cloned only from a live one, and a
 //!    `WeakSender` upgrades only while the count is above 0 (a compare-and-swap), so the
 //!    close made by the last sender's drop is final: a weak sender never keeps a channel open.
-//! 9. With a ring (bounded, `0 < cap <= Ring::MAX_CAP`), the ring is the buffer: invariants
-//!    1-2 hold with "push into / pop from the ring" for `buf`, except that pushes and pops
-//!    happen without the lock (`buf` then only holds values handed to a receive that was
-//!    dropped while the ring was full: already sent, taken after the ring's values). What
-//!    the lock still guards is parking: `waiting.senders` / `waiting.receivers` mirror
-//!    whether the wait lists are non-empty (stored under the lock), so that an operation
-//!    without the lock takes it only when someone may be parked on the other side. No
-//!    wake-up is lost because both sides use the store-fence-load pattern (as crossbeam's
-//!    `SyncWaker`): a receiver about to park sets `waiting.receivers`, `SeqCst` fence, then
-//!    looks at the ring (under the lock); a sender pushes, `SeqCst` fence, then loads
-//!    `waiting.receivers` and, if set, takes the lock and wakes one. By the fences' total
-//!    order, one of the two sees the other. The same between a sender about to park (which
-//!    then moves parked values and its own into any room, `State::refill`) and a pop, which
-//!    then takes the lock and refills. Parked senders keep their values, so blocked senders
-//!    are still served in FIFO order; a send without the lock goes only when
-//!    `waiting.senders` is clear (it may overtake a sender parking at that very moment). The
-//!    close sets the ring's mark bit under the lock, so a push either lands before it (and is
-//!    drained) or fails; `force_send` replaces the ring's oldest value under the lock.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::{self, Relaxed, SeqCst};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
-use super::ring::{Padded, Push, Ring};
 use super::waitlist::WaitList;
-use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, fence};
+use crate::loom::{AtomicU64, AtomicUsize, Mutex, MutexGuard};
 
 pub(super) const UNBOUNDED: usize = usize::MAX;
 
@@ -105,19 +84,6 @@ pub(super) struct Shared<T> {
     /// `SERVED` keys) whose value a receiver took (invariant 3): a woken sender compares it
     /// with the count it parked with and completes without taking the lock again.
     served: [AtomicU64; SERVED],
-    /// The buffer of a bounded channel (`0 < cap <= Ring::MAX_CAP`), used without the lock
-    /// (invariant 9); `None` for the other flavours, whose buffer is `State::buf`.
-    ring: Option<Ring<T>>,
-    /// With a ring: whether anyone is parked on each side (invariant 9).
-    waiting: Padded<Waiting>,
-}
-
-/// Whether senders / receivers are parked, mirrored from the wait lists (written under the
-/// lock) so that an operation on the ring can tell without the lock whether to wake someone.
-#[derive(Debug)]
-struct Waiting {
-    senders: AtomicBool,
-    receivers: AtomicBool,
 }
 
 /// How many wait-list keys of parked senders have a `served` counter; senders parked beyond
@@ -179,8 +145,8 @@ impl WakeList {
         }
     }
 
-    fn has_room_for(&self, n: usize) -> bool {
-        self.len + n <= Self::CAP
+    fn is_full(&self) -> bool {
+        self.len == Self::CAP
     }
 
     fn push(&mut self, waker: Option<Waker>) {
@@ -224,7 +190,7 @@ impl<T> State<T> {
     /// Hands `value` to the first parked receiver and returns its waker; without one, the
     /// value waits in `buf` for the next receive (invariants 1 and 4).
     #[inline(always)]
-    fn hand_off(&mut self, value: T, ring: Option<&Ring<T>>) -> Option<Waker> {
+    fn hand_off(&mut self, value: T) -> Option<Waker> {
         match self.recv_waiters.pop_front() {
             Some(key) => {
                 let waiter = self.recv_waiters.get_mut(key);
@@ -233,25 +199,15 @@ impl<T> State<T> {
                 waiter.waker.take()
             }
             None => {
-                // With a ring: at its back if it has room, else past the capacity in `buf`.
-                let past = match ring {
-                    Some(ring) => match ring.push(value) {
-                        Ok(()) => None,
-                        Err(Push::Full(value) | Push::Closed(value)) => Some(value),
-                    },
-                    None => Some(value),
-                };
-                self.buf.extend(past);
+                self.buf.push_back(value);
                 None
             }
         }
     }
 
     #[inline]
-    fn has_value(&self, ring: Option<&Ring<T>>) -> bool {
-        !self.buf.is_empty()
-            || !self.send_waiters.is_empty()
-            || ring.is_some_and(|ring| !ring.is_empty())
+    fn has_value(&self) -> bool {
+        !self.buf.is_empty() || !self.send_waiters.is_empty()
     }
 
     /// Takes the value handed to the receiver slot `key`, if any.
@@ -262,105 +218,44 @@ impl<T> State<T> {
         Some(value)
     }
 
-    /// Takes the oldest parked sender's value and its waker (invariant 3).
+    /// Takes the oldest parked sender's value and its waker (invariant 3). A sender with a
+    /// `served` counter is released and counted as served at once, so that it completes
+    /// without the lock; one without keeps its (now empty) entry until it looks.
     #[inline(always)]
     fn take_parked_sender(&mut self, served: &[AtomicU64; SERVED]) -> Option<(T, Option<Waker>)> {
-        let key = self.send_waiters.front()?;
-        let value = self
-            .send_waiters
-            .get_mut(key)
-            .value
-            .take()
-            .expect("a linked sender still holds its value (invariant 3)");
-        Some((value, self.served_sender(key, served)))
-    }
-
-    /// Unlinks the front parked sender `key`, whose value was just taken, and returns its
-    /// waker. A sender with a `served` counter is released and counted as served at once, so
-    /// that it completes without the lock; one without keeps its (now empty) entry until it
-    /// looks (invariant 3).
-    #[inline(always)]
-    fn served_sender(&mut self, key: usize, served: &[AtomicU64; SERVED]) -> Option<Waker> {
-        self.send_waiters.unlink(key);
-        if key < SERVED {
+        let key = self.send_waiters.pop_front()?;
+        let (value, waker) = if key < SERVED {
             let (waiter, _) = self.send_waiters.release(key);
             // Under the lock, the only writer: a plain increment. Release: pairs with the
             // sender's Acquire, after which it never touches the key again.
             let count = served[key].load(Ordering::Relaxed);
             served[key].store(count + 1, Ordering::Release);
-            waiter.waker
+            (waiter.value, waiter.waker)
         } else {
-            self.send_waiters.get_mut(key).waker.take()
-        }
+            let waiter = self.send_waiters.get_mut(key);
+            (waiter.value.take(), waiter.waker.take())
+        };
+        let value = value.expect("a linked sender still holds its value (invariant 3)");
+        Some((value, waker))
     }
 
-    /// With a ring: moves parked senders' values into the ring while it has room, oldest
-    /// first (invariant 9), collecting the senders' wakers and one parked receiver's per value
-    /// moved. Stops early when `wakers` has no room; whoever pops next calls it again.
-    fn refill(&mut self, ring: &Ring<T>, served: &[AtomicU64; SERVED], wakers: &mut WakeList) {
-        while wakers.has_room_for(3) {
-            let Some(key) = self.take_parked_sender_if(|value| ring.push(value)) else {
-                return;
-            };
-            wakers.push(self.served_sender(key, served));
-            wakers.push(self.notify_receiver());
-        }
-    }
-
-    /// Offers the front parked sender's value to `push`; on success returns its key (the
-    /// value is gone), on failure puts the value back.
+    /// Takes the next value, in FIFO order; returns the parked sender to wake, if any.
     #[inline]
-    fn take_parked_sender_if(
-        &mut self,
-        push: impl FnOnce(T) -> Result<(), Push<T>>,
-    ) -> Option<usize> {
-        let key = self.send_waiters.front()?;
-        let slot = &mut self.send_waiters.get_mut(key).value;
-        let value = slot
-            .take()
-            .expect("a linked sender still holds its value (invariant 3)");
-        match push(value) {
-            Ok(()) => Some(key),
-            Err(Push::Full(value) | Push::Closed(value)) => {
-                *slot = Some(value);
-                None
-            }
-        }
-    }
-
-    /// Takes the next value, in FIFO order, adding the parked sender to wake, if any, to
-    /// `wakers` (which must have room for three).
-    #[inline]
-    fn take_value(
-        &mut self,
-        served: &[AtomicU64; SERVED],
-        ring: Option<&Ring<T>>,
-        wakers: &mut WakeList,
-    ) -> Option<T> {
-        if let Some(ring) = ring {
-            // Parked senders first fill room that a pop without the lock has freed (before
-            // it came to do so itself), then the oldest value leaves, then a parked sender's
-            // value takes its place (invariant 9).
-            self.refill(ring, served, wakers);
-            // `buf` holds values handed to a receive that was dropped while the ring was full:
-            // already sent, behind the ring's values.
-            if let Some(value) = ring.pop().or_else(|| self.buf.pop_front()) {
-                self.refill(ring, served, wakers);
-                return Some(value);
-            }
-        } else if let Some(value) = self.buf.pop_front() {
+    fn take_value(&mut self, served: &[AtomicU64; SERVED]) -> Option<(T, Option<Waker>)> {
+        if let Some(value) = self.buf.pop_front() {
             // Invariant 2: if `buf` was full, refill the freed slot from the oldest parked
             // sender (only then can one be parked; for a rendezvous never: `cap` is 0).
+            let mut waker = None;
             if self.buf.len() + 1 == self.cap
                 && let Some((parked, w)) = self.take_parked_sender(served)
             {
                 self.buf.push_back(parked);
-                wakers.push(w);
+                waker = w;
             }
-            return Some(value);
-        } else if let Some((value, waker)) = self.take_parked_sender(served) {
-            wakers.push(waker);
-            return Some(value);
+            return Some((value, waker));
+        }
+        if let Some(taken) = self.take_parked_sender(served) {
+            return Some(taken);
         }
         if self.closed && self.pending > 0 {
             // Invariant 5: a value handed to a receive whose owner has not polled yet. After
@@ -371,7 +266,7 @@ impl<T> State<T> {
                 .entries_mut()
                 .find_map(|w| w.value.take())?;
             self.pending -= 1;
-            return Some(value);
+            return Some((value, None));
         }
         None
     }
@@ -406,8 +301,7 @@ impl<T> std::fmt::Debug for Shared<T> {
 
 impl<T> Shared<T> {
     pub(super) fn new(cap: usize) -> Self {
-        let ring = (cap > 0 && cap <= Ring::<T>::MAX_CAP).then(|| Ring::new(cap));
-        let buf = if cap == UNBOUNDED || ring.is_some() {
+        let buf = if cap == UNBOUNDED {
             VecDeque::new()
         } else {
             // Preallocate small buffers; large ones grow on demand.
@@ -427,79 +321,7 @@ impl<T> Shared<T> {
             receivers: AtomicUsize::new(1),
             cap,
             served: std::array::from_fn(|_| AtomicU64::new(0)),
-            ring,
-            waiting: Padded(Waiting {
-                senders: AtomicBool::new(false),
-                receivers: AtomicBool::new(false),
-            }),
         }
-    }
-
-    /// With a ring: mirrors the wait lists into `waiting` before the lock is released
-    /// (invariant 9). A plain store, and only when the value changes (the line stays shared).
-    #[inline]
-    fn sync_waiting(&self, state: &State<T>) {
-        if self.ring.is_some() {
-            for (flag, parked) in [
-                (&self.waiting.senders, !state.send_waiters.is_empty()),
-                (&self.waiting.receivers, !state.recv_waiters.is_empty()),
-            ] {
-                if flag.load(Relaxed) != parked {
-                    flag.store(parked, Relaxed);
-                }
-            }
-        }
-    }
-
-    /// With a ring, before a look at it under the lock that may end in parking: tells
-    /// operations without the lock that someone on this side may park (invariant 9).
-    #[inline]
-    fn announce(&self, flag: &AtomicBool) {
-        if self.ring.is_some() {
-            flag.store(true, Relaxed);
-            // Pairs with the fence in `pushed` / `popped`: either that operation sees the
-            // flag, or this thread's next look at the ring sees that operation.
-            fence(SeqCst);
-        }
-    }
-
-    /// After a push into the ring without the lock: wakes a parked receiver, if any.
-    #[inline]
-    fn pushed(&self) {
-        fence(SeqCst);
-        if self.waiting.receivers.load(Relaxed) {
-            self.wake_receiver();
-        }
-    }
-
-    #[inline(never)]
-    fn wake_receiver(&self) {
-        let mut state = self.lock();
-        let waker = state.notify_receiver();
-        self.sync_waiting(&state);
-        drop(state);
-        wake(waker);
-    }
-
-    /// After a pop from the ring without the lock: moves a parked sender's value into the
-    /// freed slot, if one is parked.
-    #[inline]
-    fn popped(&self) {
-        fence(SeqCst);
-        if self.waiting.senders.load(Relaxed) {
-            self.refill_locked();
-        }
-    }
-
-    #[inline(never)]
-    fn refill_locked(&self) {
-        let Some(ring) = &self.ring else { return };
-        let mut wakers = WakeList::new();
-        let mut state = self.lock();
-        state.refill(ring, &self.served, &mut wakers);
-        self.sync_waiting(&state);
-        drop(state);
-        wakers.wake_all();
     }
 
     fn lock(&self) -> MutexGuard<'_, State<T>> {
@@ -512,8 +334,7 @@ impl<T> Shared<T> {
     }
 
     pub(super) fn len(&self) -> usize {
-        let past_ring = self.lock().buf.len();
-        self.ring.as_ref().map_or(0, Ring::len) + past_ring
+        self.lock().buf.len()
     }
 
     pub(super) fn is_closed(&self) -> bool {
@@ -526,7 +347,7 @@ impl<T> Shared<T> {
             if state.closed {
                 return false;
             }
-            self.close_locked(&mut state)
+            state.close()
         };
         wakers.into_iter().for_each(Waker::wake);
         true
@@ -572,16 +393,6 @@ impl<T> Shared<T> {
         self.receivers.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Closes the channel (invariant 5), under the lock; returns whom to wake.
-    fn close_locked(&self, state: &mut State<T>) -> Vec<Waker> {
-        let wakers = state.close();
-        if let Some(ring) = &self.ring {
-            ring.close();
-        }
-        self.sync_waiting(state);
-        wakers
-    }
-
     /// Drops one sender; the last one closes the channel (Go's `close` by the producer side).
     pub(super) fn drop_sender(&self) {
         // AcqRel: the last dropper must see every other handle's effects before closing. The
@@ -597,68 +408,16 @@ impl<T> Shared<T> {
         if self.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
             let (wakers, buf) = {
                 let mut state = self.lock();
-                let wakers = self.close_locked(&mut state);
+                let wakers = state.close();
                 (wakers, std::mem::take(&mut state.buf))
             };
             drop(buf);
-            if let Some(ring) = &self.ring {
-                // Closed: no push succeeds any more (ring invariant 2), and no receive is left
-                // to race with; values are dropped outside the lock.
-                while ring.pop().is_some() {}
-            }
             wakers.into_iter().for_each(Waker::wake);
         }
     }
 
     /// Tries to send without parking: `Err((value, closed))` when it cannot.
-    pub(super) fn try_send(&self, mut value: T) -> Result<(), (T, bool)> {
-        if let Some(ring) = &self.ring {
-            if !self.waiting.senders.load(Relaxed) {
-                match ring.push(value) {
-                    Ok(()) => {
-                        self.pushed();
-                        return Ok(());
-                    }
-                    Err(Push::Closed(v)) => return Err((v, true)),
-                    // Full, and no receiver parked to hand it to (Go's "no receiver ready").
-                    Err(Push::Full(v)) if !self.waiting.receivers.load(Relaxed) => {
-                        return Err((v, false));
-                    }
-                    Err(Push::Full(v)) => value = v,
-                }
-            }
-            // Senders are parked: behind them, unless they all fit now.
-            let mut state = self.lock();
-            if state.closed {
-                return Err((value, true));
-            }
-            let mut wakers = WakeList::new();
-            state.refill(ring, &self.served, &mut wakers);
-            if state.send_waiters.is_empty() {
-                value = match ring.push(value) {
-                    Ok(()) => {
-                        wakers.push(state.notify_receiver());
-                        self.sync_waiting(&state);
-                        drop(state);
-                        wakers.wake_all();
-                        return Ok(());
-                    }
-                    Err(Push::Full(v) | Push::Closed(v)) => v,
-                };
-            }
-            let result = if state.recv_waiters.is_empty() {
-                Err((value, false))
-            } else {
-                // Full, and a receiver parked (woken, not yet run): hand the value to it, as
-                // Go does (invariant 1).
-                wakers.push(state.hand_off(value, Some(ring)));
-                Ok(())
-            };
-            self.sync_waiting(&state);
-            drop(state);
-            wakers.wake_all();
-            return result;
-        }
+    pub(super) fn try_send(&self, value: T) -> Result<(), (T, bool)> {
         let mut state = self.lock();
         if state.closed {
             return Err((value, true));
@@ -668,7 +427,7 @@ impl<T> Shared<T> {
             state.notify_receiver()
         } else if !state.recv_waiters.is_empty() {
             // A receiver is parked (Go's "a receiver is ready"): hand the value to it.
-            state.hand_off(value, self.ring.as_ref())
+            state.hand_off(value)
         } else {
             return Err((value, false));
         };
@@ -685,37 +444,12 @@ impl<T> Shared<T> {
         if state.closed {
             return Err((value, true));
         }
-        if let Some(ring) = &self.ring {
-            let mut wakers = WakeList::new();
-            // Parked senders first (they came earlier); a full ring then loses its oldest
-            // value and stays full, so the rest stay parked (invariant 9).
-            state.refill(ring, &self.served, &mut wakers);
-            // Not closed under the lock, so not marked (ring invariant 4); still, an `Err`
-            // hands the value back rather than assume it.
-            let result = match ring.push(value) {
-                Ok(()) => {
-                    wakers.push(state.notify_receiver());
-                    Ok(None)
-                }
-                Err(Push::Closed(value)) => Err((value, true)),
-                Err(Push::Full(value)) if !state.recv_waiters.is_empty() => {
-                    // Exactly as `try_send`: a parked receiver takes it, nothing is evicted.
-                    wakers.push(state.hand_off(value, Some(ring)));
-                    Ok(None)
-                }
-                Err(Push::Full(value)) => ring.force_push(value).map_err(|v| (v, true)),
-            };
-            self.sync_waiting(&state);
-            drop(state);
-            wakers.wake_all();
-            return result;
-        }
         let (waker, evicted) = if state.buf.len() < state.cap {
             state.buf.push_back(value);
             (state.notify_receiver(), None)
         } else if !state.recv_waiters.is_empty() {
             // Exactly as `try_send`: a parked receiver takes the value, nothing is evicted.
-            (state.hand_off(value, self.ring.as_ref()), None)
+            (state.hand_off(value), None)
         } else if state.cap == 0 {
             // A rendezvous buffers nothing that could be overwritten (what `buf` holds there
             // was handed to a receive already: sent, not to be dropped).
@@ -766,24 +500,7 @@ impl<T> Shared<T> {
         send: &mut SendState<T>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), T>> {
-        if let Some(ring) = &self.ring {
-            if let SendState::Idle(_) = send
-                && !self.waiting.senders.load(Relaxed)
-                && !self.waiting.receivers.load(Relaxed)
-                && let SendState::Idle(value) = std::mem::replace(send, SendState::Done)
-            {
-                // Fast path, without the lock: room in the ring and nobody parked (with a
-                // receiver parked, the rest hands the value to it directly).
-                match ring.push(value) {
-                    Ok(()) => {
-                        self.pushed();
-                        return Poll::Ready(Ok(()));
-                    }
-                    Err(Push::Closed(value)) => return Poll::Ready(Err(value)),
-                    Err(Push::Full(value)) => *send = SendState::Idle(value),
-                }
-            }
-        } else if let SendState::Idle(_) = send
+        if let SendState::Idle(_) = send
             && self.cap != 0
         {
             // Fast path, inlined into the caller: room in the buffer and nobody parked (the
@@ -838,9 +555,6 @@ impl<T> Shared<T> {
                 if state.closed {
                     return Poll::Ready(Err(value));
                 }
-                if let Some(ring) = &self.ring {
-                    return self.send_into_ring(state, ring, value, send, cx);
-                }
                 let waker = if state.buf.len() < state.cap {
                     // Fast path: room in the buffer, so no sender is parked (invariant 2).
                     state.buf.push_back(value);
@@ -848,7 +562,7 @@ impl<T> Shared<T> {
                 } else if !state.recv_waiters.is_empty() {
                     // A receiver is parked with nothing to take: hand the value over and
                     // complete now (one wake-up per value, invariant 1).
-                    state.hand_off(value, self.ring.as_ref())
+                    state.hand_off(value)
                 } else {
                     // No receiver is parked (invariant 6), so there is nobody to notify.
                     let key = state.send_waiters.push_back(SendWaiter {
@@ -896,71 +610,6 @@ impl<T> Shared<T> {
         }
     }
 
-    /// The rest of a send into a ring, under the lock (not closed): behind the parked
-    /// senders, or parked itself with its value (invariant 9).
-    fn send_into_ring(
-        &self,
-        mut state: MutexGuard<'_, State<T>>,
-        ring: &Ring<T>,
-        value: T,
-        send: &mut SendState<T>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), T>> {
-        let mut wakers = WakeList::new();
-        if !state.recv_waiters.is_empty() && ring.is_empty() {
-            // A receiver parked on an empty ring: hand the value straight to it (Go's "a
-            // receiver is ready", one wake-up and no trip through the ring).
-            wakers.push(state.hand_off(value, Some(ring)));
-            self.sync_waiting(&state);
-            drop(state);
-            wakers.wake_all();
-            return Poll::Ready(Ok(()));
-        }
-        self.announce(&self.waiting.senders);
-        state.refill(ring, &self.served, &mut wakers);
-        let value = if state.send_waiters.is_empty() {
-            match ring.push(value) {
-                Ok(()) => {
-                    wakers.push(state.notify_receiver());
-                    self.sync_waiting(&state);
-                    drop(state);
-                    wakers.wake_all();
-                    return Poll::Ready(Ok(()));
-                }
-                // Not closed under the lock, so not marked (ring invariant 4).
-                Err(Push::Closed(value)) => {
-                    self.sync_waiting(&state);
-                    drop(state);
-                    wakers.wake_all();
-                    return Poll::Ready(Err(value));
-                }
-                Err(Push::Full(value)) => value,
-            }
-        } else {
-            value
-        };
-        if !state.recv_waiters.is_empty() {
-            // Full, and a receiver parked (woken, not yet run): hand the value to it, as Go
-            // does (invariant 1).
-            wakers.push(state.hand_off(value, Some(ring)));
-            self.sync_waiting(&state);
-            drop(state);
-            wakers.wake_all();
-            return Poll::Ready(Ok(()));
-        }
-        // Full: park with the value. The announcement above keeps it from being missed by a
-        // pop that frees a slot from here on: that pop takes the lock and moves it in.
-        let key = state.send_waiters.push_back(SendWaiter {
-            value: Some(value),
-            waker: Some(cx.waker().clone()),
-        });
-        *send = SendState::Parked(key, self.served_count(key));
-        self.sync_waiting(&state);
-        drop(state);
-        wakers.wake_all();
-        Poll::Pending
-    }
-
     /// Withdraws a send: returns the value unless a receiver already took it (invariant 3).
     pub(super) fn cancel_send(&self, send: &mut SendState<T>) -> Option<T> {
         match std::mem::replace(send, SendState::Done) {
@@ -974,7 +623,6 @@ impl<T> Shared<T> {
                     return None;
                 }
                 let (waiter, _) = state.send_waiters.release(key);
-                self.sync_waiting(&state);
                 drop(state);
                 waiter.value
             }
@@ -985,24 +633,18 @@ impl<T> Shared<T> {
     /// Takes one value without parking: `Err(closed)` when there is none. `own` is the
     /// calling `Receiver`'s stream slot, which may hold a value handed to it.
     pub(super) fn try_recv(&self, own: Option<usize>) -> Result<T, bool> {
-        if let Some(ring) = &self.ring
-            && own.is_none()
-            && let Some(value) = ring.pop()
-        {
-            self.popped();
-            return Ok(value);
-        }
         let mut state = self.lock();
         if let Some(value) = state.take_slot(own) {
             return Ok(value);
         }
-        let mut wakers = WakeList::new();
-        let taken = state.take_value(&self.served, self.ring.as_ref(), &mut wakers);
-        let closed = state.closed;
-        self.sync_waiting(&state);
-        drop(state);
-        wakers.wake_all();
-        taken.ok_or(closed)
+        match state.take_value(&self.served) {
+            Some((value, waker)) => {
+                drop(state);
+                wake(waker);
+                Ok(value)
+            }
+            None => Err(state.closed),
+        }
     }
 
     /// Polls a receive. `key` is the caller's parking slot: `None` until it first parks, and
@@ -1016,17 +658,6 @@ impl<T> Shared<T> {
         own: Option<usize>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<T>> {
-        if key.is_none()
-            && own.is_none()
-            && let Some(ring) = &self.ring
-        {
-            // Fast path, without the lock: a value in the ring (no slot of ours to look at).
-            if let Some(value) = ring.pop() {
-                self.popped();
-                return Poll::Ready(Some(value));
-            }
-            return self.poll_recv_slow(self.lock(), key, own, cx);
-        }
         if key.is_none() && own.is_none() && self.cap != 0 {
             // Fast path, inlined into the caller: a value buffered and the buffer not full, so
             // no parked sender to move in (invariant 2) and no slot of ours to look at (never
@@ -1055,25 +686,18 @@ impl<T> Shared<T> {
             Some(value) => Some(value),
             None => state.take_slot(own),
         };
-        self.announce(&self.waiting.receivers);
-        let mut wakers = WakeList::new();
-        let value = match handed {
+        let (value, waker) = match handed {
             // A sender handed this receive a value (invariant 4).
-            Some(value) => value,
-            None => match state.take_value(&self.served, self.ring.as_ref(), &mut wakers) {
-                Some(value) => value,
-                None => {
-                    let parked = self.park_receiver(state, key, cx);
-                    wakers.wake_all();
-                    return parked;
-                }
+            Some(value) => (value, None),
+            None => match state.take_value(&self.served) {
+                Some(taken) => taken,
+                None => return self.park_receiver(state, key, cx),
             },
         };
         let released = key.take().map(|k| state.recv_waiters.release(k).0);
-        self.sync_waiting(&state);
         drop(state);
         drop(released);
-        wakers.wake_all();
+        wake(waker);
         Poll::Ready(Some(value))
     }
 
@@ -1087,7 +711,6 @@ impl<T> Shared<T> {
         cx: &mut Context<'_>,
     ) -> Poll<usize> {
         let mut state = self.lock();
-        self.announce(&self.waiting.receivers);
         let mut wakers = WakeList::new();
         let mut taken = 0;
         for slot in [*key, own] {
@@ -1098,10 +721,11 @@ impl<T> Shared<T> {
                 taken += 1;
             }
         }
-        while taken < max && wakers.has_room_for(3) {
-            match state.take_value(&self.served, self.ring.as_ref(), &mut wakers) {
-                Some(value) => {
+        while taken < max && !wakers.is_full() {
+            match state.take_value(&self.served) {
+                Some((value, waker)) => {
                     out.push(value);
+                    wakers.push(waker);
                     taken += 1;
                 }
                 None => break,
@@ -1109,15 +733,12 @@ impl<T> Shared<T> {
         }
         if taken > 0 {
             let released = key.take().map(|k| state.recv_waiters.release(k).0);
-            self.sync_waiting(&state);
             drop(state);
             drop(released);
             wakers.wake_all();
             return Poll::Ready(taken);
         }
-        let parked = self.park_receiver(state, key, cx).map(|_| 0);
-        wakers.wake_all();
-        parked
+        self.park_receiver(state, key, cx).map(|_| 0)
     }
 
     /// Parks a receiver that found no value (its slot is empty): `Ready(None)` if closed
@@ -1130,7 +751,6 @@ impl<T> Shared<T> {
     ) -> Poll<Option<T>> {
         if state.closed {
             let released = key.take().map(|k| state.recv_waiters.release(k).0);
-            self.sync_waiting(&state);
             drop(state);
             drop(released);
             return Poll::Ready(None);
@@ -1150,7 +770,6 @@ impl<T> Shared<T> {
                 }));
             }
         }
-        self.sync_waiting(&state);
         Poll::Pending
     }
 
@@ -1170,13 +789,12 @@ impl<T> Shared<T> {
         let (mut waiter, linked) = state.recv_waiters.release(k);
         let waker = if let Some(value) = waiter.value.take() {
             state.pending -= 1;
-            state.hand_off(value, self.ring.as_ref())
-        } else if !linked && state.has_value(self.ring.as_ref()) {
+            state.hand_off(value)
+        } else if !linked && state.has_value() {
             state.notify_receiver()
         } else {
             None
         };
-        self.sync_waiting(&state);
         drop(state);
         drop(waiter);
         wake(waker);

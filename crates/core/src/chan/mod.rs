@@ -156,9 +156,6 @@ mod blocking;
 mod core;
 mod error;
 mod future;
-// The lock-free buffer of bounded channels: the only module with `unsafe` (see its docs).
-#[allow(unsafe_code)]
-mod ring;
 mod waitlist;
 
 use std::fmt;

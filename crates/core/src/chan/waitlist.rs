@@ -81,12 +81,6 @@ impl<E> WaitList<E> {
         self.tail = key;
     }
 
-    /// The key of the front entry, left linked.
-    #[inline]
-    pub(super) fn front(&self) -> Option<usize> {
-        (self.head != NIL).then_some(self.head)
-    }
-
     /// Unlinks the front entry and returns its key; the entry stays stored for its owner.
     #[inline]
     pub(super) fn pop_front(&mut self) -> Option<usize> {
