@@ -216,6 +216,21 @@ async fn bounded_every_value_exactly_once_under_random_cancellation() {
     run("bounded(3)", tx, rx).await;
 }
 
+/// Capacity 1: nearly every send finds the buffer full (parks, or hands off to a parked
+/// receiver past the full buffer), so the full-buffer paths run thousands of times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounded_one_every_value_exactly_once_under_random_cancellation() {
+    let (tx, rx) = chan::bounded(1);
+    run("bounded(1)", tx, rx).await;
+}
+
+/// A capacity far above the traffic: the buffer grows on demand and never fills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounded_large_every_value_exactly_once_under_random_cancellation() {
+    let (tx, rx) = chan::bounded(100_000);
+    run("bounded(100000)", tx, rx).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unbounded_every_value_exactly_once_under_random_cancellation() {
     let (tx, rx) = chan::unbounded();

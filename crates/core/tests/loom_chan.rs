@@ -384,3 +384,77 @@ fn blocking_send_and_receive_meet_on_a_rendezvous() {
         assert_eq!(receiver.join().unwrap(), Some(4));
     });
 }
+
+// Bounded(1) parking races (written for a lock-free ring buffer that was tried and reverted,
+// see BENCHMARKS.md `## Channels`; they hold for any buffer): a receiver parking as a value
+// arrives, a sender parking as a slot frees, two senders for one slot, a send racing the close.
+
+/// A receiver parks on an empty buffer while a send arrives: the receiver is woken (a lost
+/// wake-up deadlocks the model).
+#[test]
+fn bounded_send_wakes_a_parking_receiver() {
+    model(|| {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        let receiver = thread::spawn(move || block_on(rx.recv()));
+        block_on(tx.send(5)).unwrap();
+        assert_eq!(receiver.join().unwrap(), Some(5));
+        drop(tx);
+    });
+}
+
+/// A sender parks on a full buffer while a receive frees the slot: the parked sender's value
+/// moves into the freed slot, in FIFO order, and the sender is woken.
+#[test]
+fn bounded_receive_moves_a_parking_sender_in() {
+    model(|| {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        tx.try_send(1).unwrap();
+        let sender = {
+            let tx = tx.clone();
+            thread::spawn(move || block_on(tx.send(2)).unwrap())
+        };
+        assert_eq!(rx.try_recv(), Ok(1));
+        sender.join().unwrap();
+        drop(tx);
+        assert_eq!(block_on(rx.recv()), Some(2));
+        assert_eq!(block_on(rx.recv()), None);
+    });
+}
+
+/// Two senders race for one slot while the receiver drains: every value arrives exactly once
+/// and both senders complete (a sender left parked deadlocks the model).
+#[test]
+fn bounded_two_senders_one_slot_every_value_once() {
+    model(|| {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        let senders: Vec<_> = [10, 20]
+            .into_iter()
+            .map(|v| {
+                let tx = tx.clone();
+                thread::spawn(move || block_on(tx.send(v)).unwrap())
+            })
+            .collect();
+        drop(tx);
+        let mut got = [block_on(rx.recv()), block_on(rx.recv())];
+        got.sort_unstable();
+        assert_eq!(got, [Some(10), Some(20)]);
+        senders.into_iter().for_each(|s| s.join().unwrap());
+    });
+}
+
+/// A send races the close: it either lands before it (and the receiver drains it after the
+/// close) or fails with its value; never both, never lost.
+#[test]
+fn bounded_send_racing_close_is_received_or_returned() {
+    model(|| {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        let sender = {
+            let tx = tx.clone();
+            thread::spawn(move || tx.try_send(9).is_ok())
+        };
+        let receiver = thread::spawn(move || block_on(rx.recv()));
+        tx.close();
+        let sent = sender.join().unwrap();
+        assert_eq!(receiver.join().unwrap(), sent.then_some(9));
+    });
+}

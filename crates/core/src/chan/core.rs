@@ -14,6 +14,13 @@
 //! receive takes it before any waiting sender's value). So a handed value is owned by the
 //! channel until exactly one receive returns it.
 //!
+//! Why one lock and not a lock-free buffer: a ring with per-slot sequence numbers (crossbeam's
+//! array channel) was built and measured for the bounded flavour (issue 18) and cost 30-80%
+//! more CPU per message in every bounded shape on a 2-core machine: it lets both cores touch
+//! the channel at once, so lines move between them on every message, where the napping lock
+//! (`crate::loom::Mutex`) runs a contended channel on one core at a time. See `BENCHMARKS.md`,
+//! `## Channels`, "A lock-free ring for the bounded buffer".
+//!
 //! # Invariants
 //!
 //! 1. Values only move under the lock, and only in these ways: a sender pushes into `buf`
