@@ -1,5 +1,5 @@
 //! A worker taking its next batch: search briefly on an empty queue, claim a batch under the
-//! `state` lock and pop it under the `sorted` lock, or park, or leave.
+//! `state` and `intake` locks and pop it under the `sorted` lock, or park, or leave.
 //!
 //! A worker that finds the queue empty does not park at once: if no other worker is doing so,
 //! it searches: it watches the intake's fill hint without a lock, and between looks it yields
@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::task::Waker;
 
-use super::queue::{EMPTY, NonEmpty, SOME};
+use super::intake::{EMPTY, NonEmpty, SOME};
 use super::slot::WorkerSlot;
 use super::state::Claimed;
 use super::{Entry, Shared};
@@ -29,7 +29,7 @@ const SEARCH: u32 = 64;
 const SEARCH_FOR_BATCH: u32 = 4;
 
 /// A worker's search of an empty queue before it parks (see the module docs). While
-/// [`Search::On`], the worker counts as searching (invariant 4 of `State`), so it must end
+/// [`Search::On`], the worker counts as searching (invariant 3 of `State`), so it must end
 /// with [`Shared::fetch`] or [`Shared::end_search`].
 #[derive(Default)]
 pub(crate) enum Search {
@@ -111,18 +111,20 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
         }
         let mut q = lock(&self.sorted);
         let mut st = self.state.lock();
+        let mut intake = self.intake.lock();
         match std::mem::replace(search, Search::Off) {
             Search::On { .. } => st.end_search(),
             Search::Fresh if !self.cancelling() => {
-                if let Some(flag) = st.begin_search() {
+                if let Some(flag) = st.begin_search(&intake, intake.len() + q.len()) {
                     *search = Search::On { flag, left: SEARCH };
                     return Fetched::Yield;
                 }
             }
             _ => {}
         }
-        match st.claim(slot.id, batch, &mut buf.moved) {
+        match st.claim(slot.id, batch, &mut intake, q.len(), &mut buf.moved) {
             Claimed::Batch(claim) => {
+                drop(intake);
                 drop(st);
                 // Still under `sorted`: nobody else pops, so the jobs counted out are there.
                 claim.pop_into(&mut q, &mut buf.moved, &mut buf.local, &mut buf.release);
@@ -137,6 +139,8 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
                 Fetched::Batch
             }
             Claimed::Left => Fetched::Left,
+            // Parked (or gone) before the intake's lock is released (invariant 4 of
+            // `state.rs`): a push after this sees the worker in the hints.
             Claimed::Empty { may_expire } => {
                 if may_expire && expired(waker) {
                     st.leave(slot.id);

@@ -1,0 +1,272 @@
+//! [`Intake`]: where submits put jobs, behind the pool's `intake` lock, which submitters take
+//! once per job (or per chunk) and workers once per batch, only to swap its vectors out.
+//!
+//! # Why its own lock
+//!
+//! The intake used to live under the `state` lock with the workers' bookkeeping (parked and
+//! woken workers, counts), so every submit waited for every worker's claim and the other way
+//! round: with 4 and 16 concurrent submitters, 16-23% of `perf`'s samples waited on that one
+//! lock (BENCHMARKS.md, issue 19). Now a submit takes only this lock, for a push and a few
+//! counters, and reads the `state` lock's [`Hints`](super::state::Hints) after releasing it:
+//! it takes the `state` lock only when a worker is parked (to wake it) or the pool may grow.
+//!
+//! # Invariants
+//!
+//! 1. A job enters only while `closed` is false, checked under this lock ([`Intake::push`]
+//!    asserts it; every submit path checks [`Intake::is_closed`] in the same critical
+//!    section), and `closed` never goes back: so a worker that sees the intake closed and
+//!    empty (under this lock) may leave, no job can come after it.
+//! 2. Ids grow with submission: [`Intake::push`] gives the next one, under this lock, so each
+//!    level's vector is sorted by id (cancel and detach binary-search it) and every job of a
+//!    level in the intake is younger than every job of that level in the sorted queue.
+//! 3. `leased` holds queue places a submit took from a capacity semaphore ahead of use, per
+//!    semaphore ([`take_leased`](Intake::take_leased), [`add_leased`](Intake::add_leased)).
+//!    They are refilled only by a submit that found none and pushes a job in the same critical
+//!    section, so a submit that then waits on the semaphore either saw none left or waits
+//!    behind a queued job whose pop gives a place back (see `admission.rs`).
+//! 4. A worker parks (and a worker leaves for idleness) only while it holds this lock and has
+//!    seen the intake empty, and it is counted in [`Hints`](super::state::Hints) before the
+//!    lock is released; a submit reads the hints after its push released the lock. So either
+//!    the worker saw the job, or the submit sees the worker parked and wakes it (the loom
+//!    model `loom_a_push_never_misses_a_parking_worker` in `state.rs`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use super::queue::Entry;
+use crate::job::Cell;
+
+/// [`Intake::nonempty`], on cache lines of its own: how full the intake is, coarsely.
+#[repr(align(128))]
+pub(crate) struct NonEmpty(AtomicU8);
+
+/// [`NonEmpty`] values.
+pub(crate) const EMPTY: u8 = 0;
+pub(crate) const SOME: u8 = 1;
+/// At least a worker's batch.
+pub(crate) const A_BATCH: u8 = 2;
+
+impl NonEmpty {
+    pub(crate) fn get(&self) -> u8 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// The levels a search by id looks at: the one given, or all `n`.
+fn levels_to_search(level: Option<u8>, n: usize) -> std::ops::Range<usize> {
+    match level {
+        Some(l) => l as usize..l as usize + 1,
+        None => 0..n,
+    }
+}
+
+/// Where submits put jobs: one plain FIFO per level, and what a submit decides with them
+/// (closed, ids, leased queue places); see the module docs.
+///
+/// # Why apart from the sorted queue
+///
+/// When submitters and workers shared one queue under one lock, every submit touched lines a
+/// worker had just written (the lock, the queue's ends) and a worker's batch pop held the
+/// lock while it compared levels: `perf` showed the submitting thread spending half its time
+/// on the lock's cache line and waiting for it. Now a worker takes the whole intake in one
+/// swap per level (O(levels) under the lock) and sorts it into the
+/// [`Queue`](super::queue::Queue) under a lock submitters never take; each level stays FIFO
+/// and every intake job is younger than every queued job of its level (invariant 2), so the
+/// order of pops is the same as with one queue.
+pub(crate) struct Intake<Req, Resp, E> {
+    levels: Vec<Vec<Entry<Req, Resp, E>>>,
+    len: usize,
+    /// Whether the intake holds no job, some, or a batch's worth, readable without the lock:
+    /// a worker waiting for work watches it briefly before it parks (see `sched::claim`).
+    /// Written only when that changes, so not once per job.
+    pub(crate) nonempty: Arc<NonEmpty>,
+    /// The value last written to `nonempty`.
+    hint: u8,
+    batch: usize,
+    /// Invariant 1.
+    closed: bool,
+    /// Invariant 2.
+    next_id: u64,
+    /// Jobs accepted into the queue (refusals are counted apart).
+    accepted: u64,
+    /// Invariant 3: leased queue places per capacity semaphore.
+    leased: Vec<usize>,
+}
+
+impl<Req, Resp, E> Intake<Req, Resp, E> {
+    pub(crate) fn new(levels: usize, batch: usize) -> Self {
+        Intake {
+            levels: (0..levels).map(|_| Vec::new()).collect(),
+            len: 0,
+            nonempty: Arc::new(NonEmpty(AtomicU8::new(EMPTY))),
+            hint: EMPTY,
+            batch: batch.max(1),
+            closed: false,
+            next_id: 1,
+            accepted: 0,
+            leased: vec![0; levels],
+        }
+    }
+
+    fn note_len(&mut self) {
+        let hint = match self.len {
+            0 => EMPTY,
+            n if n < self.batch => SOME,
+            _ => A_BATCH,
+        };
+        if hint != self.hint {
+            self.hint = hint;
+            self.nonempty.0.store(hint, Ordering::Release);
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Closes the intake (invariant 1); false if it already was.
+    pub(crate) fn close(&mut self) -> bool {
+        !std::mem::replace(&mut self.closed, true)
+    }
+
+    /// Jobs in the intake.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Jobs accepted so far.
+    pub(crate) fn accepted(&self) -> u64 {
+        self.accepted
+    }
+
+    /// Takes one of semaphore `sem`'s leased queue places, if one is left (invariant 3).
+    pub(crate) fn take_leased(&mut self, sem: usize) -> bool {
+        let left = &mut self.leased[sem];
+        let some = *left > 0;
+        *left -= usize::from(some);
+        some
+    }
+
+    /// Keeps `n` places just taken from semaphore `sem` for the next submits (invariant 3).
+    pub(crate) fn add_leased(&mut self, sem: usize, n: usize) {
+        self.leased[sem] += n;
+    }
+
+    /// Accepts one job (invariants 1 and 2): its id.
+    pub(crate) fn push(
+        &mut self,
+        req: Req,
+        level: u8,
+        cell: Option<Arc<Cell<Resp, E>>>,
+        stamp: i64,
+    ) -> u64 {
+        debug_assert!(!self.closed);
+        let id = self.next_id;
+        self.next_id += 1;
+        self.accepted += 1;
+        self.levels[level as usize].push(Entry {
+            req,
+            cell,
+            id,
+            level,
+            stamp,
+        });
+        self.len += 1;
+        self.note_len();
+        id
+    }
+
+    /// Swaps every level's jobs with `spare`'s (empty) vectors: the caller gets the jobs, the
+    /// intake gets the spare vectors' capacity. O(levels).
+    pub(crate) fn take_into(&mut self, spare: &mut [Vec<Entry<Req, Resp, E>>]) {
+        if self.len == 0 {
+            return;
+        }
+        for (mine, theirs) in self.levels.iter_mut().zip(spare.iter_mut()) {
+            debug_assert!(theirs.is_empty());
+            std::mem::swap(mine, theirs);
+        }
+        self.len = 0;
+        self.note_len();
+    }
+
+    /// Removes the job `id` if it is still here.
+    pub(crate) fn remove(&mut self, id: u64, level: Option<u8>) -> Option<Entry<Req, Resp, E>> {
+        for l in levels_to_search(level, self.levels.len()) {
+            let q = &mut self.levels[l];
+            // Ids grow with submission, so a level is sorted by id: binary search.
+            if let Ok(i) = q.binary_search_by_key(&id, |e| e.id) {
+                let e = q.remove(i);
+                self.len -= 1;
+                self.note_len();
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    /// Takes the result cell out of the job `id` at `level`, whose handle was dropped, if it
+    /// is still here: the job stays queued, but runs detached (no outcome stored, nothing
+    /// shared with the handle's side). The job just submitted is usually the last of its
+    /// level: checked first.
+    pub(crate) fn detach(&mut self, id: u64, level: u8) -> Option<Arc<Cell<Resp, E>>> {
+        let q = self.levels.get_mut(level as usize)?;
+        let i = match q.last() {
+            Some(e) if e.id == id => q.len() - 1,
+            _ => q.binary_search_by_key(&id, |e| e.id).ok()?,
+        };
+        q.get_mut(i).and_then(|e| e.cell.take())
+    }
+
+    pub(crate) fn level_lens(&self) -> impl Iterator<Item = usize> + '_ {
+        self.levels.iter().map(Vec::len)
+    }
+
+    pub(crate) fn drain_all(&mut self) -> impl Iterator<Item = Entry<Req, Resp, E>> + '_ {
+        self.len = 0;
+        self.note_len();
+        self.levels.iter_mut().flat_map(|q| q.drain(..))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intake_detach_and_remove_find_jobs_by_id() {
+        let mut intake: Intake<u32, (), ()> = Intake::new(2, 2);
+        for n in 1..=4u32 {
+            let cell = Some(Arc::new(Cell::new(None)));
+            assert_eq!(
+                intake.push(n, (n % 2) as u8, cell, 0),
+                u64::from(n),
+                "ids grow from 1"
+            );
+        }
+        assert_eq!(intake.nonempty.get(), A_BATCH);
+        assert!(intake.detach(3, 1).is_some(), "the cell comes out");
+        assert!(intake.detach(3, 1).is_none(), "and only once");
+        assert!(intake.detach(3, 0).is_none(), "wrong level");
+        assert_eq!(
+            intake.remove(3, None).map(|e| e.req),
+            Some(3),
+            "the job stays queued"
+        );
+        assert_eq!(intake.remove(2, Some(0)).map(|e| e.req), Some(2));
+        assert_eq!(intake.remove(2, None).map(|e| e.req), None);
+        assert_eq!(intake.level_lens().collect::<Vec<_>>(), [1, 1]);
+    }
+
+    #[test]
+    fn a_closed_intake_stays_closed_and_leased_places_are_taken_once() {
+        let mut intake: Intake<u32, (), ()> = Intake::new(1, 4);
+        assert!(!intake.take_leased(0), "none leased yet");
+        intake.add_leased(0, 2);
+        assert!(intake.take_leased(0) && intake.take_leased(0));
+        assert!(!intake.take_leased(0), "two leased, two taken");
+        assert!(intake.close(), "the first close closes");
+        assert!(!intake.close(), "the second finds it closed");
+        assert!(intake.is_closed());
+    }
+}
