@@ -17,7 +17,7 @@ use std::task::Waker;
 
 use super::intake::{EMPTY, NonEmpty, SOME};
 use super::slot::WorkerSlot;
-use super::state::Claimed;
+use super::state::{Claim, Claimed};
 use super::{Entry, Shared};
 use crate::lock;
 
@@ -110,6 +110,23 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
             }
         }
         let mut q = lock(&self.sorted);
+        // A worker that has not parked in this wait, with nobody parked and nobody in excess,
+        // claims without the `state` lock: nothing there changes (see `Hints::claim_alone`).
+        if let Search::Fresh = search
+            && let Some(workers) = self.hints.claim_alone()
+        {
+            let mut intake = self.intake.lock();
+            let queued = intake.len() + q.len();
+            if queued > 0 {
+                intake.take_into(&mut buf.moved);
+                drop(intake);
+                let claim = Claim::new(batch, queued, workers);
+                claim.pop_into(&mut q, &mut buf.moved, &mut buf.local, &mut buf.release);
+                drop(q);
+                self.claimed(slot, buf);
+                return Fetched::Batch;
+            }
+        }
         let mut st = self.state.lock();
         let mut intake = self.intake.lock();
         match std::mem::replace(search, Search::Off) {
@@ -132,10 +149,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
                 if let Some(w) = claim.wake {
                     w.wake();
                 }
-                slot.set_claimed(buf.local.iter().map(|e| e.id));
-                for (level, n) in buf.release.iter_mut().enumerate() {
-                    self.release(level as u8, std::mem::take(n));
-                }
+                self.claimed(slot, buf);
                 Fetched::Batch
             }
             Claimed::Left => Fetched::Left,
@@ -150,6 +164,15 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
                     Fetched::Parked
                 }
             }
+        }
+    }
+
+    /// After a claim, outside the locks: publishes the batch's ids (cancel by id) and gives
+    /// its queue places back.
+    fn claimed(&self, slot: &WorkerSlot, buf: &mut Buffers<Req, Resp, E>) {
+        slot.set_claimed(buf.local.iter().map(|e| e.id));
+        for (level, n) in buf.release.iter_mut().enumerate() {
+            self.release(level as u8, std::mem::take(n));
         }
     }
 

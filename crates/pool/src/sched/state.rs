@@ -23,8 +23,9 @@
 //!    another only while the intake holds more than a batch per woken worker (one wake-up per
 //!    batch, not per job; a woken worker that leaves jobs behind wakes the next). While a
 //!    worker searches the intake (`searching`, at most one), pushes wake nobody.
-//! 4. [`Hints`]: `parked` is `idle.len()` and `may_grow` is `workers < max`, stored after
-//!    every change of those, under this lock. A worker parks, or leaves for idleness, only
+//! 4. [`Hints`]: `parked` is `idle.len()`, `may_grow` is `workers < max`, `workers` and
+//!    `excess` (`workers > max`) are what they say, stored after every change of those, under
+//!    this lock. A worker parks, or leaves for idleness, only
 //!    while it also holds the intake's lock and has seen the intake empty there (invariant 4
 //!    of `intake.rs`), so a submit that pushed under the intake lock and then reads `parked`
 //!    as 0 knows no worker parked without seeing its job (loom model
@@ -49,6 +50,10 @@ use crate::loom::{AtomicBool, AtomicUsize};
 pub(crate) struct Hints {
     parked: AtomicUsize,
     may_grow: AtomicBool,
+    /// `workers`, for a claim's fair share.
+    workers: AtomicUsize,
+    /// `workers > max`: workers must leave.
+    excess: AtomicBool,
 }
 
 impl Hints {
@@ -57,6 +62,16 @@ impl Hints {
         // Relaxed: a parking worker's store happens before the intake lock's release that
         // the submit's push acquired (invariant 4); the loads order nothing else.
         self.parked.load(Ordering::Relaxed) > 0 || self.may_grow.load(Ordering::Relaxed)
+    }
+
+    /// For a worker that has not parked since its last claim (so it is neither in `idle` nor
+    /// in `woken`): the worker count to share a claim over, if the claim may skip the `state`
+    /// lock (nobody parked to chain-wake, no worker in excess). Read under the `sorted` lock,
+    /// which every claim and park holds: so no worker parks or claims meanwhile, and a hint
+    /// missed (a resize under way) is seen by the next claim.
+    pub(crate) fn claim_alone(&self) -> Option<usize> {
+        (self.parked.load(Ordering::Relaxed) == 0 && !self.excess.load(Ordering::Relaxed))
+            .then(|| self.workers.load(Ordering::Relaxed).max(1))
     }
 }
 
@@ -98,6 +113,16 @@ pub(crate) struct Claim {
 }
 
 impl Claim {
+    /// Up to `batch` of `queued` jobs (at least one), never more than a fair share over
+    /// `workers`, with nobody to wake.
+    pub(crate) fn new(batch: usize, queued: usize, workers: usize) -> Self {
+        let share = queued.div_ceil(workers.max(1));
+        Claim {
+            n: batch.min(share).clamp(1, queued),
+            wake: None,
+        }
+    }
+
     /// Moves the intake's jobs (`moved`) into the sorted queue and pops the `n` counted out
     /// into `local`, counting them per level in `released`.
     pub(crate) fn pop_into<Req, Resp, E>(
@@ -128,6 +153,8 @@ impl State {
             hints: Arc::new(Hints {
                 parked: AtomicUsize::new(0),
                 may_grow: AtomicBool::new(false),
+                workers: AtomicUsize::new(0),
+                excess: AtomicBool::new(false),
             }),
         }
     }
@@ -137,12 +164,24 @@ impl State {
         Arc::clone(&self.hints)
     }
 
-    /// Stores the hints after `idle`, `workers` or `max` changed (invariant 4).
+    /// Stores the hints after `idle`, `workers` or `max` may have changed (invariant 4); only
+    /// what changed, so that a claim does not write the line every submit reads.
     fn note(&self) {
-        self.hints.parked.store(self.idle.len(), Ordering::Relaxed);
-        self.hints
-            .may_grow
-            .store(self.workers < self.max, Ordering::Relaxed);
+        let parked = self.idle.len();
+        if self.hints.parked.load(Ordering::Relaxed) != parked {
+            self.hints.parked.store(parked, Ordering::Relaxed);
+        }
+        let may_grow = self.workers < self.max;
+        if self.hints.may_grow.load(Ordering::Relaxed) != may_grow {
+            self.hints.may_grow.store(may_grow, Ordering::Relaxed);
+        }
+        if self.hints.workers.load(Ordering::Relaxed) != self.workers {
+            self.hints.workers.store(self.workers, Ordering::Relaxed);
+        }
+        let excess = self.workers > self.max;
+        if self.hints.excess.load(Ordering::Relaxed) != excess {
+            self.hints.excess.store(excess, Ordering::Relaxed);
+        }
     }
 
     /// After a push that left `queued` jobs in the intake: the parked worker to wake, if the
@@ -285,12 +324,11 @@ impl State {
         let queued = intake.len() + sorted_len;
         if !excess && queued > 0 {
             self.unpark(worker);
-            let share = queued.div_ceil(self.workers.max(1));
-            let n = batch.min(share).clamp(1, queued);
+            let mut claim = Claim::new(batch, queued, self.workers);
             intake.take_into(moved);
             // Jobs left and nobody on the way for them: wake the next worker (pushes wake one
             // worker per batch, so the chain continues here).
-            let next = if queued > n && self.woken.is_empty() && self.searching == 0 {
+            let next = if queued > claim.n && self.woken.is_empty() && self.searching == 0 {
                 self.idle.pop()
             } else {
                 None
@@ -299,10 +337,8 @@ impl State {
                 self.woken.push(*w);
             }
             self.note();
-            return Claimed::Batch(Claim {
-                n,
-                wake: next.map(|(_, w)| w),
-            });
+            claim.wake = next.map(|(_, w)| w);
+            return Claimed::Batch(claim);
         }
         if excess || intake.is_closed() {
             self.leave(worker);
@@ -473,6 +509,28 @@ mod tests {
             Claimed::Empty { may_expire: false }
         ));
         assert_eq!(st.workers(), 1);
+    }
+
+    #[test]
+    fn a_claim_skips_the_state_lock_only_with_nobody_parked_and_nobody_in_excess() {
+        let (mut st, _i, _q) = open(2);
+        assert_eq!(
+            st.hints().claim_alone(),
+            Some(2),
+            "shared over both workers"
+        );
+        st.park(1, Waker::noop());
+        assert_eq!(
+            st.hints().claim_alone(),
+            None,
+            "a parked worker may need waking"
+        );
+        let _ = st.wake_all();
+        assert_eq!(st.hints().claim_alone(), Some(2));
+        let _ = st.set_bounds(1, 1, false);
+        assert_eq!(st.hints().claim_alone(), None, "a worker must leave");
+        st.leave(2);
+        assert_eq!(st.hints().claim_alone(), Some(1));
     }
 
     #[test]
