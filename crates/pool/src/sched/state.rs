@@ -575,7 +575,8 @@ mod loom_tests {
     }
 
     /// Every job ends exactly once (run or cancelled), and the two queues hold the rest,
-    /// across a submitter, a worker and a canceller.
+    /// across a submitter, a worker (claiming with and without the `state` lock) and a
+    /// canceller.
     #[test]
     fn loom_queued_jobs_are_counted_once_across_push_claim_and_cancel() {
         loom::model(|| {
@@ -607,14 +608,27 @@ mod loom_tests {
             let mut ran = Vec::new();
             for _ in 0..2 {
                 let mut q = lock(&sorted);
+                let mut moved = vec![Vec::new()];
+                let mut local = VecDeque::new();
+                // The claim without the `state` lock (`claim.rs`), as the worker has not parked.
+                if let Some(workers) = hints.claim_alone() {
+                    let mut i = lock(&intake);
+                    let queued = i.len() + q.len();
+                    if queued > 0 {
+                        i.take_into(&mut moved);
+                        drop(i);
+                        let c = Claim::new(1, queued, workers);
+                        c.pop_into(&mut q, &mut moved, &mut local, &mut [0]);
+                        ran.extend(local.into_iter().map(|e| e.req));
+                        continue;
+                    }
+                }
                 let mut st = lock(&state);
                 let mut i = lock(&intake);
-                let mut moved = vec![Vec::new()];
                 let len = q.len();
                 if let Claimed::Batch(c) = st.claim(1, 1, &mut i, len, &mut moved) {
                     drop(i);
                     drop(st);
-                    let mut local = VecDeque::new();
                     c.pop_into(&mut q, &mut moved, &mut local, &mut [0]);
                     ran.extend(local.into_iter().map(|e| e.req));
                 }
