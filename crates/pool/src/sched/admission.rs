@@ -195,13 +195,14 @@ where
     /// A leased queue place for `level`, if one is left: taken by `poll_ready` before it waits
     /// on the semaphore, so leased places never keep it waiting.
     pub(crate) fn take_leased(&self, level: u8) -> bool {
-        self.intake.lock().take_leased(self.lease_slot(level))
+        let slot = self.lease_slot(level);
+        self.intake.each().any(|i| i.lock().take_leased(slot))
     }
 
     /// The `intake` lock if the pool is open; `None` if closed, the submit's queue place then
     /// given back and the refusal counted (the caller hands the job back).
     fn lock_open(&self, level: u8, place: Place) -> Option<IntakeGuard<'_, Req, Resp, E>> {
-        let intake = self.intake.lock();
+        let intake = self.intake.lock_mine();
         if intake.is_closed() {
             drop(intake);
             if place == Place::Held {
@@ -251,7 +252,7 @@ where
             .map(|job| self.admit(level, job, Place::Held))
             .collect();
         let now = self.clock.now_ns();
-        let mut intake = self.intake.lock();
+        let mut intake = self.intake.lock_mine();
         let closed = intake.is_closed();
         let mut rejected = 0;
         for item in staged {

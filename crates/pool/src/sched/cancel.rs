@@ -38,7 +38,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
         self.close();
         let entries: Vec<_> = {
             let mut q = lock(&self.sorted);
-            let mut intake = self.intake.lock();
+            let mut intake = self.intake.lock_all();
             q.drain_all().chain(intake.drain_all()).collect()
         };
         for e in entries {
@@ -92,8 +92,10 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
 
     /// Takes the job `id` out of the intake or the sorted queue, if it is still queued.
     fn remove_queued(&self, id: u64, level: Option<u8>) -> Option<Entry<Req, Resp, E>> {
+        // With `sorted` held no claim runs, so jobs only enter the shards meanwhile: each is
+        // searched under its own lock, then the sorted queue.
         let mut q = lock(&self.sorted);
-        let e = self.intake.lock().remove(id, level);
+        let e = self.intake.each().find_map(|i| i.lock().remove(id, level));
         e.or_else(|| q.remove(id, level))
     }
 }

@@ -12,10 +12,10 @@
 //! bounded, so an idle pool still parks all its workers.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::task::Waker;
 
-use super::intake::{EMPTY, NonEmpty, SOME};
+use super::intake::{EMPTY, SHARDS, SOME};
+use super::queue::Levels;
 use super::slot::WorkerSlot;
 use super::state::{Claim, Claimed};
 use super::{Entry, Shared};
@@ -36,8 +36,8 @@ pub(crate) enum Search {
     /// The worker may start a search (once per wait for work).
     #[default]
     Fresh,
-    /// Searching: `left` more looks at `flag`.
-    On { flag: Arc<NonEmpty>, left: u32 },
+    /// Searching: `left` more looks at the intake shards' fill hints.
+    On { left: u32 },
     /// Searched (or not allowed to): the next empty fetch parks.
     Off,
 }
@@ -59,10 +59,10 @@ pub(crate) enum Fetched {
 pub(crate) struct Buffers<Req, Resp, E> {
     /// The jobs claimed, in the order to run them.
     pub(crate) local: VecDeque<Entry<Req, Resp, E>>,
-    /// Per level, the intake's vectors on their way to the sorted queue (the intake gets
-    /// these, emptied, in exchange: their capacity goes back and forth instead of being
-    /// allocated per batch).
-    moved: Vec<Vec<Entry<Req, Resp, E>>>,
+    /// Per intake shard and level, the shards' vectors on their way to the sorted queue (the
+    /// shards get these, emptied, in exchange: their capacity goes back and forth instead of
+    /// being allocated per batch).
+    moved: Vec<Levels<Req, Resp, E>>,
     /// Per level, queue places to give back.
     release: Vec<usize>,
 }
@@ -71,7 +71,9 @@ impl<Req, Resp, E> Buffers<Req, Resp, E> {
     pub(crate) fn new(levels: usize) -> Self {
         Buffers {
             local: VecDeque::new(),
-            moved: (0..levels).map(|_| Vec::new()).collect(),
+            moved: (0..SHARDS)
+                .map(|_| (0..levels).map(|_| Vec::new()).collect())
+                .collect(),
             release: vec![0; levels],
         }
     }
@@ -93,12 +95,12 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
     ) -> Fetched {
         // Until a job comes; then, for a few looks, until a batch's worth has come, so that the
         // queue lock is taken once per batch rather than once per job.
-        if let Search::On { flag, left } = search
+        if let Search::On { left } = search
             && *left > 0
             && !self.cancelling()
         {
             *left -= 1;
-            match flag.get() {
+            match self.intake.fill() {
                 EMPTY => return Fetched::Yield,
                 SOME => {
                     *left = (*left).min(SEARCH_FOR_BATCH);
@@ -115,7 +117,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
         if let Search::Fresh = search
             && let Some(workers) = self.hints.claim_alone()
         {
-            let mut intake = self.intake.lock();
+            let mut intake = self.intake.lock_all();
             let queued = intake.len() + q.len();
             if queued > 0 {
                 intake.take_into(&mut buf.moved);
@@ -128,19 +130,19 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
             }
         }
         let mut st = self.state.lock();
-        let mut intake = self.intake.lock();
+        let mut intake = self.intake.lock_all();
+        let (queued, closed) = (intake.len() + q.len(), intake.is_closed());
         match std::mem::replace(search, Search::Off) {
             Search::On { .. } => st.end_search(),
-            Search::Fresh if !self.cancelling() => {
-                if let Some(flag) = st.begin_search(&intake, intake.len() + q.len()) {
-                    *search = Search::On { flag, left: SEARCH };
-                    return Fetched::Yield;
-                }
+            Search::Fresh if !self.cancelling() && st.begin_search(queued, closed) => {
+                *search = Search::On { left: SEARCH };
+                return Fetched::Yield;
             }
             _ => {}
         }
-        match st.claim(slot.id, batch, &mut intake, q.len(), &mut buf.moved) {
+        match st.claim(slot.id, batch, queued, closed) {
             Claimed::Batch(claim) => {
+                intake.take_into(&mut buf.moved);
                 drop(intake);
                 drop(st);
                 // Still under `sorted`: nobody else pops, so the jobs counted out are there.

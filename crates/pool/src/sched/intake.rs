@@ -1,5 +1,6 @@
-//! [`Intake`]: where submits put jobs, behind the pool's `intake` lock, which submitters take
-//! once per job (or per chunk) and workers once per batch, only to swap its vectors out.
+//! [`Intake`]: where submits put jobs, behind a lock of its own, which submitters take once per
+//! job (or per chunk) and workers once per batch, only to swap its vectors out; a pool has
+//! [`SHARDS`] of them ([`Shards`]), and each thread pushes into one.
 //!
 //! # Why its own lock
 //!
@@ -12,31 +13,154 @@
 //!
 //! # Invariants
 //!
-//! 1. A job enters only while `closed` is false, checked under this lock ([`Intake::push`]
-//!    asserts it; every submit path checks [`Intake::is_closed`] in the same critical
-//!    section), and `closed` never goes back: so a worker that sees the intake closed and
-//!    empty (under this lock) may leave, no job can come after it.
-//! 2. Ids grow with submission: [`Intake::push`] gives the next one, under this lock, so each
-//!    level's vector is sorted by id (cancel and detach binary-search it) and every job of a
-//!    level in the intake is younger than every job of that level in the sorted queue.
+//! 1. A job enters a shard only while its `closed` is false, checked under its lock
+//!    ([`Intake::push`] asserts it; every submit path checks [`Intake::is_closed`] in the same
+//!    critical section); all shards close together, under all their locks, and never open
+//!    again: so a worker that sees the shards closed and empty (under all their locks) may
+//!    leave, no job can come after it.
+//! 2. Ids grow with submission: [`Intake::push`] takes the next one from the counter the
+//!    shards share, under its shard's lock, so each level's vector is sorted by id (cancel and
+//!    detach binary-search it). A claim holds every shard's lock at once, so the jobs it takes
+//!    have all the ids taken before that moment and later jobs have higher ones: merged by id,
+//!    every job of a level in the intake is younger than every job of that level in the sorted
+//!    queue, which stays sorted by id.
 //! 3. `leased` holds queue places a submit took from a capacity semaphore ahead of use, per
 //!    semaphore ([`take_leased`](Intake::take_leased), [`add_leased`](Intake::add_leased)).
 //!    They are refilled only by a submit that found none and pushes a job in the same critical
 //!    section, so a submit that then waits on the semaphore either saw none left or waits
 //!    behind a queued job whose pop gives a place back (see `admission.rs`).
-//! 4. A worker parks (and a worker leaves for idleness) only while it holds this lock and has
-//!    seen the intake empty, and it is counted in [`Hints`](super::state::Hints) before the
-//!    lock is released; a submit reads the hints after its push released the lock. So either
+//! 4. A worker parks (and a worker leaves for idleness) only while it holds every shard's lock
+//!    and has seen them empty, and it is counted in [`Hints`](super::state::Hints) before the
+//!    locks are released; a submit reads the hints after its push released its shard's lock. So either
 //!    the worker saw the job, or the submit sees the worker parked and wakes it (the loom
 //!    model `loom_a_push_never_misses_a_parking_worker` in `state.rs`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
-use super::queue::Entry;
+use super::Padded;
+use super::lock::{SpinGuard, SpinLock};
+use super::queue::{Entry, Levels};
 use crate::job::Cell;
 
-/// [`Intake::nonempty`], on cache lines of its own: how full the intake is, coarsely.
+/// How many intakes a pool has; each thread pushes into one (see [`Shards`]).
+pub(crate) const SHARDS: usize = 4;
+
+/// Which shard this thread pushes into: threads are numbered as they first submit.
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+}
+
+/// A pool's intakes: [`SHARDS`] of them, each behind its own lock, and the ids they share.
+///
+/// # Why shards
+///
+/// With one intake, submitters on different threads took turns on its lock, and each push
+/// touched lines the other thread had just written (the lock, the intake's vectors, the
+/// entry's slot): with 16 submitters awaiting their results, a fifth of `perf`'s samples waited
+/// on that lock. A thread pushes into its own shard, whose lines stay in its core's cache; a
+/// worker's claim takes every shard's lock (in index order), swaps their vectors out and merges
+/// them by id, so the sorted queue sees the jobs as one intake would have given them
+/// (invariant 2). What differs from one intake: a submit finds the leased queue places of its
+/// own shard only (up to `lease - 1` per shard, see `admission.rs`), and a dropped handle's
+/// cell is reused only by a submit on the shard its job went to.
+pub(crate) struct Shards<Req, Resp, E> {
+    shards: [Padded<SpinLock<Intake<Req, Resp, E>>>; SHARDS],
+    /// Each shard's fill hint ([`Intake::fill`]).
+    fills: [Arc<NonEmpty>; SHARDS],
+}
+
+/// Every shard's lock, held (taken in index order: the lock order among shards).
+pub(crate) struct AllShards<'a, Req, Resp, E>([SpinGuard<'a, Intake<Req, Resp, E>>; SHARDS]);
+
+impl<Req, Resp, E> Shards<Req, Resp, E> {
+    pub(crate) fn new(levels: usize, batch: usize) -> Self {
+        let ids = Arc::new(Padded(AtomicU64::new(1)));
+        let shards: [Padded<SpinLock<Intake<Req, Resp, E>>>; SHARDS] = std::array::from_fn(|_| {
+            Padded(SpinLock::new(Intake::with_ids(
+                levels,
+                batch,
+                Arc::clone(&ids),
+            )))
+        });
+        let fills = std::array::from_fn(|i| Arc::clone(&shards[i].lock().fill));
+        Shards { shards, fills }
+    }
+
+    /// This thread's shard's lock.
+    pub(crate) fn lock_mine(&self) -> SpinGuard<'_, Intake<Req, Resp, E>> {
+        // During thread teardown the thread-local may be gone: shard 0 then.
+        let i = SHARD.try_with(|s| *s).unwrap_or(0);
+        self.shards[i].lock()
+    }
+
+    /// Every shard's lock, in index order.
+    pub(crate) fn lock_all(&self) -> AllShards<'_, Req, Resp, E> {
+        AllShards(std::array::from_fn(|i| self.shards[i].lock()))
+    }
+
+    /// Each shard's lock, one at a time.
+    pub(crate) fn each(&self) -> impl Iterator<Item = &SpinLock<Intake<Req, Resp, E>>> {
+        self.shards.iter().map(|s| &s.0)
+    }
+
+    /// The fullest shard's fill hint ([`NonEmpty`]), read without a lock.
+    pub(crate) fn fill(&self) -> u8 {
+        self.fills.iter().map(|f| f.get()).max().unwrap_or(EMPTY)
+    }
+}
+
+impl<Req, Resp, E> AllShards<'_, Req, Resp, E> {
+    /// Jobs in all shards.
+    pub(crate) fn len(&self) -> usize {
+        self.0.iter().map(|i| i.len()).sum()
+    }
+
+    /// Whether the pool is closed (all shards close together, under all their locks).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.0[0].is_closed()
+    }
+
+    /// Closes every shard (invariant 1); false if they already were.
+    pub(crate) fn close(&mut self) -> bool {
+        self.0.iter_mut().fold(false, |first, i| i.close() | first)
+    }
+
+    /// Swaps every shard's vectors with `spare[shard]`'s (see [`Intake::take_into`]).
+    pub(crate) fn take_into(&mut self, spare: &mut [Levels<Req, Resp, E>]) {
+        for (i, s) in self.0.iter_mut().zip(spare.iter_mut()) {
+            i.take_into(s);
+        }
+    }
+
+    /// Jobs per level, over all shards.
+    pub(crate) fn level_lens(&self) -> Vec<usize> {
+        let mut lens = Vec::new();
+        for i in &self.0 {
+            for (l, n) in i.level_lens().enumerate() {
+                if lens.len() <= l {
+                    lens.push(0);
+                }
+                lens[l] += n;
+            }
+        }
+        lens
+    }
+
+    /// Jobs accepted, over all shards.
+    pub(crate) fn accepted(&self) -> u64 {
+        self.0.iter().map(|i| i.accepted()).sum()
+    }
+
+    /// Empties every shard (cancelling shutdown).
+    pub(crate) fn drain_all(&mut self) -> Vec<Entry<Req, Resp, E>> {
+        self.0.iter_mut().flat_map(|i| i.drain_all()).collect()
+    }
+}
+
+/// [`Intake::fill`], on cache lines of its own: how full the intake is, coarsely.
 #[repr(align(128))]
 pub(crate) struct NonEmpty(AtomicU8);
 
@@ -79,14 +203,14 @@ pub(crate) struct Intake<Req, Resp, E> {
     /// Whether the intake holds no job, some, or a batch's worth, readable without the lock:
     /// a worker waiting for work watches it briefly before it parks (see `sched::claim`).
     /// Written only when that changes, so not once per job.
-    pub(crate) nonempty: Arc<NonEmpty>,
-    /// The value last written to `nonempty`.
+    pub(crate) fill: Arc<NonEmpty>,
+    /// The value last written to `fill`.
     hint: u8,
     batch: usize,
     /// Invariant 1.
     closed: bool,
-    /// Invariant 2.
-    next_id: u64,
+    /// Invariant 2: the next id, shared by a pool's shards (taken under a shard's lock).
+    ids: Arc<Padded<AtomicU64>>,
     /// Jobs accepted into the queue (refusals are counted apart).
     accepted: u64,
     /// Invariant 3: leased queue places per capacity semaphore.
@@ -94,15 +218,21 @@ pub(crate) struct Intake<Req, Resp, E> {
 }
 
 impl<Req, Resp, E> Intake<Req, Resp, E> {
+    /// An intake with ids of its own (tests and loom models; a pool's shards share theirs).
+    #[cfg(test)]
     pub(crate) fn new(levels: usize, batch: usize) -> Self {
+        Self::with_ids(levels, batch, Arc::new(Padded(AtomicU64::new(1))))
+    }
+
+    fn with_ids(levels: usize, batch: usize, ids: Arc<Padded<AtomicU64>>) -> Self {
         Intake {
             levels: (0..levels).map(|_| Vec::new()).collect(),
             len: 0,
-            nonempty: Arc::new(NonEmpty(AtomicU8::new(EMPTY))),
+            fill: Arc::new(NonEmpty(AtomicU8::new(EMPTY))),
             hint: EMPTY,
             batch: batch.max(1),
             closed: false,
-            next_id: 1,
+            ids,
             accepted: 0,
             leased: vec![0; levels],
         }
@@ -116,7 +246,7 @@ impl<Req, Resp, E> Intake<Req, Resp, E> {
         };
         if hint != self.hint {
             self.hint = hint;
-            self.nonempty.0.store(hint, Ordering::Release);
+            self.fill.0.store(hint, Ordering::Release);
         }
     }
 
@@ -161,8 +291,9 @@ impl<Req, Resp, E> Intake<Req, Resp, E> {
         stamp: i64,
     ) -> u64 {
         debug_assert!(!self.closed);
-        let id = self.next_id;
-        self.next_id += 1;
+        // Relaxed: taken under this shard's lock; a claim holds every shard's lock at once, so
+        // the ids taken before it all precede the ids taken after it (invariant 2).
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
         self.accepted += 1;
         self.levels[level as usize].push(Entry {
             req,
@@ -244,7 +375,7 @@ mod tests {
                 "ids grow from 1"
             );
         }
-        assert_eq!(intake.nonempty.get(), A_BATCH);
+        assert_eq!(intake.fill.get(), A_BATCH);
         assert!(intake.detach(3, 1).is_some(), "the cell comes out");
         assert!(intake.detach(3, 1).is_none(), "and only once");
         assert!(intake.detach(3, 0).is_none(), "wrong level");

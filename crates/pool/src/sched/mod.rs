@@ -77,7 +77,7 @@ use crate::clock::Clock;
 use crate::config::{Blacklist, Config};
 use crate::lock;
 use crate::stats::{Acc, Counters, Histogram, Stats};
-use intake::Intake;
+use intake::{Intake, Shards};
 pub(crate) use lock::{SpinGuard, SpinLock};
 use queue::Queue;
 use slot::Registry;
@@ -87,8 +87,8 @@ use state::{Hints, State};
 type IntakeGuard<'a, Req, Resp, E> = SpinGuard<'a, Intake<Req, Resp, E>>;
 
 pub(crate) struct Shared<Req, Resp, E> {
-    /// Where submits push (see `intake.rs`).
-    intake: Padded<SpinLock<Intake<Req, Resp, E>>>,
+    /// Where submits push: a shard per thread (see `intake.rs`).
+    intake: Shards<Req, Resp, E>,
     /// What a submit reads after its push to learn whether it must take `state`.
     hints: Arc<Hints>,
     /// The workers' bookkeeping (see `state.rs`).
@@ -163,7 +163,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
             .is_some_and(|c| c.len() > 1 && Arc::ptr_eq(&c[0], &c[1]));
         let state = State::new(min, max);
         Shared {
-            intake: Padded(SpinLock::new(Intake::new(levels, config.batch))),
+            intake: Shards::new(levels, config.batch),
             hints: state.hints(),
             state: Padded(SpinLock::new(state)),
             sorted: Padded(Mutex::new(Queue::new(levels, aging))),
@@ -224,7 +224,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.intake.lock().is_closed()
+        self.intake.lock_mine().is_closed()
     }
 
     /// Whether a cancelling shutdown has begun.
@@ -236,7 +236,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
     pub(crate) fn close(&self) {
         // The intake first (invariant 1 of `intake.rs`), then the parked workers: a worker that
         // parked before the intake closed is woken here; one that claims after saw it closed.
-        let first = self.intake.lock().close();
+        let first = self.intake.lock_all().close();
         if first {
             let wake = self.state.lock().wake_all();
             for w in wake {
@@ -277,7 +277,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
         let (queued, workers, accepted) = {
             let q = lock(&self.sorted);
             let workers = self.state.lock().workers();
-            let i = self.intake.lock();
+            let i = self.intake.lock_all();
             let queued = q
                 .level_lens()
                 .zip(i.level_lens())

@@ -31,6 +31,9 @@ pub(crate) struct Entry<Req, Resp, E> {
     // read by workers, so each cache line of them crosses between cores once.
 }
 
+/// Jobs per level, as one intake shard hands them to a claim.
+pub(crate) type Levels<Req, Resp, E> = Vec<Vec<Entry<Req, Resp, E>>>;
+
 /// The levels a search by id looks at: the one given, or all `n`.
 fn levels_to_search(level: Option<u8>, n: usize) -> std::ops::Range<usize> {
     match level {
@@ -39,12 +42,14 @@ fn levels_to_search(level: Option<u8>, n: usize) -> std::ops::Range<usize> {
     }
 }
 
-/// The priority levels, as workers see them: jobs moved from the [`Intake`](super::intake::Intake), behind the
+/// The priority levels, as workers see them: jobs moved from the intake shards, behind the
 /// pool's `sorted` lock (workers and cancels only).
 pub(crate) struct Queue<Req, Resp, E> {
     levels: Vec<VecDeque<Entry<Req, Resp, E>>>,
     len: usize,
     aging_ns: Option<i64>,
+    /// Where [`append_shards`](Queue::append_shards) merges, kept so it does not allocate.
+    scratch: Vec<Entry<Req, Resp, E>>,
 }
 
 impl<Req, Resp, E> Queue<Req, Resp, E> {
@@ -53,6 +58,7 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
             levels: (0..levels).map(|_| VecDeque::new()).collect(),
             len: 0,
             aging_ns: aging.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX).max(1)),
+            scratch: Vec::new(),
         }
     }
 
@@ -64,11 +70,27 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
         self.levels.iter().map(VecDeque::len)
     }
 
-    /// Appends jobs taken from the intake (each level's are younger than this level's).
-    pub(crate) fn append(&mut self, moved: &mut [Vec<Entry<Req, Resp, E>>]) {
-        for (q, m) in self.levels.iter_mut().zip(moved.iter_mut()) {
-            self.len += m.len();
-            q.extend(m.drain(..));
+    /// Appends jobs taken from every intake shard (`moved[shard][level]`, each sorted by id),
+    /// merged by id per level: the order one intake would have given them.
+    pub(crate) fn append_shards(&mut self, moved: &mut [Levels<Req, Resp, E>]) {
+        for level in 0..self.levels.len() {
+            let mut full = moved.iter_mut().filter(|m| !m[level].is_empty());
+            let Some(first) = full.next() else { continue };
+            let Some(second) = full.next() else {
+                self.len += first[level].len();
+                self.levels[level].extend(first[level].drain(..));
+                continue;
+            };
+            let mut all = std::mem::take(&mut self.scratch);
+            all.append(&mut first[level]);
+            all.append(&mut second[level]);
+            for m in full {
+                all.append(&mut m[level]);
+            }
+            all.sort_unstable_by_key(|e| e.id);
+            self.len += all.len();
+            self.levels[level].extend(all.drain(..));
+            self.scratch = all;
         }
     }
 
@@ -234,11 +256,33 @@ mod tests {
             0,
             "the intake is empty after a take"
         );
-        assert_eq!(intake.nonempty.get(), EMPTY);
-        q.append(&mut moved);
+        assert_eq!(intake.fill.get(), EMPTY);
+        q.append_shards(std::slice::from_mut(&mut moved));
         assert!(moved.iter().all(Vec::is_empty));
         let order: Vec<u32> = std::iter::from_fn(|| q.pop().map(|e| e.req)).collect();
         assert_eq!(order, [2, 4, 5, 1, 3]);
+    }
+
+    #[test]
+    fn jobs_from_several_shards_are_merged_by_id_per_level() {
+        let entry = |id: u64, level: u8| Entry {
+            req: id as u32,
+            cell: None,
+            id,
+            level,
+            stamp: 0,
+        };
+        let mut q: Queue<u32, (), ()> = Queue::new(2, None);
+        // Two shards: ids interleave between them, each shard's own ids ascending.
+        let mut moved = vec![
+            vec![vec![entry(1, 0), entry(4, 0)], vec![entry(2, 1)]],
+            vec![vec![entry(3, 0), entry(5, 0)], vec![]],
+        ];
+        q.append_shards(&mut moved);
+        assert!(moved.iter().flatten().all(Vec::is_empty), "all taken");
+        assert_eq!(q.len(), 5);
+        let order: Vec<u32> = std::iter::from_fn(|| q.pop().map(|e| e.req)).collect();
+        assert_eq!(order, [2, 1, 3, 4, 5], "level 1 first, then level 0 by id");
     }
 
     #[test]

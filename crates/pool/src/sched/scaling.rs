@@ -57,7 +57,7 @@ where
     pub(crate) fn set_bounds(self: &Arc<Self>, min: usize, max: usize) {
         let (spawn, wake) = {
             let mut st = self.state.lock();
-            let closed = self.intake.lock().is_closed();
+            let closed = self.intake.lock_mine().is_closed();
             st.set_bounds(min, max, closed)
         };
         for w in wake {

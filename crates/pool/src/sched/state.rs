@@ -39,8 +39,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Waker;
 
-use super::intake::{Intake, NonEmpty};
-use super::queue::{Entry, Queue};
+use super::queue::{Entry, Levels, Queue};
 use crate::loom::{AtomicBool, AtomicUsize};
 
 /// What a submit reads after its push, without the `state` lock (invariant 4), on cache
@@ -123,16 +122,16 @@ impl Claim {
         }
     }
 
-    /// Moves the intake's jobs (`moved`) into the sorted queue and pops the `n` counted out
-    /// into `local`, counting them per level in `released`.
+    /// Moves the intake shards' jobs (`moved[shard][level]`) into the sorted queue and pops
+    /// the `n` counted out into `local`, counting them per level in `released`.
     pub(crate) fn pop_into<Req, Resp, E>(
         &self,
         sorted: &mut Queue<Req, Resp, E>,
-        moved: &mut [Vec<Entry<Req, Resp, E>>],
+        moved: &mut [Levels<Req, Resp, E>],
         local: &mut VecDeque<Entry<Req, Resp, E>>,
         released: &mut [usize],
     ) {
-        sorted.append(moved);
+        sorted.append_shards(moved);
         debug_assert!(sorted.len() >= self.n);
         let before = local.len();
         sorted.pop_into(self.n, local, released);
@@ -283,49 +282,39 @@ impl State {
         self.workers
     }
 
-    /// A worker with nothing to do (`queued` is 0) starts searching: watching the intake's
-    /// fill hint, if the pool is open and no other worker searches (invariant 3): the hint to
-    /// watch. [`end_search`](Self::end_search) must follow.
-    pub(crate) fn begin_search<Req, Resp, E>(
-        &mut self,
-        intake: &Intake<Req, Resp, E>,
-        queued: usize,
-    ) -> Option<Arc<NonEmpty>> {
-        if queued == 0 && self.searching == 0 && !intake.is_closed() && self.workers <= self.max {
-            self.searching += 1;
-            Some(Arc::clone(&intake.nonempty))
-        } else {
-            None
-        }
+    /// A worker with nothing to do (`queued` is 0) starts searching (watching the intake's
+    /// fill hints), if the pool is open and no other worker searches (invariant 3).
+    /// [`end_search`](Self::end_search) must follow a `true`.
+    pub(crate) fn begin_search(&mut self, queued: usize, closed: bool) -> bool {
+        let search = queued == 0 && self.searching == 0 && !closed && self.workers <= self.max;
+        self.searching += usize::from(search);
+        search
     }
 
     pub(crate) fn end_search(&mut self) {
         self.searching -= 1;
     }
 
-    /// Worker `worker` asks for up to `batch` jobs of the `intake` and the sorted queue
-    /// (`sorted_len` jobs, whose lock the caller holds), never more than its fair share of
-    /// what is queued (a parked worker counts, since a job held in this batch behind a slow
-    /// one could have run there). The intake's jobs go to `moved`, to be sorted by
-    /// [`Claim::pop_into`]. On [`Claimed::Empty`], the caller parks the worker (or lets it
-    /// leave) before it releases the intake's lock (invariant 4).
-    pub(crate) fn claim<Req, Resp, E>(
+    /// Worker `worker` asks for up to `batch` of the `queued` jobs (the intake shards' and the
+    /// sorted queue's, whose locks the caller holds; `closed`: the shards are), never more
+    /// than its fair share (a parked worker counts, since a job held in this batch behind a
+    /// slow one could have run there). On [`Claimed::Batch`] the caller takes the shards' jobs
+    /// and pops with [`Claim::pop_into`]; on [`Claimed::Empty`] it parks the worker (or lets it
+    /// leave) before it releases the shards' locks (invariant 4).
+    pub(crate) fn claim(
         &mut self,
         worker: usize,
         batch: usize,
-        intake: &mut Intake<Req, Resp, E>,
-        sorted_len: usize,
-        moved: &mut [Vec<Entry<Req, Resp, E>>],
+        queued: usize,
+        closed: bool,
     ) -> Claimed {
         if let Some(i) = self.woken.iter().position(|w| *w == worker) {
             self.woken.swap_remove(i);
         }
         let excess = self.workers > self.max;
-        let queued = intake.len() + sorted_len;
         if !excess && queued > 0 {
             self.unpark(worker);
             let mut claim = Claim::new(batch, queued, self.workers);
-            intake.take_into(moved);
             // Jobs left and nobody on the way for them: wake the next worker (pushes wake one
             // worker per batch, so the chain continues here).
             let next = if queued > claim.n && self.woken.is_empty() && self.searching == 0 {
@@ -340,7 +329,7 @@ impl State {
             claim.wake = next.map(|(_, w)| w);
             return Claimed::Batch(claim);
         }
-        if excess || intake.is_closed() {
+        if excess || closed {
             self.leave(worker);
             return Claimed::Left;
         }
@@ -380,6 +369,7 @@ mod tests {
     use std::task::Waker;
 
     use super::*;
+    use crate::sched::intake::Intake;
 
     type I = Intake<u32, (), ()>;
     type Q = Queue<u32, (), ()>;
@@ -402,9 +392,10 @@ mod tests {
         worker: usize,
         batch: usize,
     ) -> Option<Vec<u32>> {
-        let mut moved = vec![Vec::new(), Vec::new()];
-        match st.claim(worker, batch, i, q.len(), &mut moved) {
+        match st.claim(worker, batch, i.len() + q.len(), i.is_closed()) {
             Claimed::Batch(c) => {
+                let mut moved = vec![vec![Vec::new(), Vec::new()]];
+                i.take_into(&mut moved[0]);
                 let mut local = VecDeque::new();
                 c.pop_into(q, &mut moved, &mut local, &mut [0, 0]);
                 Some(local.into_iter().map(|e| e.req).collect())
@@ -443,11 +434,7 @@ mod tests {
         assert!(i.close());
         assert_eq!(st.wake_all().len(), 1, "the parked worker is woken");
         assert!(st.wake_all().is_empty(), "closing twice wakes nobody");
-        let mut moved = vec![Vec::new(), Vec::new()];
-        assert!(matches!(
-            st.claim(2, 4, &mut i, 0, &mut moved),
-            Claimed::Left
-        ));
+        assert!(matches!(st.claim(2, 4, 0, i.is_closed()), Claimed::Left));
         assert_eq!(st.workers(), 1, "one worker left");
         assert!(claim(&mut st, &mut i, &mut q, 1, 4).is_none());
         assert_eq!(st.workers(), 0, "then the other");
@@ -455,7 +442,7 @@ mod tests {
 
     #[test]
     fn a_push_wakes_one_parked_worker_per_batch_and_none_while_one_searches() {
-        let (mut st, mut i, _q) = open(3);
+        let (mut st, _i, _q) = open(3);
         assert!(
             !st.hints().push_needs_state(),
             "nobody parked: pushes skip the lock"
@@ -479,33 +466,27 @@ mod tests {
         assert!(!st.hints().push_needs_state(), "nobody parked any more");
         let (mut st, _i, _q) = open(3);
         st.park(1, Waker::noop());
-        assert!(st.begin_search(&i, 0).is_some());
-        assert!(st.begin_search(&i, 0).is_none(), "one searcher at a time");
+        assert!(st.begin_search(0, false));
+        assert!(!st.begin_search(0, false), "one searcher at a time");
         assert!(
             st.after_push(1, 4, 1).0.is_none(),
             "the searching worker will see it"
         );
         st.end_search();
-        i.push(0, 0, None, 0);
+        assert!(!st.begin_search(1, false), "no search with jobs queued");
+        assert!(!st.begin_search(0, true), "nor once closed");
     }
 
     #[test]
     fn workers_in_excess_leave_after_a_resize_down() {
-        let (mut st, mut i, _q) = open(3);
+        let (mut st, _i, _q) = open(3);
         st.park(1, Waker::noop());
         let (spawn, wake) = st.set_bounds(1, 1, false);
         assert_eq!((spawn, wake.len()), (0, 1));
-        let mut moved = vec![Vec::new(), Vec::new()];
+        assert!(matches!(st.claim(1, 4, 0, false), Claimed::Left));
+        assert!(matches!(st.claim(2, 4, 0, false), Claimed::Left));
         assert!(matches!(
-            st.claim(1, 4, &mut i, 0, &mut moved),
-            Claimed::Left
-        ));
-        assert!(matches!(
-            st.claim(2, 4, &mut i, 0, &mut moved),
-            Claimed::Left
-        ));
-        assert!(matches!(
-            st.claim(3, 4, &mut i, 0, &mut moved),
+            st.claim(3, 4, 0, false),
             Claimed::Empty { may_expire: false }
         ));
         assert_eq!(st.workers(), 1);
@@ -557,6 +538,7 @@ mod loom_tests {
 
     use super::*;
     use crate::loom::{Mutex, lock};
+    use crate::sched::intake::Intake;
 
     type I = Intake<u32, (), ()>;
     type Q = Queue<u32, (), ()>;
@@ -608,14 +590,14 @@ mod loom_tests {
             let mut ran = Vec::new();
             for _ in 0..2 {
                 let mut q = lock(&sorted);
-                let mut moved = vec![Vec::new()];
+                let mut moved = vec![vec![Vec::new()]];
                 let mut local = VecDeque::new();
                 // The claim without the `state` lock (`claim.rs`), as the worker has not parked.
                 if let Some(workers) = hints.claim_alone() {
                     let mut i = lock(&intake);
                     let queued = i.len() + q.len();
                     if queued > 0 {
-                        i.take_into(&mut moved);
+                        i.take_into(&mut moved[0]);
                         drop(i);
                         let c = Claim::new(1, queued, workers);
                         c.pop_into(&mut q, &mut moved, &mut local, &mut [0]);
@@ -625,8 +607,9 @@ mod loom_tests {
                 }
                 let mut st = lock(&state);
                 let mut i = lock(&intake);
-                let len = q.len();
-                if let Claimed::Batch(c) = st.claim(1, 1, &mut i, len, &mut moved) {
+                let queued = i.len() + q.len();
+                if let Claimed::Batch(c) = st.claim(1, 1, queued, i.is_closed()) {
+                    i.take_into(&mut moved[0]);
                     drop(i);
                     drop(st);
                     c.pop_into(&mut q, &mut moved, &mut local, &mut [0]);
@@ -670,9 +653,8 @@ mod loom_tests {
             // The worker: one fetch (no sorted queue in this model: nothing is sorted).
             let took = {
                 let mut st = lock(&state);
-                let mut i = lock(&intake);
-                let mut moved = vec![Vec::new()];
-                match st.claim(1, 1, &mut i, 0, &mut moved) {
+                let i = lock(&intake);
+                match st.claim(1, 1, i.len(), i.is_closed()) {
                     Claimed::Batch(_) => true,
                     Claimed::Empty { .. } => {
                         st.park(1, Waker::noop());
