@@ -192,8 +192,10 @@ where
         }
     }
 
-    /// A leased queue place for `level`, if one is left: taken by `poll_ready` before it waits
-    /// on the semaphore, so leased places never keep it waiting.
+    /// A leased queue place for `level` in any intake shard, if one is left: taken by
+    /// `poll_ready`, and by a submit or `try_submit` that found none in its own shard, before
+    /// waiting on the semaphore (or reporting `Full`), so leased places never keep them
+    /// waiting.
     pub(crate) fn take_leased(&self, level: u8) -> bool {
         let slot = self.lease_slot(level);
         self.intake.each().any(|i| i.lock().take_leased(slot))

@@ -2,7 +2,7 @@
 //! `state` and `intake` locks and pop it under the `sorted` lock, or park, or leave.
 //!
 //! A worker that finds the queue empty does not park at once: if no other worker is doing so,
-//! it searches: it watches the intake's fill hint without a lock, and between looks it yields
+//! it searches: it watches the intake shards' fill hints without a lock, and between looks it yields
 //! its thread to the runtime (it wakes itself and returns `Pending`), while pushes wake nobody.
 //! Waking a parked worker costs the submitter a system call and both threads a context switch,
 //! which for short jobs cost more than the jobs. Yielding rather than spinning in place matters
@@ -155,7 +155,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
                 Fetched::Batch
             }
             Claimed::Left => Fetched::Left,
-            // Parked (or gone) before the intake's lock is released (invariant 4 of
+            // Parked (or gone) before the shards' locks are released (invariant 4 of
             // `state.rs`): a push after this sees the worker in the hints.
             Claimed::Empty { may_expire } => {
                 if may_expire && expired(waker) {

@@ -4,7 +4,7 @@
 //!
 //! | file | what it owns |
 //! |---|---|
-//! | `intake.rs` | the `intake` lock's contents (the jobs submits push, closed, ids, leased places) |
+//! | `intake.rs` | the intake shards (one per thread, each its own lock: the jobs submits push, closed, ids, leased places) |
 //! | `state.rs` | the `state` lock's contents (workers, parked, woken and searching workers), the hints submits read without it, and the only code that changes them |
 //! | `queue.rs` | the sorted priority queue (FIFO per level, aging) |
 //! | `admission.rs` | accepting jobs: the closed and blacklist checks, ids, pushes, wake-ups |
@@ -26,7 +26,7 @@
 //!    worker's batch pop (`claim.rs`), a cancel that removes it or a cancelling shutdown
 //!    (`cancel.rs`), or a submit refused after taking it (`admission.rs`). So the number of
 //!    queued jobs never exceeds the capacity. A per-job submit may take several permits at
-//!    once and keep the unused ones under the `intake` lock for the next submits
+//!    once and keep the unused ones under their intake shard's lock for the next submits
 //!    (`admission.rs`, invariant 3 of `intake.rs`): they count as taken.
 //! 3. A worker leaves only through the `state` lock (invariant 2 of `state.rs`), and it moves
 //!    its counters into `registry.retired` under the registry lock before its slot goes
@@ -34,11 +34,11 @@
 //! 4. Outcomes: a job's outcome is counted once, by whoever resolves its cell (see
 //!    `job::Cell`), or for a job without a cell by whoever ends it.
 //! 5. Detached jobs: a job still in the intake whose handle is dropped loses its result cell
-//!    (taken out of its entry under the `intake` lock, `stash.rs`), so its worker never touches
+//!    (taken out of its entry under its shard's lock, `stash.rs`), so its worker never touches
 //!    the cell; a job already sorted, claimed or running keeps it.
 //!
-//! Lock order: `sorted`, `state`, `intake` (any may be skipped: a submit takes `intake`
-//! alone, and `state` only after releasing it); `registry` then a worker's claimed ids (cancel
+//! Lock order: `sorted`, `state`, the intake shards in index order (any may be skipped: a
+//! submit takes its shard alone, and `state` only after releasing it); `registry` then a worker's claimed ids (cancel
 //! by id).
 //! Neither queue lock is held while another lock is taken (cells, blacklist, registry,
 //! semaphores), and wakers are woken after the lock that found them is released.
@@ -106,7 +106,8 @@ pub(crate) struct Shared<Req, Resp, E> {
     /// Queue places a per-job submit leases from its semaphore when it finds none leased
     /// (`intake::Intake::leased`): one compare-and-swap on the semaphore per this many submits
     /// instead of one per submit. At most 16, and 1 (no lease) below a capacity of 128, so the
-    /// places leased and unused never exceed 1/64 of the capacity per semaphore.
+    /// places leased and unused never exceed 1/64 of the capacity per semaphore and intake
+    /// shard (so 1/16 with the 4 shards; they count as taken).
     lease: usize,
     /// Whether all levels share one semaphore (then they share one lease).
     shared_capacity: bool,

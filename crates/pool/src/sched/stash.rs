@@ -74,7 +74,8 @@ thread_local! {
 }
 
 /// A handle dropped while its job is queued gives its cell here. The next submit of this
-/// thread to the same pool, under the intake lock it takes anyway, takes the cell's other
+/// thread to the same pool, under its intake shard's lock it takes anyway (a job pushed from another thread's
+/// shard is not found, and keeps its cell), takes the cell's other
 /// reference out of the job's queue entry (the job then runs detached: its worker never
 /// touches the cell) and, holding both references, reuses the cell for the new job: a
 /// submit whose handle is dropped costs no allocation and no atomic reference count. If no

@@ -2,17 +2,18 @@
 //! woken and searching workers), the only code that changes it, and the [`Hints`] a submit
 //! reads without the lock to learn whether it must take it.
 //!
-//! Submits no longer take this lock on their way in: they push into the intake under its own
-//! lock (`intake.rs`) and come here only when [`Hints::push_needs_state`] says a worker is
-//! parked or the pool may grow. Workers take it once per batch (`claim.rs`), then the intake's
-//! lock inside it (lock order: `sorted`, `state`, `intake`).
+//! Submits no longer take this lock on their way in: they push into their thread's intake
+//! shard under its own lock (`intake.rs`) and come here only when [`Hints::push_needs_state`]
+//! says a worker is parked or the pool may grow. Workers claim under `sorted`, then this lock
+//! (skipped when [`Hints::claim_alone`] allows), then every shard's lock (lock order:
+//! `sorted`, `state`, the shards in index order).
 //!
 //! # Invariants
 //!
-//! 1. Jobs queued are the intake's and the sorted queue's, counted from their lengths by
-//!    whoever holds both locks ([`State::claim`] gets the sorted queue's length from its
-//!    caller, who holds `sorted`); a worker counts out `n` of them in a claim and pops exactly
-//!    those under the `sorted` lock it holds throughout ([`Claim::pop_into`]).
+//! 1. Jobs queued are the shards' and the sorted queue's, counted from their lengths by
+//!    whoever holds all their locks ([`State::claim`] gets the count from its caller); a
+//!    worker counts out `n` of them in a claim and pops exactly those under the `sorted` lock
+//!    it holds throughout ([`Claim::pop_into`]).
 //! 2. `workers` counts live workers (and ones being started). It goes up only in
 //!    [`set_bounds`](State::set_bounds) and when a push decides to grow the pool; it goes down
 //!    only when a worker leaves, decided here under the lock ([`claim`](State::claim) finding
@@ -20,19 +21,19 @@
 //!    shutdown).
 //! 3. Wake-ups: a worker in `idle` is parked and will be woken by whoever pops its waker;
 //!    `woken` lists the workers woken by a push that have not fetched yet, and a push wakes
-//!    another only while the intake holds more than a batch per woken worker (one wake-up per
+//!    another only while its shard holds more than a batch per woken worker (one wake-up per
 //!    batch, not per job; a woken worker that leaves jobs behind wakes the next). While a
 //!    worker searches the intake (`searching`, at most one), pushes wake nobody.
 //! 4. [`Hints`]: `parked` is `idle.len()`, `may_grow` is `workers < max`, `workers` and
 //!    `excess` (`workers > max`) are what they say, stored after every change of those, under
-//!    this lock. A worker parks, or leaves for idleness, only
-//!    while it also holds the intake's lock and has seen the intake empty there (invariant 4
-//!    of `intake.rs`), so a submit that pushed under the intake lock and then reads `parked`
-//!    as 0 knows no worker parked without seeing its job (loom model
-//!    `loom_a_push_never_misses_a_parking_worker`). `may_grow` is a hint only: a push that
-//!    misses a worker leaving concurrently leaves the growth to the next push; a dynamic pool
-//!    whose workers all left for idleness saw the intake empty under its lock as they left,
-//!    so the next push sees `may_grow` and starts one.
+//!    this lock. A worker parks, or leaves for idleness, only while it also holds every
+//!    shard's lock and has seen them empty (invariant 4 of `intake.rs`), so a submit that
+//!    pushed under its shard's lock and then reads `parked` as 0 knows no worker parked
+//!    without seeing its job (loom model `loom_a_push_never_misses_a_parking_worker`).
+//!    `may_grow` is a hint only: a push that misses a worker leaving concurrently leaves the
+//!    growth to the next push; a dynamic pool whose workers all left for idleness saw the
+//!    shards empty under their locks as they left, so the next push sees `may_grow` and starts
+//!    one.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -339,7 +340,7 @@ impl State {
     }
 
     /// Worker `worker` waits for a push (or a close, resize or cancel) to wake it. The caller
-    /// holds the intake's lock and saw it empty (invariant 4).
+    /// holds every intake shard's lock and saw them empty (invariant 4).
     pub(crate) fn park(&mut self, worker: usize, waker: &Waker) {
         match self.idle.iter_mut().find(|(w, _)| *w == worker) {
             Some((_, old)) => {
