@@ -257,6 +257,12 @@ where
         let mut intake = self.intake.lock_mine();
         let closed = intake.is_closed();
         let mut rejected = 0;
+        let accepted = if closed {
+            0
+        } else {
+            staged.iter().filter(|s| s.is_ok()).count() as u64
+        };
+        let mut next_id = intake.take_ids(accepted);
         for item in staged {
             sink(match item {
                 Err(e) => Err(e),
@@ -266,11 +272,14 @@ where
                 }
                 Ok(job) if handles => {
                     let cell = self.new_cell();
-                    let id = intake.push(job, level, Some(Arc::clone(&cell)), now);
+                    let id = next_id;
+                    next_id += 1;
+                    intake.push_as(id, job, level, Some(Arc::clone(&cell)), now);
                     Ok(Some(JobHandle::new(cell, id, level)))
                 }
                 Ok(job) => {
-                    intake.push(job, level, None, now);
+                    intake.push_as(next_id, job, level, None, now);
+                    next_id += 1;
                     Ok(None)
                 }
             });

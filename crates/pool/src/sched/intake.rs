@@ -290,10 +290,30 @@ impl<Req, Resp, E> Intake<Req, Resp, E> {
         cell: Option<Arc<Cell<Resp, E>>>,
         stamp: i64,
     ) -> u64 {
-        debug_assert!(!self.closed);
+        let id = self.take_ids(1);
+        self.push_as(id, req, level, cell, stamp);
+        id
+    }
+
+    /// `n` consecutive ids for the pushes that follow under this lock (invariant 2): one
+    /// read-modify-write of the shared counter for a chunk of jobs.
+    pub(crate) fn take_ids(&mut self, n: u64) -> u64 {
         // Relaxed: taken under this shard's lock; a claim holds every shard's lock at once, so
         // the ids taken before it all precede the ids taken after it (invariant 2).
-        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        self.ids.fetch_add(n, Ordering::Relaxed)
+    }
+
+    /// Accepts one job with an id from [`take_ids`](Self::take_ids), taken in this critical
+    /// section (invariants 1 and 2).
+    pub(crate) fn push_as(
+        &mut self,
+        id: u64,
+        req: Req,
+        level: u8,
+        cell: Option<Arc<Cell<Resp, E>>>,
+        stamp: i64,
+    ) {
+        debug_assert!(!self.closed);
         self.accepted += 1;
         self.levels[level as usize].push(Entry {
             req,
@@ -304,7 +324,6 @@ impl<Req, Resp, E> Intake<Req, Resp, E> {
         });
         self.len += 1;
         self.note_len();
-        id
     }
 
     /// Swaps every level's jobs with `spare`'s (empty) vectors: the caller gets the jobs, the
