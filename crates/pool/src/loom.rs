@@ -1,4 +1,4 @@
-//! The synchronization primitives of the job cell and the scheduler core's queue accounting,
+//! The synchronization primitives of the job cell and the scheduler core's queue accounting and hints,
 //! swapped for loom's under `cfg(loom)` so that their loom models (`job::cell` and
 //! `sched::state`, tests named `loom_*`) check every interleaving:
 //! `RUSTFLAGS="--cfg loom" cargo test -p weft-pool --lib --release loom`.
@@ -7,10 +7,10 @@
 //! under loom.
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 

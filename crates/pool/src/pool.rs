@@ -200,6 +200,8 @@ where
             match sem.try_acquire() {
                 Ok(p) => p.forget(),
                 Err(TryAcquireError::Closed) => return Err(self.refused_closed(job)),
+                // A place another intake shard leased (this thread's had none).
+                Err(TryAcquireError::NoPermits) if self.shared.take_leased(priority) => {}
                 Err(TryAcquireError::NoPermits) => {
                     let job = self.shared.precheck(job)?;
                     match sem.acquire().await {
@@ -536,6 +538,11 @@ where
             Err(r) => match r.into_submit() {
                 Ok(e) => Err(e.into()),
                 // Closed and blacklisted were checked first, so they are counted as such.
+                // No place in this thread's intake shard nor the semaphore: one leased by
+                // another shard still counts as room.
+                Err(job) if self.shared.take_leased(priority) => {
+                    self.shared.enqueue(priority, job).map_err(Into::into)
+                }
                 Err(job) => Err(TrySubmitError::Full(job)),
             },
         }

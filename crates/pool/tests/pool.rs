@@ -1542,3 +1542,57 @@ async fn resizing_to_zero_workers_panics_and_keeps_the_pool() {
     assert_eq!(pool.stats().workers, 2);
     assert_eq!(pool.submit(7).await.unwrap().await, Ok(7));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_pushed_from_several_threads_run_in_id_order_within_a_level() {
+    // Submitters on both runtime threads push into different intake shards; a claim merges
+    // them by id. With one worker and one level, jobs must run in exactly id order (FIFO),
+    // and each submitter's jobs in its own order.
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&ran);
+    let pool: Pool<u32, (), Infallible> =
+        Pool::builder()
+            .workers(1)
+            .capacity(256)
+            .build_fn(move |_ctx, n: u32| {
+                log.lock().unwrap().push(n);
+                async { Ok(()) }
+            });
+    let ids = Arc::new(Mutex::new(std::collections::HashMap::new()));
+    let tasks: Vec<_> = (0..4u32)
+        .map(|t| {
+            let (pool, ids) = (pool.clone(), Arc::clone(&ids));
+            tokio::spawn(async move {
+                for seq in 0..2_000u32 {
+                    let n = t * 10_000 + seq;
+                    let id = pool.submit_detached(n).await.unwrap();
+                    ids.lock().unwrap().insert(n, id);
+                    if seq % 64 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stats = pool
+        .shutdown(Shutdown::drain(Duration::from_secs(60)))
+        .await;
+    assert_eq!(stats.count(Outcome::Completed), 8_000);
+    let ran = ran.lock().unwrap();
+    let ids = ids.lock().unwrap();
+    let order: Vec<_> = ran.iter().map(|n| ids[n]).collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "jobs ran out of id order"
+    );
+    for t in 0..4u32 {
+        let mine: Vec<u32> = ran.iter().copied().filter(|n| n / 10_000 == t).collect();
+        assert!(
+            mine.windows(2).all(|w| w[0] < w[1]),
+            "submitter {t} reordered"
+        );
+    }
+}

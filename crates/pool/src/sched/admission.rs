@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::intake::Intake;
 use super::stash::Stashed;
-use super::state::State;
-use super::{Shared, StateGuard};
+use super::{IntakeGuard, Shared};
 use crate::error::{Outcome, SubmitError};
 use crate::job::JobHandle;
 
@@ -19,7 +19,7 @@ type Staged<Req> = Result<Req, SubmitError<Req>>;
 pub(crate) enum Place {
     /// The caller took it (waited for it, or reserved it in `poll_ready`).
     Held,
-    /// Taken under the `state` lock from the leased places or the semaphore
+    /// Taken under the `intake` lock from the leased places or the semaphore
     /// ([`Shared::take_place`]); if there is none, the job comes back in [`Refused::NoRoom`]
     /// and the caller waits for one outside the lock.
     Take,
@@ -111,16 +111,16 @@ where
         // Allocated outside the lock when no stashed cell may serve instead.
         let mut fresh = stashed.is_none().then(|| self.new_cell());
         let now = self.clock.now_ns();
-        let Some(mut st) = self.lock_open(level, place) else {
+        let Some(mut intake) = self.lock_open(level, place) else {
             return Err(SubmitError::Closed(job).into());
         };
-        if place == Place::Take && !self.take_place(&mut st, level) {
-            drop(st);
+        if place == Place::Take && !self.take_place(&mut intake, level) {
+            drop(intake);
             // A stashed cell not reused is only a reference dropped: its job keeps the other.
             return Err(Refused::NoRoom(job));
         }
         let mut garbage = None;
-        let pair = match stashed.map(|s: Stashed| s.reuse(&mut st)) {
+        let pair = match stashed.map(|s: Stashed| s.reuse(&mut intake)) {
             Some(Ok(pair)) => Some(pair),
             Some(Err(g)) => {
                 garbage = Some(g);
@@ -135,8 +135,8 @@ where
                 (Arc::clone(&c), c)
             }
         };
-        let id = st.push(job, level, Some(queued), now);
-        self.pushed(st);
+        let id = intake.push(job, level, Some(queued), now);
+        self.pushed(intake);
         drop(garbage); // outside the lock: a cell may hold a waker
         drop(fresh);
         Ok(JobHandle::new(cell, id, level))
@@ -151,36 +151,36 @@ where
     ) -> Result<u64, Refused<Req>> {
         let job = self.admit(level, job, place)?;
         let now = self.clock.now_ns();
-        let Some(mut st) = self.lock_open(level, place) else {
+        let Some(mut intake) = self.lock_open(level, place) else {
             return Err(SubmitError::Closed(job).into());
         };
-        if place == Place::Take && !self.take_place(&mut st, level) {
-            drop(st);
+        if place == Place::Take && !self.take_place(&mut intake, level) {
+            drop(intake);
             return Err(Refused::NoRoom(job));
         }
-        let id = st.push(job, level, None, now);
-        self.pushed(st);
+        let id = intake.push(job, level, None, now);
+        self.pushed(intake);
         Ok(id)
     }
 
-    /// A queue place for one job at `level`, under the `state` lock: a leased one, or by
+    /// A queue place for one job at `level`, under the `intake` lock: a leased one, or by
     /// leasing [`lease`](Self::lease) more from the semaphore with one compare-and-swap (the
-    /// caller pushes a job before unlocking, which invariant 5 of `state.rs` relies on).
+    /// caller pushes a job before unlocking, which invariant 3 of `intake.rs` relies on).
     /// `false` if the semaphore has none now or is closed: the caller waits outside the lock.
     /// tokio's `try_acquire` takes no lock, so the lock order is kept.
-    fn take_place(&self, st: &mut State<Req, Resp, E>, level: u8) -> bool {
+    fn take_place(&self, intake: &mut Intake<Req, Resp, E>, level: u8) -> bool {
         let Some(sem) = self.semaphore(level) else {
             return true;
         };
         let slot = self.lease_slot(level);
-        if st.take_leased(slot) {
+        if intake.take_leased(slot) {
             return true;
         }
         if self.lease > 1
             && let Ok(p) = sem.try_acquire_many(self.lease as u32)
         {
             p.forget();
-            st.add_leased(slot, self.lease - 1);
+            intake.add_leased(slot, self.lease - 1);
             return true;
         }
         match sem.try_acquire() {
@@ -192,32 +192,44 @@ where
         }
     }
 
-    /// A leased queue place for `level`, if one is left: taken by `poll_ready` before it waits
-    /// on the semaphore, so leased places never keep it waiting.
+    /// A leased queue place for `level` in any intake shard, if one is left: taken by
+    /// `poll_ready`, and by a submit or `try_submit` that found none in its own shard, before
+    /// waiting on the semaphore (or reporting `Full`), so leased places never keep them
+    /// waiting.
     pub(crate) fn take_leased(&self, level: u8) -> bool {
-        self.state.lock().take_leased(self.lease_slot(level))
+        let slot = self.lease_slot(level);
+        self.intake.each().any(|i| i.lock().take_leased(slot))
     }
 
-    /// The `state` lock if the pool is open; `None` if closed, the submit's queue place then
+    /// The `intake` lock if the pool is open; `None` if closed, the submit's queue place then
     /// given back and the refusal counted (the caller hands the job back).
-    fn lock_open(&self, level: u8, place: Place) -> Option<StateGuard<'_, Req, Resp, E>> {
-        let st = self.state.lock();
-        if st.is_closed() {
-            drop(st);
+    fn lock_open(&self, level: u8, place: Place) -> Option<IntakeGuard<'_, Req, Resp, E>> {
+        let intake = self.intake.lock_mine();
+        if intake.is_closed() {
+            drop(intake);
             if place == Place::Held {
                 self.release(level, 1);
             }
             self.refuse(Outcome::Rejected, 1);
             return None;
         }
-        Some(st)
+        Some(intake)
     }
 
-    /// After one push under `st`: wakes a parked worker or starts one if the queue needs it,
-    /// releasing the lock first.
-    fn pushed(self: &Arc<Self>, mut st: StateGuard<'_, Req, Resp, E>) {
-        let (wake, grow) = st.after_push(self.config.batch, self.config.scale_up_depth);
-        drop(st);
+    /// After one push under `intake`: releases it, then wakes a parked worker or starts one if
+    /// the queue needs it. The `state` lock is taken only if the hints say a worker is parked
+    /// or the pool may grow (invariant 4 of `state.rs`): with every worker busy or searching,
+    /// a submit takes no lock a worker's claim holds long.
+    fn pushed(self: &Arc<Self>, intake: IntakeGuard<'_, Req, Resp, E>) {
+        let queued = intake.len();
+        drop(intake);
+        if !self.hints.push_needs_state() {
+            return;
+        }
+        let (wake, grow) =
+            self.state
+                .lock()
+                .after_push(queued, self.config.batch, self.config.scale_up_depth);
         if let Some(w) = wake {
             w.wake();
         }
@@ -242,9 +254,15 @@ where
             .map(|job| self.admit(level, job, Place::Held))
             .collect();
         let now = self.clock.now_ns();
-        let mut st = self.state.lock();
-        let closed = st.is_closed();
+        let mut intake = self.intake.lock_mine();
+        let closed = intake.is_closed();
         let mut rejected = 0;
+        let accepted = if closed {
+            0
+        } else {
+            staged.iter().filter(|s| s.is_ok()).count() as u64
+        };
+        let mut next_id = intake.take_ids(accepted);
         for item in staged {
             sink(match item {
                 Err(e) => Err(e),
@@ -254,18 +272,29 @@ where
                 }
                 Ok(job) if handles => {
                     let cell = self.new_cell();
-                    let id = st.push(job, level, Some(Arc::clone(&cell)), now);
+                    let id = next_id;
+                    next_id += 1;
+                    intake.push_as(id, job, level, Some(Arc::clone(&cell)), now);
                     Ok(Some(JobHandle::new(cell, id, level)))
                 }
                 Ok(job) => {
-                    st.push(job, level, None, now);
+                    intake.push_as(next_id, job, level, None, now);
+                    next_id += 1;
                     Ok(None)
                 }
             });
         }
+        let queued = intake.len();
+        drop(intake);
         let mut wake = Vec::new();
-        let grow = st.after_push_many(self.config.batch, self.config.scale_up_depth, &mut wake);
-        drop(st);
+        let grow = !closed
+            && self.hints.push_needs_state()
+            && self.state.lock().after_push_many(
+                queued,
+                self.config.batch,
+                self.config.scale_up_depth,
+                &mut wake,
+            );
         if rejected > 0 {
             self.release(level, rejected);
             self.refuse(Outcome::Rejected, rejected as u64);

@@ -36,9 +36,10 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
     pub(crate) fn cancel_everything(&self) {
         self.cancel_all.store(true, Ordering::SeqCst);
         self.close();
-        let entries = {
+        let entries: Vec<_> = {
             let mut q = lock(&self.sorted);
-            self.state.lock().drain_all(&mut q)
+            let mut intake = self.intake.lock_all();
+            q.drain_all().chain(intake.drain_all()).collect()
         };
         for e in entries {
             cancel_entry(e, || Self::count_cancelled(&self.counters));
@@ -91,8 +92,11 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
 
     /// Takes the job `id` out of the intake or the sorted queue, if it is still queued.
     fn remove_queued(&self, id: u64, level: Option<u8>) -> Option<Entry<Req, Resp, E>> {
+        // With `sorted` held no claim runs, so jobs only enter the shards meanwhile: each is
+        // searched under its own lock, then the sorted queue.
         let mut q = lock(&self.sorted);
-        self.state.lock().remove(&mut q, id, level)
+        let e = self.intake.each().find_map(|i| i.lock().remove(id, level));
+        e.or_else(|| q.remove(id, level))
     }
 }
 

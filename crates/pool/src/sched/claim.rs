@@ -1,8 +1,8 @@
 //! A worker taking its next batch: search briefly on an empty queue, claim a batch under the
-//! `state` lock and pop it under the `sorted` lock, or park, or leave.
+//! `state` and `intake` locks and pop it under the `sorted` lock, or park, or leave.
 //!
 //! A worker that finds the queue empty does not park at once: if no other worker is doing so,
-//! it searches: it watches the intake's fill hint without a lock, and between looks it yields
+//! it searches: it watches the intake shards' fill hints without a lock, and between looks it yields
 //! its thread to the runtime (it wakes itself and returns `Pending`), while pushes wake nobody.
 //! Waking a parked worker costs the submitter a system call and both threads a context switch,
 //! which for short jobs cost more than the jobs. Yielding rather than spinning in place matters
@@ -12,12 +12,12 @@
 //! bounded, so an idle pool still parks all its workers.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::task::Waker;
 
-use super::queue::{EMPTY, NonEmpty, SOME};
+use super::intake::{EMPTY, SHARDS, SOME};
+use super::queue::Levels;
 use super::slot::WorkerSlot;
-use super::state::Claimed;
+use super::state::{Claim, Claimed};
 use super::{Entry, Shared};
 use crate::lock;
 
@@ -29,15 +29,15 @@ const SEARCH: u32 = 64;
 const SEARCH_FOR_BATCH: u32 = 4;
 
 /// A worker's search of an empty queue before it parks (see the module docs). While
-/// [`Search::On`], the worker counts as searching (invariant 4 of `State`), so it must end
+/// [`Search::On`], the worker counts as searching (invariant 3 of `State`), so it must end
 /// with [`Shared::fetch`] or [`Shared::end_search`].
 #[derive(Default)]
 pub(crate) enum Search {
     /// The worker may start a search (once per wait for work).
     #[default]
     Fresh,
-    /// Searching: `left` more looks at `flag`.
-    On { flag: Arc<NonEmpty>, left: u32 },
+    /// Searching: `left` more looks at the intake shards' fill hints.
+    On { left: u32 },
     /// Searched (or not allowed to): the next empty fetch parks.
     Off,
 }
@@ -59,10 +59,10 @@ pub(crate) enum Fetched {
 pub(crate) struct Buffers<Req, Resp, E> {
     /// The jobs claimed, in the order to run them.
     pub(crate) local: VecDeque<Entry<Req, Resp, E>>,
-    /// Per level, the intake's vectors on their way to the sorted queue (the intake gets
-    /// these, emptied, in exchange: their capacity goes back and forth instead of being
-    /// allocated per batch).
-    moved: Vec<Vec<Entry<Req, Resp, E>>>,
+    /// Per intake shard and level, the shards' vectors on their way to the sorted queue (the
+    /// shards get these, emptied, in exchange: their capacity goes back and forth instead of
+    /// being allocated per batch).
+    moved: Vec<Levels<Req, Resp, E>>,
     /// Per level, queue places to give back.
     release: Vec<usize>,
 }
@@ -71,7 +71,9 @@ impl<Req, Resp, E> Buffers<Req, Resp, E> {
     pub(crate) fn new(levels: usize) -> Self {
         Buffers {
             local: VecDeque::new(),
-            moved: (0..levels).map(|_| Vec::new()).collect(),
+            moved: (0..SHARDS)
+                .map(|_| (0..levels).map(|_| Vec::new()).collect())
+                .collect(),
             release: vec![0; levels],
         }
     }
@@ -93,12 +95,12 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
     ) -> Fetched {
         // Until a job comes; then, for a few looks, until a batch's worth has come, so that the
         // queue lock is taken once per batch rather than once per job.
-        if let Search::On { flag, left } = search
+        if let Search::On { left } = search
             && *left > 0
             && !self.cancelling()
         {
             *left -= 1;
-            match flag.get() {
+            match self.intake.fill() {
                 EMPTY => return Fetched::Yield,
                 SOME => {
                     *left = (*left).min(SEARCH_FOR_BATCH);
@@ -110,19 +112,38 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
             }
         }
         let mut q = lock(&self.sorted);
+        // A worker that has not parked in this wait, with nobody parked and nobody in excess,
+        // claims without the `state` lock: nothing there changes (see `Hints::claim_alone`).
+        if let Search::Fresh = search
+            && let Some(workers) = self.hints.claim_alone()
+        {
+            let mut intake = self.intake.lock_all();
+            let queued = intake.len() + q.len();
+            if queued > 0 {
+                intake.take_into(&mut buf.moved);
+                drop(intake);
+                let claim = Claim::new(batch, queued, workers);
+                claim.pop_into(&mut q, &mut buf.moved, &mut buf.local, &mut buf.release);
+                drop(q);
+                self.claimed(slot, buf);
+                return Fetched::Batch;
+            }
+        }
         let mut st = self.state.lock();
+        let mut intake = self.intake.lock_all();
+        let (queued, closed) = (intake.len() + q.len(), intake.is_closed());
         match std::mem::replace(search, Search::Off) {
             Search::On { .. } => st.end_search(),
-            Search::Fresh if !self.cancelling() => {
-                if let Some(flag) = st.begin_search() {
-                    *search = Search::On { flag, left: SEARCH };
-                    return Fetched::Yield;
-                }
+            Search::Fresh if !self.cancelling() && st.begin_search(queued, closed) => {
+                *search = Search::On { left: SEARCH };
+                return Fetched::Yield;
             }
             _ => {}
         }
-        match st.claim(slot.id, batch, &mut buf.moved) {
+        match st.claim(slot.id, batch, queued, closed) {
             Claimed::Batch(claim) => {
+                intake.take_into(&mut buf.moved);
+                drop(intake);
                 drop(st);
                 // Still under `sorted`: nobody else pops, so the jobs counted out are there.
                 claim.pop_into(&mut q, &mut buf.moved, &mut buf.local, &mut buf.release);
@@ -130,13 +151,12 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
                 if let Some(w) = claim.wake {
                     w.wake();
                 }
-                slot.set_claimed(buf.local.iter().map(|e| e.id));
-                for (level, n) in buf.release.iter_mut().enumerate() {
-                    self.release(level as u8, std::mem::take(n));
-                }
+                self.claimed(slot, buf);
                 Fetched::Batch
             }
             Claimed::Left => Fetched::Left,
+            // Parked (or gone) before the shards' locks are released (invariant 4 of
+            // `state.rs`): a push after this sees the worker in the hints.
             Claimed::Empty { may_expire } => {
                 if may_expire && expired(waker) {
                     st.leave(slot.id);
@@ -146,6 +166,15 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
                     Fetched::Parked
                 }
             }
+        }
+    }
+
+    /// After a claim, outside the locks: publishes the batch's ids (cancel by id) and gives
+    /// its queue places back.
+    fn claimed(&self, slot: &WorkerSlot, buf: &mut Buffers<Req, Resp, E>) {
+        slot.set_claimed(buf.local.iter().map(|e| e.id));
+        for (level, n) in buf.release.iter_mut().enumerate() {
+            self.release(level as u8, std::mem::take(n));
         }
     }
 

@@ -1,5 +1,6 @@
-//! [`SpinLock`]: the lock of the pool's `state`, which every submit takes once, and of each job
-//! cell's outcome and waker (`job::cell`, through `crate::loom::SlotLock`).
+//! [`SpinLock`]: the lock of the pool's `intake`, which every submit takes once, of its `state`
+//! (the workers' bookkeeping), and of each job cell's outcome and waker (`job::cell`, through
+//! `crate::loom::SlotLock`).
 //!
 //! Why not `std::sync::Mutex`: its unlock is an atomic read-modify-write (to learn whether a
 //! thread is parked) and a contended lock parks in the kernel, while the critical sections

@@ -4,8 +4,9 @@
 //!
 //! | file | what it owns |
 //! |---|---|
-//! | `state.rs` | the `state` lock's contents (intake, queued count, workers, parked and woken workers, closed) and the only code that changes them |
-//! | `queue.rs` | the intake and the sorted priority queue (FIFO per level, aging) |
+//! | `intake.rs` | the intake shards (one per thread, each its own lock: the jobs submits push, closed, ids, leased places) |
+//! | `state.rs` | the `state` lock's contents (workers, parked, woken and searching workers), the hints submits read without it, and the only code that changes them |
+//! | `queue.rs` | the sorted priority queue (FIFO per level, aging) |
 //! | `admission.rs` | accepting jobs: the closed and blacklist checks, ids, pushes, wake-ups |
 //! | `stash.rs` | reuse of a dropped handle's result cell by the thread's next submit |
 //! | `claim.rs` | a worker taking a batch: search (yielding), claim, park or leave |
@@ -13,29 +14,32 @@
 //! | `scaling.rs` | starting and retiring workers, resizing |
 //! | `blacklist.rs` | keys that keep panicking |
 //! | `slot.rs` | what each worker publishes (counters, claimed ids, its waker) |
-//! | `lock.rs` | the `state` lock (a spin lock that yields) |
+//! | `lock.rs` | the `state` and `intake` locks (spin locks that yield) |
 //!
 //! # Invariants
 //!
-//! 1. The queue's accounting (`State::queued`, the closed flag, worker counts and wake-ups):
-//!    see `state.rs`, which is its only writer.
+//! 1. The queue's accounting (jobs queued, worker counts and wake-ups): see `state.rs`; the
+//!    closed flag, ids and leased places: see `intake.rs`. Each file is its fields' only
+//!    writer.
 //! 2. Queue capacity is a semaphore per level (or one shared by all levels). A permit is taken
 //!    before a job is pushed and given back by whoever takes the job out of the queue: a
 //!    worker's batch pop (`claim.rs`), a cancel that removes it or a cancelling shutdown
 //!    (`cancel.rs`), or a submit refused after taking it (`admission.rs`). So the number of
 //!    queued jobs never exceeds the capacity. A per-job submit may take several permits at
-//!    once and keep the unused ones under the `state` lock for the next submits
-//!    (`admission.rs`, invariant 5 of `state.rs`): they count as taken.
-//! 3. A worker leaves only through the `state` lock (invariant 3 of `state.rs`), and it moves
+//!    once and keep the unused ones under their intake shard's lock for the next submits
+//!    (`admission.rs`, invariant 3 of `intake.rs`): they count as taken.
+//! 3. A worker leaves only through the `state` lock (invariant 2 of `state.rs`), and it moves
 //!    its counters into `registry.retired` under the registry lock before its slot goes
 //!    (`scaling.rs`).
 //! 4. Outcomes: a job's outcome is counted once, by whoever resolves its cell (see
 //!    `job::Cell`), or for a job without a cell by whoever ends it.
 //! 5. Detached jobs: a job still in the intake whose handle is dropped loses its result cell
-//!    (taken out of its entry under the `state` lock, `stash.rs`), so its worker never touches
+//!    (taken out of its entry under its shard's lock, `stash.rs`), so its worker never touches
 //!    the cell; a job already sorted, claimed or running keeps it.
 //!
-//! Lock order: `sorted` then `state`; `registry` then a worker's claimed ids (cancel by id).
+//! Lock order: `sorted`, `state`, the intake shards in index order (any may be skipped: a
+//! submit takes its shard alone, and `state` only after releasing it); `registry` then a worker's claimed ids (cancel
+//! by id).
 //! Neither queue lock is held while another lock is taken (cells, blacklist, registry,
 //! semaphores), and wakers are woken after the lock that found them is released.
 
@@ -43,6 +47,7 @@ mod admission;
 mod blacklist;
 mod cancel;
 mod claim;
+mod intake;
 mod lock;
 mod queue;
 mod scaling;
@@ -72,18 +77,24 @@ use crate::clock::Clock;
 use crate::config::{Blacklist, Config};
 use crate::lock;
 use crate::stats::{Acc, Counters, Histogram, Stats};
+use intake::{Intake, Shards};
 pub(crate) use lock::{SpinGuard, SpinLock};
 use queue::Queue;
 use slot::Registry;
-use state::State;
+use state::{Hints, State};
 
-/// The `state` lock, held.
-type StateGuard<'a, Req, Resp, E> = SpinGuard<'a, State<Req, Resp, E>>;
+/// The `intake` lock, held.
+type IntakeGuard<'a, Req, Resp, E> = SpinGuard<'a, Intake<Req, Resp, E>>;
 
 pub(crate) struct Shared<Req, Resp, E> {
-    state: Padded<SpinLock<State<Req, Resp, E>>>,
-    /// The queue workers pop from, in priority order (see `queue::Intake` for why it is
-    /// apart). Lock order: `sorted`, then `state`.
+    /// Where submits push: a shard per thread (see `intake.rs`).
+    intake: Shards<Req, Resp, E>,
+    /// What a submit reads after its push to learn whether it must take `state`.
+    hints: Arc<Hints>,
+    /// The workers' bookkeeping (see `state.rs`).
+    state: Padded<SpinLock<State>>,
+    /// The queue workers pop from, in priority order (see `intake::Intake` for why it is
+    /// apart). Lock order: `sorted`, `state`, `intake`.
     sorted: Padded<Mutex<Queue<Req, Resp, E>>>,
     /// Job stamps and latencies (see [`Clock`]).
     pub(crate) clock: Clock,
@@ -93,9 +104,10 @@ pub(crate) struct Shared<Req, Resp, E> {
     /// unbounded.
     capacity: Option<Vec<Arc<Semaphore>>>,
     /// Queue places a per-job submit leases from its semaphore when it finds none leased
-    /// (`state::State::leased`): one compare-and-swap on the semaphore per this many submits
+    /// (`intake::Intake::leased`): one compare-and-swap on the semaphore per this many submits
     /// instead of one per submit. At most 16, and 1 (no lease) below a capacity of 128, so the
-    /// places leased and unused never exceed 1/64 of the capacity per semaphore.
+    /// places leased and unused never exceed 1/64 of the capacity per semaphore and intake
+    /// shard (so 1/16 with the 4 shards; they count as taken).
     lease: usize,
     /// Whether all levels share one semaphore (then they share one lease).
     shared_capacity: bool,
@@ -150,8 +162,11 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
         let shared_capacity = capacity
             .as_ref()
             .is_some_and(|c| c.len() > 1 && Arc::ptr_eq(&c[0], &c[1]));
+        let state = State::new(min, max);
         Shared {
-            state: Padded(SpinLock::new(State::new(levels, config.batch, min, max))),
+            intake: Shards::new(levels, config.batch),
+            hints: state.hints(),
+            state: Padded(SpinLock::new(state)),
             sorted: Padded(Mutex::new(Queue::new(levels, aging))),
             clock: Clock::new(),
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
@@ -210,7 +225,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.state.lock().is_closed()
+        self.intake.lock_mine().is_closed()
     }
 
     /// Whether a cancelling shutdown has begun.
@@ -220,9 +235,14 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
 
     /// Stops accepting jobs; queued ones still run (drain).
     pub(crate) fn close(&self) {
-        let wake = self.state.lock().close();
-        for w in wake {
-            w.wake();
+        // The intake first (invariant 1 of `intake.rs`), then the parked workers: a worker that
+        // parked before the intake closed is woken here; one that claims after saw it closed.
+        let first = self.intake.lock_all().close();
+        if first {
+            let wake = self.state.lock().wake_all();
+            for w in wake {
+                w.wake();
+            }
         }
         if let Some(c) = &self.capacity {
             for s in c {
@@ -257,7 +277,14 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
     pub(crate) fn stats(&self) -> Stats {
         let (queued, workers, accepted) = {
             let q = lock(&self.sorted);
-            self.state.lock().snapshot(&q)
+            let workers = self.state.lock().workers();
+            let i = self.intake.lock_all();
+            let queued = q
+                .level_lens()
+                .zip(i.level_lens())
+                .map(|(a, b)| a + b)
+                .collect();
+            (queued, workers, i.accepted())
         };
         let mut acc = Acc::new(self.config.levels as usize);
         let (mut busy, mut claimed) = (0, 0);

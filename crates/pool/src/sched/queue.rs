@@ -1,5 +1,5 @@
-//! The job queues: the [`Intake`] submitters push into, and the [`Queue`] workers pop from in
-//! priority order, one FIFO per level, with aging.
+//! The sorted queue: the [`Queue`] workers pop from in priority order, one FIFO per level,
+//! with aging, fed from the intake (`intake.rs`) a batch at a time.
 //!
 //! # Aging without a clock read per pop
 //!
@@ -11,7 +11,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::job::Cell;
 
@@ -32,21 +31,8 @@ pub(crate) struct Entry<Req, Resp, E> {
     // read by workers, so each cache line of them crosses between cores once.
 }
 
-/// [`Intake::nonempty`], on cache lines of its own: how full the intake is, coarsely.
-#[repr(align(128))]
-pub(crate) struct NonEmpty(AtomicU8);
-
-/// [`NonEmpty`] values.
-pub(crate) const EMPTY: u8 = 0;
-pub(crate) const SOME: u8 = 1;
-/// At least a worker's batch.
-pub(crate) const A_BATCH: u8 = 2;
-
-impl NonEmpty {
-    pub(crate) fn get(&self) -> u8 {
-        self.0.load(Ordering::Acquire)
-    }
-}
+/// Jobs per level, as one intake shard hands them to a claim.
+pub(crate) type Levels<Req, Resp, E> = Vec<Vec<Entry<Req, Resp, E>>>;
 
 /// The levels a search by id looks at: the one given, or all `n`.
 fn levels_to_search(level: Option<u8>, n: usize) -> std::ops::Range<usize> {
@@ -56,130 +42,14 @@ fn levels_to_search(level: Option<u8>, n: usize) -> std::ops::Range<usize> {
     }
 }
 
-/// Where submits put jobs: one plain FIFO per level, behind the pool's `state` lock, which
-/// submitters take and workers take only once per batch.
-///
-/// # Why two queues
-///
-/// When submitters and workers shared one queue under one lock, every submit touched lines a
-/// worker had just written (the lock, the queue's ends) and a worker's batch pop held the
-/// lock while it compared levels: `perf` showed the submitting thread spending half its time
-/// on the lock's cache line and waiting for it. Now a worker takes the whole intake in one
-/// swap per level (O(levels) under the lock) and sorts it into the [`Queue`] under a lock
-/// submitters never take; each level stays FIFO and every intake job is younger than every
-/// queued job of its level, so the order of pops is the same as with one queue.
-pub(crate) struct Intake<Req, Resp, E> {
-    levels: Vec<Vec<Entry<Req, Resp, E>>>,
-    len: usize,
-    /// Whether the intake holds no job, some, or a batch's worth, readable without the lock:
-    /// a worker waiting for work watches it briefly before it parks (see `sched::claim`).
-    /// Written only when that changes, so not once per job.
-    pub(crate) nonempty: Arc<NonEmpty>,
-    /// The value last written to `nonempty`.
-    hint: u8,
-    batch: usize,
-}
-
-impl<Req, Resp, E> Intake<Req, Resp, E> {
-    pub(crate) fn new(levels: usize, batch: usize) -> Self {
-        Intake {
-            levels: (0..levels).map(|_| Vec::new()).collect(),
-            len: 0,
-            nonempty: Arc::new(NonEmpty(AtomicU8::new(EMPTY))),
-            hint: EMPTY,
-            batch: batch.max(1),
-        }
-    }
-
-    fn note_len(&mut self) {
-        let hint = match self.len {
-            0 => EMPTY,
-            n if n < self.batch => SOME,
-            _ => A_BATCH,
-        };
-        if hint != self.hint {
-            self.hint = hint;
-            self.nonempty.0.store(hint, Ordering::Release);
-        }
-    }
-
-    pub(crate) fn push(
-        &mut self,
-        req: Req,
-        (id, level): (u64, u8),
-        cell: Option<Arc<Cell<Resp, E>>>,
-        stamp: i64,
-    ) {
-        self.levels[level as usize].push(Entry {
-            req,
-            cell,
-            id,
-            level,
-            stamp,
-        });
-        self.len += 1;
-        self.note_len();
-    }
-
-    /// Swaps every level's jobs with `spare`'s (empty) vectors: the caller gets the jobs, the
-    /// intake gets the spare vectors' capacity. O(levels).
-    pub(crate) fn take_into(&mut self, spare: &mut [Vec<Entry<Req, Resp, E>>]) {
-        if self.len == 0 {
-            return;
-        }
-        for (mine, theirs) in self.levels.iter_mut().zip(spare.iter_mut()) {
-            debug_assert!(theirs.is_empty());
-            std::mem::swap(mine, theirs);
-        }
-        self.len = 0;
-        self.note_len();
-    }
-
-    /// Removes the job `id` if it is still here.
-    pub(crate) fn remove(&mut self, id: u64, level: Option<u8>) -> Option<Entry<Req, Resp, E>> {
-        for l in levels_to_search(level, self.levels.len()) {
-            let q = &mut self.levels[l];
-            // Ids grow with submission, so a level is sorted by id: binary search.
-            if let Ok(i) = q.binary_search_by_key(&id, |e| e.id) {
-                let e = q.remove(i);
-                self.len -= 1;
-                self.note_len();
-                return Some(e);
-            }
-        }
-        None
-    }
-
-    /// Takes the result cell out of the job `id` at `level`, whose handle was dropped, if it
-    /// is still here: the job stays queued, but runs detached (no outcome stored, nothing
-    /// shared with the handle's side). The job just submitted is usually the last of its
-    /// level: checked first.
-    pub(crate) fn detach(&mut self, id: u64, level: u8) -> Option<Arc<Cell<Resp, E>>> {
-        let q = self.levels.get_mut(level as usize)?;
-        let i = match q.last() {
-            Some(e) if e.id == id => q.len() - 1,
-            _ => q.binary_search_by_key(&id, |e| e.id).ok()?,
-        };
-        q.get_mut(i).and_then(|e| e.cell.take())
-    }
-
-    pub(crate) fn level_lens(&self) -> impl Iterator<Item = usize> + '_ {
-        self.levels.iter().map(Vec::len)
-    }
-
-    pub(crate) fn drain_all(&mut self) -> impl Iterator<Item = Entry<Req, Resp, E>> + '_ {
-        self.len = 0;
-        self.note_len();
-        self.levels.iter_mut().flat_map(|q| q.drain(..))
-    }
-}
-
-/// The priority levels, as workers see them: jobs moved from the [`Intake`], behind the
+/// The priority levels, as workers see them: jobs moved from the intake shards, behind the
 /// pool's `sorted` lock (workers and cancels only).
 pub(crate) struct Queue<Req, Resp, E> {
     levels: Vec<VecDeque<Entry<Req, Resp, E>>>,
     len: usize,
     aging_ns: Option<i64>,
+    /// Where [`append_shards`](Queue::append_shards) merges, kept so it does not allocate.
+    scratch: Vec<Entry<Req, Resp, E>>,
 }
 
 impl<Req, Resp, E> Queue<Req, Resp, E> {
@@ -188,6 +58,7 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
             levels: (0..levels).map(|_| VecDeque::new()).collect(),
             len: 0,
             aging_ns: aging.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX).max(1)),
+            scratch: Vec::new(),
         }
     }
 
@@ -199,11 +70,27 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
         self.levels.iter().map(VecDeque::len)
     }
 
-    /// Appends jobs taken from the intake (each level's are younger than this level's).
-    pub(crate) fn append(&mut self, moved: &mut [Vec<Entry<Req, Resp, E>>]) {
-        for (q, m) in self.levels.iter_mut().zip(moved.iter_mut()) {
-            self.len += m.len();
-            q.extend(m.drain(..));
+    /// Appends jobs taken from every intake shard (`moved[shard][level]`, each sorted by id),
+    /// merged by id per level: the order one intake would have given them.
+    pub(crate) fn append_shards(&mut self, moved: &mut [Levels<Req, Resp, E>]) {
+        for level in 0..self.levels.len() {
+            let mut full = moved.iter_mut().filter(|m| !m[level].is_empty());
+            let Some(first) = full.next() else { continue };
+            let Some(second) = full.next() else {
+                self.len += first[level].len();
+                self.levels[level].extend(first[level].drain(..));
+                continue;
+            };
+            let mut all = std::mem::take(&mut self.scratch);
+            all.append(&mut first[level]);
+            all.append(&mut second[level]);
+            for m in full {
+                all.append(&mut m[level]);
+            }
+            all.sort_unstable_by_key(|e| e.id);
+            self.len += all.len();
+            self.levels[level].extend(all.drain(..));
+            self.scratch = all;
         }
     }
 
@@ -315,6 +202,7 @@ impl<Req, Resp, E> Queue<Req, Resp, E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sched::intake::{EMPTY, Intake};
     use std::time::Duration;
 
     fn push(q: &mut Queue<u32, (), ()>, id: u64, level: u8, at: Duration) {
@@ -358,8 +246,8 @@ mod tests {
         push(&mut q, 1, 0, Duration::ZERO);
         push(&mut q, 2, 1, Duration::ZERO);
         let mut intake: Intake<u32, (), ()> = Intake::new(2, 4);
-        for (id, level) in [(3, 0), (4, 1), (5, 1)] {
-            intake.push(id as u32, (id, level), None, 0);
+        for (req, level) in [(3, 0), (4, 1), (5, 1)] {
+            intake.push(req, level, None, 0);
         }
         let mut moved: Vec<Vec<Entry<u32, (), ()>>> = vec![Vec::new(), Vec::new()];
         intake.take_into(&mut moved);
@@ -368,32 +256,33 @@ mod tests {
             0,
             "the intake is empty after a take"
         );
-        assert_eq!(intake.nonempty.get(), EMPTY);
-        q.append(&mut moved);
+        assert_eq!(intake.fill.get(), EMPTY);
+        q.append_shards(std::slice::from_mut(&mut moved));
         assert!(moved.iter().all(Vec::is_empty));
         let order: Vec<u32> = std::iter::from_fn(|| q.pop().map(|e| e.req)).collect();
         assert_eq!(order, [2, 4, 5, 1, 3]);
     }
 
     #[test]
-    fn intake_detach_and_remove_find_jobs_by_id() {
-        let mut intake: Intake<u32, (), ()> = Intake::new(2, 2);
-        for id in 1..=4u64 {
-            let cell = Some(Arc::new(Cell::new(None)));
-            intake.push(id as u32, (id, (id % 2) as u8), cell, 0);
-        }
-        assert_eq!(intake.nonempty.get(), A_BATCH);
-        assert!(intake.detach(3, 1).is_some(), "the cell comes out");
-        assert!(intake.detach(3, 1).is_none(), "and only once");
-        assert!(intake.detach(3, 0).is_none(), "wrong level");
-        assert_eq!(
-            intake.remove(3, None).map(|e| e.req),
-            Some(3),
-            "the job stays queued"
-        );
-        assert_eq!(intake.remove(2, Some(0)).map(|e| e.req), Some(2));
-        assert_eq!(intake.remove(2, None).map(|e| e.req), None);
-        assert_eq!(intake.level_lens().collect::<Vec<_>>(), [1, 1]);
+    fn jobs_from_several_shards_are_merged_by_id_per_level() {
+        let entry = |id: u64, level: u8| Entry {
+            req: id as u32,
+            cell: None,
+            id,
+            level,
+            stamp: 0,
+        };
+        let mut q: Queue<u32, (), ()> = Queue::new(2, None);
+        // Two shards: ids interleave between them, each shard's own ids ascending.
+        let mut moved = vec![
+            vec![vec![entry(1, 0), entry(4, 0)], vec![entry(2, 1)]],
+            vec![vec![entry(3, 0), entry(5, 0)], vec![]],
+        ];
+        q.append_shards(&mut moved);
+        assert!(moved.iter().flatten().all(Vec::is_empty), "all taken");
+        assert_eq!(q.len(), 5);
+        let order: Vec<u32> = std::iter::from_fn(|| q.pop().map(|e| e.req)).collect();
+        assert_eq!(order, [2, 1, 3, 4, 5], "level 1 first, then level 0 by id");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Workers coming and going: the pool's start, [`Pool::resize`](crate::Pool::resize), growth
 //! on queue depth (decided by a push, `admission.rs`), and a worker's retirement. The counts
-//! themselves change only in `state.rs` (its invariant 3).
+//! themselves change only in `state.rs` (its invariant 2).
 
 use std::sync::Arc;
 
@@ -55,7 +55,11 @@ where
     /// New bounds for the worker count: starts the missing workers, wakes the parked ones so
     /// that those in excess leave.
     pub(crate) fn set_bounds(self: &Arc<Self>, min: usize, max: usize) {
-        let (spawn, wake) = self.state.lock().set_bounds(min, max);
+        let (spawn, wake) = {
+            let mut st = self.state.lock();
+            let closed = self.intake.lock_mine().is_closed();
+            st.set_bounds(min, max, closed)
+        };
         for w in wake {
             w.wake();
         }

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex, Weak};
 
 use super::Shared;
-use super::state::State;
+use super::intake::Intake;
 use crate::job::{CancelQueued, Cell, StashFn};
 use crate::lock;
 
@@ -74,7 +74,8 @@ thread_local! {
 }
 
 /// A handle dropped while its job is queued gives its cell here. The next submit of this
-/// thread to the same pool, under the queue lock it takes anyway, takes the cell's other
+/// thread to the same pool, under its intake shard's lock it takes anyway (a job pushed from another thread's
+/// shard is not found, and keeps its cell), takes the cell's other
 /// reference out of the job's queue entry (the job then runs detached: its worker never
 /// touches the cell) and, holding both references, reuses the cell for the new job: a
 /// submit whose handle is dropped costs no allocation and no atomic reference count. If no
@@ -99,21 +100,21 @@ where
 /// A cell's two references (the handle's and the queue entry's).
 type CellPair<Resp, E> = (Arc<Cell<Resp, E>>, Arc<Cell<Resp, E>>);
 
-/// What to drop once the `state` lock is released.
+/// What to drop once the `intake` lock is released.
 type Garbage<Resp, E> = (Option<Arc<Cell<Resp, E>>>, Arc<dyn Any + Send + Sync>);
 
 impl Stashed {
-    /// Under the `state` lock: detaches the stashed cell's job and returns the cell's two
+    /// Under the `intake` lock: detaches the stashed cell's job and returns the cell's two
     /// references if they can serve a new job; else what to drop after the lock.
     pub(super) fn reuse<Req, Resp, E>(
         self,
-        st: &mut State<Req, Resp, E>,
+        intake: &mut Intake<Req, Resp, E>,
     ) -> Result<CellPair<Resp, E>, Garbage<Resp, E>>
     where
         Resp: Send + 'static,
         E: Send + 'static,
     {
-        let Some(entry) = st.detach(self.id, self.level) else {
+        let Some(entry) = intake.detach(self.id, self.level) else {
             return Err((None, self.cell));
         };
         match self.cell.downcast::<Cell<Resp, E>>() {
