@@ -132,7 +132,15 @@ struct Pending {
 }
 
 enum Write {
-    Insert(NewJob, i64),
+    /// A new job, its `data` already rendered: the HTTP task renders and frees the JSON tree,
+    /// so the one committer thread (every job goes through it) does neither.
+    Insert {
+        id: String,
+        job_type: &'static str,
+        priority: u8,
+        data: String,
+        at: i64,
+    },
     Running(String, i64),
     Finish {
         id: String,
@@ -285,8 +293,22 @@ impl JobStore for SqliteStore {
         if job.run_at.is_some() {
             return Err(no_run_at());
         }
-        let id = job.id.clone();
-        match self.commit(Write::Insert(job, now_ms())).await? {
+        let NewJob {
+            id,
+            job_type,
+            priority,
+            data,
+            ..
+        } = job;
+        let write = Write::Insert {
+            id: id.clone(),
+            job_type,
+            priority,
+            data: data.to_string(),
+            at: now_ms(),
+        };
+        drop(data);
+        match self.commit(write).await? {
             0 => Err(StoreError::Duplicate(id)),
             _ => Ok(()),
         }
@@ -487,21 +509,35 @@ fn committer(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Pending>, config: 
 }
 
 /// Runs every write of `batch` in one transaction; on any error nothing is kept (the
-/// transaction rolls back when dropped uncommitted).
+/// transaction is rolled back).
 fn run_batch(conn: &Connection, batch: &[Pending]) -> rusqlite::Result<Vec<u32>> {
-    let tx = conn.unchecked_transaction()?;
+    // BEGIN and COMMIT come from the statement cache: a rusqlite `Transaction` would parse
+    // both again for every batch.
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let done = write_batch(conn, batch)
+        .and_then(|changed| conn.prepare_cached("COMMIT")?.execute([]).map(|_| changed));
+    if done.is_err() && !conn.is_autocommit() {
+        // The batch's error is the one to report; like rusqlite's `Transaction` on drop, a
+        // failed rollback is not.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    done
+}
+
+/// The writes of `batch`, inside the transaction [`run_batch`] opened.
+fn write_batch(tx: &Connection, batch: &[Pending]) -> rusqlite::Result<Vec<u32>> {
     let mut changed = Vec::with_capacity(batch.len());
     for p in batch {
         let n = match &p.write {
-            Write::Insert(job, at) => tx
+            Write::Insert {
+                id,
+                job_type,
+                priority,
+                data,
+                at,
+            } => tx
                 .prepare_cached(INSERT)?
-                .execute(params![
-                    job.id,
-                    job.job_type,
-                    job.priority,
-                    job.data.to_string(),
-                    at
-                ])?
+                .execute(params![id, job_type, priority, data, at])?
                 .min(1) as u32,
             Write::Running(id, at) => tx
                 .prepare_cached(RUNNING)?
@@ -529,7 +565,6 @@ fn run_batch(conn: &Connection, batch: &[Pending]) -> rusqlite::Result<Vec<u32>>
         };
         changed.push(n);
     }
-    tx.commit()?;
     Ok(changed)
 }
 
