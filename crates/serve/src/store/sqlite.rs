@@ -48,7 +48,9 @@ pub struct SqliteConfig {
     /// killed at any point; after a power loss the last commits may be lost).
     pub full_sync: bool,
     /// How long the committer waits for more writes after the first one of a batch. By default
-    /// zero: a batch is whatever queued up while the previous commit ran.
+    /// zero: a batch is whatever queued up while the previous commit ran. A window pays off
+    /// only when each commit is slow (`full_sync` on a slow disk); when commits are quick it
+    /// adds its length to every answer and lowers throughput (BENCHMARKS.md, issue 29).
     pub commit_window: Duration,
     /// The most writes in one transaction. By default, 512.
     pub commit_batch: NonZeroUsize,
@@ -132,7 +134,15 @@ struct Pending {
 }
 
 enum Write {
-    Insert(NewJob, i64),
+    /// A new job, its `data` already rendered: the HTTP task renders and frees the JSON tree,
+    /// so the one committer thread (every job goes through it) does neither.
+    Insert {
+        id: String,
+        job_type: &'static str,
+        priority: u8,
+        data: String,
+        at: i64,
+    },
     Running(String, i64),
     Finish {
         id: String,
@@ -285,8 +295,22 @@ impl JobStore for SqliteStore {
         if job.run_at.is_some() {
             return Err(no_run_at());
         }
-        let id = job.id.clone();
-        match self.commit(Write::Insert(job, now_ms())).await? {
+        let NewJob {
+            id,
+            job_type,
+            priority,
+            data,
+            ..
+        } = job;
+        let write = Write::Insert {
+            id: id.clone(),
+            job_type,
+            priority,
+            data: data.to_string(),
+            at: now_ms(),
+        };
+        drop(data);
+        match self.commit(write).await? {
             0 => Err(StoreError::Duplicate(id)),
             _ => Ok(()),
         }
@@ -487,21 +511,39 @@ fn committer(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Pending>, config: 
 }
 
 /// Runs every write of `batch` in one transaction; on any error nothing is kept (the
-/// transaction rolls back when dropped uncommitted).
+/// transaction is rolled back).
 fn run_batch(conn: &Connection, batch: &[Pending]) -> rusqlite::Result<Vec<u32>> {
-    let tx = conn.unchecked_transaction()?;
+    // BEGIN and COMMIT come from the statement cache: a rusqlite `Transaction` would parse
+    // both again for every batch.
+    let done = conn
+        .prepare_cached("BEGIN")
+        .and_then(|mut begin| begin.execute([]))
+        .and_then(|_| write_batch(conn, batch))
+        .and_then(|changed| conn.prepare_cached("COMMIT")?.execute([]).map(|_| changed));
+    // Also after a failed BEGIN: a transaction left open by an earlier failed rollback is
+    // closed here, so the next batch can begin.
+    if done.is_err() && !conn.is_autocommit() {
+        // The batch's error is the one to report; like rusqlite's `Transaction` on drop, a
+        // failed rollback is not.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    done
+}
+
+/// The writes of `batch`, inside the transaction [`run_batch`] opened.
+fn write_batch(tx: &Connection, batch: &[Pending]) -> rusqlite::Result<Vec<u32>> {
     let mut changed = Vec::with_capacity(batch.len());
     for p in batch {
         let n = match &p.write {
-            Write::Insert(job, at) => tx
+            Write::Insert {
+                id,
+                job_type,
+                priority,
+                data,
+                at,
+            } => tx
                 .prepare_cached(INSERT)?
-                .execute(params![
-                    job.id,
-                    job.job_type,
-                    job.priority,
-                    job.data.to_string(),
-                    at
-                ])?
+                .execute(params![id, job_type, priority, data, at])?
                 .min(1) as u32,
             Write::Running(id, at) => tx
                 .prepare_cached(RUNNING)?
@@ -529,7 +571,6 @@ fn run_batch(conn: &Connection, batch: &[Pending]) -> rusqlite::Result<Vec<u32>>
         };
         changed.push(n);
     }
-    tx.commit()?;
     Ok(changed)
 }
 
@@ -581,6 +622,39 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_failed_batch_is_rolled_back_and_the_next_one_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open(&dir.path().join("jobs.db"), SqliteConfig::default()).unwrap();
+        store
+            .writer
+            .lock()
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER poison BEFORE INSERT ON jobs WHEN NEW.id = 'poison'
+                 BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+            )
+            .unwrap();
+        let err = store
+            .insert(NewJob::new("poison", "notification", 1, json!({})))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::BatchFailed { .. }), "{err}");
+        assert!(
+            store.writer.lock().unwrap().is_autocommit(),
+            "the failed batch's transaction was left open"
+        );
+        assert!(store.get("poison").await.unwrap().is_none());
+        // The next batch begins and commits; its data is stored as submitted.
+        let data = json!({"recipients": ["a", "b"], "message": "é\"", "channel": "sms"});
+        store
+            .insert(NewJob::new("next", "notification", 1, data.clone()))
+            .await
+            .unwrap();
+        assert_eq!(store.get("next").await.unwrap().unwrap().data, data);
+    }
 
     #[tokio::test]
     async fn get_json_matches_get_and_a_purge_drops_cached_answers() {
