@@ -136,6 +136,16 @@ mod tests {
         let with = Plan::with_panels(DEFAULT_MEMORY_BUDGET, 3, PanelSet::all());
         assert!(with.paths.max_len >= 50_000, "{with:?}");
         assert!(with.panels.visitors_exact >= 100_000, "{with:?}");
-        assert!(with.panels.bw_paths.max_len >= 10_000, "{with:?}");
+        // The bandwidth tables are touched on every line: big enough for a useful top list,
+        // small enough (entries under 512 KiB) to stay in a core's L2 cache, which their misses
+        // otherwise made 80% of the panels' cost.
+        let text_entry = size_of::<(u64, crate::panels::count::TextEntry)>();
+        for room in [with.panels.bw_paths, with.panels.bw_clients] {
+            assert!(room.max_len >= 2_000, "{with:?}");
+        }
+        assert!(
+            with.panels.bw_paths.max_len * text_entry <= 512 << 10,
+            "{with:?}"
+        );
     }
 }

@@ -357,8 +357,14 @@ impl PanelPlan {
         let client = std::mem::size_of::<(ClientKey, ClientBytes)>();
         let bytes = bytes.saturating_sub(Classifier::max_bytes());
         PanelPlan {
-            bw_paths: Room::for_bytes(bytes / 5, text),
-            bw_clients: Room::for_bytes(bytes / 5, client),
+            // The bandwidth tables are touched on every line, at random keys on high-cardinality
+            // input: 1/40 each (about 3,600 keys and 200 KB at the default budget) keeps them in
+            // a core's L2 cache. At 1/5 each (1.3-1.5 MB) their cache misses were 80% of the
+            // panels' cost (panels all/none 1.27x CPU against 1.11x; BENCHMARKS.md, "Panels'
+            // cost and the sink, profiled again"). The price is a larger stated over-count once
+            // the keys outgrow the room; counts stay exact while they fit.
+            bw_paths: Room::for_bytes(bytes / 40, text),
+            bw_clients: Room::for_bytes(bytes / 40, client),
             not_found: Room::for_bytes(bytes / 10, text),
             referrers: Room::for_bytes(bytes / 10, text),
             sites: Room::for_bytes(bytes / 20, text),
