@@ -13,7 +13,7 @@
 #   rejected  POST /api/jobs, queue of 1 already full (every answer should be 503)
 #   get       GET /api/jobs/{id} of one finished job
 # Each line gives requests/s, p50 and p99 latency, the status-code mix, and the server's CPU
-# time and peak memory (VmHWM) for that phase, with the load average beside it: the machine may
+# time (and the SQLite commit thread's) and peak memory (VmHWM) for that phase, with the load average beside it: the machine may
 # be shared, so compare phases of one run, not runs of different days.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -80,12 +80,20 @@ start() {
 }
 
 stop() {
-  local cpu hwm
+  local cpu hwm commit task
   cpu=$(awk -v t="$TICK" '{printf "%.2f", ($14 + $15) / t}' "/proc/$PID/stat")
   hwm=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$PID/status")
+  # The SQLite store's commit thread ("weft-serve-commit", cut to 15 characters by the kernel):
+  # its CPU per phase is the steadiest figure on a noisy machine. "-" for the other stores.
+  commit=-
+  for task in /proc/"$PID"/task/*; do
+    case "$(cat "$task/comm" 2>/dev/null)" in
+      weft-serve-comm*) commit=$(awk -v t="$TICK" '{printf "%.2f", ($14 + $15) / t}' "$task/stat") ;;
+    esac
+  done
   kill "$PID"; wait "$PID" 2>/dev/null || true
   PID=
-  echo "$cpu $hwm"
+  echo "$cpu $hwm $commit"
 }
 
 # phase STORE NAME QUEUE_SIZE SCRIPT PATH [SETUP]: one wrk run against a fresh server.
@@ -96,9 +104,9 @@ phase() {
   result=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$script" "$BASE$path" | grep '^RESULT')
   server=$(stop)
   read -r _ rps p50 p99 codes <<<"$result"
-  read -r cpu hwm <<<"$server"
-  printf '| %-6s | %-8s | %8s | %6s ms | %6s ms | %-22s | %6s s | %5s MiB | %s |\n' \
-    "$store" "$name" "$rps" "$p50" "$p99" "$codes" "$cpu" "$hwm" "$(cut -d' ' -f1-3 /proc/loadavg)"
+  read -r cpu hwm commit <<<"$server"
+  printf '| %-6s | %-8s | %8s | %6s ms | %6s ms | %-22s | %6s s | %6s s | %5s MiB | %s |\n' \
+    "$store" "$name" "$rps" "$p50" "$p99" "$codes" "$cpu" "$commit" "$hwm" "$(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 post() { curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' -d "$1" "$BASE/api/jobs"; }
@@ -120,8 +128,8 @@ finished_job() {
 }
 
 echo "wrk -t$THREADS -c$CONNS -d$DURATION; server: 2 workers, 500 ms jobs; $(nproc) CPUs"
-echo '| store | phase | req/s | p50 | p99 | status codes | server CPU | peak RSS | load avg |'
-echo '|---|---|---:|---:|---:|---|---:|---:|---|'
+echo '| store | phase | req/s | p50 | p99 | status codes | server CPU | commit thread CPU | peak RSS | load avg |'
+echo '|---|---|---:|---:|---:|---|---:|---:|---:|---|'
 for store in $STORES; do
   phase "$store" accepted 100000000 "$DIR/post.lua" /api/jobs
   # The shared queue is the table: it has no per-node room to fill.
