@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use super::Padded;
 use super::lock::{SpinGuard, SpinLock};
-use super::queue::{Entry, Levels};
+use super::queue::{Entry, Levels, levels_to_search};
 use crate::job::Cell;
 
 /// How many intakes a pool has; each thread pushes into one (see [`Shards`]).
@@ -173,14 +173,6 @@ pub(crate) const A_BATCH: u8 = 2;
 impl NonEmpty {
     pub(crate) fn get(&self) -> u8 {
         self.0.load(Ordering::Acquire)
-    }
-}
-
-/// The levels a search by id looks at: the one given, or all `n`.
-fn levels_to_search(level: Option<u8>, n: usize) -> std::ops::Range<usize> {
-    match level {
-        Some(l) => l as usize..l as usize + 1,
-        None => 0..n,
     }
 }
 

@@ -34,8 +34,8 @@ pub(crate) struct Entry<Req, Resp, E> {
 /// Jobs per level, as one intake shard hands them to a claim.
 pub(crate) type Levels<Req, Resp, E> = Vec<Vec<Entry<Req, Resp, E>>>;
 
-/// The levels a search by id looks at: the one given, or all `n`.
-fn levels_to_search(level: Option<u8>, n: usize) -> std::ops::Range<usize> {
+/// The levels a search by id looks at: the one given, or all `n` (the intake's shards too).
+pub(super) fn levels_to_search(level: Option<u8>, n: usize) -> std::ops::Range<usize> {
     match level {
         Some(l) => l as usize..l as usize + 1,
         None => 0..n,
