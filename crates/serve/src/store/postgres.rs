@@ -1267,22 +1267,24 @@ async fn make_room(
     levels.sort_unstable();
     levels.dedup();
     let cap_i64 = i64::try_from(cap).unwrap_or(i64::MAX);
-    // Pipelined, and still ordered: the count's snapshot is taken after the lock is held, so
-    // it sees every admission committed before.
-    let lock = tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ROOM_LOCK]);
-    let count = async {
-        let stmt = tx
-            .prepare_cached(
-                "SELECT l, (SELECT count(*) FROM (SELECT 1 FROM weft_jobs
-                            WHERE status = 'queued' AND priority = l LIMIT $2) q)
-                 FROM unnest($1::int2[]) AS l",
-            )
-            .await?;
-        tx.query(&stmt, &[&levels, &cap_i64]).await
-    };
+    // The count must start after the lock is held, so that its snapshot sees every admission
+    // committed before. Not pipelined: `execute` with a query string sends a Parse and waits for
+    // its answer before it sends the statement, so a cached count sent alongside reached the
+    // server first and counted before the lock (the test that both nodes admit exactly the room
+    // caught it: 9 admitted for a room of 5).
+    let lock = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+        .await?;
     store.count(2);
-    let ((), rows) =
-        futures_util::future::try_join(async { lock.await.map(|_| ()) }, count).await?;
+    tx.execute(&lock, &[&ROOM_LOCK]).await?;
+    let stmt = tx
+        .prepare_cached(
+            "SELECT l, (SELECT count(*) FROM (SELECT 1 FROM weft_jobs
+                        WHERE status = 'queued' AND priority = l LIMIT $2) q)
+             FROM unnest($1::int2[]) AS l",
+        )
+        .await?;
+    let rows = tx.query(&stmt, &[&levels, &cap_i64]).await?;
     let mut room: std::collections::HashMap<i16, i64> = rows
         .iter()
         .map(|r| (r.get::<_, i16>(0), cap_i64 - r.get::<_, i64>(1)))
