@@ -44,7 +44,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -54,12 +54,12 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::{Body as _, Incoming};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls;
+use tokio_util::either::Either;
 use url::Url;
 
 use super::error::{DownloadError, HttpError, RedirectError};
@@ -122,69 +122,9 @@ async fn drive<F: Future>(io: &mut Option<H1Io>, fut: F) -> F::Output {
 }
 
 /// The transport under an HTTP/1.1 connection: TCP (also through a proxy's CONNECT tunnel) or
-/// TLS over it. An enum rather than a boxed trait object, so reads need no dynamic call.
-enum Stream {
-    Tcp(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Tls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Stream::Tcp(s) => s.is_write_vectored(),
-            Stream::Tls(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
-        }
-    }
-}
+/// TLS over it. An enum (tokio-util's `Either`, which forwards vectored writes too) rather than
+/// a boxed trait object, so reads need no dynamic call.
+type Stream = Either<TcpStream, Box<TlsStream<TcpStream>>>;
 
 /// A new connection, by the protocol the server chose.
 enum Sender {
@@ -629,7 +569,7 @@ impl Client {
             None => tcp_connect(origin).await?,
         };
         if !origin.tls {
-            return self.handshake(Stream::Tcp(tcp)).await;
+            return self.handshake(Either::Left(tcp)).await;
         }
         let tls_error = |source| HttpError::Tls {
             host: origin.host.clone(),
@@ -660,7 +600,7 @@ impl Client {
             });
             return Ok(Sender::H2(sender));
         }
-        self.handshake(Stream::Tls(Box::new(stream))).await
+        self.handshake(Either::Right(Box::new(stream))).await
     }
 
     /// HTTP/1 on `io`; the connection's I/O is driven by whichever download uses it (see
