@@ -5,7 +5,9 @@
 //! cancelled or overtaken by a close, and the per-key `served` counts through which a parked
 //! sender learns without the lock that its value was taken; and the handles added for
 //! parity with tokio and async-channel: `closed()` futures, weak senders racing the last
-//! drop, `force_send` racing receives and blocked senders, and the blocking calls.
+//! drop, `force_send` racing receives and blocked senders, and the blocking calls; and the
+//! chained wake-ups of fan-out (a send leaves parked receivers asleep while one it woke has
+//! not polled; that one wakes the next, also when it is cancelled).
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p weft-core --test loom_chan --release`
 //! (`LOOM_MAX_PREEMPTIONS=3` explores more).
@@ -456,5 +458,81 @@ fn bounded_send_racing_close_is_received_or_returned() {
         tx.close();
         let sent = sender.join().unwrap();
         assert_eq!(receiver.join().unwrap(), sent.then_some(9));
+    });
+}
+
+// Fan-out with chained wake-ups (issue 18): a send into the buffer leaves parked receivers
+// asleep while a receiver it already woke has not polled; that receiver wakes the next when
+// it polls, or when it is dropped, if values are left. The sender below closes the channel
+// only after every value was received, so a lost wake-up leaves every thread blocked and
+// loom reports the deadlock (a close would otherwise wake everyone and hide it).
+
+/// Two receivers park on an empty bounded channel and two values arrive: whichever receiver
+/// is woken, the second value reaches a receiver, and each value is received exactly once.
+#[test]
+fn fan_out_chained_wake_up_delivers_every_value() {
+    model(|| {
+        let (tx, rx) = chan::bounded::<u32>(2);
+        let got = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(loom::sync::Notify::new());
+        let receivers: Vec<_> = (0..2)
+            .map(|_| {
+                let (rx, got, done) = (rx.clone(), got.clone(), done.clone());
+                thread::spawn(move || {
+                    while let Some(v) = block_on(rx.recv()) {
+                        // Values 1 and 2: the sum tells a duplicate or a loss apart.
+                        if got.fetch_add(v as usize, Ordering::SeqCst) + v as usize == 3 {
+                            done.notify();
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(rx);
+        tx.try_send(1).unwrap();
+        tx.try_send(2).unwrap();
+        done.wait();
+        drop(tx);
+        receivers.into_iter().for_each(|r| r.join().unwrap());
+        assert_eq!(got.load(Ordering::SeqCst), 3, "each value received once");
+    });
+}
+
+/// As above, with one receive polled once and then cancelled (as by a `select!`): if it was
+/// the one woken, its drop passes the wake-up on, so the waiting receiver gets what is left.
+#[test]
+fn fan_out_cancelled_woken_receive_passes_the_chain_on() {
+    model(|| {
+        let (tx, rx) = chan::bounded::<u32>(2);
+        let got = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(loom::sync::Notify::new());
+        let count = {
+            let (got, done) = (got.clone(), done.clone());
+            move |v: u32| {
+                if got.fetch_add(v as usize, Ordering::SeqCst) + v as usize == 3 {
+                    done.notify();
+                }
+            }
+        };
+        let canceller = {
+            let (rx, count) = (rx.clone(), count.clone());
+            thread::spawn(move || {
+                if let Some(Some(v)) = poll_once(rx.recv()) {
+                    count(v);
+                }
+            })
+        };
+        let waiter = thread::spawn(move || {
+            while let Some(v) = block_on(rx.recv()) {
+                count(v);
+            }
+        });
+        tx.try_send(1).unwrap();
+        tx.try_send(2).unwrap();
+        done.wait();
+        drop(tx);
+        canceller.join().unwrap();
+        waiter.join().unwrap();
+        assert_eq!(got.load(Ordering::SeqCst), 3, "each value received once");
     });
 }
