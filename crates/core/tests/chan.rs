@@ -794,52 +794,11 @@ fn value_handed_to_an_abandoned_stream_poll_is_taken_by_the_same_receivers_recv(
     assert_ready_eq!(next.poll(), Some(6));
 }
 
-/// Fan-out without a wake-up per value: while a receiver woken for a value has not polled
-/// yet, further sends leave the other parked receivers asleep; when the woken one polls and
-/// sees values left, it wakes the next (a chained wake-up), so every value is still taken.
-#[test]
-fn a_send_leaves_parked_receivers_asleep_while_a_woken_one_is_on_its_way() {
-    let (tx, rx) = chan::bounded(16);
-    let mut r1 = task::spawn(rx.recv());
-    let mut r2 = task::spawn(rx.recv());
-    assert_pending!(r1.poll());
-    assert_pending!(r2.poll());
-    tx.try_send(1).unwrap();
-    tx.try_send(2).unwrap();
-    assert!(r1.is_woken(), "the first value wakes the first receiver");
-    assert!(!r2.is_woken(), "the second waits for the woken one");
-    assert_ready_eq!(r1.poll(), Some(1));
-    assert!(
-        r2.is_woken(),
-        "a value is left: the woken receiver wakes the next"
-    );
-    assert_ready_eq!(r2.poll(), Some(2));
-}
-
-/// A woken receiver whose task is slow to poll it does not hold a backlog back for long: once
-/// a few values wait behind it, a send wakes another parked receiver.
-#[test]
-fn a_backlog_behind_a_slow_woken_receiver_wakes_another() {
-    let (tx, rx) = chan::bounded(64);
-    let mut r1 = task::spawn(rx.recv());
-    let mut r2 = task::spawn(rx.recv());
-    assert_pending!(r1.poll());
-    assert_pending!(r2.poll());
-    let mut sent = 0;
-    while !r2.is_woken() {
-        assert!(sent < 16, "16 values wait behind r1 and r2 still sleeps");
-        tx.try_send(sent).unwrap();
-        sent += 1;
-    }
-    assert!(sent > 1, "the second value already woke r2");
-    assert!(r1.is_woken());
-    assert_ready_eq!(r2.poll(), Some(0));
-    assert_ready_eq!(r1.poll(), Some(1));
-}
-
-/// A wake-up meant for a receiver's stream slot is used by that receiver's next `recv` or
-/// `try_recv` (the same handle): afterwards a send wakes the other parked receivers again,
-/// instead of waiting for a stream poll that may never come.
+/// A receiver's stream slot woken for a value that the same receiver's `recv` or `try_recv`
+/// then takes (the stream poll abandoned): the next send still wakes the other parked
+/// receiver, rather than waiting for a stream poll that may never come. (Written for the
+/// chained wake-ups tried for issue 18, which must count that wake-up as used; it holds for
+/// any design.)
 #[test]
 fn a_stream_slots_wake_up_used_by_the_same_receivers_recv_lets_sends_wake_others() {
     for way in ["recv", "try_recv"] {
@@ -858,7 +817,7 @@ fn a_stream_slots_wake_up_used_by_the_same_receivers_recv_lets_sends_wake_others
             }
             _ => assert_eq!(rx.try_recv(), Ok(1)),
         }
-        assert!(!other.is_woken(), "{way}: nothing left to wake it for");
+        assert!(!other.is_woken(), "{way}: nothing was left to wake it for");
         tx.try_send(2).unwrap();
         assert!(
             other.is_woken(),

@@ -5,9 +5,9 @@
 //! cancelled or overtaken by a close, and the per-key `served` counts through which a parked
 //! sender learns without the lock that its value was taken; and the handles added for
 //! parity with tokio and async-channel: `closed()` futures, weak senders racing the last
-//! drop, `force_send` racing receives and blocked senders, and the blocking calls; and the
-//! chained wake-ups of fan-out (a send leaves parked receivers asleep while one it woke has
-//! not polled; that one wakes the next, also when it is cancelled).
+//! drop, `force_send` racing receives and blocked senders, and the blocking calls; and
+//! fan-out wake-ups with the close held back until every value arrived (written for chained
+//! wake-ups, tried and reverted in issue 18; they hold for any design).
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p weft-core --test loom_chan --release`
 //! (`LOOM_MAX_PREEMPTIONS=3` explores more).
@@ -461,11 +461,12 @@ fn bounded_send_racing_close_is_received_or_returned() {
     });
 }
 
-// Fan-out with chained wake-ups (issue 18): a send into the buffer leaves parked receivers
-// asleep while a receiver it already woke has not polled; that receiver wakes the next when
-// it polls, or when it is dropped, if values are left. The sender below closes the channel
-// only after every value was received, so a lost wake-up leaves every thread blocked and
-// loom reports the deadlock (a close would otherwise wake everyone and hide it).
+// Fan-out wake-ups (written for chained wake-ups, tried for issue 18 and reverted, see
+// BENCHMARKS.md `## Channels`: a send into the buffer left parked receivers asleep while a
+// receiver it already woke had not polled, and that receiver woke the next; they hold for
+// any design). The sender closes the channel only after every value was received, so a lost
+// wake-up leaves every thread blocked and loom reports the deadlock (a close would otherwise
+// wake everyone and hide it).
 
 /// Two receivers park on an empty bounded channel and two values arrive: whichever receiver
 /// is woken, the second value reaches a receiver, and each value is received exactly once.

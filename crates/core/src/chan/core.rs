@@ -19,7 +19,11 @@
 //! more CPU per message in every bounded shape on a 2-core machine: it lets both cores touch
 //! the channel at once, so lines move between them on every message, where the napping lock
 //! (`crate::loom::Mutex`) runs a contended channel on one core at a time. See `BENCHMARKS.md`,
-//! `## Channels`, "A lock-free ring for the bounded buffer".
+//! `## Channels`, "A lock-free ring for the bounded buffer". Waking a parked receiver for every
+//! value pushed into `buf` (invariant 6) looks costly in fan-out, but the woken receivers run
+//! in bursts on the sender's worker and drain `buf` through the fast path; counting woken
+//! receivers and chaining the wake-ups instead gained nothing there and cost the rendezvous
+//! 6-11% (same section, "Chained wake-ups in fan-out").
 //!
 //! # Invariants
 //!
@@ -56,20 +60,12 @@
 //!    passed on by dropped receives enters `buf`; receivers drain `buf`, then steal what is
 //!    still `pending` in slots whose owners have not polled yet (so "closed and drained" is
 //!    only reported once no value is left anywhere), then see the end.
-//! 6. No lost wake-ups: a value parked by a sender or handed to a slot wakes its receiver (for
-//!    a slot: its owner). While `buf` holds values and a receiver is linked, at least one
-//!    receiver is *notified*: unlinked and woken by `notify_receiver`, and not yet polled or
-//!    dropped since (`notified` counts them). A push into `buf` wakes a linked receiver
-//!    unless a notified one is on its way and `buf` holds at most `SPREAD` values per
-//!    notified receiver; a notified receiver, when it polls (through its own slot or its
-//!    `Receiver`'s stream slot) or is dropped, wakes the next linked receiver if a value is
-//!    left and no other notified one is on its way (a chained wake-up: in fan-out the
-//!    receivers wake one another as the backlog needs them, rather than a send waking one
-//!    per value). One that finds nothing links itself again. A sender only parks when `buf`
-//!    is full (a rendezvous: always) and no receiver is linked, and a receiver only parks
-//!    when no value is available, so they never wait for each other. A notified receiver
-//!    whose task is slow to poll delays the others by at most `SPREAD` values; a full buffer
-//!    hands values straight to linked receivers.
+//! 6. No lost wake-ups: whenever a value becomes available (pushed into `buf`, parked by a
+//!    sender, or handed to a slot), one linked receiver is unlinked and woken (for a slot:
+//!    its owner). A woken (unlinked) receiver that is dropped without taking a value passes
+//!    the wake-up on to the next linked receiver if a value is still available; one that
+//!    finds nothing links itself again. A sender only parks when no receiver is linked, and a
+//!    receiver only parks when no value is available, so they never wait for each other.
 //! 7. Wakers are called and values are dropped only after the lock is released (a waker or a
 //!    user `Drop` may run arbitrary code, which must not run under our lock).
 //! 8. `senders` never rises from 0: a `Sender` is cloned only from a live one, and a
@@ -105,11 +101,6 @@ pub(super) struct Shared<T> {
 /// them (more than this many at once) learn they were served under the lock.
 const SERVED: usize = 16;
 
-/// How many buffered values each notified receiver (woken, not yet polled) is left to take
-/// alone before a send wakes one more parked receiver (invariant 6). Bounds how long values
-/// wait behind a woken receiver whose task is slow to poll it.
-const SPREAD: usize = 8;
-
 #[derive(Debug)]
 #[repr(C)]
 struct State<T> {
@@ -118,9 +109,6 @@ struct State<T> {
     buf: VecDeque<T>,
     closed: bool,
     cap: usize,
-    /// Receivers woken by `notify_receiver` that have not polled or been dropped since
-    /// (invariant 6): while one is on its way, a send leaves the others parked.
-    notified: usize,
     recv_waiters: WaitList<RecvWaiter<T>>,
     send_waiters: WaitList<SendWaiter<T>>,
     /// Receiver slots holding a handed value (invariant 4).
@@ -134,8 +122,6 @@ struct RecvWaiter<T> {
     /// A value handed over by a sender (invariant 4); taken by the owner's next poll.
     value: Option<T>,
     waker: Option<Waker>,
-    /// Woken by `notify_receiver` and not yet polled or dropped: counted in `notified`.
-    notified: bool,
 }
 
 #[derive(Debug)]
@@ -205,52 +191,11 @@ fn update_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
 }
 
 impl<T> State<T> {
-    /// Unlinks the first parked receiver, counts it as notified and returns its waker
-    /// (invariant 6).
+    /// Unlinks the first parked receiver and returns its waker (invariant 6).
     #[inline]
     fn notify_receiver(&mut self) -> Option<Waker> {
         let key = self.recv_waiters.pop_front()?;
-        let waiter = self.recv_waiters.get_mut(key);
-        waiter.notified = true;
-        self.notified += 1;
-        waiter.waker.take()
-    }
-
-    /// After a value was pushed into `buf`: wakes a parked receiver unless one already woken
-    /// is on its way and the buffer holds no more than `SPREAD` values per such receiver
-    /// (invariant 6).
-    #[inline(always)]
-    fn notify_after_push(&mut self) -> Option<Waker> {
-        if self.recv_waiters.is_empty()
-            || (self.notified > 0 && self.buf.len() <= self.notified.saturating_mul(SPREAD))
-        {
-            return None;
-        }
-        self.notify_receiver()
-    }
-
-    /// Passes the wake-up on (invariant 6): called when a notified receiver polled or was
-    /// dropped, so that a value left behind wakes the next parked receiver unless another
-    /// notified one is still on its way.
-    #[inline]
-    fn chain(&mut self) -> Option<Waker> {
-        if self.notified == 0 && self.has_value() {
-            self.notify_receiver()
-        } else {
-            None
-        }
-    }
-
-    /// Clears the notified mark of the receiver slot `key` (its owner is polling it).
-    #[inline]
-    fn clear_notified(&mut self, key: Option<usize>) {
-        if let Some(key) = key {
-            let waiter = self.recv_waiters.get_mut(key);
-            if waiter.notified {
-                waiter.notified = false;
-                self.notified -= 1;
-            }
-        }
+        self.recv_waiters.get_mut(key).waker.take()
     }
 
     /// Hands `value` to the first parked receiver and returns its waker; without one, the
@@ -377,7 +322,6 @@ impl<T> Shared<T> {
             state: Mutex::new(State {
                 buf,
                 pending: 0,
-                notified: 0,
                 cap,
                 closed: false,
                 send_waiters: WaitList::new(),
@@ -491,7 +435,7 @@ impl<T> Shared<T> {
         }
         let waker = if state.buf.len() < state.cap {
             state.buf.push_back(value);
-            state.notify_after_push()
+            state.notify_receiver()
         } else if !state.recv_waiters.is_empty() {
             // A receiver is parked (Go's "a receiver is ready"): hand the value to it.
             state.hand_off(value)
@@ -513,7 +457,7 @@ impl<T> Shared<T> {
         }
         let (waker, evicted) = if state.buf.len() < state.cap {
             state.buf.push_back(value);
-            (state.notify_after_push(), None)
+            (state.notify_receiver(), None)
         } else if !state.recv_waiters.is_empty() {
             // Exactly as `try_send`: a parked receiver takes the value, nothing is evicted.
             (state.hand_off(value), None)
@@ -574,13 +518,10 @@ impl<T> Shared<T> {
             // common case of a buffered channel; never the case for a rendezvous, which goes
             // straight to the rest, out of line).
             let mut state = self.lock();
-            if !state.closed && state.buf.len() < state.cap {
+            if !state.closed && state.buf.len() < state.cap && state.recv_waiters.is_empty() {
                 if let SendState::Idle(value) = std::mem::replace(send, SendState::Done) {
                     state.buf.push_back(value);
                 }
-                let waker = state.notify_after_push();
-                drop(state);
-                wake(waker);
                 return Poll::Ready(Ok(()));
             }
             return self.poll_send_slow(Some(state), send, cx);
@@ -628,7 +569,7 @@ impl<T> Shared<T> {
                 let waker = if state.buf.len() < state.cap {
                     // Fast path: room in the buffer, so no sender is parked (invariant 2).
                     state.buf.push_back(value);
-                    state.notify_after_push()
+                    state.notify_receiver()
                 } else if !state.recv_waiters.is_empty() {
                     // A receiver is parked with nothing to take: hand the value over and
                     // complete now (one wake-up per value, invariant 1).
@@ -704,20 +645,17 @@ impl<T> Shared<T> {
     /// calling `Receiver`'s stream slot, which may hold a value handed to it.
     pub(super) fn try_recv(&self, own: Option<usize>) -> Result<T, bool> {
         let mut state = self.lock();
-        // A stream poll of this receiver may have been notified: this receive uses the wake-up.
-        state.clear_notified(own);
-        let (value, waker) = match state.take_slot(own) {
-            Some(value) => (value, None),
-            None => match state.take_value(&self.served) {
-                Some(taken) => taken,
-                None => return Err(state.closed),
-            },
-        };
-        let chained = state.chain();
-        drop(state);
-        wake(waker);
-        wake(chained);
-        Ok(value)
+        if let Some(value) = state.take_slot(own) {
+            return Ok(value);
+        }
+        match state.take_value(&self.served) {
+            Some((value, waker)) => {
+                drop(state);
+                wake(waker);
+                Ok(value)
+            }
+            None => Err(state.closed),
+        }
     }
 
     /// Polls a receive. `key` is the caller's parking slot: `None` until it first parks, and
@@ -755,9 +693,6 @@ impl<T> Shared<T> {
         own: Option<usize>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<T>> {
-        // This poll uses the wake-up of a notified slot, ours or our stream's (invariant 6).
-        state.clear_notified(*key);
-        state.clear_notified(own);
         let handed = match state.take_slot(*key) {
             Some(value) => Some(value),
             None => state.take_slot(own),
@@ -771,12 +706,9 @@ impl<T> Shared<T> {
             },
         };
         let released = key.take().map(|k| state.recv_waiters.release(k).0);
-        // Values left and nobody else on the way: wake the next parked receiver.
-        let chained = state.chain();
         drop(state);
         drop(released);
         wake(waker);
-        wake(chained);
         Poll::Ready(Some(value))
     }
 
@@ -790,8 +722,6 @@ impl<T> Shared<T> {
         cx: &mut Context<'_>,
     ) -> Poll<usize> {
         let mut state = self.lock();
-        state.clear_notified(*key);
-        state.clear_notified(own);
         let mut wakers = WakeList::new();
         let mut taken = 0;
         for slot in [*key, own] {
@@ -814,11 +744,9 @@ impl<T> Shared<T> {
         }
         if taken > 0 {
             let released = key.take().map(|k| state.recv_waiters.release(k).0);
-            let chained = state.chain();
             drop(state);
             drop(released);
             wakers.wake_all();
-            wake(chained);
             return Poll::Ready(taken);
         }
         self.park_receiver(state, key, cx).map(|_| 0)
@@ -850,7 +778,6 @@ impl<T> Shared<T> {
                 *key = Some(state.recv_waiters.push_back(RecvWaiter {
                     value: None,
                     waker: Some(cx.waker().clone()),
-                    notified: false,
                 }));
             }
         }
@@ -870,16 +797,14 @@ impl<T> Shared<T> {
 
     fn release_receiver_slot(&self, k: usize) {
         let mut state = self.lock();
-        let (mut waiter, _) = state.recv_waiters.release(k);
-        if waiter.notified {
-            state.notified -= 1;
-        }
+        let (mut waiter, linked) = state.recv_waiters.release(k);
         let waker = if let Some(value) = waiter.value.take() {
             state.pending -= 1;
             state.hand_off(value)
+        } else if !linked && state.has_value() {
+            state.notify_receiver()
         } else {
-            // A wake-up this receiver did not use goes to the next one.
-            state.chain()
+            None
         };
         drop(state);
         drop(waiter);
