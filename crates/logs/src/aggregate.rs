@@ -26,6 +26,9 @@ use super::parse::{AccessFormat, LogFormat, Parsed, Record, TsCache, parse_line,
 pub(crate) const GLOBAL_SUB_BITS: u32 = 10;
 /// Longest malformed-line sample kept, in bytes.
 const SAMPLE_BYTES: usize = 200;
+/// How many keys' slots the sink touches before updating them: about as many misses as a core
+/// keeps in flight, few enough that the touched lines are still in L1 when updated.
+const TOUCH_BATCH: usize = 24;
 /// The last second accepted as a timestamp: 9999-12-31 23:59:59 UTC.
 const MAX_TS: i64 = 253_402_300_799;
 /// HyperLogLog precision: 2^14 registers, a standard error of 1.04 / 2^7 = 0.81%.
@@ -467,7 +470,7 @@ impl Stats {
 }
 
 /// A path in the totals.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct PathEntry {
     pub(crate) count: u64,
     pub(crate) errors: u64,
@@ -495,7 +498,7 @@ impl Counted for PathEntry {
 }
 
 /// A client in the totals; `text` only for clients that are not IP addresses.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ClientEntry {
     pub(crate) count: u64,
     pub(crate) text: Option<Box<[u8]>>,
@@ -584,48 +587,70 @@ impl Totals {
                 None => self.reasons.push((reason, n)),
             }
         }
-        for p in &part.path_parts {
-            self.path_hll.insert_hash(mix(p.hash));
-            let mut created = false;
-            let arena = &mut self.path_text;
-            let entry = self.paths.entry(p.hash, || {
-                created = true;
-                let (start, len) = (p.text.0 as usize, p.text.1 as usize);
-                let at = arena.len() as u32;
-                arena.extend_from_slice(&part.path_text[start..start + len]);
-                PathEntry {
-                    count: 0,
-                    errors: 0,
-                    timed: 0,
-                    latency_sum_us: 0,
-                    latency: PathHistogram::default(),
-                    text: (at, len as u32),
-                }
-            });
-            let before = if created { 0 } else { entry.heap_bytes() };
-            entry.count += p.count;
-            entry.errors += p.errors;
-            entry.timed += u64::from(p.timed);
-            entry.latency_sum_us = entry.latency_sum_us.saturating_add(p.latency_sum_us);
-            let first = p.first as usize;
-            for &b in &part.buckets[first..first + p.timed as usize] {
-                entry.latency.add(b);
+        // The tables are megabytes, out of cache: a batch of keys' slots is touched first, in a
+        // loop short enough that the CPU keeps all their misses in flight at once; the updates
+        // that follow find the slots in cache (see `Table::touch`).
+        let mut hashes = [0u64; TOUCH_BATCH];
+        for batch in part.path_parts.chunks(TOUCH_BATCH) {
+            for (h, p) in hashes.iter_mut().zip(batch) {
+                *h = self.paths.map.hash(&p.hash);
+                self.paths.touch(*h);
             }
-            let grown = entry.heap_bytes() as isize - before as isize;
-            self.paths.add_heap(grown);
+            for (p, &h) in batch.iter().zip(&hashes) {
+                self.path_hll.insert_hash(mix(p.hash));
+                let mut created = false;
+                let arena = &mut self.path_text;
+                let entry = self.paths.entry_hashed(h, p.hash, || {
+                    created = true;
+                    let (start, len) = (p.text.0 as usize, p.text.1 as usize);
+                    let at = arena.len() as u32;
+                    arena.extend_from_slice(&part.path_text[start..start + len]);
+                    PathEntry {
+                        count: 0,
+                        errors: 0,
+                        timed: 0,
+                        latency_sum_us: 0,
+                        latency: PathHistogram::default(),
+                        text: (at, len as u32),
+                    }
+                });
+                let before = if created { 0 } else { entry.heap_bytes() };
+                entry.count += p.count;
+                entry.errors += p.errors;
+                entry.timed += u64::from(p.timed);
+                entry.latency_sum_us = entry.latency_sum_us.saturating_add(p.latency_sum_us);
+                let first = p.first as usize;
+                for &b in &part.buckets[first..first + p.timed as usize] {
+                    entry.latency.add(b);
+                }
+                let grown = entry.heap_bytes() as isize - before as isize;
+                self.paths.add_heap(grown);
+            }
         }
         self.paths.settle();
         if self.paths.prunes() != self.compacted_at {
             self.compact_path_text();
         }
-        for (&key, &(n, _)) in &part.clients {
-            self.client_hll
-                .insert_hash(mix(key as u64 ^ (key >> 64) as u64 ^ 0x9e37));
-            let entry = self.clients.entry(key, || ClientEntry {
-                count: 0,
-                text: None,
-            });
-            entry.count += n;
+        let mut batch = [(0u64, 0 as ClientKey, 0u64); TOUCH_BATCH];
+        let mut clients = part.clients.iter();
+        loop {
+            let mut n = 0;
+            for (slot, (&key, &(count, _))) in batch.iter_mut().zip(clients.by_ref()) {
+                let h = self.clients.map.hash(&key);
+                self.clients.touch(h);
+                *slot = (h, key, count);
+                n += 1;
+            }
+            for &(h, key, count) in &batch[..n] {
+                self.client_hll
+                    .insert_hash(mix(key as u64 ^ (key >> 64) as u64 ^ 0x9e37));
+                self.clients
+                    .entry_hashed(h, key, ClientEntry::default)
+                    .count += count;
+            }
+            if n < TOUCH_BATCH {
+                break;
+            }
         }
         for &(key, start, len) in &part.client_names {
             if let Some(e) = self.clients.map.get_mut(&key)
