@@ -4,6 +4,7 @@
 #   bash benches/scripts/serve_load.sh                 # 5 s per phase, 64 connections, 2 threads
 #   DURATION=10s CONNS=128 bash benches/scripts/serve_load.sh
 #   WEFT_BIN=path/to/weft STORES=sqlite bash benches/scripts/serve_load.sh
+#   PHASES=accepted STORES="memory sqlite" bash benches/scripts/serve_load.sh   # some phases only
 #   PG_URL=postgres://... STORES=postgres bash benches/scripts/serve_load.sh   # a fresh schema per phase
 #
 # For each store (STORES="memory sqlite": `--in-memory`, and `--db` on a fresh SQLite file with
@@ -21,6 +22,7 @@ DURATION=${DURATION:-5s}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 STORES=${STORES:-memory sqlite}
+PHASES=${PHASES:-accepted rejected get}
 command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 2; }
 if [ -z "${WEFT_BIN:-}" ]; then
   cargo build --release -p weft-cli --bin weft >&2
@@ -130,9 +132,12 @@ finished_job() {
 echo "wrk -t$THREADS -c$CONNS -d$DURATION; server: 2 workers, 500 ms jobs; $(nproc) CPUs"
 echo '| store | phase | req/s | p50 | p99 | status codes | server CPU | commit thread CPU | peak RSS | load avg |'
 echo '|---|---|---:|---:|---:|---|---:|---:|---:|---|'
+wanted() { case " $PHASES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 for store in $STORES; do
-  phase "$store" accepted 100000000 "$DIR/post.lua" /api/jobs
+  if wanted accepted; then phase "$store" accepted 100000000 "$DIR/post.lua" /api/jobs; fi
   # The shared queue is the table: it has no per-node room to fill.
-  [ "$store" = postgres ] || phase "$store" rejected 1 "$DIR/post.lua" /api/jobs fill_queue
-  phase "$store" get 100 "$DIR/report.lua" /api/jobs/done finished_job
+  if wanted rejected && [ "$store" != postgres ]; then
+    phase "$store" rejected 1 "$DIR/post.lua" /api/jobs fill_queue
+  fi
+  if wanted get; then phase "$store" get 100 "$DIR/report.lua" /api/jobs/done finished_job; fi
 done

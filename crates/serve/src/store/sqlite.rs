@@ -14,6 +14,22 @@
 //! Reads use a second connection: in WAL mode they see every committed batch and never wait
 //! for the writer.
 //!
+//! # Checkpoints
+//!
+//! SQLite's own checkpoints run on the connection that commits, so they would stall every
+//! request waiting for the next batch: each one copies the WAL's pages back into the database
+//! file and fsyncs both files (several milliseconds on a virtual disk). Here the writer never
+//! checkpoints on its own: a checkpointer thread with a connection of its own copies the WAL
+//! back every [`CHECKPOINT_EVERY`] frames while the committer goes on writing (a passive
+//! checkpoint takes no lock a writer needs). A passive checkpoint alone never lets the WAL
+//! start over under steady load (the writer has always appended more frames by the time it
+//! ends), so once the WAL holds [`RESTART_AT`] frames the checkpointer pauses the committer
+//! between batches and copies the few frames written meanwhile; the next commit then writes
+//! from the start of the WAL again. Should the checkpointer fall behind (or a reader hold an
+//! old snapshot), the committer checkpoints itself once the WAL passes
+//! [`WRITER_CHECKPOINTS_AT`] frames, so the WAL stays bounded. Checkpoints change where a
+//! committed page lies, never whether it is committed: durability is the commit's.
+//!
 //! # Answers of finished jobs
 //!
 //! A job's final state never changes (the first final state wins) until the job is purged, so
@@ -25,6 +41,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroUsize;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -98,7 +115,24 @@ pub struct SqliteStore {
     reader: Arc<Mutex<Connection>>,
     commits: mpsc::Sender<Pending>,
     rendered: Arc<Mutex<Rendered>>,
+    /// Frames in the WAL after the last commit (the tests watch the WAL start over).
+    #[cfg(test)]
+    wal_frames: Arc<AtomicU32>,
 }
+
+/// The checkpointer copies the WAL back each time it has grown by this many frames (pages):
+/// half of SQLite's own automatic checkpoint, as the copy no longer holds up commits.
+pub(crate) const CHECKPOINT_EVERY: u32 = 500;
+
+/// Once the WAL holds this many frames, the checkpointer finishes its pass with the committer
+/// paused, so that the WAL starts over (one pause of about two fsyncs per this many frames).
+pub(crate) const RESTART_AT: u32 = 2000;
+
+/// Past this many frames the committer checkpoints itself (the checkpointer is behind).
+pub(crate) const WRITER_CHECKPOINTS_AT: u32 = 16_000;
+
+/// The WAL file is cut back to this size when it starts over after a burst made it larger.
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
 
 /// How many finished jobs' answers [`SqliteStore`] keeps rendered.
 pub(crate) const RENDERED_CAPACITY: usize = 4096;
@@ -201,13 +235,23 @@ impl SqliteStore {
     /// # }
     /// ```
     pub fn open(path: &Path, config: SqliteConfig) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path, config, true)
+    }
+
+    /// [`open`](SqliteStore::open); without `checkpointer`, only the committer's own
+    /// checkpoints past [`WRITER_CHECKPOINTS_AT`] keep the WAL bounded (for the tests).
+    fn open_with(
+        path: &Path,
+        config: SqliteConfig,
+        checkpointer: bool,
+    ) -> Result<SqliteStore, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| StoreError::Create {
                 path: parent.display().to_string(),
                 source,
             })?;
         }
-        let writer = Connection::open(path)?;
+        let mut writer = Connection::open(path)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         writer.pragma_update(
             None,
@@ -215,21 +259,51 @@ impl SqliteStore {
             if config.full_sync { "FULL" } else { "NORMAL" },
         )?;
         writer.busy_timeout(Duration::from_secs(5))?;
+        writer.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         writer.execute_batch(SCHEMA)?;
+        // The hook takes the place of SQLite's automatic checkpoint on this connection.
+        let frames = Arc::new(AtomicU32::new(0));
+        let hooked = Arc::clone(&frames);
+        writer.wal_hook(Some(
+            move |_: &mut rusqlite::hooks::Wal, n: std::ffi::c_int| {
+                hooked.store(u32::try_from(n).unwrap_or(0), Ordering::Relaxed);
+                Ok(())
+            },
+        ))?;
         let reader = Connection::open(path)?;
         reader.busy_timeout(Duration::from_secs(5))?;
+        let copier = Connection::open(path)?;
         let writer = Arc::new(Mutex::new(writer));
+        let (wake, woken) = mpsc::sync_channel(1);
+        if checkpointer {
+            let paused = Arc::clone(&writer);
+            std::thread::Builder::new()
+                .name("weft-serve-ckpt".into())
+                .spawn(move || run_checkpointer(&copier, &paused, &woken))
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot start the checkpointer: {e}"))
+                })?;
+        }
+        let checkpoints = Checkpoints {
+            frames: Arc::clone(&frames),
+            wake,
+            woken_at: 0,
+            last: 0,
+            writer_at: WRITER_CHECKPOINTS_AT,
+        };
         let (commits, queue) = mpsc::channel();
         let conn = Arc::clone(&writer);
         std::thread::Builder::new()
             .name("weft-serve-commit".into())
-            .spawn(move || committer(&conn, &queue, config))
+            .spawn(move || committer(&conn, &queue, config, checkpoints))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the committer: {e}")))?;
         Ok(SqliteStore {
             writer,
             reader: Arc::new(Mutex::new(reader)),
             commits,
             rendered: Arc::default(),
+            #[cfg(test)]
+            wal_frames: frames,
         })
     }
 
@@ -468,9 +542,76 @@ impl JobStore for SqliteStore {
     }
 }
 
+/// The committer's side of the checkpoints: it wakes the checkpointer as the WAL grows, and
+/// checkpoints itself only past [`WRITER_CHECKPOINTS_AT`].
+struct Checkpoints {
+    /// Frames in the WAL after the writer's last commit, from its WAL hook.
+    frames: Arc<AtomicU32>,
+    wake: mpsc::SyncSender<()>,
+    /// The WAL's frames when the checkpointer was last woken.
+    woken_at: u32,
+    /// The WAL's frames after the previous commit: fewer now means the WAL started over.
+    last: u32,
+    /// The committer checkpoints itself once the WAL holds this many frames.
+    writer_at: u32,
+}
+
+impl Checkpoints {
+    /// Called by the committer after each batch, with the writer connection.
+    fn after_commit(&mut self, conn: &Connection) {
+        let n = self.frames.load(Ordering::Relaxed);
+        if n < self.last {
+            self.woken_at = 0;
+            self.writer_at = WRITER_CHECKPOINTS_AT;
+        }
+        self.last = n;
+        // A full channel means a wake-up is already pending: nothing is lost.
+        if n >= self.woken_at.saturating_add(CHECKPOINT_EVERY) && self.wake.try_send(()).is_ok() {
+            self.woken_at = n;
+        }
+        if n >= self.writer_at {
+            if let Err(e) = checkpoint(conn) {
+                tracing::warn!(error = %e, "job database checkpoint failed");
+            }
+            // Not again at every commit if a reader keeps the WAL from starting over.
+            self.writer_at = n.saturating_add(RESTART_AT);
+        }
+    }
+}
+
+/// A passive checkpoint on `conn`: copies what it can of the WAL into the database file
+/// without waiting for anyone. Returns the WAL's frames.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+}
+
+/// The checkpointer thread: a passive checkpoint each time the committer wakes it; past
+/// [`RESTART_AT`] frames, a second one with the committer paused (holding the writer's lock
+/// between batches), so the WAL is all copied and the next commit starts it over. Ends with
+/// the committer.
+fn run_checkpointer(conn: &Connection, writer: &Mutex<Connection>, woken: &mpsc::Receiver<()>) {
+    while woken.recv().is_ok() {
+        match checkpoint(conn) {
+            Ok(frames) if frames >= i64::from(RESTART_AT) => {
+                let _paused = writer.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = checkpoint(conn) {
+                    tracing::warn!(error = %e, "job database checkpoint failed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "job database checkpoint failed"),
+        }
+    }
+}
+
 /// The committer thread: gathers writes into batches and commits each batch in one
 /// transaction, until every [`SqliteStore`] clone is gone.
-fn committer(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Pending>, config: SqliteConfig) {
+fn committer(
+    conn: &Mutex<Connection>,
+    queue: &mpsc::Receiver<Pending>,
+    config: SqliteConfig,
+    mut checkpoints: Checkpoints,
+) {
     let max = config.commit_batch.get();
     let mut batch = Vec::with_capacity(max.min(1024));
     while let Ok(first) = queue.recv() {
@@ -507,6 +648,7 @@ fn committer(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Pending>, config: 
                 }
             }
         }
+        checkpoints.after_commit(&conn);
     }
 }
 
@@ -654,6 +796,86 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.get("next").await.unwrap().unwrap().data, data);
+    }
+
+    /// Inserts jobs one at a time until the WAL has started over `times` times (or `limit`
+    /// inserts); returns the most frames the WAL held before each start, and the jobs inserted.
+    async fn frames_before_each_restart(
+        store: &SqliteStore,
+        times: usize,
+        limit: usize,
+    ) -> (Vec<u32>, u64) {
+        let mut peaks = Vec::new();
+        let mut last = 0;
+        let mut inserted = 0;
+        for i in 0..limit {
+            let data = json!({"recipients": ["a"], "message": "m".repeat(300), "channel": "sms"});
+            store
+                .insert(NewJob::new(format!("job-{i:06}"), "notification", 1, data))
+                .await
+                .unwrap();
+            inserted += 1;
+            let n = store.wal_frames.load(Ordering::Relaxed);
+            if n < last {
+                peaks.push(last);
+                if peaks.len() == times {
+                    break;
+                }
+            }
+            last = n;
+        }
+        (peaks, inserted)
+    }
+
+    #[tokio::test]
+    async fn the_commit_path_never_checkpoints_and_the_wal_still_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open(&dir.path().join("jobs.db"), SqliteConfig::default()).unwrap();
+        // SQLite's automatic checkpoint (its default WAL hook) is off on the writer: a commit
+        // never copies the WAL back, nor fsyncs for it.
+        let automatic: i64 = store
+            .writer
+            .lock()
+            .unwrap()
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(automatic, 0);
+        // Yet the WAL is copied back and starts over, again and again.
+        let (peaks, inserted) = frames_before_each_restart(&store, 5, 200_000).await;
+        assert_eq!(peaks.len(), 5, "the WAL never started over: {peaks:?}");
+        // Past WRITER_CHECKPOINTS_AT, only a checkpointer in the middle of a pass can keep
+        // the committer's own checkpoint from finishing, and not for long.
+        assert!(
+            peaks.iter().all(|&p| p < 2 * WRITER_CHECKPOINTS_AT),
+            "the WAL grew without bound: {peaks:?}"
+        );
+        // Copied back and started over, the WAL lost no job.
+        assert_eq!(
+            store.counts().await.unwrap(),
+            vec![(JobStatus::Queued, inserted)]
+        );
+    }
+
+    #[tokio::test]
+    async fn without_the_checkpointer_the_committer_keeps_the_wal_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open_with(&dir.path().join("jobs.db"), SqliteConfig::default(), false)
+                .unwrap();
+        let (peaks, inserted) = frames_before_each_restart(&store, 2, 200_000).await;
+        assert_eq!(peaks.len(), 2, "the WAL never started over: {peaks:?}");
+        // One commit of one job writes a handful of frames past the threshold, no more.
+        assert!(
+            peaks
+                .iter()
+                .all(|&p| (WRITER_CHECKPOINTS_AT..WRITER_CHECKPOINTS_AT + 16).contains(&p)),
+            "{peaks:?}"
+        );
+        assert_eq!(
+            store.counts().await.unwrap(),
+            vec![(JobStatus::Queued, inserted)]
+        );
     }
 
     #[tokio::test]
