@@ -225,9 +225,8 @@ impl<K: Hash + Eq + Copy + Default, V: Default> Table<K, V> {
     }
 
     /// Every entry, leaving the table empty.
-    pub(crate) fn drain(&mut self) -> std::vec::IntoIter<(K, V)> {
-        let out: Vec<(K, V)> = std::mem::take(self).into_iter().collect();
-        out.into_iter()
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (K, V)> + use<K, V> {
+        std::mem::take(self).into_iter()
     }
 
     pub(crate) fn into_iter(self) -> impl Iterator<Item = (K, V)> {
